@@ -1,0 +1,430 @@
+/*
+ * svd.c — the SVD workspace, the per-snapshot factor (Q, Vᵀ, σ), stability
+ * and principal angles. Formulas: docs/metrics.md.
+ *
+ * Legend: rows×cols is the stored (row-major) shape; m×n (m >= n) the tall
+ * orientation; every internal matrix is column-major with leading dimension
+ * equal to its row count (A[i + j*m]). "elem" is float or double according
+ * to the precision of the workspace/factor.
+ */
+#include "oialr/metrics.h"
+
+#include <cblas.h>
+#include <lapacke.h>
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+/* --------------------------------------------------------------------------- */
+
+struct oialr_svd_ws {
+    int prec;
+    size_t esz;              /* sizeof(float) or sizeof(double) */
+    void *a;    size_t a_n;  /* copy of the input, m×n; later P_a */
+    void *u;    size_t u_n;  /* U, m×n; later P_b / M */
+    void *c;    size_t c_n;  /* k×k cosine matrix P_aᵀ P_b */
+    void *s;    size_t s_n;  /* singular values, n */
+    void *s2;   size_t s2_n; /* cosines, n */
+    void *work; size_t work_n;
+    lapack_int *iwork; size_t iwork_n;
+    int64_t last_m, last_n;  /* shape the work size was queried for */
+    size_t last_lwork;
+    int64_t fallbacks;
+};
+
+struct oialr_factor {
+    int prec;
+    size_t esz;
+    int64_t rows, cols, m, n;
+    int transposed;          /* 1: W = storedᵀ (rows < cols) */
+    int valid;
+    int64_t rank;
+    void *q;                 /* m×n */
+    void *vt;                /* n×n, row i = v_iᵀ */
+    double *sigma;           /* n */
+};
+
+static size_t prec_size(int prec) { return prec == OIALR_PREC_F64 ? sizeof(double) : sizeof(float); }
+
+/* Grow *buf to hold n elements of size esz (never shrinks). */
+static int grow(void **buf, size_t *cap, size_t n, size_t esz) {
+    if (n <= *cap) return OIALR_OK;
+    size_t bytes;
+    if (oialr_mul_size(n, esz, &bytes)) return oialr_seterr(OIALR_ERR_OVERFLOW, "svd workspace: %zu elements overflow", n);
+    void *p = realloc(*buf, bytes);
+    if (!p) return oialr_seterr(OIALR_ERR_NOMEM, "svd workspace: cannot allocate %zu bytes", bytes);
+    *buf = p;
+    *cap = n;
+    return OIALR_OK;
+}
+
+int oialr_svd_ws_new(oialr_svd_ws **ws, int prec) {
+    if (!ws || (prec != OIALR_PREC_F32 && prec != OIALR_PREC_F64))
+        return oialr_seterr(OIALR_ERR_ARG, "oialr_svd_ws_new: bad precision %d", prec);
+    *ws = calloc(1, sizeof **ws);
+    if (!*ws) return oialr_seterr(OIALR_ERR_NOMEM, "oialr_svd_ws_new: out of memory");
+    (*ws)->prec = prec;
+    (*ws)->esz = prec_size(prec);
+    (*ws)->last_m = (*ws)->last_n = -1;
+    return OIALR_OK;
+}
+
+void oialr_svd_ws_free(oialr_svd_ws *ws) {
+    if (!ws) return;
+    free(ws->a); free(ws->u); free(ws->c); free(ws->s); free(ws->s2);
+    free(ws->work); free(ws->iwork);
+    free(ws);
+}
+
+size_t oialr_svd_ws_bytes(const oialr_svd_ws *ws) {
+    if (!ws) return 0;
+    return (ws->a_n + ws->u_n + ws->c_n + ws->s_n + ws->s2_n + ws->work_n) * ws->esz +
+           ws->iwork_n * sizeof(lapack_int) + sizeof *ws;
+}
+
+int64_t oialr_svd_ws_fallbacks(const oialr_svd_ws *ws) { return ws ? ws->fallbacks : 0; }
+
+/* Optimal LAPACK work size (elements) for gesdd('S'), gesvd('S','S') on m×n
+ * and gesdd('N') on m×k for any k <= n. */
+static int query_lwork(int prec, int64_t m, int64_t n, size_t *lwork) {
+    lapack_int M = (lapack_int)m, N = (lapack_int)n, info;
+    lapack_int iw[1];
+    double best = 0;
+    if (prec == OIALR_PREC_F64) {
+        double w = 0, d = 0;
+        info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'S', M, N, &d, M, &d, &d, M, &d, N, &w, -1, iw);
+        OIALR_ASSERT(info == 0);
+        best = fmax(best, w);
+        info = LAPACKE_dgesvd_work(LAPACK_COL_MAJOR, 'S', 'S', M, N, &d, M, &d, &d, M, &d, N, &w, -1);
+        OIALR_ASSERT(info == 0);
+        best = fmax(best, w);
+        info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'N', M, N, &d, M, &d, &d, 1, &d, 1, &w, -1, iw);
+        OIALR_ASSERT(info == 0);
+        best = fmax(best, w);
+    } else {
+        float w = 0, d = 0;
+        info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'S', M, N, &d, M, &d, &d, M, &d, N, &w, -1, iw);
+        OIALR_ASSERT(info == 0);
+        best = fmax(best, w);
+        info = LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, 'S', 'S', M, N, &d, M, &d, &d, M, &d, N, &w, -1);
+        OIALR_ASSERT(info == 0);
+        best = fmax(best, w);
+        info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'N', M, N, &d, M, &d, &d, 1, &d, 1, &w, -1, iw);
+        OIALR_ASSERT(info == 0);
+        best = fmax(best, w);
+    }
+    /* gesdd('N') on m×k, k < n, needs at most 3k + max(m, 7k) <= the above;
+     * a little slack guards against float rounding of the returned size. */
+    *lwork = (size_t)best + 16 + 8 * (size_t)n;
+    return OIALR_OK;
+}
+
+/* Size for the tall shape m×n. */
+static int ws_reserve_tall(oialr_svd_ws *ws, int64_t m, int64_t n) {
+    if (m == ws->last_m && n == ws->last_n) return OIALR_OK;
+    if ((int64_t)(lapack_int)m != m || (int64_t)(lapack_int)n != n)
+        return oialr_seterr(OIALR_ERR_OVERFLOW, "matrix %lldx%lld too large for LAPACK ints", (long long)m, (long long)n);
+    size_t mn, nn, lwork;
+    int rc;
+    if ((rc = oialr_mul_size((size_t)m, (size_t)n, &mn)) || (rc = oialr_mul_size((size_t)n, (size_t)n, &nn)))
+        return oialr_seterr(rc, "matrix %lldx%lld: size overflow", (long long)m, (long long)n);
+    if ((rc = query_lwork(ws->prec, m, n, &lwork))) return rc;
+    if ((rc = grow(&ws->a, &ws->a_n, mn, ws->esz)) || (rc = grow(&ws->u, &ws->u_n, mn, ws->esz)) ||
+        (rc = grow(&ws->c, &ws->c_n, nn, ws->esz)) || (rc = grow(&ws->s, &ws->s_n, (size_t)n, ws->esz)) ||
+        (rc = grow(&ws->s2, &ws->s2_n, (size_t)n, ws->esz)) ||
+        (rc = grow(&ws->work, &ws->work_n, lwork, ws->esz)) ||
+        (rc = grow((void **)&ws->iwork, &ws->iwork_n, 8 * (size_t)n, sizeof(lapack_int))))
+        return rc;
+    ws->last_m = m;
+    ws->last_n = n;
+    ws->last_lwork = ws->work_n;
+    return OIALR_OK;
+}
+
+int oialr_svd_ws_reserve(oialr_svd_ws *ws, int64_t rows, int64_t cols) {
+    if (!ws || rows <= 0 || cols <= 0)
+        return oialr_seterr(OIALR_ERR_ARG, "oialr_svd_ws_reserve: bad shape %lldx%lld", (long long)rows, (long long)cols);
+    return ws_reserve_tall(ws, rows >= cols ? rows : cols, rows >= cols ? cols : rows);
+}
+
+/* --------------------------------------------------------------------------- */
+
+int oialr_factor_new(oialr_factor **f, int64_t rows, int64_t cols, int prec) {
+    if (!f) return oialr_seterr(OIALR_ERR_ARG, "oialr_factor_new: NULL");
+    *f = NULL;
+    if (rows <= 0 || cols <= 0)
+        return oialr_seterr(OIALR_ERR_ARG, "oialr_factor_new: bad shape %lldx%lld", (long long)rows, (long long)cols);
+    if (prec != OIALR_PREC_F32 && prec != OIALR_PREC_F64)
+        return oialr_seterr(OIALR_ERR_ARG, "oialr_factor_new: bad precision %d", prec);
+    oialr_factor *p = calloc(1, sizeof *p);
+    if (!p) return oialr_seterr(OIALR_ERR_NOMEM, "oialr_factor_new: out of memory");
+    p->prec = prec;
+    p->esz = prec_size(prec);
+    p->rows = rows;
+    p->cols = cols;
+    p->transposed = rows < cols;
+    p->m = p->transposed ? cols : rows;
+    p->n = p->transposed ? rows : cols;
+    size_t mn, nn, qb, vb, sb;
+    if (oialr_mul_size((size_t)p->m, (size_t)p->n, &mn) || oialr_mul_size((size_t)p->n, (size_t)p->n, &nn) ||
+        oialr_mul_size(mn, p->esz, &qb) || oialr_mul_size(nn, p->esz, &vb) ||
+        oialr_mul_size((size_t)p->n, sizeof(double), &sb)) {
+        free(p);
+        return oialr_seterr(OIALR_ERR_OVERFLOW, "oialr_factor_new: %lldx%lld overflows", (long long)rows, (long long)cols);
+    }
+    p->q = malloc(qb);
+    p->vt = malloc(vb);
+    p->sigma = malloc(sb);
+    if (!p->q || !p->vt || !p->sigma) {
+        oialr_factor_free(p);
+        return oialr_seterr(OIALR_ERR_NOMEM, "oialr_factor_new: cannot allocate %lldx%lld", (long long)rows, (long long)cols);
+    }
+    *f = p;
+    return OIALR_OK;
+}
+
+void oialr_factor_free(oialr_factor *f) {
+    if (!f) return;
+    free(f->q); free(f->vt); free(f->sigma);
+    free(f);
+}
+
+size_t oialr_factor_bytes(const oialr_factor *f) {
+    if (!f) return 0;
+    return (size_t)(f->m * f->n + f->n * f->n) * f->esz + (size_t)f->n * sizeof(double) + sizeof *f;
+}
+
+int64_t oialr_factor_m(const oialr_factor *f) { return f->m; }
+int64_t oialr_factor_n(const oialr_factor *f) { return f->n; }
+int64_t oialr_factor_rank(const oialr_factor *f) { return f->valid ? f->rank : 0; }
+int oialr_factor_valid(const oialr_factor *f) { return f && f->valid; }
+const double *oialr_factor_sigma(const oialr_factor *f) { return f && f->valid ? f->sigma : NULL; }
+
+int oialr_factor_polar(const oialr_factor *f, double *q) {
+    if (!f || !q || !f->valid) return oialr_seterr(OIALR_ERR_ARG, "oialr_factor_polar: invalid factor");
+    size_t mn = (size_t)(f->m * f->n);
+    if (f->prec == OIALR_PREC_F64) memcpy(q, f->q, mn * sizeof(double));
+    else for (size_t i = 0; i < mn; i++) q[i] = ((const float *)f->q)[i];
+    return OIALR_OK;
+}
+
+/* Copy the stored row-major rows×cols matrix into the column-major tall
+ * m×n buffer dst, converting type; return the number of non-finite values.
+ * The finiteness test accumulates x - x, which is 0 for finite x and NaN
+ * for Inf/NaN, so the loop stays branch-free. */
+#define COPY_TALL(NAME, DT, ST)                                                        \
+    static int64_t NAME(DT *restrict dst, const ST *restrict src, int64_t rows, int64_t cols) { \
+        double acc = 0;                                                                 \
+        if (rows < cols) { /* W = storedᵀ: column-major m×n (m=cols) is the same memory */ \
+            size_t total = (size_t)(rows * cols);                                       \
+            for (size_t i = 0; i < total; i++) { ST x = src[i]; acc += (double)(x - x); dst[i] = (DT)x; } \
+        } else { /* W = stored: transpose row-major into column-major, in blocks */     \
+            const int64_t B = 32, m = rows;                                             \
+            for (int64_t i0 = 0; i0 < rows; i0 += B)                                   \
+                for (int64_t j0 = 0; j0 < cols; j0 += B) {                              \
+                    int64_t i1 = i0 + B < rows ? i0 + B : rows;                         \
+                    int64_t j1 = j0 + B < cols ? j0 + B : cols;                         \
+                    for (int64_t i = i0; i < i1; i++)                                   \
+                        for (int64_t j = j0; j < j1; j++) {                             \
+                            ST x = src[i * cols + j];                                   \
+                            acc += (double)(x - x);                                     \
+                            dst[i + j * m] = (DT)x;                                     \
+                        }                                                               \
+                }                                                                       \
+        }                                                                               \
+        if (acc == 0) return 0;                                                         \
+        int64_t bad = 0;                                                                \
+        size_t total = (size_t)(rows * cols);                                           \
+        for (size_t i = 0; i < total; i++) bad += !isfinite((double)src[i]);            \
+        return bad;                                                                     \
+    }
+COPY_TALL(copy_ff, float, float)
+COPY_TALL(copy_fd, float, double)
+COPY_TALL(copy_df, double, float)
+COPY_TALL(copy_dd, double, double)
+
+static int64_t copy_input(const oialr_factor *f, oialr_svd_ws *ws, const void *w, int src_f64) {
+    if (f->prec == OIALR_PREC_F64)
+        return src_f64 ? copy_dd(ws->a, w, f->rows, f->cols) : copy_df(ws->a, w, f->rows, f->cols);
+    return src_f64 ? copy_fd(ws->a, w, f->rows, f->cols) : copy_ff(ws->a, w, f->rows, f->cols);
+}
+
+/* gesdd('S') of ws->a into ws->s, ws->u, f->vt; on non-convergence recopy
+ * the input and use gesvd. */
+static int factor_svd(oialr_factor *f, oialr_svd_ws *ws, const void *w, int src_f64) {
+    lapack_int M = (lapack_int)f->m, N = (lapack_int)f->n, info;
+    lapack_int lw = (lapack_int)ws->work_n;
+    if (f->prec == OIALR_PREC_F64)
+        info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'S', M, N, ws->a, M, ws->s, ws->u, M, f->vt, N, ws->work, lw, ws->iwork);
+    else
+        info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'S', M, N, ws->a, M, ws->s, ws->u, M, f->vt, N, ws->work, lw, ws->iwork);
+    OIALR_ASSERT(info >= 0);
+    if (info == 0) return OIALR_OK;
+    ws->fallbacks++;
+    oialr_log(OIALR_LOG_DEBUG, "gesdd did not converge (info=%d) on %lldx%lld; using gesvd", (int)info,
+              (long long)f->rows, (long long)f->cols);
+    copy_input(f, ws, w, src_f64);
+    if (f->prec == OIALR_PREC_F64)
+        info = LAPACKE_dgesvd_work(LAPACK_COL_MAJOR, 'S', 'S', M, N, ws->a, M, ws->s, ws->u, M, f->vt, N, ws->work, lw);
+    else
+        info = LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, 'S', 'S', M, N, ws->a, M, ws->s, ws->u, M, f->vt, N, ws->work, lw);
+    OIALR_ASSERT(info >= 0);
+    if (info > 0)
+        return oialr_seterr(OIALR_ERR_NUMERIC, "SVD of %lldx%lld did not converge (gesdd and gesvd, info=%d)",
+                            (long long)f->rows, (long long)f->cols, (int)info);
+    return OIALR_OK;
+}
+
+static int factor_compute(oialr_factor *f, oialr_svd_ws *ws, const void *w, int src_f64) {
+    if (!f || !ws || !w) return oialr_seterr(OIALR_ERR_ARG, "oialr_factor_compute: NULL argument");
+    if (ws->prec != f->prec)
+        return oialr_seterr(OIALR_ERR_MISMATCH, "oialr_factor_compute: workspace and factor precisions differ");
+    f->valid = 0;
+    int rc = ws_reserve_tall(ws, f->m, f->n);
+    if (rc) return rc;
+    int64_t bad = copy_input(f, ws, w, src_f64);
+    if (bad)
+        return oialr_seterr(OIALR_ERR_NUMERIC, "%lld non-finite value(s) (NaN/Inf) in %lldx%lld matrix", (long long)bad,
+                            (long long)f->rows, (long long)f->cols);
+    if ((rc = factor_svd(f, ws, w, src_f64))) return rc;
+
+    int64_t n = f->n, m = f->m, r = 0;
+    for (int64_t i = 0; i < n; i++)
+        f->sigma[i] = f->prec == OIALR_PREC_F64 ? ((double *)ws->s)[i] : (double)((float *)ws->s)[i];
+    double eps = f->prec == OIALR_PREC_F64 ? DBL_EPSILON : FLT_EPSILON;
+    double tol = (double)m * eps * f->sigma[0];
+    if (f->sigma[0] > 0)
+        while (r < n && f->sigma[r] > tol) r++;
+    f->rank = r;
+    /* Q = U_r Vᵀ_r (m×n) */
+    if (r == 0) {
+        memset(f->q, 0, (size_t)(m * n) * f->esz);
+    } else if (f->prec == OIALR_PREC_F64) {
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)r, 1.0, ws->u, (int)m, f->vt,
+                    (int)n, 0.0, f->q, (int)m);
+    } else {
+        cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)r, 1.0f, ws->u, (int)m, f->vt,
+                    (int)n, 0.0f, f->q, (int)m);
+    }
+    f->valid = 1;
+    return OIALR_OK;
+}
+
+int oialr_factor_compute(oialr_factor *f, oialr_svd_ws *ws, const float *w) { return factor_compute(f, ws, w, 0); }
+int oialr_factor_compute_f64(oialr_factor *f, oialr_svd_ws *ws, const double *w) { return factor_compute(f, ws, w, 1); }
+
+/* --------------------------------------------------------------------------- */
+
+static int check_pair(const oialr_factor *a, const oialr_factor *b, const char *who) {
+    if (!a || !b) return oialr_seterr(OIALR_ERR_ARG, "%s: NULL factor", who);
+    if (!a->valid || !b->valid) return oialr_seterr(OIALR_ERR_ARG, "%s: factor not computed (or failed)", who);
+    if (a->rows != b->rows || a->cols != b->cols)
+        return oialr_seterr(OIALR_ERR_MISMATCH, "%s: shapes differ (%lldx%lld vs %lldx%lld)", who, (long long)a->rows,
+                            (long long)a->cols, (long long)b->rows, (long long)b->cols);
+    if (a->prec != b->prec) return oialr_seterr(OIALR_ERR_MISMATCH, "%s: precisions differ", who);
+    return OIALR_OK;
+}
+
+int oialr_stability(const oialr_factor *a, const oialr_factor *b, double *s) {
+    int rc = check_pair(a, b, "oialr_stability");
+    if (rc) return rc;
+    if (!s) return oialr_seterr(OIALR_ERR_ARG, "oialr_stability: NULL output");
+    size_t mn = (size_t)(a->m * a->n);
+    double acc = 0;
+    if (a->prec == OIALR_PREC_F64) {
+        const double *x = a->q, *y = b->q;
+        for (size_t i = 0; i < mn; i++) acc += x[i] * y[i];
+    } else {
+        /* four partial sums in double: vectorisable, and no float rounding */
+        const float *x = a->q, *y = b->q;
+        double p0 = 0, p1 = 0, p2 = 0, p3 = 0;
+        size_t i = 0;
+        for (; i + 4 <= mn; i += 4) {
+            p0 += (double)x[i] * y[i];
+            p1 += (double)x[i + 1] * y[i + 1];
+            p2 += (double)x[i + 2] * y[i + 2];
+            p3 += (double)x[i + 3] * y[i + 3];
+        }
+        for (; i < mn; i++) p0 += (double)x[i] * y[i];
+        acc = (p0 + p1) + (p2 + p3);
+    }
+    *s = acc / (double)a->n;
+    return OIALR_OK;
+}
+
+/* P = top-k basis of one side into dst (d×k column-major). */
+static void side_basis(const oialr_factor *f, int side, int64_t k, void *dst) {
+    int m = (int)f->m, n = (int)f->n, kk = (int)k;
+    if (side == OIALR_SIDE_LEFT) { /* U_k = Q V_k = Q (Vᵀ[0:k, :])ᵀ */
+        if (f->prec == OIALR_PREC_F64)
+            cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, m, kk, n, 1.0, f->q, m, f->vt, n, 0.0, dst, m);
+        else
+            cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, m, kk, n, 1.0f, f->q, m, f->vt, n, 0.0f, dst, m);
+    } else { /* V_k: column j = row j of Vᵀ */
+        for (int j = 0; j < kk; j++)
+            for (int i = 0; i < n; i++) {
+                if (f->prec == OIALR_PREC_F64) ((double *)dst)[i + (size_t)j * n] = ((const double *)f->vt)[j + (size_t)i * n];
+                else ((float *)dst)[i + (size_t)j * n] = ((const float *)f->vt)[j + (size_t)i * n];
+            }
+    }
+}
+
+int oialr_principal_angles(oialr_svd_ws *ws, const oialr_factor *a, const oialr_factor *b, int side, int64_t k,
+                           double *theta, int64_t *k_used) {
+    int rc = check_pair(a, b, "oialr_principal_angles");
+    if (rc) return rc;
+    if (!ws || !k_used || (k > 0 && !theta) || k < 0 || (side != OIALR_SIDE_LEFT && side != OIALR_SIDE_RIGHT))
+        return oialr_seterr(OIALR_ERR_ARG, "oialr_principal_angles: bad argument (k=%lld, side=%d)", (long long)k, side);
+    if (ws->prec != a->prec) return oialr_seterr(OIALR_ERR_MISMATCH, "oialr_principal_angles: workspace precision differs");
+    if (k > a->rank) k = a->rank;
+    if (k > b->rank) k = b->rank;
+    *k_used = k;
+    if (k == 0) return OIALR_OK;
+    if ((rc = ws_reserve_tall(ws, a->m, a->n))) return rc;
+
+    lapack_int d = (lapack_int)(side == OIALR_SIDE_LEFT ? a->m : a->n), K = (lapack_int)k, info;
+    lapack_int lw = (lapack_int)ws->work_n;
+    side_basis(a, side, k, ws->a);
+    side_basis(b, side, k, ws->u);
+    if (a->prec == OIALR_PREC_F64) {
+        double *pa = ws->a, *pb = ws->u, *c = ws->c, *sn = ws->s, *cs = ws->s2, dummy = 0;
+        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, K, K, d, 1.0, pa, d, pb, d, 0.0, c, K);
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, d, K, K, -1.0, pa, d, c, K, 1.0, pb, d);
+        info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'N', d, K, pb, d, sn, &dummy, 1, &dummy, 1, ws->work, lw, ws->iwork);
+        OIALR_ASSERT(info >= 0);
+        if (info == 0)
+            info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'N', K, K, c, K, cs, &dummy, 1, &dummy, 1, ws->work, lw, ws->iwork);
+        OIALR_ASSERT(info >= 0);
+        if (info > 0) return oialr_seterr(OIALR_ERR_NUMERIC, "principal angles: SVD did not converge");
+        for (int64_t i = 0; i < k; i++) {
+            double c_i = cs[i], s_i = sn[k - 1 - i];
+            theta[i] = c_i * c_i >= 0.5 ? asin(fmin(1.0, s_i)) : acos(fmin(1.0, fmax(0.0, c_i)));
+        }
+    } else {
+        float *pa = ws->a, *pb = ws->u, *c = ws->c, *sn = ws->s, *cs = ws->s2, dummy = 0;
+        cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, K, K, d, 1.0f, pa, d, pb, d, 0.0f, c, K);
+        cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, d, K, K, -1.0f, pa, d, c, K, 1.0f, pb, d);
+        info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'N', d, K, pb, d, sn, &dummy, 1, &dummy, 1, ws->work, lw, ws->iwork);
+        OIALR_ASSERT(info >= 0);
+        if (info == 0)
+            info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'N', K, K, c, K, cs, &dummy, 1, &dummy, 1, ws->work, lw, ws->iwork);
+        OIALR_ASSERT(info >= 0);
+        if (info > 0) return oialr_seterr(OIALR_ERR_NUMERIC, "principal angles: SVD did not converge");
+        for (int64_t i = 0; i < k; i++) {
+            double c_i = cs[i], s_i = sn[k - 1 - i];
+            theta[i] = c_i * c_i >= 0.5 ? asin(fmin(1.0, s_i)) : acos(fmin(1.0, fmax(0.0, c_i)));
+        }
+    }
+    /* ascending order, in case rounding at the asin/acos seam swapped two */
+    for (int64_t i = 1; i < k; i++)
+        for (int64_t j = i; j > 0 && theta[j] < theta[j - 1]; j--) {
+            double t = theta[j]; theta[j] = theta[j - 1]; theta[j - 1] = t;
+        }
+    return OIALR_OK;
+}
+
+double oialr_grassmann(const double *theta, int64_t k) {
+    double acc = 0;
+    for (int64_t i = 0; i < k; i++) acc += theta[i] * theta[i];
+    return sqrt(acc);
+}
