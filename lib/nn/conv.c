@@ -1,0 +1,240 @@
+/*
+ * nn/conv.c — conv2d forward/backward: im2col + cblas_sgemm, and the naive
+ * six-loop references. See nn/conv.h for shapes and the scratch layout.
+ */
+#include "nn/conv.h"
+
+#include <cblas.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "oialr/base.h"
+
+/* Aim for col + tmp of about 4 Mi floats (16 MiB): big enough that one GEMM
+ * per chunk runs near the sgemm ceiling, small enough to stay bounded. */
+#define CONV_CHUNK_FLOATS (1u << 22)
+
+conv2d_dims conv2d_make(int C, int H, int W, int OC, int KH, int KW, int stride, int pad)
+{
+    OIALR_ASSERT(C > 0 && H > 0 && W > 0 && OC > 0 && KH > 0 && KW > 0 && stride > 0 && pad >= 0);
+    conv2d_dims d = {C, H, W, OC, KH, KW, stride, pad, 0, 0};
+    OIALR_ASSERT(H + 2 * pad >= KH && W + 2 * pad >= KW);
+    d.OH = (H + 2 * pad - KH) / stride + 1;
+    d.OW = (W + 2 * pad - KW) / stride + 1;
+    return d;
+}
+
+int conv2d_chunk(const conv2d_dims *d, int B)
+{
+    size_t K = (size_t)d->C * d->KH * d->KW, P = (size_t)d->OH * d->OW;
+    size_t per = (K + (size_t)d->OC) * P;
+    size_t nb = CONV_CHUNK_FLOATS / per;
+    if (nb < 1) nb = 1;
+    if (nb > (size_t)B) nb = (size_t)B;
+    return (int)nb;
+}
+
+size_t conv2d_scratch_size(const conv2d_dims *d, int B)
+{
+    size_t K = (size_t)d->C * d->KH * d->KW, P = (size_t)d->OH * d->OW;
+    return (K + (size_t)d->OC) * (size_t)conv2d_chunk(d, B) * P;
+}
+
+double conv2d_flops(const conv2d_dims *d, int B)
+{
+    return 2.0 * B * d->OC * (double)d->OH * d->OW * (double)d->C * d->KH * d->KW;
+}
+
+// ---------------------------------------------------------------------------
+// im2col / col2im over a chunk of nb samples.
+// col[(c*KH+kh)*KW+kw][s*P + oh*OW + ow] = inp[s][c][oh*S-pad+kh][ow*S-pad+kw]
+// (0 outside the image). ld = nb*P.
+
+/* Range of ow for which iw = ow*S - pad + kw lies in [0, W). */
+static void valid_range(int *lo, int *hi, int kw, int S, int pad, int W, int OW)
+{
+    int a = pad - kw; /* need ow*S >= a */
+    int l = a <= 0 ? 0 : (a + S - 1) / S;
+    int b = W - 1 + pad - kw; /* need ow*S <= b */
+    int h = b < 0 ? -1 : b / S;
+    if (h > OW - 1) h = OW - 1;
+    if (l > OW) l = OW;
+    *lo = l;
+    *hi = h + 1; /* exclusive; may be <= lo */
+    if (*hi < *lo) *hi = *lo;
+}
+
+static void im2col(float *col, const float *inp, const conv2d_dims *d, int nb)
+{
+    const int C = d->C, H = d->H, W = d->W, KH = d->KH, KW = d->KW, S = d->stride, pad = d->pad;
+    const int OH = d->OH, OW = d->OW;
+    const size_t P = (size_t)OH * OW, ld = (size_t)nb * P, HW = (size_t)H * W;
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < KH; kh++)
+            for (int kw = 0; kw < KW; kw++) {
+                float *row = col + ((size_t)(c * KH + kh) * KW + kw) * ld;
+                int lo, hi;
+                valid_range(&lo, &hi, kw, S, pad, W, OW);
+                for (int s = 0; s < nb; s++) {
+                    const float *plane = inp + ((size_t)s * C + c) * HW;
+                    float *dst = row + (size_t)s * P;
+                    for (int oh = 0; oh < OH; oh++, dst += OW) {
+                        int ih = oh * S - pad + kh;
+                        if (ih < 0 || ih >= H) {
+                            memset(dst, 0, sizeof(float) * (size_t)OW);
+                            continue;
+                        }
+                        /* index of ow's input pixel: base + ow*S (valid for lo <= ow < hi) */
+                        const ptrdiff_t base = (ptrdiff_t)ih * W - pad + kw;
+                        for (int ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
+                        if (S == 1) {
+                            if (hi > lo) memcpy(dst + lo, plane + base + lo, sizeof(float) * (size_t)(hi - lo));
+                        } else {
+                            for (int ow = lo; ow < hi; ow++) dst[ow] = plane[base + (ptrdiff_t)ow * S];
+                        }
+                        for (int ow = hi; ow < OW; ow++) dst[ow] = 0.0f;
+                    }
+                }
+            }
+}
+
+/* inp[s][c][ih][iw] += col[...] for every pixel that reads it. */
+static void col2im_add(float *inp, const float *col, const conv2d_dims *d, int nb)
+{
+    const int C = d->C, H = d->H, W = d->W, KH = d->KH, KW = d->KW, S = d->stride, pad = d->pad;
+    const int OH = d->OH, OW = d->OW;
+    const size_t P = (size_t)OH * OW, ld = (size_t)nb * P, HW = (size_t)H * W;
+    for (int s = 0; s < nb; s++)
+        for (int c = 0; c < C; c++) {
+            float *plane = inp + ((size_t)s * C + c) * HW;
+            for (int kh = 0; kh < KH; kh++)
+                for (int kw = 0; kw < KW; kw++) {
+                    const float *src = col + ((size_t)(c * KH + kh) * KW + kw) * ld + (size_t)s * P;
+                    int lo, hi;
+                    valid_range(&lo, &hi, kw, S, pad, W, OW);
+                    for (int oh = 0; oh < OH; oh++, src += OW) {
+                        int ih = oh * S - pad + kh;
+                        if (ih < 0 || ih >= H) continue;
+                        const ptrdiff_t base = (ptrdiff_t)ih * W - pad + kw;
+                        for (int ow = lo; ow < hi; ow++) plane[base + (ptrdiff_t)ow * S] += src[ow];
+                    }
+                }
+        }
+}
+
+// ---------------------------------------------------------------------------
+// fast path
+
+void conv2d_forward(float *out, const float *inp, const float *w, const float *b, float *scratch,
+                    const conv2d_dims *d, int B)
+{
+    const int OC = d->OC, nbmax = conv2d_chunk(d, B);
+    const int K = d->C * d->KH * d->KW;
+    const size_t P = (size_t)d->OH * d->OW, inS = (size_t)d->C * d->H * d->W, outS = (size_t)OC * P;
+    float *col = scratch, *tmp = scratch + (size_t)K * nbmax * P;
+    for (int s0 = 0; s0 < B; s0 += nbmax) {
+        int nb = B - s0 < nbmax ? B - s0 : nbmax;
+        const size_t ld = (size_t)nb * P;
+        im2col(col, inp + (size_t)s0 * inS, d, nb);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)ld, K, 1.0f, w, K, col, (int)ld, 0.0f,
+                    tmp, (int)ld);
+        /* tmp[oc][s*P+p] -> out[s0+s][oc][p] (+ bias) */
+        for (int s = 0; s < nb; s++) {
+            float *o = out + (size_t)(s0 + s) * outS;
+            for (int oc = 0; oc < OC; oc++) {
+                const float *t = tmp + (size_t)oc * ld + (size_t)s * P;
+                float *oo = o + (size_t)oc * P;
+                if (b) {
+                    const float bb = b[oc];
+                    for (size_t p = 0; p < P; p++) oo[p] = t[p] + bb;
+                } else {
+                    memcpy(oo, t, sizeof(float) * P);
+                }
+            }
+        }
+    }
+}
+
+void conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                     float *scratch, const conv2d_dims *d, int B)
+{
+    const int OC = d->OC, nbmax = conv2d_chunk(d, B);
+    const int K = d->C * d->KH * d->KW;
+    const size_t P = (size_t)d->OH * d->OW, inS = (size_t)d->C * d->H * d->W, outS = (size_t)OC * P;
+    float *col = scratch, *tmp = scratch + (size_t)K * nbmax * P;
+    for (int s0 = 0; s0 < B; s0 += nbmax) {
+        int nb = B - s0 < nbmax ? B - s0 : nbmax;
+        const size_t ld = (size_t)nb * P;
+        /* dout[s0+s][oc][p] -> tmp[oc][s*P+p]; db on the way */
+        for (int s = 0; s < nb; s++) {
+            const float *g = dout + (size_t)(s0 + s) * outS;
+            for (int oc = 0; oc < OC; oc++) {
+                const float *gg = g + (size_t)oc * P;
+                float *t = tmp + (size_t)oc * ld + (size_t)s * P;
+                memcpy(t, gg, sizeof(float) * P);
+                if (db) {
+                    float acc = 0.0f;
+                    for (size_t p = 0; p < P; p++) acc += gg[p];
+                    db[oc] += acc;
+                }
+            }
+        }
+        im2col(col, inp + (size_t)s0 * inS, d, nb);
+        /* dw[OC,K] += tmp[OC,ld] @ col[K,ld]^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, (int)ld, 1.0f, tmp, (int)ld, col, (int)ld,
+                    1.0f, dw, K);
+        if (dinp) {
+            /* dcol[K,ld] = w[OC,K]^T @ tmp[OC,ld], written over col */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, OC, 1.0f, w, K, tmp, (int)ld, 0.0f,
+                        col, (int)ld);
+            col2im_add(dinp + (size_t)s0 * inS, col, d, nb);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// naive references
+
+void conv2d_forward_naive(float *out, const float *inp, const float *w, const float *b, const conv2d_dims *d,
+                          int B)
+{
+    const int C = d->C, H = d->H, W = d->W, OC = d->OC, KH = d->KH, KW = d->KW;
+    for (int n = 0; n < B; n++)
+        for (int oc = 0; oc < OC; oc++)
+            for (int oh = 0; oh < d->OH; oh++)
+                for (int ow = 0; ow < d->OW; ow++) {
+                    float acc = b ? b[oc] : 0.0f;
+                    for (int c = 0; c < C; c++)
+                        for (int kh = 0; kh < KH; kh++)
+                            for (int kw = 0; kw < KW; kw++) {
+                                int ih = oh * d->stride - d->pad + kh, iw = ow * d->stride - d->pad + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                acc += inp[(((size_t)n * C + c) * H + ih) * W + iw] *
+                                       w[(((size_t)oc * C + c) * KH + kh) * KW + kw];
+                            }
+                    out[(((size_t)n * OC + oc) * d->OH + oh) * d->OW + ow] = acc;
+                }
+}
+
+void conv2d_backward_naive(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                           const float *w, const conv2d_dims *d, int B)
+{
+    const int C = d->C, H = d->H, W = d->W, OC = d->OC, KH = d->KH, KW = d->KW;
+    for (int n = 0; n < B; n++)
+        for (int oc = 0; oc < OC; oc++)
+            for (int oh = 0; oh < d->OH; oh++)
+                for (int ow = 0; ow < d->OW; ow++) {
+                    float g = dout[(((size_t)n * OC + oc) * d->OH + oh) * d->OW + ow];
+                    if (db) db[oc] += g;
+                    for (int c = 0; c < C; c++)
+                        for (int kh = 0; kh < KH; kh++)
+                            for (int kw = 0; kw < KW; kw++) {
+                                int ih = oh * d->stride - d->pad + kh, iw = ow * d->stride - d->pad + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                size_t ii = (((size_t)n * C + c) * H + ih) * W + iw;
+                                size_t wi = (((size_t)oc * C + c) * KH + kh) * KW + kw;
+                                dw[wi] += g * inp[ii];
+                                if (dinp) dinp[ii] += g * w[wi];
+                            }
+                }
+}

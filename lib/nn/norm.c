@@ -1,0 +1,260 @@
+/*
+ * nn/norm.c — batch norm 2d (train / eval) and layer norm (see nn/norm.h).
+ *
+ * Statistics are accumulated in double: a channel of a 128 x 28 x 28 batch
+ * sums 100k floats, where a float accumulator would lose ~3 digits. The fast
+ * kernels walk every (b, c) plane contiguously; the naive references index
+ * element by element and do all arithmetic in double.
+ */
+#include "nn/norm.h"
+
+#include <math.h>
+
+// ---------------------------------------------------------------------------
+// batch norm 2d
+
+void batchnorm2d_forward_train(float *out, float *mean, float *rstd, float *running_mean, float *running_var,
+                               const float *inp, const float *weight, const float *bias, int B, int C, int HW,
+                               float eps, float momentum)
+{
+    const double n = (double)B * HW;
+    for (int c = 0; c < C; c++) {
+        /* two passes (mean, then squared deviations): no cancellation */
+        double s = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *x = inp + ((size_t)b * C + c) * HW;
+            float acc = 0.0f; /* one plane in float, the sum of planes in double */
+            for (int i = 0; i < HW; i++) acc += x[i];
+            s += acc;
+        }
+        const double m = s / n;
+        double v = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *x = inp + ((size_t)b * C + c) * HW;
+            const float mf = (float)m;
+            float acc = 0.0f;
+            for (int i = 0; i < HW; i++) {
+                float dx = x[i] - mf;
+                acc += dx * dx;
+            }
+            v += acc;
+        }
+        v /= n;
+        const float r = (float)(1.0 / sqrt(v + eps));
+        mean[c] = (float)m;
+        rstd[c] = r;
+        const float g = weight ? weight[c] * r : r, be = bias ? bias[c] : 0.0f;
+        const float sh = be - (float)m * g;
+        for (int b = 0; b < B; b++) {
+            const float *x = inp + ((size_t)b * C + c) * HW;
+            float *o = out + ((size_t)b * C + c) * HW;
+            for (int i = 0; i < HW; i++) o[i] = x[i] * g + sh;
+        }
+        if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)m;
+        if (running_var) {
+            double vu = n > 1.0 ? v * n / (n - 1.0) : v;
+            running_var[c] = (1.0f - momentum) * running_var[c] + momentum * (float)vu;
+        }
+    }
+}
+
+void batchnorm2d_forward_eval(float *out, const float *inp, const float *weight, const float *bias,
+                              const float *running_mean, const float *running_var, int B, int C, int HW,
+                              float eps)
+{
+    for (int c = 0; c < C; c++) {
+        const float r = (float)(1.0 / sqrt((double)running_var[c] + eps));
+        const float g = weight ? weight[c] * r : r, be = bias ? bias[c] : 0.0f;
+        const float sh = be - running_mean[c] * g;
+        for (int b = 0; b < B; b++) {
+            const float *x = inp + ((size_t)b * C + c) * HW;
+            float *o = out + ((size_t)b * C + c) * HW;
+            for (int i = 0; i < HW; i++) o[i] = x[i] * g + sh;
+        }
+    }
+}
+
+void batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *mean, const float *rstd, const float *weight, int B, int C, int HW)
+{
+    const double n = (double)B * HW;
+    for (int c = 0; c < C; c++) {
+        const float m = mean[c], r = rstd[c];
+        /* sg = sum(dout), sgx = sum(dout * xhat) */
+        double sg = 0.0, sgx = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *x = inp + ((size_t)b * C + c) * HW;
+            const float *g = dout + ((size_t)b * C + c) * HW;
+            float a = 0.0f, ax = 0.0f;
+            for (int i = 0; i < HW; i++) {
+                a += g[i];
+                ax += g[i] * (x[i] - m);
+            }
+            sg += a;
+            sgx += (double)ax * r;
+        }
+        if (dbias) dbias[c] += (float)sg;
+        if (dweight) dweight[c] += (float)sgx;
+        if (!dinp) continue;
+        /* dx = w*r * (g - sg/n - xhat * sgx/n) */
+        const float wr = (weight ? weight[c] : 1.0f) * r;
+        const float k0 = (float)(sg / n), k1 = (float)(sgx / n);
+        for (int b = 0; b < B; b++) {
+            const float *x = inp + ((size_t)b * C + c) * HW;
+            const float *g = dout + ((size_t)b * C + c) * HW;
+            float *dx = dinp + ((size_t)b * C + c) * HW;
+            for (int i = 0; i < HW; i++) dx[i] += wr * (g[i] - k0 - (x[i] - m) * r * k1);
+        }
+    }
+}
+
+void batchnorm2d_forward_train_naive(float *out, float *mean, float *rstd, float *running_mean,
+                                     float *running_var, const float *inp, const float *weight, const float *bias,
+                                     int B, int C, int HW, float eps, float momentum)
+{
+    const double n = (double)B * HW;
+    for (int c = 0; c < C; c++) {
+        double s = 0.0, ss = 0.0;
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < HW; i++) s += inp[((size_t)b * C + c) * HW + i];
+        double m = s / n;
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < HW; i++) {
+                double dx = inp[((size_t)b * C + c) * HW + i] - m;
+                ss += dx * dx;
+            }
+        double v = ss / n, r = 1.0 / sqrt(v + eps);
+        mean[c] = (float)m;
+        rstd[c] = (float)r;
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < HW; i++) {
+                size_t j = ((size_t)b * C + c) * HW + i;
+                out[j] = (float)((inp[j] - m) * r * (weight ? weight[c] : 1.0) + (bias ? bias[c] : 0.0));
+            }
+        if (running_mean) running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * m);
+        if (running_var)
+            running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * (n > 1 ? v * n / (n - 1) : v));
+    }
+}
+
+void batchnorm2d_backward_naive(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                                const float *mean, const float *rstd, const float *weight, int B, int C, int HW)
+{
+    const double n = (double)B * HW;
+    for (int c = 0; c < C; c++) {
+        double sg = 0.0, sgx = 0.0;
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < HW; i++) {
+                size_t j = ((size_t)b * C + c) * HW + i;
+                sg += dout[j];
+                sgx += (double)dout[j] * ((double)inp[j] - mean[c]) * rstd[c];
+            }
+        if (dbias) dbias[c] += (float)sg;
+        if (dweight) dweight[c] += (float)sgx;
+        if (!dinp) continue;
+        double w = weight ? weight[c] : 1.0;
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < HW; i++) {
+                size_t j = ((size_t)b * C + c) * HW + i;
+                double xhat = ((double)inp[j] - mean[c]) * rstd[c];
+                dinp[j] += (float)(w * rstd[c] * (dout[j] - sg / n - xhat * sgx / n));
+            }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// layer norm
+
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                       const float *bias, int N, int D, float eps)
+{
+    for (int r = 0; r < N; r++) {
+        const float *x = inp + (size_t)r * D;
+        float *o = out + (size_t)r * D;
+        float s = 0.0f;
+        for (int i = 0; i < D; i++) s += x[i];
+        const float m = s / (float)D;
+        float v = 0.0f;
+        for (int i = 0; i < D; i++) {
+            float dx = x[i] - m;
+            v += dx * dx;
+        }
+        v /= (float)D;
+        const float rs = 1.0f / sqrtf(v + eps);
+        for (int i = 0; i < D; i++) {
+            float y = (x[i] - m) * rs;
+            o[i] = (weight ? y * weight[i] : y) + (bias ? bias[i] : 0.0f);
+        }
+        mean[r] = m;
+        rstd[r] = rs;
+    }
+}
+
+void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                        const float *mean, const float *rstd, const float *weight, int N, int D)
+{
+    for (int r = 0; r < N; r++) {
+        const float *x = inp + (size_t)r * D, *g = dout + (size_t)r * D;
+        const float m = mean[r], rs = rstd[r];
+        /* dxhat = g*w; dx = rs*(dxhat - mean(dxhat) - xhat*mean(dxhat*xhat)) */
+        float a = 0.0f, ax = 0.0f;
+        for (int i = 0; i < D; i++) {
+            float xh = (x[i] - m) * rs;
+            float dxh = weight ? g[i] * weight[i] : g[i];
+            a += dxh;
+            ax += dxh * xh;
+            if (dbias) dbias[i] += g[i];
+            if (dweight) dweight[i] += g[i] * xh;
+        }
+        if (!dinp) continue;
+        a /= (float)D;
+        ax /= (float)D;
+        float *dx = dinp + (size_t)r * D;
+        for (int i = 0; i < D; i++) {
+            float xh = (x[i] - m) * rs;
+            float dxh = weight ? g[i] * weight[i] : g[i];
+            dx[i] += rs * (dxh - a - xh * ax);
+        }
+    }
+}
+
+void layernorm_forward_naive(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                             const float *bias, int N, int D, float eps)
+{
+    for (int r = 0; r < N; r++) {
+        double s = 0.0, ss = 0.0;
+        for (int i = 0; i < D; i++) s += inp[(size_t)r * D + i];
+        double m = s / D;
+        for (int i = 0; i < D; i++) ss += (inp[(size_t)r * D + i] - m) * (inp[(size_t)r * D + i] - m);
+        double rs = 1.0 / sqrt(ss / D + eps);
+        for (int i = 0; i < D; i++)
+            out[(size_t)r * D + i] =
+                (float)((inp[(size_t)r * D + i] - m) * rs * (weight ? weight[i] : 1.0) + (bias ? bias[i] : 0.0));
+        mean[r] = (float)m;
+        rstd[r] = (float)rs;
+    }
+}
+
+void layernorm_backward_naive(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                              const float *mean, const float *rstd, const float *weight, int N, int D)
+{
+    for (int r = 0; r < N; r++) {
+        double a = 0.0, ax = 0.0;
+        for (int i = 0; i < D; i++) {
+            size_t j = (size_t)r * D + i;
+            double xh = ((double)inp[j] - mean[r]) * rstd[r];
+            double dxh = (double)dout[j] * (weight ? weight[i] : 1.0);
+            a += dxh;
+            ax += dxh * xh;
+            if (dbias) dbias[i] += dout[j];
+            if (dweight) dweight[i] += (float)(dout[j] * xh);
+        }
+        if (!dinp) continue;
+        for (int i = 0; i < D; i++) {
+            size_t j = (size_t)r * D + i;
+            double xh = ((double)inp[j] - mean[r]) * rstd[r];
+            double dxh = (double)dout[j] * (weight ? weight[i] : 1.0);
+            dinp[j] += (float)(rstd[r] * (dxh - a / D - xh * ax / D));
+        }
+    }
+}
