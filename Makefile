@@ -1,0 +1,155 @@
+# oialr — build, tests, demo, benchmarks, install.
+#
+#   make demo      install what is missing, build, train + record + analyse + plot
+#   make check     install what is missing, build, run every test
+#   make bench     benchmarks against PyTorch / numpy / the sgemm ceiling
+#   make results   long accuracy runs (docs/results.md)
+#   make install   PREFIX=/usr/local DESTDIR=
+#
+# Options: WERROR=1, SANITIZER=address|undefined|address,undefined, V=1,
+# DEBUG=1. The user's CFLAGS/LDFLAGS are appended last and never replaced.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+PYTHON  ?= /usr/bin/python3
+PKG_CONFIG ?= pkg-config
+
+DEPS_PKGS := openblas lapacke hdf5 zlib
+STD   := -std=c11 -D_GNU_SOURCE
+WARN  := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wformat=2
+OPT   := -O2 -g -fno-math-errno
+ifeq ($(DEBUG),1)
+OPT   := -O0 -g
+endif
+ifeq ($(WERROR),1)
+WARN  += -Werror
+endif
+
+comma := ,
+SAN_FLAGS :=
+ifneq ($(SANITIZER),)
+ifeq ($(filter-out address undefined,$(subst $(comma), ,$(SANITIZER))),)
+SAN_FLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer
+else
+$(error SANITIZER must be address, undefined or address,undefined (got '$(SANITIZER)'))
+endif
+endif
+
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS_PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(DEPS_PKGS) 2>/dev/null)
+CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+
+FINAL_CFLAGS  = $(STD) $(WARN) $(OPT) $(SAN_FLAGS) -fPIC -fvisibility=hidden -pthread -Ilib -Ianalysis $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+FINAL_LDFLAGS = $(SAN_FLAGS) -pthread $(LDFLAGS)
+FINAL_LIBS    = $(PKG_LIBS) -lm $(LIBS)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_SRCS   := $(sort $(wildcard lib/*/*.c))
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+ANA_SRCS   := $(sort $(wildcard analysis/*.c))
+ANA_OBJS   := $(ANA_SRCS:%.c=$(BUILD)/%.o)
+TOOL_SRCS  := $(sort $(wildcard tools/*.c))
+TOOL_OBJS  := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
+TEST_SRCS  := $(sort $(wildcard tests/check_*.c))
+TEST_BINS  := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+TEST_UTIL  := $(sort $(wildcard tests/util_*.c))
+TEST_UOBJS := $(TEST_UTIL:%.c=$(BUILD)/%.o)
+BENCH_SRCS := $(sort $(wildcard tests/bench/*.c))
+BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
+
+VERSION    := $(shell sed -n 's/^\#define OIALR_VERSION_STRING "\(.*\)"/\1/p' lib/oialr/base.h)
+STATIC_LIB := $(BUILD)/liboialr.a
+SHARED_LIB := $(BUILD)/liboialr.so.$(word 1,$(subst ., ,$(VERSION)))
+CLI        := $(BUILD)/oialr
+
+.PHONY: all deps check demo bench results install uninstall clean _check _demo _bench _results tests
+.DEFAULT_GOAL := all
+
+all: $(STATIC_LIB) $(SHARED_LIB) $(CLI)
+
+# --- set-up: find or install what is missing (tools/deps.sh) ---------------
+deps:
+	$(Q)sh tools/deps.sh
+
+# The real work runs in a second make so that pkg-config is read after deps.
+check: deps
+	$(Q)$(MAKE) --no-print-directory _check
+demo: deps
+	$(Q)$(MAKE) --no-print-directory _demo
+bench: deps
+	$(Q)$(MAKE) --no-print-directory _bench
+results: deps
+	$(Q)$(MAKE) --no-print-directory _results
+
+tests: $(TEST_BINS)
+
+_check: all $(TEST_BINS)
+	$(Q)sh tests/run.sh $(BUILD) $(TEST_BINS)
+
+_demo: all
+	$(Q)sh tools/demo.sh $(BUILD)
+
+_bench: all $(BENCH_BINS)
+	$(Q)sh tests/bench/run.sh $(BUILD)
+
+_results: all
+	$(Q)sh tools/results.sh $(BUILD)
+
+# --- compile ----------------------------------------------------------------
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(FINAL_CFLAGS) -c $< -o $@
+
+$(STATIC_LIB): $(LIB_OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(SHARED_LIB): $(LIB_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,liboialr.so.$(word 1,$(subst ., ,$(VERSION))) $(FINAL_LDFLAGS) -o $@ $^ $(FINAL_LIBS)
+	$(Q)ln -sf $(notdir $@) $(BUILD)/liboialr.so
+
+$(CLI): $(TOOL_OBJS) $(ANA_OBJS) $(STATIC_LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(FINAL_LDFLAGS) -o $@ $(TOOL_OBJS) $(ANA_OBJS) $(STATIC_LIB) $(FINAL_LIBS)
+
+$(BUILD)/tests/%: tests/%.c $(TEST_UOBJS) $(ANA_OBJS) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(FINAL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(TEST_UOBJS) $(ANA_OBJS) $(STATIC_LIB) $(FINAL_LDFLAGS) $(CHECK_LIBS) $(FINAL_LIBS)
+
+$(BUILD)/bench/%: tests/bench/%.c $(ANA_OBJS) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  BENCH   $@")
+	$(Q)$(CC) $(FINAL_CFLAGS) -o $@ $< $(ANA_OBJS) $(STATIC_LIB) $(FINAL_LDFLAGS) $(FINAL_LIBS)
+
+# --- install ----------------------------------------------------------------
+PUB_HEADERS := $(sort $(wildcard lib/oialr/*.h))
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/oialr $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(STATIC_LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED_LIB) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(notdir $(SHARED_LIB)) $(DESTDIR)$(PREFIX)/lib/liboialr.so
+	install -m 644 lib/oialr.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(PUB_HEADERS) $(DESTDIR)$(PREFIX)/include/oialr/
+	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' tools/oialr.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/oialr.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/liboialr.a $(DESTDIR)$(PREFIX)/lib/liboialr.so $(DESTDIR)$(PREFIX)/lib/$(notdir $(SHARED_LIB))
+	rm -f $(DESTDIR)$(PREFIX)/include/oialr.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/oialr.pc $(DESTDIR)$(PREFIX)/bin/oialr
+	rm -rf $(DESTDIR)$(PREFIX)/include/oialr
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJS:.o=.d) $(ANA_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(TEST_UOBJS:.o=.d)

@@ -1,0 +1,121 @@
+/*
+ * idx.c — IDX files (MNIST, Fashion-MNIST, EMNIST...): big-endian header
+ * 0x0000 TT DD, DD dimensions, then unsigned bytes. Read through zlib, which
+ * reads gzip and plain files alike. Every failure names the file.
+ */
+#include "oialr/data.h"
+
+#include <errno.h>
+#include <string.h>
+#include <zlib.h>
+
+/* Read exactly n bytes or report why not. */
+static int read_exact(gzFile f, void *buf, size_t n, const char *path, const char *what) {
+    unsigned char *p = buf;
+    while (n > 0) {
+        unsigned chunk = n > (1u << 30) ? (1u << 30) : (unsigned)n;
+        int got = gzread(f, p, chunk);
+        if (got < 0) {
+            int zerr;
+            const char *msg = gzerror(f, &zerr);
+            return oialr_seterr(zerr == Z_ERRNO ? OIALR_ERR_IO : OIALR_ERR_FORMAT, "%s: cannot read %s: %s",
+                                path, what, zerr == Z_ERRNO ? strerror(errno) : msg);
+        }
+        if (got == 0) {
+            int zerr;
+            const char *msg = gzerror(f, &zerr);
+            if (zerr != Z_OK && zerr != Z_BUF_ERROR)
+                return oialr_seterr(OIALR_ERR_FORMAT, "%s: corrupt compressed data in %s: %s", path, what, msg);
+            return oialr_seterr(OIALR_ERR_TRUNCATED, "%s: truncated: file ends inside the %s", path, what);
+        }
+        p += got;
+        n -= (size_t)got;
+    }
+    return OIALR_OK;
+}
+
+static uint32_t be32(const unsigned char *b) {
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* Open an IDX file of unsigned bytes with ndim dimensions; return dims. */
+static int idx_open(gzFile *out, const char *path, int ndim, uint32_t *dims) {
+    gzFile f = gzopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT) return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no such file", path);
+        return oialr_seterr(OIALR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
+    gzbuffer(f, 1 << 17);
+    unsigned char hdr[4];
+    int rc = read_exact(f, hdr, 4, path, "header");
+    if (rc) {
+        gzclose(f);
+        return rc == OIALR_ERR_TRUNCATED ? oialr_seterr(OIALR_ERR_FORMAT, "%s: not an IDX file (too short)", path) : rc;
+    }
+    if (hdr[0] != 0 || hdr[1] != 0 || hdr[2] != 0x08 || hdr[3] != ndim) {
+        gzclose(f);
+        return oialr_seterr(OIALR_ERR_FORMAT,
+                            "%s: not an IDX file of unsigned bytes with %d dimensions (magic %02x%02x%02x%02x, "
+                            "expected 000008%02x)",
+                            path, ndim, hdr[0], hdr[1], hdr[2], hdr[3], ndim);
+    }
+    unsigned char db[12];
+    if ((rc = read_exact(f, db, (size_t)ndim * 4, path, "header"))) {
+        gzclose(f);
+        return rc;
+    }
+    for (int i = 0; i < ndim; i++) dims[i] = be32(db + 4 * i);
+    *out = f;
+    return OIALR_OK;
+}
+
+int oialr_idx_load(oialr_dataset *ds, const char *images_path, const char *labels_path) {
+    memset(ds, 0, sizeof *ds);
+    gzFile fi = NULL, fl = NULL;
+    uint32_t di[3], dl[1];
+    int rc = idx_open(&fi, images_path, 3, di);
+    if (rc) return rc;
+    if ((rc = idx_open(&fl, labels_path, 1, dl))) goto fail;
+    if (di[0] != dl[0]) {
+        rc = oialr_seterr(OIALR_ERR_MISMATCH, "%s holds %u images but %s holds %u labels", images_path, di[0],
+                          labels_path, dl[0]);
+        goto fail;
+    }
+    if (di[0] == 0 || di[1] == 0 || di[2] == 0 || di[1] > 4096 || di[2] > 4096) {
+        rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: implausible shape %u x %u x %u", images_path, di[0], di[1], di[2]);
+        goto fail;
+    }
+    size_t per = (size_t)di[1] * di[2], bytes;
+    if (oialr_mul_size(per, di[0], &bytes)) {
+        rc = OIALR_ERR_OVERFLOW;
+        goto fail;
+    }
+    ds->x = malloc(bytes);
+    ds->y = malloc(di[0]);
+    if (!ds->x || !ds->y) {
+        rc = oialr_seterr(OIALR_ERR_NOMEM, "%s: cannot allocate %zu bytes", images_path, bytes);
+        goto fail;
+    }
+    if ((rc = read_exact(fi, ds->x, bytes, images_path, "image data"))) goto fail;
+    if ((rc = read_exact(fl, ds->y, di[0], labels_path, "label data"))) goto fail;
+    int maxl = 0;
+    for (uint32_t i = 0; i < di[0]; i++)
+        if (ds->y[i] > maxl) maxl = ds->y[i];
+    if (maxl >= 100) {
+        rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: label %d is not a class index", labels_path, maxl);
+        goto fail;
+    }
+    ds->n = di[0];
+    ds->c = 1;
+    ds->h = (int)di[1];
+    ds->w = (int)di[2];
+    ds->nclass = maxl + 1 < 10 ? 10 : maxl + 1;
+    gzclose(fi);
+    gzclose(fl);
+    return OIALR_OK;
+fail:
+    if (fi) gzclose(fi);
+    if (fl) gzclose(fl);
+    oialr_dataset_free(ds);
+    return rc;
+}

@@ -1,0 +1,116 @@
+/*
+ * model/graph.h — the model as a list of nodes in topological order (private).
+ *
+ * Node 0 is the input; each later node reads one or two earlier nodes and
+ * writes its own output region of the activation arena. The arena, the
+ * gradient arena, the per-node saved state and one shared scratch buffer
+ * are allocated once, for max_batch, when the model is finalised.
+ *
+ * Adding a layer kind: an OP_* value, an entry in the op table in ops.c
+ * (forward, backward, scratch size) and a builder function below.
+ */
+#ifndef OIALR_GRAPH_H
+#define OIALR_GRAPH_H
+
+#include "oialr/model.h"
+#include "oialr/params.h"
+
+enum op_kind {
+    OP_INPUT = 0,
+    OP_DENSE,    /* ia[0]=C ia[1]=OC ia[2]=rows per sample (T for tokens, 1 else) */
+    OP_RELU,
+    OP_GELU,
+    OP_TANH,
+    OP_DROPOUT,  /* fa[0]=p */
+    OP_ADD,      /* residual: in0 + in1 */
+    OP_COUNT_BASE
+};
+
+/* Init rules for parameters. */
+enum init_kind {
+    INIT_ZERO = 0,
+    INIT_ONE,
+    INIT_UNIFORM_FAN_IN, /* U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for weights and biases */
+    INIT_NORMAL,         /* N(0, a^2) */
+};
+
+typedef struct node {
+    int op;
+    char name[48];
+    int in0, in1;        /* input nodes (-1 none) */
+    int shape[3];        /* output per sample: (C,H,W) or (T,D,1) or (n,1,1) */
+    size_t size;         /* floats per sample of the output */
+    int p[4];            /* parameter indices (-1 none) */
+    int ia[8];
+    float fa[4];
+    size_t off;          /* output region in act/dact (max_batch * size floats) */
+    size_t save_off;     /* saved state region in save */
+    size_t save_per_sample, save_fixed;
+    int needs_dinp;      /* the input(s) need a gradient */
+} node;
+
+typedef struct op_def {
+    const char *name;
+    void (*forward)(oialr_model *m, node *n, int B, int train);
+    void (*backward)(oialr_model *m, node *n, int B);
+    size_t (*scratch)(const oialr_model *m, const node *n, int B); /* floats; may be NULL */
+} op_def;
+
+struct oialr_model {
+    char spec[256];
+    int c, h, w, nclass;
+    int max_batch;
+    oialr_params params;
+    int *init;           /* enum init_kind per parameter */
+    float *init_a;       /* fan_in or std per parameter */
+    node *nodes;
+    int nnodes, cap;
+    float *act, *dact, *save, *scratch;
+    size_t act_total, save_total, scratch_total;
+    const float *x_in;   /* input of the current forward */
+    uint8_t *targets;    /* [max_batch] copy of y */
+    float *probs;        /* [max_batch, nclass] */
+    int B;               /* batch of the last forward */
+    int last_train, have_targets;
+    float smoothing;
+    oialr_rng rng;
+    double flops;        /* forward flops per sample */
+};
+
+extern const op_def oialr_ops[];
+int ops_count(void);
+
+/* outputs and gradients of a node for the current batch */
+static inline float *node_out(oialr_model *m, const node *n) {
+    return n->op == OP_INPUT ? (float *)m->x_in : m->act + n->off;
+}
+static inline float *node_dout(oialr_model *m, const node *n) {
+    return n->op == OP_INPUT ? NULL : m->dact + n->off;
+}
+static inline float *param_data(oialr_model *m, int i) {
+    return i < 0 ? NULL : m->params.data + m->params.info[i].offset;
+}
+static inline float *param_grad(oialr_model *m, int i) {
+    return i < 0 ? NULL : m->params.grad + m->params.info[i].offset;
+}
+
+/* params.c */
+int params_add(oialr_params *p, const char *name, const char *layer, int kind, int ndim, const int64_t *shape);
+int params_alloc(oialr_params *p);
+void params_free(oialr_params *p);
+
+/* graph.c: building */
+int graph_param(oialr_model *m, const char *name, const char *layer, int kind, int ndim, const int64_t *shape,
+                int init, float a);
+int graph_node(oialr_model *m, int op, const char *name, int in0, int in1, int d0, int d1, int d2);
+int graph_input(oialr_model *m);
+int graph_dense(oialr_model *m, const char *name, int in, int OC, int bias);
+int graph_act(oialr_model *m, int op, int in);
+int graph_dropout(oialr_model *m, int in, float p);
+int graph_add(oialr_model *m, int a, int b);
+int graph_finalize(oialr_model *m, uint64_t seed);
+
+/* spec parsers: one per model family (spec_mlp.c, ...) */
+int spec_build_mlp(oialr_model *m, const char *args);
+
+#endif

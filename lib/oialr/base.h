@@ -1,0 +1,115 @@
+/*
+ * oialr/base.h — error codes, assertions, the random number generator and
+ * logging shared by every part of liboialr.
+ *
+ * Conventions of the whole library:
+ *   - every public function that can fail returns an int error code
+ *     (OIALR_OK == 0, the others negative) and oialr_strerror(code) names it;
+ *   - a longer message for the last failure of this thread is kept by
+ *     oialr_errmsg() (e.g. "train-images-idx3-ubyte.gz: truncated: ...");
+ *   - OIALR_ASSERT is for programmer errors only and aborts with file:line;
+ *   - nothing in lib/ calls exit().
+ */
+#ifndef OIALR_BASE_H
+#define OIALR_BASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define OIALR_API __attribute__((visibility("default")))
+#define OIALR_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define OIALR_API
+#define OIALR_PRINTF(a, b)
+#endif
+
+#define OIALR_VERSION_MAJOR 0
+#define OIALR_VERSION_MINOR 1
+#define OIALR_VERSION_PATCH 0
+#define OIALR_VERSION_STRING "0.1.0"
+
+/* Error codes. Keep oialr_strerror() in lib/base/error.c in step. */
+enum oialr_status {
+    OIALR_OK = 0,
+    OIALR_ERR_NOMEM = -1,      /* out of memory */
+    OIALR_ERR_IO = -2,         /* read/write failure (disk full, permission) */
+    OIALR_ERR_NOTFOUND = -3,   /* file, layer or name not found */
+    OIALR_ERR_FORMAT = -4,     /* not the expected file format (bad magic, foreign file) */
+    OIALR_ERR_TRUNCATED = -5,  /* file shorter than its header says */
+    OIALR_ERR_MISMATCH = -6,   /* shapes or counts disagree */
+    OIALR_ERR_ARG = -7,        /* invalid argument or option value */
+    OIALR_ERR_SPEC = -8,       /* model spec string cannot be parsed */
+    OIALR_ERR_NUMERIC = -9,    /* NaN/Inf, or LAPACK did not converge */
+    OIALR_ERR_VERSION = -10,   /* file written by a newer format version */
+    OIALR_ERR_EXISTS = -11,    /* output exists and overwriting was not asked */
+    OIALR_ERR_HDF5 = -12,      /* HDF5 library call failed */
+    OIALR_ERR_LOCKED = -13,    /* file is open by a writer (or was, and the writer died) */
+    OIALR_ERR_INTERRUPTED = -14, /* stopped by a signal or a hook */
+    OIALR_ERR_OVERFLOW = -15,  /* size arithmetic would overflow */
+};
+
+/* Short, fixed description of an error code ("truncated file"). */
+OIALR_API const char *oialr_strerror(int code);
+
+/* Detailed message of the last error set in this thread ("" if none). */
+OIALR_API const char *oialr_errmsg(void);
+
+/* Record a detailed message and return code, so callers can write
+ *     return oialr_seterr(OIALR_ERR_FORMAT, "%s: bad magic 0x%08x", path, m); */
+OIALR_API int oialr_seterr(int code, const char *fmt, ...) OIALR_PRINTF(2, 3);
+OIALR_API void oialr_clearerr(void);
+
+/* Programmer errors: always on, abort with file and line. */
+#define OIALR_ASSERT(x)                                                        \
+    do {                                                                       \
+        if (!(x)) {                                                            \
+            fprintf(stderr, "OIALR_ASSERT: %s:%d: %s\n", __FILE__, __LINE__,   \
+                    #x);                                                       \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+
+/* Checked size arithmetic: returns OIALR_ERR_OVERFLOW if a*b overflows. */
+OIALR_API int oialr_mul_size(size_t a, size_t b, size_t *out);
+
+/* ---------------------------------------------------------------------------
+ * Random numbers: a small, portable, seedable generator (PCG32 with a
+ * SplitMix64 seeder) whose whole state is two uint64 words, so it can be
+ * checkpointed and restored bit for bit. */
+typedef struct oialr_rng {
+    uint64_t state;
+    uint64_t inc;
+} oialr_rng;
+
+OIALR_API void oialr_rng_seed(oialr_rng *r, uint64_t seed, uint64_t stream);
+OIALR_API uint32_t oialr_rng_u32(oialr_rng *r);
+OIALR_API float oialr_rng_uniform(oialr_rng *r);          /* [0, 1) */
+OIALR_API float oialr_rng_normal(oialr_rng *r);           /* N(0, 1) */
+OIALR_API uint32_t oialr_rng_below(oialr_rng *r, uint32_t n); /* [0, n) unbiased */
+
+/* ---------------------------------------------------------------------------
+ * Logging. The library prints nothing by itself except through this
+ * callback; the default writes to stderr at level <= OIALR_LOG_INFO. */
+enum oialr_log_level { OIALR_LOG_ERROR = 0, OIALR_LOG_WARN = 1, OIALR_LOG_INFO = 2, OIALR_LOG_DEBUG = 3 };
+typedef void (*oialr_log_fn)(int level, const char *msg, void *user);
+OIALR_API void oialr_set_log(oialr_log_fn fn, void *user, int max_level);
+OIALR_API void oialr_log(int level, const char *fmt, ...) OIALR_PRINTF(2, 3);
+
+/* Monotonic wall clock in seconds. */
+OIALR_API double oialr_now(void);
+
+/* Number of BLAS threads (0: leave OpenBLAS's default). */
+OIALR_API void oialr_set_threads(int n);
+OIALR_API int oialr_get_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* OIALR_BASE_H */

@@ -1,0 +1,53 @@
+/*
+ * oialr/model.h — models built from a spec string, run as a graph of layer
+ * nodes over one parameter buffer (oialr/params.h) and one activation arena
+ * sized once for the largest batch: nothing is allocated in a step.
+ *
+ * Spec grammar (docs/models.md):
+ *   mlp:H1,H2,...[,act=relu|gelu|tanh][,dropout=P]     e.g. mlp:512,512
+ */
+#ifndef OIALR_MODEL_H
+#define OIALR_MODEL_H
+
+#include "oialr/base.h"
+#include "oialr/params.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct oialr_model oialr_model;
+
+/* Build a model for inputs of shape c x h x w and nclass outputs; weights
+ * initialised as PyTorch does by default (Kaiming-uniform a=sqrt(5) weights,
+ * uniform(+-1/sqrt(fan_in)) biases) from seed. max_batch sizes the arena. */
+OIALR_API int oialr_model_create(oialr_model **out, const char *spec, int c, int h, int w, int nclass,
+                                 int max_batch, uint64_t seed);
+OIALR_API void oialr_model_free(oialr_model *m);
+
+OIALR_API oialr_params *oialr_model_params(oialr_model *m);
+/* The spec it was built from, normalised (all defaults spelled out). */
+OIALR_API const char *oialr_model_spec(const oialr_model *m);
+/* One line per node, for --verbose and docs. */
+OIALR_API void oialr_model_describe(const oialr_model *m, FILE *f);
+/* Floating-point operations of a forward pass for one sample. */
+OIALR_API double oialr_model_flops(const oialr_model *m);
+
+/* Forward pass on x [B, c*h*w]; if y != NULL compute the mean loss and the
+ * number of correct predictions. train=1 uses dropout / batch statistics. */
+OIALR_API int oialr_model_forward(oialr_model *m, const float *x, const uint8_t *y, int B, int train,
+                                  float *loss, int *correct);
+/* Backward of the last forward (which must have had train=1 and y):
+ * gradients are zeroed, then accumulated. */
+OIALR_API int oialr_model_backward(oialr_model *m);
+/* Logits of the last forward, [B, nclass]. */
+OIALR_API const float *oialr_model_logits(const oialr_model *m);
+
+OIALR_API void oialr_model_set_label_smoothing(oialr_model *m, float s);
+/* Dropout RNG state (part of a checkpoint). */
+OIALR_API oialr_rng *oialr_model_rng(oialr_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,62 @@
+/*
+ * oialr/params.h — the parameter layout: one contiguous float buffer with a
+ * table of named views into it. Gradients and optimizer moments share the
+ * same layout, so zeroing gradients is one memset and a snapshot of a
+ * weight is a pointer and a size.
+ *
+ * Every weight of rank >= 2 has a matrix view rows x cols = out x (in*kh*kw)
+ * (PyTorch layout, row-major, stored contiguously). The recorder, the
+ * analyzer and the OIALR trainer see weights only through this table.
+ */
+#ifndef OIALR_PARAMS_H
+#define OIALR_PARAMS_H
+
+#include "oialr/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define OIALR_NAME_MAX 64
+
+enum oialr_param_kind {
+    OIALR_PARAM_MATRIX = 0, /* dense/conv/attention weight: has a matrix view */
+    OIALR_PARAM_BIAS = 1,   /* bias vector */
+    OIALR_PARAM_NORM = 2,   /* norm scale/shift */
+    OIALR_PARAM_EMBED = 3,  /* position embedding, class token (not a matrix for OIALR) */
+    OIALR_PARAM_BUFFER = 4, /* state that is not trained (batch-norm running statistics) */
+};
+
+typedef struct oialr_param_info {
+    char name[OIALR_NAME_MAX];  /* "fc1.weight", "block0.attn.q.weight" */
+    char layer[OIALR_NAME_MAX]; /* layer kind: "dense", "conv2d", "attn.q", "batchnorm", ... */
+    int kind;                   /* enum oialr_param_kind */
+    int ndim;                   /* rank of the original shape */
+    int64_t shape[4];           /* original shape, e.g. [OC, C, KH, KW] */
+    int64_t rows, cols;         /* matrix view (1 x n for vectors) */
+    size_t offset;              /* in floats, into data/grad/moments */
+    size_t size;                /* rows * cols */
+    int decay;                  /* weight decay applies (matrices: yes) */
+    int trainable;              /* 0: frozen (the optimizer skips it) */
+} oialr_param_info;
+
+typedef struct oialr_params {
+    int count;
+    int capacity;
+    oialr_param_info *info;
+    size_t total; /* floats in data (and in grad) */
+    float *data;
+    float *grad;
+} oialr_params;
+
+/* Find a parameter by exact name; -1 if absent. */
+OIALR_API int oialr_params_find(const oialr_params *p, const char *name);
+/* Number of trainable scalars (what "% trainable" counts). */
+OIALR_API size_t oialr_params_trainable(const oialr_params *p);
+/* Shell-style glob match ('*', '?', '[..]') used by --record-layers etc. */
+OIALR_API int oialr_glob_match(const char *pattern, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,105 @@
+/*
+ * oialr/train.h — the built-in training loop and its hook interface.
+ *
+ * A hook is a struct of optional callbacks plus a user pointer. The loop
+ * calls them in registration order; a callback returning non-zero stops the
+ * run and that code is returned by oialr_train_run(). Hooks see the whole
+ * trainer state (model, parameters, optimizer, step, metrics) through
+ * const-less pointers, so a hook may also act (the OIALR controller does).
+ *
+ *   run_begin
+ *   for each epoch:
+ *       epoch_begin
+ *       for each batch:  step_begin, forward/backward/update, step_end
+ *       evaluation (validation; test at the last epoch), eval_end
+ *       epoch_end
+ *   run_end   (also after an error or a stop, with trainer->status set)
+ */
+#ifndef OIALR_TRAIN_H
+#define OIALR_TRAIN_H
+
+#include "oialr/base.h"
+#include "oialr/data.h"
+#include "oialr/model.h"
+#include "oialr/optim.h"
+#include "oialr/params.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct oialr_train_config {
+    int epochs;
+    int batch;
+    int64_t max_steps;        /* stop after this many steps (0: no limit) */
+    uint64_t seed;
+    float label_smoothing;
+    int eval_every;           /* also evaluate every N steps (0: per epoch only) */
+    oialr_optim_config optim;
+    oialr_schedule schedule;  /* total/base_lr are filled by oialr_train_run if 0 */
+} oialr_train_config;
+
+OIALR_API void oialr_train_defaults(oialr_train_config *cfg);
+
+/* Metrics of the current step / last evaluation. NAN when not known yet. */
+typedef struct oialr_train_metrics {
+    int64_t step;          /* optimizer updates done so far */
+    int epoch;             /* 0-based epoch in progress */
+    float loss;            /* mean training loss of the last step */
+    float train_acc;       /* running accuracy over the epoch so far */
+    float val_loss, val_acc;
+    float test_loss, test_acc;
+    float lr;
+    float trainable_fraction;
+    double seconds;        /* wall time since run_begin */
+    double samples_per_s;  /* training throughput of the epoch so far */
+} oialr_train_metrics;
+
+typedef struct oialr_trainer oialr_trainer;
+
+typedef struct oialr_hook {
+    const char *name;
+    void *user;
+    int (*run_begin)(oialr_trainer *t, void *user);
+    int (*epoch_begin)(oialr_trainer *t, void *user);
+    int (*step_begin)(oialr_trainer *t, void *user);
+    int (*step_end)(oialr_trainer *t, void *user);
+    int (*eval_end)(oialr_trainer *t, void *user);
+    int (*epoch_end)(oialr_trainer *t, void *user);
+    int (*run_end)(oialr_trainer *t, void *user);
+} oialr_hook;
+
+#define OIALR_MAX_HOOKS 16
+
+struct oialr_trainer {
+    oialr_train_config cfg;
+    oialr_model *model;
+    oialr_params *params;
+    oialr_optim optim;
+    oialr_loader *train, *val, *test;  /* val/test may be NULL */
+    oialr_train_metrics metrics;
+    int64_t steps_per_epoch;
+    int64_t total_steps;
+    int status;                        /* OIALR_OK, or why the run stopped */
+    int stop;                          /* set to 1 (e.g. from a signal) to stop after this step */
+    oialr_hook hooks[OIALR_MAX_HOOKS];
+    int nhooks;
+    float *xbuf;                       /* [batch, c*h*w] */
+    uint8_t *ybuf;                     /* [batch] */
+    int64_t epoch_seen, epoch_correct;
+    double t0, epoch_t0;
+};
+
+/* The trainer borrows model and loaders; it owns the optimizer state. */
+OIALR_API int oialr_trainer_init(oialr_trainer *t, const oialr_train_config *cfg, oialr_model *model,
+                                 oialr_loader *train, oialr_loader *val, oialr_loader *test);
+OIALR_API void oialr_trainer_free(oialr_trainer *t);
+OIALR_API int oialr_trainer_add_hook(oialr_trainer *t, const oialr_hook *hook);
+OIALR_API int oialr_train_run(oialr_trainer *t);
+/* Evaluate on a loader: mean loss and accuracy (eval mode). */
+OIALR_API int oialr_evaluate(oialr_model *m, oialr_loader *l, float *xbuf, int batch, float *loss, float *acc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,178 @@
+/*
+ * train.c — the built-in training loop with hooks (see oialr/train.h).
+ *
+ *   for epoch: for batch: loader_next, forward, backward, optim_step
+ *
+ * Deterministic for a seed: data order, dropout and initialisation come
+ * from seeded generators; with one BLAS thread the weights are bit-identical
+ * between runs.
+ */
+#include "oialr/train.h"
+
+#include <math.h>
+#include <string.h>
+
+void oialr_train_defaults(oialr_train_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->epochs = 10;
+    cfg->batch = 128;
+    cfg->seed = 0;
+    oialr_optim_defaults(&cfg->optim, OIALR_OPT_SGD);
+    cfg->schedule.kind = OIALR_SCHED_CONSTANT;
+    cfg->schedule.gamma = 0.1f;
+}
+
+int oialr_trainer_init(oialr_trainer *t, const oialr_train_config *cfg, oialr_model *model, oialr_loader *train,
+                       oialr_loader *val, oialr_loader *test) {
+    memset(t, 0, sizeof *t);
+    if (cfg->batch <= 0 || cfg->epochs <= 0) return oialr_seterr(OIALR_ERR_ARG, "epochs and batch must be > 0");
+    if (!train || train->n == 0) return oialr_seterr(OIALR_ERR_ARG, "empty training set");
+    t->cfg = *cfg;
+    t->model = model;
+    t->params = oialr_model_params(model);
+    t->train = train;
+    t->val = val && val->n > 0 ? val : NULL;
+    t->test = test && test->n > 0 ? test : NULL;
+    t->steps_per_epoch = (train->n + cfg->batch - 1) / cfg->batch;
+    t->total_steps = t->steps_per_epoch * cfg->epochs;
+    if (cfg->max_steps > 0 && cfg->max_steps < t->total_steps) t->total_steps = cfg->max_steps;
+    if (t->cfg.schedule.base_lr == 0.0f) t->cfg.schedule.base_lr = cfg->optim.lr;
+    if (t->cfg.schedule.total == 0) t->cfg.schedule.total = t->total_steps;
+    const oialr_dataset *ds = train->ds;
+    size_t per = (size_t)ds->c * ds->h * ds->w;
+    t->xbuf = malloc((size_t)cfg->batch * per * sizeof(float));
+    t->ybuf = malloc((size_t)cfg->batch);
+    if (!t->xbuf || !t->ybuf) {
+        oialr_trainer_free(t);
+        return OIALR_ERR_NOMEM;
+    }
+    int rc = oialr_optim_init(&t->optim, &cfg->optim, t->params);
+    if (rc) {
+        oialr_trainer_free(t);
+        return rc;
+    }
+    oialr_model_set_label_smoothing(model, cfg->label_smoothing);
+    t->metrics.val_loss = t->metrics.val_acc = NAN;
+    t->metrics.test_loss = t->metrics.test_acc = NAN;
+    t->metrics.train_acc = t->metrics.loss = NAN;
+    t->metrics.trainable_fraction = 1.0f;
+    return OIALR_OK;
+}
+
+void oialr_trainer_free(oialr_trainer *t) {
+    oialr_optim_free(&t->optim);
+    free(t->xbuf);
+    free(t->ybuf);
+    t->xbuf = NULL;
+    t->ybuf = NULL;
+}
+
+int oialr_trainer_add_hook(oialr_trainer *t, const oialr_hook *hook) {
+    if (t->nhooks == OIALR_MAX_HOOKS) return oialr_seterr(OIALR_ERR_ARG, "too many hooks");
+    t->hooks[t->nhooks++] = *hook;
+    return OIALR_OK;
+}
+
+#define CALL_HOOKS(t, cb)                                                                                    \
+    do {                                                                                                     \
+        for (int h_ = 0; h_ < (t)->nhooks; h_++) {                                                           \
+            if ((t)->hooks[h_].cb) {                                                                         \
+                int r_ = (t)->hooks[h_].cb((t), (t)->hooks[h_].user);                                        \
+                if (r_) return r_;                                                                           \
+            }                                                                                                \
+        }                                                                                                    \
+    } while (0)
+
+int oialr_evaluate(oialr_model *m, oialr_loader *l, float *xbuf, int batch, float *loss, float *acc) {
+    uint8_t ybuf[1024];
+    if (batch > 1024) batch = 1024;
+    int64_t save_cursor = l->cursor;
+    l->cursor = 0;
+    double total = 0.0;
+    int64_t correct = 0, seen = 0;
+    int got, rc = OIALR_OK;
+    while ((got = oialr_loader_next(l, xbuf, ybuf, batch)) > 0) {
+        float bl;
+        int bc;
+        rc = oialr_model_forward(m, xbuf, ybuf, got, 0, &bl, &bc);
+        if (rc) break;
+        total += (double)bl * got;
+        correct += bc;
+        seen += got;
+    }
+    l->cursor = save_cursor;
+    if (rc) return rc;
+    *loss = seen ? (float)(total / seen) : NAN;
+    *acc = seen ? (float)correct / (float)seen : NAN;
+    return OIALR_OK;
+}
+
+static float trainable_fraction(const oialr_trainer *t, size_t full) {
+    return full ? (float)oialr_params_trainable(t->params) / (float)full : 1.0f;
+}
+
+static int run_epochs(oialr_trainer *t) {
+    oialr_train_metrics *mt = &t->metrics;
+    size_t full = oialr_params_trainable(t->params);
+    CALL_HOOKS(t, run_begin);
+    for (int epoch = mt->epoch; epoch < t->cfg.epochs && mt->step < t->total_steps; epoch++) {
+        mt->epoch = epoch;
+        oialr_loader_reset(t->train);
+        t->epoch_seen = t->epoch_correct = 0;
+        t->epoch_t0 = oialr_now();
+        CALL_HOOKS(t, epoch_begin);
+        int got;
+        while (mt->step < t->total_steps && (got = oialr_loader_next(t->train, t->xbuf, t->ybuf, t->cfg.batch)) > 0) {
+            CALL_HOOKS(t, step_begin);
+            float lr = oialr_schedule_lr(&t->cfg.schedule, mt->step);
+            float loss;
+            int correct;
+            int rc = oialr_model_forward(t->model, t->xbuf, t->ybuf, got, 1, &loss, &correct);
+            if (rc == OIALR_ERR_NUMERIC)
+                return oialr_seterr(rc, "training diverged at step %lld (epoch %d): loss is %g; lower the learning rate",
+                                    (long long)mt->step, epoch + 1, (double)loss);
+            if (rc) return rc;
+            if ((rc = oialr_model_backward(t->model))) return rc;
+            oialr_optim_step(&t->optim, t->params, lr);
+            mt->step++;
+            mt->loss = loss;
+            mt->lr = lr;
+            t->epoch_seen += got;
+            t->epoch_correct += correct;
+            mt->train_acc = (float)t->epoch_correct / (float)t->epoch_seen;
+            double now = oialr_now();
+            mt->seconds = now - t->t0;
+            mt->samples_per_s = (double)t->epoch_seen / (now - t->epoch_t0 + 1e-12);
+            mt->trainable_fraction = trainable_fraction(t, full);
+            CALL_HOOKS(t, step_end);
+            if (t->cfg.eval_every > 0 && t->val && mt->step % t->cfg.eval_every == 0) {
+                if ((rc = oialr_evaluate(t->model, t->val, t->xbuf, t->cfg.batch, &mt->val_loss, &mt->val_acc)))
+                    return rc;
+                CALL_HOOKS(t, eval_end);
+            }
+            if (t->stop) return OIALR_ERR_INTERRUPTED;
+        }
+        int rc;
+        if (t->val && (rc = oialr_evaluate(t->model, t->val, t->xbuf, t->cfg.batch, &mt->val_loss, &mt->val_acc)))
+            return rc;
+        if (t->test && (rc = oialr_evaluate(t->model, t->test, t->xbuf, t->cfg.batch, &mt->test_loss, &mt->test_acc)))
+            return rc;
+        mt->seconds = oialr_now() - t->t0;
+        CALL_HOOKS(t, eval_end);
+        CALL_HOOKS(t, epoch_end);
+    }
+    return OIALR_OK;
+}
+
+int oialr_train_run(oialr_trainer *t) {
+    t->t0 = oialr_now() - t->metrics.seconds;
+    t->status = run_epochs(t);
+    int status = t->status;
+    for (int h = 0; h < t->nhooks; h++) {
+        if (t->hooks[h].run_end) {
+            int r = t->hooks[h].run_end(t, t->hooks[h].user);
+            if (r && !status) status = r;
+        }
+    }
+    return status;
+}

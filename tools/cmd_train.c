@@ -1,0 +1,247 @@
+/*
+ * cmd_train.c — `oialr train`: load a dataset, build a model from its spec,
+ * train with progress, report validation and test accuracy per epoch.
+ */
+#include "cli.h"
+#include "oialr.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const opt_names[] = {"sgd", "adamw", NULL};
+static const char *const sched_names[] = {"constant", "step", "cosine", NULL};
+
+static void train_usage(FILE *f) {
+    fprintf(f,
+            "usage: oialr train [options]\n"
+            "\n"
+            "Train a model and report validation/test accuracy after every epoch.\n"
+            "\n"
+            "model and data:\n"
+            "  --model SPEC          mlp:512,512 (default), see docs/models.md\n"
+            "  --dataset NAME        fashion-mnist (default), mnist, cifar10, synthetic\n"
+            "  --data DIR            directory of the dataset files (IDX, plain or .gz;\n"
+            "                        CIFAR-10 data_batch_*.bin); default for fashion-mnist:\n"
+            "                        " OIALR_FASHION_MNIST_DIR "\n"
+            "  --val N               validation samples taken from the training set (5000)\n"
+            "  --limit N             use only the first N training samples (0: all)\n"
+            "\n"
+            "optimisation:\n"
+            "  --epochs N            10          --batch N     128\n"
+            "  --opt sgd|adamw       sgd         --lr X        0.05 (sgd), 0.001 (adamw)\n"
+            "  --momentum X          0.9         --nesterov    Nesterov momentum (sgd)\n"
+            "  --wd X                weight decay (0 for sgd, 0.01 for adamw)\n"
+            "  --beta1 X --beta2 X   AdamW moments (0.9, 0.999)\n"
+            "  --sched constant|step|cosine      learning-rate schedule (constant)\n"
+            "  --warmup N            linear warm-up steps (0)\n"
+            "  --step-size N --gamma X           step schedule: lr *= gamma every N steps\n"
+            "  --label-smoothing X   0\n"
+            "  --max-steps N         stop after N steps (0: no limit)\n"
+            "  --eval-every N        also evaluate on the validation set every N steps\n"
+            "\n"
+            "run:\n"
+            "  --seed N              seed of initialisation, split, order, dropout (0)\n"
+            "  --threads N           BLAS threads (default: OpenBLAS's choice)\n"
+            "  --quiet               only the final line\n"
+            "  -h, --help            this help\n");
+}
+
+static oialr_trainer *g_trainer;
+static void on_signal(int sig) {
+    (void)sig;
+    if (g_trainer) g_trainer->stop = 1;
+}
+
+typedef struct train_ui {
+    cli_progress prog;
+    int quiet;
+} train_ui;
+
+static int ui_step_end(oialr_trainer *t, void *user) {
+    train_ui *ui = user;
+    if (ui->quiet) return 0;
+    const oialr_train_metrics *m = &t->metrics;
+    int64_t in_epoch = m->step - (int64_t)m->epoch * t->steps_per_epoch;
+    double eta = m->samples_per_s > 0
+                     ? (double)(t->total_steps - m->step) * t->cfg.batch / m->samples_per_s
+                     : 0.0;
+    cli_progress_line(&ui->prog, 0, "epoch %d/%d  step %lld/%lld  loss %.4f  acc %.2f%%  %.0f samples/s  ETA %.0fs",
+                      m->epoch + 1, t->cfg.epochs, (long long)in_epoch, (long long)t->steps_per_epoch, (double)m->loss,
+                      100.0 * m->train_acc, m->samples_per_s, eta);
+    return 0;
+}
+
+static int ui_epoch_end(oialr_trainer *t, void *user) {
+    train_ui *ui = user;
+    const oialr_train_metrics *m = &t->metrics;
+    if (!ui->quiet) {
+        if (ui->prog.tty) fprintf(stderr, "\r\033[K");
+        fprintf(stderr, "epoch %d/%d  loss %.4f  train %.2f%%  val %.2f%%  test %.2f%%  %.0f samples/s  %.1fs\n",
+                m->epoch + 1, t->cfg.epochs, (double)m->loss, 100.0 * m->train_acc, 100.0 * m->val_acc,
+                100.0 * m->test_acc, m->samples_per_s, m->seconds);
+    }
+    return 0;
+}
+
+static int fail(const char *what, int rc) {
+    const char *msg = oialr_errmsg();
+    fprintf(stderr, "oialr train: %s: %s\n", what, msg[0] ? msg : oialr_strerror(rc));
+    return 1;
+}
+
+int cmd_train(int argc, char **argv) {
+    const char *C = "train";
+    const char *spec = "mlp:512,512", *dataset = "fashion-mnist", *data_dir = NULL;
+    long long val_n = 5000, limit = 0, threads = 0, seed = 0;
+    int quiet = 0, opt_kind = OIALR_OPT_SGD;
+    double lr = -1, momentum = 0.9, wd = -1, beta1 = 0.9, beta2 = 0.999, ls = 0.0, gamma = 0.1;
+    long long epochs = 10, batch = 128, warmup = 0, step_size = 0, max_steps = 0, eval_every = 0;
+    int sched = OIALR_SCHED_CONSTANT, nesterov = 0;
+    int rc = 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+#define VALUE() do { if (!(v = cli_value(C, argc, argv, &i))) return 2; } while (0)
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { train_usage(stdout); return 0; }
+        else if (!strcmp(a, "--model")) { VALUE(); spec = v; }
+        else if (!strcmp(a, "--dataset")) { VALUE(); dataset = v; }
+        else if (!strcmp(a, "--data")) { VALUE(); data_dir = v; }
+        else if (!strcmp(a, "--val")) { VALUE(); rc = cli_int(C, a, v, 0, 1000000000, &val_n); }
+        else if (!strcmp(a, "--limit")) { VALUE(); rc = cli_int(C, a, v, 0, 1000000000, &limit); }
+        else if (!strcmp(a, "--epochs")) { VALUE(); rc = cli_int(C, a, v, 1, 100000, &epochs); }
+        else if (!strcmp(a, "--batch")) { VALUE(); rc = cli_int(C, a, v, 1, 65536, &batch); }
+        else if (!strcmp(a, "--opt")) { VALUE(); rc = cli_choice(C, a, v, opt_names, &opt_kind); }
+        else if (!strcmp(a, "--lr")) { VALUE(); rc = cli_float(C, a, v, 0, 100, &lr); }
+        else if (!strcmp(a, "--momentum")) { VALUE(); rc = cli_float(C, a, v, 0, 0.9999, &momentum); }
+        else if (!strcmp(a, "--nesterov")) nesterov = 1;
+        else if (!strcmp(a, "--wd")) { VALUE(); rc = cli_float(C, a, v, 0, 10, &wd); }
+        else if (!strcmp(a, "--beta1")) { VALUE(); rc = cli_float(C, a, v, 0, 0.9999999, &beta1); }
+        else if (!strcmp(a, "--beta2")) { VALUE(); rc = cli_float(C, a, v, 0, 0.9999999, &beta2); }
+        else if (!strcmp(a, "--sched")) { VALUE(); rc = cli_choice(C, a, v, sched_names, &sched); }
+        else if (!strcmp(a, "--warmup")) { VALUE(); rc = cli_int(C, a, v, 0, 1LL << 40, &warmup); }
+        else if (!strcmp(a, "--step-size")) { VALUE(); rc = cli_int(C, a, v, 1, 1LL << 40, &step_size); }
+        else if (!strcmp(a, "--gamma")) { VALUE(); rc = cli_float(C, a, v, 0, 1, &gamma); }
+        else if (!strcmp(a, "--label-smoothing")) { VALUE(); rc = cli_float(C, a, v, 0, 0.99, &ls); }
+        else if (!strcmp(a, "--max-steps")) { VALUE(); rc = cli_int(C, a, v, 0, 1LL << 40, &max_steps); }
+        else if (!strcmp(a, "--eval-every")) { VALUE(); rc = cli_int(C, a, v, 0, 1LL << 40, &eval_every); }
+        else if (!strcmp(a, "--seed")) { VALUE(); rc = cli_int(C, a, v, 0, (1LL << 62), &seed); }
+        else if (!strcmp(a, "--threads")) { VALUE(); rc = cli_int(C, a, v, 1, 1024, &threads); }
+        else if (!strcmp(a, "--quiet")) quiet = 1;
+        else {
+            fprintf(stderr, "oialr train: unknown option '%s' (try 'oialr train --help')\n", a);
+            return 2;
+        }
+        if (rc) return rc;
+#undef VALUE
+    }
+    if (sched == OIALR_SCHED_STEP && step_size == 0) {
+        fprintf(stderr, "oialr train: --sched step needs --step-size N\n");
+        return 2;
+    }
+    if (threads) oialr_set_threads((int)threads);
+
+    /* --- data --- */
+    oialr_dataset train_ds = {0}, test_ds = {0};
+    double t0 = oialr_now();
+    if (!strcmp(dataset, "synthetic")) {
+        if ((rc = oialr_dataset_synthetic(&train_ds, 6000, 1, 28, 28, 10, 0.25f, 1))) return fail("synthetic data", rc);
+        if ((rc = oialr_dataset_synthetic(&test_ds, 1000, 1, 28, 28, 10, 0.25f, 2))) return fail("synthetic data", rc);
+    } else {
+        if ((rc = oialr_dataset_load(&train_ds, dataset, data_dir, OIALR_SPLIT_TRAIN))) return fail("training data", rc);
+        if ((rc = oialr_dataset_load(&test_ds, dataset, data_dir, OIALR_SPLIT_TEST))) {
+            oialr_dataset_free(&train_ds);
+            return fail("test data", rc);
+        }
+    }
+    if (limit > 0 && limit < train_ds.n) train_ds.n = limit;
+    if (val_n >= train_ds.n) {
+        fprintf(stderr, "oialr train: --val %lld leaves no training samples (the training set has %lld)\n", val_n,
+                (long long)train_ds.n);
+        return 2;
+    }
+    if (test_ds.c != train_ds.c || test_ds.h != train_ds.h || test_ds.w != train_ds.w) {
+        fprintf(stderr, "oialr train: training and test images differ in shape\n");
+        return 1;
+    }
+    float mean[4], std[4];
+    oialr_dataset_stats(&train_ds, mean, std);
+    oialr_loader trl, val, tel;
+    if ((rc = oialr_loader_split(&trl, &val, &train_ds, val_n, (uint64_t)seed))) return fail("split", rc);
+    if ((rc = oialr_loader_init(&tel, &test_ds, 0, (uint64_t)seed))) return fail("test loader", rc);
+    oialr_loader_set_norm(&trl, mean, std);
+    oialr_loader_set_norm(&val, mean, std);
+    oialr_loader_set_norm(&tel, mean, std);
+    if (!quiet)
+        fprintf(stderr, "data: %s, %lld train / %lld validation / %lld test images of %dx%dx%d, %d classes (%.1fs)\n",
+                dataset, (long long)trl.n, (long long)val.n, (long long)tel.n, train_ds.c, train_ds.h, train_ds.w,
+                train_ds.nclass, oialr_now() - t0);
+
+    /* --- model --- */
+    oialr_model *model = NULL;
+    if ((rc = oialr_model_create(&model, spec, train_ds.c, train_ds.h, train_ds.w, train_ds.nclass, (int)batch,
+                                 (uint64_t)seed)))
+        return fail("model", rc);
+    if (!quiet) {
+        fprintf(stderr, "model: %s\n", oialr_model_spec(model));
+        oialr_model_describe(model, stderr);
+    }
+
+    oialr_train_config cfg;
+    oialr_train_defaults(&cfg);
+    cfg.epochs = (int)epochs;
+    cfg.batch = (int)batch;
+    cfg.seed = (uint64_t)seed;
+    cfg.max_steps = max_steps;
+    cfg.eval_every = (int)eval_every;
+    cfg.label_smoothing = (float)ls;
+    oialr_optim_defaults(&cfg.optim, opt_kind);
+    if (lr >= 0) cfg.optim.lr = (float)lr;
+    if (wd >= 0) cfg.optim.weight_decay = (float)wd;
+    cfg.optim.momentum = (float)momentum;
+    cfg.optim.nesterov = nesterov;
+    cfg.optim.beta1 = (float)beta1;
+    cfg.optim.beta2 = (float)beta2;
+    cfg.schedule.kind = sched;
+    cfg.schedule.warmup = warmup;
+    cfg.schedule.step_size = step_size;
+    cfg.schedule.gamma = (float)gamma;
+
+    oialr_trainer trainer;
+    if ((rc = oialr_trainer_init(&trainer, &cfg, model, &trl, &val, &tel))) return fail("trainer", rc);
+    train_ui ui = {.quiet = quiet};
+    cli_progress_init(&ui.prog);
+    oialr_hook ui_hook = {.name = "progress", .user = &ui, .step_end = ui_step_end, .epoch_end = ui_epoch_end};
+    oialr_trainer_add_hook(&trainer, &ui_hook);
+
+    g_trainer = &trainer;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    rc = oialr_train_run(&trainer);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    g_trainer = NULL;
+
+    int status = 0;
+    if (rc == OIALR_ERR_INTERRUPTED) {
+        fprintf(stderr, "\noialr train: interrupted at step %lld\n", (long long)trainer.metrics.step);
+        status = 130;
+    } else if (rc) {
+        status = fail("training", rc);
+    } else {
+        const oialr_train_metrics *m = &trainer.metrics;
+        printf("final: epochs %d  steps %lld  val_acc %.4f  test_acc %.4f  loss %.4f  %.1fs\n", m->epoch + 1,
+               (long long)m->step, (double)m->val_acc, (double)m->test_acc, (double)m->loss, m->seconds);
+    }
+    oialr_trainer_free(&trainer);
+    oialr_model_free(model);
+    oialr_loader_free(&trl);
+    oialr_loader_free(&val);
+    oialr_loader_free(&tel);
+    oialr_dataset_free(&train_ds);
+    oialr_dataset_free(&test_ds);
+    return status;
+}

@@ -1,0 +1,51 @@
+/*
+ * oialr.c — the command-line entry point: dispatches to the subcommands.
+ */
+#include "cli.h"
+#include "oialr/base.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"train", cmd_train, "train a model (MLP, CNN, ViT) on Fashion-MNIST, MNIST or CIFAR-10"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: oialr <command> [options]\n"
+            "\n"
+            "oialr records how a network's weights move during training, measures the\n"
+            "stability of their orthogonal bases, and trains low-rank (OIALR).\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f,
+            "\n"
+            "  oialr <command> --help   options of a command\n"
+            "  oialr --version          print the version\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("oialr %s\n", OIALR_VERSION_STRING);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "oialr: unknown command '%s' (try 'oialr --help')\n", argv[1]);
+    return 2;
+}
