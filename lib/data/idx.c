@@ -18,14 +18,14 @@ static int read_exact(gzFile f, void *buf, size_t n, const char *path, const cha
         if (got < 0) {
             int zerr;
             const char *msg = gzerror(f, &zerr);
-            return oialr_seterr(zerr == Z_ERRNO ? OIALR_ERR_IO : OIALR_ERR_FORMAT, "%s: cannot read %s: %s",
-                                path, what, zerr == Z_ERRNO ? strerror(errno) : msg);
+            if (zerr == Z_ERRNO) return oialr_seterr(OIALR_ERR_IO, "%s: cannot read %s: %s", path, what, strerror(errno));
+            return oialr_seterr(OIALR_ERR_FORMAT, "%s: corrupt compressed data in the %s (%s)", path, what, msg);
         }
         if (got == 0) {
             int zerr;
             const char *msg = gzerror(f, &zerr);
             if (zerr != Z_OK && zerr != Z_BUF_ERROR)
-                return oialr_seterr(OIALR_ERR_FORMAT, "%s: corrupt compressed data in %s: %s", path, what, msg);
+                return oialr_seterr(OIALR_ERR_FORMAT, "%s: corrupt compressed data in the %s (%s)", path, what, msg);
             return oialr_seterr(OIALR_ERR_TRUNCATED, "%s: truncated: file ends inside the %s", path, what);
         }
         p += got;

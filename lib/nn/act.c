@@ -8,7 +8,8 @@
 #include <math.h>
 
 void relu_forward(float *out, const float *inp, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+    /* written so that NaN propagates (NaN < 0 is false), as in PyTorch */
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] < 0.0f ? 0.0f : inp[i];
 }
 
 void relu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
