@@ -116,8 +116,10 @@ OIALR_API int oialr_traj_declare_layer(oialr_traj *t, const char *name, int64_t 
  * separated list, e.g. "epoch,loss,val_acc". Once per file. */
 OIALR_API int oialr_traj_declare_metrics(oialr_traj *t, const char *columns);
 
-/* Checkpoint items: float32 arrays of n elements, and 64-bit scalars. */
+/* Checkpoint items: float32 arrays of n elements, int64 arrays (e.g. a
+ * data order), and 64-bit scalars. */
 OIALR_API int oialr_traj_declare_ckpt_array(oialr_traj *t, const char *name, size_t n);
+OIALR_API int oialr_traj_declare_ckpt_array_i64(oialr_traj *t, const char *name, size_t n);
 OIALR_API int oialr_traj_declare_ckpt_scalar(oialr_traj *t, const char *name, int is_unsigned);
 
 /* End phase 1: create what is still missing (metrics, events, checkpoint),
@@ -160,6 +162,7 @@ OIALR_API const char *oialr_traj_event_kind_name(int kind); /* "switch", ... */
  * the current one. */
 OIALR_API int oialr_traj_ckpt_start(oialr_traj *t);
 OIALR_API int oialr_traj_ckpt_put_array(oialr_traj *t, const char *name, const float *x, size_t n);
+OIALR_API int oialr_traj_ckpt_put_array_i64(oialr_traj *t, const char *name, const int64_t *x, size_t n);
 OIALR_API int oialr_traj_ckpt_put_i64(oialr_traj *t, const char *name, int64_t v);
 OIALR_API int oialr_traj_ckpt_put_u64(oialr_traj *t, const char *name, uint64_t v);
 OIALR_API int oialr_traj_ckpt_commit(oialr_traj *t);
@@ -230,8 +233,10 @@ OIALR_API int oialr_traj_get_config(oialr_traj *t, const char *key, char *buf, s
 
 /* Checkpoint reading (the current slot). OIALR_ERR_NOTFOUND if no checkpoint
  * was committed or the item was not declared. */
+/* Elements of a float32 or int64 checkpoint array. */
 OIALR_API int oialr_traj_ckpt_array_size(oialr_traj *t, const char *name, size_t *n);
 OIALR_API int oialr_traj_ckpt_get_array(oialr_traj *t, const char *name, float *x, size_t n);
+OIALR_API int oialr_traj_ckpt_get_array_i64(oialr_traj *t, const char *name, int64_t *x, size_t n);
 OIALR_API int oialr_traj_ckpt_get_i64(oialr_traj *t, const char *name, int64_t *v);
 OIALR_API int oialr_traj_ckpt_get_u64(oialr_traj *t, const char *name, uint64_t *v);
 

@@ -31,7 +31,7 @@
 // ----------------------------------------------------------------------------
 // state
 
-enum { CK_ARRAY = 0, CK_I64 = 1, CK_U64 = 2 };
+enum { CK_ARRAY = 0, CK_I64 = 1, CK_U64 = 2, CK_AI64 = 3 };
 
 typedef struct tlayer {
     oialr_traj_layer pub;
@@ -869,10 +869,10 @@ static int declare_ck(oialr_traj *t, const char *name, int type, size_t n) {
     c->n = n;
     c->d = H5I_INVALID_HID;
     if ((rc = ckpt_group(t))) goto done;
-    if (type == CK_ARRAY) {
+    if (type == CK_ARRAY || type == CK_AI64) {
         hsize_t dims[2] = {2, n ? n : 1};
-        TRY_H5(c->d = make_fixed(t->gckpt, name, H5T_IEEE_F32LE, 2, dims), OIALR_ERR_IO,
-                "cannot create checkpoint array '%s' (%zu floats)", name, n);
+        TRY_H5(c->d = make_fixed(t->gckpt, name, type == CK_ARRAY ? H5T_IEEE_F32LE : H5T_STD_I64LE, 2, dims),
+               OIALR_ERR_IO, "cannot create checkpoint array '%s' (%zu elements)", name, n);
     } else {
         hsize_t two = 2;
         TRY_H5(c->d = make_fixed(t->gckpt, name, type == CK_I64 ? H5T_STD_I64LE : H5T_STD_U64LE, 1, &two),
@@ -888,6 +888,12 @@ int oialr_traj_declare_ckpt_array(oialr_traj *t, const char *name, size_t n) {
     OIALR_ASSERT(t);
     if (n == 0) return oialr_seterr(OIALR_ERR_ARG, "%s: checkpoint array '%s' has no elements", t->path, name);
     return declare_ck(t, name, CK_ARRAY, n);
+}
+
+int oialr_traj_declare_ckpt_array_i64(oialr_traj *t, const char *name, size_t n) {
+    OIALR_ASSERT(t);
+    if (n == 0) return oialr_seterr(OIALR_ERR_ARG, "%s: checkpoint array '%s' has no elements", t->path, name);
+    return declare_ck(t, name, CK_AI64, n);
 }
 
 int oialr_traj_declare_ckpt_scalar(oialr_traj *t, const char *name, int is_unsigned) {
@@ -1059,6 +1065,11 @@ done:
 int oialr_traj_ckpt_put_array(oialr_traj *t, const char *name, const float *x, size_t n) {
     OIALR_ASSERT(t && name && x);
     return ck_put(t, name, CK_ARRAY, H5T_NATIVE_FLOAT, x, n);
+}
+
+int oialr_traj_ckpt_put_array_i64(oialr_traj *t, const char *name, const int64_t *x, size_t n) {
+    OIALR_ASSERT(t && name && x);
+    return ck_put(t, name, CK_AI64, H5T_NATIVE_INT64, x, n);
 }
 
 int oialr_traj_ckpt_put_i64(oialr_traj *t, const char *name, int64_t v) {
@@ -1324,6 +1335,9 @@ static int open_ckpt(oialr_traj *t) {
         int nd = H5Sget_simple_extent_dims(sp, dims, NULL);
         if (H5Tget_class(ty) == H5T_FLOAT && nd == 2 && dims[0] == 2) {
             c->type = CK_ARRAY;
+            c->n = (size_t)dims[1];
+        } else if (H5Tget_class(ty) == H5T_INTEGER && nd == 2 && dims[0] == 2) {
+            c->type = CK_AI64;
             c->n = (size_t)dims[1];
         } else if (H5Tget_class(ty) == H5T_INTEGER && nd == 1 && dims[0] == 2) {
             c->type = H5Tget_sign(ty) == H5T_SGN_NONE ? CK_U64 : CK_I64;
@@ -1661,8 +1675,10 @@ done:
 int oialr_traj_ckpt_array_size(oialr_traj *t, const char *name, size_t *n) {
     OIALR_ASSERT(t && name && n);
     int rc = OIALR_OK;
-    ckitem *c = ck_find(t, name, CK_ARRAY, &rc);
+    ckitem *c = ck_find(t, name, -1, &rc);
     if (!c) return rc;
+    if (c->type != CK_ARRAY && c->type != CK_AI64)
+        return oialr_seterr(OIALR_ERR_MISMATCH, "%s: checkpoint item '%s' is a scalar", t->path, name);
     *n = c->n;
     return OIALR_OK;
 }
@@ -1670,6 +1686,11 @@ int oialr_traj_ckpt_array_size(oialr_traj *t, const char *name, size_t *n) {
 int oialr_traj_ckpt_get_array(oialr_traj *t, const char *name, float *x, size_t n) {
     OIALR_ASSERT(t && name && x);
     return ck_get(t, name, CK_ARRAY, H5T_NATIVE_FLOAT, x, n);
+}
+
+int oialr_traj_ckpt_get_array_i64(oialr_traj *t, const char *name, int64_t *x, size_t n) {
+    OIALR_ASSERT(t && name && x);
+    return ck_get(t, name, CK_AI64, H5T_NATIVE_INT64, x, n);
 }
 
 int oialr_traj_ckpt_get_i64(oialr_traj *t, const char *name, int64_t *v) {
