@@ -18,7 +18,7 @@ PKG_CONFIG ?= pkg-config
 DEPS_PKGS := openblas lapacke hdf5 zlib
 STD   := -std=c11 -D_GNU_SOURCE
 WARN  := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wformat=2
-OPT   := -O2 -g -fno-math-errno
+OPT   := -O2 -g -fno-math-errno -fvect-cost-model=cheap
 ifeq ($(DEBUG),1)
 OPT   := -O0 -g
 endif

@@ -4,21 +4,22 @@
  * residual add. Backward accumulates into dinp.
  */
 #include "nn/nn.h"
+#include "base/hot.h"
 
 #include <math.h>
 
-void relu_forward(float *out, const float *inp, size_t n) {
+OIALR_HOT void relu_forward(float *out, const float *inp, size_t n) {
     /* written so that NaN propagates (NaN < 0 is false), as in PyTorch */
     for (size_t i = 0; i < n; i++) out[i] = inp[i] < 0.0f ? 0.0f : inp[i];
 }
 
-void relu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+OIALR_HOT void relu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
 
-void gelu_forward(float *out, const float *inp, size_t n) {
+OIALR_HOT void gelu_forward(float *out, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float u = GELU_SCALE * (x + 0.044715f * x * x * x);
@@ -26,7 +27,7 @@ void gelu_forward(float *out, const float *inp, size_t n) {
     }
 }
 
-void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+OIALR_HOT void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float u = GELU_SCALE * (x + 0.044715f * x * x * x);
@@ -37,22 +38,22 @@ void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
     }
 }
 
-void tanh_forward(float *out, const float *inp, size_t n) {
+OIALR_HOT void tanh_forward(float *out, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
 }
 
-void tanh_backward(float *dinp, const float *dout, const float *out, size_t n) {
+OIALR_HOT void tanh_backward(float *dinp, const float *dout, const float *out, size_t n) {
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
 }
 
-void dropout_forward(float *out, const float *inp, const float *mask, size_t n) {
+OIALR_HOT void dropout_forward(float *out, const float *inp, const float *mask, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = inp[i] * mask[i];
 }
 
-void dropout_backward(float *dinp, const float *dout, const float *mask, size_t n) {
+OIALR_HOT void dropout_backward(float *dinp, const float *dout, const float *mask, size_t n) {
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * mask[i];
 }
 
-void add_forward(float *out, const float *a, const float *b, size_t n) {
+OIALR_HOT void add_forward(float *out, const float *a, const float *b, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }

@@ -5,6 +5,7 @@
  * over the shared layout; frozen parameters are skipped.
  */
 #include "oialr/optim.h"
+#include "base/hot.h"
 
 #include <math.h>
 #include <string.h>
@@ -56,23 +57,29 @@ void oialr_optim_free(oialr_optim *o) {
     o->m = o->v = NULL;
 }
 
-static void sgd_param(const oialr_optim_config *c, float *w, const float *g, float *buf, size_t n, float lr,
-                      float wd) {
+OIALR_HOT static void sgd_param(const oialr_optim_config *c, float *restrict w, const float *restrict g,
+                                float *restrict buf, size_t n, float lr, float wd) {
     float mu = c->momentum;
     if (!buf) {
         for (size_t i = 0; i < n; i++) w[i] -= lr * (g[i] + wd * w[i]);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] + wd * w[i];
-        float v = mu * buf[i] + gi;
-        buf[i] = v;
-        w[i] -= lr * (c->nesterov ? gi + mu * v : v);
+    } else if (c->nesterov) {
+        for (size_t i = 0; i < n; i++) {
+            float gi = g[i] + wd * w[i];
+            float v = mu * buf[i] + gi;
+            buf[i] = v;
+            w[i] -= lr * (gi + mu * v);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            float v = mu * buf[i] + g[i] + wd * w[i];
+            buf[i] = v;
+            w[i] -= lr * v;
+        }
     }
 }
 
-static void adamw_param(const oialr_optim_config *c, float *w, const float *g, float *m, float *v, size_t n,
-                        float lr, float wd, int64_t t) {
+OIALR_HOT static void adamw_param(const oialr_optim_config *c, float *restrict w, const float *restrict g,
+                                  float *restrict m, float *restrict v, size_t n, float lr, float wd, int64_t t) {
     float b1 = c->beta1, b2 = c->beta2;
     float bc1 = 1.0f - powf(b1, (float)t), bc2 = 1.0f - powf(b2, (float)t);
     float step = lr / bc1;

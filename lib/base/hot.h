@@ -1,0 +1,18 @@
+/*
+ * base/hot.h — OIALR_HOT marks the few elementwise loops that dominate a
+ * training step once the GEMMs are in BLAS (activations, optimizer updates,
+ * batch gathering). On x86-64 with GCC they are compiled three times
+ * (baseline, AVX2 and AVX-512 levels) and the loader picks the best one the
+ * CPU has, so the binary stays portable. Elsewhere it expands to nothing.
+ */
+#ifndef OIALR_HOT_H
+#define OIALR_HOT_H
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__gnu_linux__) && \
+    !defined(OIALR_NO_CLONES)
+#define OIALR_HOT __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define OIALR_HOT
+#endif
+
+#endif
