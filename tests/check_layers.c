@@ -646,12 +646,16 @@ END_TEST
 START_TEST(test_pool_limits)
 {
     /* window = image: max/avg pool to 1x1 equal the global ones */
-    float x[6] = {1, 5, 2, 4, 3, 0}, y[1], g[1];
-    int32_t am[1];
-    maxpool2d_forward(y, am, x, 1, 2, 3, 2, 1, 0);
-    ck_assert_int_eq(pool_out_size(3, 2, 1, 0), 2);
+    float x[6] = {1, 5, 2, 4, 3, 0}, y[2], g[1];
+    int32_t am[2];
+    maxpool2d_forward(y, am, x, 1, 2, 2, 2, 2, 0); /* first 2x2 plane {1,5,2,4} */
     ck_assert_float_eq(y[0], 5);
     ck_assert_int_eq(am[0], 1);
+    ck_assert_int_eq(pool_out_size(3, 2, 1, 0), 2);
+    maxpool2d_forward(y, am, x, 1, 2, 3, 2, 1, 0); /* 2x3 plane, window 2, stride 1: 1x2 out */
+    ck_assert_float_eq(y[0], 5);
+    ck_assert_float_eq(y[1], 5);
+    ck_assert_int_eq(am[1], 1);
     global_avgpool_forward(g, x, 1, 6);
     ck_assert_float_eq_tol(g[0], 2.5f, 1e-6);
     /* a NaN in a window comes out of the max pool */
