@@ -1,0 +1,114 @@
+#!/usr/bin/python3
+"""peer_mlp.py — the PyTorch CPU peer of `oialr train --model mlp:512,512`.
+
+The same MLP 784-512-512-10 (ReLU, PyTorch default init), softmax
+cross-entropy, SGD momentum 0.9, lr 0.05, batch 128, one epoch of 55000
+shuffled Fashion-MNIST training samples (the last batch partial, 430 steps, as
+oialr does), torch.set_num_threads(THREADS). The images are read from the
+IDX .gz files with gzip + numpy and normalised once to a float32 tensor
+(mean/std of the training set) before the clock starts; model construction and
+data loading are not timed. Timed: the training loop of the epoch — batch
+gathering by index, forward, loss, backward, optimizer step — which is what
+oialr's `N samples/s` on its epoch line covers (oialr also converts uint8 to
+float per batch inside that time; this peer does not, which favours the peer).
+
+Prints one line for tests/bench/run.sh:
+  peer_mlp torch=VER threads=T steps=S samples=N seconds=X samples_per_s=Y loss=L train_acc=A
+
+usage: /usr/bin/python3 tests/bench/peer_mlp.py [--threads 2] [--data DIR] [--seed 0]
+"""
+import argparse
+import gzip
+import os
+import sys
+import time
+
+import numpy as np
+
+try:
+    import torch
+except ImportError:
+    sys.stderr.write("peer_mlp: torch is not importable by %s (Debian package python3-torch)\n" % sys.executable)
+    sys.exit(3)
+
+
+def read_idx(path):
+    """An IDX file (plain or .gz) as a numpy array."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
+        raise ValueError("%s: not a uint8 IDX file" % path)
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def find(data_dir, stem):
+    for name in (stem + ".gz", stem):
+        p = os.path.join(data_dir, name)
+        if os.path.exists(p):
+            return p
+    raise FileNotFoundError("%s/%s[.gz] not found (apt-get install dataset-fashion-mnist)" % (data_dir, stem))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train", type=int, default=55000, help="training samples (the rest is oialr's validation split)")
+    ap.add_argument("--batch", type=int, default=128)
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+    # --- data (not timed) ---
+    x = read_idx(find(args.data, "train-images-idx3-ubyte"))
+    y = read_idx(find(args.data, "train-labels-idx1-ubyte"))
+    if x.shape[0] != y.shape[0]:
+        raise ValueError("image/label count mismatch")
+    xf = x.reshape(x.shape[0], -1).astype(np.float32) / 255.0
+    mean, std = float(xf.mean()), float(xf.std())
+    xf = (xf - mean) / std
+    rng = np.random.default_rng(args.seed)
+    perm = rng.permutation(x.shape[0])[: args.train]
+    X = torch.from_numpy(np.ascontiguousarray(xf[perm]))
+    Y = torch.from_numpy(y[perm].astype(np.int64))
+
+    # --- model (not timed) ---
+    model = torch.nn.Sequential(
+        torch.nn.Linear(784, 512), torch.nn.ReLU(),
+        torch.nn.Linear(512, 512), torch.nn.ReLU(),
+        torch.nn.Linear(512, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    lossf = torch.nn.CrossEntropyLoss()
+    model.train()
+
+    # --- one epoch (timed) ---
+    n, B = X.shape[0], args.batch
+    order = torch.randperm(n)
+    steps, seen, correct, loss_v = 0, 0, 0, float("nan")
+    t0 = time.perf_counter()
+    for s in range(0, n, B):
+        idx = order[s:s + B]
+        xb, yb = X[idx], Y[idx]
+        out = model(xb)
+        loss = lossf(out, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        steps += 1
+        seen += xb.shape[0]
+        correct += int((out.argmax(1) == yb).sum())
+        loss_v = float(loss)
+    dt = time.perf_counter() - t0
+
+    print("peer_mlp torch=%s threads=%d steps=%d samples=%d seconds=%.3f samples_per_s=%.1f loss=%.4f train_acc=%.4f"
+          % (torch.__version__, torch.get_num_threads(), steps, seen, dt, seen / dt, loss_v, correct / seen))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
