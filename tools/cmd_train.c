@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 #include "oialr.h"
+#include "oialr/record.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -42,6 +43,15 @@ static void train_usage(FILE *f) {
             "  --label-smoothing X   0\n"
             "  --max-steps N         stop after N steps (0: no limit)\n"
             "  --eval-every N        also evaluate on the validation set every N steps\n"
+            "\n"
+            "recording (docs/format.md):\n"
+            "  --record FILE         write an HDF5 trajectory: weight matrices, metrics,\n"
+            "                        configuration and a checkpoint at every epoch end\n"
+            "  --every N             snapshot every N steps (50; 0: only start/end)\n"
+            "  --every-epoch         also snapshot at every epoch end\n"
+            "  --record-layers GLOB  only the weights whose name matches, e.g. 'fc*'\n"
+            "  --force               overwrite FILE if it exists\n"
+            "  --compress            shuffle + deflate the snapshots (smaller, slower)\n"
             "\n"
             "run:\n"
             "  --seed N              seed of initialisation, split, order, dropout (0)\n"
@@ -101,6 +111,9 @@ int cmd_train(int argc, char **argv) {
     double lr = -1, momentum = 0.9, wd = -1, beta1 = 0.9, beta2 = 0.999, ls = 0.0, gamma = 0.1;
     long long epochs = 10, batch = 128, warmup = 0, step_size = 0, max_steps = 0, eval_every = 0;
     int sched = OIALR_SCHED_CONSTANT, nesterov = 0;
+    const char *record = NULL, *record_layers = NULL;
+    long long record_every = 50;
+    int record_epoch = 0, record_force = 0, record_compress = 0;
     int rc = 0;
 
     for (int i = 1; i < argc; i++) {
@@ -131,6 +144,12 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) { VALUE(); rc = cli_int(C, a, v, 0, (1LL << 62), &seed); }
         else if (!strcmp(a, "--threads")) { VALUE(); rc = cli_int(C, a, v, 1, 1024, &threads); }
         else if (!strcmp(a, "--quiet")) quiet = 1;
+        else if (!strcmp(a, "--record")) { VALUE(); record = v; }
+        else if (!strcmp(a, "--every")) { VALUE(); rc = cli_int(C, a, v, 0, 1LL << 40, &record_every); }
+        else if (!strcmp(a, "--every-epoch")) record_epoch = 1;
+        else if (!strcmp(a, "--record-layers")) { VALUE(); record_layers = v; }
+        else if (!strcmp(a, "--force")) record_force = 1;
+        else if (!strcmp(a, "--compress")) record_compress = 1;
         else {
             fprintf(stderr, "oialr train: unknown option '%s' (try 'oialr train --help')\n", a);
             return 2;
@@ -143,6 +162,10 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     if (threads) oialr_set_threads((int)threads);
+    if (record && !record_force && access(record, F_OK) == 0) {
+        fprintf(stderr, "oialr train: %s exists; use --force to overwrite it\n", record);
+        return 1;
+    }
 
     /* --- data --- */
     oialr_dataset train_ds = {0}, test_ds = {0};
@@ -216,6 +239,36 @@ int cmd_train(int argc, char **argv) {
     cli_progress_init(&ui.prog);
     oialr_hook ui_hook = {.name = "progress", .user = &ui, .step_end = ui_step_end, .epoch_end = ui_epoch_end};
     oialr_trainer_add_hook(&trainer, &ui_hook);
+    oialr_hook rec_hook = {0};
+    if (record) {
+        char *cmdline = cli_join(argc, argv);
+        const char *keys[] = {"dataset", "data_dir", "val", "limit"};
+        char val_s[32], limit_s[32];
+        snprintf(val_s, sizeof val_s, "%lld", val_n);
+        snprintf(limit_s, sizeof limit_s, "%lld", limit);
+        const char *vals[] = {dataset, data_dir ? data_dir : "", val_s, limit_s};
+        oialr_record_options ro;
+        oialr_record_options_default(&ro);
+        ro.path = record;
+        ro.every = record_every;
+        ro.every_epoch = record_epoch;
+        ro.layers = record_layers;
+        ro.force = record_force;
+        ro.compress = record_compress ? 4 : 0;
+        ro.seed = (uint64_t)seed;
+        ro.command_line = cmdline;
+        ro.nconfig = 4;
+        ro.config_keys = keys;
+        ro.config_values = vals;
+        rc = oialr_record_hook_init(&rec_hook, &ro);
+        free(cmdline);
+        if (rc) {
+            oialr_trainer_free(&trainer);
+            oialr_model_free(model);
+            return fail("record", rc);
+        }
+        oialr_trainer_add_hook(&trainer, &rec_hook);
+    }
 
     g_trainer = &trainer;
     signal(SIGINT, on_signal);
@@ -235,6 +288,16 @@ int cmd_train(int argc, char **argv) {
         const oialr_train_metrics *m = &trainer.metrics;
         printf("final: epochs %d  steps %lld  val_acc %.4f  test_acc %.4f  loss %.4f  %.1fs\n", m->epoch + 1,
                (long long)m->step, (double)m->val_acc, (double)m->test_acc, (double)m->loss, m->seconds);
+    }
+    if (record) {
+        uint64_t bytes;
+        double rsec;
+        int64_t nsnap;
+        oialr_record_stats(&rec_hook, &bytes, &rsec, &nsnap);
+        if (!quiet)
+            fprintf(stderr, "record: %s: %lld snapshots, %.1f MB, %.2fs in the recorder (%.0f MB/s)\n", record,
+                    (long long)nsnap, bytes / 1e6, rsec, rsec > 0 ? bytes / 1e6 / rsec : 0.0);
+        oialr_record_hook_free(&rec_hook);
     }
     oialr_trainer_free(&trainer);
     oialr_model_free(model);
