@@ -1,0 +1,446 @@
+/*
+ * analyze.c — `oialr analyze run.h5 [options]`: options, the layer loop,
+ * the stdout summary and the replay of switch policies. The results files
+ * are written by results.c; the metrics are computed by engine.c.
+ */
+#include "analyze.h"
+#include "results.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "oialr/trajectory.h"
+
+static const char *USAGE =
+    "usage: oialr analyze RUN.h5 [options]\n"
+    "\n"
+    "Per layer and snapshot: basis stability S = tr(Q_a^T Q_b)/n against the\n"
+    "snapshot LAG back, principal angles of the top-r_beta singular subspaces,\n"
+    "singular values and rank metrics (docs/metrics.md, docs/analyze.md).\n"
+    "\n"
+    "  -o, --output FILE    results HDF5 (never the input file)\n"
+    "      --force          overwrite FILE if it exists\n"
+    "      --csv DIR        write metrics.csv, spectra.csv, mean_stability.csv\n"
+    "                       (and replay.csv with --policy) into DIR\n"
+    "      --lag K          compare each snapshot with the one K back (default 1)\n"
+    "      --layers GLOBS   comma-separated name patterns (default: all layers)\n"
+    "      --beta B         cutoff r_beta = #{sigma_i >= B sigma_1} (default 0.15)\n"
+    "      --tau T          stability threshold (default 0.99)\n"
+    "      --double         float64 SVD (default float32)\n"
+    "      --threads N      analysis threads (default: online cores)\n"
+    "      --blas-threads N OpenBLAS threads per analysis thread (default 1)\n"
+    "      --policy P       replay a switch policy: stability:TAU[,lag=K] or delay:STEPS\n"
+    "  -q, --quiet          no summary on stdout\n"
+    "  -h, --help           this help\n";
+
+/* --------------------------------------------------------------------------- */
+/* option parsing */
+
+static int bad(const char *flag, const char *val, const char *why) {
+    fprintf(stderr, "oialr analyze: %s: '%s': %s\n", flag, val ? val : "", why);
+    return 2;
+}
+
+static int parse_ll(const char *flag, const char *s, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) return bad(flag, s, "not an integer");
+    if (v < lo || v > hi) {
+        char why[96];
+        snprintf(why, sizeof why, "must be in [%lld, %lld]", lo, hi);
+        return bad(flag, s, why);
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_dbl(const char *flag, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) return bad(flag, s, "not a number");
+    if (v < lo || v > hi) {
+        char why[96];
+        snprintf(why, sizeof why, "must be in [%g, %g]", lo, hi);
+        return bad(flag, s, why);
+    }
+    *out = v;
+    return 0;
+}
+
+/* "stability:0.99[,lag=K]" or "delay:STEPS" */
+static int parse_policy(const char *s, ana_policy *p) {
+    memset(p, 0, sizeof *p);
+    char buf[128];
+    if (strlen(s) >= sizeof buf) return bad("--policy", s, "too long");
+    strcpy(buf, s);
+    char *colon = strchr(buf, ':');
+    if (!colon) return bad("--policy", s, "expected stability:TAU[,lag=K] or delay:STEPS");
+    *colon = '\0';
+    char *arg = colon + 1;
+    if (strcmp(buf, "stability") == 0) {
+        p->kind = ANA_POLICY_STABILITY;
+        char *comma = strchr(arg, ',');
+        if (comma) {
+            *comma = '\0';
+            const char *opt = comma + 1;
+            if (strncmp(opt, "lag=", 4) != 0) return bad("--policy", s, "expected ',lag=K' after the threshold");
+            long long k;
+            if (parse_ll("--policy lag", opt + 4, 1, 1000000, &k)) return 2;
+            p->lag = (int)k;
+        }
+        if (parse_dbl("--policy threshold", arg, -1.0, 1.0, &p->tau)) return 2;
+        return 0;
+    }
+    if (strcmp(buf, "delay") == 0) {
+        p->kind = ANA_POLICY_DELAY;
+        long long d;
+        if (parse_ll("--policy delay", arg, 0, INT64_MAX, &d)) return 2;
+        p->delay = d;
+        return 0;
+    }
+    return bad("--policy", s, "unknown policy (stability or delay)");
+}
+
+/* Value of "--flag VALUE" or "--flag=VALUE". */
+static const char *flag_value(int argc, char **argv, int *i, const char *eq) {
+    if (eq) return eq + 1;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "oialr analyze: %s needs a value\n", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
+    memset(o, 0, sizeof *o);
+    o->lag = 1;
+    o->beta = 0.15;
+    o->tau = 0.99;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    o->threads = cores > 0 ? (int)cores : 1;
+    o->blas_threads = 1;
+    o->prec = OIALR_PREC_F32;
+    int lag_given = 0;
+    *help = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || a[1] == '\0') {
+            if (o->input) return bad("RUN.h5", a, "only one input file");
+            o->input = a;
+            continue;
+        }
+        char name[32];
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        if (len >= sizeof name) return bad("option", a, "unknown option (try --help)");
+        memcpy(name, a, len);
+        name[len] = '\0';
+        const char *v = NULL;
+        long long ll;
+#define VALUE() do { if (!(v = flag_value(argc, argv, &i, eq))) return 2; } while (0)
+        if (!strcmp(name, "-h") || !strcmp(name, "--help")) { *help = 1; return 0; }
+        else if (!strcmp(name, "-o") || !strcmp(name, "--output")) { VALUE(); o->output = v; }
+        else if (!strcmp(name, "--csv")) { VALUE(); o->csv_dir = v; }
+        else if (!strcmp(name, "--layers")) { VALUE(); o->layers = v; }
+        else if (!strcmp(name, "--lag")) {
+            VALUE();
+            if (parse_ll(name, v, 1, 1000000, &ll)) return 2;
+            o->lag = (int)ll;
+            lag_given = 1;
+        } else if (!strcmp(name, "--beta")) { VALUE(); if (parse_dbl(name, v, 0.0, 1.0, &o->beta)) return 2; }
+        else if (!strcmp(name, "--tau")) { VALUE(); if (parse_dbl(name, v, -1.0, 1.0, &o->tau)) return 2; }
+        else if (!strcmp(name, "--threads")) {
+            VALUE();
+            if (parse_ll(name, v, 1, 256, &ll)) return 2;
+            o->threads = (int)ll;
+        } else if (!strcmp(name, "--blas-threads")) {
+            VALUE();
+            if (parse_ll(name, v, 1, 256, &ll)) return 2;
+            o->blas_threads = (int)ll;
+        } else if (!strcmp(name, "--policy")) { VALUE(); if (parse_policy(v, &o->policy)) return 2; }
+        else if (!strcmp(name, "--double") && !eq) o->prec = OIALR_PREC_F64;
+        else if (!strcmp(name, "--force") && !eq) o->force = 1;
+        else if ((!strcmp(name, "-q") || !strcmp(name, "--quiet")) && !eq) o->quiet = 1;
+        else return bad("option", a, "unknown option (try --help)");
+#undef VALUE
+    }
+    if (!o->input) {
+        fprintf(stderr, "oialr analyze: no input file\n%s", USAGE);
+        return 2;
+    }
+    if (o->policy.kind == ANA_POLICY_STABILITY && o->policy.lag) {
+        if (lag_given && o->policy.lag != o->lag)
+            return bad("--policy", "lag", "differs from --lag (give one of them)");
+        o->lag = o->policy.lag;
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------------------------- */
+
+static int layer_selected(const char *name, const char *globs) {
+    if (!globs) return 1;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", globs);
+    for (char *save = NULL, *g = strtok_r(buf, ",", &save); g; g = strtok_r(NULL, ",", &save))
+        if (fnmatch(g, name, 0) == 0) return 1;
+    return 0;
+}
+
+/* Per-layer summary kept for the table and the replay. */
+typedef struct layer_sum {
+    char name[OIALR_TRAJ_NAME_MAX];
+    int64_t rows, cols, nsnap, skipped;
+    double final_s;
+    int64_t final_step;
+    int64_t stable_step;     /* first step from which S >= tau holds to the end; -1 never */
+    int64_t cutoff_rank;     /* at the last valid snapshot */
+    double param_share;
+    int64_t switch_step;     /* replay: -1 never / not eligible */
+    int64_t switch_rank;
+    double switch_s;
+    int eligible;
+} layer_sum;
+
+typedef struct run_ctx {
+    const ana_opts *o;
+    oialr_traj *t;
+    int layer;
+    const oialr_traj_layer *L;
+    ana_row *rows;           /* nsnap rows of the current layer */
+    ana_results *res;
+} run_ctx;
+
+static int read_cb(void *user, int64_t snap, float *buf, size_t n) {
+    run_ctx *c = user;
+    return oialr_traj_read(c->t, c->layer, snap, buf, n);
+}
+
+static int emit_cb(void *user, int64_t snap, const ana_row *row, const double *sigma, int64_t n) {
+    run_ctx *c = user;
+    c->rows[snap] = *row;
+    return ana_results_row(c->res, snap, row, sigma, n);
+}
+
+static void summarise(const ana_opts *o, const oialr_traj_layer *L, const ana_row *r, layer_sum *s) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", L->name);
+    s->rows = L->rows;
+    s->cols = L->cols;
+    s->nsnap = L->nsnap;
+    s->final_s = NAN;
+    s->final_step = -1;
+    s->stable_step = -1;
+    s->cutoff_rank = -1;
+    s->param_share = NAN;
+    s->switch_step = -1;
+    s->switch_rank = -1;
+    s->switch_s = NAN;
+    int64_t last_valid = -1;
+    for (int64_t j = 0; j < L->nsnap; j++) {
+        if (!r[j].valid) { s->skipped++; continue; }
+        last_valid = j;
+        if (!isnan(r[j].stability)) { s->final_s = r[j].stability; s->final_step = r[j].step; }
+    }
+    if (last_valid >= 0) {
+        s->cutoff_rank = r[last_valid].sp.cutoff_rank;
+        s->param_share = r[last_valid].sp.param_share;
+    }
+    /* sustained: walk back from the end while S >= tau */
+    for (int64_t j = L->nsnap - 1; j >= 0; j--) {
+        if (isnan(r[j].stability)) continue; /* undefined pairs neither start nor break a run */
+        if (r[j].stability >= o->tau) s->stable_step = r[j].step;
+        else break;
+    }
+    /* replay */
+    int64_t n = L->rows < L->cols ? L->rows : L->cols, m = L->rows < L->cols ? L->cols : L->rows;
+    s->eligible = (double)m / (double)n < 10.0; /* the reference keeps aspect >= 10 full rank */
+    if (!s->eligible || o->policy.kind == ANA_POLICY_NONE) return;
+    for (int64_t j = 0; j < L->nsnap; j++) {
+        int hit = 0;
+        if (!r[j].valid) continue;
+        if (o->policy.kind == ANA_POLICY_STABILITY) hit = !isnan(r[j].stability) && r[j].stability >= o->policy.tau;
+        else hit = r[j].step >= o->policy.delay;
+        if (hit) {
+            s->switch_step = r[j].step;
+            int64_t k = r[j].sp.cutoff_rank, kmin = (n + 99) / 100;
+            s->switch_rank = k < kmin ? kmin : k;
+            s->switch_s = r[j].stability;
+            break;
+        }
+    }
+}
+
+static void print_summary(const ana_opts *o, const oialr_traj_info *info, const layer_sum *ls, int nl,
+                          const ana_results *res, double secs) {
+    printf("oialr analyze: %s: %d layer%s, lag %d, beta %g, tau %g, %s, %d thread%s, %.2f s%s\n", o->input, nl,
+           nl == 1 ? "" : "s", o->lag, o->beta, o->tau, o->prec == OIALR_PREC_F64 ? "float64" : "float32", o->threads,
+           o->threads == 1 ? "" : "s", secs, info->swmr_read ? " (live file: analysed what is there)" : "");
+    printf("%-24s %11s %6s %10s %14s %7s %7s\n", "layer", "shape", "snaps", "final S", "stable from", "r_beta",
+           "share");
+    for (int i = 0; i < nl; i++) {
+        char shape[32], st[32];
+        snprintf(shape, sizeof shape, "%lldx%lld", (long long)ls[i].rows, (long long)ls[i].cols);
+        if (ls[i].stable_step >= 0) snprintf(st, sizeof st, "step %lld", (long long)ls[i].stable_step);
+        else snprintf(st, sizeof st, "never");
+        printf("%-24s %11s %6lld %10.6f %14s %7lld %7.3f", ls[i].name, shape, (long long)ls[i].nsnap, ls[i].final_s, st,
+               (long long)ls[i].cutoff_rank, ls[i].param_share);
+        if (ls[i].skipped) printf("  (%lld snapshot%s with NaN/Inf skipped)", (long long)ls[i].skipped,
+                                  ls[i].skipped == 1 ? "" : "s");
+        printf("\n");
+    }
+    int64_t ms_step;
+    double ms;
+    if (ana_results_last_mean(res, &ms_step, &ms) == 0)
+        printf("mean stability at step %lld: %.6f\n", (long long)ms_step, ms);
+}
+
+/* Replay table; returns the trainable fraction. */
+static double replay(const ana_opts *o, const layer_sum *ls, int nl, FILE *out) {
+    double full = 0, kept = 0;
+    for (int i = 0; i < nl; i++) {
+        double mn = (double)ls[i].rows * (double)ls[i].cols;
+        full += mn;
+        kept += ls[i].switch_step >= 0 ? (double)ls[i].switch_rank * (double)ls[i].switch_rank : mn;
+    }
+    double frac = full > 0 ? kept / full : NAN;
+    if (!out) return frac;
+    if (o->policy.kind == ANA_POLICY_STABILITY)
+        fprintf(out, "replay: policy stability:%g,lag=%d (freeze a layer at the first snapshot with S >= %g)\n",
+                o->policy.tau, o->lag, o->policy.tau);
+    else
+        fprintf(out, "replay: policy delay:%lld (freeze every layer at the first snapshot with step >= %lld)\n",
+                (long long)o->policy.delay, (long long)o->policy.delay);
+    fprintf(out, "%-24s %14s %10s %7s %10s\n", "layer", "freezes at", "S", "rank", "trainable");
+    for (int i = 0; i < nl; i++) {
+        char at[32];
+        double mn = (double)ls[i].rows * (double)ls[i].cols;
+        if (!ls[i].eligible) {
+            fprintf(out, "%-24s %14s %10s %7s %10.3f\n", ls[i].name, "kept full", "(aspect)", "-", 1.0);
+            continue;
+        }
+        if (ls[i].switch_step < 0) {
+            fprintf(out, "%-24s %14s %10s %7s %10.3f\n", ls[i].name, "never", "-", "-", 1.0);
+            continue;
+        }
+        snprintf(at, sizeof at, "step %lld", (long long)ls[i].switch_step);
+        fprintf(out, "%-24s %14s %10.6f %7lld %10.4f\n", ls[i].name, at, ls[i].switch_s, (long long)ls[i].switch_rank,
+                (double)ls[i].switch_rank * (double)ls[i].switch_rank / mn);
+    }
+    fprintf(out, "trainable fraction of the analysed weight matrices: %.4f\n", frac);
+    return frac;
+}
+
+static int write_replay_csv(const ana_opts *o, const layer_sum *ls, int nl, double frac) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/replay.csv", o->csv_dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return oialr_seterr(OIALR_ERR_IO, "%s: %s", path, strerror(errno));
+    fprintf(f, "layer,rows,cols,eligible,switch_step,stability,rank,trainable_share,policy,trainable_fraction\n");
+    for (int i = 0; i < nl; i++) {
+        double mn = (double)ls[i].rows * (double)ls[i].cols;
+        double share = ls[i].switch_step >= 0 ? (double)ls[i].switch_rank * (double)ls[i].switch_rank / mn : 1.0;
+        ana_csv_name(f, ls[i].name);
+        fprintf(f, ",%lld,%lld,%d,%lld,%.9g,%lld,%.9g,", (long long)ls[i].rows, (long long)ls[i].cols, ls[i].eligible,
+                (long long)ls[i].switch_step, ls[i].switch_s, (long long)ls[i].switch_rank, share);
+        if (o->policy.kind == ANA_POLICY_STABILITY) fprintf(f, "stability:%g;lag=%d", o->policy.tau, o->lag);
+        else fprintf(f, "delay:%lld", (long long)o->policy.delay);
+        fprintf(f, ",%.9g\n", frac);
+    }
+    if (fclose(f) != 0) return oialr_seterr(OIALR_ERR_IO, "%s: %s", path, strerror(errno));
+    return OIALR_OK;
+}
+
+int oialr_cmd_analyze(int argc, char **argv) {
+    ana_opts o;
+    int help;
+    int st = parse_args(argc, argv, &o, &help);
+    if (st) return st;
+    if (help) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    double t0 = oialr_now();
+    int rc, status = 1;
+    oialr_traj *t = NULL;
+    ana_engine *e = NULL;
+    ana_results *res = NULL;
+    layer_sum *ls = NULL;
+    ana_row *rows = NULL;
+    int nl = 0;
+    int saved_threads = oialr_get_threads();
+
+    if ((rc = oialr_traj_open(&t, o.input, OIALR_TRAJ_READ))) goto fail;
+    const oialr_traj_info *info = oialr_traj_get_info(t);
+    int total = oialr_traj_nlayers(t);
+    int nsel = 0;
+    int64_t maxsnap = 0;
+    for (int i = 0; i < total; i++) {
+        const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
+        if (layer_selected(L->name, o.layers)) {
+            nsel++;
+            if (L->nsnap > maxsnap) maxsnap = L->nsnap;
+        }
+    }
+    if (nsel == 0) {
+        rc = oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no layer matches '%s' (%d layer%s in the file)", o.input,
+                          o.layers ? o.layers : "*", total, total == 1 ? "" : "s");
+        goto fail;
+    }
+    if (maxsnap <= o.lag) {
+        rc = oialr_seterr(OIALR_ERR_ARG, "%s: lag %d needs more than %d snapshots; the longest layer has %lld",
+                          o.input, o.lag, o.lag, (long long)maxsnap);
+        goto fail;
+    }
+    ls = calloc((size_t)nsel, sizeof *ls);
+    rows = calloc((size_t)maxsnap, sizeof *rows);
+    if (!ls || !rows) { rc = oialr_seterr(OIALR_ERR_NOMEM, "analyze: out of memory"); goto fail; }
+    oialr_set_threads(o.blas_threads);
+    if ((rc = ana_engine_new(&e, o.threads, o.prec))) goto fail;
+    if ((rc = ana_results_open(&res, &o, info->created))) goto fail;
+
+    for (int i = 0; i < total; i++) {
+        const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
+        if (!layer_selected(L->name, o.layers)) continue;
+        run_ctx c = {.o = &o, .t = t, .layer = i, .L = L, .rows = rows, .res = res};
+        if ((rc = ana_results_layer_begin(res, L->name, L->kind, L->rows, L->cols, L->nsnap))) goto fail;
+        if (L->nsnap > 0 &&
+            (rc = ana_engine_layer(e, L->rows, L->cols, L->nsnap, L->steps, o.lag, o.beta, read_cb, emit_cb, &c))) {
+            oialr_seterr(rc, "layer %s: %s", L->name, oialr_errmsg());
+            goto fail;
+        }
+        summarise(&o, L, rows, &ls[nl]);
+        if ((rc = ana_results_layer_end(res, rows, L->nsnap, ls[nl].stable_step, ls[nl].switch_step,
+                                        ls[nl].switch_rank)))
+            goto fail;
+        nl++;
+    }
+    double frac = o.policy.kind ? replay(&o, ls, nl, NULL) : NAN;
+    if ((rc = ana_results_finish(res, frac))) goto fail;
+    double secs = oialr_now() - t0;
+    if (!o.quiet) {
+        print_summary(&o, info, ls, nl, res, secs);
+        if (o.policy.kind) replay(&o, ls, nl, stdout);
+    }
+    if (o.policy.kind && o.csv_dir && (rc = write_replay_csv(&o, ls, nl, frac))) goto fail;
+    status = 0;
+    goto done;
+fail:
+    fprintf(stderr, "oialr analyze: %s\n", oialr_errmsg()[0] ? oialr_errmsg() : oialr_strerror(rc));
+    status = 1;
+done:
+    ana_results_close(res, status != 0);
+    ana_engine_free(e);
+    oialr_traj_close(t);
+    free(ls);
+    free(rows);
+    if (saved_threads > 0) oialr_set_threads(saved_threads);
+    return status;
+}

@@ -1,0 +1,82 @@
+/*
+ * analyze.h — `oialr analyze`: the offline driver of the metrics in
+ * lib/metrics over a stored trajectory (docs/analyze.md).
+ *
+ * The driver streams each layer's snapshots in batches of `threads`
+ * snapshots: the main thread reads the batch (all HDF5 calls stay on the
+ * main thread), every thread factors one snapshot (one OpenBLAS thread
+ * each), then every thread computes the pair metrics of its snapshot against
+ * the one `lag` back, kept in a ring of lag + threads factors. Memory does
+ * not grow with the number of snapshots (only a few scalars per snapshot).
+ */
+#ifndef OIALR_ANALYZE_H
+#define OIALR_ANALYZE_H
+
+#include <stdint.h>
+
+#include "oialr/metrics.h"
+
+/* `oialr analyze ...`; argv[0] is the command name. Returns the exit status:
+ * 0 success, 1 failure (message on stderr), 2 usage error. Never exits. */
+int oialr_cmd_analyze(int argc, char **argv);
+
+/* --------------------------------------------------------------------------- */
+/* Internals shared by the analysis sources (not a stable API). */
+
+enum ana_policy_kind { ANA_POLICY_NONE = 0, ANA_POLICY_STABILITY = 1, ANA_POLICY_DELAY = 2 };
+
+typedef struct ana_policy {
+    int kind;
+    double tau;       /* stability: freeze when S >= tau */
+    int lag;          /* stability: lag in snapshots (0: the analysis lag) */
+    int64_t delay;    /* delay: freeze at the first snapshot with step >= delay */
+} ana_policy;
+
+typedef struct ana_opts {
+    const char *input;
+    const char *output;   /* results HDF5 (NULL: none) */
+    const char *csv_dir;  /* directory for the CSV tables (NULL: none) */
+    const char *layers;   /* comma-separated globs (NULL: all) */
+    int lag;
+    double beta, tau;
+    int threads;          /* analysis threads */
+    int blas_threads;     /* OpenBLAS threads per analysis thread */
+    int prec;             /* OIALR_PREC_F32 / F64 */
+    int force;            /* overwrite the output */
+    int quiet;            /* no summary on stdout */
+    ana_policy policy;
+} ana_opts;
+
+/* One snapshot's results. NaN where undefined (see docs/metrics.md). */
+typedef struct ana_row {
+    int64_t step;
+    int64_t ref_step;     /* step of the snapshot `lag` back; -1 if none */
+    int valid;            /* 0: the snapshot holds NaN/Inf (skipped) */
+    double stability;     /* NaN without a valid reference */
+    int64_t rank;         /* numerical rank */
+    int64_t angles_k;     /* k of the principal angles (0: none) */
+    double grass_left, grass_right;   /* Grassmann distances */
+    double max_left, max_right;       /* largest principal angle */
+    oialr_spectrum sp;
+} ana_row;
+
+/* Per-thread state and the computation of one layer (engine.c). */
+typedef struct ana_engine ana_engine;
+
+/* Called on the main thread for each finished snapshot in order: the row,
+ * and the n singular values (NULL if the snapshot was invalid). */
+typedef int (*ana_emit_fn)(void *user, int64_t snap, const ana_row *row, const double *sigma, int64_t n);
+/* Reads snapshot `snap` into buf (rows*cols floats); main thread only. */
+typedef int (*ana_read_fn)(void *user, int64_t snap, float *buf, size_t n);
+
+int ana_engine_new(ana_engine **e, int threads, int prec);
+void ana_engine_free(ana_engine *e);
+/* Analyse one layer of nsnap snapshots with the given steps. */
+int ana_engine_layer(ana_engine *e, int64_t rows, int64_t cols, int64_t nsnap, const int64_t *steps, int lag,
+                     double beta, ana_read_fn read, ana_emit_fn emit, void *user);
+/* Seconds spent inside the factorisations, summed over threads (for the
+ * benchmark's LAPACK bound), and bytes held at the peak. */
+double ana_engine_svd_seconds(const ana_engine *e);
+size_t ana_engine_peak_bytes(const ana_engine *e);
+
+#endif

@@ -1,0 +1,358 @@
+/*
+ * results.c — results HDF5 file and CSV tables of `oialr analyze`
+ * (layout documented in docs/analyze.md; keep the two in step).
+ */
+#include "results.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RESULTS_FORMAT "oialr-analysis"
+#define RESULTS_VERSION 1
+
+typedef struct step_s { int64_t step; double s; } step_s;
+
+struct ana_results {
+    const ana_opts *o;
+    hid_t file, layers, group, sigma;   /* current layer group and its sigma dataset */
+    int64_t n;                          /* current layer's n */
+    char name[128];
+    FILE *metrics, *spectra;
+    char *paths[4];                     /* files created (for removal on failure) */
+    int npaths;
+    step_s *ss;                         /* (step, S) of every layer, for the mean */
+    size_t nss, capss;
+    int64_t *mstep; double *mval; int32_t *mcnt;
+    size_t nmean;
+};
+
+static int h5fail(const char *what, const char *name) {
+    return oialr_seterr(OIALR_ERR_HDF5, "results: HDF5 error writing %s%s%s", what, name ? " of " : "", name ? name : "");
+}
+
+static int attr_str(hid_t obj, const char *key, const char *val) {
+    hid_t ty = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR), a = H5I_INVALID_HID;
+    int rc = OIALR_OK;
+    H5Tset_size(ty, strlen(val) + 1);
+    H5Tset_strpad(ty, H5T_STR_NULLTERM);
+    H5Tset_cset(ty, H5T_CSET_UTF8);
+    a = H5Acreate2(obj, key, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, ty, val) < 0) rc = h5fail("attribute", key);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(ty);
+    return rc;
+}
+
+static int attr_num(hid_t obj, const char *key, hid_t ftype, hid_t mtype, const void *val) {
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, key, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = (a < 0 || H5Awrite(a, mtype, val) < 0) ? h5fail("attribute", key) : OIALR_OK;
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    return rc;
+}
+static int attr_i64(hid_t o, const char *k, int64_t v) { return attr_num(o, k, H5T_STD_I64LE, H5T_NATIVE_INT64, &v); }
+static int attr_f64(hid_t o, const char *k, double v) { return attr_num(o, k, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v); }
+
+/* 1-D dataset of n values */
+static int write_1d(hid_t g, const char *name, hid_t ftype, hid_t mtype, const void *data, int64_t n) {
+    hsize_t d = (hsize_t)n;
+    hid_t sp = H5Screate_simple(1, &d, NULL);
+    hid_t ds = H5Dcreate2(g, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = OIALR_OK;
+    if (ds < 0 || (n > 0 && H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)) rc = h5fail("dataset", name);
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(sp);
+    return rc;
+}
+
+static int add_path(ana_results *r, const char *p) {
+    r->paths[r->npaths] = strdup(p);
+    if (!r->paths[r->npaths]) return oialr_seterr(OIALR_ERR_NOMEM, "results: out of memory");
+    r->npaths++;
+    return OIALR_OK;
+}
+
+static FILE *open_csv(ana_results *r, const char *file, const char *header, int *rc) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", r->o->csv_dir, file);
+    FILE *f = fopen(path, "w");
+    if (!f) { *rc = oialr_seterr(OIALR_ERR_IO, "%s: %s", path, strerror(errno)); return NULL; }
+    if ((*rc = add_path(r, path))) { fclose(f); return NULL; }
+    fputs(header, f);
+    return f;
+}
+
+void ana_csv_name(FILE *f, const char *name) {
+    if (!strpbrk(name, ",\"\n\r")) { fputs(name, f); return; }
+    fputc('"', f);
+    for (const char *p = name; *p; p++) {
+        if (*p == '"') fputc('"', f);
+        fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+int ana_results_open(ana_results **out, const ana_opts *o, const char *source_created) {
+    ana_results *r = calloc(1, sizeof *r);
+    if (!r) return oialr_seterr(OIALR_ERR_NOMEM, "results: out of memory");
+    r->o = o;
+    r->file = r->layers = r->group = r->sigma = H5I_INVALID_HID;
+    *out = r;
+    int rc = OIALR_OK;
+    if (o->output) {
+        struct stat si, so;
+        if (stat(o->input, &si) == 0 && stat(o->output, &so) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+            return oialr_seterr(OIALR_ERR_ARG, "%s: the results file cannot be the input file", o->output);
+        if (!o->force && access(o->output, F_OK) == 0)
+            return oialr_seterr(OIALR_ERR_EXISTS, "%s exists (use --force to overwrite)", o->output);
+        H5E_BEGIN_TRY { r->file = H5Fcreate(o->output, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT); } H5E_END_TRY;
+        if (r->file < 0) return oialr_seterr(OIALR_ERR_IO, "%s: cannot create the results file", o->output);
+        if ((rc = add_path(r, o->output))) return rc;
+        char created[40];
+        time_t now = time(NULL);
+        struct tm tmv;
+        strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tmv));
+        if ((rc = attr_str(r->file, "format", RESULTS_FORMAT)) || (rc = attr_i64(r->file, "format_version", RESULTS_VERSION)) ||
+            (rc = attr_str(r->file, "created", created)) || (rc = attr_str(r->file, "source", o->input)) ||
+            (rc = attr_str(r->file, "source_created", source_created ? source_created : "")) ||
+            (rc = attr_str(r->file, "library", "oialr " OIALR_VERSION_STRING)) ||
+            (rc = attr_i64(r->file, "lag", o->lag)) || (rc = attr_f64(r->file, "beta", o->beta)) ||
+            (rc = attr_f64(r->file, "tau", o->tau)) ||
+            (rc = attr_str(r->file, "precision", o->prec == OIALR_PREC_F64 ? "float64" : "float32")) ||
+            (rc = attr_str(r->file, "layers_glob", o->layers ? o->layers : "*")) ||
+            (rc = attr_str(r->file, "orientation",
+                           "W is the stored rows x cols matrix if rows >= cols, else its transpose: m x n, m >= n")) ||
+            (rc = attr_str(r->file, "stability_definition",
+                           "S(a,b) = tr(Q_a^T Q_b) / n, Q = U_r V_r^T (polar factor over the r singular values > "
+                           "max(m,n)*eps*sigma_1) of the tall-oriented W; b = snapshot j, a = snapshot j - lag")) ||
+            (rc = attr_str(r->file, "angles_definition",
+                           "principal angles between the top-k left (m-side) and right (n-side) singular subspaces "
+                           "of a and b, k = min(cutoff_rank(b), rank(a), rank(b)); small angles from sines")) ||
+            (rc = attr_str(r->file, "docs", "docs/analyze.md, docs/metrics.md")))
+            return rc;
+        r->layers = H5Gcreate2(r->file, "layers", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (r->layers < 0) return h5fail("group", "layers");
+    }
+    if (o->csv_dir) {
+        if (mkdir(o->csv_dir, 0777) != 0 && errno != EEXIST)
+            return oialr_seterr(OIALR_ERR_IO, "%s: %s", o->csv_dir, strerror(errno));
+        r->metrics = open_csv(r, "metrics.csv",
+                              "layer,step,ref_step,rows,cols,valid,stability,sigma1,sigma_min,frobenius,stable_rank,"
+                              "effective_rank,rank,cutoff_rank,param_share,trainable_share,condition,angles_k,"
+                              "grassmann_left,grassmann_right,max_angle_left,max_angle_right\n",
+                              &rc);
+        if (rc) return rc;
+        r->spectra = open_csv(r, "spectra.csv", "layer,step,index,sigma\n", &rc);
+        if (rc) return rc;
+    }
+    return OIALR_OK;
+}
+
+int ana_results_layer_begin(ana_results *r, const char *name, const char *kind, int64_t rows, int64_t cols,
+                            int64_t nsnap) {
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->n = rows < cols ? rows : cols;
+    if (r->file < 0) return OIALR_OK;
+    int rc;
+    r->group = H5Gcreate2(r->layers, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (r->group < 0) return h5fail("group", name);
+    if ((rc = attr_i64(r->group, "rows", rows)) || (rc = attr_i64(r->group, "cols", cols)) ||
+        (rc = attr_i64(r->group, "m", rows < cols ? cols : rows)) || (rc = attr_i64(r->group, "n", r->n)) ||
+        (rc = attr_i64(r->group, "transposed", rows < cols)) || (rc = attr_str(r->group, "kind", kind ? kind : "")))
+        return rc;
+    hsize_t d[2] = {(hsize_t)nsnap, (hsize_t)r->n};
+    hid_t sp = H5Screate_simple(2, d, NULL);
+    r->sigma = H5Dcreate2(r->group, "sigma", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Sclose(sp);
+    if (r->sigma < 0) return h5fail("dataset sigma", name);
+    return OIALR_OK;
+}
+
+static void csv_num(FILE *f, double v) { fprintf(f, ",%.9g", v); }
+
+int ana_results_row(ana_results *r, int64_t snap, const ana_row *row, const double *sigma, int64_t n) {
+    if (!isnan(row->stability)) {
+        if (r->nss == r->capss) {
+            size_t cap = r->capss ? 2 * r->capss : 256;
+            step_s *p = realloc(r->ss, cap * sizeof *p);
+            if (!p) return oialr_seterr(OIALR_ERR_NOMEM, "results: out of memory");
+            r->ss = p;
+            r->capss = cap;
+        }
+        r->ss[r->nss++] = (step_s){row->step, row->stability};
+    }
+    if (r->sigma >= 0 && n > 0) {
+        hsize_t start[2] = {(hsize_t)snap, 0}, count[2] = {1, (hsize_t)n};
+        hid_t fs = H5Dget_space(r->sigma), ms = H5Screate_simple(2, count, NULL);
+        herr_t e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+        if (e >= 0) {
+            if (sigma) {
+                e = H5Dwrite(r->sigma, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, sigma);
+            } else { /* invalid snapshot: a row of NaN */
+                double *nanrow = malloc((size_t)n * sizeof *nanrow);
+                if (!nanrow) e = -1;
+                else {
+                    for (int64_t i = 0; i < n; i++) nanrow[i] = NAN;
+                    e = H5Dwrite(r->sigma, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, nanrow);
+                    free(nanrow);
+                }
+            }
+        }
+        H5Sclose(ms);
+        H5Sclose(fs);
+        if (e < 0) return h5fail("sigma", r->name);
+    }
+    if (r->metrics) {
+        FILE *f = r->metrics;
+        ana_csv_name(f, r->name);
+        const oialr_spectrum *s = &row->sp;
+        fprintf(f, ",%lld,%lld,%lld,%lld,%d", (long long)row->step, (long long)row->ref_step, (long long)s->rows,
+                (long long)s->cols, row->valid);
+        csv_num(f, row->stability);
+        csv_num(f, s->sigma1); csv_num(f, s->sigma_min); csv_num(f, s->frobenius); csv_num(f, s->stable_rank);
+        csv_num(f, s->effective_rank);
+        fprintf(f, ",%lld,%lld", (long long)row->rank, (long long)s->cutoff_rank);
+        csv_num(f, s->param_share); csv_num(f, s->trainable_share); csv_num(f, s->condition);
+        fprintf(f, ",%lld", (long long)row->angles_k);
+        csv_num(f, row->grass_left); csv_num(f, row->grass_right); csv_num(f, row->max_left); csv_num(f, row->max_right);
+        fputc('\n', f);
+        if (sigma)
+            for (int64_t i = 0; i < n; i++) {
+                ana_csv_name(r->spectra, r->name);
+                fprintf(r->spectra, ",%lld,%lld,%.9g\n", (long long)row->step, (long long)(i + 1), sigma[i]);
+            }
+        if (ferror(f) || ferror(r->spectra)) return oialr_seterr(OIALR_ERR_IO, "%s: write error", r->o->csv_dir);
+    }
+    return OIALR_OK;
+}
+
+int ana_results_layer_end(ana_results *r, const ana_row *rows, int64_t nsnap, int64_t stable_step,
+                          int64_t switch_step, int64_t switch_rank) {
+    if (r->file < 0) return OIALR_OK;
+    int rc = OIALR_OK;
+    size_t n = (size_t)(nsnap > 0 ? nsnap : 1);
+    int64_t *iv = malloc(n * sizeof *iv);
+    double *dv = malloc(n * sizeof *dv);
+    int8_t *bv = malloc(n);
+    if (!iv || !dv || !bv) { rc = oialr_seterr(OIALR_ERR_NOMEM, "results: out of memory"); goto out; }
+#define I64(NAME, EXPR) do { for (int64_t j = 0; j < nsnap; j++) iv[j] = (EXPR); \
+        if ((rc = write_1d(r->group, NAME, H5T_STD_I64LE, H5T_NATIVE_INT64, iv, nsnap))) goto out; } while (0)
+#define F64(NAME, EXPR) do { for (int64_t j = 0; j < nsnap; j++) dv[j] = (EXPR); \
+        if ((rc = write_1d(r->group, NAME, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, dv, nsnap))) goto out; } while (0)
+    I64("step", rows[j].step);
+    I64("ref_step", rows[j].ref_step);
+    for (int64_t j = 0; j < nsnap; j++) bv[j] = (int8_t)rows[j].valid;
+    if ((rc = write_1d(r->group, "valid", H5T_STD_I8LE, H5T_NATIVE_INT8, bv, nsnap))) goto out;
+    F64("stability", rows[j].stability);
+    F64("sigma1", rows[j].sp.sigma1);
+    F64("sigma_min", rows[j].sp.sigma_min);
+    F64("frobenius", rows[j].sp.frobenius);
+    F64("stable_rank", rows[j].sp.stable_rank);
+    F64("effective_rank", rows[j].sp.effective_rank);
+    F64("condition", rows[j].sp.condition);
+    F64("param_share", rows[j].sp.param_share);
+    F64("trainable_share", rows[j].sp.trainable_share);
+    I64("rank", rows[j].rank);
+    I64("cutoff_rank", rows[j].sp.cutoff_rank);
+    I64("angles_k", rows[j].angles_k);
+    F64("grassmann_left", rows[j].grass_left);
+    F64("grassmann_right", rows[j].grass_right);
+    F64("max_angle_left", rows[j].max_left);
+    F64("max_angle_right", rows[j].max_right);
+#undef I64
+#undef F64
+    if ((rc = attr_i64(r->group, "stable_step", stable_step)) || (rc = attr_i64(r->group, "switch_step", switch_step)) ||
+        (rc = attr_i64(r->group, "switch_rank", switch_rank)))
+        goto out;
+out:
+    free(iv); free(dv); free(bv);
+    if (r->sigma >= 0) H5Dclose(r->sigma);
+    if (r->group >= 0) H5Gclose(r->group);
+    r->sigma = r->group = H5I_INVALID_HID;
+    return rc;
+}
+
+static int cmp_step(const void *a, const void *b) {
+    const step_s *x = a, *y = b;
+    return x->step < y->step ? -1 : x->step > y->step;
+}
+
+int ana_results_finish(ana_results *r, double frac) {
+    qsort(r->ss, r->nss, sizeof *r->ss, cmp_step);
+    size_t cap = r->nss ? r->nss : 1;
+    r->mstep = malloc(cap * sizeof *r->mstep);
+    r->mval = malloc(cap * sizeof *r->mval);
+    r->mcnt = malloc(cap * sizeof *r->mcnt);
+    if (!r->mstep || !r->mval || !r->mcnt) return oialr_seterr(OIALR_ERR_NOMEM, "results: out of memory");
+    r->nmean = 0;
+    for (size_t i = 0; i < r->nss;) {
+        size_t j = i;
+        double sum = 0;
+        while (j < r->nss && r->ss[j].step == r->ss[i].step) sum += r->ss[j++].s;
+        r->mstep[r->nmean] = r->ss[i].step;
+        r->mval[r->nmean] = sum / (double)(j - i);
+        r->mcnt[r->nmean] = (int32_t)(j - i);
+        r->nmean++;
+        i = j;
+    }
+    int rc = OIALR_OK;
+    if (r->file >= 0) {
+        hid_t g = H5Gcreate2(r->file, "mean_stability", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (g < 0) return h5fail("group", "mean_stability");
+        if (!(rc = write_1d(g, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, r->mstep, (int64_t)r->nmean)) &&
+            !(rc = write_1d(g, "value", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, r->mval, (int64_t)r->nmean)))
+            rc = write_1d(g, "layers", H5T_STD_I32LE, H5T_NATIVE_INT32, r->mcnt, (int64_t)r->nmean);
+        H5Gclose(g);
+        if (rc) return rc;
+        if (!isnan(frac)) {
+            char pol[96];
+            if (r->o->policy.kind == ANA_POLICY_STABILITY) snprintf(pol, sizeof pol, "stability:%g,lag=%d", r->o->policy.tau, r->o->lag);
+            else snprintf(pol, sizeof pol, "delay:%lld", (long long)r->o->policy.delay);
+            if ((rc = attr_str(r->file, "policy", pol)) || (rc = attr_f64(r->file, "trainable_fraction", frac))) return rc;
+        }
+        if (H5Fflush(r->file, H5F_SCOPE_GLOBAL) < 0) return h5fail("file", r->o->output);
+    }
+    if (r->o->csv_dir) {
+        FILE *f = open_csv(r, "mean_stability.csv", "step,mean_stability,layers\n", &rc);
+        if (!f) return rc;
+        for (size_t i = 0; i < r->nmean; i++)
+            fprintf(f, "%lld,%.9g,%d\n", (long long)r->mstep[i], r->mval[i], (int)r->mcnt[i]);
+        if (fclose(f) != 0) return oialr_seterr(OIALR_ERR_IO, "%s/mean_stability.csv: write error", r->o->csv_dir);
+    }
+    return OIALR_OK;
+}
+
+int ana_results_last_mean(const ana_results *r, int64_t *step, double *value) {
+    if (!r || r->nmean == 0) return -1;
+    *step = r->mstep[r->nmean - 1];
+    *value = r->mval[r->nmean - 1];
+    return 0;
+}
+
+void ana_results_close(ana_results *r, int failed) {
+    if (!r) return;
+    int bad = 0;
+    H5E_BEGIN_TRY {
+        if (r->sigma >= 0) H5Dclose(r->sigma);
+        if (r->group >= 0) H5Gclose(r->group);
+        if (r->layers >= 0) H5Gclose(r->layers);
+        if (r->file >= 0 && H5Fclose(r->file) < 0) bad = 1;
+    } H5E_END_TRY;
+    if (r->metrics && fclose(r->metrics) != 0) bad = 1;
+    if (r->spectra && fclose(r->spectra) != 0) bad = 1;
+    if (bad && !failed) fprintf(stderr, "oialr analyze: error closing the outputs\n");
+    for (int i = 0; i < r->npaths; i++) {
+        if (failed) remove(r->paths[i]);
+        free(r->paths[i]);
+    }
+    free(r->ss); free(r->mstep); free(r->mval); free(r->mcnt);
+    free(r);
+}

@@ -1,0 +1,36 @@
+/*
+ * results.h — the outputs of `oialr analyze`: the results HDF5 file and the
+ * tidy CSV tables (layout: docs/analyze.md). Main thread only.
+ */
+#ifndef OIALR_ANALYSIS_RESULTS_H
+#define OIALR_ANALYSIS_RESULTS_H
+
+#include <stdio.h>
+
+#include "analyze.h"
+
+typedef struct ana_results ana_results;
+
+/* Opens o->output (refusing the input file itself, and an existing file
+ * unless o->force) and the CSV files in o->csv_dir (created if missing).
+ * source_created may be NULL. Either output may be absent. */
+int ana_results_open(ana_results **r, const ana_opts *o, const char *source_created);
+int ana_results_layer_begin(ana_results *r, const char *name, const char *kind, int64_t rows, int64_t cols,
+                            int64_t nsnap);
+/* One snapshot, in order; sigma has n values (NULL for an invalid snapshot). */
+int ana_results_row(ana_results *r, int64_t snap, const ana_row *row, const double *sigma, int64_t n);
+/* The per-snapshot scalars of the layer, and its summary attributes. */
+int ana_results_layer_end(ana_results *r, const ana_row *rows, int64_t nsnap, int64_t stable_step,
+                          int64_t switch_step, int64_t switch_rank);
+/* Mean stability over layers per step; root attributes. frac: trainable
+ * fraction of a replayed policy (NaN: none). */
+int ana_results_finish(ana_results *r, double frac);
+/* Last step with a mean stability (after finish); -1 if none. */
+int ana_results_last_mean(const ana_results *r, int64_t *step, double *value);
+/* Close; with failed != 0 remove the files this run created. */
+void ana_results_close(ana_results *r, int failed);
+
+/* Write a layer name as a CSV field (quoted when needed). */
+void ana_csv_name(FILE *f, const char *name);
+
+#endif

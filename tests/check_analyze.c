@@ -1,0 +1,317 @@
+/*
+ * check_analyze.c — `oialr analyze` end to end on synthetic trajectories
+ * written with the trajectory writer (oialr/trajectory.h).
+ *
+ * The synthetic layer "fc1" moves its bases by a known rotation between
+ * snapshots: Q_j = U G(φ_j) Vᵀ with G rotating k coordinate planes, so
+ * S(j-1, j) = 1 - (2k/n)(1 - cos(φ_j - φ_{j-1})) exactly, and the increments
+ * shrink, so S crosses τ = 0.99 at a step known in advance.
+ */
+#include <check.h>
+#include <hdf5.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "analyze.h"
+#include "oialr/trajectory.h"
+#include "util_linalg.h"
+
+#define NSNAP 12
+#define KPLANES 2
+
+static char dir[256], traj[300], out[300], csvdir[300];
+
+/* increments of the rotation angle between snapshots */
+static double delta(int j) { return j == 0 ? 0 : 0.6 * pow(0.55, j - 1); }
+static double expect_s(int j, int n) { return 1.0 - (2.0 * KPLANES / n) * (1.0 - cos(delta(j))); }
+
+/* rows x cols stored matrix of snapshot j of a layer */
+static void layer_matrix(float *w, int rows, int cols, int j, uint64_t seed, double scale) {
+    int m = rows >= cols ? rows : cols, n = rows >= cols ? cols : rows;
+    double *u = malloc(sizeof(double) * m * n), *v = malloc(sizeof(double) * n * n), *s = malloc(sizeof(double) * n);
+    double *wd = malloc(sizeof(double) * m * n);
+    tu_orthonormal(u, m, n, seed);
+    tu_orthonormal(v, n, n, seed + 1);
+    double phi = 0;
+    for (int i = 1; i <= j; i++) phi += delta(i);
+    for (int p = 0; p < KPLANES && 2 * p + 1 < n; p++) tu_rotate_cols(u, m, 2 * p, 2 * p + 1, phi);
+    for (int i = 0; i < n; i++) s[i] = scale * (i < 3 ? 4.0 - i : 0.5 * pow(0.8, i));
+    tu_compose(wd, rows, cols, u, s, v);
+    tu_to_float(w, wd, (size_t)m * n);
+    free(u); free(v); free(s); free(wd);
+}
+
+typedef struct { const char *name; int rows, cols; } lspec;
+static const lspec LAYERS[] = {{"fc1", 40, 24}, {"fc2", 12, 30}, {"head", 3, 40}};
+#define NL 3
+
+/* Write the synthetic trajectory: nsnap snapshots (steps 0, 10, ...);
+ * fc2 snapshot 5 holds a NaN, head snapshot 0 is all zeros.
+ * keep_open: return the open writer instead of closing it. */
+static oialr_traj *write_traj(const char *path, int nsnap, int keep_open) {
+    oialr_traj *t;
+    oialr_traj_options opt;
+    oialr_traj_options_default(&opt);
+    opt.force = 1;
+    ck_assert_int_eq(oialr_traj_create(&t, path, &opt), OIALR_OK);
+    int idx[NL];
+    for (int l = 0; l < NL; l++)
+        ck_assert_int_eq(oialr_traj_declare_layer(t, LAYERS[l].name, LAYERS[l].rows, LAYERS[l].cols, "dense", 0, NULL,
+                                                  &idx[l]),
+                         OIALR_OK);
+    float *w = malloc(sizeof(float) * 40 * 40);
+    for (int j = 0; j < nsnap; j++)
+        for (int l = 0; l < NL; l++) {
+            layer_matrix(w, LAYERS[l].rows, LAYERS[l].cols, j, 100 + 10 * l, 1.0 + 0.01 * j);
+            if (l == 1 && j == 5) w[7] = NAN;
+            if (l == 2 && j == 0) memset(w, 0, sizeof(float) * 3 * 40);
+            ck_assert_int_eq(oialr_traj_append(t, idx[l], 10 * j, w, 0), OIALR_OK);
+        }
+    free(w);
+    if (keep_open) return t;
+    ck_assert_int_eq(oialr_traj_close(t), OIALR_OK);
+    return NULL;
+}
+
+static void setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/oialr_check_analyze_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(traj, sizeof traj, "%s/run.h5", dir);
+    snprintf(out, sizeof out, "%s/res.h5", dir);
+    snprintf(csvdir, sizeof csvdir, "%s/csv", dir);
+    oialr_set_log(NULL, NULL, OIALR_LOG_ERROR);
+}
+
+static void teardown(void) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+static int run(int n, ...) {
+    char *argv[32];
+    va_list ap;
+    va_start(ap, n);
+    argv[0] = "analyze";
+    for (int i = 0; i < n; i++) argv[i + 1] = va_arg(ap, char *);
+    va_end(ap);
+    argv[n + 1] = NULL;
+    return oialr_cmd_analyze(n + 1, argv);
+}
+
+static void read_vec(hid_t f, const char *path, hid_t type, void *buf) {
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    ck_assert_msg(d >= 0, "no dataset %s", path);
+    ck_assert(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+    H5Dclose(d);
+}
+
+static int64_t read_attr_i64(hid_t f, const char *obj, const char *name) {
+    int64_t v = -99;
+    hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_msg(a >= 0, "no attribute %s of %s", name, obj);
+    ck_assert(H5Aread(a, H5T_NATIVE_INT64, &v) >= 0);
+    H5Aclose(a);
+    return v;
+}
+
+/* --------------------------------------------------------------------------- */
+/* Core */
+
+START_TEST(test_known_stability_and_replay) {
+    write_traj(traj, NSNAP, 0);
+    int threads = _i + 1; /* 1 and 2 threads must agree */
+    char th[16];
+    snprintf(th, sizeof th, "%d", threads);
+    ck_assert_int_eq(run(10, traj, "-o", out, "--csv", csvdir, "--threads", th, "--policy", "stability:0.99", "-q"), 0);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    double s[NSNAP], sig[NSNAP * 24];
+    int64_t step[NSNAP], cut[NSNAP];
+    read_vec(f, "/layers/fc1/stability", H5T_NATIVE_DOUBLE, s);
+    read_vec(f, "/layers/fc1/step", H5T_NATIVE_INT64, step);
+    read_vec(f, "/layers/fc1/cutoff_rank", H5T_NATIVE_INT64, cut);
+    read_vec(f, "/layers/fc1/sigma", H5T_NATIVE_DOUBLE, sig);
+    ck_assert(isnan(s[0]));
+    int64_t first = -1;
+    for (int j = 1; j < NSNAP; j++) {
+        ck_assert_msg(fabs(s[j] - expect_s(j, 24)) < 1e-4, "snap %d: S=%.8f expected %.8f", j, s[j], expect_s(j, 24));
+        if (first < 0 && expect_s(j, 24) >= 0.99) first = 10 * j;
+        ck_assert_int_eq(step[j], 10 * j);
+        /* σ = scale·(4, 3, 2, 0.5·0.8^i...) with β = 0.15: σ_i >= 0.6·scale for i < 3 only */
+        ck_assert_int_eq(cut[j], 3);
+        ck_assert_double_eq_tol(sig[j * 24], 4.0 * (1.0 + 0.01 * j), 1e-4);
+    }
+    ck_assert_int_gt(first, 10); /* the crossing is inside the run, not at the start */
+    ck_assert_int_eq(read_attr_i64(f, "/layers/fc1", "stable_step"), first);
+    ck_assert_int_eq(read_attr_i64(f, "/layers/fc1", "switch_step"), first);
+    ck_assert_int_eq(read_attr_i64(f, "/layers/fc1", "switch_rank"), 3);
+    /* head: aspect 40/3 >= 10 is never switched; its zero snapshot 0 is defined */
+    ck_assert_int_eq(read_attr_i64(f, "/layers/head", "switch_step"), -1);
+    int64_t rank[NSNAP];
+    read_vec(f, "/layers/head/rank", H5T_NATIVE_INT64, rank);
+    ck_assert_int_eq(rank[0], 0);
+    ck_assert_int_eq(rank[1], 3);
+    read_vec(f, "/layers/head/stability", H5T_NATIVE_DOUBLE, s);
+    ck_assert_double_eq(s[1], 0.0); /* Q of the zero matrix is 0 */
+    /* fc2: the NaN snapshot 5 is skipped; pairs touching it are NaN */
+    int8_t valid[NSNAP];
+    read_vec(f, "/layers/fc2/valid", H5T_NATIVE_INT8, valid);
+    read_vec(f, "/layers/fc2/stability", H5T_NATIVE_DOUBLE, s);
+    for (int j = 0; j < NSNAP; j++) ck_assert_int_eq(valid[j], j != 5);
+    ck_assert(isnan(s[5]) && isnan(s[6]));
+    ck_assert(fabs(s[7] - expect_s(7, 12)) < 1e-4);
+    /* mean stability over layers */
+    int64_t mstep[NSNAP];
+    double mval[NSNAP];
+    read_vec(f, "/mean_stability/step", H5T_NATIVE_INT64, mstep);
+    read_vec(f, "/mean_stability/value", H5T_NATIVE_DOUBLE, mval);
+    ck_assert_int_eq(mstep[0], 10);
+    H5Fclose(f);
+    /* the CSV tables exist and have one line per snapshot and layer */
+    char p[400], line[1024];
+    snprintf(p, sizeof p, "%s/metrics.csv", csvdir);
+    FILE *c = fopen(p, "r");
+    ck_assert_ptr_nonnull(c);
+    int lines = 0;
+    while (fgets(line, sizeof line, c)) lines++;
+    fclose(c);
+    ck_assert_int_eq(lines, 1 + NL * NSNAP);
+    snprintf(p, sizeof p, "%s/replay.csv", csvdir);
+    ck_assert_int_eq(access(p, R_OK), 0);
+}
+END_TEST
+
+START_TEST(test_lag_and_glob) {
+    write_traj(traj, NSNAP, 0);
+    ck_assert_int_eq(run(8, traj, "-o", out, "--lag", "3", "--layers", "fc1", "-q"), 0);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    double s[NSNAP];
+    int64_t ref[NSNAP];
+    read_vec(f, "/layers/fc1/stability", H5T_NATIVE_DOUBLE, s);
+    read_vec(f, "/layers/fc1/ref_step", H5T_NATIVE_INT64, ref);
+    /* lag 3: G(φ_j - φ_{j-3}), the sum of three increments */
+    for (int j = 3; j < NSNAP; j++) {
+        double d = delta(j) + delta(j - 1) + delta(j - 2);
+        ck_assert(fabs(s[j] - (1.0 - (2.0 * KPLANES / 24) * (1.0 - cos(d)))) < 1e-4);
+        ck_assert_int_eq(ref[j], 10 * (j - 3));
+    }
+    ck_assert(isnan(s[2]));
+    ck_assert(H5Lexists(f, "/layers/fc2", H5P_DEFAULT) == 0);
+    H5Fclose(f);
+    /* --double gives the same numbers */
+    ck_assert_int_eq(run(8, traj, "-o", out, "--force", "--double", "--layers", "fc*", "-q"), 0);
+}
+END_TEST
+
+/* A writer process keeps the file open (SWMR) while we analyse it. */
+START_TEST(test_live_file) {
+    int p2c[2], c2p[2];
+    ck_assert_int_eq(pipe(p2c), 0);
+    ck_assert_int_eq(pipe(c2p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        oialr_traj *t = write_traj(traj, 5, 1);
+        char c = 'r';
+        if (write(c2p[1], &c, 1) != 1) _exit(3);
+        if (read(p2c[0], &c, 1) != 1) _exit(4);
+        oialr_traj_close(t);
+        _exit(0);
+    }
+    char c;
+    ck_assert_int_eq(read(c2p[0], &c, 1), 1);
+    int rc = run(4, traj, "-o", out, "-q");
+    c = 'x';
+    ck_assert_int_eq(write(p2c[1], &c, 1), 1);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert_int_eq(rc, 0);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    double s[5];
+    read_vec(f, "/layers/fc1/stability", H5T_NATIVE_DOUBLE, s);
+    for (int j = 1; j < 5; j++) ck_assert(fabs(s[j] - expect_s(j, 24)) < 1e-4);
+    H5Fclose(f);
+}
+END_TEST
+
+/* --------------------------------------------------------------------------- */
+/* Limits */
+
+START_TEST(test_bad_flags) {
+    write_traj(traj, 4, 0);
+    ck_assert_int_eq(run(0), 2);                                  /* no input */
+    ck_assert_int_eq(run(2, traj, "--bogus"), 2);
+    ck_assert_int_eq(run(3, traj, "--lag", "0"), 2);
+    ck_assert_int_eq(run(3, traj, "--lag", "x1"), 2);
+    ck_assert_int_eq(run(3, traj, "--beta", "1.5"), 2);
+    ck_assert_int_eq(run(3, traj, "--tau", "nan"), 2);
+    ck_assert_int_eq(run(3, traj, "--threads", "0"), 2);
+    ck_assert_int_eq(run(3, traj, "--policy", "foo:1"), 2);
+    ck_assert_int_eq(run(3, traj, "--policy", "stability"), 2);
+    ck_assert_int_eq(run(3, traj, "--policy", "stability:0.9,lagg=2"), 2);
+    ck_assert_int_eq(run(3, traj, "--policy", "delay:-5"), 2);
+    ck_assert_int_eq(run(5, traj, "--lag", "2", "--policy", "stability:0.9,lag=3"), 2);
+    ck_assert_int_eq(run(2, traj, "--csv"), 2);                   /* missing value */
+    ck_assert_int_eq(run(2, traj, traj), 2);                      /* two inputs */
+    ck_assert_int_eq(run(1, "--help"), 0);
+}
+END_TEST
+
+START_TEST(test_bad_inputs) {
+    write_traj(traj, 4, 0);
+    struct stat before, after;
+    ck_assert_int_eq(stat(traj, &before), 0);
+    char missing[320];
+    snprintf(missing, sizeof missing, "%s/none.h5", dir);
+    ck_assert_int_eq(run(2, missing, "-q"), 1);
+    ck_assert_int_eq(run(4, traj, "--layers", "conv*", "-q"), 1);      /* no layer matches */
+    ck_assert_int_eq(run(4, traj, "--lag", "4", "-q"), 1);             /* lag >= snapshots */
+    ck_assert_int_eq(run(5, traj, "-o", traj, "--force", "-q"), 1);    /* output = input */
+    ck_assert_int_eq(run(4, traj, "-o", out, "-q"), 0);
+    ck_assert_int_eq(run(4, traj, "-o", out, "-q"), 1);                /* exists, no --force */
+    ck_assert_int_eq(run(5, traj, "-o", out, "--force", "-q"), 0);
+    ck_assert_int_eq(stat(traj, &after), 0);
+    ck_assert_int_eq(before.st_size, after.st_size);
+    ck_assert_int_eq(before.st_mtime, after.st_mtime);
+    /* a file that is not a trajectory */
+    char junk[320];
+    snprintf(junk, sizeof junk, "%s/junk.h5", dir);
+    FILE *j = fopen(junk, "w");
+    fputs("not hdf5\n", j);
+    fclose(j);
+    ck_assert_int_eq(run(2, junk, "-q"), 1);
+}
+END_TEST
+
+static Suite *analyze_suite(void) {
+    Suite *s = suite_create("analyze");
+    TCase *core = tcase_create("Core");
+    tcase_add_checked_fixture(core, setup, teardown);
+    tcase_add_loop_test(core, test_known_stability_and_replay, 0, 2);
+    tcase_add_test(core, test_lag_and_glob);
+    tcase_add_test(core, test_live_file);
+    tcase_set_timeout(core, 30);
+    suite_add_tcase(s, core);
+    TCase *lim = tcase_create("Limits");
+    tcase_add_checked_fixture(lim, setup, teardown);
+    tcase_add_test(lim, test_bad_flags);
+    tcase_add_test(lim, test_bad_inputs);
+    suite_add_tcase(s, lim);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(analyze_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
