@@ -38,9 +38,10 @@ int graph_node(oialr_model *m, int op, const char *name, int in0, int in1, int d
     node *n = &m->nodes[m->nnodes];
     memset(n, 0, sizeof *n);
     n->op = op;
-    snprintf(n->name, sizeof n->name, "%s", name ? name : oialr_ops[op].name);
+    snprintf(n->name, sizeof n->name, "%s", name ? name : oialr_ops[op]->name);
     n->in0 = in0;
     n->in1 = in1;
+    n->in2 = -1;
     n->shape[0] = d0;
     n->shape[1] = d1;
     n->shape[2] = d2;
@@ -51,33 +52,29 @@ int graph_node(oialr_model *m, int op, const char *name, int in0, int in1, int d
 
 int graph_input(oialr_model *m) { return graph_node(m, OP_INPUT, "input", -1, -1, m->c, m->h, m->w); }
 
-/* A dense layer applied to every row of its input: the input's per-sample
- * size must be T*C where C is the last dimension (T = 1 for flat inputs). */
-int graph_dense(oialr_model *m, const char *name, int in, int OC, int bias) {
+/* A dense layer applied to every token of a token-shaped input (T, D, 1),
+ * or to the flattened input otherwise. */
+int graph_dense_kind(oialr_model *m, const char *name, const char *layer, int in, int OC, int bias) {
     const node *src = &m->nodes[in];
-    int T, C;
-    if (src->op == OP_INPUT || src->shape[2] != 1 || src->shape[1] == 1) {
-        T = 1; /* flatten */
-        C = (int)src->size;
-    } else {
-        T = src->shape[0]; /* tokens (T, D, 1) */
-        C = src->shape[1];
-    }
+    int tokens = src->tokens;
+    int T = tokens ? src->shape[0] : 1;
+    int C = tokens ? src->shape[1] : (int)src->size;
     char pname[OIALR_NAME_MAX];
     int64_t wshape[2] = {OC, C};
     snprintf(pname, sizeof pname, "%s.weight", name);
-    int pw = graph_param(m, pname, "dense", OIALR_PARAM_MATRIX, 2, wshape, INIT_UNIFORM_FAN_IN, (float)C);
+    int pw = graph_param(m, pname, layer, OIALR_PARAM_MATRIX, 2, wshape, INIT_UNIFORM_FAN_IN, (float)C);
     if (pw < 0) return pw;
     int pb = -1;
     if (bias) {
         int64_t bshape[1] = {OC};
         snprintf(pname, sizeof pname, "%s.bias", name);
-        pb = graph_param(m, pname, "dense", OIALR_PARAM_BIAS, 1, bshape, INIT_UNIFORM_FAN_IN, (float)C);
+        pb = graph_param(m, pname, layer, OIALR_PARAM_BIAS, 1, bshape, INIT_UNIFORM_FAN_IN, (float)C);
         if (pb < 0) return pb;
     }
-    int id = T == 1 ? graph_node(m, OP_DENSE, name, in, -1, OC, 1, 1) : graph_node(m, OP_DENSE, name, in, -1, T, OC, 1);
+    int id = tokens ? graph_node(m, OP_DENSE, name, in, -1, T, OC, 1) : graph_node(m, OP_DENSE, name, in, -1, OC, 1, 1);
     if (id < 0) return id;
     node *n = &m->nodes[id];
+    n->tokens = tokens;
     n->p[0] = pw;
     n->p[1] = pb;
     n->ia[0] = C;
@@ -87,15 +84,23 @@ int graph_dense(oialr_model *m, const char *name, int in, int OC, int bias) {
     return id;
 }
 
-int graph_act(oialr_model *m, int op, int in) {
-    const node *src = &m->nodes[in];
-    return graph_node(m, op, NULL, in, -1, src->shape[0], src->shape[1], src->shape[2]);
+int graph_dense(oialr_model *m, const char *name, int in, int OC, int bias) {
+    return graph_dense_kind(m, name, "dense", in, OC, bias);
 }
+
+/* A node of the same shape as its input (activations, dropout, add). */
+static int graph_same(oialr_model *m, int op, int in0, int in1) {
+    const node *src = &m->nodes[in0];
+    int id = graph_node(m, op, NULL, in0, in1, src->shape[0], src->shape[1], src->shape[2]);
+    if (id >= 0) m->nodes[id].tokens = m->nodes[in0].tokens;
+    return id;
+}
+
+int graph_act(oialr_model *m, int op, int in) { return graph_same(m, op, in, -1); }
 
 int graph_dropout(oialr_model *m, int in, float p) {
     if (p <= 0.0f) return in;
-    const node *src = &m->nodes[in];
-    int id = graph_node(m, OP_DROPOUT, NULL, in, -1, src->shape[0], src->shape[1], src->shape[2]);
+    int id = graph_same(m, OP_DROPOUT, in, -1);
     if (id < 0) return id;
     m->nodes[id].fa[0] = p;
     m->nodes[id].save_per_sample = m->nodes[id].size; /* the mask */
@@ -103,9 +108,8 @@ int graph_dropout(oialr_model *m, int in, float p) {
 }
 
 int graph_add(oialr_model *m, int a, int b) {
-    const node *na = &m->nodes[a], *nb = &m->nodes[b];
-    if (na->size != nb->size) return oialr_seterr(OIALR_ERR_SPEC, "residual add of unequal sizes");
-    return graph_node(m, OP_ADD, NULL, a, b, na->shape[0], na->shape[1], na->shape[2]);
+    if (m->nodes[a].size != m->nodes[b].size) return oialr_seterr(OIALR_ERR_SPEC, "residual add of unequal sizes");
+    return graph_same(m, OP_ADD, a, b);
 }
 
 static float *alloc_floats(size_t n) {
@@ -158,7 +162,7 @@ int graph_finalize(oialr_model *m, uint64_t seed) {
     m->act_total = act;
     m->save_total = save;
     for (int i = 1; i < m->nnodes; i++) {
-        const op_def *od = &oialr_ops[m->nodes[i].op];
+        const op_def *od = oialr_ops[m->nodes[i].op];
         if (od->scratch) {
             size_t s = od->scratch(m, &m->nodes[i], m->max_batch);
             if (s > scratch) scratch = s;
@@ -185,6 +189,8 @@ static const struct {
     int (*build)(oialr_model *m, const char *args);
 } families[] = {
     {"mlp", spec_build_mlp},
+    {"cnn", spec_build_cnn},
+    {"vit", spec_build_vit},
 };
 
 int oialr_model_create(oialr_model **out, const char *spec, int c, int h, int w, int nclass, int max_batch,
@@ -252,7 +258,7 @@ oialr_rng *oialr_model_rng(oialr_model *m) { return &m->rng; }
 void oialr_model_describe(const oialr_model *m, FILE *f) {
     for (int i = 0; i < m->nnodes; i++) {
         const node *n = &m->nodes[i];
-        fprintf(f, "  %-20s %-10s out=(%d,%d,%d)", n->name, oialr_ops[n->op].name, n->shape[0], n->shape[1],
+        fprintf(f, "  %-20s %-10s out=(%d,%d,%d)", n->name, oialr_ops[n->op]->name, n->shape[0], n->shape[1],
                 n->shape[2]);
         for (int k = 0; k < 4; k++) {
             if (n->p[k] < 0) continue;
@@ -274,7 +280,7 @@ int oialr_model_forward(oialr_model *m, const float *x, const uint8_t *y, int B,
     m->x_in = x;
     m->B = B;
     m->last_train = train;
-    for (int i = 1; i < m->nnodes; i++) oialr_ops[m->nodes[i].op].forward(m, &m->nodes[i], B, train);
+    for (int i = 1; i < m->nnodes; i++) oialr_ops[m->nodes[i].op]->forward(m, &m->nodes[i], B, train);
     m->have_targets = y != NULL;
     if (y) {
         for (int b = 0; b < B; b++)
@@ -296,6 +302,6 @@ int oialr_model_backward(oialr_model *m) {
     memset(m->params.grad, 0, m->params.total * sizeof(float));
     node *last = &m->nodes[m->nnodes - 1];
     softmax_xent_backward(node_dout(m, last), m->probs, m->targets, B, m->nclass, m->smoothing);
-    for (int i = m->nnodes - 1; i >= 1; i--) oialr_ops[m->nodes[i].op].backward(m, &m->nodes[i], B);
+    for (int i = m->nnodes - 1; i >= 1; i--) oialr_ops[m->nodes[i].op]->backward(m, &m->nodes[i], B);
     return OIALR_OK;
 }

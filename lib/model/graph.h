@@ -23,7 +23,21 @@ enum op_kind {
     OP_TANH,
     OP_DROPOUT,  /* fa[0]=p */
     OP_ADD,      /* residual: in0 + in1 */
-    OP_COUNT_BASE
+    /* ops_conv.c */
+    OP_CONV,     /* ia: C H W OC K stride pad */
+    OP_BATCHNORM,/* p: weight bias running_mean running_var; ia[0]=C ia[1]=HW */
+    OP_MAXPOOL,  /* ia: C H W K S pad */
+    OP_AVGPOOL,  /* ia: C H W K S pad */
+    OP_GAP,      /* global average pool: ia[0]=C ia[1]=HW */
+    /* ops_vit.c */
+    OP_PATCH,    /* patch embedding: ia: C H W P D */
+    OP_CLS,      /* prepend class token: ia: T D */
+    OP_POS,      /* add position embedding: ia: T D */
+    OP_LAYERNORM,/* over the last dim: ia: T D */
+    OP_ATTN,     /* softmax(q k^T/sqrt(HS)) v: in0 q, in1 k, in2 v; ia: T NH HS */
+    OP_TOKMEAN,  /* mean over tokens: ia: T D */
+    OP_TOKPICK,  /* one token (0: class token): ia: T D t */
+    OP_COUNT
 };
 
 /* Init rules for parameters. */
@@ -37,7 +51,7 @@ enum init_kind {
 typedef struct node {
     int op;
     char name[48];
-    int in0, in1;        /* input nodes (-1 none) */
+    int in0, in1, in2;   /* input nodes (-1 none) */
     int shape[3];        /* output per sample: (C,H,W) or (T,D,1) or (n,1,1) */
     size_t size;         /* floats per sample of the output */
     int p[4];            /* parameter indices (-1 none) */
@@ -46,7 +60,7 @@ typedef struct node {
     size_t off;          /* output region in act/dact (max_batch * size floats) */
     size_t save_off;     /* saved state region in save */
     size_t save_per_sample, save_fixed;
-    int needs_dinp;      /* the input(s) need a gradient */
+    int tokens;          /* output is T tokens of width D: shape (T, D, 1) */
 } node;
 
 typedef struct op_def {
@@ -77,8 +91,9 @@ struct oialr_model {
     double flops;        /* forward flops per sample */
 };
 
-extern const op_def oialr_ops[];
-int ops_count(void);
+extern const op_def *const oialr_ops[OP_COUNT];
+extern const op_def op_conv, op_batchnorm, op_maxpool, op_avgpool, op_gap;
+extern const op_def op_patch, op_cls, op_pos, op_layernorm, op_attn, op_tokmean, op_tokpick;
 
 /* outputs and gradients of a node for the current batch */
 static inline float *node_out(oialr_model *m, const node *n) {
@@ -93,6 +108,13 @@ static inline float *param_data(oialr_model *m, int i) {
 static inline float *param_grad(oialr_model *m, int i) {
     return i < 0 ? NULL : m->params.grad + m->params.info[i].offset;
 }
+static inline float *in_out(oialr_model *m, const node *n, int which) {
+    return node_out(m, &m->nodes[which == 0 ? n->in0 : which == 1 ? n->in1 : n->in2]);
+}
+static inline float *in_dout(oialr_model *m, const node *n, int which) {
+    return node_dout(m, &m->nodes[which == 0 ? n->in0 : which == 1 ? n->in1 : n->in2]);
+}
+static inline float *node_save(oialr_model *m, const node *n) { return m->save + n->save_off; }
 
 /* params.c */
 int params_add(oialr_params *p, const char *name, const char *layer, int kind, int ndim, const int64_t *shape);
@@ -105,12 +127,28 @@ int graph_param(oialr_model *m, const char *name, const char *layer, int kind, i
 int graph_node(oialr_model *m, int op, const char *name, int in0, int in1, int d0, int d1, int d2);
 int graph_input(oialr_model *m);
 int graph_dense(oialr_model *m, const char *name, int in, int OC, int bias);
+/* the same, with the layer kind recorded for its parameters ("attn.q", ...) */
+int graph_dense_kind(oialr_model *m, const char *name, const char *layer, int in, int OC, int bias);
 int graph_act(oialr_model *m, int op, int in);
 int graph_dropout(oialr_model *m, int in, float p);
 int graph_add(oialr_model *m, int a, int b);
+/* ops_conv.c */
+int graph_conv(oialr_model *m, const char *name, int in, int OC, int K, int stride, int pad, int bias);
+int graph_batchnorm(oialr_model *m, const char *name, int in);
+int graph_pool(oialr_model *m, int op, int in, int K, int S, int pad);
+int graph_gap(oialr_model *m, int in);
+/* ops_vit.c */
+int graph_patch(oialr_model *m, const char *name, int in, int P, int D);
+int graph_cls(oialr_model *m, const char *name, int in);
+int graph_pos(oialr_model *m, const char *name, int in);
+int graph_layernorm(oialr_model *m, const char *name, int in);
+int graph_attention(oialr_model *m, const char *name, int in, int heads);
+int graph_tokens(oialr_model *m, int op, int in);
 int graph_finalize(oialr_model *m, uint64_t seed);
 
 /* spec parsers: one per model family (spec_mlp.c, ...) */
 int spec_build_mlp(oialr_model *m, const char *args);
+int spec_build_cnn(oialr_model *m, const char *args);
+int spec_build_vit(oialr_model *m, const char *args);
 
 #endif

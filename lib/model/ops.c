@@ -7,49 +7,47 @@
 
 #include <string.h>
 
-static inline float *in_dout(oialr_model *m, int in) { return node_dout(m, &m->nodes[in]); }
-
 static void input_fwd(oialr_model *m, node *n, int B, int train) { (void)m, (void)n, (void)B, (void)train; }
 static void input_bwd(oialr_model *m, node *n, int B) { (void)m, (void)n, (void)B; }
 
 static void dense_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    dense_forward(node_out(m, n), node_out(m, &m->nodes[n->in0]), param_data(m, n->p[0]), param_data(m, n->p[1]),
+    dense_forward(node_out(m, n), in_out(m, n, 0), param_data(m, n->p[0]), param_data(m, n->p[1]),
                   B * n->ia[2], n->ia[0], n->ia[1]);
 }
 static void dense_bwd(oialr_model *m, node *n, int B) {
-    dense_backward(in_dout(m, n->in0), param_grad(m, n->p[0]), param_grad(m, n->p[1]), node_dout(m, n),
-                   node_out(m, &m->nodes[n->in0]), param_data(m, n->p[0]), B * n->ia[2], n->ia[0], n->ia[1]);
+    dense_backward(in_dout(m, n, 0), param_grad(m, n->p[0]), param_grad(m, n->p[1]), node_dout(m, n),
+                   in_out(m, n, 0), param_data(m, n->p[0]), B * n->ia[2], n->ia[0], n->ia[1]);
 }
 
 static void relu_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    relu_forward(node_out(m, n), node_out(m, &m->nodes[n->in0]), (size_t)B * n->size);
+    relu_forward(node_out(m, n), in_out(m, n, 0), (size_t)B * n->size);
 }
 static void relu_bwd(oialr_model *m, node *n, int B) {
-    float *d = in_dout(m, n->in0);
-    if (d) relu_backward(d, node_dout(m, n), node_out(m, &m->nodes[n->in0]), (size_t)B * n->size);
+    float *d = in_dout(m, n, 0);
+    if (d) relu_backward(d, node_dout(m, n), in_out(m, n, 0), (size_t)B * n->size);
 }
 static void gelu_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    gelu_forward(node_out(m, n), node_out(m, &m->nodes[n->in0]), (size_t)B * n->size);
+    gelu_forward(node_out(m, n), in_out(m, n, 0), (size_t)B * n->size);
 }
 static void gelu_bwd(oialr_model *m, node *n, int B) {
-    float *d = in_dout(m, n->in0);
-    if (d) gelu_backward(d, node_dout(m, n), node_out(m, &m->nodes[n->in0]), (size_t)B * n->size);
+    float *d = in_dout(m, n, 0);
+    if (d) gelu_backward(d, node_dout(m, n), in_out(m, n, 0), (size_t)B * n->size);
 }
 static void tanh_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    tanh_forward(node_out(m, n), node_out(m, &m->nodes[n->in0]), (size_t)B * n->size);
+    tanh_forward(node_out(m, n), in_out(m, n, 0), (size_t)B * n->size);
 }
 static void tanh_bwd(oialr_model *m, node *n, int B) {
-    float *d = in_dout(m, n->in0);
+    float *d = in_dout(m, n, 0);
     if (d) tanh_backward(d, node_dout(m, n), node_out(m, n), (size_t)B * n->size);
 }
 
 static void dropout_fwd(oialr_model *m, node *n, int B, int train) {
     size_t count = (size_t)B * n->size;
-    float *mask = m->save + n->save_off;
+    float *mask = node_save(m, n);
     float p = n->fa[0];
     if (train) {
         float keep = 1.0f / (1.0f - p);
@@ -57,36 +55,42 @@ static void dropout_fwd(oialr_model *m, node *n, int B, int train) {
     } else {
         for (size_t i = 0; i < count; i++) mask[i] = 1.0f;
     }
-    dropout_forward(node_out(m, n), node_out(m, &m->nodes[n->in0]), mask, count);
+    dropout_forward(node_out(m, n), in_out(m, n, 0), mask, count);
 }
 static void dropout_bwd(oialr_model *m, node *n, int B) {
-    float *d = in_dout(m, n->in0);
-    if (d) dropout_backward(d, node_dout(m, n), m->save + n->save_off, (size_t)B * n->size);
+    float *d = in_dout(m, n, 0);
+    if (d) dropout_backward(d, node_dout(m, n), node_save(m, n), (size_t)B * n->size);
 }
 
 static void add_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    add_forward(node_out(m, n), node_out(m, &m->nodes[n->in0]), node_out(m, &m->nodes[n->in1]),
+    add_forward(node_out(m, n), in_out(m, n, 0), in_out(m, n, 1),
                 (size_t)B * n->size);
 }
 static void add_bwd(oialr_model *m, node *n, int B) {
     size_t count = (size_t)B * n->size;
     const float *g = node_dout(m, n);
     for (int k = 0; k < 2; k++) {
-        float *d = in_dout(m, k == 0 ? n->in0 : n->in1);
+        float *d = in_dout(m, n, k);
         if (d)
             for (size_t i = 0; i < count; i++) d[i] += g[i];
     }
 }
 
-const op_def oialr_ops[] = {
-    [OP_INPUT] = {"input", input_fwd, input_bwd, NULL},
-    [OP_DENSE] = {"dense", dense_fwd, dense_bwd, NULL},
-    [OP_RELU] = {"relu", relu_fwd, relu_bwd, NULL},
-    [OP_GELU] = {"gelu", gelu_fwd, gelu_bwd, NULL},
-    [OP_TANH] = {"tanh", tanh_fwd, tanh_bwd, NULL},
-    [OP_DROPOUT] = {"dropout", dropout_fwd, dropout_bwd, NULL},
-    [OP_ADD] = {"add", add_fwd, add_bwd, NULL},
-};
+static const op_def op_input = {"input", input_fwd, input_bwd, NULL};
+static const op_def op_dense = {"dense", dense_fwd, dense_bwd, NULL};
+static const op_def op_relu = {"relu", relu_fwd, relu_bwd, NULL};
+static const op_def op_gelu = {"gelu", gelu_fwd, gelu_bwd, NULL};
+static const op_def op_tanh = {"tanh", tanh_fwd, tanh_bwd, NULL};
+static const op_def op_dropout = {"dropout", dropout_fwd, dropout_bwd, NULL};
+static const op_def op_add = {"add", add_fwd, add_bwd, NULL};
 
-int ops_count(void) { return (int)(sizeof oialr_ops / sizeof oialr_ops[0]); }
+const op_def *const oialr_ops[OP_COUNT] = {
+    [OP_INPUT] = &op_input,         [OP_DENSE] = &op_dense,     [OP_RELU] = &op_relu,
+    [OP_GELU] = &op_gelu,           [OP_TANH] = &op_tanh,       [OP_DROPOUT] = &op_dropout,
+    [OP_ADD] = &op_add,             [OP_CONV] = &op_conv,       [OP_BATCHNORM] = &op_batchnorm,
+    [OP_MAXPOOL] = &op_maxpool,     [OP_AVGPOOL] = &op_avgpool, [OP_GAP] = &op_gap,
+    [OP_PATCH] = &op_patch,         [OP_CLS] = &op_cls,         [OP_POS] = &op_pos,
+    [OP_LAYERNORM] = &op_layernorm, [OP_ATTN] = &op_attn,       [OP_TOKMEAN] = &op_tokmean,
+    [OP_TOKPICK] = &op_tokpick,
+};

@@ -53,6 +53,6 @@ int spec_build_mlp(oialr_model *m, const char *args) {
     for (int i = 0; i < nh && len < (int)sizeof m->spec; i++)
         len += snprintf(m->spec + len, sizeof m->spec - (size_t)len, "%s%d", i ? "," : "", hidden[i]);
     if (len < (int)sizeof m->spec)
-        snprintf(m->spec + len, sizeof m->spec - (size_t)len, ",act=%s,dropout=%g", oialr_ops[act].name, (double)dropout);
+        snprintf(m->spec + len, sizeof m->spec - (size_t)len, ",act=%s,dropout=%g", oialr_ops[act]->name, (double)dropout);
     return OIALR_OK;
 }

@@ -1,0 +1,165 @@
+/*
+ * ops_conv.c — convolutional layers in the graph: conv2d, batch norm,
+ * max/average pooling, global average pooling (kernels in lib/nn/).
+ */
+#include "model/graph.h"
+#include "nn/conv.h"
+#include "nn/norm.h"
+#include "nn/pool.h"
+
+#include <string.h>
+
+#define BN_EPS 1e-5f
+#define BN_MOMENTUM 0.1f
+
+/* --- conv2d: ia = C H W OC K stride pad ---------------------------------- */
+static conv2d_dims conv_dims(const node *n) {
+    return conv2d_make(n->ia[0], n->ia[1], n->ia[2], n->ia[3], n->ia[4], n->ia[4], n->ia[5], n->ia[6]);
+}
+static void conv_fwd(oialr_model *m, node *n, int B, int train) {
+    (void)train;
+    conv2d_dims d = conv_dims(n);
+    conv2d_forward(node_out(m, n), in_out(m, n, 0), param_data(m, n->p[0]), param_data(m, n->p[1]), m->scratch, &d,
+                   B);
+}
+static void conv_bwd(oialr_model *m, node *n, int B) {
+    conv2d_dims d = conv_dims(n);
+    conv2d_backward(in_dout(m, n, 0), param_grad(m, n->p[0]), param_grad(m, n->p[1]), node_dout(m, n),
+                    in_out(m, n, 0), param_data(m, n->p[0]), m->scratch, &d, B);
+}
+static size_t conv_scratch(const oialr_model *m, const node *n, int B) {
+    (void)m;
+    conv2d_dims d = conv_dims(n);
+    return conv2d_scratch_size(&d, B);
+}
+const op_def op_conv = {"conv2d", conv_fwd, conv_bwd, conv_scratch};
+
+int graph_conv(oialr_model *m, const char *name, int in, int OC, int K, int stride, int pad, int bias) {
+    const node *src = &m->nodes[in];
+    int C = src->shape[0], H = src->shape[1], W = src->shape[2];
+    if (H + 2 * pad < K || W + 2 * pad < K)
+        return oialr_seterr(OIALR_ERR_SPEC, "%s: a %dx%d kernel does not fit a %dx%d input", name, K, K, H, W);
+    conv2d_dims d = conv2d_make(C, H, W, OC, K, K, stride, pad);
+    char pname[OIALR_NAME_MAX];
+    int64_t ws[4] = {OC, C, K, K};
+    snprintf(pname, sizeof pname, "%s.weight", name);
+    float fan_in = (float)(C * K * K);
+    int pw = graph_param(m, pname, "conv2d", OIALR_PARAM_MATRIX, 4, ws, INIT_UNIFORM_FAN_IN, fan_in);
+    if (pw < 0) return pw;
+    int pb = -1;
+    if (bias) {
+        int64_t bs[1] = {OC};
+        snprintf(pname, sizeof pname, "%s.bias", name);
+        if ((pb = graph_param(m, pname, "conv2d", OIALR_PARAM_BIAS, 1, bs, INIT_UNIFORM_FAN_IN, fan_in)) < 0) return pb;
+    }
+    int id = graph_node(m, OP_CONV, name, in, -1, OC, d.OH, d.OW);
+    if (id < 0) return id;
+    node *n = &m->nodes[id];
+    n->p[0] = pw;
+    n->p[1] = pb;
+    int ia[7] = {C, H, W, OC, K, stride, pad};
+    memcpy(n->ia, ia, sizeof ia);
+    m->flops += conv2d_flops(&d, 1);
+    return id;
+}
+
+/* --- batch norm: ia = C HW; save = mean[C], rstd[C] ------------------------ */
+static void bn_fwd(oialr_model *m, node *n, int B, int train) {
+    float *save = node_save(m, n);
+    int C = n->ia[0], HW = n->ia[1];
+    if (train)
+        batchnorm2d_forward_train(node_out(m, n), save, save + C, param_data(m, n->p[2]), param_data(m, n->p[3]),
+                                  in_out(m, n, 0), param_data(m, n->p[0]), param_data(m, n->p[1]), B, C, HW, BN_EPS,
+                                  BN_MOMENTUM);
+    else
+        batchnorm2d_forward_eval(node_out(m, n), in_out(m, n, 0), param_data(m, n->p[0]), param_data(m, n->p[1]),
+                                 param_data(m, n->p[2]), param_data(m, n->p[3]), B, C, HW, BN_EPS);
+}
+static void bn_bwd(oialr_model *m, node *n, int B) {
+    float *save = node_save(m, n);
+    int C = n->ia[0];
+    batchnorm2d_backward(in_dout(m, n, 0), param_grad(m, n->p[0]), param_grad(m, n->p[1]), node_dout(m, n),
+                         in_out(m, n, 0), save, save + C, param_data(m, n->p[0]), B, C, n->ia[1]);
+}
+const op_def op_batchnorm = {"batchnorm", bn_fwd, bn_bwd, NULL};
+
+int graph_batchnorm(oialr_model *m, const char *name, int in) {
+    const node *src = &m->nodes[in];
+    int C = src->shape[0], HW = src->shape[1] * src->shape[2];
+    char pname[OIALR_NAME_MAX];
+    int64_t cs[1] = {C};
+    static const char *const suffix[4] = {"weight", "bias", "running_mean", "running_var"};
+    static const int kinds[4] = {OIALR_PARAM_NORM, OIALR_PARAM_NORM, OIALR_PARAM_BUFFER, OIALR_PARAM_BUFFER};
+    static const int inits[4] = {INIT_ONE, INIT_ZERO, INIT_ZERO, INIT_ONE};
+    int p[4];
+    for (int k = 0; k < 4; k++) {
+        snprintf(pname, sizeof pname, "%s.%s", name, suffix[k]);
+        if ((p[k] = graph_param(m, pname, "batchnorm", kinds[k], 1, cs, inits[k], 0.0f)) < 0) return p[k];
+    }
+    int id = graph_node(m, OP_BATCHNORM, name, in, -1, src->shape[0], src->shape[1], src->shape[2]);
+    if (id < 0) return id;
+    node *n = &m->nodes[id];
+    memcpy(n->p, p, sizeof p);
+    n->ia[0] = C;
+    n->ia[1] = HW;
+    n->save_fixed = 2 * (size_t)C;
+    return id;
+}
+
+/* --- pooling: ia = C H W K S pad; max pool saves argmax (int32) ------------ */
+static void maxpool_fwd(oialr_model *m, node *n, int B, int train) {
+    (void)train;
+    maxpool2d_forward(node_out(m, n), (int32_t *)node_save(m, n), in_out(m, n, 0), B * n->ia[0], n->ia[1], n->ia[2],
+                      n->ia[3], n->ia[4], n->ia[5]);
+}
+static void maxpool_bwd(oialr_model *m, node *n, int B) {
+    float *d = in_dout(m, n, 0);
+    if (d)
+        maxpool2d_backward(d, node_dout(m, n), (const int32_t *)node_save(m, n), B * n->ia[0], n->ia[1], n->ia[2],
+                           n->ia[3], n->ia[4], n->ia[5]);
+}
+const op_def op_maxpool = {"maxpool", maxpool_fwd, maxpool_bwd, NULL};
+
+static void avgpool_fwd(oialr_model *m, node *n, int B, int train) {
+    (void)train;
+    avgpool2d_forward(node_out(m, n), in_out(m, n, 0), B * n->ia[0], n->ia[1], n->ia[2], n->ia[3], n->ia[4], n->ia[5]);
+}
+static void avgpool_bwd(oialr_model *m, node *n, int B) {
+    float *d = in_dout(m, n, 0);
+    if (d) avgpool2d_backward(d, node_dout(m, n), B * n->ia[0], n->ia[1], n->ia[2], n->ia[3], n->ia[4], n->ia[5]);
+}
+const op_def op_avgpool = {"avgpool", avgpool_fwd, avgpool_bwd, NULL};
+
+int graph_pool(oialr_model *m, int op, int in, int K, int S, int pad) {
+    const node *src = &m->nodes[in];
+    int C = src->shape[0], H = src->shape[1], W = src->shape[2];
+    if (H + 2 * pad < K || W + 2 * pad < K || pad > K / 2)
+        return oialr_seterr(OIALR_ERR_SPEC, "pool %d/%d/%d does not fit a %dx%d input", K, S, pad, H, W);
+    int OH = pool_out_size(H, K, S, pad), OW = pool_out_size(W, K, S, pad);
+    int id = graph_node(m, op, NULL, in, -1, C, OH, OW);
+    if (id < 0) return id;
+    node *n = &m->nodes[id];
+    int ia[6] = {C, H, W, K, S, pad};
+    memcpy(n->ia, ia, sizeof ia);
+    if (op == OP_MAXPOOL) n->save_per_sample = n->size; /* argmax, int32 in float slots */
+    return id;
+}
+
+static void gap_fwd(oialr_model *m, node *n, int B, int train) {
+    (void)train;
+    global_avgpool_forward(node_out(m, n), in_out(m, n, 0), B * n->ia[0], n->ia[1]);
+}
+static void gap_bwd(oialr_model *m, node *n, int B) {
+    float *d = in_dout(m, n, 0);
+    if (d) global_avgpool_backward(d, node_dout(m, n), B * n->ia[0], n->ia[1]);
+}
+const op_def op_gap = {"gap", gap_fwd, gap_bwd, NULL};
+
+int graph_gap(oialr_model *m, int in) {
+    const node *src = &m->nodes[in];
+    int id = graph_node(m, OP_GAP, NULL, in, -1, src->shape[0], 1, 1);
+    if (id < 0) return id;
+    m->nodes[id].ia[0] = src->shape[0];
+    m->nodes[id].ia[1] = src->shape[1] * src->shape[2];
+    return id;
+}
