@@ -15,7 +15,8 @@
  * Output, one line per case and thread count, for tests/bench/run.sh:
  *   sgemm threads=T case=NAME op=XX M=.. N=.. K=.. gflops=G
  *
- * usage: bench_gemm [--threads 1,2] [--min-time 0.2] [--blocks 3] [--square 2048]
+ * usage: bench_gemm [--threads 1,2] [--min-time 0.2] [--blocks 3] [--square 2048] [--case NAME]
+ * (--case: only the case(s) whose name starts with NAME, e.g. square, mlp-step)
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -98,11 +99,11 @@ static void print_case(int threads, const char *name, const gemm_case *g, double
 // main
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench_gemm [--threads 1,2] [--min-time S] [--blocks N] [--square N]\n");
+    fprintf(stderr, "usage: bench_gemm [--threads 1,2] [--min-time S] [--blocks N] [--square N] [--case NAME]\n");
 }
 
 int main(int argc, char **argv) {
-    const char *threads = "1,2";
+    const char *threads = "1,2", *only = "";
     double min_time = 0.2;
     int blocks = 3, square = 2048;
     for (int i = 1; i < argc; i++) {
@@ -112,6 +113,8 @@ int main(int argc, char **argv) {
             min_time = atof(argv[++i]);
         else if (!strcmp(argv[i], "--blocks") && i + 1 < argc)
             blocks = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--case") && i + 1 < argc)
+            only = argv[++i];
         else if (!strcmp(argv[i], "--square") && i + 1 < argc)
             square = atoi(argv[++i]);
         else {
@@ -153,9 +156,12 @@ int main(int argc, char **argv) {
             return 2;
         }
         openblas_set_num_threads(t);
-        for (int i = 0; i < NSTEP; i++) print_case(t, mlp_step[i].name, &mlp_step[i], time_cases(&mlp_step[i], 1, min_time, blocks));
-        print_case(t, "mlp-step", NULL, time_cases(mlp_step, NSTEP, min_time, blocks));
-        print_case(t, sqname, &sq, time_cases(&sq, 1, min_time, blocks));
+        size_t lo = strlen(only);
+        for (int i = 0; i < NSTEP; i++)
+            if (!strncmp(mlp_step[i].name, only, lo))
+                print_case(t, mlp_step[i].name, &mlp_step[i], time_cases(&mlp_step[i], 1, min_time, blocks));
+        if (!strncmp("mlp-step", only, lo)) print_case(t, "mlp-step", NULL, time_cases(mlp_step, NSTEP, min_time, blocks));
+        if (!strncmp(sqname, only, lo)) print_case(t, sqname, &sq, time_cases(&sq, 1, min_time, blocks));
         while (*p && *p != ',') p++;
         if (*p == ',') p++;
     }
