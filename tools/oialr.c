@@ -1,7 +1,9 @@
 /*
  * oialr.c — the command-line entry point: dispatches to the subcommands.
  */
+#include "analyze.h"
 #include "cli.h"
+#include "plot.h"
 #include "oialr/base.h"
 
 #include <stdio.h>
@@ -13,6 +15,8 @@ static const struct {
     const char *help;
 } commands[] = {
     {"train", cmd_train, "train a model (MLP, CNN, ViT) on Fashion-MNIST, MNIST or CIFAR-10"},
+    {"analyze", oialr_cmd_analyze, "per-layer basis stability, spectra and ranks of a recorded trajectory"},
+    {"plot", oialr_cmd_plot, "gnuplot figures of an analysis (stability, ranks, spectra, training curves)"},
 };
 
 static void usage(FILE *f) {
