@@ -13,7 +13,7 @@ threads=$(nproc 2>/dev/null || echo 2)
 mkdir -p "$out"
 echo "== 1/3 train: MLP 784-512-512-10 on Fashion-MNIST, $epochs epochs, recording every 50 steps"
 "$oialr" train --model mlp:512,512 --dataset fashion-mnist --epochs "$epochs" --batch 128 \
-    --opt sgd --lr 0.05 --momentum 0.9 --seed 0 --threads "$threads" \
+    --opt sgd --lr 0.05 --momentum 0.9 --sched cosine --seed 0 --threads "$threads" \
     --record "$out/run.h5" --every 50 --force
 echo
 echo "== 2/3 analyse: basis stability, spectra and ranks of every layer"
