@@ -34,6 +34,7 @@ static const char *USAGE =
     "      --double         float64 SVD (default float32)\n"
     "      --threads N      analysis threads (default: online cores)\n"
     "      --blas-threads N OpenBLAS threads per analysis thread (default 1)\n"
+    "      --no-angles      skip the principal angles (faster; NaN in the tables)\n"
     "      --policy P       replay a switch policy: stability:TAU[,lag=K] or delay:STEPS\n"
     "  -q, --quiet          no summary on stdout\n"
     "  -h, --help           this help\n";
@@ -167,6 +168,7 @@ static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
         } else if (!strcmp(name, "--policy")) { VALUE(); if (parse_policy(v, &o->policy)) return 2; }
         else if (!strcmp(name, "--double") && !eq) o->prec = OIALR_PREC_F64;
         else if (!strcmp(name, "--force") && !eq) o->force = 1;
+        else if (!strcmp(name, "--no-angles") && !eq) o->no_angles = 1;
         else if ((!strcmp(name, "-q") || !strcmp(name, "--quiet")) && !eq) o->quiet = 1;
         else return bad("option", a, "unknown option (try --help)");
 #undef VALUE
@@ -404,6 +406,7 @@ int oialr_cmd_analyze(int argc, char **argv) {
     if (!ls || !rows) { rc = oialr_seterr(OIALR_ERR_NOMEM, "analyze: out of memory"); goto fail; }
     oialr_set_threads(o.blas_threads);
     if ((rc = ana_engine_new(&e, o.threads, o.prec))) goto fail;
+    ana_engine_set_angles(e, !o.no_angles);
     if ((rc = ana_results_open(&res, &o, info->created))) goto fail;
 
     for (int i = 0; i < total; i++) {

@@ -44,6 +44,7 @@ typedef struct ana_opts {
     int prec;             /* OIALR_PREC_F32 / F64 */
     int force;            /* overwrite the output */
     int quiet;            /* no summary on stdout */
+    int no_angles;        /* skip the principal angles (NaN in the outputs) */
     ana_policy policy;
 } ana_opts;
 
@@ -71,6 +72,8 @@ typedef int (*ana_read_fn)(void *user, int64_t snap, float *buf, size_t n);
 
 int ana_engine_new(ana_engine **e, int threads, int prec);
 void ana_engine_free(ana_engine *e);
+/* Principal angles on (default) or off. */
+void ana_engine_set_angles(ana_engine *e, int on);
 /* Analyse one layer of nsnap snapshots with the given steps. */
 int ana_engine_layer(ana_engine *e, int64_t rows, int64_t cols, int64_t nsnap, const int64_t *steps, int lag,
                      double beta, ana_read_fn read, ana_emit_fn emit, void *user);

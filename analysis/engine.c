@@ -39,6 +39,7 @@ struct ana_engine {
     ana_thread *th;
     pthread_barrier_t start, mid, done;
     int quit;
+    int no_angles;
     /* the current layer */
     int64_t rows, cols, nsnap, j0, nbatch;
     const int64_t *steps;
@@ -104,6 +105,7 @@ static void job_pair(ana_engine *e, ana_thread *t) {
     if (!e->ring_ok[sa]) return;
     oialr_factor *a = e->ring[sa];
     if ((rc = oialr_stability(a, b, &r->stability))) goto fail;
+    if (e->no_angles) return;
     int64_t k = r->sp.cutoff_rank, ku = 0;
     if ((rc = oialr_principal_angles(t->ws, a, b, OIALR_SIDE_LEFT, k, t->theta, &ku))) goto fail;
     r->angles_k = ku;
@@ -198,6 +200,8 @@ void ana_engine_free(ana_engine *e) {
     free(e->rows_out);
     free(e);
 }
+
+void ana_engine_set_angles(ana_engine *e, int on) { e->no_angles = !on; }
 
 double ana_engine_svd_seconds(const ana_engine *e) {
     double s = 0;

@@ -352,23 +352,61 @@ int oialr_stability(const oialr_factor *a, const oialr_factor *b, double *s) {
     return OIALR_OK;
 }
 
-/* P = top-k basis of one side into dst (d×k column-major). */
-static void side_basis(const oialr_factor *f, int side, int64_t k, void *dst) {
-    int m = (int)f->m, n = (int)f->n, kk = (int)k;
-    if (side == OIALR_SIDE_LEFT) { /* U_k = Q V_k = Q (Vᵀ[0:k, :])ᵀ */
-        if (f->prec == OIALR_PREC_F64)
-            cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, m, kk, n, 1.0, f->q, m, f->vt, n, 0.0, dst, m);
-        else
-            cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, m, kk, n, 1.0f, f->q, m, f->vt, n, 0.0f, dst, m);
-    } else { /* V_k: column j = row j of Vᵀ */
-        for (int j = 0; j < kk; j++)
-            for (int i = 0; i < n; i++) {
-                if (f->prec == OIALR_PREC_F64) ((double *)dst)[i + (size_t)j * n] = ((const double *)f->vt)[j + (size_t)i * n];
-                else ((float *)dst)[i + (size_t)j * n] = ((const float *)f->vt)[j + (size_t)i * n];
-            }
-    }
+/* C = op(A) op(B), column-major, in the factor's precision. */
+static void gemm(int prec, int ta, int tb, int m, int n, int k, double alpha, const void *a, int lda, const void *b,
+                 int ldb, double beta, void *c, int ldc) {
+    CBLAS_TRANSPOSE A = ta ? CblasTrans : CblasNoTrans, B = tb ? CblasTrans : CblasNoTrans;
+    if (prec == OIALR_PREC_F64)
+        cblas_dgemm(CblasColMajor, A, B, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        cblas_sgemm(CblasColMajor, A, B, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, c, ldc);
 }
 
+/* Singular values (descending, into out as double) of the m×n matrix x
+ * (destroyed). */
+static int svd_values(oialr_svd_ws *ws, int m, int n, void *x, int ldx, double *out) {
+    lapack_int info, lw = (lapack_int)ws->work_n, mn = m < n ? m : n;
+    if (ws->prec == OIALR_PREC_F64) {
+        double dummy = 0;
+        info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'N', m, n, x, ldx, ws->s, &dummy, 1, &dummy, 1, ws->work, lw, ws->iwork);
+        OIALR_ASSERT(info >= 0);
+        for (lapack_int i = 0; i < mn && info == 0; i++) out[i] = ((double *)ws->s)[i];
+    } else {
+        float dummy = 0;
+        info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'N', m, n, x, ldx, ws->s, &dummy, 1, &dummy, 1, ws->work, lw, ws->iwork);
+        OIALR_ASSERT(info >= 0);
+        for (lapack_int i = 0; i < mn && info == 0; i++) out[i] = ((float *)ws->s)[i];
+    }
+    if (info > 0) return oialr_seterr(OIALR_ERR_NUMERIC, "principal angles: SVD did not converge (info=%d)", (int)info);
+    return OIALR_OK;
+}
+
+/* Top-k basis of one side of f into dst (d×k, column-major, ld d):
+ * left U_k = Q V_k (valid for k <= rank), right V_k. */
+static void side_basis(const oialr_factor *f, int side, int64_t k, void *dst) {
+    int m = (int)f->m, n = (int)f->n, kk = (int)k;
+    if (side == OIALR_SIDE_LEFT) {
+        gemm(f->prec, 0, 1, m, kk, n, 1.0, f->q, m, f->vt, n, 0.0, dst, m);
+        return;
+    }
+    for (int j = 0; j < kk; j++) /* column j of V = row j of Vᵀ */
+        for (int i = 0; i < n; i++) {
+            if (f->prec == OIALR_PREC_F64) ((double *)dst)[i + (size_t)j * n] = ((const double *)f->vt)[j + (size_t)i * n];
+            else ((float *)dst)[i + (size_t)j * n] = ((const float *)f->vt)[j + (size_t)i * n];
+        }
+}
+
+/*
+ * Sines of the principal angles between span(P_a) and span(P_b), both
+ * k-dimensional in R^d, are the singular values of (I - P_a P_aᵀ) P_b.
+ * When a's side basis is complete (d orthonormal columns: always on the
+ * right, and on the left of a full-rank square matrix), I - P_a P_aᵀ =
+ * C_a C_aᵀ with C_a the other d - k columns, and the sines are the
+ * singular values of the small (d-k)×k matrix C_aᵀ P_b: min(k, d-k) of
+ * them, the other angles being 0. Otherwise M = P_b - P_a (P_aᵀ P_b) (d×k).
+ * θ = asin(sine): relative accuracy for small angles; near π/2 the
+ * absolute error is about sqrt(eps) (documented in docs/metrics.md).
+ */
 int oialr_principal_angles(oialr_svd_ws *ws, const oialr_factor *a, const oialr_factor *b, int side, int64_t k,
                            double *theta, int64_t *k_used) {
     int rc = check_pair(a, b, "oialr_principal_angles");
@@ -382,44 +420,41 @@ int oialr_principal_angles(oialr_svd_ws *ws, const oialr_factor *a, const oialr_
     if (k == 0) return OIALR_OK;
     if ((rc = ws_reserve_tall(ws, a->m, a->n))) return rc;
 
-    lapack_int d = (lapack_int)(side == OIALR_SIDE_LEFT ? a->m : a->n), K = (lapack_int)k, info;
-    lapack_int lw = (lapack_int)ws->work_n;
-    side_basis(a, side, k, ws->a);
-    side_basis(b, side, k, ws->u);
-    if (a->prec == OIALR_PREC_F64) {
-        double *pa = ws->a, *pb = ws->u, *c = ws->c, *sn = ws->s, *cs = ws->s2, dummy = 0;
-        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, K, K, d, 1.0, pa, d, pb, d, 0.0, c, K);
-        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, d, K, K, -1.0, pa, d, c, K, 1.0, pb, d);
-        info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'N', d, K, pb, d, sn, &dummy, 1, &dummy, 1, ws->work, lw, ws->iwork);
-        OIALR_ASSERT(info >= 0);
-        if (info == 0)
-            info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'N', K, K, c, K, cs, &dummy, 1, &dummy, 1, ws->work, lw, ws->iwork);
-        OIALR_ASSERT(info >= 0);
-        if (info > 0) return oialr_seterr(OIALR_ERR_NUMERIC, "principal angles: SVD did not converge");
-        for (int64_t i = 0; i < k; i++) {
-            double c_i = cs[i], s_i = sn[k - 1 - i];
-            theta[i] = c_i * c_i >= 0.5 ? asin(fmin(1.0, s_i)) : acos(fmin(1.0, fmax(0.0, c_i)));
+    int prec = a->prec, m = (int)a->m, n = (int)a->n, K = (int)k;
+    int d = side == OIALR_SIDE_LEFT ? m : n;
+    int complete = side == OIALR_SIDE_RIGHT || (m == n && a->rank == n);
+    int nsin;
+    double *sines = theta; /* computed in place, descending */
+    if (complete) {
+        int c = d - K;
+        nsin = c < K ? c : K;
+        if (nsin > 0) {
+            size_t esz = ws->esz;
+            const char *vt_rest = (const char *)a->vt + (size_t)K * esz; /* rows K.. of Vᵀ, ld n */
+            if (side == OIALR_SIDE_RIGHT) {
+                /* X = Vᵀ_a[K:, :] V_b,k = Vᵀ_a[K:, :] (Vᵀ_b[:K, :])ᵀ */
+                gemm(prec, 0, 1, c, K, n, 1.0, vt_rest, n, b->vt, n, 0.0, ws->c, c);
+            } else {
+                /* C_a = Q_a V_a[:, K:], X = C_aᵀ U_b,k */
+                gemm(prec, 0, 1, n, c, n, 1.0, a->q, n, vt_rest, n, 0.0, ws->a, n);
+                side_basis(b, side, k, ws->u);
+                gemm(prec, 1, 0, c, K, n, 1.0, ws->a, n, ws->u, n, 0.0, ws->c, c);
+            }
+            if ((rc = svd_values(ws, c, K, ws->c, c, sines))) return rc;
         }
     } else {
-        float *pa = ws->a, *pb = ws->u, *c = ws->c, *sn = ws->s, *cs = ws->s2, dummy = 0;
-        cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, K, K, d, 1.0f, pa, d, pb, d, 0.0f, c, K);
-        cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, d, K, K, -1.0f, pa, d, c, K, 1.0f, pb, d);
-        info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'N', d, K, pb, d, sn, &dummy, 1, &dummy, 1, ws->work, lw, ws->iwork);
-        OIALR_ASSERT(info >= 0);
-        if (info == 0)
-            info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'N', K, K, c, K, cs, &dummy, 1, &dummy, 1, ws->work, lw, ws->iwork);
-        OIALR_ASSERT(info >= 0);
-        if (info > 0) return oialr_seterr(OIALR_ERR_NUMERIC, "principal angles: SVD did not converge");
-        for (int64_t i = 0; i < k; i++) {
-            double c_i = cs[i], s_i = sn[k - 1 - i];
-            theta[i] = c_i * c_i >= 0.5 ? asin(fmin(1.0, s_i)) : acos(fmin(1.0, fmax(0.0, c_i)));
-        }
+        side_basis(a, side, k, ws->a);
+        side_basis(b, side, k, ws->u);
+        gemm(prec, 1, 0, K, K, d, 1.0, ws->a, d, ws->u, d, 0.0, ws->c, K);   /* C = P_aᵀ P_b */
+        gemm(prec, 0, 0, d, K, K, -1.0, ws->a, d, ws->c, K, 1.0, ws->u, d);  /* M = P_b - P_a C */
+        nsin = K;
+        if ((rc = svd_values(ws, d, K, ws->u, d, sines))) return rc;
     }
-    /* ascending order, in case rounding at the asin/acos seam swapped two */
-    for (int64_t i = 1; i < k; i++)
-        for (int64_t j = i; j > 0 && theta[j] < theta[j - 1]; j--) {
-            double t = theta[j]; theta[j] = theta[j - 1]; theta[j - 1] = t;
-        }
+    /* ascending angles: k - nsin zeros, then asin of the sines, smallest first */
+    double tmp;
+    for (int i = 0, j = nsin - 1; i < j; i++, j--) { tmp = sines[i]; sines[i] = sines[j]; sines[j] = tmp; }
+    for (int i = nsin - 1; i >= 0; i--) theta[(K - nsin) + i] = asin(fmin(1.0, sines[i]));
+    for (int i = 0; i < K - nsin; i++) theta[i] = 0.0;
     return OIALR_OK;
 }
 

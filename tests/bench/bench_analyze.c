@@ -1,0 +1,118 @@
+/*
+ * bench_analyze.c — helper of the analyzer benchmark (tests/bench/section_analyze.sh,
+ * which `make bench` runs; see the top of that script for how to run it by hand).
+ *
+ *   bench_analyze make TRAJ [SNAPSHOTS [largest]]
+ *       write a synthetic trajectory with the layer shapes of the default MLP
+ *       (mlp:512,512 on 28x28 inputs: fc1 512x784, fc2 512x512, fc3 10x512),
+ *       SNAPSHOTS snapshots (default 100) of a random walk W_j = W_{j-1} + noise
+ *       ("largest": fc1 only, for the memory check);
+ *   bench_analyze lapack TRAJ
+ *       the raw single-thread LAPACK time: sgesdd('S') of every snapshot of
+ *       every layer with one OpenBLAS thread, nothing else; prints
+ *       "lapack_seconds=..." (the bound is this divided by the cores);
+ *   bench_analyze analyze TRAJ [oialr analyze options...]
+ *       run oialr_cmd_analyze in-process and print "seconds=... peak_rss_kib=...
+ *       svd_bytes=...".
+ */
+#include <lapacke.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "analyze.h"
+#include "oialr/trajectory.h"
+
+static int make(const char *path, int nsnap, int nlayers) {
+    static const struct { const char *name; int rows, cols; } L[] = {{"fc1", 512, 784}, {"fc2", 512, 512}, {"fc3", 10, 512}};
+    oialr_traj *t;
+    oialr_traj_options opt;
+    oialr_traj_options_default(&opt);
+    opt.force = 1;
+    int rc = oialr_traj_create(&t, path, &opt);
+    if (rc) return rc;
+    int idx[3];
+    float *w[3];
+    oialr_rng r;
+    oialr_rng_seed(&r, 1, 1);
+    for (int l = 0; l < nlayers; l++) {
+        if ((rc = oialr_traj_declare_layer(t, L[l].name, L[l].rows, L[l].cols, "dense", 0, NULL, &idx[l]))) return rc;
+        size_t n = (size_t)L[l].rows * L[l].cols;
+        w[l] = malloc(n * sizeof(float));
+        if (!w[l]) return OIALR_ERR_NOMEM;
+        float sc = 1.0f / sqrtf((float)L[l].cols);
+        for (size_t i = 0; i < n; i++) w[l][i] = sc * oialr_rng_normal(&r);
+    }
+    for (int j = 0; j < nsnap; j++)
+        for (int l = 0; l < nlayers; l++) {
+            size_t n = (size_t)L[l].rows * L[l].cols;
+            float sc = 0.05f / sqrtf((float)L[l].cols) / (1.0f + 0.1f * (float)j);
+            if (j > 0)
+                for (size_t i = 0; i < n; i++) w[l][i] += sc * oialr_rng_normal(&r);
+            if ((rc = oialr_traj_append(t, idx[l], 50 * j, w[l], 0))) return rc;
+        }
+    for (int l = 0; l < nlayers; l++) free(w[l]);
+    return oialr_traj_close(t);
+}
+
+static int lapack(const char *path) {
+    oialr_set_threads(1);
+    oialr_traj *t;
+    int rc = oialr_traj_open(&t, path, OIALR_TRAJ_READ);
+    if (rc) return rc;
+    double total = 0;
+    for (int l = 0; l < oialr_traj_nlayers(t); l++) {
+        const oialr_traj_layer *L = oialr_traj_layer_at(t, l);
+        int m = (int)(L->rows >= L->cols ? L->rows : L->cols), n = (int)(L->rows >= L->cols ? L->cols : L->rows);
+        size_t mn = (size_t)m * n;
+        float *w = malloc(mn * sizeof(float)), *u = malloc(mn * sizeof(float)), *vt = malloc((size_t)n * n * sizeof(float));
+        float *s = malloc((size_t)n * sizeof(float));
+        if (!w || !u || !vt || !s) return OIALR_ERR_NOMEM;
+        double secs = 0;
+        for (int64_t j = 0; j < L->nsnap; j++) {
+            if ((rc = oialr_traj_read(t, l, j, w, mn))) return rc;
+            /* the row-major rows x cols buffer is the column-major cols x rows
+             * matrix: SVD it as it lies (same singular values, no copy) */
+            double t0 = oialr_now();
+            int info = LAPACKE_sgesdd(LAPACK_COL_MAJOR, 'S', (int)L->cols, (int)L->rows, w, (int)L->cols, s, u,
+                                      (int)L->cols, vt, n);
+            secs += oialr_now() - t0;
+            if (info) return OIALR_ERR_NUMERIC;
+        }
+        printf("layer %s %lldx%lld: %lld snapshots, %.3f s\n", L->name, (long long)L->rows, (long long)L->cols,
+               (long long)L->nsnap, secs);
+        total += secs;
+        free(w); free(u); free(vt); free(s);
+    }
+    printf("lapack_seconds=%.4f\n", total);
+    return oialr_traj_close(t);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: bench_analyze make TRAJ [SNAPSHOTS] | lapack TRAJ | analyze TRAJ [options]\n");
+        return 2;
+    }
+    int rc;
+    if (!strcmp(argv[1], "make")) {
+        rc = make(argv[2], argc > 3 ? atoi(argv[3]) : 100, argc > 4 && !strcmp(argv[4], "largest") ? 1 : 3);
+    } else if (!strcmp(argv[1], "lapack")) {
+        rc = lapack(argv[2]);
+    } else if (!strcmp(argv[1], "analyze")) {
+        double t0 = oialr_now();
+        argv[1] = "analyze";
+        int st = oialr_cmd_analyze(argc - 1, argv + 1);
+        double secs = oialr_now() - t0;
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("seconds=%.4f peak_rss_kib=%ld\n", secs, ru.ru_maxrss);
+        return st;
+    } else {
+        fprintf(stderr, "bench_analyze: unknown mode %s\n", argv[1]);
+        return 2;
+    }
+    if (rc) fprintf(stderr, "bench_analyze: %s: %s\n", oialr_strerror(rc), oialr_errmsg());
+    return rc ? 1 : 0;
+}
