@@ -2,6 +2,7 @@
 # run.sh BUILD BIN... — run each Check test binary, print its report, and end
 # with one summary line "N passed, N failed"; exit non-zero if any failed.
 build=$1; shift
+export OIALR_BUILD="$build"
 passed=0; failed=0; bad=""
 for t in "$@"; do
     out=$("$t" 2>&1); rc=$?

@@ -1,0 +1,166 @@
+/*
+ * check_cli.c — the oialr command line as a user meets it: help, wrong
+ * flags and values (one line, exit 2), missing data (how to get it), and the
+ * whole chain train --record -> analyze -> plot on synthetic data, ending in
+ * real PNG files. The binary is $OIALR_BUILD/oialr (tests/run.sh sets it).
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char bin[512];
+static char dir[256];
+static char out[65536];
+
+static void setup(void) {
+    const char *b = getenv("OIALR_BUILD");
+    snprintf(bin, sizeof bin, "%s/oialr", b ? b : "build");
+    ck_assert_msg(access(bin, X_OK) == 0, "%s not built", bin);
+    snprintf(dir, sizeof dir, "/tmp/oialr-check-cli-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void teardown(void) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Run "oialr ARGS" in the temp dir; capture stdout+stderr; return the exit status. */
+static int run(const char *args) {
+    char cmd[2048], abs[1024];
+    if (bin[0] == '/') snprintf(abs, sizeof abs, "%s", bin);
+    else {
+        char cwd[512];
+        ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+        snprintf(abs, sizeof abs, "%s/%s", cwd, bin);
+    }
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s 2>&1", dir, abs, args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static int lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+START_TEST(help_everywhere) {
+    static const char *const cmds[] = {"--help", "train --help", "analyze --help", "plot --help"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        ck_assert_msg(run(cmds[i]) == 0, "oialr %s: exit != 0", cmds[i]);
+        ck_assert_msg(strstr(out, "usage: oialr") != NULL, "oialr %s: no usage line:\n%s", cmds[i], out);
+    }
+    ck_assert_int_eq(run("--version"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "oialr 0."));
+}
+END_TEST
+
+/* Each wrong invocation: exit 2, one line, naming the problem. */
+static const struct {
+    const char *args, *says;
+} WRONG[] = {
+    {"frobnicate", "unknown command"},
+    {"train --frobnicate", "unknown option '--frobnicate'"},
+    {"train --epochs many", "--epochs: expected an integer"},
+    {"train --epochs 0", "--epochs: expected an integer in [1,"},
+    {"train --lr -1", "--lr: expected a number"},
+    {"train --opt adam", "'adam' is not one of: sgd adamw"},
+    {"train --batch", "--batch needs a value"},
+    {"train --sched step", "--sched step needs --step-size"},
+    {"analyze --lag 0 x.h5", "lag"},
+    {"plot", "usage"},
+};
+
+START_TEST(wrong_flags) {
+    int rc = run(WRONG[_i].args);
+    ck_assert_msg(rc == 2, "oialr %s: exit %d, expected 2:\n%s", WRONG[_i].args, rc, out);
+    ck_assert_msg(strstr(out, WRONG[_i].says) != NULL, "oialr %s: message lacks '%s':\n%s", WRONG[_i].args,
+                  WRONG[_i].says, out);
+    if (strcmp(WRONG[_i].args, "plot") != 0)
+        ck_assert_msg(lines(out) == 1, "oialr %s: %d lines, expected one:\n%s", WRONG[_i].args, lines(out), out);
+}
+END_TEST
+
+START_TEST(missing_data) {
+    ck_assert_int_eq(run("train --dataset mnist --data nowhere --quiet"), 1);
+    ck_assert_msg(strstr(out, "nowhere") && strstr(out, "train-images-idx3-ubyte"), "%s", out);
+    ck_assert_int_eq(run("train --dataset mnist --quiet"), 1);
+    ck_assert_msg(strstr(out, "--data DIR"), "%s", out);
+    ck_assert_int_eq(run("train --dataset imagenet --quiet"), 1);
+    ck_assert_msg(strstr(out, "unknown dataset 'imagenet'"), "%s", out);
+    ck_assert_int_eq(run("train --model resnet50 --dataset synthetic --quiet"), 1);
+    ck_assert_msg(strstr(out, "unknown model family"), "%s", out);
+    ck_assert_int_eq(run("analyze does-not-exist.h5"), 1);
+    ck_assert_msg(strstr(out, "does-not-exist.h5"), "%s", out);
+}
+END_TEST
+
+static int is_png(const char *name) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "rb");
+    if (!f) return 0;
+    unsigned char m[8] = {0};
+    size_t n = fread(m, 1, 8, f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fclose(f);
+    return n == 8 && memcmp(m, "\x89PNG\r\n\x1a\n", 8) == 0 && size > 5000;
+}
+
+START_TEST(train_record_analyze_plot) {
+    int rc = run("train --dataset synthetic --model mlp:32 --epochs 2 --batch 64 --val 500 --threads 1 "
+                 "--record run.h5 --every 20");
+    ck_assert_msg(rc == 0, "train failed:\n%s", out);
+    ck_assert_msg(strstr(out, "final: epochs 2"), "%s", out);
+    /* the file exists now: refused without --force, the file untouched */
+    rc = run("train --dataset synthetic --model mlp:32 --epochs 1 --quiet --record run.h5");
+    ck_assert_msg(rc != 0 && strstr(out, "run.h5"), "overwrite not refused:\n%s", out);
+    rc = run("analyze run.h5 -o analysis.h5 --csv tables --policy stability:0.99");
+    ck_assert_msg(rc == 0, "analyze failed:\n%s", out);
+    ck_assert_msg(strstr(out, "fc1.weight") && strstr(out, "fc2.weight"), "%s", out);
+    rc = run("plot tables -o figures --run run.h5");
+    ck_assert_msg(rc == 0, "plot failed:\n%s", out);
+    ck_assert(is_png("figures/stability.png"));
+    ck_assert(is_png("figures/ranks.png"));
+    ck_assert(is_png("figures/spectra.png"));
+    ck_assert(is_png("figures/training.png"));
+    char gp[512];
+    snprintf(gp, sizeof gp, "%s/figures/stability.gp", dir);
+    ck_assert_int_eq(access(gp, R_OK), 0);
+}
+END_TEST
+
+static Suite *cli_suite(void) {
+    Suite *s = suite_create("cli");
+    TCase *core = tcase_create("Core");
+    tcase_add_checked_fixture(core, setup, teardown);
+    tcase_add_test(core, help_everywhere);
+    tcase_add_test(core, train_record_analyze_plot);
+    tcase_set_timeout(core, 120);
+    suite_add_tcase(s, core);
+    TCase *lim = tcase_create("Limits");
+    tcase_add_checked_fixture(lim, setup, teardown);
+    tcase_add_loop_test(lim, wrong_flags, 0, (int)(sizeof WRONG / sizeof WRONG[0]));
+    tcase_add_test(lim, missing_data);
+    tcase_set_timeout(lim, 60);
+    suite_add_tcase(s, lim);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(cli_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
