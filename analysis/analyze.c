@@ -7,6 +7,7 @@
 #include "results.h"
 
 #include <errno.h>
+#include <float.h>
 #include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
@@ -205,6 +206,7 @@ typedef struct layer_sum {
     int64_t stable_step;     /* first step from which S >= tau holds to the end; -1 never */
     int64_t cutoff_rank;     /* at the last valid snapshot */
     double param_share;
+    double max_condition;    /* over the valid snapshots */
     int64_t switch_step;     /* replay: -1 never / not eligible */
     int64_t switch_rank;
     double switch_s;
@@ -249,6 +251,7 @@ static void summarise(const ana_opts *o, const oialr_traj_layer *L, const ana_ro
     for (int64_t j = 0; j < L->nsnap; j++) {
         if (!r[j].valid) { s->skipped++; continue; }
         last_valid = j;
+        if (r[j].sp.condition > s->max_condition) s->max_condition = r[j].sp.condition; /* NaN (W = 0) skipped */
         if (!isnan(r[j].stability)) { s->final_s = r[j].stability; s->final_step = r[j].step; }
     }
     if (last_valid >= 0) {
@@ -298,6 +301,12 @@ static void print_summary(const ana_opts *o, const oialr_traj_info *info, const 
                                   ls[i].skipped == 1 ? "" : "s");
         printf("\n");
     }
+    if (o->prec == OIALR_PREC_F32)
+        for (int i = 0; i < nl; i++)
+            if (ls[i].max_condition * FLT_EPSILON > 1e-4)
+                printf("note: %s: condition number up to %.3g; float32 stability may be off by ~%.1g there "
+                       "(docs/metrics.md): use --double\n",
+                       ls[i].name, ls[i].max_condition, ls[i].max_condition * FLT_EPSILON);
     int64_t ms_step;
     double ms;
     if (ana_results_last_mean(res, &ms_step, &ms) == 0)
