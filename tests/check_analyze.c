@@ -242,6 +242,53 @@ START_TEST(test_live_file) {
 }
 END_TEST
 
+/* A trajectory written by the Python writer (tools/oialr_traj.py demo):
+ * analysed, and its stabilities match an independent float64 computation on
+ * the matrices read back through the C reader. */
+START_TEST(test_python_writer) {
+    char cmd[1024];
+    /* __FILE__ is tests/check_analyze.c relative to the source root */
+    char root[512];
+    snprintf(root, sizeof root, "%s", __FILE__);
+    char *slash = strrchr(root, '/');
+    if (slash) *slash = '\0'; else snprintf(root, sizeof root, "tests");
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/../tools/oialr_traj.py' demo '%s' >/dev/null", root, traj);
+    ck_assert_msg(system(cmd) == 0, "the Python writer failed (python3-h5py and python3-numpy are dependencies): %s", cmd);
+    ck_assert_int_eq(run(4, traj, "-o", out, "-q"), 0);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    double s[11];
+    read_vec(f, "/layers/conv.weight/stability", H5T_NATIVE_DOUBLE, s);
+    ck_assert_int_eq(read_attr_i64(f, "/layers/conv.weight", "transposed"), 1); /* 8 x 27 */
+    H5Fclose(f);
+    oialr_traj *t;
+    ck_assert_int_eq(oialr_traj_open(&t, traj, OIALR_TRAJ_READ), OIALR_OK);
+    int li;
+    ck_assert_int_eq(oialr_traj_find_layer(t, "conv.weight", &li), OIALR_OK);
+    const oialr_traj_layer *L = oialr_traj_layer_at(t, li);
+    ck_assert_int_eq(L->nsnap, 11);
+    ck_assert_int_eq(L->rows * L->cols, 8 * 27);
+    float w[216];
+    oialr_svd_ws *ws;
+    oialr_factor *fa, *fb;
+    ck_assert_int_eq(oialr_svd_ws_new(&ws, OIALR_PREC_F64), OIALR_OK);
+    ck_assert_int_eq(oialr_factor_new(&fa, L->rows, L->cols, OIALR_PREC_F64), OIALR_OK);
+    ck_assert_int_eq(oialr_factor_new(&fb, L->rows, L->cols, OIALR_PREC_F64), OIALR_OK);
+    ck_assert(isnan(s[0]));
+    for (int j = 1; j < 11; j++) {
+        ck_assert_int_eq(oialr_traj_read(t, li, j - 1, w, 216), OIALR_OK);
+        ck_assert_int_eq(oialr_factor_compute(fa, ws, w), OIALR_OK);
+        ck_assert_int_eq(oialr_traj_read(t, li, j, w, 216), OIALR_OK);
+        ck_assert_int_eq(oialr_factor_compute(fb, ws, w), OIALR_OK);
+        double ref;
+        ck_assert_int_eq(oialr_stability(fa, fb, &ref), OIALR_OK);
+        ck_assert_msg(fabs(s[j] - ref) < 1e-4, "snap %d: S=%.8f, float64 %.8f", j, s[j], ref);
+        ck_assert(ref > 0.5 && ref <= 1.0);
+    }
+    oialr_factor_free(fa); oialr_factor_free(fb); oialr_svd_ws_free(ws);
+    oialr_traj_close(t);
+}
+END_TEST
+
 /* --------------------------------------------------------------------------- */
 /* Limits */
 
@@ -298,6 +345,7 @@ static Suite *analyze_suite(void) {
     tcase_add_loop_test(core, test_known_stability_and_replay, 0, 2);
     tcase_add_test(core, test_lag_and_glob);
     tcase_add_test(core, test_live_file);
+    tcase_add_test(core, test_python_writer);
     tcase_set_timeout(core, 30);
     suite_add_tcase(s, core);
     TCase *lim = tcase_create("Limits");
