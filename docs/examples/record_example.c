@@ -3,7 +3,7 @@
  * liboialr's public C API, then read it back. Only <oialr/trajectory.h> is
  * needed; no part of oialr's trainer is used.
  *
- *   cc record_example.c $(pkg-config --cflags --libs oialr) -o record_example
+ *   cc record_example.c $(pkg-config --cflags --libs oialr) -lm -o record_example
  *   ./record_example run.h5
  *   h5ls -r run.h5
  */

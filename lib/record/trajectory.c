@@ -15,6 +15,9 @@
  *     locks do not interact with the flock() HDF5 uses), so readers and
  *     RECOVER can tell a running writer from a killed one.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* F_OFD_SETLK */
+#endif
 #include "oialr/trajectory.h"
 
 #include <hdf5.h>
@@ -87,6 +90,14 @@ typedef struct h5quiet {
 } h5quiet;
 
 static h5quiet quiet_begin(void) {
+    static int once;
+    if (!once) {
+        /* HDF5 1.10 crashes in its atexit handler when a file whose writes
+         * failed (disk full) is still open; without the handler a process
+         * exits cleanly. Only effective before HDF5's first call. */
+        once = 1;
+        H5dont_atexit();
+    }
     h5quiet q = {NULL, NULL};
     H5Eget_auto2(H5E_DEFAULT, &q.fn, &q.data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -104,7 +115,18 @@ static herr_t stack_cb(unsigned n, const H5E_error2_t *e, void *ud) {
     (void)n;
     h5stack *s = ud;
     if (!e->desc) return 0;
-    snprintf(s->last, sizeof s->last, "%s", e->desc);
+    /* system errors: keep only the system's message ("File too large") */
+    const char *em = strstr(e->desc, "error message = '");
+    if (em) {
+        em += strlen("error message = '");
+        const char *end = strchr(em, '\'');
+        int len = end ? (int)(end - em) : (int)strlen(em);
+        snprintf(s->last, sizeof s->last, "%.*s", len, em);
+    } else {
+        snprintf(s->last, sizeof s->last, "%s", e->desc);
+    }
+    for (char *c = s->last; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = ' ';
     if (strstr(e->desc, "truncated")) s->truncated = 1;
     if (strstr(e->desc, "already open for write") || strstr(e->desc, "h5clear")) s->openwrite = 1;
     if (strstr(e->desc, "lock")) s->locked = 1;
@@ -1458,7 +1480,7 @@ int oialr_traj_open(oialr_traj **out, const char *path, int mode) {
             t->info.swmr_read = 1;
             oialr_log(OIALR_LOG_INFO, "%s: %s; opened in SWMR-read mode", path,
                       t->info.writer_alive ? "a writer is recording it"
-                                           : "its writer did not close it (killed?); `h5clear -s` clears the mark");
+                                           : "its writer did not close it (killed?); `h5clear -s --increment=0` clears it for other tools");
         }
     } else {
         t->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
@@ -1475,15 +1497,24 @@ int oialr_traj_open(oialr_traj **out, const char *path, int mode) {
             if (mode != OIALR_TRAJ_RECOVER || !(s.openwrite || s.locked)) {
                 rc = oialr_seterr(s.openwrite || s.locked ? OIALR_ERR_LOCKED : OIALR_ERR_FORMAT,
                                   "%s: cannot open for writing: %s%s", path, s.last,
-                                  s.openwrite ? " (its writer was killed? recover it, or `h5clear -s`)" : "");
+                                  s.openwrite ? " (its writer was killed? open it in recover mode, or run `h5clear -s --increment=0`)" : "");
                 goto done;
             }
+            /* What `h5clear -s --increment=0` does: clear the "open for
+             * write" mark, and move the end-of-allocation recorded in the
+             * superblock (stale after a kill) to the end of the file, or
+             * the next close would truncate the snapshots written since. */
+            hid_t rfapl = H5I_INVALID_HID, rf = H5I_INVALID_HID;
             hbool_t clear = 1;
-            TRY_H5(H5Pset(fapl, "clear_status_flags", &clear), OIALR_ERR_HDF5,
-                    "cannot ask HDF5 to clear the status flags");
+            int ok = (rfapl = H5Pcopy(fapl)) >= 0 && H5Pset(rfapl, "clear_status_flags", &clear) >= 0 &&
+                     (rf = H5Fopen(path, H5F_ACC_RDWR, rfapl)) >= 0 && H5Fincrement_filesize(rf, 0) >= 0;
+            if (!ok) rc = h5err(path, OIALR_ERR_HDF5, "cannot recover the file");
+            if (rf >= 0 && H5Fclose(rf) < 0 && ok) rc = h5err(path, OIALR_ERR_IO, "cannot recover the file");
+            hclose(&rfapl);
+            if (rc) goto done;
             t->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
             if (t->file < 0) {
-                rc = h5err(path, OIALR_ERR_HDF5, "cannot recover the file");
+                rc = h5err(path, OIALR_ERR_HDF5, "cannot reopen the recovered file");
                 goto done;
             }
             oialr_log(OIALR_LOG_INFO, "%s: recovered a trajectory whose writer was killed", path);

@@ -1,0 +1,980 @@
+/*
+ * check_record.c — the HDF5 trajectory (lib/record): round trips bit for
+ * bit, appending after reopen, a live reader in a second process, a writer
+ * killed with SIGKILL, the recorder hook on the built-in trainer, the Python
+ * writer, the example program against the installed library; and in
+ * "Limits" every bad input: missing, empty, not HDF5, foreign HDF5, other
+ * format, newer version, truncated, missing layer, NaN, full disk, misuse.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "oialr.h"
+#include "oialr/record.h"
+#include "oialr/trajectory.h"
+
+static char dir[256];
+
+static void quiet_log(int level, const char *msg, void *user) {
+    (void)level, (void)msg, (void)user;
+}
+
+static void setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/oialr-check-record-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    oialr_set_log(quiet_log, NULL, OIALR_LOG_DEBUG);
+}
+
+static void teardown(void) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void path_of(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", dir, name); }
+
+/* Arbitrary bit patterns: every float class (normals, denormals, -0, Inf,
+ * NaN with payloads) must come back identical. */
+static void fill(float *w, size_t n, uint32_t seed) {
+    uint32_t x = seed * 2654435761u + 12345u;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        uint32_t b = x;
+        if (i % 7 == 3) b &= 0x807fffffu; /* denormal / zero */
+        memcpy(&w[i], &b, 4);
+    }
+}
+
+/* A pattern that is the same whoever computes it (the forked writer and
+ * the reader): snapshot s of layer l. */
+static void pattern(float *w, size_t n, int l, int64_t s) {
+    for (size_t i = 0; i < n; i++) w[i] = (float)(l * 1000 + s) + (float)i * 0.25f;
+}
+
+static int check_pattern(const float *w, size_t n, int l, int64_t s) {
+    for (size_t i = 0; i < n; i++)
+        if (w[i] != (float)(l * 1000 + s) + (float)i * 0.25f) return 0;
+    return 1;
+}
+
+#define OK(expr)                                                                                             \
+    do {                                                                                                     \
+        int rc_ = (expr);                                                                                    \
+        ck_assert_msg(rc_ == OIALR_OK, "%s -> %d: %s", #expr, rc_, oialr_errmsg());                          \
+    } while (0)
+
+/* Create a trajectory with two layers (3x5 and 4x2) and the default
+ * metrics, begun. */
+static oialr_traj *new_traj(const char *path, int *l0, int *l1) {
+    oialr_traj *t = NULL;
+    oialr_traj_options o;
+    oialr_traj_options_default(&o);
+    o.force = 1;
+    OK(oialr_traj_create(&t, path, &o));
+    OK(oialr_traj_declare_layer(t, "fc1.weight", 3, 5, "dense", 0, NULL, l0));
+    OK(oialr_traj_declare_layer(t, "fc2.weight", 4, 2, "dense", 0, NULL, l1));
+    OK(oialr_traj_begin(t));
+    return t;
+}
+
+// ----------------------------------------------------------------------------
+// Core
+
+START_TEST(test_round_trip) {
+    char p[512];
+    path_of(p, sizeof p, "rt.h5");
+    oialr_traj *t = NULL;
+    oialr_traj_options o;
+    oialr_traj_options_default(&o);
+    o.seed = 0xfedcba9876543210ull;
+    o.command_line = "oialr train --record rt.h5";
+    OK(oialr_traj_create(&t, p, &o));
+    OK(oialr_traj_set_config(t, "model", "mlp:512,512"));
+    OK(oialr_traj_set_config(t, "model", "mlp:256")); /* replaces */
+    int64_t shape[4] = {6, 2, 3, 3};
+    int a, b, c;
+    OK(oialr_traj_declare_layer(t, "fc1.weight", 17, 33, "dense", 0, NULL, &a));
+    OK(oialr_traj_declare_layer(t, "conv1.weight", 6, 18, "conv2d", 4, shape, &b));
+    OK(oialr_traj_declare_layer(t, "head.weight", 1, 1, "dense", 0, NULL, &c));
+    OK(oialr_traj_declare_metrics(t, "loss,val_acc"));
+    OK(oialr_traj_declare_ckpt_array(t, "params", 100));
+    OK(oialr_traj_declare_ckpt_array_i64(t, "order", 5));
+    OK(oialr_traj_declare_ckpt_scalar(t, "step", 0));
+    OK(oialr_traj_declare_ckpt_scalar(t, "rng", 1));
+    enum { T = 6 };
+    static float w[T][17 * 33], v[T][6 * 18], h[T][1];
+    for (int s = 0; s < T; s++) {
+        fill(w[s], 17 * 33, (uint32_t)s);
+        fill(v[s], 6 * 18, (uint32_t)(100 + s));
+        fill(h[s], 1, (uint32_t)(200 + s));
+        OK(oialr_traj_append(t, a, s * 50, w[s], 0));
+        OK(oialr_traj_append(t, b, s * 50, v[s], 4));
+        OK(oialr_traj_append(t, c, s * 50, h[s], 0));
+        double row[2] = {1.0 / (s + 1), s == 2 ? NAN : 0.5 + s * 0.01};
+        OK(oialr_traj_append_metrics(t, s * 50, row, 2));
+    }
+    oialr_traj_event ev = {.step = 150, .kind = OIALR_EVENT_TRUNCATE, .stability = 0.9912, .rank_before = 6,
+                           .rank_after = 3};
+    strcpy(ev.layer, "conv1.weight");
+    OK(oialr_traj_append_event(t, &ev));
+    float params[100], back[100];
+    fill(params, 100, 9);
+    int64_t order[5] = {4, 0, 3, 1, INT64_MAX}, oback[5];
+    OK(oialr_traj_ckpt_start(t));
+    OK(oialr_traj_ckpt_put_array(t, "params", params, 100));
+    OK(oialr_traj_ckpt_put_array_i64(t, "order", order, 5));
+    OK(oialr_traj_ckpt_put_i64(t, "step", -7));
+    OK(oialr_traj_ckpt_put_u64(t, "rng", UINT64_MAX));
+    OK(oialr_traj_ckpt_commit(t));
+    OK(oialr_traj_close(t));
+
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    const oialr_traj_info *in = oialr_traj_get_info(t);
+    ck_assert_int_eq(in->format_version, OIALR_TRAJ_FORMAT_VERSION);
+    ck_assert_int_eq(in->swmr_read, 0);
+    ck_assert_int_eq(in->writer_alive, 0);
+    ck_assert(in->seed == 0xfedcba9876543210ull);
+    ck_assert_str_eq(in->command_line, "oialr train --record rt.h5");
+    ck_assert_int_eq((int)strlen(in->created), 20);
+    ck_assert_int_eq(in->nlayers, 3);
+    ck_assert_int_eq(in->ncolumns, 2);
+    ck_assert_int_eq(in->nmetrics, T);
+    ck_assert_int_eq(in->nevents, 1);
+    ck_assert_int_eq(in->has_ckpt, 1);
+    const oialr_traj_layer *l = oialr_traj_layer_at(t, 1);
+    ck_assert_str_eq(l->name, "conv1.weight"); /* declaration order */
+    ck_assert_str_eq(l->kind, "conv2d");
+    ck_assert_int_eq(l->rows, 6);
+    ck_assert_int_eq(l->cols, 18);
+    ck_assert_int_eq(l->ndim, 4);
+    ck_assert_int_eq(l->shape[3], 3);
+    ck_assert_int_eq(l->nsnap, T);
+    ck_assert_int_eq(l->ranks[0], 4);
+    ck_assert_int_eq(oialr_traj_layer_at(t, 0)->ranks[0], 17);
+    ck_assert_ptr_null(oialr_traj_layer_at(t, 3));
+    int idx;
+    OK(oialr_traj_find_layer(t, "fc1.weight", &idx));
+    ck_assert_int_eq(idx, 0);
+    static float r[17 * 33];
+    for (int s = T - 1; s >= 0; s--) { /* any order: one chunk each */
+        int64_t snap;
+        OK(oialr_traj_find_step(t, 0, s * 50, &snap));
+        ck_assert_int_eq(snap, s);
+        OK(oialr_traj_read(t, 0, s, r, 17 * 33));
+        ck_assert(memcmp(r, w[s], sizeof w[s]) == 0);
+        OK(oialr_traj_read(t, 1, s, r, 6 * 18));
+        ck_assert(memcmp(r, v[s], sizeof v[s]) == 0);
+        OK(oialr_traj_read(t, 2, s, r, 1));
+        ck_assert(memcmp(r, h[s], sizeof h[s]) == 0);
+    }
+    double col[8];
+    int64_t n, st[8];
+    ck_assert_str_eq(oialr_traj_column_name(t, 1), "val_acc");
+    OK(oialr_traj_read_column(t, "val_acc", col, 8, &n));
+    ck_assert_int_eq(n, T);
+    ck_assert(isnan(col[2]));
+    ck_assert_double_eq(col[3], 0.53);
+    OK(oialr_traj_read_metric_steps(t, st, 8, &n));
+    ck_assert_int_eq(st[5], 250);
+    oialr_traj_event e[2];
+    OK(oialr_traj_read_events(t, e, 2, &n));
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(e[0].layer, "conv1.weight");
+    ck_assert_int_eq(e[0].kind, OIALR_EVENT_TRUNCATE);
+    ck_assert_str_eq(oialr_traj_event_kind_name(e[0].kind), "truncate");
+    ck_assert_double_eq(e[0].stability, 0.9912);
+    ck_assert_int_eq(e[0].rank_after, 3);
+    OK(oialr_traj_ckpt_get_array(t, "params", back, 100));
+    ck_assert(memcmp(back, params, sizeof params) == 0);
+    OK(oialr_traj_ckpt_get_array_i64(t, "order", oback, 5));
+    ck_assert(memcmp(oback, order, sizeof order) == 0);
+    int64_t i64;
+    uint64_t u64;
+    OK(oialr_traj_ckpt_get_i64(t, "step", &i64));
+    ck_assert_int_eq(i64, -7);
+    OK(oialr_traj_ckpt_get_u64(t, "rng", &u64));
+    ck_assert(u64 == UINT64_MAX);
+    char buf[64];
+    OK(oialr_traj_get_config(t, "model", buf, sizeof buf));
+    ck_assert_str_eq(buf, "mlp:256");
+    OK(oialr_traj_close(t));
+}
+END_TEST
+
+START_TEST(test_compressed_round_trip) {
+    char p[512];
+    path_of(p, sizeof p, "z.h5");
+    oialr_traj *t = NULL;
+    oialr_traj_options o;
+    oialr_traj_options_default(&o);
+    o.compress = 4;
+    OK(oialr_traj_create(&t, p, &o));
+    int a;
+    OK(oialr_traj_declare_layer(t, "w", 64, 64, "dense", 0, NULL, &a));
+    static float w[64 * 64], r[64 * 64];
+    for (int s = 0; s < 3; s++) {
+        for (int i = 0; i < 64 * 64; i++) w[i] = (float)(i % 17) * 0.5f + (float)s; /* compressible */
+        OK(oialr_traj_append(t, a, s, w, 0));
+    }
+    OK(oialr_traj_close(t));
+    struct stat st;
+    ck_assert_int_eq(stat(p, &st), 0);
+    ck_assert_msg(st.st_size < 3 * 64 * 64 * 4, "compressed file is %lld bytes", (long long)st.st_size);
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    OK(oialr_traj_read(t, 0, 2, r, 64 * 64));
+    ck_assert(memcmp(r, w, sizeof w) == 0);
+    OK(oialr_traj_close(t));
+}
+END_TEST
+
+START_TEST(test_append_after_reopen) {
+    char p[512];
+    path_of(p, sizeof p, "re.h5");
+    int a, b;
+    float w[15], v[8], r[15];
+    oialr_traj *t = new_traj(p, &a, &b);
+    for (int s = 0; s < 3; s++) {
+        pattern(w, 15, 0, s), pattern(v, 8, 1, s);
+        OK(oialr_traj_append(t, a, s, w, 0));
+        OK(oialr_traj_append(t, b, s, v, 0));
+    }
+    OK(oialr_traj_close(t));
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_APPEND));
+    ck_assert_int_eq(oialr_traj_layer_at(t, 0)->nsnap, 3);
+    /* nothing new may be declared: SWMR */
+    ck_assert_int_eq(oialr_traj_declare_layer(t, "new", 2, 2, "dense", 0, NULL, NULL), OIALR_ERR_ARG);
+    for (int s = 3; s < 5; s++) {
+        pattern(w, 15, 0, s), pattern(v, 8, 1, s);
+        OK(oialr_traj_append(t, a, s, w, 0));
+        OK(oialr_traj_append(t, b, s, v, 0));
+    }
+    double row[10] = {0};
+    OK(oialr_traj_append_metrics(t, 4, row, 10));
+    OK(oialr_traj_close(t));
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    const oialr_traj_layer *l = oialr_traj_layer_at(t, 1);
+    ck_assert_int_eq(l->nsnap, 5);
+    for (int s = 0; s < 5; s++) {
+        ck_assert_int_eq(l->steps[s], s);
+        OK(oialr_traj_read(t, 0, s, r, 15));
+        ck_assert(check_pattern(r, 15, 0, s));
+    }
+    ck_assert_int_eq(oialr_traj_get_info(t)->nmetrics, 1);
+    OK(oialr_traj_close(t));
+}
+END_TEST
+
+/* Parent reads while a forked writer appends, in lock step via pipes. */
+START_TEST(test_live_reader) {
+    char p[512];
+    path_of(p, sizeof p, "live.h5");
+    int up[2], down[2];
+    ck_assert_int_eq(pipe(up), 0);
+    ck_assert_int_eq(pipe(down), 0);
+    enum { N = 6 };
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(up[0]), close(down[1]);
+        int a, b;
+        oialr_traj *t = new_traj(p, &a, &b);
+        float w[15], v[8];
+        char c = 'x';
+        for (int s = 0; s < N; s++) {
+            pattern(w, 15, 0, s), pattern(v, 8, 1, s);
+            if (oialr_traj_append(t, a, s * 10, w, 0) || oialr_traj_append(t, b, s * 10, v, 0)) _exit(2);
+            double row[10] = {s, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+            if (oialr_traj_append_metrics(t, s * 10, row, 10)) _exit(3);
+            if (write(up[1], &c, 1) != 1 || read(down[0], &c, 1) != 1) _exit(4);
+        }
+        _exit(oialr_traj_close(t) ? 5 : 0);
+    }
+    close(up[1]), close(down[0]);
+    char c = 'x';
+    oialr_traj *t = NULL;
+    float r[15];
+    for (int s = 0; s < N; s++) {
+        ck_assert_int_eq(read(up[0], &c, 1), 1);
+        if (s == 0) {
+            OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+            ck_assert_int_eq(oialr_traj_get_info(t)->swmr_read, 1);
+            ck_assert_int_eq(oialr_traj_get_info(t)->writer_alive, 1);
+        } else {
+            OK(oialr_traj_refresh(t));
+        }
+        const oialr_traj_layer *l = oialr_traj_layer_at(t, 0);
+        ck_assert_int_eq(l->nsnap, s + 1);
+        ck_assert_int_eq(l->steps[s], s * 10);
+        OK(oialr_traj_read(t, 0, s, r, 15));
+        ck_assert(check_pattern(r, 15, 0, s));
+        ck_assert_int_eq(oialr_traj_layer_at(t, 1)->nsnap, s + 1);
+        ck_assert_int_eq(oialr_traj_get_info(t)->nmetrics, s + 1);
+        ck_assert_int_eq(write(down[1], &c, 1), 1);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer status %d", status);
+    OK(oialr_traj_close(t));
+    close(up[0]), close(down[1]);
+}
+END_TEST
+
+/* A writer appending as fast as it can, killed with SIGKILL at several
+ * moments: the file opens and holds every snapshot completed before. */
+START_TEST(test_sigkill) {
+    static const int delays_us[] = {0, 150, 700, 3000};
+    for (size_t k = 0; k < sizeof delays_us / sizeof *delays_us; k++) {
+        char p[512], name[32];
+        snprintf(name, sizeof name, "kill%zu.h5", k);
+        path_of(p, sizeof p, name);
+        int up[2];
+        ck_assert_int_eq(pipe(up), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            close(up[0]);
+            int a, b;
+            oialr_traj *t = new_traj(p, &a, &b);
+            static float w[15], v[8];
+            char c = 'x';
+            for (int64_t s = 0;; s++) {
+                pattern(w, 15, 0, s), pattern(v, 8, 1, s);
+                if (oialr_traj_append(t, a, s, w, 0) || oialr_traj_append(t, b, s, v, 0)) _exit(2);
+                if (s < 5 && write(up[1], &c, 1) != 1) _exit(3);
+            }
+        }
+        close(up[1]);
+        char c;
+        for (int i = 0; i < 5; i++) ck_assert_int_eq(read(up[0], &c, 1), 1);
+        if (delays_us[k]) usleep((useconds_t)delays_us[k]);
+        kill(pid, SIGKILL);
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        close(up[0]);
+
+        oialr_traj *t = NULL;
+        OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+        ck_assert_int_eq(oialr_traj_get_info(t)->swmr_read, 1);
+        ck_assert_int_eq(oialr_traj_get_info(t)->writer_alive, 0);
+        const oialr_traj_layer *l0 = oialr_traj_layer_at(t, 0);
+        const oialr_traj_layer *l1 = oialr_traj_layer_at(t, 1);
+        ck_assert_int_ge(l0->nsnap, 5);
+        ck_assert_int_ge(l1->nsnap, 4); /* the 5th is reported after both layers */
+        float r[15];
+        for (int i = 0; i < 2; i++) {
+            const oialr_traj_layer *l = i ? l1 : l0;
+            for (int64_t s = 0; s < l->nsnap; s++) {
+                ck_assert_int_eq(l->steps[s], s);
+                OK(oialr_traj_read(t, i, s, r, 15));
+                ck_assert_msg(check_pattern(r, (size_t)(l->rows * l->cols), i, s), "layer %d snap %lld", i,
+                              (long long)s);
+            }
+        }
+        int64_t nsnap0 = l0->nsnap;
+        OK(oialr_traj_close(t));
+
+        if (k == 0) {
+            /* appending needs an explicit recovery; then the file is clean */
+            ck_assert_int_eq(oialr_traj_open(&t, p, OIALR_TRAJ_APPEND), OIALR_ERR_LOCKED);
+            ck_assert_ptr_nonnull(strstr(oialr_errmsg(), p));
+            OK(oialr_traj_open(&t, p, OIALR_TRAJ_RECOVER));
+            float w[15];
+            pattern(w, 15, 0, 999);
+            OK(oialr_traj_append(t, 0, 999, w, 0));
+            OK(oialr_traj_close(t));
+            OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+            ck_assert_int_eq(oialr_traj_get_info(t)->swmr_read, 0);
+            ck_assert_int_eq(oialr_traj_layer_at(t, 0)->nsnap, nsnap0 + 1);
+            OK(oialr_traj_close(t));
+        }
+    }
+}
+END_TEST
+
+/* A live writer must not be "recovered" from under it. */
+START_TEST(test_recover_refuses_live_writer) {
+    char p[512];
+    path_of(p, sizeof p, "busy.h5");
+    int up[2], down[2];
+    ck_assert_int_eq(pipe(up), 0);
+    ck_assert_int_eq(pipe(down), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(up[0]), close(down[1]);
+        int a, b;
+        oialr_traj *t = new_traj(p, &a, &b);
+        char c = 'x';
+        if (write(up[1], &c, 1) != 1 || read(down[0], &c, 1) != 1) _exit(4);
+        _exit(oialr_traj_close(t) ? 5 : 0);
+    }
+    close(up[1]), close(down[0]);
+    char c = 'x';
+    ck_assert_int_eq(read(up[0], &c, 1), 1);
+    oialr_traj *t = NULL;
+    ck_assert_int_eq(oialr_traj_open(&t, p, OIALR_TRAJ_RECOVER), OIALR_ERR_LOCKED);
+    ck_assert_ptr_nonnull(strstr(oialr_errmsg(), "writer"));
+    ck_assert_int_eq(write(down[1], &c, 1), 1);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
+/* The recorder hook on the real trainer: snapshots at 0, every N and the
+ * end, metrics at evaluations, a checkpoint equal to the final state. */
+START_TEST(test_hook_trainer) {
+    char p[512];
+    path_of(p, sizeof p, "hook.h5");
+    oialr_dataset ds = {0};
+    OK(oialr_dataset_synthetic(&ds, 300, 1, 8, 8, 4, 0.25f, 1));
+    oialr_loader trl, val;
+    OK(oialr_loader_split(&trl, &val, &ds, 60, 1));
+    oialr_model *m = NULL;
+    OK(oialr_model_create(&m, "mlp:16", 1, 8, 8, 4, 32, 1));
+    oialr_train_config cfg;
+    oialr_train_defaults(&cfg);
+    cfg.epochs = 2;
+    cfg.batch = 32;
+    oialr_trainer tr;
+    OK(oialr_trainer_init(&tr, &cfg, m, &trl, &val, NULL));
+    oialr_record_options ro;
+    oialr_record_options_default(&ro);
+    ro.path = p;
+    ro.every = 3;
+    ro.layers = "fc*";
+    ro.command_line = "check_record";
+    const char *keys[] = {"dataset"}, *vals[] = {"synthetic"};
+    ro.nconfig = 1;
+    ro.config_keys = keys;
+    ro.config_values = vals;
+    oialr_hook h;
+    OK(oialr_record_hook_init(&h, &ro));
+    /* a second recorder on the same path is refused before any training */
+    oialr_hook h2;
+    ck_assert_int_eq(oialr_record_hook_init(&h2, &ro), OIALR_ERR_EXISTS);
+    OK(oialr_trainer_add_hook(&tr, &h));
+    OK(oialr_train_run(&tr));
+    ck_assert_ptr_null(oialr_record_trajectory(&h));
+    uint64_t bytes;
+    int64_t nsnaps;
+    oialr_record_stats(&h, &bytes, NULL, &nsnaps);
+    oialr_record_hook_free(&h);
+    oialr_record_hook_free(&h); /* twice is fine */
+
+    int64_t steps = tr.metrics.step; /* 8 per epoch: 240 samples / 32 */
+    ck_assert_int_eq(steps, 16);
+    oialr_traj *t = NULL;
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    int nmat = 0;
+    for (int i = 0; i < tr.params->count; i++) nmat += tr.params->info[i].kind == OIALR_PARAM_MATRIX;
+    ck_assert_int_eq(oialr_traj_nlayers(t), nmat);
+    const oialr_traj_layer *l = oialr_traj_layer_at(t, 0);
+    /* 0, 3, 6, 9, 12, 15, then the end (16) */
+    ck_assert_int_eq(l->nsnap, 7);
+    ck_assert_int_eq(nsnaps, 7);
+    ck_assert_int_eq(l->steps[1], 3);
+    ck_assert_int_eq(l->steps[6], 16);
+    int pi = oialr_params_find(tr.params, l->name);
+    ck_assert_int_ge(pi, 0);
+    const oialr_param_info *info = &tr.params->info[pi];
+    ck_assert_int_eq(l->rows, info->rows);
+    ck_assert_int_eq(l->cols, info->cols);
+    float *r = malloc(info->size * sizeof *r);
+    OK(oialr_traj_read(t, 0, 6, r, info->size));
+    ck_assert(memcmp(r, tr.params->data + info->offset, info->size * sizeof *r) == 0);
+    free(r);
+    /* metrics: a row with each periodic snapshot (0, 3, ..., 15) + 2 evaluations */
+    ck_assert_int_eq(oialr_traj_get_info(t)->nmetrics, 8);
+    double acc[16];
+    int64_t n;
+    OK(oialr_traj_read_column(t, "val_acc", acc, 16, &n));
+    ck_assert(!isnan(acc[n - 1]));
+    /* checkpoint == final state (the last epoch end is the end) */
+    size_t np;
+    OK(oialr_traj_ckpt_array_size(t, "params", &np));
+    ck_assert_uint_eq(np, tr.params->total);
+    float *cp = malloc(np * sizeof *cp);
+    OK(oialr_traj_ckpt_get_array(t, "params", cp, np));
+    ck_assert(memcmp(cp, tr.params->data, np * sizeof *cp) == 0);
+    free(cp);
+    int64_t st;
+    OK(oialr_traj_ckpt_get_i64(t, "step", &st));
+    ck_assert_int_eq(st, 16);
+    char buf[128];
+    OK(oialr_traj_get_config(t, "dataset", buf, sizeof buf));
+    ck_assert_str_eq(buf, "synthetic");
+    OK(oialr_traj_get_config(t, "model", buf, sizeof buf));
+    ck_assert_str_eq(buf, oialr_model_spec(m));
+    ck_assert_str_eq(oialr_traj_get_info(t)->command_line, "check_record");
+    OK(oialr_traj_close(t));
+    uint64_t per_snap = 0;
+    for (int i = 0; i < tr.params->count; i++)
+        if (tr.params->info[i].kind == OIALR_PARAM_MATRIX) per_snap += tr.params->info[i].size * 4;
+    ck_assert_uint_eq(bytes, 7 * per_snap);
+
+    /* a glob that matches nothing: a clear error, and no file left behind */
+    char p2[512];
+    path_of(p2, sizeof p2, "none.h5");
+    ro.path = p2;
+    ro.layers = "nomatch*";
+    oialr_trainer tr2;
+    OK(oialr_trainer_init(&tr2, &cfg, m, &trl, &val, NULL));
+    OK(oialr_record_hook_init(&h, &ro));
+    OK(oialr_trainer_add_hook(&tr2, &h));
+    ck_assert_int_eq(oialr_train_run(&tr2), OIALR_ERR_NOTFOUND);
+    ck_assert_ptr_nonnull(strstr(oialr_errmsg(), "nomatch*"));
+    oialr_record_hook_free(&h);
+    ck_assert_int_ne(access(p2, F_OK), 0);
+    oialr_trainer_free(&tr2);
+
+    oialr_trainer_free(&tr);
+    oialr_model_free(m);
+    oialr_loader_free(&trl);
+    oialr_loader_free(&val);
+    oialr_dataset_free(&ds);
+}
+END_TEST
+
+/* The repository root, from build/tests/check_record. */
+static int repo_root(char *out, size_t n) {
+    const char *env = getenv("OIALR_SRCDIR");
+    if (env) {
+        snprintf(out, n, "%s", env);
+        return 0;
+    }
+    char exe[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0) return -1;
+    exe[k] = '\0';
+    for (int i = 0; i < 3; i++) {
+        char *s = strrchr(exe, '/');
+        if (!s) return -1;
+        *s = '\0';
+    }
+    snprintf(out, n, "%s", exe);
+    char probe[PATH_MAX + 32];
+    snprintf(probe, sizeof probe, "%s/lib/oialr/trajectory.h", out);
+    return access(probe, R_OK);
+}
+
+START_TEST(test_python_writer) {
+    if (system("/usr/bin/python3 -c 'import h5py, numpy' >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "check_record: SKIP python writer round trip: /usr/bin/python3 lacks h5py/numpy "
+                        "(apt-get install python3-h5py python3-numpy)\n");
+        return;
+    }
+    char root[PATH_MAX], p[512], bin[512], script[512], cmd[4 * PATH_MAX];
+    ck_assert_msg(repo_root(root, sizeof root) == 0, "cannot find the source tree (set OIALR_SRCDIR)");
+    path_of(p, sizeof p, "py.h5");
+    path_of(bin, sizeof bin, "py.bin");
+    path_of(script, sizeof script, "w.py");
+    FILE *f = fopen(script, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "import sys, numpy as np\n"
+            "sys.path.insert(0, sys.argv[1] + '/tools')\n"
+            "from oialr_traj import TrajectoryWriter\n"
+            "rng = np.random.default_rng(5)\n"
+            "lay = {'fc1.weight': (7, 5), 'conv.weight': (4, 2, 3, 3)}\n"
+            "ws = []\n"
+            "with TrajectoryWriter(sys.argv[2], lay, seed=11, command_line='torch run', force=True,\n"
+            "                      config={'model': 'resnet?'}) as tw:\n"
+            "    for s in range(4):\n"
+            "        for n, sh in lay.items():\n"
+            "            w = rng.standard_normal(sh).astype(np.float32)\n"
+            "            tw.append(n, s * 100, w)\n"
+            "            ws.append(w.ravel())\n"
+            "        tw.append_metrics(s * 100, loss=0.5 ** s, lr=0.1)\n"
+            "    tw.append_event(200, 'conv.weight', 'switch', 0.993, 4, 4)\n"
+            "np.concatenate(ws).astype('<f4').tofile(sys.argv[3])\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s' '%s' '%s'", script, root, p, bin);
+    ck_assert_int_eq(system(cmd), 0);
+
+    float expect[4 * (35 + 72)];
+    f = fopen(bin, "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fread(expect, sizeof(float), 4 * (35 + 72), f), 4 * (35 + 72));
+    fclose(f);
+    oialr_traj *t = NULL;
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    const oialr_traj_info *in = oialr_traj_get_info(t);
+    ck_assert_int_eq(in->nlayers, 2);
+    ck_assert(in->seed == 11);
+    ck_assert_str_eq(in->command_line, "torch run");
+    const oialr_traj_layer *c = oialr_traj_layer_at(t, 1);
+    ck_assert_str_eq(c->name, "conv.weight");
+    ck_assert_str_eq(c->kind, "conv2d");
+    ck_assert_int_eq(c->rows, 4);
+    ck_assert_int_eq(c->cols, 18);
+    ck_assert_int_eq(c->ndim, 4);
+    ck_assert_int_eq(c->nsnap, 4);
+    float r[72];
+    size_t off = 0;
+    for (int s = 0; s < 4; s++) {
+        OK(oialr_traj_read(t, 0, s, r, 35));
+        ck_assert(memcmp(r, expect + off, 35 * 4) == 0);
+        off += 35;
+        OK(oialr_traj_read(t, 1, s, r, 72));
+        ck_assert(memcmp(r, expect + off, 72 * 4) == 0);
+        off += 72;
+    }
+    double loss[4];
+    int64_t n;
+    OK(oialr_traj_read_column(t, "loss", loss, 4, &n));
+    ck_assert_int_eq(n, 4);
+    ck_assert_double_eq(loss[3], 0.125);
+    OK(oialr_traj_read_column(t, "val_acc", loss, 4, &n));
+    ck_assert(isnan(loss[0]));
+    oialr_traj_event e;
+    OK(oialr_traj_read_events(t, &e, 1, &n));
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(e.layer, "conv.weight");
+    ck_assert_int_eq(e.kind, OIALR_EVENT_SWITCH);
+    ck_assert_int_eq(e.rank_before, 4);
+    ck_assert_int_eq(oialr_traj_get_info(t)->has_ckpt, 0);
+    OK(oialr_traj_close(t));
+    /* and the Python side reads what the C writer wrote */
+    char cp[512];
+    path_of(cp, sizeof cp, "c.h5");
+    int a, b;
+    float w[15];
+    t = new_traj(cp, &a, &b);
+    pattern(w, 15, 0, 3);
+    OK(oialr_traj_append(t, a, 3, w, 0));
+    OK(oialr_traj_close(t));
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import h5py, numpy as np; f = h5py.File('%s', 'r'); "
+             "w = f['layers/fc1.weight/weight']; assert w.dtype == np.dtype('<f4') and w.shape == (1, 3, 5); "
+             "assert w[0, 0, 1] == 3.25 and f.attrs['format'] == 'oialr-trajectory'\"",
+             cp);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* docs/examples/record_example.c built against the installed library
+ * with pkg-config, and run. */
+START_TEST(test_installed_example) {
+    char root[PATH_MAX], cmd[8 * PATH_MAX], inst[512], log[512];
+    ck_assert_msg(repo_root(root, sizeof root) == 0, "cannot find the source tree (set OIALR_SRCDIR)");
+    path_of(inst, sizeof inst, "inst");
+    path_of(log, sizeof log, "install.log");
+    snprintf(cmd, sizeof cmd,
+             "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C '%s' install DESTDIR='%s' PREFIX=/usr/local "
+             ">'%s' 2>&1",
+             root, inst, log);
+    int rc = system(cmd);
+    if (rc != 0) {
+        snprintf(cmd, sizeof cmd, "tail -20 '%s' >&2", log);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+    ck_assert_msg(rc == 0, "make install failed");
+    /* pkg-config relocates prefix= to the DESTDIR tree with --define-prefix */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && PKG_CONFIG_PATH='%s/usr/local/lib/pkgconfig' pkg-config --define-prefix --cflags --libs "
+             "oialr > flags && grep -q '%s/usr/local/include' flags && "
+             "cc -std=c11 -Wall -Wextra -Werror '%s/docs/examples/record_example.c' $(cat flags) "
+             "-lm -Wl,-rpath,'%s/usr/local/lib' -o record_example >>'%s' 2>&1 && ./record_example ex.h5 >>'%s' 2>&1",
+             dir, inst, inst, root, inst, log, log);
+    rc = system(cmd);
+    if (rc != 0) {
+        snprintf(cmd, sizeof cmd, "tail -20 '%s' >&2", log);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+    ck_assert_msg(rc == 0, "example against the installed library failed (see above)");
+    oialr_traj *t = NULL;
+    char p[512];
+    path_of(p, sizeof p, "ex.h5");
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    ck_assert_int_eq(oialr_traj_layer_at(t, 0)->nsnap, 11);
+    OK(oialr_traj_close(t));
+}
+END_TEST
+
+// ----------------------------------------------------------------------------
+// Limits
+
+static void write_bytes(const char *path, const void *buf, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(buf, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* The error message: one line, naming the file. */
+static void assert_msg(const char *path, const char *word) {
+    const char *m = oialr_errmsg();
+    ck_assert_msg(strstr(m, path) != NULL, "message does not name the file: %s", m);
+    ck_assert_msg(strchr(m, '\n') == NULL, "message is not one line: %s", m);
+    if (word) ck_assert_msg(strstr(m, word) != NULL, "message lacks '%s': %s", word, m);
+}
+
+START_TEST(test_bad_files) {
+    char p[512];
+    oialr_traj *t = (oialr_traj *)0x1;
+    path_of(p, sizeof p, "missing.h5");
+    ck_assert_int_eq(oialr_traj_open(&t, p, OIALR_TRAJ_READ), OIALR_ERR_NOTFOUND);
+    ck_assert_ptr_null(t);
+    assert_msg(p, NULL);
+    path_of(p, sizeof p, "empty.h5");
+    write_bytes(p, "", 0);
+    ck_assert_int_eq(oialr_traj_open(&t, p, OIALR_TRAJ_READ), OIALR_ERR_FORMAT);
+    assert_msg(p, "not an HDF5 file");
+    path_of(p, sizeof p, "text.h5");
+    const char *txt = "step,loss\n0,2.3\n1,2.2\n";
+    write_bytes(p, txt, strlen(txt));
+    ck_assert_int_eq(oialr_traj_open(&t, p, OIALR_TRAJ_READ), OIALR_ERR_FORMAT);
+    assert_msg(p, "not an HDF5 file");
+    ck_assert_int_eq(oialr_traj_open(&t, dir, OIALR_TRAJ_READ), OIALR_ERR_FORMAT);
+
+    /* HDF5, but another layout (no format attribute) */
+    path_of(p, sizeof p, "foreign.h5");
+    hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    hsize_t d = 4;
+    hid_t sp = H5Screate_simple(1, &d, NULL);
+    hid_t ds = H5Dcreate2(f, "data", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_int_ge(ds, 0);
+    H5Dclose(ds), H5Sclose(sp), H5Fclose(f);
+    ck_assert_int_eq(oialr_traj_open(&t, p, OIALR_TRAJ_READ), OIALR_ERR_FORMAT);
+    assert_msg(p, "not an oialr trajectory");
+    ck_assert_int_eq(oialr_traj_open(&t, p, OIALR_TRAJ_APPEND), OIALR_ERR_FORMAT);
+
+    /* our layout with the format attribute changed, and a newer version */
+    int a, b;
+    path_of(p, sizeof p, "other.h5");
+    OK(oialr_traj_close(new_traj(p, &a, &b)));
+    f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    H5Adelete(f, "format");
+    hid_t st = H5Tcopy(H5T_C_S1);
+    H5Tset_size(st, 8);
+    sp = H5Screate(H5S_SCALAR);
+    hid_t at = H5Acreate2(f, "format", st, sp, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_int_ge(at, 0);
+    H5Awrite(at, st, "netcdf4\0");
+    H5Aclose(at), H5Sclose(sp), H5Tclose(st), H5Fclose(f);
+    ck_assert_int_eq(oialr_traj_open(&t, p, OIALR_TRAJ_READ), OIALR_ERR_FORMAT);
+    assert_msg(p, "not an oialr trajectory");
+
+    path_of(p, sizeof p, "newer.h5");
+    OK(oialr_traj_close(new_traj(p, &a, &b)));
+    f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    at = H5Aopen(f, "format_version", H5P_DEFAULT);
+    int v = OIALR_TRAJ_FORMAT_VERSION + 1;
+    H5Awrite(at, H5T_NATIVE_INT, &v);
+    H5Aclose(at), H5Fclose(f);
+    ck_assert_int_eq(oialr_traj_open(&t, p, OIALR_TRAJ_READ), OIALR_ERR_VERSION);
+    assert_msg(p, "format_version 2");
+
+    /* truncated: a complete file cut short */
+    path_of(p, sizeof p, "cut.h5");
+    t = new_traj(p, &a, &b);
+    float w[15];
+    for (int s = 0; s < 20; s++) {
+        pattern(w, 15, 0, s);
+        OK(oialr_traj_append(t, a, s, w, 0));
+    }
+    OK(oialr_traj_close(t));
+    struct stat sb;
+    ck_assert_int_eq(stat(p, &sb), 0);
+    ck_assert_int_eq(truncate(p, sb.st_size / 2), 0);
+    int rc = oialr_traj_open(&t, p, OIALR_TRAJ_READ);
+    ck_assert_msg(rc == OIALR_ERR_TRUNCATED, "rc %d: %s", rc, oialr_errmsg());
+    assert_msg(p, "truncated");
+    ck_assert_int_eq(oialr_traj_open(&t, p, OIALR_TRAJ_APPEND), OIALR_ERR_TRUNCATED);
+    ck_assert_int_eq(truncate(p, 100), 0);
+    rc = oialr_traj_open(&t, p, OIALR_TRAJ_READ);
+    ck_assert_msg(rc == OIALR_ERR_TRUNCATED || rc == OIALR_ERR_FORMAT, "rc %d: %s", rc, oialr_errmsg());
+    assert_msg(p, NULL);
+}
+END_TEST
+
+START_TEST(test_missing_layer_and_ranges) {
+    char p[512];
+    path_of(p, sizeof p, "m.h5");
+    int a, b;
+    float w[15];
+    oialr_traj *t = new_traj(p, &a, &b);
+    pattern(w, 15, 0, 0);
+    OK(oialr_traj_append(t, a, 0, w, 0));
+    OK(oialr_traj_close(t));
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    int idx = -5;
+    ck_assert_int_eq(oialr_traj_find_layer(t, "fc9.weight", &idx), OIALR_ERR_NOTFOUND);
+    ck_assert_int_eq(idx, -5);
+    assert_msg(p, "fc9.weight");
+    ck_assert_int_eq(oialr_traj_read(t, 7, 0, w, 15), OIALR_ERR_NOTFOUND);
+    ck_assert_int_eq(oialr_traj_read(t, 0, 1, w, 15), OIALR_ERR_NOTFOUND);
+    ck_assert_int_eq(oialr_traj_read(t, 1, 0, w, 8), OIALR_ERR_NOTFOUND); /* fc2 has no snapshot */
+    ck_assert_int_eq(oialr_traj_read(t, 0, 0, w, 14), OIALR_ERR_MISMATCH);
+    int64_t snap;
+    ck_assert_int_eq(oialr_traj_find_step(t, 0, 5, &snap), OIALR_ERR_NOTFOUND);
+    double col[2];
+    ck_assert_int_eq(oialr_traj_read_column(t, "nope", col, 2, NULL), OIALR_ERR_NOTFOUND);
+    char buf[8];
+    ck_assert_int_eq(oialr_traj_get_config(t, "nope", buf, sizeof buf), OIALR_ERR_NOTFOUND);
+    int64_t i64;
+    ck_assert_int_eq(oialr_traj_ckpt_get_i64(t, "step", &i64), OIALR_ERR_NOTFOUND);
+    /* read-only handle refuses writes */
+    ck_assert_int_eq(oialr_traj_append(t, 0, 1, w, 0), OIALR_ERR_ARG);
+    OK(oialr_traj_close(t));
+}
+END_TEST
+
+START_TEST(test_nan_recorded_as_is) {
+    char p[512];
+    path_of(p, sizeof p, "nan.h5");
+    int a, b;
+    float w[15], r[15];
+    oialr_traj *t = new_traj(p, &a, &b);
+    pattern(w, 15, 0, 0);
+    w[3] = NAN;
+    w[4] = -INFINITY;
+    uint32_t payload = 0x7fc12345u;
+    memcpy(&w[5], &payload, 4);
+    OK(oialr_traj_append(t, a, 0, w, 0)); /* data, not an error */
+    OK(oialr_traj_close(t));
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    OK(oialr_traj_read(t, 0, 0, r, 15));
+    ck_assert(memcmp(r, w, sizeof w) == 0);
+    OK(oialr_traj_close(t));
+}
+END_TEST
+
+START_TEST(test_misuse) {
+    char p[512];
+    path_of(p, sizeof p, "x.h5");
+    int a, b;
+    oialr_traj *t = new_traj(p, &a, &b);
+    OK(oialr_traj_close(t));
+    /* exists, no force */
+    oialr_traj_options o;
+    oialr_traj_options_default(&o);
+    ck_assert_int_eq(oialr_traj_create(&t, p, &o), OIALR_ERR_EXISTS);
+    assert_msg(p, "exists");
+    char bad[512];
+    snprintf(bad, sizeof bad, "%s/no/such/dir/x.h5", dir);
+    ck_assert_int_eq(oialr_traj_create(&t, bad, &o), OIALR_ERR_IO);
+    assert_msg(bad, NULL);
+    o.compress = 12;
+    ck_assert_int_eq(oialr_traj_create(&t, bad, &o), OIALR_ERR_ARG);
+
+    path_of(p, sizeof p, "y.h5");
+    o.compress = 0;
+    OK(oialr_traj_create(&t, p, &o));
+    ck_assert_int_eq(oialr_traj_declare_layer(t, "a/b", 2, 2, "dense", 0, NULL, NULL), OIALR_ERR_ARG);
+    ck_assert_int_eq(oialr_traj_declare_layer(t, "", 2, 2, "dense", 0, NULL, NULL), OIALR_ERR_ARG);
+    ck_assert_int_eq(oialr_traj_declare_layer(t, "..", 2, 2, "dense", 0, NULL, NULL), OIALR_ERR_ARG);
+    ck_assert_int_eq(oialr_traj_declare_layer(t, "z", 0, 2, "dense", 0, NULL, NULL), OIALR_ERR_ARG);
+    ck_assert_int_eq(oialr_traj_declare_layer(t, "z", 1 << 20, 1 << 20, "dense", 0, NULL, NULL),
+                     OIALR_ERR_OVERFLOW);
+    OK(oialr_traj_declare_layer(t, "z", 2, 2, "dense", 0, NULL, &a));
+    ck_assert_int_eq(oialr_traj_declare_layer(t, "z", 2, 2, "dense", 0, NULL, NULL), OIALR_ERR_ARG);
+    ck_assert_int_eq(oialr_traj_declare_metrics(t, "loss,,acc"), OIALR_ERR_ARG);
+    ck_assert_int_eq(oialr_traj_declare_metrics(t, "loss,step"), OIALR_ERR_ARG);
+    OK(oialr_traj_declare_metrics(t, "loss,acc"));
+    OK(oialr_traj_declare_ckpt_scalar(t, "s", 0));
+    ck_assert_int_eq(oialr_traj_ckpt_put_i64(t, "s", 1), OIALR_ERR_ARG); /* outside start/commit */
+    float w[4] = {1, 2, 3, 4};
+    OK(oialr_traj_append(t, a, 0, w, 0)); /* begins by itself */
+    ck_assert_int_eq(oialr_traj_declare_layer(t, "late", 2, 2, "dense", 0, NULL, NULL), OIALR_ERR_ARG);
+    assert_msg(p, "SWMR");
+    ck_assert_int_eq(oialr_traj_append(t, 5, 0, w, 0), OIALR_ERR_NOTFOUND);
+    double row[3] = {1, 2, 3};
+    ck_assert_int_eq(oialr_traj_append_metrics(t, 0, row, 3), OIALR_ERR_MISMATCH);
+    oialr_traj_event ev = {.kind = 9};
+    ck_assert_int_eq(oialr_traj_append_event(t, &ev), OIALR_ERR_ARG);
+    OK(oialr_traj_ckpt_start(t));
+    ck_assert_int_eq(oialr_traj_ckpt_put_u64(t, "s", 1), OIALR_ERR_MISMATCH);
+    ck_assert_int_eq(oialr_traj_ckpt_put_i64(t, "nope", 1), OIALR_ERR_NOTFOUND);
+    OK(oialr_traj_ckpt_put_i64(t, "s", 1));
+    OK(oialr_traj_ckpt_commit(t));
+    OK(oialr_traj_close(t));
+    OK(oialr_traj_close(NULL));
+}
+END_TEST
+
+/* Disk full (here: the file size limit): every append returns
+ * OIALR_ERR_IO with a message, nothing crashes. */
+START_TEST(test_disk_full) {
+    char p[512];
+    path_of(p, sizeof p, "full.h5");
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {200 * 1024, 200 * 1024};
+        if (setrlimit(RLIMIT_FSIZE, &rl)) _exit(10);
+        oialr_traj *t = NULL;
+        oialr_traj_options o;
+        oialr_traj_options_default(&o);
+        if (oialr_traj_create(&t, p, &o)) _exit(11);
+        int a;
+        if (oialr_traj_declare_layer(t, "big", 128, 128, "dense", 0, NULL, &a)) _exit(12);
+        static float w[128 * 128];
+        int rc = OIALR_OK, s;
+        for (s = 0; s < 50 && rc == OIALR_OK; s++) rc = oialr_traj_append(t, a, s, w, 0);
+        if (rc != OIALR_ERR_IO) _exit(13);
+        if (!strstr(oialr_errmsg(), p) || strchr(oialr_errmsg(), '\n')) _exit(14);
+        /* later calls keep failing cleanly; close frees everything */
+        oialr_traj_append(t, a, 99, w, 0);
+        oialr_traj_close(t);
+        exit(s > 1 ? 0 : 15); /* exit(), not _exit(): HDF5's exit handlers must not crash either */
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status), "writer died of signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
+static Suite *record_suite(void) {
+    Suite *s = suite_create("record");
+    TCase *core = tcase_create("Core");
+    tcase_add_checked_fixture(core, setup, teardown);
+    tcase_set_timeout(core, 120);
+    tcase_add_test(core, test_round_trip);
+    tcase_add_test(core, test_compressed_round_trip);
+    tcase_add_test(core, test_append_after_reopen);
+    tcase_add_test(core, test_live_reader);
+    tcase_add_test(core, test_sigkill);
+    tcase_add_test(core, test_recover_refuses_live_writer);
+    tcase_add_test(core, test_hook_trainer);
+    tcase_add_test(core, test_python_writer);
+    tcase_add_test(core, test_installed_example);
+    suite_add_tcase(s, core);
+    TCase *lim = tcase_create("Limits");
+    tcase_add_checked_fixture(lim, setup, teardown);
+    tcase_set_timeout(lim, 30);
+    tcase_add_test(lim, test_bad_files);
+    tcase_add_test(lim, test_missing_layer_and_ranges);
+    tcase_add_test(lim, test_nan_recorded_as_is);
+    tcase_add_test(lim, test_misuse);
+    tcase_add_test(lim, test_disk_full);
+    suite_add_tcase(s, lim);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(record_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
