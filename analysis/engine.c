@@ -25,8 +25,7 @@ typedef struct ana_thread {
     int id;
     pthread_t tid;
     oialr_svd_ws *ws;
-    float *in;            /* rows*cols input */
-    size_t in_cap;
+    const float *in;      /* this batch's input: the ring slot's input buffer */
     double *theta;        /* n angles */
     size_t theta_cap;
     double svd_seconds;
@@ -192,7 +191,6 @@ void ana_engine_free(ana_engine *e) {
     }
     for (int i = 0; i < e->threads; i++) {
         oialr_svd_ws_free(e->th[i].ws);
-        free(e->th[i].in);
         free(e->th[i].theta);
     }
     free_ring(e);
@@ -232,11 +230,10 @@ int ana_engine_layer(ana_engine *e, int64_t rows, int64_t cols, int64_t nsnap, c
     for (int i = 0; i < e->nring; i++) bytes += oialr_factor_bytes(e->ring[i]);
     for (int t = 0; t < T; t++) {
         ana_thread *th = &e->th[t];
-        if ((rc = grow_buf((void **)&th->in, &th->in_cap, mn, sizeof(float))) ||
-            (rc = grow_buf((void **)&th->theta, &th->theta_cap, (size_t)n, sizeof(double))) ||
+        if ((rc = grow_buf((void **)&th->theta, &th->theta_cap, (size_t)n, sizeof(double))) ||
             (rc = oialr_svd_ws_reserve(th->ws, rows, cols)))
             return rc;
-        bytes += th->in_cap * sizeof(float) + oialr_svd_ws_bytes(th->ws);
+        bytes += oialr_svd_ws_bytes(th->ws);
     }
     if (bytes > e->peak) e->peak = bytes;
     e->rows = rows;
@@ -247,8 +244,14 @@ int ana_engine_layer(ana_engine *e, int64_t rows, int64_t cols, int64_t nsnap, c
     e->beta = beta;
     for (int64_t j0 = 0; j0 < nsnap; j0 += T) {
         int b = (int)(nsnap - j0 < T ? nsnap - j0 : T);
-        for (int t = 0; t < b; t++)
-            if ((rc = read(user, j0 + t, e->th[t].in, mn))) return rc;
+        /* read straight into the slots' own buffers: the factors they held are
+         * older than j0 - lag, which no pair of this batch needs */
+        for (int t = 0; t < b; t++) {
+            float *buf = oialr_factor_input_buffer(e->ring[(j0 + t) % e->nring]);
+            e->ring_ok[(j0 + t) % e->nring] = 0;
+            e->th[t].in = buf;
+            if ((rc = read(user, j0 + t, buf, mn))) return rc;
+        }
         e->j0 = j0;
         e->nbatch = b;
         for (int t = 0; t < T; t++) { e->th[t].rc = OIALR_OK; e->th[t].err[0] = '\0'; }

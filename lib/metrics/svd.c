@@ -22,10 +22,9 @@ struct oialr_svd_ws {
     size_t esz;              /* sizeof(float) or sizeof(double) */
     void *a;    size_t a_n;  /* copy of the input, m×n; later P_a */
     void *u;    size_t u_n;  /* U, m×n; later P_b / M */
-    void *c;    size_t c_n;  /* k×k cosine matrix P_aᵀ P_b */
     void *s;    size_t s_n;  /* singular values, n */
-    void *s2;   size_t s2_n; /* cosines, n */
-    void *work; size_t work_n;
+    void *work; size_t work_n; /* LAPACK work; also holds the small matrices of
+                                * the principal angles (>= n² + 16n elements) */
     lapack_int *iwork; size_t iwork_n;
     int64_t last_m, last_n;  /* shape the work size was queried for */
     size_t last_lwork;
@@ -71,14 +70,14 @@ int oialr_svd_ws_new(oialr_svd_ws **ws, int prec) {
 
 void oialr_svd_ws_free(oialr_svd_ws *ws) {
     if (!ws) return;
-    free(ws->a); free(ws->u); free(ws->c); free(ws->s); free(ws->s2);
+    free(ws->a); free(ws->u); free(ws->s);
     free(ws->work); free(ws->iwork);
     free(ws);
 }
 
 size_t oialr_svd_ws_bytes(const oialr_svd_ws *ws) {
     if (!ws) return 0;
-    return (ws->a_n + ws->u_n + ws->c_n + ws->s_n + ws->s2_n + ws->work_n) * ws->esz +
+    return (ws->a_n + ws->u_n + ws->s_n + ws->work_n) * ws->esz +
            ws->iwork_n * sizeof(lapack_int) + sizeof *ws;
 }
 
@@ -129,9 +128,9 @@ static int ws_reserve_tall(oialr_svd_ws *ws, int64_t m, int64_t n) {
     if ((rc = oialr_mul_size((size_t)m, (size_t)n, &mn)) || (rc = oialr_mul_size((size_t)n, (size_t)n, &nn)))
         return oialr_seterr(rc, "matrix %lldx%lld: size overflow", (long long)m, (long long)n);
     if ((rc = query_lwork(ws->prec, m, n, &lwork))) return rc;
+    if (lwork < nn + 16 * (size_t)n + 64) lwork = nn + 16 * (size_t)n + 64; /* angles: see oialr_principal_angles */
     if ((rc = grow(&ws->a, &ws->a_n, mn, ws->esz)) || (rc = grow(&ws->u, &ws->u_n, mn, ws->esz)) ||
-        (rc = grow(&ws->c, &ws->c_n, nn, ws->esz)) || (rc = grow(&ws->s, &ws->s_n, (size_t)n, ws->esz)) ||
-        (rc = grow(&ws->s2, &ws->s2_n, (size_t)n, ws->esz)) ||
+        (rc = grow(&ws->s, &ws->s_n, (size_t)n, ws->esz)) ||
         (rc = grow(&ws->work, &ws->work_n, lwork, ws->esz)) ||
         (rc = grow((void **)&ws->iwork, &ws->iwork_n, 8 * (size_t)n, sizeof(lapack_int))))
         return rc;
@@ -192,6 +191,12 @@ void oialr_factor_free(oialr_factor *f) {
 size_t oialr_factor_bytes(const oialr_factor *f) {
     if (!f) return 0;
     return (size_t)(f->m * f->n + f->n * f->n) * f->esz + (size_t)f->n * sizeof(double) + sizeof *f;
+}
+
+float *oialr_factor_input_buffer(oialr_factor *f) {
+    if (!f) return NULL;
+    f->valid = 0;
+    return f->q; /* m*n elements of 4 or 8 bytes: room for rows*cols floats */
 }
 
 int64_t oialr_factor_m(const oialr_factor *f) { return f->m; }
@@ -364,16 +369,17 @@ static void gemm(int prec, int ta, int tb, int m, int n, int k, double alpha, co
 
 /* Singular values (descending, into out as double) of the m×n matrix x
  * (destroyed). */
-static int svd_values(oialr_svd_ws *ws, int m, int n, void *x, int ldx, double *out) {
-    lapack_int info, lw = (lapack_int)ws->work_n, mn = m < n ? m : n;
+static int svd_values(oialr_svd_ws *ws, int m, int n, void *x, int ldx, double *out, size_t off) {
+    lapack_int info, lw = (lapack_int)(ws->work_n - off), mn = m < n ? m : n;
+    void *work = (char *)ws->work + off * ws->esz;
     if (ws->prec == OIALR_PREC_F64) {
         double dummy = 0;
-        info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'N', m, n, x, ldx, ws->s, &dummy, 1, &dummy, 1, ws->work, lw, ws->iwork);
+        info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'N', m, n, x, ldx, ws->s, &dummy, 1, &dummy, 1, work, lw, ws->iwork);
         OIALR_ASSERT(info >= 0);
         for (lapack_int i = 0; i < mn && info == 0; i++) out[i] = ((double *)ws->s)[i];
     } else {
         float dummy = 0;
-        info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'N', m, n, x, ldx, ws->s, &dummy, 1, &dummy, 1, ws->work, lw, ws->iwork);
+        info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'N', m, n, x, ldx, ws->s, &dummy, 1, &dummy, 1, work, lw, ws->iwork);
         OIALR_ASSERT(info >= 0);
         for (lapack_int i = 0; i < mn && info == 0; i++) out[i] = ((float *)ws->s)[i];
     }
@@ -433,22 +439,23 @@ int oialr_principal_angles(oialr_svd_ws *ws, const oialr_factor *a, const oialr_
             const char *vt_rest = (const char *)a->vt + (size_t)K * esz; /* rows K.. of Vᵀ, ld n */
             if (side == OIALR_SIDE_RIGHT) {
                 /* X = Vᵀ_a[K:, :] V_b,k = Vᵀ_a[K:, :] (Vᵀ_b[:K, :])ᵀ */
-                gemm(prec, 0, 1, c, K, n, 1.0, vt_rest, n, b->vt, n, 0.0, ws->c, c);
+                gemm(prec, 0, 1, c, K, n, 1.0, vt_rest, n, b->vt, n, 0.0, ws->work, c);
             } else {
                 /* C_a = Q_a V_a[:, K:], X = C_aᵀ U_b,k */
                 gemm(prec, 0, 1, n, c, n, 1.0, a->q, n, vt_rest, n, 0.0, ws->a, n);
                 side_basis(b, side, k, ws->u);
-                gemm(prec, 1, 0, c, K, n, 1.0, ws->a, n, ws->u, n, 0.0, ws->c, c);
+                gemm(prec, 1, 0, c, K, n, 1.0, ws->a, n, ws->u, n, 0.0, ws->work, c);
             }
-            if ((rc = svd_values(ws, c, K, ws->c, c, sines))) return rc;
+            /* X ((d-k)×k <= n²/4) sits at the start of work, LAPACK's work after it */
+            if ((rc = svd_values(ws, c, K, ws->work, c, sines, (size_t)c * (size_t)K))) return rc;
         }
     } else {
         side_basis(a, side, k, ws->a);
         side_basis(b, side, k, ws->u);
-        gemm(prec, 1, 0, K, K, d, 1.0, ws->a, d, ws->u, d, 0.0, ws->c, K);   /* C = P_aᵀ P_b */
-        gemm(prec, 0, 0, d, K, K, -1.0, ws->a, d, ws->c, K, 1.0, ws->u, d);  /* M = P_b - P_a C */
+        gemm(prec, 1, 0, K, K, d, 1.0, ws->a, d, ws->u, d, 0.0, ws->work, K);   /* C = P_aᵀ P_b (in work) */
+        gemm(prec, 0, 0, d, K, K, -1.0, ws->a, d, ws->work, K, 1.0, ws->u, d);  /* M = P_b - P_a C */
         nsin = K;
-        if ((rc = svd_values(ws, d, K, ws->u, d, sines))) return rc;
+        if ((rc = svd_values(ws, d, K, ws->u, d, sines, 0))) return rc;         /* C is no longer needed */
     }
     /* ascending angles: k - nsin zeros, then asin of the sines, smallest first */
     double tmp;

@@ -81,6 +81,12 @@ OIALR_API size_t oialr_factor_bytes(const oialr_factor *f);
 OIALR_API int oialr_factor_compute(oialr_factor *f, oialr_svd_ws *ws, const float *w);
 OIALR_API int oialr_factor_compute_f64(oialr_factor *f, oialr_svd_ws *ws, const double *w);
 
+/* A rows*cols float buffer owned by f (its Q storage) that may be passed as
+ * w to oialr_factor_compute(f, ...): a streaming caller reads a snapshot
+ * straight into it and saves one matrix of memory. The compute overwrites
+ * it; f is invalid from this call until the compute succeeds. */
+OIALR_API float *oialr_factor_input_buffer(oialr_factor *f);
+
 /* Shape of the tall orientation, numerical rank r, and whether the stored
  * matrix was transposed to make it tall (rows < cols). */
 OIALR_API int64_t oialr_factor_m(const oialr_factor *f);
