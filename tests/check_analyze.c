@@ -211,6 +211,31 @@ START_TEST(test_lag_and_glob) {
 }
 END_TEST
 
+/* delay policy: every eligible layer freezes at the first step >= 35 (40),
+ * at its cutoff rank 3; head (aspect 13) stays full. */
+START_TEST(test_replay_delay) {
+    write_traj(traj, NSNAP, 0);
+    ck_assert_int_eq(run(6, traj, "-o", out, "--policy", "delay:35", "-q"), 0);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_int_eq(read_attr_i64(f, "/layers/fc1", "switch_step"), 40);
+    ck_assert_int_eq(read_attr_i64(f, "/layers/fc2", "switch_step"), 40);
+    ck_assert_int_eq(read_attr_i64(f, "/layers/fc2", "switch_rank"), 3);
+    ck_assert_int_eq(read_attr_i64(f, "/layers/head", "switch_step"), -1);
+    double frac = 0;
+    hid_t a = H5Aopen(f, "trainable_fraction", H5P_DEFAULT);
+    ck_assert(a >= 0);
+    ck_assert(H5Aread(a, H5T_NATIVE_DOUBLE, &frac) >= 0);
+    H5Aclose(a);
+    ck_assert_double_eq_tol(frac, (9.0 + 9.0 + 120.0) / (960.0 + 360.0 + 120.0), 1e-12);
+    H5Fclose(f);
+    /* a delay past the last snapshot freezes nothing */
+    ck_assert_int_eq(run(7, traj, "-o", out, "--force", "--policy", "delay:1000", "-q"), 0);
+    f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_int_eq(read_attr_i64(f, "/layers/fc1", "switch_step"), -1);
+    H5Fclose(f);
+}
+END_TEST
+
 /* A writer process keeps the file open (SWMR) while we analyse it. */
 START_TEST(test_live_file) {
     int p2c[2], c2p[2];
@@ -344,6 +369,7 @@ static Suite *analyze_suite(void) {
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_loop_test(core, test_known_stability_and_replay, 0, 2);
     tcase_add_test(core, test_lag_and_glob);
+    tcase_add_test(core, test_replay_delay);
     tcase_add_test(core, test_live_file);
     tcase_add_test(core, test_python_writer);
     tcase_set_timeout(core, 30);
