@@ -22,14 +22,14 @@
 #   starting with "|" go to report.md as markdown, all others in a text block.
 #
 # Environment: OIALR_BENCH_REPS (3), PYTHON (/usr/bin/python3, Debian's own),
-# OIALR_BENCH_TIMEOUT (seconds per plug-in, 300). OPENBLAS_CORETYPE and
+# OIALR_BENCH_TIMEOUT (seconds per peer run and per plug-in, 150). OPENBLAS_CORETYPE and
 # OPENBLAS_L2_SIZE are left as they are, for oialr and the peers alike, and
 # recorded in the report.
 set -u
 BUILD=${1:-build}
 REPS=${OIALR_BENCH_REPS:-3}
 PYTHON=${PYTHON:-/usr/bin/python3}
-TIMEOUT=${OIALR_BENCH_TIMEOUT:-300}
+TIMEOUT=${OIALR_BENCH_TIMEOUT:-150}
 OUT=$BUILD/bench
 REPORT=$OUT/report.md
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/oialr-bench.XXXXXX") || exit 1
@@ -140,7 +140,10 @@ run_peer() {
     th=$2
     shift 2
     [ $torch_ok = 1 ] || return
-    env "$@" "$PYTHON" "$PEER" --threads "$th" >"$TMP/p.out" 2>"$TMP/p.err" || { say "peer_mlp failed:"; tail -3 "$TMP/p.err"; return; }
+    # PyTorch's default 2-thread set-up oversubscribes 2 cores (OpenMP + OpenBLAS threads) and can
+    # take minutes on a loaded machine: bounded, so that make bench stays under ~15 minutes
+    timeout "$TIMEOUT" env "$@" "$PYTHON" "$PEER" --threads "$th" >"$TMP/p.out" 2>"$TMP/p.err" ||
+        { say " [peer_mlp failed or timed out after ${TIMEOUT}s]"; tail -3 "$TMP/p.err"; return; }
     sed -n 's/.*samples_per_s=\([0-9.]*\).*/\1/p' "$TMP/p.out" >>"$TMP/$tag.sps"
 }
 : >"$TMP/o2.sps"; : >"$TMP/o1.sps"; : >"$TMP/td.sps"; : >"$TMP/tt.sps"; : >"$TMP/t1.sps"
