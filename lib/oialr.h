@@ -10,4 +10,7 @@
 #include "oialr/model.h"
 #include "oialr/optim.h"
 #include "oialr/train.h"
+#include "oialr/trajectory.h"
+#include "oialr/record.h"
+#include "oialr/metrics.h"
 #endif
