@@ -14,10 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "nn/attention.h"
 #include "nn/conv.h"
 #include "nn/embed.h"
 #include "nn/norm.h"
+#include "nn/par.h"
 #include "nn/pool.h"
 #include "util_grad.h"
 
@@ -143,6 +146,31 @@ START_TEST(test_conv_chunks)
     conv2d_dims d = conv2d_make(t.C, t.H, t.W, t.OC, t.KH, t.KW, t.stride, t.pad);
     ck_assert_int_lt(conv2d_chunk(&d, t.B), t.B);
     conv_compare(&t, 1);
+}
+END_TEST
+
+/* The batch split across threads (nn/par.h): 1, 2 and 3 threads (uneven
+ * shares), one-sample chunks (the product written straight into out) and
+ * multi-sample chunks, with and without bias; private dw/db summed after. */
+static const conv_case thread_cases[] = {
+    {9, 64, 16, 16, 8, 3, 3, 1, 1, 0},  /* nb = 1 */
+    {7, 64, 32, 32, 8, 3, 3, 2, 1, 1},  /* nb = 1, strided, bias */
+    {13, 16, 16, 16, 8, 3, 3, 1, 1, 1}, /* nb > 1, uneven chunks */
+};
+
+START_TEST(test_conv_threads)
+{
+    const int saved = nn_threads();
+    for (int nt = 1; nt <= 3; nt++) {
+        openblas_set_num_threads(nt);
+        ck_assert_int_eq(nn_threads(), nt);
+        const conv_case *t = &thread_cases[_i];
+        conv2d_dims d = conv2d_make(t->C, t->H, t->W, t->OC, t->KH, t->KW, t->stride, t->pad);
+        ck_assert_int_lt(conv2d_chunk(&d, t->B), t->B);
+        conv_compare(t, 1);
+        conv_compare(t, 0);
+    }
+    openblas_set_num_threads(saved);
 }
 END_TEST
 
@@ -687,6 +715,7 @@ static Suite *layers_suite(void)
     tcase_add_loop_test(core, test_conv_fast_vs_naive, 0, NCONV);
     tcase_add_loop_test(core, test_conv_gradcheck, 0, NCONV);
     tcase_add_test(core, test_conv_chunks);
+    tcase_add_loop_test(core, test_conv_threads, 0, (int)(sizeof thread_cases / sizeof thread_cases[0]));
     tcase_add_loop_test(core, test_pool, 0, NPOOL);
     tcase_add_loop_test(core, test_batchnorm, 0, NBN);
     tcase_add_test(core, test_batchnorm_running);

@@ -8,11 +8,13 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "nn/par.h"
 #include "oialr/base.h"
 
-/* Aim for col + tmp of about 4 Mi floats (16 MiB): big enough that one GEMM
- * per chunk runs near the sgemm ceiling, small enough to stay bounded. */
-#define CONV_CHUNK_FLOATS (1u << 22)
+/* Aim for col + tmp of about 256 Ki floats (1 MiB) per thread: the im2col
+ * columns are still in L2 when the GEMM reads them, and the product when it
+ * is copied out; a GEMM with N = nb*P >= 1000 columns is still efficient. */
+#define CONV_CHUNK_FLOATS (1u << 18)
 
 conv2d_dims conv2d_make(int C, int H, int W, int OC, int KH, int KW, int stride, int pad)
 {
@@ -32,12 +34,6 @@ int conv2d_chunk(const conv2d_dims *d, int B)
     if (nb < 1) nb = 1;
     if (nb > (size_t)B) nb = (size_t)B;
     return (int)nb;
-}
-
-size_t conv2d_scratch_size(const conv2d_dims *d, int B)
-{
-    size_t K = (size_t)d->C * d->KH * d->KW, P = (size_t)d->OH * d->OW;
-    return (K + (size_t)d->OC) * (size_t)conv2d_chunk(d, B) * P;
 }
 
 double conv2d_flops(const conv2d_dims *d, int B)
@@ -123,34 +119,125 @@ static void col2im_add(float *inp, const float *col, const conv2d_dims *d, int n
 }
 
 // ---------------------------------------------------------------------------
-// fast path
+// fast path: the batch is split across nn_threads() threads (nn/par.h), each
+// with its own slice of the scratch: col[K, nb*P], tmp[OC, nb*P] and, for the
+// backward, private dw[OC*K] and db[OC] accumulators summed after the join.
+
+static size_t thread_floats(const conv2d_dims *d, int nb)
+{
+    size_t K = (size_t)d->C * d->KH * d->KW, P = (size_t)d->OH * d->OW;
+    size_t n = (K + (size_t)d->OC) * (size_t)nb * P + (size_t)d->OC * K + (size_t)d->OC;
+    return (n + 15) & ~(size_t)15; /* 64-byte slices: no false sharing */
+}
+
+size_t conv2d_scratch_size(const conv2d_dims *d, int B)
+{
+    return (size_t)NN_MAX_THREADS * thread_floats(d, conv2d_chunk(d, B));
+}
+
+typedef struct conv_job {
+    float *out, *dinp, *dw, *db;
+    const float *inp, *w, *b, *dout;
+    float *scratch;
+    const conv2d_dims *d;
+    int B;
+} conv_job;
+
+static void forward_share(void *ctx, int t, int nt)
+{
+    const conv_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const int OC = d->OC, nbmax = conv2d_chunk(d, j->B);
+    const int K = d->C * d->KH * d->KW;
+    const size_t P = (size_t)d->OH * d->OW, inS = (size_t)d->C * d->H * d->W, outS = (size_t)OC * P;
+    float *col = j->scratch + (size_t)t * thread_floats(d, nbmax), *tmp = col + (size_t)K * nbmax * P;
+    int lo, hi;
+    nn_share(j->B, t, nt, &lo, &hi);
+    for (int s0 = lo; s0 < hi; s0 += nbmax) {
+        int nb = hi - s0 < nbmax ? hi - s0 : nbmax;
+        const size_t ld = (size_t)nb * P;
+        im2col(col, j->inp + (size_t)s0 * inS, d, nb);
+        /* with one sample, the product lands in out directly */
+        float *dst = nb == 1 && !j->b ? j->out + (size_t)s0 * outS : tmp;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)ld, K, 1.0f, j->w, K, col, (int)ld, 0.0f,
+                    dst, (int)ld);
+        if (dst != tmp) continue;
+        /* tmp[oc][s*P+p] -> out[s0+s][oc][p] (+ bias) */
+        for (int s = 0; s < nb; s++) {
+            float *o = j->out + (size_t)(s0 + s) * outS;
+            for (int oc = 0; oc < OC; oc++) {
+                const float *tt = tmp + (size_t)oc * ld + (size_t)s * P;
+                float *oo = o + (size_t)oc * P;
+                if (j->b) {
+                    const float bb = j->b[oc];
+                    for (size_t p = 0; p < P; p++) oo[p] = tt[p] + bb;
+                } else {
+                    memcpy(oo, tt, sizeof(float) * P);
+                }
+            }
+        }
+    }
+}
+
+static int conv_threads(const conv2d_dims *d, int B)
+{
+    int nt = nn_threads(), nc = (B + conv2d_chunk(d, B) - 1) / conv2d_chunk(d, B);
+    return nt < nc ? nt : nc;
+}
 
 void conv2d_forward(float *out, const float *inp, const float *w, const float *b, float *scratch,
                     const conv2d_dims *d, int B)
 {
-    const int OC = d->OC, nbmax = conv2d_chunk(d, B);
+    conv_job j = {out, NULL, NULL, NULL, inp, w, b, NULL, scratch, d, B};
+    nn_parallel(forward_share, &j, conv_threads(d, B));
+}
+
+static void backward_share(void *ctx, int t, int nt)
+{
+    const conv_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const int OC = d->OC, nbmax = conv2d_chunk(d, j->B);
     const int K = d->C * d->KH * d->KW;
     const size_t P = (size_t)d->OH * d->OW, inS = (size_t)d->C * d->H * d->W, outS = (size_t)OC * P;
-    float *col = scratch, *tmp = scratch + (size_t)K * nbmax * P;
-    for (int s0 = 0; s0 < B; s0 += nbmax) {
-        int nb = B - s0 < nbmax ? B - s0 : nbmax;
+    float *col = j->scratch + (size_t)t * thread_floats(d, nbmax), *tmp = col + (size_t)K * nbmax * P;
+    /* thread 0 accumulates into dw, db; the others into their own, summed after */
+    float *dw = j->dw, *db = j->db;
+    if (t > 0) {
+        dw = tmp + (size_t)OC * nbmax * P;
+        db = j->db ? dw + (size_t)OC * K : NULL;
+        memset(dw, 0, sizeof(float) * ((size_t)OC * K + (size_t)OC));
+    }
+    int lo, hi;
+    nn_share(j->B, t, nt, &lo, &hi);
+    for (int s0 = lo; s0 < hi; s0 += nbmax) {
+        int nb = hi - s0 < nbmax ? hi - s0 : nbmax;
         const size_t ld = (size_t)nb * P;
-        im2col(col, inp + (size_t)s0 * inS, d, nb);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)ld, K, 1.0f, w, K, col, (int)ld, 0.0f,
-                    tmp, (int)ld);
-        /* tmp[oc][s*P+p] -> out[s0+s][oc][p] (+ bias) */
-        for (int s = 0; s < nb; s++) {
-            float *o = out + (size_t)(s0 + s) * outS;
+        /* dout[s0+s][oc][p] -> tmp[oc][s*P+p] (in place when nb == 1); db on the way */
+        const float *g0 = j->dout + (size_t)s0 * outS;
+        const float *gm = g0;
+        if (nb > 1) {
+            for (int s = 0; s < nb; s++)
+                for (int oc = 0; oc < OC; oc++)
+                    memcpy(tmp + (size_t)oc * ld + (size_t)s * P, g0 + (size_t)s * outS + (size_t)oc * P,
+                           sizeof(float) * P);
+            gm = tmp;
+        }
+        if (db)
             for (int oc = 0; oc < OC; oc++) {
-                const float *t = tmp + (size_t)oc * ld + (size_t)s * P;
-                float *oo = o + (size_t)oc * P;
-                if (b) {
-                    const float bb = b[oc];
-                    for (size_t p = 0; p < P; p++) oo[p] = t[p] + bb;
-                } else {
-                    memcpy(oo, t, sizeof(float) * P);
-                }
+                const float *gg = gm + (size_t)oc * ld;
+                float acc = 0.0f;
+                for (size_t p = 0; p < ld; p++) acc += gg[p];
+                db[oc] += acc;
             }
+        im2col(col, j->inp + (size_t)s0 * inS, d, nb);
+        /* dw[OC,K] += g[OC,ld] @ col[K,ld]^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, (int)ld, 1.0f, gm, (int)ld, col, (int)ld, 1.0f,
+                    dw, K);
+        if (j->dinp) {
+            /* dcol[K,ld] = w[OC,K]^T @ g[OC,ld], written over col */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, OC, 1.0f, j->w, K, gm, (int)ld, 0.0f,
+                        col, (int)ld);
+            col2im_add(j->dinp + (size_t)s0 * inS, col, d, nb);
         }
     }
 }
@@ -158,37 +245,16 @@ void conv2d_forward(float *out, const float *inp, const float *w, const float *b
 void conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                      float *scratch, const conv2d_dims *d, int B)
 {
-    const int OC = d->OC, nbmax = conv2d_chunk(d, B);
-    const int K = d->C * d->KH * d->KW;
-    const size_t P = (size_t)d->OH * d->OW, inS = (size_t)d->C * d->H * d->W, outS = (size_t)OC * P;
-    float *col = scratch, *tmp = scratch + (size_t)K * nbmax * P;
-    for (int s0 = 0; s0 < B; s0 += nbmax) {
-        int nb = B - s0 < nbmax ? B - s0 : nbmax;
-        const size_t ld = (size_t)nb * P;
-        /* dout[s0+s][oc][p] -> tmp[oc][s*P+p]; db on the way */
-        for (int s = 0; s < nb; s++) {
-            const float *g = dout + (size_t)(s0 + s) * outS;
-            for (int oc = 0; oc < OC; oc++) {
-                const float *gg = g + (size_t)oc * P;
-                float *t = tmp + (size_t)oc * ld + (size_t)s * P;
-                memcpy(t, gg, sizeof(float) * P);
-                if (db) {
-                    float acc = 0.0f;
-                    for (size_t p = 0; p < P; p++) acc += gg[p];
-                    db[oc] += acc;
-                }
-            }
-        }
-        im2col(col, inp + (size_t)s0 * inS, d, nb);
-        /* dw[OC,K] += tmp[OC,ld] @ col[K,ld]^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, (int)ld, 1.0f, tmp, (int)ld, col, (int)ld,
-                    1.0f, dw, K);
-        if (dinp) {
-            /* dcol[K,ld] = w[OC,K]^T @ tmp[OC,ld], written over col */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, OC, 1.0f, w, K, tmp, (int)ld, 0.0f,
-                        col, (int)ld);
-            col2im_add(dinp + (size_t)s0 * inS, col, d, nb);
-        }
+    conv_job j = {NULL, dinp, dw, db, inp, w, NULL, dout, scratch, d, B};
+    const int nt = conv_threads(d, B);
+    nn_parallel(backward_share, &j, nt);
+    const int nbmax = conv2d_chunk(d, B);
+    const size_t K = (size_t)d->C * d->KH * d->KW, P = (size_t)d->OH * d->OW, OC = (size_t)d->OC;
+    for (int t = 1; t < nt; t++) {
+        const float *pw = scratch + (size_t)t * thread_floats(d, nbmax) + (K + OC) * (size_t)nbmax * P;
+        for (size_t i = 0; i < OC * K; i++) dw[i] += pw[i];
+        if (db)
+            for (size_t i = 0; i < OC; i++) db[i] += pw[OC * K + i];
     }
 }
 

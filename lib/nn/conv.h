@@ -14,7 +14,9 @@
  * receptive fields are laid out as col[K, nb*P] (column s*P+p is pixel p of
  * sample s), so the forward is a single OC x (nb*P) x K product and the
  * weight gradient a single OC x K x (nb*P) product. nb is chosen by
- * conv2d_chunk() so the scratch stays near 16 MiB whatever the batch size.
+ * conv2d_chunk() so one chunk's col + product stay near 1 MiB (L2-sized).
+ * The batch is split across nn_threads() threads (nn/par.h), each running
+ * its chunks with single-threaded sgemm in its own slice of the scratch.
  */
 #ifndef OIALR_NN_CONV_H
 #define OIALR_NN_CONV_H
@@ -37,7 +39,8 @@ conv2d_dims conv2d_make(int C, int H, int W, int OC, int KH, int KW, int stride,
 int conv2d_chunk(const conv2d_dims *d, int B);
 
 /* Floats of scratch the fast forward/backward need for a batch of B:
- * (K + OC) * nb * P with nb = conv2d_chunk(d, B). */
+ * NN_MAX_THREADS slices of (K + OC) * nb * P + OC * K + OC floats (rounded
+ * up to 64 bytes), nb = conv2d_chunk(d, B). */
 size_t conv2d_scratch_size(const conv2d_dims *d, int B);
 
 /* out[B,OC,OH,OW] = conv(inp[B,C,H,W], w[OC,C,KH,KW]) + b[OC] */
