@@ -345,6 +345,47 @@ END_TEST
 
 /* Eval mode converges to the population statistics: many train steps on
  * batches from one distribution, then eval normalises a fresh batch. */
+/* Channels split across 1, 2 and 3 threads (a tensor big enough for the
+ * parallel path, C not a multiple of the thread count): fast == naive. */
+START_TEST(test_batchnorm_threads)
+{
+    const int B = 6, C = 5, HW = 1500, saved = nn_threads();
+    const size_t n = (size_t)B * C * HW;
+    tu_rng r;
+    tu_rng_seed(&r, 13);
+    float *x = tu_alloc(n), *w = tu_alloc(C), *b = tu_alloc(C), *dy = tu_alloc(n);
+    float *y1 = tu_alloc(n), *y2 = tu_alloc(n), *m1 = tu_alloc(C), *m2 = tu_alloc(C), *r1 = tu_alloc(C),
+          *r2 = tu_alloc(C);
+    float *dx1 = tu_alloc(n), *dx2 = tu_alloc(n), *dw1 = tu_alloc(C), *dw2 = tu_alloc(C), *db1 = tu_alloc(C),
+          *db2 = tu_alloc(C);
+    tu_fill_uniform(x, n, &r, -1, 3);
+    tu_fill_uniform(w, C, &r, 0.5f, 1.5f);
+    tu_fill_uniform(b, C, &r, -1, 1);
+    tu_fill_uniform(dy, n, &r, -1, 1);
+    batchnorm2d_forward_train_naive(y2, m2, r2, NULL, NULL, x, w, b, B, C, HW, 1e-5f, 0.1f);
+    batchnorm2d_backward_naive(dx2, dw2, db2, dy, x, m2, r2, w, B, C, HW);
+    for (int nt = 1; nt <= 3; nt++) {
+        openblas_set_num_threads(nt);
+        memset(dx1, 0, n * sizeof *dx1);
+        memset(dw1, 0, C * sizeof *dw1);
+        memset(db1, 0, C * sizeof *db1);
+        batchnorm2d_forward_train(y1, m1, r1, NULL, NULL, x, w, b, B, C, HW, 1e-5f, 0.1f);
+        ck_assert_msg(tu_close_ratio(y1, y2, n, ATOL, RTOL) <= 1, "bn fwd, %d threads", nt);
+        batchnorm2d_backward(dx1, dw1, db1, dy, x, m1, r1, w, B, C, HW);
+        ck_assert_msg(tu_close_ratio(dx1, dx2, n, ATOL, RTOL) <= 1, "bn dx, %d threads", nt);
+        ck_assert_msg(tu_close_ratio(dw1, dw2, C, ATOL, RTOL) <= 1, "bn dw, %d threads", nt);
+        ck_assert_msg(tu_close_ratio(db1, db2, C, ATOL, RTOL) <= 1, "bn db, %d threads", nt);
+        /* eval with the batch statistics reproduces train */
+        for (int c = 0; c < C; c++) m1[c] = m2[c], r1[c] = 1.0f / (r2[c] * r2[c]) - 1e-5f;
+        batchnorm2d_forward_eval(y1, x, w, b, m1, r1, B, C, HW, 1e-5f);
+        ck_assert_msg(tu_close_ratio(y1, y2, n, 1e-3, 1e-3) <= 1, "bn eval, %d threads", nt);
+    }
+    openblas_set_num_threads(saved);
+    free(x), free(w), free(b), free(dy), free(y1), free(y2), free(m1), free(m2), free(r1), free(r2);
+    free(dx1), free(dx2), free(dw1), free(dw2), free(db1), free(db2);
+}
+END_TEST
+
 START_TEST(test_batchnorm_running)
 {
     enum { B = 16, C = 2, HW = 8 };
@@ -719,6 +760,7 @@ static Suite *layers_suite(void)
     tcase_add_loop_test(core, test_pool, 0, NPOOL);
     tcase_add_loop_test(core, test_batchnorm, 0, NBN);
     tcase_add_test(core, test_batchnorm_running);
+    tcase_add_test(core, test_batchnorm_threads);
     tcase_add_loop_test(core, test_layernorm, 0, 3);
     tcase_add_loop_test(core, test_attention, 0, NATT);
     tcase_add_test(core, test_attention_by_hand);

@@ -10,15 +10,38 @@
 
 #include <math.h>
 
+#include "base/hot.h"
+#include "nn/par.h"
+
 // ---------------------------------------------------------------------------
 // batch norm 2d
 
-void batchnorm2d_forward_train(float *out, float *mean, float *rstd, float *running_mean, float *running_var,
-                               const float *inp, const float *weight, const float *bias, int B, int C, int HW,
-                               float eps, float momentum)
+/* Channels are independent: each kernel runs on a range [c0, c1) and the
+ * public function splits the channels across nn_threads() (nn/par.h) when the
+ * tensor is big enough to pay for the fork. */
+#define BN_PAR_MIN (1 << 15) /* floats */
+
+typedef struct bn_job {
+    float *out, *mean, *rstd, *running_mean, *running_var, *dinp, *dweight, *dbias;
+    const float *inp, *weight, *bias, *dout, *cmean, *crstd, *rmean, *rvar;
+    int B, C, HW;
+    float eps, momentum;
+} bn_job;
+
+static int bn_threads(int B, int C, int HW)
+{
+    if ((size_t)B * C * HW < BN_PAR_MIN) return 1;
+    int nt = nn_threads();
+    return nt < C ? nt : C;
+}
+
+OIALR_HOT static void bn_train_range(float *restrict out, float *mean, float *rstd, float *running_mean,
+                                     float *running_var, const float *restrict inp, const float *weight,
+                                     const float *bias, int B, int C, int HW, float eps, float momentum, int c0,
+                                     int c1)
 {
     const double n = (double)B * HW;
-    for (int c = 0; c < C; c++) {
+    for (int c = c0; c < c1; c++) {
         /* two passes (mean, then squared deviations): no cancellation */
         double s = 0.0;
         for (int b = 0; b < B; b++) {
@@ -58,11 +81,11 @@ void batchnorm2d_forward_train(float *out, float *mean, float *rstd, float *runn
     }
 }
 
-void batchnorm2d_forward_eval(float *out, const float *inp, const float *weight, const float *bias,
-                              const float *running_mean, const float *running_var, int B, int C, int HW,
-                              float eps)
+OIALR_HOT static void bn_eval_range(float *restrict out, const float *restrict inp, const float *weight,
+                                    const float *bias, const float *running_mean, const float *running_var, int B,
+                                    int C, int HW, float eps, int c0, int c1)
 {
-    for (int c = 0; c < C; c++) {
+    for (int c = c0; c < c1; c++) {
         const float r = (float)(1.0 / sqrt((double)running_var[c] + eps));
         const float g = weight ? weight[c] * r : r, be = bias ? bias[c] : 0.0f;
         const float sh = be - running_mean[c] * g;
@@ -74,11 +97,12 @@ void batchnorm2d_forward_eval(float *out, const float *inp, const float *weight,
     }
 }
 
-void batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                          const float *mean, const float *rstd, const float *weight, int B, int C, int HW)
+OIALR_HOT static void bn_backward_range(float *restrict dinp, float *dweight, float *dbias,
+                                        const float *restrict dout, const float *restrict inp, const float *mean,
+                                        const float *rstd, const float *weight, int B, int C, int HW, int c0, int c1)
 {
     const double n = (double)B * HW;
-    for (int c = 0; c < C; c++) {
+    for (int c = c0; c < c1; c++) {
         const float m = mean[c], r = rstd[c];
         /* sg = sum(dout), sgx = sum(dout * xhat) */
         double sg = 0.0, sgx = 0.0;
@@ -106,6 +130,59 @@ void batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float
             for (int i = 0; i < HW; i++) dx[i] += wr * (g[i] - k0 - (x[i] - m) * r * k1);
         }
     }
+}
+
+static void bn_train_share(void *ctx, int t, int nt)
+{
+    const bn_job *j = ctx;
+    int c0, c1;
+    nn_share(j->C, t, nt, &c0, &c1);
+    bn_train_range(j->out, j->mean, j->rstd, j->running_mean, j->running_var, j->inp, j->weight, j->bias, j->B,
+                   j->C, j->HW, j->eps, j->momentum, c0, c1);
+}
+
+void batchnorm2d_forward_train(float *out, float *mean, float *rstd, float *running_mean, float *running_var,
+                               const float *inp, const float *weight, const float *bias, int B, int C, int HW,
+                               float eps, float momentum)
+{
+    bn_job j = {.out = out, .mean = mean, .rstd = rstd, .running_mean = running_mean, .running_var = running_var,
+                .inp = inp, .weight = weight, .bias = bias, .B = B, .C = C, .HW = HW, .eps = eps,
+                .momentum = momentum};
+    nn_parallel(bn_train_share, &j, bn_threads(B, C, HW));
+}
+
+static void bn_eval_share(void *ctx, int t, int nt)
+{
+    const bn_job *j = ctx;
+    int c0, c1;
+    nn_share(j->C, t, nt, &c0, &c1);
+    bn_eval_range(j->out, j->inp, j->weight, j->bias, j->rmean, j->rvar, j->B, j->C, j->HW, j->eps, c0, c1);
+}
+
+void batchnorm2d_forward_eval(float *out, const float *inp, const float *weight, const float *bias,
+                              const float *running_mean, const float *running_var, int B, int C, int HW,
+                              float eps)
+{
+    bn_job j = {.out = out, .inp = inp, .weight = weight, .bias = bias, .rmean = running_mean,
+                .rvar = running_var, .B = B, .C = C, .HW = HW, .eps = eps};
+    nn_parallel(bn_eval_share, &j, bn_threads(B, C, HW));
+}
+
+static void bn_backward_share(void *ctx, int t, int nt)
+{
+    const bn_job *j = ctx;
+    int c0, c1;
+    nn_share(j->C, t, nt, &c0, &c1);
+    bn_backward_range(j->dinp, j->dweight, j->dbias, j->dout, j->inp, j->cmean, j->crstd, j->weight, j->B, j->C,
+                      j->HW, c0, c1);
+}
+
+void batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *mean, const float *rstd, const float *weight, int B, int C, int HW)
+{
+    bn_job j = {.dinp = dinp, .dweight = dweight, .dbias = dbias, .dout = dout, .inp = inp, .cmean = mean,
+                .crstd = rstd, .weight = weight, .B = B, .C = C, .HW = HW};
+    nn_parallel(bn_backward_share, &j, bn_threads(B, C, HW));
 }
 
 void batchnorm2d_forward_train_naive(float *out, float *mean, float *rstd, float *running_mean,
