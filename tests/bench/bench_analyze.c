@@ -7,16 +7,19 @@
  *       (mlp:512,512 on 28x28 inputs: fc1 512x784, fc2 512x512, fc3 10x512),
  *       SNAPSHOTS snapshots (default 100) of a random walk W_j = W_{j-1} + noise
  *       ("largest": fc1 only, for the memory check);
- *   bench_analyze lapack TRAJ
- *       the raw single-thread LAPACK time: sgesdd('S') of every snapshot of
- *       every layer with one OpenBLAS thread, nothing else; prints
- *       "lapack_seconds=..." (the bound is this divided by the cores);
+ *   bench_analyze lapack TRAJ [THREADS]
+ *       the raw LAPACK time: sgesdd('S') of every snapshot of every layer with
+ *       one OpenBLAS thread, nothing else, summed ("lapack_seconds", the
+ *       issue's bound is this divided by the cores), and the wall time of the
+ *       same SVDs on THREADS (2) pthreads ("lapack_parallel_seconds": what
+ *       the machine delivers in parallel);
  *   bench_analyze analyze TRAJ [oialr analyze options...]
  *       run oialr_cmd_analyze in-process and print "seconds=... peak_rss_kib=...
  *       svd_bytes=...".
  */
 #include <lapacke.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,49 +60,83 @@ static int make(const char *path, int nsnap, int nlayers) {
     return oialr_traj_close(t);
 }
 
-static int lapack(const char *path) {
+/* sgesdd('S') of snapshots i0, i0+step, ... of one layer held in memory */
+typedef struct {
+    const float *all;
+    int rows, cols, nsnap, i0, step;
+    double secs;
+    int rc;
+} svd_job;
+
+static void *svd_run(void *arg) {
+    svd_job *j = arg;
+    int m = j->rows >= j->cols ? j->rows : j->cols, n = j->rows >= j->cols ? j->cols : j->rows;
+    size_t mn = (size_t)m * n;
+    float *w = malloc(mn * sizeof(float)), *u = malloc(mn * sizeof(float)), *vt = malloc((size_t)n * n * sizeof(float));
+    float *s = malloc((size_t)n * sizeof(float));
+    j->rc = !w || !u || !vt || !s;
+    for (int i = j->i0; i < j->nsnap && !j->rc; i += j->step) {
+        memcpy(w, j->all + (size_t)i * mn, mn * sizeof(float));
+        /* the row-major rows x cols buffer is the column-major cols x rows
+         * matrix: SVD it as it lies (same singular values) */
+        double t0 = oialr_now();
+        int info = LAPACKE_sgesdd(LAPACK_COL_MAJOR, 'S', j->cols, j->rows, w, j->cols, s, u, j->cols, vt, n);
+        j->secs += oialr_now() - t0;
+        if (info) j->rc = 1;
+    }
+    free(w); free(u); free(vt); free(s);
+    return NULL;
+}
+
+/* Serial sum of the sgesdd times (1 thread), then the wall time of the same
+ * SVDs spread over `threads` pthreads (1 OpenBLAS thread each): the second
+ * is what this machine can actually deliver in parallel. */
+static int lapack(const char *path, int threads) {
     oialr_set_threads(1);
     oialr_traj *t;
     int rc = oialr_traj_open(&t, path, OIALR_TRAJ_READ);
     if (rc) return rc;
-    double total = 0;
+    double total = 0, wall = 0;
     for (int l = 0; l < oialr_traj_nlayers(t); l++) {
         const oialr_traj_layer *L = oialr_traj_layer_at(t, l);
-        int m = (int)(L->rows >= L->cols ? L->rows : L->cols), n = (int)(L->rows >= L->cols ? L->cols : L->rows);
-        size_t mn = (size_t)m * n;
-        float *w = malloc(mn * sizeof(float)), *u = malloc(mn * sizeof(float)), *vt = malloc((size_t)n * n * sizeof(float));
-        float *s = malloc((size_t)n * sizeof(float));
-        if (!w || !u || !vt || !s) return OIALR_ERR_NOMEM;
-        double secs = 0;
-        for (int64_t j = 0; j < L->nsnap; j++) {
-            if ((rc = oialr_traj_read(t, l, j, w, mn))) return rc;
-            /* the row-major rows x cols buffer is the column-major cols x rows
-             * matrix: SVD it as it lies (same singular values, no copy) */
-            double t0 = oialr_now();
-            int info = LAPACKE_sgesdd(LAPACK_COL_MAJOR, 'S', (int)L->cols, (int)L->rows, w, (int)L->cols, s, u,
-                                      (int)L->cols, vt, n);
-            secs += oialr_now() - t0;
-            if (info) return OIALR_ERR_NUMERIC;
+        size_t mn = (size_t)L->rows * L->cols;
+        float *all = malloc(mn * (size_t)L->nsnap * sizeof(float));
+        if (!all) return OIALR_ERR_NOMEM;
+        for (int64_t j = 0; j < L->nsnap; j++)
+            if ((rc = oialr_traj_read(t, l, j, all + (size_t)j * mn, mn))) return rc;
+        svd_job one = {all, (int)L->rows, (int)L->cols, (int)L->nsnap, 0, 1, 0, 0};
+        svd_run(&one);
+        svd_job jobs[16];
+        pthread_t tid[16];
+        double t0 = oialr_now();
+        for (int i = 0; i < threads; i++) {
+            jobs[i] = (svd_job){all, (int)L->rows, (int)L->cols, (int)L->nsnap, i, threads, 0, 0};
+            pthread_create(&tid[i], NULL, svd_run, &jobs[i]);
         }
-        printf("layer %s %lldx%lld: %lld snapshots, %.3f s\n", L->name, (long long)L->rows, (long long)L->cols,
-               (long long)L->nsnap, secs);
-        total += secs;
-        free(w); free(u); free(vt); free(s);
+        for (int i = 0; i < threads; i++) pthread_join(tid[i], NULL);
+        double w = oialr_now() - t0;
+        for (int i = 0; i < threads; i++) one.rc |= jobs[i].rc;
+        free(all);
+        if (one.rc) return OIALR_ERR_NUMERIC;
+        printf("layer %s %lldx%lld: %lld snapshots, sgesdd %.3f s serial, %.3f s wall on %d threads\n", L->name,
+               (long long)L->rows, (long long)L->cols, (long long)L->nsnap, one.secs, w, threads);
+        total += one.secs;
+        wall += w;
     }
-    printf("lapack_seconds=%.4f\n", total);
+    printf("lapack_seconds=%.4f lapack_parallel_seconds=%.4f threads=%d\n", total, wall, threads);
     return oialr_traj_close(t);
 }
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_analyze make TRAJ [SNAPSHOTS] | lapack TRAJ | analyze TRAJ [options]\n");
+        fprintf(stderr, "usage: bench_analyze make TRAJ [SNAPSHOTS [largest]] | lapack TRAJ [THREADS] | analyze TRAJ [options]\n");
         return 2;
     }
     int rc;
     if (!strcmp(argv[1], "make")) {
         rc = make(argv[2], argc > 3 ? atoi(argv[3]) : 100, argc > 4 && !strcmp(argv[4], "largest") ? 1 : 3);
     } else if (!strcmp(argv[1], "lapack")) {
-        rc = lapack(argv[2]);
+        rc = lapack(argv[2], argc > 3 ? atoi(argv[3]) : 2);
     } else if (!strcmp(argv[1], "analyze")) {
         double t0 = oialr_now();
         argv[1] = "analyze";
