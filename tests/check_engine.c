@@ -4,6 +4,7 @@
  * check, optimizers on quadratics with known minima, schedules, and a short
  * training run that must learn, deterministically.
  */
+#include <cblas.h>
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -46,6 +47,45 @@ START_TEST(dense_fast_vs_naive) {
     ck_assert_msg(tu_close_ratio(y1, y2, (size_t)N * OC, 1e-4, 1e-4) <= 1.0, "forward without bias differs");
     free(x); free(w); free(b); free(y1); free(y2); free(dy); free(dx1); free(dx2);
     free(dw1); free(dw2); free(db1); free(db2);
+}
+END_TEST
+
+/* Many rows (>= 512): rows and output features split across 1, 2 and 3
+ * threads (nn/par.h), also with fewer output features than threads. */
+START_TEST(dense_threads) {
+    static const int shapes[][3] = {{600, 20, 7}, {1030, 64, 2}};
+    const int saved = openblas_get_num_threads();
+    for (int nt = 1; nt <= 3; nt++) {
+        openblas_set_num_threads(nt);
+        int N = shapes[_i][0], C = shapes[_i][1], OC = shapes[_i][2];
+        tu_rng r;
+        tu_rng_seed(&r, 5 + (uint64_t)nt);
+        float *x = tu_alloc((size_t)N * C), *w = tu_alloc((size_t)OC * C), *b = tu_alloc(OC);
+        float *y1 = tu_alloc((size_t)N * OC), *y2 = tu_alloc((size_t)N * OC), *dy = tu_alloc((size_t)N * OC);
+        float *dx1 = tu_alloc((size_t)N * C), *dx2 = tu_alloc((size_t)N * C);
+        float *dw1 = tu_alloc((size_t)OC * C), *dw2 = tu_alloc((size_t)OC * C), *db1 = tu_alloc(OC),
+              *db2 = tu_alloc(OC);
+        tu_fill_uniform(x, (size_t)N * C, &r, -1, 1);
+        tu_fill_uniform(w, (size_t)OC * C, &r, -1, 1);
+        tu_fill_uniform(b, OC, &r, -1, 1);
+        tu_fill_uniform(dy, (size_t)N * OC, &r, -1, 1);
+        tu_fill_uniform(dx1, (size_t)N * C, &r, -1, 1); /* backward accumulates */
+        memcpy(dx2, dx1, (size_t)N * C * sizeof *dx1);
+        dense_forward(y1, x, w, b, N, C, OC);
+        dense_forward_naive(y2, x, w, b, N, C, OC);
+        ck_assert_msg(tu_close_ratio(y1, y2, (size_t)N * OC, 1e-4, 1e-4) <= 1.0, "forward differs, %d threads", nt);
+        dense_backward(dx1, dw1, db1, dy, x, w, N, C, OC);
+        dense_backward_naive(dx2, dw2, db2, dy, x, w, N, C, OC);
+        ck_assert_msg(tu_close_ratio(dx1, dx2, (size_t)N * C, 1e-4, 1e-4) <= 1.0, "dinp differs, %d threads", nt);
+        ck_assert_msg(tu_close_ratio(dw1, dw2, (size_t)OC * C, 1e-4, 1e-4) <= 1.0, "dw differs, %d threads", nt);
+        ck_assert_msg(tu_close_ratio(db1, db2, OC, 1e-4, 1e-4) <= 1.0, "db differs, %d threads", nt);
+        dense_backward(NULL, dw1, NULL, dy, x, w, N, C, OC); /* no dinp, no bias */
+        dense_backward_naive(NULL, dw2, NULL, dy, x, w, N, C, OC);
+        ck_assert_msg(tu_close_ratio(dw1, dw2, (size_t)OC * C, 1e-4, 1e-4) <= 1.0, "dw (no dinp) differs");
+        free(x); free(w); free(b); free(y1); free(y2); free(dy); free(dx1); free(dx2);
+        free(dw1); free(dw2); free(db1); free(db2);
+    }
+    openblas_set_num_threads(saved);
 }
 END_TEST
 
@@ -557,6 +597,7 @@ static Suite *engine_suite(void) {
     TCase *core = tcase_create("Core");
     tcase_add_loop_test(core, dense_fast_vs_naive, 0, NDENSE);
     tcase_add_loop_test(core, dense_gradcheck, 0, NDENSE);
+    tcase_add_loop_test(core, dense_threads, 0, 2);
     tcase_add_loop_test(core, act_gradcheck, 0, A_COUNT);
     tcase_add_test(core, gelu_known_values);
     tcase_add_loop_test(core, xent_gradcheck, 0, 2);
