@@ -553,7 +553,8 @@ static void pe_bwd(void *c, const float *dy)
 
 START_TEST(test_patch_embed)
 {
-    static const int shapes[][6] = {{2, 1, 8, 8, 4, 5}, {2, 3, 9, 7, 3, 4}, {1, 2, 10, 10, 4, 3}};
+    /* the last has N = 640 >= 512 token rows: the threaded dense path */
+    static const int shapes[][6] = {{2, 1, 8, 8, 4, 5}, {2, 3, 9, 7, 3, 4}, {1, 2, 10, 10, 4, 3}, {40, 1, 28, 28, 7, 8}};
     const int *sh = shapes[_i];
     pe_ctx k = {sh[0], sh[1], sh[2], sh[3], sh[4], sh[5], 0, 0, 0, 0, 0, 0, 0, 0};
     const int NP = (k.H / k.P) * (k.W / k.P);
@@ -585,10 +586,12 @@ START_TEST(test_patch_embed)
     ck_assert(tu_close_ratio(k.dx, dx2, nx, ATOL, RTOL) <= 1);
     ck_assert(tu_close_ratio(k.dw, dw2, nw, ATOL, RTOL) <= 1);
     ck_assert(tu_close_ratio(k.db, db2, k.D, ATOL, RTOL) <= 1);
-    tu_param ps[3] = {{"x", k.x, k.dx, nx}, {"w", k.w, k.dw, nw}, {"b", k.b, k.db, (size_t)k.D}};
-    tu_grad_problem p = {&k, pe_fwd, pe_bwd, k.y, ny, ps, 3};
-    tu_grad_result res = tu_grad_check(&p, NULL);
-    ck_assert_msg(res.ok, "patch embed grad: %s", res.msg);
+    if (_i < 3) { /* finite differences on the small shapes only */
+        tu_param ps[3] = {{"x", k.x, k.dx, nx}, {"w", k.w, k.dw, nw}, {"b", k.b, k.db, (size_t)k.D}};
+        tu_grad_problem p = {&k, pe_fwd, pe_bwd, k.y, ny, ps, 3};
+        tu_grad_result res = tu_grad_check(&p, NULL);
+        ck_assert_msg(res.ok, "patch embed grad: %s", res.msg);
+    }
     free(k.x), free(k.w), free(k.b), free(k.y), free(k.dx), free(k.dw), free(k.db), free(k.s);
     free(y2), free(dy), free(dx2), free(dw2), free(db2), free(yc);
 }
@@ -764,7 +767,7 @@ static Suite *layers_suite(void)
     tcase_add_loop_test(core, test_layernorm, 0, 3);
     tcase_add_loop_test(core, test_attention, 0, NATT);
     tcase_add_test(core, test_attention_by_hand);
-    tcase_add_loop_test(core, test_patch_embed, 0, 3);
+    tcase_add_loop_test(core, test_patch_embed, 0, 4);
     tcase_add_loop_test(core, test_tokens, 0, 3);
     suite_add_tcase(s, core);
 

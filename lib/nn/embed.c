@@ -4,15 +4,16 @@
  */
 #include "nn/embed.h"
 
-#include <cblas.h>
 #include <string.h>
+
+#include "nn/nn.h"
 
 #include "oialr/base.h"
 
 size_t patch_embed_scratch_size(int B, int C, int H, int W, int P)
 {
     OIALR_ASSERT(P > 0 && H >= P && W >= P);
-    return (size_t)B * (size_t)(H / P) * (size_t)(W / P) * (size_t)C * P * P;
+    return 2 * (size_t)B * (size_t)(H / P) * (size_t)(W / P) * (size_t)C * P * P; /* X and dX */
 }
 
 /* X[(b*NP + gh*GW + gw)][(c*P + ph)*P + pw] = inp[b][c][gh*P+ph][gw*P+pw] */
@@ -49,33 +50,27 @@ static void unpatchify_add(float *dinp, const float *X, int B, int C, int H, int
             }
 }
 
+/* After patchify the embedding is a dense layer over N = B*NP rows of
+ * K = C*P*P features, so it takes dense_forward/backward's row split across
+ * threads (nn/nn.h, nn/par.h). */
 void patch_embed_forward(float *out, const float *inp, const float *w, const float *b, float *scratch, int B,
                          int C, int H, int W, int P, int D)
 {
     const int N = B * (H / P) * (W / P), K = C * P * P;
     patchify(scratch, inp, B, C, H, W, P);
-    if (b) {
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * D, b, sizeof(float) * (size_t)D);
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, D, K, 1.0f, scratch, K, w, K, b ? 1.0f : 0.0f, out,
-                D);
+    dense_forward(out, scratch, w, b, N, K, D);
 }
 
 void patch_embed_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                           const float *w, float *scratch, int B, int C, int H, int W, int P, int D)
 {
     const int N = B * (H / P) * (W / P), K = C * P * P;
-    if (db)
-        for (int n = 0; n < N; n++)
-            for (int j = 0; j < D; j++) db[j] += dout[(size_t)n * D + j];
-    patchify(scratch, inp, B, C, H, W, P);
-    /* dw[D,K] += doutᵀ[D,N] @ X[N,K] */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, K, N, 1.0f, dout, D, scratch, K, 1.0f, dw, K);
-    if (dinp) {
-        /* dX[N,K] = dout[N,D] @ w[D,K], over X */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, K, D, 1.0f, dout, D, w, K, 0.0f, scratch, K);
-        unpatchify_add(dinp, scratch, B, C, H, W, P);
-    }
+    float *X = scratch, *dX = dinp ? scratch + (size_t)N * K : NULL;
+    patchify(X, inp, B, C, H, W, P);
+    if (dX) memset(dX, 0, sizeof(float) * (size_t)N * K);
+    /* dw[D,K] += doutᵀ[D,N] @ X[N,K]; dX[N,K] = dout[N,D] @ w[D,K]; db */
+    dense_backward(dX, dw, db, dout, X, w, N, K, D);
+    if (dX) unpatchify_add(dinp, dX, B, C, H, W, P);
 }
 
 void patch_embed_forward_naive(float *out, const float *inp, const float *w, const float *b, int B, int C,

@@ -19,7 +19,8 @@
 #include <stddef.h>
 
 /* --- patch embedding -------------------------------------------------------- */
-/* Floats of scratch for forward and backward: B*NP*CPP (the patchified X). */
+/* Floats of scratch for forward and backward: 2*B*NP*CPP (the patchified X
+ * and its gradient dX). */
 size_t patch_embed_scratch_size(int B, int C, int H, int W, int P);
 void patch_embed_forward(float *out, const float *inp, const float *w, const float *b, float *scratch, int B,
                          int C, int H, int W, int P, int D);
