@@ -518,6 +518,45 @@ START_TEST(test_attention)
 }
 END_TEST
 
+/* Batches split across 1, 2 and 3 threads (the ViT's T = 17, 4 heads of 16;
+ * 13 batches: uneven shares): fast == naive, also without dq. */
+START_TEST(test_attention_threads)
+{
+    const int B = 13, T = 17, NH = 4, HS = 16, C = NH * HS, saved = nn_threads();
+    const size_t n = (size_t)B * T * C, na = (size_t)B * NH * T * T;
+    tu_rng r;
+    tu_rng_seed(&r, 31);
+    float *q = tu_alloc(n), *k = tu_alloc(n), *v = tu_alloc(n), *dy = tu_alloc(n);
+    float *s = tu_alloc(attention_scratch_size(B, T, NH, HS));
+    float *y1 = tu_alloc(n), *y2 = tu_alloc(n), *a1 = tu_alloc(na), *a2 = tu_alloc(na);
+    float *dq1 = tu_alloc(n), *dk1 = tu_alloc(n), *dv1 = tu_alloc(n), *dq2 = tu_alloc(n), *dk2 = tu_alloc(n),
+          *dv2 = tu_alloc(n);
+    tu_fill_uniform(q, n, &r, -1.5f, 1.5f);
+    tu_fill_uniform(k, n, &r, -1.5f, 1.5f);
+    tu_fill_uniform(v, n, &r, -1, 1);
+    tu_fill_uniform(dy, n, &r, -1, 1);
+    attention_forward_naive(y2, a2, q, k, v, B, T, NH, HS);
+    attention_backward_naive(dq2, dk2, dv2, dy, q, k, v, a2, B, T, NH, HS);
+    for (int nt = 1; nt <= 3; nt++) {
+        openblas_set_num_threads(nt);
+        memset(dq1, 0, n * sizeof *dq1), memset(dk1, 0, n * sizeof *dk1), memset(dv1, 0, n * sizeof *dv1);
+        attention_forward(y1, a1, q, k, v, B, T, NH, HS);
+        ck_assert_msg(tu_close_ratio(y1, y2, n, ATOL, RTOL) <= 1, "attention fwd, %d threads", nt);
+        ck_assert_msg(tu_close_ratio(a1, a2, na, 1e-6, 1e-4) <= 1, "attention att, %d threads", nt);
+        attention_backward(dq1, dk1, dv1, s, dy, q, k, v, a1, B, T, NH, HS);
+        ck_assert_msg(tu_close_ratio(dq1, dq2, n, ATOL, RTOL) <= 1, "attention dq, %d threads", nt);
+        ck_assert_msg(tu_close_ratio(dk1, dk2, n, ATOL, RTOL) <= 1, "attention dk, %d threads", nt);
+        ck_assert_msg(tu_close_ratio(dv1, dv2, n, ATOL, RTOL) <= 1, "attention dv, %d threads", nt);
+        memset(dk1, 0, n * sizeof *dk1);
+        attention_backward(NULL, dk1, NULL, s, dy, q, k, v, a1, B, T, NH, HS);
+        ck_assert_msg(tu_close_ratio(dk1, dk2, n, ATOL, RTOL) <= 1, "attention dk alone, %d threads", nt);
+    }
+    openblas_set_num_threads(saved);
+    free(q), free(k), free(v), free(dy), free(s), free(y1), free(y2), free(a1), free(a2);
+    free(dq1), free(dk1), free(dv1), free(dq2), free(dk2), free(dv2);
+}
+END_TEST
+
 /* Against softmax(QKᵀ/√d)V written out for one head by hand: two tokens,
  * head size 1, q = k = (1, 0): scores (1, 0) / 1 -> att row 0 = softmax(1, 0). */
 START_TEST(test_attention_by_hand)
@@ -767,6 +806,7 @@ static Suite *layers_suite(void)
     tcase_add_loop_test(core, test_layernorm, 0, 3);
     tcase_add_loop_test(core, test_attention, 0, NATT);
     tcase_add_test(core, test_attention_by_hand);
+    tcase_add_test(core, test_attention_threads);
     tcase_add_loop_test(core, test_patch_embed, 0, 4);
     tcase_add_loop_test(core, test_tokens, 0, 3);
     suite_add_tcase(s, core);

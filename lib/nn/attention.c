@@ -13,6 +13,8 @@
 #include <cblas.h>
 #include <math.h>
 
+#include "nn/par.h"
+
 size_t attention_scratch_size(int B, int T, int NH, int HS)
 {
     (void)HS;
@@ -40,54 +42,101 @@ static void softmax_rows(float *a, int T)
     }
 }
 
+/* The (batch, head) problems are independent: batches are split across
+ * nn_threads() (nn/par.h), each running its heads with single-threaded sgemm
+ * (OpenBLAS takes its small-matrix path at T x T x HS = 17 x 17 x 16). */
+#define ATT_PAR_MIN (1 << 16) /* multiply-adds of one forward */
+
+typedef struct att_job {
+    float *out, *att, *dq, *dk, *dv, *scratch;
+    const float *q, *k, *v, *dout, *catt;
+    int B, T, NH, HS;
+} att_job;
+
+static int att_threads(int B, int T, int NH, int HS)
+{
+    if ((double)B * NH * T * T * HS < ATT_PAR_MIN) return 1;
+    int nt = nn_threads();
+    return nt < B ? nt : B;
+}
+
+static void forward_range(const att_job *j, int b0, int b1)
+{
+    const int T = j->T, NH = j->NH, HS = j->HS, C = NH * HS;
+    const float scale = 1.0f / sqrtf((float)HS);
+    for (int b = b0; b < b1; b++)
+        for (int h = 0; h < NH; h++) {
+            const size_t off = (size_t)b * T * C + (size_t)h * HS;
+            float *a = j->att + ((size_t)b * NH + h) * T * T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, scale, j->q + off, C, j->k + off, C,
+                        0.0f, a, T);
+            softmax_rows(a, T);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, 1.0f, a, T, j->v + off, C, 0.0f,
+                        j->out + off, C);
+        }
+}
+
+static void forward_share(void *ctx, int t, int nt)
+{
+    const att_job *j = ctx;
+    int b0, b1;
+    nn_share(j->B, t, nt, &b0, &b1);
+    forward_range(j, b0, b1);
+}
+
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int T,
                        int NH, int HS)
 {
-    const int C = NH * HS;
+    att_job j = {.out = out, .att = att, .q = q, .k = k, .v = v, .B = B, .T = T, .NH = NH, .HS = HS};
+    nn_parallel(forward_share, &j, att_threads(B, T, NH, HS));
+}
+
+static void backward_range(const att_job *j, int b0, int b1)
+{
+    const int T = j->T, NH = j->NH, HS = j->HS, C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
-    for (int b = 0; b < B; b++)
+    for (int b = b0; b < b1; b++)
         for (int h = 0; h < NH; h++) {
             const size_t off = (size_t)b * T * C + (size_t)h * HS;
-            float *a = att + ((size_t)b * NH + h) * T * T;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, scale, q + off, C, k + off, C, 0.0f,
-                        a, T);
-            softmax_rows(a, T);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, 1.0f, a, T, v + off, C, 0.0f,
-                        out + off, C);
+            const float *a = j->catt + ((size_t)b * NH + h) * T * T;
+            float *ds = j->scratch + ((size_t)b * NH + h) * T * T;
+            if (j->dv)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, a, T, j->dout + off, C, 1.0f,
+                            j->dv + off, C);
+            if (!j->dq && !j->dk) continue;
+            /* dP = G vᵀ */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, 1.0f, j->dout + off, C, j->v + off, C,
+                        0.0f, ds, T);
+            for (int i = 0; i < T; i++) {
+                const float *p = a + (size_t)i * T;
+                float *r = ds + (size_t)i * T;
+                float dot = 0.0f;
+                for (int jj = 0; jj < T; jj++) dot += p[jj] * r[jj];
+                for (int jj = 0; jj < T; jj++) r[jj] = p[jj] * (r[jj] - dot) * scale;
+            }
+            if (j->dq)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, 1.0f, ds, T, j->k + off, C, 1.0f,
+                            j->dq + off, C);
+            if (j->dk)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, ds, T, j->q + off, C, 1.0f,
+                            j->dk + off, C);
         }
+}
+
+static void backward_share(void *ctx, int t, int nt)
+{
+    const att_job *j = ctx;
+    int b0, b1;
+    nn_share(j->B, t, nt, &b0, &b1);
+    backward_range(j, b0, b1);
 }
 
 void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *q,
                         const float *k, const float *v, const float *att, int B, int T, int NH, int HS)
 {
-    const int C = NH * HS;
-    const float scale = 1.0f / sqrtf((float)HS);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const size_t off = (size_t)b * T * C + (size_t)h * HS;
-            const float *a = att + ((size_t)b * NH + h) * T * T;
-            float *ds = scratch + ((size_t)b * NH + h) * T * T;
-            if (dv)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, a, T, dout + off, C, 1.0f,
-                            dv + off, C);
-            if (!dq && !dk) continue;
-            /* dP = G vᵀ */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, 1.0f, dout + off, C, v + off, C, 0.0f,
-                        ds, T);
-            for (int i = 0; i < T; i++) {
-                const float *p = a + (size_t)i * T;
-                float *r = ds + (size_t)i * T;
-                float dot = 0.0f;
-                for (int j = 0; j < T; j++) dot += p[j] * r[j];
-                for (int j = 0; j < T; j++) r[j] = p[j] * (r[j] - dot) * scale;
-            }
-            if (dq)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, 1.0f, ds, T, k + off, C, 1.0f,
-                            dq + off, C);
-            if (dk)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, ds, T, q + off, C, 1.0f,
-                            dk + off, C);
-        }
+    att_job j = {.dq = dq, .dk = dk, .dv = dv, .scratch = scratch, .dout = dout, .q = q, .k = k, .v = v,
+                 .catt = att, .B = B, .T = T, .NH = NH, .HS = HS};
+    nn_parallel(backward_share, &j, att_threads(B, T, NH, HS));
 }
 
 // ---------------------------------------------------------------------------
