@@ -1,7 +1,10 @@
 /*
  * check_record.c — the HDF5 trajectory (lib/record): round trips bit for
  * bit, appending after reopen, a live reader in a second process, a writer
- * killed with SIGKILL, the recorder hook on the built-in trainer, the Python
+ * killed with SIGKILL, the recorder hook on the built-in trainer (its
+ * asynchronous writer: snapshots equal to the parameters at their steps, a
+ * stop by signal drained, a SIGKILL mid-write, a write error that stops the
+ * run), the Python
  * writer, the example program against the installed library; and in
  * "Limits" every bad input: missing, empty, not HDF5, foreign HDF5, other
  * format, newer version, truncated, missing layer, NaN, full disk, misuse.
@@ -549,6 +552,261 @@ START_TEST(test_hook_trainer) {
 }
 END_TEST
 
+/* A small training set-up for the asynchronous-recorder tests. */
+typedef struct rig {
+    oialr_dataset ds;
+    oialr_loader trl, val;
+    oialr_model *m;
+    oialr_trainer tr;
+} rig;
+
+static void rig_init(rig *g, const char *spec, int hw, int epochs) {
+    memset(g, 0, sizeof *g);
+    OK(oialr_dataset_synthetic(&g->ds, 300, 1, hw, hw, 4, 0.25f, 1));
+    OK(oialr_loader_split(&g->trl, &g->val, &g->ds, 60, 1));
+    OK(oialr_model_create(&g->m, spec, 1, hw, hw, 4, 32, 1));
+    oialr_train_config cfg;
+    oialr_train_defaults(&cfg);
+    cfg.epochs = epochs;
+    cfg.batch = 32;
+    oialr_optim_defaults(&cfg.optim, OIALR_OPT_ADAMW); /* both moments in the checkpoint */
+    OK(oialr_trainer_init(&g->tr, &cfg, g->m, &g->trl, &g->val, NULL));
+}
+
+static void rig_free(rig *g) {
+    oialr_trainer_free(&g->tr);
+    oialr_model_free(g->m);
+    oialr_loader_free(&g->trl);
+    oialr_loader_free(&g->val);
+    oialr_dataset_free(&g->ds);
+}
+
+/* Copies of the matrix parameters after every step (the reference the
+ * recorder's snapshots must equal), and an event queued at step 5. */
+typedef struct capture {
+    oialr_hook *rec;
+    float *data;      /* [cap][total] */
+    int64_t cap, n;   /* n: steps captured (index = step) */
+} capture;
+
+static int capture_params(oialr_trainer *t, void *user) {
+    capture *c = user;
+    int64_t s = t->metrics.step;
+    if (s < c->cap) {
+        memcpy(c->data + (size_t)s * t->params->total, t->params->data, t->params->total * sizeof(float));
+        c->n = s + 1;
+    }
+    if (s == 5 && c->rec) {
+        oialr_traj_event ev = {.step = s, .kind = OIALR_EVENT_SWITCH, .stability = 0.5, .rank_before = 8,
+                               .rank_after = 4};
+        snprintf(ev.layer, sizeof ev.layer, "fc1.weight");
+        return oialr_record_event(c->rec, &ev);
+    }
+    return OIALR_OK;
+}
+
+/* The asynchronous writer, every step (the queue fills, the training
+ * thread waits): every snapshot equals the parameters at its step bit for
+ * bit, none is dropped, the event and the checkpoint arrive, the memory
+ * held is the documented pool + checkpoint. */
+START_TEST(test_hook_async_identical) {
+    char p[512];
+    path_of(p, sizeof p, "async.h5");
+    rig g;
+    rig_init(&g, "mlp:128,64", 16, 3);
+    oialr_record_options ro;
+    oialr_record_options_default(&ro);
+    ro.path = p;
+    ro.every = 1;
+    oialr_hook h;
+    OK(oialr_record_hook_init(&h, &ro));
+    ck_assert_ptr_nonnull(oialr_record_trajectory(&h)); /* not running yet: the caller's */
+    size_t total = g.tr.params->total;
+    capture c = {.rec = &h, .cap = 64};
+    c.data = malloc((size_t)c.cap * total * sizeof(float));
+    ck_assert_ptr_nonnull(c.data);
+    memcpy(c.data, g.tr.params->data, total * sizeof(float)); /* step 0 */
+    oialr_hook ch = {.name = "capture", .user = &c, .step_end = capture_params};
+    OK(oialr_trainer_add_hook(&g.tr, &h));
+    OK(oialr_trainer_add_hook(&g.tr, &ch));
+    OK(oialr_train_run(&g.tr));
+    int64_t steps = g.tr.metrics.step;
+    ck_assert_int_eq(steps, 24); /* 3 epochs of 240 / 32 */
+    ck_assert_int_eq(c.n, steps + 1);
+    oialr_record_info in;
+    oialr_record_get_info(&h, &in);
+    ck_assert_int_eq(in.snapshots, steps + 1);
+    ck_assert_int_eq(in.pool, OIALR_RECORD_POOL);
+    size_t snap = 0;
+    for (int i = 0; i < g.tr.params->count; i++)
+        if (g.tr.params->info[i].kind == OIALR_PARAM_MATRIX) snap += g.tr.params->info[i].size * sizeof(float);
+    ck_assert_uint_eq(in.snapshot_bytes, snap);
+    ck_assert_uint_eq(in.bytes, (uint64_t)(steps + 1) * snap);
+    ck_assert_uint_eq(in.held_bytes, OIALR_RECORD_POOL * snap + 3 * total * sizeof(float) +
+                                         (size_t)g.trl.n * sizeof(int64_t));
+    ck_assert(in.write_seconds > 0 && in.hook_seconds > 0);
+    ck_assert(in.copy_seconds + in.wait_seconds + in.end_seconds <= in.hook_seconds + 1e-9);
+    oialr_record_hook_free(&h);
+
+    oialr_traj *t = NULL;
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    ck_assert_int_eq(oialr_traj_get_info(t)->swmr_read, 0); /* closed cleanly */
+    float *r = malloc(total * sizeof *r);
+    for (int l = 0; l < oialr_traj_nlayers(t); l++) {
+        const oialr_traj_layer *L = oialr_traj_layer_at(t, l);
+        const oialr_param_info *info = &g.tr.params->info[oialr_params_find(g.tr.params, L->name)];
+        ck_assert_int_eq(L->nsnap, steps + 1);
+        for (int64_t s = 0; s <= steps; s++) {
+            ck_assert_int_eq(L->steps[s], s);
+            OK(oialr_traj_read(t, l, s, r, total));
+            ck_assert_msg(memcmp(r, c.data + (size_t)s * total + info->offset, info->size * sizeof *r) == 0,
+                          "%s at step %lld differs from the parameters at that step", L->name, (long long)s);
+        }
+    }
+    /* metrics: a row per step + 3 epoch evaluations; the event; the checkpoint */
+    ck_assert_int_eq(oialr_traj_get_info(t)->nmetrics, steps + 1 + 3);
+    oialr_traj_event e;
+    int64_t ne;
+    OK(oialr_traj_read_events(t, &e, 1, &ne));
+    ck_assert_int_eq(ne, 1);
+    ck_assert_int_eq(e.step, 5);
+    ck_assert_str_eq(e.layer, "fc1.weight");
+    OK(oialr_traj_ckpt_get_array(t, "params", r, total));
+    ck_assert(memcmp(r, g.tr.params->data, total * sizeof *r) == 0);
+    OK(oialr_traj_ckpt_get_array(t, "optim_v", r, total));
+    ck_assert(memcmp(r, g.tr.optim.v, total * sizeof *r) == 0);
+    int64_t v;
+    OK(oialr_traj_ckpt_get_i64(t, "step", &v));
+    ck_assert_int_eq(v, steps);
+    OK(oialr_traj_ckpt_get_i64(t, "optim_t", &v));
+    ck_assert_int_eq(v, g.tr.optim.t);
+    OK(oialr_traj_close(t));
+    free(r);
+    free(c.data);
+    rig_free(&g);
+}
+END_TEST
+
+/* A signal during the run (oialr train's SIGINT handler sets stop): the
+ * run stops with OIALR_ERR_INTERRUPTED, run_end drains the queue and closes,
+ * the final state at the stop step is the last snapshot. */
+static oialr_trainer *g_sig_trainer;
+static void on_sigint(int sig) {
+    (void)sig;
+    if (g_sig_trainer) g_sig_trainer->stop = 1;
+}
+
+static int raise_at_7(oialr_trainer *t, void *user) {
+    (void)user;
+    if (t->metrics.step == 7) raise(SIGINT);
+    return OIALR_OK;
+}
+
+START_TEST(test_hook_interrupted) {
+    char p[512];
+    path_of(p, sizeof p, "int.h5");
+    rig g;
+    rig_init(&g, "mlp:64", 16, 5);
+    oialr_record_options ro;
+    oialr_record_options_default(&ro);
+    ro.path = p;
+    ro.every = 2;
+    oialr_hook h;
+    OK(oialr_record_hook_init(&h, &ro));
+    oialr_hook sh = {.name = "sigint", .step_end = raise_at_7};
+    OK(oialr_trainer_add_hook(&g.tr, &h));
+    OK(oialr_trainer_add_hook(&g.tr, &sh));
+    struct sigaction sa = {.sa_handler = on_sigint}, old;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGINT, &sa, &old), 0);
+    g_sig_trainer = &g.tr;
+    ck_assert_int_eq(oialr_train_run(&g.tr), OIALR_ERR_INTERRUPTED);
+    g_sig_trainer = NULL;
+    sigaction(SIGINT, &old, NULL);
+    ck_assert_int_eq(g.tr.metrics.step, 7);
+    oialr_record_hook_free(&h);
+    oialr_traj *t = NULL;
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    ck_assert_int_eq(oialr_traj_get_info(t)->swmr_read, 0);
+    const oialr_traj_layer *L = oialr_traj_layer_at(t, 0);
+    ck_assert_int_eq(L->nsnap, 5); /* 0 2 4 6, then the stop at 7 */
+    ck_assert_int_eq(L->steps[4], 7);
+    const oialr_param_info *info = &g.tr.params->info[oialr_params_find(g.tr.params, L->name)];
+    float *r = malloc(info->size * sizeof *r);
+    OK(oialr_traj_read(t, 0, 4, r, info->size));
+    ck_assert(memcmp(r, g.tr.params->data + info->offset, info->size * sizeof *r) == 0);
+    free(r);
+    OK(oialr_traj_close(t));
+    rig_free(&g);
+}
+END_TEST
+
+/* Killed with SIGKILL while the writer thread is busy: the file opens (in
+ * SWMR-read mode) and holds consecutive complete snapshots from step 0,
+ * the first equal to the initial parameters. */
+static int report_progress(oialr_trainer *t, void *user) {
+    int fd = *(int *)user;
+    char c = 'x';
+    if (t->metrics.step >= 5 && t->metrics.step < 10 && write(fd, &c, 1) != 1) return OIALR_ERR_IO;
+    return OIALR_OK;
+}
+
+START_TEST(test_hook_sigkill) {
+    char p[512];
+    path_of(p, sizeof p, "hkill.h5");
+    int up[2];
+    ck_assert_int_eq(pipe(up), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(up[0]);
+        rig g;
+        rig_init(&g, "mlp:128,64", 16, 1000);
+        oialr_record_options ro;
+        oialr_record_options_default(&ro);
+        ro.path = p;
+        ro.every = 1;
+        oialr_hook h, ph = {.name = "progress", .user = &up[1], .step_end = report_progress};
+        if (oialr_record_hook_init(&h, &ro)) _exit(2);
+        oialr_trainer_add_hook(&g.tr, &h);
+        oialr_trainer_add_hook(&g.tr, &ph);
+        oialr_train_run(&g.tr);
+        _exit(3);
+    }
+    close(up[1]);
+    char c;
+    for (int i = 0; i < 5; i++) ck_assert_int_eq(read(up[0], &c, 1), 1);
+    usleep(20000);
+    kill(pid, SIGKILL);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    close(up[0]);
+
+    rig g; /* the same model from the same seed: the initial parameters */
+    rig_init(&g, "mlp:128,64", 16, 1);
+    oialr_traj *t = NULL;
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    ck_assert_int_eq(oialr_traj_get_info(t)->swmr_read, 1);
+    float *r = malloc(g.tr.params->total * sizeof *r);
+    for (int l = 0; l < oialr_traj_nlayers(t); l++) {
+        const oialr_traj_layer *L = oialr_traj_layer_at(t, l);
+        const oialr_param_info *info = &g.tr.params->info[oialr_params_find(g.tr.params, L->name)];
+        ck_assert_int_ge(L->nsnap, 1);
+        for (int64_t s = 0; s < L->nsnap; s++) {
+            ck_assert_int_eq(L->steps[s], s);
+            OK(oialr_traj_read(t, l, s, r, info->size));
+            for (size_t k = 0; k < info->size; k++) ck_assert(isfinite(r[k]));
+        }
+        OK(oialr_traj_read(t, l, 0, r, info->size));
+        ck_assert(memcmp(r, g.tr.params->data + info->offset, info->size * sizeof *r) == 0);
+    }
+    free(r);
+    OK(oialr_traj_close(t));
+    rig_free(&g);
+}
+END_TEST
+
 /* The repository root, from build/tests/check_record. */
 static int repo_root(char *out, size_t n) {
     const char *env = getenv("OIALR_SRCDIR");
@@ -944,6 +1202,48 @@ START_TEST(test_disk_full) {
 }
 END_TEST
 
+/* A write error in the writer thread (the file size limit, like a full
+ * disk) stops the training run at the next step with OIALR_ERR_IO and the
+ * writer's one-line message; run_end returns it too; nothing hangs. */
+START_TEST(test_hook_write_error) {
+    char p[512];
+    path_of(p, sizeof p, "hfull.h5");
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        /* the definitions take ~1.7 MB (two checkpoint slots), a snapshot 265 KB */
+        struct rlimit rl = {4 << 20, 4 << 20};
+        if (setrlimit(RLIMIT_FSIZE, &rl)) _exit(10);
+        rig g;
+        rig_init(&g, "mlp:256", 16, 1000);
+        oialr_record_options ro;
+        oialr_record_options_default(&ro);
+        ro.path = p;
+        ro.every = 1;
+        oialr_hook h;
+        if (oialr_record_hook_init(&h, &ro)) _exit(11);
+        oialr_trainer_add_hook(&g.tr, &h);
+        int rc = oialr_train_run(&g.tr);
+        if (rc != OIALR_ERR_IO) _exit(12);
+        if (!strstr(oialr_errmsg(), p) || strchr(oialr_errmsg(), '\n')) _exit(13);
+        oialr_record_info in;
+        oialr_record_get_info(&h, &in);
+        if (in.snapshots < 1 || in.snapshots > 15) _exit(14); /* failed mid-run, not at the start */
+        /* stopped at the step after the failure: at most the queue's worth later */
+        if (g.tr.metrics.step > in.snapshots + OIALR_RECORD_POOL + 2) _exit(15);
+        if (g.tr.status != OIALR_ERR_IO) _exit(16);
+        oialr_record_hook_free(&h);
+        rig_free(&g);
+        exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status), "died of signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
 static Suite *record_suite(void) {
     Suite *s = suite_create("record");
     TCase *core = tcase_create("Core");
@@ -956,6 +1256,9 @@ static Suite *record_suite(void) {
     tcase_add_test(core, test_sigkill);
     tcase_add_test(core, test_recover_refuses_live_writer);
     tcase_add_test(core, test_hook_trainer);
+    tcase_add_test(core, test_hook_async_identical);
+    tcase_add_test(core, test_hook_interrupted);
+    tcase_add_test(core, test_hook_sigkill);
     tcase_add_test(core, test_python_writer);
     tcase_add_test(core, test_installed_example);
     suite_add_tcase(s, core);
@@ -967,6 +1270,7 @@ static Suite *record_suite(void) {
     tcase_add_test(lim, test_nan_recorded_as_is);
     tcase_add_test(lim, test_misuse);
     tcase_add_test(lim, test_disk_full);
+    tcase_add_test(lim, test_hook_write_error);
     suite_add_tcase(s, lim);
     return s;
 }

@@ -290,13 +290,14 @@ int cmd_train(int argc, char **argv) {
                (long long)m->step, (double)m->val_acc, (double)m->test_acc, (double)m->loss, m->seconds);
     }
     if (record) {
-        uint64_t bytes;
-        double rsec;
-        int64_t nsnap;
-        oialr_record_stats(&rec_hook, &bytes, &rsec, &nsnap);
+        oialr_record_info ri;
+        oialr_record_get_info(&rec_hook, &ri);
         if (!quiet)
-            fprintf(stderr, "record: %s: %lld snapshots, %.1f MB, %.2fs in the recorder (%.0f MB/s)\n", record,
-                    (long long)nsnap, bytes / 1e6, rsec, rsec > 0 ? bytes / 1e6 / rsec : 0.0);
+            fprintf(stderr,
+                    "record: %s: %lld snapshots, %.1f MB; training thread %.2fs in the recorder (%.2fs waiting), "
+                    "writer %.2fs (%.0f MB/s)\n",
+                    record, (long long)ri.snapshots, ri.bytes / 1e6, ri.hook_seconds, ri.wait_seconds,
+                    ri.write_seconds, ri.write_mb_s);
         oialr_record_hook_free(&rec_hook);
     }
     oialr_trainer_free(&trainer);

@@ -22,7 +22,30 @@
  *   epoch_end  snapshot if every_epoch, then the checkpoint (parameters,
  *              optimizer moments and count, step, epoch, RNG states, data
  *              order) if checkpoint is set;
- *   run_end    snapshot of the final state unless already taken, close.
+ *   run_end    snapshot of the final state unless already taken, wait until
+ *              everything queued is written, close.
+ *
+ * Asynchronous writing. The training thread only copies: each snapshot goes
+ * into one of OIALR_RECORD_POOL buffers (the checkpoint into one buffer of
+ * its own) and onto a queue; a writer thread started at the end of
+ * run_begin makes every HDF5 call until run_end joins it. When all buffers
+ * are queued the training thread waits for the writer (back-pressure): no
+ * snapshot is ever dropped, and the memory held is bounded by
+ *   OIALR_RECORD_POOL x snapshot bytes  +  checkpoint bytes (parameters,
+ *   optimizer moments, data order)     +  a 64-job queue (~8 KB),
+ * e.g. 3 x 2.76 MB + 11.5 MB for mlp:512,512 with AdamW on Fashion-MNIST.
+ * A write error (disk full: OIALR_ERR_IO) is returned, with the writer's
+ * message, by the recorder's next callback (so the run stops at the next
+ * step) and again by run_end. A process killed with SIGKILL keeps every
+ * snapshot written before the kill; the up to OIALR_RECORD_POOL still
+ * queued are lost. SIGINT/SIGTERM are blocked in the writer thread, so
+ * they reach the training thread's handler (oialr train sets trainer->stop
+ * and run_end still drains the queue).
+ *
+ * Because the Debian HDF5 is not built thread-safe, a process running a
+ * recorder must make no other HDF5 call (another trajectory, h5 files of its
+ * own) between run_begin and run_end. The log callback (oialr_set_log) may
+ * be called from the writer thread (e.g. NaN warnings).
  */
 #ifndef OIALR_RECORD_H
 #define OIALR_RECORD_H
@@ -33,6 +56,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Snapshot buffers between the training thread and the writer thread. */
+#define OIALR_RECORD_POOL 3
 
 typedef struct oialr_record_options {
     const char *path;          /* required */
@@ -60,12 +86,41 @@ OIALR_API int oialr_record_hook_init(oialr_hook *hook, const oialr_record_option
  * twice, and on a hook whose init failed. */
 OIALR_API void oialr_record_hook_free(oialr_hook *hook);
 
-/* The trajectory being written (NULL once closed), e.g. for the OIALR
- * controller's events. */
+/* The trajectory, for the caller's own HDF5 calls, only while no writer
+ * thread owns it: after init and before run_begin. NULL during the run
+ * (from run_begin to run_end) and once closed. */
 OIALR_API oialr_traj *oialr_record_trajectory(const oialr_hook *hook);
 
-/* Bytes of snapshot data appended so far (uncompressed), and seconds spent
- * inside the recorder's callbacks: for overhead reports. */
+/* Queue an event (e.g. the OIALR controller's switch/rotate/truncate) to
+ * be appended in order with the snapshots; from the training thread, during
+ * the run. OIALR_ERR_ARG for a bad kind; a write error comes back like any
+ * other (here or at the next step). */
+OIALR_API int oialr_record_event(oialr_hook *hook, const oialr_traj_event *ev);
+
+typedef struct oialr_record_info {
+    int64_t snapshots;      /* snapshots written (every layer flushed) */
+    uint64_t bytes;         /* snapshot data written, uncompressed */
+    /* training thread */
+    double hook_seconds;    /* inside the recorder's callbacks, all of it: */
+    double copy_seconds;    /*   copying weights / checkpoint into buffers */
+    double wait_seconds;    /*   waiting for a free buffer (back-pressure) */
+    int64_t waits;          /*   how many times it had to wait */
+    double end_seconds;     /*   run_end: draining the queue and closing */
+    /* writer thread */
+    double write_seconds;   /* busy in HDF5 (appends, flushes, checkpoints) */
+    double write_mb_s;      /* bytes / write_seconds, MB/s */
+    /* memory */
+    int pool;               /* OIALR_RECORD_POOL */
+    size_t snapshot_bytes;  /* one snapshot of the selected layers */
+    size_t held_bytes;      /* pool + checkpoint buffer */
+} oialr_record_info;
+
+/* Counters so far (safe while the run goes) or of the finished run. */
+OIALR_API void oialr_record_get_info(const oialr_hook *hook, oialr_record_info *info);
+
+/* Shorthand: bytes and snapshots written, and the training thread's
+ * seconds inside the recorder's callbacks (hook_seconds; the writer's time
+ * is in oialr_record_get_info). */
 OIALR_API void oialr_record_stats(const oialr_hook *hook, uint64_t *bytes, double *seconds, int64_t *snapshots);
 
 #ifdef __cplusplus

@@ -1,14 +1,62 @@
 /*
  * hook.c — the recorder hook: the built-in trainer's weights, metrics and
  * checkpoint into an HDF5 trajectory (see oialr/record.h for the schedule).
+ *
+ * Asynchronous: the training thread only copies. init creates the file on
+ * the caller's thread; run_begin selects the layers and gathers the
+ * configuration without touching HDF5 (so a bad --record-layers fails
+ * before training) and starts a writer thread, which then makes every HDF5
+ * call (declarations, SWMR start, appends, checkpoints) until run_end joins
+ * it (the Debian HDF5 is not thread-safe: never two
+ * threads in it at once; pthread_create/pthread_join hand the handle over).
+ * The training thread copies a snapshot into one of OIALR_RECORD_POOL
+ * buffers (a checkpoint into its own buffer), queues a job and goes on;
+ * when no buffer is free it waits for the writer (back-pressure: memory is
+ * bounded, no snapshot is ever dropped). A writer error is kept (code and
+ * message) and returned by the next callback, which stops the run.
+ *
+ *   training thread                    writer thread
+ *   run_begin: select, gather config,
+ *              start writer, queue --> define the file, begin SWMR; then
+ *                                      loop: pop job, write, flush,
+ *   step_end:  copy -> queue --------> give the buffer back
+ *   epoch_end: copy ckpt -> queue ---> ckpt start/put/commit
+ *   run_end:   queue final, join ----> drain, exit;  then close the file
+ *
+ * Should the thread fail to start, the jobs are written synchronously.
  */
 #include "oialr/record.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#define QCAP 64 /* queued jobs (a snapshot, a metrics row, a checkpoint, an event) */
+
+enum { JOB_BEGIN, JOB_SNAP, JOB_METRICS, JOB_CKPT, JOB_EVENT };
+
+typedef struct ckpt_meta {
+    int64_t optim_t, step, epochs_done, seconds_us, loader_cursor;
+    uint64_t model_rng_state, model_rng_inc, loader_rng_state, loader_rng_inc;
+} ckpt_meta;
+
+typedef struct job {
+    int kind;
+    int64_t step;
+    float *buf; /* JOB_SNAP: a pool buffer, the selected matrices back to back */
+    union {
+        double row[10];      /* JOB_METRICS, OIALR_TRAJ_METRICS_DEFAULT order */
+        ckpt_meta ck;        /* JOB_CKPT (arrays in recorder.ck_*) */
+        oialr_traj_event ev; /* JOB_EVENT */
+    } u;
+} job;
 
 typedef struct recorder {
     oialr_traj *traj;
@@ -16,16 +64,52 @@ typedef struct recorder {
     int64_t every;
     int every_epoch, checkpoint;
     int *index;      /* trajectory layer -> parameter index */
+    oialr_param_info *sel; /* [nsel] the selected matrices (copies) */
     int nsel;
-    int64_t last_snap; /* step of the last snapshot (-1: none) */
+    struct {
+        const char *key;
+        char value[512];
+    } base_cfg[24];  /* /config from the trainer, gathered at run_begin */
+    int nbase;
+    int ckpt_declare; /* declare the checkpoint items */
+    int64_t last_snap; /* step of the last snapshot queued (-1: none) */
     int has_m, has_v;
     size_t total;
     int64_t loader_n;
     char **ckeys, **cvals;
     int nconfig;
+
+    /* buffers: sizes fixed at run_begin */
+    size_t *snap_len;          /* [nsel] floats of each selected layer */
+    size_t snap_floats;        /* floats of one snapshot (all selected layers) */
+    float *pool[OIALR_RECORD_POOL];
+    float *ck_f;               /* params [, optim_m] [, optim_v] */
+    int64_t *ck_order;         /* loader_order */
+    size_t held_bytes;
+
+    /* writer thread; everything below under mu */
+    pthread_t thread;
+    int running;               /* the writer owns traj (between start and join) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;    /* writer: a job is queued, or closing */
+    pthread_cond_t cv_space;   /* training: a buffer / slot came free */
+    job ring[QCAP];
+    int head, count;
+    float *free_bufs[OIALR_RECORD_POOL];
+    int nfree;
+    int ck_busy;               /* the checkpoint buffer is queued or being written */
+    int closing;
+    int werr;                  /* the writer's first error (OIALR_OK: none) */
+    char wmsg[1024];
+    atomic_int failed;         /* werr != 0, read by the training thread without mu */
+    int reported;              /* werr was returned by a callback already */
+
+    /* statistics: writer side under mu, training side training thread only */
     uint64_t bytes;
-    double seconds;
     int64_t snapshots;
+    double write_s;
+    double hook_s, copy_s, wait_s, end_s;
+    int64_t waits;
 } recorder;
 
 static char *dupstr(const char *s) {
@@ -42,97 +126,335 @@ void oialr_record_options_default(oialr_record_options *opt) {
     opt->checkpoint = 1;
 }
 
+static void stop_writer(recorder *r);
+
 static void recorder_free(recorder *r) {
     if (!r) return;
+    stop_writer(r);
     oialr_traj_close(r->traj);
     for (int i = 0; i < r->nconfig; i++) {
         free(r->ckeys[i]);
         free(r->cvals[i]);
     }
+    for (int i = 0; i < OIALR_RECORD_POOL; i++) free(r->pool[i]);
+    free(r->ck_f);
+    free(r->ck_order);
+    free(r->snap_len);
     free(r->ckeys);
     free(r->cvals);
     free(r->index);
+    free(r->sel);
     free(r->path);
     free(r->layers);
+    pthread_cond_destroy(&r->cv_space);
+    pthread_cond_destroy(&r->cv_work);
+    pthread_mutex_destroy(&r->mu);
     free(r);
 }
 
 // ----------------------------------------------------------------------------
-// what one snapshot / metrics row / checkpoint writes
+// the writer: one job's HDF5 calls (on the writer thread, or on the training
+// thread while no writer runs)
+
+static int define_file(recorder *r);
+
+static int job_write(recorder *r, const job *j) {
+    oialr_traj *tr = r->traj;
+    int rc = OIALR_OK;
+    switch (j->kind) {
+    case JOB_BEGIN:
+        rc = define_file(r);
+        break;
+    case JOB_SNAP: {
+        const float *w = j->buf;
+        for (int i = 0; i < r->nsel && !rc; i++) {
+            rc = oialr_traj_append(tr, i, j->step, w, 0);
+            w += r->snap_len[i];
+        }
+        break;
+    }
+    case JOB_METRICS:
+        rc = oialr_traj_append_metrics(tr, j->step, j->u.row, 10);
+        break;
+    case JOB_EVENT:
+        rc = oialr_traj_append_event(tr, &j->u.ev);
+        break;
+    case JOB_CKPT: {
+        const ckpt_meta *c = &j->u.ck;
+        const float *f = r->ck_f;
+        if ((rc = oialr_traj_ckpt_start(tr))) return rc;
+        if ((rc = oialr_traj_ckpt_put_array(tr, "params", f, r->total))) return rc;
+        f += r->total;
+        if (r->has_m) {
+            if ((rc = oialr_traj_ckpt_put_array(tr, "optim_m", f, r->total))) return rc;
+            f += r->total;
+        }
+        if (r->has_v && (rc = oialr_traj_ckpt_put_array(tr, "optim_v", f, r->total))) return rc;
+        if ((rc = oialr_traj_ckpt_put_i64(tr, "optim_t", c->optim_t))) return rc;
+        if ((rc = oialr_traj_ckpt_put_i64(tr, "step", c->step))) return rc;
+        if ((rc = oialr_traj_ckpt_put_i64(tr, "epochs_done", c->epochs_done))) return rc;
+        if ((rc = oialr_traj_ckpt_put_i64(tr, "seconds_us", c->seconds_us))) return rc;
+        if ((rc = oialr_traj_ckpt_put_u64(tr, "model_rng_state", c->model_rng_state))) return rc;
+        if ((rc = oialr_traj_ckpt_put_u64(tr, "model_rng_inc", c->model_rng_inc))) return rc;
+        if ((rc = oialr_traj_ckpt_put_u64(tr, "loader_rng_state", c->loader_rng_state))) return rc;
+        if ((rc = oialr_traj_ckpt_put_u64(tr, "loader_rng_inc", c->loader_rng_inc))) return rc;
+        if ((rc = oialr_traj_ckpt_put_i64(tr, "loader_cursor", c->loader_cursor))) return rc;
+        if ((rc = oialr_traj_ckpt_put_array_i64(tr, "loader_order", r->ck_order, (size_t)r->loader_n))) return rc;
+        rc = oialr_traj_ckpt_commit(tr);
+        break;
+    }
+    }
+    return rc;
+}
+
+static void *writer_main(void *arg) {
+    recorder *r = arg;
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        while (r->count == 0 && !r->closing) pthread_cond_wait(&r->cv_work, &r->mu);
+        if (r->count == 0) break; /* closing and drained */
+        job j = r->ring[r->head];
+        r->head = (r->head + 1) % QCAP;
+        r->count--;
+        int failed = r->werr != OIALR_OK;
+        pthread_mutex_unlock(&r->mu);
+
+        /* after an error, later jobs are only given back: the run is stopping */
+        double t0 = oialr_now();
+        int rc = failed ? OIALR_OK : job_write(r, &j);
+        double dt = oialr_now() - t0;
+        char msg[sizeof r->wmsg];
+        if (rc) snprintf(msg, sizeof msg, "%s", oialr_errmsg()); /* errmsg is per thread */
+
+        pthread_mutex_lock(&r->mu);
+        r->write_s += dt;
+        if (rc && r->werr == OIALR_OK) {
+            r->werr = rc;
+            memcpy(r->wmsg, msg, sizeof msg);
+            atomic_store(&r->failed, 1);
+        }
+        if (j.kind == JOB_SNAP) {
+            if (!rc && !failed) {
+                r->snapshots++;
+                r->bytes += (uint64_t)r->snap_floats * sizeof(float);
+            }
+            r->free_bufs[r->nfree++] = j.buf;
+        } else if (j.kind == JOB_CKPT) {
+            r->ck_busy = 0;
+        }
+        pthread_cond_signal(&r->cv_space);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* Start the writer; the training thread makes no HDF5 call until
+ * stop_writer(). The asynchronous signals a run reacts to (SIGINT, SIGTERM)
+ * are blocked in the writer so they reach the training thread's handler and
+ * never interrupt a write. */
+static int start_writer(recorder *r) {
+    sigset_t block, old;
+    sigemptyset(&block);
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM, SIGUSR1, SIGUSR2, SIGCHLD, SIGWINCH};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) sigaddset(&block, sigs[i]);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int e = pthread_create(&r->thread, NULL, writer_main, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e) return oialr_seterr(OIALR_ERR_NOMEM, "%s: cannot start the writer thread: %s", r->path, strerror(e));
+    r->running = 1;
+    return OIALR_OK;
+}
+
+/* Drain the queue and join: afterwards the training thread owns traj again. */
+static void stop_writer(recorder *r) {
+    if (!r->running) return;
+    pthread_mutex_lock(&r->mu);
+    r->closing = 1;
+    pthread_cond_signal(&r->cv_work);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->thread, NULL);
+    r->running = 0;
+}
+
+// ----------------------------------------------------------------------------
+// the training thread: copy and queue
+
+/* The writer's error as this thread's error. */
+static int writer_error(recorder *r) {
+    pthread_mutex_lock(&r->mu);
+    int rc = r->werr;
+    char msg[sizeof r->wmsg];
+    memcpy(msg, r->wmsg, sizeof msg);
+    pthread_mutex_unlock(&r->mu);
+    r->reported = 1;
+    return oialr_seterr(rc, "%s", msg);
+}
+
+/* Wait (mu held) until cond holds; counted as back-pressure. */
+#define WAIT_UNTIL(r, cond)                                                                                  \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            double w0_ = oialr_now();                                                                        \
+            while (!(cond)) pthread_cond_wait(&(r)->cv_space, &(r)->mu);                                     \
+            (r)->wait_s += oialr_now() - w0_;                                                                \
+            (r)->waits++;                                                                                    \
+        }                                                                                                    \
+    } while (0)
+
+/* Queue a job, or write it now while no writer runs. */
+static int submit(recorder *r, const job *j) {
+    if (!r->running) {
+        int rc = job_write(r, j);
+        if (j->kind == JOB_SNAP) {
+            r->free_bufs[r->nfree++] = j->buf;
+            if (!rc) {
+                r->snapshots++;
+                r->bytes += (uint64_t)r->snap_floats * sizeof(float);
+            }
+        }
+        return rc;
+    }
+    pthread_mutex_lock(&r->mu);
+    WAIT_UNTIL(r, r->count < QCAP);
+    r->ring[(r->head + r->count) % QCAP] = *j;
+    r->count++;
+    pthread_cond_signal(&r->cv_work);
+    pthread_mutex_unlock(&r->mu);
+    return OIALR_OK;
+}
+
+static float *take_buffer(recorder *r) {
+    if (!r->running) return r->free_bufs[--r->nfree]; /* synchronous: always one free */
+    pthread_mutex_lock(&r->mu);
+    WAIT_UNTIL(r, r->nfree > 0);
+    float *b = r->free_bufs[--r->nfree];
+    pthread_mutex_unlock(&r->mu);
+    return b;
+}
 
 static int snapshot(recorder *r, oialr_trainer *t) {
     int64_t step = t->metrics.step;
     if (step == r->last_snap) return OIALR_OK;
+    job j = {.kind = JOB_SNAP, .step = step, .buf = take_buffer(r)};
+    double t0 = oialr_now();
     const oialr_params *p = t->params;
+    float *w = j.buf;
     for (int i = 0; i < r->nsel; i++) {
-        const oialr_param_info *pi = &p->info[r->index[i]];
-        int rc = oialr_traj_append(r->traj, i, step, p->data + pi->offset, 0);
-        if (rc) return rc;
-        r->bytes += (uint64_t)pi->size * sizeof(float);
+        memcpy(w, p->data + p->info[r->index[i]].offset, r->snap_len[i] * sizeof(float));
+        w += r->snap_len[i];
     }
+    r->copy_s += oialr_now() - t0;
     r->last_snap = step;
-    r->snapshots++;
-    return OIALR_OK;
+    return submit(r, &j);
 }
 
 static int metrics_row(recorder *r, oialr_trainer *t) {
     const oialr_train_metrics *m = &t->metrics;
     double epoch = t->steps_per_epoch > 0 ? (double)m->step / (double)t->steps_per_epoch : (double)m->epoch;
+    job j = {.kind = JOB_METRICS, .step = m->step};
     /* OIALR_TRAJ_METRICS_DEFAULT order */
     double v[10] = {epoch,          (double)m->loss,     (double)m->train_acc, (double)m->val_loss,
                     (double)m->val_acc, (double)m->test_loss, (double)m->test_acc,  (double)m->lr,
                     (double)m->trainable_fraction, m->seconds};
-    return oialr_traj_append_metrics(r->traj, m->step, v, 10);
+    memcpy(j.u.row, v, sizeof v);
+    return submit(r, &j);
 }
 
-static int write_checkpoint(recorder *r, oialr_trainer *t) {
-    oialr_traj *tr = r->traj;
-    int rc;
+static int checkpoint(recorder *r, oialr_trainer *t) {
+    if (r->running) {
+        pthread_mutex_lock(&r->mu);
+        WAIT_UNTIL(r, !r->ck_busy);
+        r->ck_busy = 1;
+        pthread_mutex_unlock(&r->mu);
+    }
+    double t0 = oialr_now();
+    float *f = r->ck_f;
+    memcpy(f, t->params->data, r->total * sizeof *f);
+    f += r->total;
+    if (r->has_m) {
+        memcpy(f, t->optim.m, r->total * sizeof *f);
+        f += r->total;
+    }
+    if (r->has_v) memcpy(f, t->optim.v, r->total * sizeof *f);
+    memcpy(r->ck_order, t->train->idx, (size_t)r->loader_n * sizeof *r->ck_order);
     oialr_rng *mr = oialr_model_rng(t->model);
-    if ((rc = oialr_traj_ckpt_start(tr))) return rc;
-    if ((rc = oialr_traj_ckpt_put_array(tr, "params", t->params->data, r->total))) return rc;
-    if (r->has_m && (rc = oialr_traj_ckpt_put_array(tr, "optim_m", t->optim.m, r->total))) return rc;
-    if (r->has_v && (rc = oialr_traj_ckpt_put_array(tr, "optim_v", t->optim.v, r->total))) return rc;
-    if ((rc = oialr_traj_ckpt_put_i64(tr, "optim_t", t->optim.t))) return rc;
-    if ((rc = oialr_traj_ckpt_put_i64(tr, "step", t->metrics.step))) return rc;
-    if ((rc = oialr_traj_ckpt_put_i64(tr, "epochs_done", (int64_t)t->metrics.epoch + 1))) return rc;
-    if ((rc = oialr_traj_ckpt_put_i64(tr, "seconds_us", (int64_t)llround(t->metrics.seconds * 1e6)))) return rc;
-    if ((rc = oialr_traj_ckpt_put_u64(tr, "model_rng_state", mr ? mr->state : 0))) return rc;
-    if ((rc = oialr_traj_ckpt_put_u64(tr, "model_rng_inc", mr ? mr->inc : 0))) return rc;
-    if ((rc = oialr_traj_ckpt_put_u64(tr, "loader_rng_state", t->train->rng.state))) return rc;
-    if ((rc = oialr_traj_ckpt_put_u64(tr, "loader_rng_inc", t->train->rng.inc))) return rc;
-    if ((rc = oialr_traj_ckpt_put_i64(tr, "loader_cursor", t->train->cursor))) return rc;
-    if ((rc = oialr_traj_ckpt_put_array_i64(tr, "loader_order", t->train->idx, (size_t)r->loader_n))) return rc;
-    return oialr_traj_ckpt_commit(tr);
+    job j = {.kind = JOB_CKPT, .step = t->metrics.step};
+    j.u.ck = (ckpt_meta){.optim_t = t->optim.t,
+                         .step = t->metrics.step,
+                         .epochs_done = (int64_t)t->metrics.epoch + 1,
+                         .seconds_us = (int64_t)llround(t->metrics.seconds * 1e6),
+                         .loader_cursor = t->train->cursor,
+                         .model_rng_state = mr ? mr->state : 0,
+                         .model_rng_inc = mr ? mr->inc : 0,
+                         .loader_rng_state = t->train->rng.state,
+                         .loader_rng_inc = t->train->rng.inc};
+    r->copy_s += oialr_now() - t0;
+    return submit(r, &j);
+}
+
+/* The buffers, once the selection is known. */
+static int alloc_buffers(recorder *r, const oialr_trainer *t) {
+    const oialr_params *p = t->params;
+    r->snap_len = malloc((size_t)r->nsel * sizeof *r->snap_len);
+    if (!r->snap_len) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", r->path);
+    r->snap_floats = 0;
+    for (int i = 0; i < r->nsel; i++) {
+        r->snap_len[i] = p->info[r->index[i]].size;
+        if (r->snap_len[i] > SIZE_MAX / sizeof(float) - r->snap_floats)
+            return oialr_seterr(OIALR_ERR_NOMEM, "%s: snapshot too large", r->path);
+        r->snap_floats += r->snap_len[i];
+    }
+    size_t sb = r->snap_floats * sizeof(float);
+    for (int i = 0; i < OIALR_RECORD_POOL; i++) {
+        if (!(r->pool[i] = malloc(sb ? sb : 1)))
+            return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory for %d snapshot buffers of %zu bytes", r->path,
+                                OIALR_RECORD_POOL, sb);
+        r->free_bufs[r->nfree++] = r->pool[i];
+    }
+    r->held_bytes = OIALR_RECORD_POOL * sb;
+    if (r->checkpoint) {
+        size_t arrays = 1 + (size_t)r->has_m + (size_t)r->has_v;
+        if (r->total > SIZE_MAX / sizeof(float) / arrays)
+            return oialr_seterr(OIALR_ERR_NOMEM, "%s: checkpoint too large", r->path);
+        size_t fb = arrays * r->total * sizeof(float), ob = (size_t)r->loader_n * sizeof(int64_t);
+        r->ck_f = malloc(fb ? fb : 1);
+        r->ck_order = malloc(ob ? ob : 1);
+        if (!r->ck_f || !r->ck_order)
+            return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory for the checkpoint buffer (%zu bytes)", r->path,
+                                fb + ob);
+        r->held_bytes += fb + ob;
+    }
+    return OIALR_OK;
 }
 
 // ----------------------------------------------------------------------------
 // callbacks
 
-static int config_put(recorder *r, const char *key, const char *fmt, ...) OIALR_PRINTF(3, 4);
-static int config_put(recorder *r, const char *key, const char *fmt, ...) {
-    char buf[512];
+/* run_begin, training thread: everything the file will need, gathered
+ * without an HDF5 call (the writer declares it: define_file). */
+static void config_put(recorder *r, const char *key, const char *fmt, ...) OIALR_PRINTF(3, 4);
+static void config_put(recorder *r, const char *key, const char *fmt, ...) {
+    OIALR_ASSERT(r->nbase < (int)(sizeof r->base_cfg / sizeof *r->base_cfg));
+    r->base_cfg[r->nbase].key = key;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    vsnprintf(r->base_cfg[r->nbase].value, sizeof r->base_cfg[r->nbase].value, fmt, ap);
     va_end(ap);
-    return oialr_traj_set_config(r->traj, key, buf);
+    r->nbase++;
 }
 
-static int declare_all(recorder *r, oialr_trainer *t) {
+static int gather(recorder *r, oialr_trainer *t) {
     const oialr_params *p = t->params;
-    int rc;
-    r->index = malloc((size_t)(p->count ? p->count : 1) * sizeof *r->index);
-    if (!r->index) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", r->path);
+    size_t cap = (size_t)(p->count ? p->count : 1);
+    r->index = malloc(cap * sizeof *r->index);
+    r->sel = malloc(cap * sizeof *r->sel);
+    if (!r->index || !r->sel) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", r->path);
     for (int i = 0; i < p->count; i++) {
         const oialr_param_info *pi = &p->info[i];
         if (pi->kind != OIALR_PARAM_MATRIX) continue;
         if (r->layers && r->layers[0] && !oialr_glob_match(r->layers, pi->name)) continue;
-        int idx;
-        rc = oialr_traj_declare_layer(r->traj, pi->name, pi->rows, pi->cols, pi->layer, pi->ndim, pi->shape, &idx);
-        if (rc) return rc;
-        r->index[idx] = i;
-        r->nsel = idx + 1;
+        r->sel[r->nsel] = *pi; /* a copy: the writer must not read the trainer */
+        r->index[r->nsel++] = i;
     }
     if (r->nsel == 0) {
         char names[256] = "";
@@ -147,37 +469,52 @@ static int declare_all(recorder *r, oialr_trainer *t) {
     const oialr_train_config *c = &t->cfg;
     static const char *const opt_names[] = {"sgd", "adamw"};
     static const char *const sched_names[] = {"constant", "step", "cosine"};
-    if ((rc = config_put(r, "model", "%s", oialr_model_spec(t->model)))) return rc;
-    if ((rc = config_put(r, "epochs", "%d", c->epochs))) return rc;
-    if ((rc = config_put(r, "batch", "%d", c->batch))) return rc;
-    if ((rc = config_put(r, "max_steps", "%lld", (long long)c->max_steps))) return rc;
-    if ((rc = config_put(r, "seed", "%llu", (unsigned long long)c->seed))) return rc;
-    if ((rc = config_put(r, "label_smoothing", "%g", (double)c->label_smoothing))) return rc;
-    if ((rc = config_put(r, "optimizer", "%s", c->optim.kind >= 0 && c->optim.kind < 2 ? opt_names[c->optim.kind] : "?")))
-        return rc;
-    if ((rc = config_put(r, "lr", "%g", (double)c->optim.lr))) return rc;
-    if ((rc = config_put(r, "momentum", "%g", (double)c->optim.momentum))) return rc;
-    if ((rc = config_put(r, "nesterov", "%d", c->optim.nesterov))) return rc;
-    if ((rc = config_put(r, "betas", "%g,%g", (double)c->optim.beta1, (double)c->optim.beta2))) return rc;
-    if ((rc = config_put(r, "weight_decay", "%g", (double)c->optim.weight_decay))) return rc;
-    if ((rc = config_put(r, "schedule", "%s",
-                         c->schedule.kind >= 0 && c->schedule.kind < 3 ? sched_names[c->schedule.kind] : "?")))
-        return rc;
-    if ((rc = config_put(r, "warmup", "%lld", (long long)c->schedule.warmup))) return rc;
-    if ((rc = config_put(r, "steps_per_epoch", "%lld", (long long)t->steps_per_epoch))) return rc;
-    if ((rc = config_put(r, "total_steps", "%lld", (long long)t->total_steps))) return rc;
-    if ((rc = config_put(r, "record_every", "%lld", (long long)r->every))) return rc;
-    if ((rc = config_put(r, "record_layers", "%s", r->layers ? r->layers : "*"))) return rc;
-    for (int i = 0; i < r->nconfig; i++)
-        if ((rc = oialr_traj_set_config(r->traj, r->ckeys[i], r->cvals[i]))) return rc;
-    if ((rc = oialr_traj_declare_metrics(r->traj, OIALR_TRAJ_METRICS_DEFAULT))) return rc;
+    r->nbase = 0;
+    config_put(r, "model", "%s", oialr_model_spec(t->model));
+    config_put(r, "epochs", "%d", c->epochs);
+    config_put(r, "batch", "%d", c->batch);
+    config_put(r, "max_steps", "%lld", (long long)c->max_steps);
+    config_put(r, "seed", "%llu", (unsigned long long)c->seed);
+    config_put(r, "label_smoothing", "%g", (double)c->label_smoothing);
+    config_put(r, "optimizer", "%s", c->optim.kind >= 0 && c->optim.kind < 2 ? opt_names[c->optim.kind] : "?");
+    config_put(r, "lr", "%g", (double)c->optim.lr);
+    config_put(r, "momentum", "%g", (double)c->optim.momentum);
+    config_put(r, "nesterov", "%d", c->optim.nesterov);
+    config_put(r, "betas", "%g,%g", (double)c->optim.beta1, (double)c->optim.beta2);
+    config_put(r, "weight_decay", "%g", (double)c->optim.weight_decay);
+    config_put(r, "schedule", "%s", c->schedule.kind >= 0 && c->schedule.kind < 3 ? sched_names[c->schedule.kind] : "?");
+    config_put(r, "warmup", "%lld", (long long)c->schedule.warmup);
+    config_put(r, "steps_per_epoch", "%lld", (long long)t->steps_per_epoch);
+    config_put(r, "total_steps", "%lld", (long long)t->total_steps);
+    config_put(r, "record_every", "%lld", (long long)r->every);
+    config_put(r, "record_layers", "%s", r->layers ? r->layers : "*");
     /* checkpoint items */
+    r->ckpt_declare = r->checkpoint;
     if (r->checkpoint) {
-        oialr_traj *tr = r->traj;
         r->total = p->total;
         r->has_m = t->optim.m != NULL;
         r->has_v = t->optim.v != NULL;
         r->loader_n = t->train->n;
+        if (r->loader_n <= 0) r->checkpoint = 0;
+    }
+    return OIALR_OK;
+}
+
+/* The writer's first job (JOB_BEGIN): declare what gather() found, start SWMR. */
+static int define_file(recorder *r) {
+    oialr_traj *tr = r->traj;
+    int rc;
+    for (int i = 0; i < r->nsel; i++) {
+        const oialr_param_info *pi = &r->sel[i];
+        if ((rc = oialr_traj_declare_layer(tr, pi->name, pi->rows, pi->cols, pi->layer, pi->ndim, pi->shape, NULL)))
+            return rc;
+    }
+    for (int i = 0; i < r->nbase; i++)
+        if ((rc = oialr_traj_set_config(tr, r->base_cfg[i].key, r->base_cfg[i].value))) return rc;
+    for (int i = 0; i < r->nconfig; i++)
+        if ((rc = oialr_traj_set_config(tr, r->ckeys[i], r->cvals[i]))) return rc;
+    if ((rc = oialr_traj_declare_metrics(tr, OIALR_TRAJ_METRICS_DEFAULT))) return rc;
+    if (r->ckpt_declare) {
         if ((rc = oialr_traj_declare_ckpt_array(tr, "params", r->total))) return rc;
         if (r->has_m && (rc = oialr_traj_declare_ckpt_array(tr, "optim_m", r->total))) return rc;
         if (r->has_v && (rc = oialr_traj_declare_ckpt_array(tr, "optim_v", r->total))) return rc;
@@ -189,22 +526,29 @@ static int declare_all(recorder *r, oialr_trainer *t) {
             if ((rc = oialr_traj_declare_ckpt_scalar(tr, u64s[i], 1))) return rc;
         if (r->loader_n > 0 && (rc = oialr_traj_declare_ckpt_array_i64(tr, "loader_order", (size_t)r->loader_n)))
             return rc;
-        if (r->loader_n <= 0) r->checkpoint = 0;
     }
-    return oialr_traj_begin(r->traj);
+    return oialr_traj_begin(tr);
 }
 
+/* Time of the training thread inside the recorder (copies and waits too). */
 #define TIMED(r, expr)                                                                                       \
     do {                                                                                                     \
         double t0_ = oialr_now();                                                                            \
         int rc_ = (expr);                                                                                    \
-        (r)->seconds += oialr_now() - t0_;                                                                   \
+        (r)->hook_s += oialr_now() - t0_;                                                                    \
         return rc_;                                                                                          \
     } while (0)
 
+#define FAILED(r) atomic_load_explicit(&(r)->failed, memory_order_acquire)
+
 static int do_run_begin(recorder *r, oialr_trainer *t) {
-    if (!r->traj) return oialr_seterr(OIALR_ERR_ARG, "%s: recorder already closed (hook reused?)", r->path);
-    int rc = declare_all(r, t);
+    if (!r->traj || r->running)
+        return oialr_seterr(OIALR_ERR_ARG, "%s: recorder already closed (hook reused?)", r->path);
+    int rc = gather(r, t);
+    if (!rc) rc = alloc_buffers(r, t);
+    if (!rc && start_writer(r)) oialr_log(OIALR_LOG_WARN, "%s; writing synchronously", oialr_errmsg());
+    job begin = {.kind = JOB_BEGIN};
+    if (!rc) rc = submit(r, &begin);
     if (!rc) rc = snapshot(r, t);
     if (!rc) rc = metrics_row(r, t);
     return rc;
@@ -213,7 +557,6 @@ static int do_run_begin(recorder *r, oialr_trainer *t) {
 static int rec_run_begin(oialr_trainer *t, void *user) { TIMED((recorder *)user, do_run_begin(user, t)); }
 
 static int do_step_end(recorder *r, oialr_trainer *t) {
-    if (r->every <= 0 || t->metrics.step % r->every != 0) return OIALR_OK;
     int rc = snapshot(r, t);
     if (!rc) rc = metrics_row(r, t);
     return rc;
@@ -221,32 +564,58 @@ static int do_step_end(recorder *r, oialr_trainer *t) {
 
 static int rec_step_end(oialr_trainer *t, void *user) {
     recorder *r = user;
+    if (FAILED(r)) return writer_error(r); /* stop the run at the first step after a write error */
     if (r->every <= 0 || t->metrics.step % r->every != 0) return OIALR_OK;
     TIMED(r, do_step_end(r, t));
 }
 
-static int rec_eval_end(oialr_trainer *t, void *user) { TIMED((recorder *)user, metrics_row(user, t)); }
+static int rec_eval_end(oialr_trainer *t, void *user) {
+    recorder *r = user;
+    if (FAILED(r)) return writer_error(r);
+    TIMED(r, metrics_row(r, t));
+}
 
 static int do_epoch_end(recorder *r, oialr_trainer *t) {
     int rc = OIALR_OK;
     if (r->every_epoch) rc = snapshot(r, t);
-    if (!rc && r->checkpoint) rc = write_checkpoint(r, t);
+    if (!rc && r->checkpoint) rc = checkpoint(r, t);
     return rc;
 }
 
-static int rec_epoch_end(oialr_trainer *t, void *user) { TIMED((recorder *)user, do_epoch_end(user, t)); }
+static int rec_epoch_end(oialr_trainer *t, void *user) {
+    recorder *r = user;
+    if (FAILED(r)) return writer_error(r);
+    TIMED(r, do_epoch_end(r, t));
+}
 
 static int do_run_end(recorder *r, oialr_trainer *t) {
     if (!r->traj) return OIALR_OK;
+    double t0 = oialr_now();
     int rc = OIALR_OK;
-    /* the final state, even after an error or a stop: it is what the run did */
-    if (r->nsel > 0) rc = snapshot(r, t);
-    if (rc) oialr_log(OIALR_LOG_ERROR, "%s", oialr_errmsg());
+    /* the final state, even after a stop or a training error: it is what the
+     * run did (not after a write error: the file is failing) */
+    if (r->nsel > 0 && (r->running || r->nfree > 0) && !FAILED(r)) rc = snapshot(r, t);
+    stop_writer(r); /* drains the queue */
+    if (!rc && r->werr) {
+        if (r->reported) {
+            rc = r->werr;
+        } else if (t->status) {
+            /* the run already failed for another reason: keep its message */
+            oialr_log(OIALR_LOG_ERROR, "%s", r->wmsg);
+            rc = r->werr;
+        } else {
+            rc = writer_error(r);
+        }
+    } else if (rc && t->status) {
+        oialr_log(OIALR_LOG_ERROR, "%s", oialr_errmsg());
+    }
     int crc = oialr_traj_close(r->traj);
     r->traj = NULL;
+    if (crc && !rc && t->status) oialr_log(OIALR_LOG_ERROR, "%s", oialr_errmsg());
     /* nothing recorded (the run failed before its first snapshot): leave no
      * half-made file behind that a rerun would need --force for */
     if (r->snapshots == 0) unlink(r->path);
+    r->end_s += oialr_now() - t0;
     return rc ? rc : crc;
 }
 
@@ -265,6 +634,10 @@ int oialr_record_hook_init(oialr_hook *hook, const oialr_record_options *opt) {
         return oialr_seterr(OIALR_ERR_ARG, "%s: bad config key/value lists", opt->path);
     recorder *r = calloc(1, sizeof *r);
     if (!r) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", opt->path);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv_work, NULL);
+    pthread_cond_init(&r->cv_space, NULL);
+    atomic_init(&r->failed, 0);
     r->path = dupstr(opt->path);
     r->layers = dupstr(opt->layers);
     r->every = opt->every;
@@ -313,14 +686,53 @@ void oialr_record_hook_free(oialr_hook *hook) {
     memset(hook, 0, sizeof *hook);
 }
 
+static recorder *of_hook(const oialr_hook *hook) {
+    return hook && hook->run_begin == rec_run_begin ? hook->user : NULL;
+}
+
 oialr_traj *oialr_record_trajectory(const oialr_hook *hook) {
-    if (!hook || hook->run_begin != rec_run_begin || !hook->user) return NULL;
-    return ((recorder *)hook->user)->traj;
+    recorder *r = of_hook(hook);
+    return r && !r->running ? r->traj : NULL;
+}
+
+int oialr_record_event(oialr_hook *hook, const oialr_traj_event *ev) {
+    recorder *r = of_hook(hook);
+    OIALR_ASSERT(ev);
+    if (!r || !r->traj) return oialr_seterr(OIALR_ERR_ARG, "recorder: event on a closed or unknown recorder");
+    if (ev->kind < 0 || ev->kind > 2)
+        return oialr_seterr(OIALR_ERR_ARG, "%s: event kind %d is not switch/rotate/truncate", r->path, ev->kind);
+    if (FAILED(r)) return writer_error(r);
+    job j = {.kind = JOB_EVENT, .step = ev->step, .u.ev = *ev};
+    double t0 = oialr_now();
+    int rc = submit(r, &j);
+    r->hook_s += oialr_now() - t0;
+    return rc;
+}
+
+void oialr_record_get_info(const oialr_hook *hook, oialr_record_info *info) {
+    recorder *r = of_hook(hook);
+    memset(info, 0, sizeof *info);
+    info->pool = OIALR_RECORD_POOL;
+    if (!r) return;
+    pthread_mutex_lock(&r->mu);
+    info->snapshots = r->snapshots;
+    info->bytes = r->bytes;
+    info->write_seconds = r->write_s;
+    info->wait_seconds = r->wait_s;
+    info->waits = r->waits;
+    pthread_mutex_unlock(&r->mu);
+    info->hook_seconds = r->hook_s;
+    info->copy_seconds = r->copy_s;
+    info->end_seconds = r->end_s;
+    info->write_mb_s = info->write_seconds > 0 ? (double)info->bytes / 1e6 / info->write_seconds : 0.0;
+    info->snapshot_bytes = r->snap_floats * sizeof(float);
+    info->held_bytes = r->held_bytes;
 }
 
 void oialr_record_stats(const oialr_hook *hook, uint64_t *bytes, double *seconds, int64_t *snapshots) {
-    const recorder *r = hook && hook->run_begin == rec_run_begin ? hook->user : NULL;
-    if (bytes) *bytes = r ? r->bytes : 0;
-    if (seconds) *seconds = r ? r->seconds : 0.0;
-    if (snapshots) *snapshots = r ? r->snapshots : 0;
+    oialr_record_info in;
+    oialr_record_get_info(hook, &in);
+    if (bytes) *bytes = in.bytes;
+    if (seconds) *seconds = in.hook_seconds;
+    if (snapshots) *snapshots = in.snapshots;
 }

@@ -1,12 +1,20 @@
 /*
- * bench_record.c — the recorder's overhead: the MLP (mlp:512,512, batch 128)
- * trained for the same steps without and with recording every 10 steps,
- * rounds interleaved, median training time of each side; target <= 3%.
- * Also the recorder's write rate (MB/s of snapshot data over the time spent
- * inside its callbacks) and the file size.
+ * bench_record.c — the recorder's overhead: the MLP (mlp:512,512, batch 128,
+ * OpenBLAS's default threads) trained for the same steps without and with
+ * recording every 10 steps (snapshots through the asynchronous writer;
+ * no checkpoint: it is per epoch); target <= 3%.
  *
- *   build/bench/bench_record [steps] [reps]       (make bench runs it)
+ *   build/bench/bench_record [steps] [reps]      rounds interleaved in one
+ *                                                process, medians, by hand
+ *   build/bench/bench_record once base|record [steps]
+ *                                                one run, one key=value line
+ *                                                (tests/bench/section_record.sh
+ *                                                interleaves these processes)
  *
+ * Reported: training time (the trainer's clock: run_begin to the last step,
+ * so run_end's final drain is not in it), the training thread's time inside
+ * the recorder while training (copies + waits for a free buffer), the
+ * writer thread's time in HDF5 and its MB/s, snapshot and file sizes.
  * Fashion-MNIST when installed, the synthetic set otherwise. Environment:
  * OIALR_BENCH_REPS (3), OIALR_BENCH_RECORD_STEPS (300).
  */
@@ -30,15 +38,15 @@ static double median(double *v, int n) {
 }
 
 typedef struct result {
-    double train_s;    /* training wall time (trainer's clock) */
-    double rec_s;      /* inside the recorder */
-    uint64_t bytes;
+    double train_s;      /* training wall time (trainer's clock) */
+    oialr_record_info info;
     long long file_bytes;
 } result;
 
 static int run(const oialr_dataset *ds, int64_t steps, const char *record, result *out) {
     oialr_loader trl, val;
     int rc;
+    memset(out, 0, sizeof *out);
     if ((rc = oialr_loader_split(&trl, &val, ds, 0 < ds->n / 10 ? ds->n / 10 : 1, 1))) return rc;
     oialr_model *m = NULL;
     if ((rc = oialr_model_create(&m, "mlp:512,512", ds->c, ds->h, ds->w, ds->nclass, 128, 1))) return rc;
@@ -62,11 +70,8 @@ static int run(const oialr_dataset *ds, int64_t steps, const char *record, resul
     }
     rc = oialr_train_run(&t);
     out->train_s = t.metrics.seconds;
-    out->rec_s = 0;
-    out->bytes = 0;
-    out->file_bytes = 0;
     if (record) {
-        oialr_record_stats(&h, &out->bytes, &out->rec_s, NULL);
+        oialr_record_get_info(&h, &out->info);
         oialr_record_hook_free(&h);
         struct stat st;
         if (stat(record, &st) == 0) out->file_bytes = (long long)st.st_size;
@@ -78,11 +83,25 @@ static int run(const oialr_dataset *ds, int64_t steps, const char *record, resul
     return rc;
 }
 
+/* training thread inside the recorder while training (run_end is after) */
+static double in_hook(const result *r) { return r->info.hook_seconds - r->info.end_seconds; }
+
 int main(int argc, char **argv) {
     int64_t steps = getenv("OIALR_BENCH_RECORD_STEPS") ? atoll(getenv("OIALR_BENCH_RECORD_STEPS")) : 300;
     int reps = getenv("OIALR_BENCH_REPS") ? atoi(getenv("OIALR_BENCH_REPS")) : 3;
-    if (argc > 1) steps = atoll(argv[1]);
-    if (argc > 2) reps = atoi(argv[2]);
+    int once = argc > 1 && !strcmp(argv[1], "once"), rec_once = 0;
+    if (once) {
+        if (argc < 3 || (strcmp(argv[2], "base") && strcmp(argv[2], "record"))) {
+            fprintf(stderr, "usage: bench_record once base|record [steps]\n");
+            return 2;
+        }
+        rec_once = !strcmp(argv[2], "record");
+        if (argc > 3) steps = atoll(argv[3]);
+        reps = 1;
+    } else {
+        if (argc > 1) steps = atoll(argv[1]);
+        if (argc > 2) reps = atoi(argv[2]);
+    }
     if (reps < 1 || reps > 50 || steps < 10) {
         fprintf(stderr, "usage: bench_record [steps >= 10] [reps 1..50]\n");
         return 2;
@@ -96,30 +115,55 @@ int main(int argc, char **argv) {
     char dir[] = "/tmp/oialr-bench-record-XXXXXX", path[64];
     if (!mkdtemp(dir)) return 1;
     snprintf(path, sizeof path, "%s/r.h5", dir);
-    double base[50], rec[50], rate[50], inhook[50];
-    result r = {0};
-    for (int i = 0; i < reps; i++) {
-        result b;
-        if (run(&ds, steps, NULL, &b) || run(&ds, steps, path, &r)) {
+    int status = 0;
+    if (once) {
+        result r;
+        if (run(&ds, steps, rec_once ? path : NULL, &r)) {
             fprintf(stderr, "bench_record: %s\n", oialr_errmsg());
-            return 1;
+            status = 1;
+        } else {
+            const oialr_record_info *in = &r.info;
+            printf("mode=%s data=%s steps=%lld threads=%d train_s=%.4f in_hook_s=%.4f copy_s=%.4f wait_s=%.4f "
+                   "waits=%lld end_s=%.4f write_s=%.4f write_mb_s=%.0f bytes=%llu snapshots=%lld "
+                   "snapshot_bytes=%zu held_bytes=%zu file_bytes=%lld\n",
+                   rec_once ? "record" : "base", dname, (long long)steps, oialr_get_threads(), r.train_s,
+                   in_hook(&r), in->copy_seconds, in->wait_seconds, (long long)in->waits, in->end_seconds,
+                   in->write_seconds, in->write_mb_s, (unsigned long long)in->bytes, (long long)in->snapshots,
+                   in->snapshot_bytes, in->held_bytes, r.file_bytes);
         }
-        base[i] = b.train_s;
-        rec[i] = r.train_s;
-        rate[i] = r.rec_s > 0 ? (double)r.bytes / 1e6 / r.rec_s : 0;
-        inhook[i] = 100.0 * r.rec_s / b.train_s;
+    } else {
+        double base[50], rec[50], rate[50], inhook[50];
+        result r = {0};
+        for (int i = 0; i < reps && !status; i++) {
+            result b;
+            /* alternate the order: base first in even rounds, record first in odd ones */
+            int e1 = i % 2 ? run(&ds, steps, path, &r) : run(&ds, steps, NULL, &b);
+            int e2 = e1 ? e1 : i % 2 ? run(&ds, steps, NULL, &b) : run(&ds, steps, path, &r);
+            if (e2) {
+                fprintf(stderr, "bench_record: %s\n", oialr_errmsg());
+                status = 1;
+                break;
+            }
+            base[i] = b.train_s;
+            rec[i] = r.train_s;
+            rate[i] = r.info.write_mb_s;
+            inhook[i] = 100.0 * in_hook(&r) / b.train_s;
+        }
+        if (!status) {
+            double mb = median(base, reps), mr = median(rec, reps), rr = median(rate, reps);
+            double over = 100.0 * (mr - mb) / mb, ih = median(inhook, reps);
+            printf("record: %s, mlp:512,512, batch 128, %d BLAS threads, %lld steps, snapshot every 10 steps, %d "
+                   "interleaved rounds\n",
+                   dname, oialr_get_threads(), (long long)steps, reps);
+            printf("| recorder overhead (every 10 steps) | %.2f s without, %.2f s with | %+.1f%% | target <= 3%% |\n",
+                   mb, mr, over);
+            printf("| training thread inside the recorder / training time | copies + waits | %.1f%% | |\n", ih);
+            printf("| writer thread write rate | %.1f MB snapshots, file %.1f MB | %.0f MB/s | in HDF5 |\n",
+                   r.info.bytes / 1e6, r.file_bytes / 1e6, rr);
+        }
     }
     unlink(path);
     rmdir(dir);
-    double mb = median(base, reps), mr = median(rec, reps), rr = median(rate, reps);
-    double over = 100.0 * (mr - mb) / mb, ih = median(inhook, reps);
-    printf("record: %s, mlp:512,512, batch 128, %lld steps, snapshot every 10 steps, %d interleaved rounds\n", dname,
-           (long long)steps, reps);
-    printf("| recorder overhead (every 10 steps) | %.2f s without, %.2f s with | %+.1f%% | target <= 3%% |\n", mb, mr,
-           over);
-    printf("| recorder time inside its hook / training time | | %.1f%% | less noisy than the difference |\n", ih);
-    printf("| recorder write rate | %.1f MB snapshots, file %.1f MB | %.0f MB/s | inside the hook |\n", r.bytes / 1e6,
-           r.file_bytes / 1e6, rr);
     oialr_dataset_free(&ds);
-    return 0;
+    return status;
 }
