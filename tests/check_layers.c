@@ -422,6 +422,41 @@ static void ln_bwd(void *c, const float *dy)
     layernorm_backward(k->dx, k->dw, k->db, dy, k->x, k->mean, k->rstd, k->w, k->N, k->D);
 }
 
+/* Rows (forward, dinp) and columns (dweight, dbias) split across 1, 2 and 3
+ * threads: N = 600 rows of 65 (>= 32 Ki values), fast == naive. */
+START_TEST(test_layernorm_threads)
+{
+    const int N = 600, D = 65, saved = nn_threads();
+    const size_t n = (size_t)N * D;
+    tu_rng r;
+    tu_rng_seed(&r, 19);
+    float *x = tu_alloc(n), *w = tu_alloc(D), *b = tu_alloc(D), *dy = tu_alloc(n);
+    float *y1 = tu_alloc(n), *y2 = tu_alloc(n), *m1 = tu_alloc(N), *m2 = tu_alloc(N), *r1 = tu_alloc(N),
+          *r2 = tu_alloc(N);
+    float *dx1 = tu_alloc(n), *dx2 = tu_alloc(n), *dw1 = tu_alloc(D), *dw2 = tu_alloc(D), *db1 = tu_alloc(D),
+          *db2 = tu_alloc(D);
+    tu_fill_uniform(x, n, &r, -2, 2);
+    tu_fill_uniform(w, D, &r, 0.5f, 1.5f);
+    tu_fill_uniform(b, D, &r, -1, 1);
+    tu_fill_uniform(dy, n, &r, -1, 1);
+    layernorm_forward_naive(y2, m2, r2, x, w, b, N, D, 1e-5f);
+    layernorm_backward_naive(dx2, dw2, db2, dy, x, m2, r2, w, N, D);
+    for (int nt = 1; nt <= 3; nt++) {
+        openblas_set_num_threads(nt);
+        memset(dx1, 0, n * sizeof *dx1), memset(dw1, 0, D * sizeof *dw1), memset(db1, 0, D * sizeof *db1);
+        layernorm_forward(y1, m1, r1, x, w, b, N, D, 1e-5f);
+        ck_assert_msg(tu_close_ratio(y1, y2, n, ATOL, RTOL) <= 1, "ln fwd, %d threads", nt);
+        layernorm_backward(dx1, dw1, db1, dy, x, m1, r1, w, N, D);
+        ck_assert_msg(tu_close_ratio(dx1, dx2, n, ATOL, RTOL) <= 1, "ln dx, %d threads", nt);
+        ck_assert_msg(tu_close_ratio(dw1, dw2, D, ATOL, RTOL) <= 1, "ln dw, %d threads", nt);
+        ck_assert_msg(tu_close_ratio(db1, db2, D, ATOL, RTOL) <= 1, "ln db, %d threads", nt);
+    }
+    openblas_set_num_threads(saved);
+    free(x), free(w), free(b), free(dy), free(y1), free(y2), free(m1), free(m2), free(r1), free(r2);
+    free(dx1), free(dx2), free(dw1), free(dw2), free(db1), free(db2);
+}
+END_TEST
+
 START_TEST(test_layernorm)
 {
     static const int shapes[][2] = {{5, 8}, {3, 17}, {1, 64}};
@@ -804,6 +839,7 @@ static Suite *layers_suite(void)
     tcase_add_test(core, test_batchnorm_running);
     tcase_add_test(core, test_batchnorm_threads);
     tcase_add_loop_test(core, test_layernorm, 0, 3);
+    tcase_add_test(core, test_layernorm_threads);
     tcase_add_loop_test(core, test_attention, 0, NATT);
     tcase_add_test(core, test_attention_by_hand);
     tcase_add_test(core, test_attention_threads);

@@ -242,10 +242,28 @@ void batchnorm2d_backward_naive(float *dinp, float *dweight, float *dbias, const
 // ---------------------------------------------------------------------------
 // layer norm
 
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
-                       const float *bias, int N, int D, float eps)
+/* Rows are independent in the forward and for dinp; dweight and dbias sum
+ * over rows, so the backward gives each thread a block of rows (dinp) and a
+ * block of columns (dweight, dbias) instead: no reduction, and every column
+ * accumulates its rows in the same order as one thread would. */
+typedef struct ln_job {
+    float *out, *mean, *rstd, *dinp, *dweight, *dbias;
+    const float *inp, *weight, *bias, *dout, *cmean, *crstd;
+    int N, D;
+    float eps;
+} ln_job;
+
+static int ln_threads(int N, int D)
 {
-    for (int r = 0; r < N; r++) {
+    if ((size_t)N * D < BN_PAR_MIN) return 1;
+    int nt = nn_threads();
+    return nt < N ? nt : N;
+}
+
+OIALR_HOT static void ln_forward_rows(float *restrict out, float *mean, float *rstd, const float *restrict inp,
+                                      const float *weight, const float *bias, int r0, int r1, int D, float eps)
+{
+    for (int r = r0; r < r1; r++) {
         const float *x = inp + (size_t)r * D;
         float *o = out + (size_t)r * D;
         float s = 0.0f;
@@ -267,23 +285,37 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
     }
 }
 
-void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                        const float *mean, const float *rstd, const float *weight, int N, int D)
+static void ln_forward_share(void *ctx, int t, int nt)
 {
-    for (int r = 0; r < N; r++) {
+    const ln_job *j = ctx;
+    int r0, r1;
+    nn_share(j->N, t, nt, &r0, &r1);
+    ln_forward_rows(j->out, j->mean, j->rstd, j->inp, j->weight, j->bias, r0, r1, j->D, j->eps);
+}
+
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                       const float *bias, int N, int D, float eps)
+{
+    ln_job j = {.out = out, .mean = mean, .rstd = rstd, .inp = inp, .weight = weight, .bias = bias, .N = N, .D = D,
+                .eps = eps};
+    nn_parallel(ln_forward_share, &j, ln_threads(N, D));
+}
+
+/* dxhat = g*w; dx = rs*(dxhat - mean(dxhat) - xhat*mean(dxhat*xhat)) */
+OIALR_HOT static void ln_backward_rows(float *restrict dinp, const float *restrict dout, const float *restrict inp,
+                                       const float *mean, const float *rstd, const float *weight, int r0, int r1,
+                                       int D)
+{
+    for (int r = r0; r < r1; r++) {
         const float *x = inp + (size_t)r * D, *g = dout + (size_t)r * D;
         const float m = mean[r], rs = rstd[r];
-        /* dxhat = g*w; dx = rs*(dxhat - mean(dxhat) - xhat*mean(dxhat*xhat)) */
         float a = 0.0f, ax = 0.0f;
         for (int i = 0; i < D; i++) {
             float xh = (x[i] - m) * rs;
             float dxh = weight ? g[i] * weight[i] : g[i];
             a += dxh;
             ax += dxh * xh;
-            if (dbias) dbias[i] += g[i];
-            if (dweight) dweight[i] += g[i] * xh;
         }
-        if (!dinp) continue;
         a /= (float)D;
         ax /= (float)D;
         float *dx = dinp + (size_t)r * D;
@@ -293,6 +325,39 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
             dx[i] += rs * (dxh - a - xh * ax);
         }
     }
+}
+
+OIALR_HOT static void ln_backward_cols(float *restrict dweight, float *restrict dbias, const float *restrict dout,
+                                       const float *restrict inp, const float *mean, const float *rstd, int N, int D,
+                                       int c0, int c1)
+{
+    for (int r = 0; r < N; r++) {
+        const float *x = inp + (size_t)r * D, *g = dout + (size_t)r * D;
+        const float m = mean[r], rs = rstd[r];
+        if (dbias)
+            for (int i = c0; i < c1; i++) dbias[i] += g[i];
+        if (dweight)
+            for (int i = c0; i < c1; i++) dweight[i] += g[i] * ((x[i] - m) * rs);
+    }
+}
+
+static void ln_backward_share(void *ctx, int t, int nt)
+{
+    const ln_job *j = ctx;
+    int r0, r1, c0, c1;
+    nn_share(j->N, t, nt, &r0, &r1);
+    nn_share(j->D, t, nt, &c0, &c1);
+    if (j->dinp) ln_backward_rows(j->dinp, j->dout, j->inp, j->cmean, j->crstd, j->weight, r0, r1, j->D);
+    if (j->dweight || j->dbias)
+        ln_backward_cols(j->dweight, j->dbias, j->dout, j->inp, j->cmean, j->crstd, j->N, j->D, c0, c1);
+}
+
+void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                        const float *mean, const float *rstd, const float *weight, int N, int D)
+{
+    ln_job j = {.dinp = dinp, .dweight = dweight, .dbias = dbias, .dout = dout, .inp = inp, .cmean = mean,
+                .crstd = rstd, .weight = weight, .N = N, .D = D};
+    nn_parallel(ln_backward_share, &j, ln_threads(N, D));
 }
 
 void layernorm_forward_naive(float *out, float *mean, float *rstd, const float *inp, const float *weight,
