@@ -70,6 +70,8 @@ SHARED_LIB := $(BUILD)/liboialr.so.$(word 1,$(subst ., ,$(VERSION)))
 CLI        := $(BUILD)/oialr
 
 .PHONY: all deps check demo bench results install uninstall clean _check _demo _bench _results tests
+# keep the test helpers' objects between builds
+.SECONDARY:
 .DEFAULT_GOAL := all
 
 all: $(STATIC_LIB) $(SHARED_LIB) $(CLI)
