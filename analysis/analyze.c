@@ -32,7 +32,10 @@ static const char *USAGE =
     "      --layers GLOBS   comma-separated name patterns (default: all layers)\n"
     "      --beta B         cutoff r_beta = #{sigma_i >= B sigma_1} (default 0.15)\n"
     "      --tau T          stability threshold (default 0.99)\n"
-    "      --double         float64 SVD (default float32)\n"
+    "      --double         float64 SVD for every layer\n"
+    "      --float          float32 SVD for every layer (default: float32, and\n"
+    "                       float64 for a layer whose condition number exceeds\n"
+    "                       1e-3/FLT_EPSILON = 8.4e3, where float32 is not exact)\n"
     "      --threads N      analysis threads (default: online cores)\n"
     "      --blas-threads N OpenBLAS threads per analysis thread (default 1)\n"
     "      --no-angles      skip the principal angles (faster; NaN in the tables)\n"
@@ -129,6 +132,7 @@ static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
     o->threads = cores > 0 ? (int)cores : 1;
     o->blas_threads = 1;
     o->prec = OIALR_PREC_F32;
+    o->auto_prec = 1;
     int lag_given = 0;
     *help = 0;
     for (int i = 1; i < argc; i++) {
@@ -167,7 +171,8 @@ static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
             if (parse_ll(name, v, 1, 256, &ll)) return 2;
             o->blas_threads = (int)ll;
         } else if (!strcmp(name, "--policy")) { VALUE(); if (parse_policy(v, &o->policy)) return 2; }
-        else if (!strcmp(name, "--double") && !eq) o->prec = OIALR_PREC_F64;
+        else if (!strcmp(name, "--double") && !eq) { o->prec = OIALR_PREC_F64; o->auto_prec = 0; }
+        else if (!strcmp(name, "--float") && !eq) { o->prec = OIALR_PREC_F32; o->auto_prec = 0; }
         else if (!strcmp(name, "--force") && !eq) o->force = 1;
         else if (!strcmp(name, "--no-angles") && !eq) o->no_angles = 1;
         else if ((!strcmp(name, "-q") || !strcmp(name, "--quiet")) && !eq) o->quiet = 1;
@@ -207,6 +212,7 @@ typedef struct layer_sum {
     int64_t cutoff_rank;     /* at the last valid snapshot */
     double param_share;
     double max_condition;    /* over the valid snapshots */
+    int prec;                /* working precision used */
     int64_t switch_step;     /* replay: -1 never / not eligible */
     int64_t switch_rank;
     double switch_s;
@@ -220,7 +226,12 @@ typedef struct run_ctx {
     const oialr_traj_layer *L;
     ana_row *rows;           /* nsnap rows of the current layer */
     ana_results *res;
+    int check_condition;     /* ask for float64 when float32 is not exact */
 } run_ctx;
+
+/* float32 stability is off by up to ~0.15 cond * FLT_EPSILON (measured,
+ * docs/metrics.md); above this the layer is redone in float64 */
+#define ANA_F32_MAX_COND (1e-3 / FLT_EPSILON)
 
 static int read_cb(void *user, int64_t snap, float *buf, size_t n) {
     run_ctx *c = user;
@@ -229,12 +240,14 @@ static int read_cb(void *user, int64_t snap, float *buf, size_t n) {
 
 static int emit_cb(void *user, int64_t snap, const ana_row *row, const double *sigma, int64_t n) {
     run_ctx *c = user;
+    if (c->check_condition && row->valid && row->sp.condition > ANA_F32_MAX_COND) return ANA_RESTART;
     c->rows[snap] = *row;
     return ana_results_row(c->res, snap, row, sigma, n);
 }
 
-static void summarise(const ana_opts *o, const oialr_traj_layer *L, const ana_row *r, layer_sum *s) {
+static void summarise(const ana_opts *o, const oialr_traj_layer *L, const ana_row *r, int prec, layer_sum *s) {
     memset(s, 0, sizeof *s);
+    s->prec = prec;
     snprintf(s->name, sizeof s->name, "%s", L->name);
     s->rows = L->rows;
     s->cols = L->cols;
@@ -286,7 +299,9 @@ static void summarise(const ana_opts *o, const oialr_traj_layer *L, const ana_ro
 static void print_summary(const ana_opts *o, const oialr_traj_info *info, const layer_sum *ls, int nl,
                           const ana_results *res, double secs) {
     printf("oialr analyze: %s: %d layer%s, lag %d, beta %g, tau %g, %s, %d thread%s, %.2f s%s\n", o->input, nl,
-           nl == 1 ? "" : "s", o->lag, o->beta, o->tau, o->prec == OIALR_PREC_F64 ? "float64" : "float32", o->threads,
+           nl == 1 ? "" : "s", o->lag, o->beta, o->tau,
+           o->auto_prec ? "float32 (float64 where ill-conditioned)" : o->prec == OIALR_PREC_F64 ? "float64" : "float32",
+           o->threads,
            o->threads == 1 ? "" : "s", secs, info->swmr_read ? " (live file: analysed what is there)" : "");
     printf("%-24s %11s %6s %10s %14s %7s %7s\n", "layer", "shape", "snaps", "final S", "stable from", "r_beta",
            "share");
@@ -297,11 +312,13 @@ static void print_summary(const ana_opts *o, const oialr_traj_info *info, const 
         else snprintf(st, sizeof st, "never");
         printf("%-24s %11s %6lld %10.6f %14s %7lld %7.3f", ls[i].name, shape, (long long)ls[i].nsnap, ls[i].final_s, st,
                (long long)ls[i].cutoff_rank, ls[i].param_share);
+        if (o->auto_prec && ls[i].prec == OIALR_PREC_F64)
+            printf("  (float64: condition number up to %.3g)", ls[i].max_condition);
         if (ls[i].skipped) printf("  (%lld snapshot%s with NaN/Inf skipped)", (long long)ls[i].skipped,
                                   ls[i].skipped == 1 ? "" : "s");
         printf("\n");
     }
-    if (o->prec == OIALR_PREC_F32)
+    if (o->prec == OIALR_PREC_F32 && !o->auto_prec)
         for (int i = 0; i < nl; i++)
             if (ls[i].max_condition * FLT_EPSILON > 1e-4)
                 printf("note: %s: condition number up to %.3g; float32 stability may be off by ~%.1g there "
@@ -423,12 +440,24 @@ int oialr_cmd_analyze(int argc, char **argv) {
         if (!layer_selected(L->name, o.layers)) continue;
         run_ctx c = {.o = &o, .t = t, .layer = i, .L = L, .rows = rows, .res = res};
         if ((rc = ana_results_layer_begin(res, L->name, L->kind, L->rows, L->cols, L->nsnap))) goto fail;
-        if (L->nsnap > 0 &&
-            (rc = ana_engine_layer(e, L->rows, L->cols, L->nsnap, L->steps, o.lag, o.beta, read_cb, emit_cb, &c))) {
+        int prec = o.prec;
+        for (;;) {
+            if ((rc = ana_engine_set_prec(e, prec))) goto fail;
+            ana_results_layer_prec(res, prec);
+            c.check_condition = o.auto_prec && prec == OIALR_PREC_F32;
+            rc = L->nsnap > 0 ? ana_engine_layer(e, L->rows, L->cols, L->nsnap, L->steps, o.lag, o.beta, read_cb,
+                                                 emit_cb, &c)
+                              : OIALR_OK;
+            if (rc != ANA_RESTART) break;
+            if ((rc = ana_results_layer_rewind(res))) goto fail;
+            oialr_log(OIALR_LOG_DEBUG, "%s: condition number above %.3g: float64", L->name, ANA_F32_MAX_COND);
+            prec = OIALR_PREC_F64;
+        }
+        if (rc) {
             oialr_seterr(rc, "layer %s: %s", L->name, oialr_errmsg());
             goto fail;
         }
-        summarise(&o, L, rows, &ls[nl]);
+        summarise(&o, L, rows, prec, &ls[nl]);
         if ((rc = ana_results_layer_end(res, rows, L->nsnap, ls[nl].stable_step, ls[nl].switch_step,
                                         ls[nl].switch_rank)))
             goto fail;

@@ -41,7 +41,9 @@ typedef struct ana_opts {
     double beta, tau;
     int threads;          /* analysis threads */
     int blas_threads;     /* OpenBLAS threads per analysis thread */
-    int prec;             /* OIALR_PREC_F32 / F64 */
+    int prec;             /* OIALR_PREC_F32 / F64: the starting precision */
+    int auto_prec;        /* float32, but a layer whose condition number makes
+                           * float32 doubtful is redone in float64 */
     int force;            /* overwrite the output */
     int quiet;            /* no summary on stdout */
     int no_angles;        /* skip the principal angles (NaN in the outputs) */
@@ -65,13 +67,19 @@ typedef struct ana_row {
 typedef struct ana_engine ana_engine;
 
 /* Called on the main thread for each finished snapshot in order: the row,
- * and the n singular values (NULL if the snapshot was invalid). */
+ * and the n singular values (NULL if the snapshot was invalid). A non-zero
+ * return stops the layer and is returned by ana_engine_layer (ANA_RESTART:
+ * the caller wants the layer again, in float64). */
+#define ANA_RESTART 1
 typedef int (*ana_emit_fn)(void *user, int64_t snap, const ana_row *row, const double *sigma, int64_t n);
 /* Reads snapshot `snap` into buf (rows*cols floats); main thread only. */
 typedef int (*ana_read_fn)(void *user, int64_t snap, float *buf, size_t n);
 
 int ana_engine_new(ana_engine **e, int threads, int prec);
 void ana_engine_free(ana_engine *e);
+/* Working precision for the next layers (frees the workspaces of the other). */
+int ana_engine_set_prec(ana_engine *e, int prec);
+int ana_engine_prec(const ana_engine *e);
 /* Principal angles on (default) or off. */
 void ana_engine_set_angles(ana_engine *e, int on);
 /* Analyse one layer of nsnap snapshots with the given steps. */

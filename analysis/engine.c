@@ -201,6 +201,21 @@ void ana_engine_free(ana_engine *e) {
 
 void ana_engine_set_angles(ana_engine *e, int on) { e->no_angles = !on; }
 
+int ana_engine_set_prec(ana_engine *e, int prec) {
+    if (prec == e->prec) return OIALR_OK;
+    free_ring(e); /* factors of the other precision */
+    for (int i = 0; i < e->threads; i++) {
+        oialr_svd_ws_free(e->th[i].ws);
+        e->th[i].ws = NULL;
+        int rc = oialr_svd_ws_new(&e->th[i].ws, prec);
+        if (rc) return rc;
+    }
+    e->prec = prec;
+    return OIALR_OK;
+}
+
+int ana_engine_prec(const ana_engine *e) { return e->prec; }
+
 double ana_engine_svd_seconds(const ana_engine *e) {
     double s = 0;
     for (int i = 0; i < e->threads; i++) s += e->th[i].svd_seconds;

@@ -22,6 +22,9 @@ struct ana_results {
     const ana_opts *o;
     hid_t file, layers, group, sigma;   /* current layer group and its sigma dataset */
     int64_t n;                          /* current layer's n */
+    int prec;                           /* current layer's working precision */
+    long off_metrics, off_spectra;      /* CSV offsets at the layer's start */
+    size_t nss_layer;                   /* r->nss at the layer's start */
     char name[128];
     FILE *metrics, *spectra;
     char *paths[4];                     /* files created (for removal on failure) */
@@ -126,7 +129,9 @@ int ana_results_open(ana_results **out, const ana_opts *o, const char *source_cr
             (rc = attr_str(r->file, "library", "oialr " OIALR_VERSION_STRING)) ||
             (rc = attr_i64(r->file, "lag", o->lag)) || (rc = attr_f64(r->file, "beta", o->beta)) ||
             (rc = attr_f64(r->file, "tau", o->tau)) ||
-            (rc = attr_str(r->file, "precision", o->prec == OIALR_PREC_F64 ? "float64" : "float32")) ||
+            (rc = attr_str(r->file, "precision",
+                           o->auto_prec ? "auto: float32, float64 for a layer whose condition number exceeds 8.4e3"
+                           : o->prec == OIALR_PREC_F64 ? "float64" : "float32")) ||
             (rc = attr_str(r->file, "layers_glob", o->layers ? o->layers : "*")) ||
             (rc = attr_str(r->file, "orientation",
                            "W is the stored rows x cols matrix if rows >= cols, else its transpose: m x n, m >= n")) ||
@@ -147,7 +152,7 @@ int ana_results_open(ana_results **out, const ana_opts *o, const char *source_cr
         r->metrics = open_csv(r, "metrics.csv",
                               "layer,step,ref_step,rows,cols,valid,stability,sigma1,sigma_min,frobenius,stable_rank,"
                               "effective_rank,rank,cutoff_rank,param_share,trainable_share,condition,angles_k,"
-                              "grassmann_left,grassmann_right,max_angle_left,max_angle_right\n",
+                              "grassmann_left,grassmann_right,max_angle_left,max_angle_right,precision\n",
                               &rc);
         if (rc) return rc;
         r->spectra = open_csv(r, "spectra.csv", "layer,step,index,sigma\n", &rc);
@@ -159,6 +164,11 @@ int ana_results_open(ana_results **out, const ana_opts *o, const char *source_cr
 int ana_results_layer_begin(ana_results *r, const char *name, const char *kind, int64_t rows, int64_t cols,
                             int64_t nsnap) {
     snprintf(r->name, sizeof r->name, "%s", name);
+    r->nss_layer = r->nss;
+    if (r->metrics) {
+        r->off_metrics = ftell(r->metrics);
+        r->off_spectra = ftell(r->spectra);
+    }
     r->n = rows < cols ? rows : cols;
     if (r->file < 0) return OIALR_OK;
     int rc;
@@ -174,6 +184,23 @@ int ana_results_layer_begin(ana_results *r, const char *name, const char *kind, 
     H5Sclose(sp);
     if (r->sigma < 0) return h5fail("dataset sigma", name);
     return OIALR_OK;
+}
+
+void ana_results_layer_prec(ana_results *r, int prec) { r->prec = prec; }
+
+static int rewind_csv(FILE *f, long off, const char *dir) {
+    if (fflush(f) != 0 || ftruncate(fileno(f), off) != 0 || fseek(f, off, SEEK_SET) != 0)
+        return oialr_seterr(OIALR_ERR_IO, "%s: cannot rewind a CSV table: %s", dir, strerror(errno));
+    return OIALR_OK;
+}
+
+int ana_results_layer_rewind(ana_results *r) {
+    int rc;
+    r->nss = r->nss_layer;
+    if (r->metrics && ((rc = rewind_csv(r->metrics, r->off_metrics, r->o->csv_dir)) ||
+                       (rc = rewind_csv(r->spectra, r->off_spectra, r->o->csv_dir))))
+        return rc;
+    return OIALR_OK; /* the HDF5 rows are rewritten in place */
 }
 
 static void csv_num(FILE *f, double v) { fprintf(f, ",%.9g", v); }
@@ -223,7 +250,7 @@ int ana_results_row(ana_results *r, int64_t snap, const ana_row *row, const doub
         csv_num(f, s->param_share); csv_num(f, s->trainable_share); csv_num(f, s->condition);
         fprintf(f, ",%lld", (long long)row->angles_k);
         csv_num(f, row->grass_left); csv_num(f, row->grass_right); csv_num(f, row->max_left); csv_num(f, row->max_right);
-        fputc('\n', f);
+        fprintf(f, ",%s\n", r->prec == OIALR_PREC_F64 ? "float64" : "float32");
         if (sigma)
             for (int64_t i = 0; i < n; i++) {
                 ana_csv_name(r->spectra, r->name);
@@ -269,7 +296,8 @@ int ana_results_layer_end(ana_results *r, const ana_row *rows, int64_t nsnap, in
     F64("max_angle_right", rows[j].max_right);
 #undef I64
 #undef F64
-    if ((rc = attr_i64(r->group, "stable_step", stable_step)) || (rc = attr_i64(r->group, "switch_step", switch_step)) ||
+    if ((rc = attr_str(r->group, "precision", r->prec == OIALR_PREC_F64 ? "float64" : "float32")) ||
+        (rc = attr_i64(r->group, "stable_step", stable_step)) || (rc = attr_i64(r->group, "switch_step", switch_step)) ||
         (rc = attr_i64(r->group, "switch_rank", switch_rank)))
         goto out;
 out:

@@ -17,6 +17,11 @@ typedef struct ana_results ana_results;
 int ana_results_open(ana_results **r, const ana_opts *o, const char *source_created);
 int ana_results_layer_begin(ana_results *r, const char *name, const char *kind, int64_t rows, int64_t cols,
                             int64_t nsnap);
+/* Working precision of the current layer's rows (CSV column, attribute). */
+void ana_results_layer_prec(ana_results *r, int prec);
+/* Forget the current layer's rows (CSV truncated back, HDF5 rows will be
+ * overwritten): it is being analysed again in another precision. */
+int ana_results_layer_rewind(ana_results *r);
 /* One snapshot, in order; sigma has n values (NULL for an invalid snapshot). */
 int ana_results_row(ana_results *r, int64_t snap, const ana_row *row, const double *sigma, int64_t n);
 /* The per-snapshot scalars of the layer, and its summary attributes. */

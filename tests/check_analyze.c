@@ -211,6 +211,58 @@ START_TEST(test_lag_and_glob) {
 }
 END_TEST
 
+/* An ill-conditioned layer (σ from 1 down to 1e-5, condition 1e5): float32
+ * stability is not exact there, so by default the layer is redone in float64
+ * and matches the exact rotation answer; --float keeps float32. */
+START_TEST(test_ill_conditioned_auto_double) {
+    const int n = 30, T = 6;
+    oialr_traj *t;
+    oialr_traj_options opt;
+    oialr_traj_options_default(&opt);
+    opt.force = 1;
+    ck_assert_int_eq(oialr_traj_create(&t, traj, &opt), OIALR_OK);
+    int idx;
+    ck_assert_int_eq(oialr_traj_declare_layer(t, "ill", n, n, "dense", 0, NULL, &idx), OIALR_OK);
+    double *u = malloc(sizeof(double) * n * n), *v = malloc(sizeof(double) * n * n), *sg = malloc(sizeof(double) * n);
+    double *wd = malloc(sizeof(double) * n * n);
+    float *w = malloc(sizeof(float) * n * n);
+    tu_orthonormal(v, n, n, 5);
+    for (int i = 0; i < n; i++) sg[i] = pow(10.0, -5.0 * i / (n - 1));
+    for (int j = 0; j < T; j++) {
+        tu_orthonormal(u, n, n, 4);
+        double phi = 0;
+        for (int i = 1; i <= j; i++) phi += delta(i);
+        /* rotate the planes of the two smallest singular values too */
+        tu_rotate_cols(u, n, 0, 1, phi);
+        tu_rotate_cols(u, n, n - 2, n - 1, phi);
+        tu_compose(wd, n, n, u, sg, v);
+        tu_to_float(w, wd, (size_t)n * n);
+        ck_assert_int_eq(oialr_traj_append(t, idx, j, w, 0), OIALR_OK);
+    }
+    ck_assert_int_eq(oialr_traj_close(t), OIALR_OK);
+    free(u); free(v); free(sg); free(wd); free(w);
+    for (int mode = 0; mode < 2; mode++) {
+        if (mode == 0) ck_assert_int_eq(run(5, traj, "-o", out, "--force", "-q"), 0);
+        else ck_assert_int_eq(run(6, traj, "-o", out, "--force", "--float", "-q"), 0);
+        hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+        char prec[16] = "";
+        hid_t a = H5Aopen_by_name(f, "/layers/ill", "precision", H5P_DEFAULT, H5P_DEFAULT);
+        hid_t ty = H5Aget_type(a);
+        ck_assert(H5Tget_size(ty) <= sizeof prec);
+        ck_assert(H5Aread(a, ty, prec) >= 0);
+        H5Tclose(ty);
+        H5Aclose(a);
+        ck_assert_str_eq(prec, mode == 0 ? "float64" : "float32");
+        double s[6];
+        read_vec(f, "/layers/ill/stability", H5T_NATIVE_DOUBLE, s);
+        H5Fclose(f);
+        if (mode == 0) /* exact up to the float32 storage of W (measured: 2e-6) */
+            for (int j = 1; j < T; j++)
+                ck_assert_msg(fabs(s[j] - (1.0 - (4.0 / n) * (1.0 - cos(delta(j))))) < 1e-5, "j=%d S=%.8f", j, s[j]);
+    }
+}
+END_TEST
+
 /* delay policy: every eligible layer freezes at the first step >= 35 (40),
  * at its cutoff rank 3; head (aspect 13) stays full. */
 START_TEST(test_replay_delay) {
@@ -370,6 +422,7 @@ static Suite *analyze_suite(void) {
     tcase_add_loop_test(core, test_known_stability_and_replay, 0, 2);
     tcase_add_test(core, test_lag_and_glob);
     tcase_add_test(core, test_replay_delay);
+    tcase_add_test(core, test_ill_conditioned_auto_double);
     tcase_add_test(core, test_live_file);
     tcase_add_test(core, test_python_writer);
     tcase_set_timeout(core, 30);
