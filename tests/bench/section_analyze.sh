@@ -9,11 +9,14 @@
 # (mlp:512,512: fc1 512x784, fc2 512x512, fc3 10x512), 100 snapshots of a
 # random walk, written by BUILD/bench/bench_analyze. Then, interleaved REPS
 # times, in the same run:
-#   oialr      oialr analyze --threads 2 (all metrics, principal angles too)
+#   oialr      oialr analyze --threads 2 (all metrics, principal angles too;
+#              default precision: float32, float64 for ill-conditioned
+#              layers -- here fc2, a square random walk with condition ~4e4)
 #   oialr-na   oialr analyze --threads 2 --no-angles (what the peer computes)
+#   oialr-f    oialr analyze --threads 2 --no-angles --float (float32 everywhere)
 #   numpy      tests/bench/peer_analyze.py with numpy's default threads
 #              (numpy.linalg computes float32 input in float64: dgesdd)
-#   oialr-d    oialr analyze --threads 2 --no-angles --double (like for like; first round only)
+#   oialr-d    oialr analyze --threads 2 --no-angles --double (first round only)
 # and once: the raw LAPACK time (sgesdd of every snapshot, 1 thread; the
 # bound is that divided by the cores) and the wall time of the same SVDs on 2
 # pthreads (on a shared machine the second core often does not deliver a 2x),
@@ -47,16 +50,17 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "nan" || b == "nan" || b == 0
 
 numpy_ok=1
 "$PYTHON" -c 'import numpy, h5py' 2>/dev/null || numpy_ok=0
-: >"$TMP/o.s"; : >"$TMP/na.s"; : >"$TMP/np.s"; : >"$TMP/d.s"
+: >"$TMP/o.s"; : >"$TMP/na.s"; : >"$TMP/f.s"; : >"$TMP/np.s"; : >"$TMP/d.s"
 for i in $(seq 1 "$REPS"); do
     "$B" analyze "$TRAJ" --threads 2 -q >"$TMP/r.txt" && secs "$TMP/r.txt" >>"$TMP/o.s"
     "$B" analyze "$TRAJ" --threads 2 -q --no-angles >"$TMP/r.txt" && secs "$TMP/r.txt" >>"$TMP/na.s"
+    "$B" analyze "$TRAJ" --threads 2 -q --no-angles --float >"$TMP/r.txt" && secs "$TMP/r.txt" >>"$TMP/f.s"
     if [ $numpy_ok = 1 ]; then
         env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$PYTHON" "$PEER" "$TRAJ" >"$TMP/r.txt" && secs "$TMP/r.txt" >>"$TMP/np.s"
     fi
     [ "$i" = 1 ] && "$B" analyze "$TRAJ" --threads 2 -q --no-angles --double >"$TMP/r.txt" && secs "$TMP/r.txt" >>"$TMP/d.s"
 done
-O=$(median <"$TMP/o.s"); NA=$(median <"$TMP/na.s"); NP=$(median <"$TMP/np.s"); D=$(median <"$TMP/d.s")
+O=$(median <"$TMP/o.s"); NA=$(median <"$TMP/na.s"); F=$(median <"$TMP/f.s"); FB=$(best <"$TMP/f.s"); NP=$(median <"$TMP/np.s"); D=$(median <"$TMP/d.s")
 OB=$(best <"$TMP/o.s"); NAB=$(best <"$TMP/na.s"); NPB=$(best <"$TMP/np.s")
 BOUND=$(awk -v l="$LAPACK" -v c="$CORES" 'BEGIN {printf "%.3f", l / c}')
 all() { tr '\n' ' ' <"$1" | sed 's/ $//'; }
@@ -74,6 +78,7 @@ echo "| analyzer run (MLP shapes, 100 snapshots, 3 layers) | seconds (median of 
 echo "|---|---:|---|"
 echo "| oialr analyze --threads 2 (all metrics incl. angles) | $O | $(all "$TMP/o.s") |"
 echo "| oialr analyze --threads 2 --no-angles | $NA | $(all "$TMP/na.s") |"
+echo "| oialr analyze --threads 2 --no-angles --float (float32 everywhere) | $F | $(all "$TMP/f.s") |"
 echo "| oialr analyze --threads 2 --no-angles --double (1 run) | $D | $(all "$TMP/d.s") |"
 echo "| numpy + h5py peer (default threads; float64 SVD) | $NP | $(all "$TMP/np.s") |"
 echo "| raw sgesdd, 1 thread, summed (LAPACK time) | $LAPACK | |"
@@ -83,11 +88,13 @@ echo "| target | measured |"
 echo "|---|---|"
 echo "| ≥ 3× faster than numpy (like for like: --no-angles), medians | $(ratio "$NP" "$NA")× |"
 echo "| same, best run of each (least disturbed by other load) | $(ratio "$NPB" "$NAB")× |"
+echo "| float32 everywhere (--float --no-angles) vs numpy, medians / best | $(ratio "$NP" "$F")× / $(ratio "$NPB" "$FB")× |"
 echo "| (all metrics incl. angles vs numpy's subset) | $(ratio "$NP" "$O")× |"
 echo "| (float64 like for like: --no-angles --double vs numpy) | $(ratio "$NP" "$D")× |"
-echo "| ≤ 1.3× the bound (LAPACK sgesdd time / $CORES cores = $BOUND s), --no-angles | $(ratio "$NA" "$BOUND")× |"
+echo "| ≤ 1.3× the bound (LAPACK sgesdd time / $CORES cores = $BOUND s), --float --no-angles | $(ratio "$F" "$BOUND")× (best $(ratio "$FB" "$BOUND")×) |"
+echo "| (default precision, --no-angles) / bound | $(ratio "$NA" "$BOUND")× |"
 echo "| (all metrics) / bound | $(ratio "$O" "$BOUND")× |"
-echo "| best --no-angles run / bound | $(ratio "$NAB" "$BOUND")× |"
-echo "| --no-angles / measured parallel sgesdd wall time | $(ratio "$NA" "$LAPACK2")× |"
+
+echo "| --float --no-angles / measured parallel sgesdd wall time | $(ratio "$F" "$LAPACK2")× |"
 echo "| peak RSS ≤ 6 × largest layer + 30 MiB = $BUDGET MiB, 10 snapshots | $(MB "$R10") MiB |"
 echo "| same, 200 snapshots | $(MB "$R200") MiB |"
