@@ -49,6 +49,8 @@ static const conv_case conv_cases[] = {
     {2, 2, 6, 5, 3, 2, 3, 2, 1, 1},   /* rectangular kernel */
     {1, 2, 4, 4, 3, 3, 3, 1, 2, 1},   /* pad wider than needed */
     {2, 3, 8, 8, 2, 1, 1, 2, 0, 1},   /* strided 1x1 (ResNet shortcut) */
+    {2, 3, 5, 9, 4, 3, 3, 1, 1, 0},   /* same conv, non-square (shifted im2col) */
+    {2, 2, 3, 3, 2, 5, 5, 1, 2, 1},   /* same 5x5 on 3x3: whole taps outside */
 };
 #define NCONV ((int)(sizeof conv_cases / sizeof conv_cases[0]))
 

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "base/hot.h"
 #include "nn/par.h"
 #include "oialr/base.h"
 
@@ -31,7 +32,9 @@ int conv2d_chunk(const conv2d_dims *d, int B)
     size_t K = (size_t)d->C * d->KH * d->KW, P = (size_t)d->OH * d->OW;
     size_t per = (K + (size_t)d->OC) * P;
     size_t nb = CONV_CHUNK_FLOATS / per;
-    if (nb < 1) nb = 1;
+    /* planes of >= 512 pixels: one sample per GEMM (N = P is wide enough),
+     * whose product needs no reordering into NCHW */
+    if (nb < 1 || P >= 512) nb = 1;
     if (nb > (size_t)B) nb = (size_t)B;
     return (int)nb;
 }
@@ -60,8 +63,95 @@ static void valid_range(int *lo, int *hi, int kw, int S, int pad, int W, int OW)
     if (*hi < *lo) *hi = *lo;
 }
 
+/* Stride 1 with OW == W (a "same" conv): the col row of tap (kh, kw) is the
+ * input plane shifted by dh*W + dw (dh = kh - pad, dw = kw - pad), so a plane
+ * is one contiguous copy and then the columns that wrapped around a row edge
+ * (and the rows outside the image) are zeroed. */
+static int shift_ok(const conv2d_dims *d)
+{
+    return d->stride == 1 && d->OW == d->W && d->OH == d->H;
+}
+
+/* Rows [*lo, *hi) of the output whose input row oh + dh is in the image. */
+static void shift_rows(int dh, int H, int *lo, int *hi)
+{
+    *lo = dh < 0 ? -dh : 0;
+    *hi = dh > 0 ? H - dh : H;
+    if (*hi < *lo) *hi = *lo;
+}
+
+OIALR_HOT static void im2col_shift(float *restrict col, const float *restrict inp, const conv2d_dims *d, int nb)
+{
+    const int C = d->C, H = d->H, W = d->W, KH = d->KH, KW = d->KW, pad = d->pad;
+    const size_t P = (size_t)H * W, ld = (size_t)nb * P;
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < KH; kh++)
+            for (int kw = 0; kw < KW; kw++) {
+                const int dh = kh - pad, dw = kw - pad;
+                int lo, hi;
+                shift_rows(dh, H, &lo, &hi);
+                const ptrdiff_t shift = (ptrdiff_t)dh * W + dw;
+                const size_t i0 = (size_t)lo * W + (size_t)(dw < 0 ? -dw : 0);
+                const size_t i1 = (size_t)hi * W - (size_t)(dw > 0 ? dw : 0);
+                float *row = col + ((size_t)(c * KH + kh) * KW + kw) * ld;
+                for (int s = 0; s < nb; s++) {
+                    const float *plane = inp + ((size_t)s * C + c) * P;
+                    float *dst = row + (size_t)s * P;
+                    if (hi <= lo) {
+                        memset(dst, 0, sizeof(float) * P);
+                        continue;
+                    }
+                    memset(dst, 0, sizeof(float) * i0);
+                    if (i1 > i0) memcpy(dst + i0, plane + (ptrdiff_t)i0 + shift, sizeof(float) * (i1 - i0));
+                    else memset(dst + i0, 0, sizeof(float) * (i0 - i1)); /* cannot happen with W > |dw| */
+                    memset(dst + i1, 0, sizeof(float) * (P - i1));
+                    /* the columns that wrapped to the neighbouring row */
+                    if (dw > 0)
+                        for (int oh = lo; oh < hi; oh++)
+                            for (int ow = W - dw; ow < W; ow++) dst[(size_t)oh * W + ow] = 0.0f;
+                    else if (dw < 0)
+                        for (int oh = lo; oh < hi; oh++)
+                            for (int ow = 0; ow < -dw; ow++) dst[(size_t)oh * W + ow] = 0.0f;
+                }
+            }
+}
+
+/* col2im_add for the same case: zero the wrapped columns of dcol (scratch),
+ * then one contiguous shifted add per plane. */
+OIALR_HOT static void col2im_shift_add(float *restrict inp, float *restrict col, const conv2d_dims *d, int nb)
+{
+    const int C = d->C, H = d->H, W = d->W, KH = d->KH, KW = d->KW, pad = d->pad;
+    const size_t P = (size_t)H * W, ld = (size_t)nb * P;
+    for (int s = 0; s < nb; s++)
+        for (int c = 0; c < C; c++) {
+            float *plane = inp + ((size_t)s * C + c) * P;
+            for (int kh = 0; kh < KH; kh++)
+                for (int kw = 0; kw < KW; kw++) {
+                    const int dh = kh - pad, dw = kw - pad;
+                    int lo, hi;
+                    shift_rows(dh, H, &lo, &hi);
+                    if (hi <= lo) continue;
+                    float *src = col + ((size_t)(c * KH + kh) * KW + kw) * ld + (size_t)s * P;
+                    if (dw > 0)
+                        for (int oh = lo; oh < hi; oh++)
+                            for (int ow = W - dw; ow < W; ow++) src[(size_t)oh * W + ow] = 0.0f;
+                    else if (dw < 0)
+                        for (int oh = lo; oh < hi; oh++)
+                            for (int ow = 0; ow < -dw; ow++) src[(size_t)oh * W + ow] = 0.0f;
+                    const size_t i0 = (size_t)lo * W + (size_t)(dw < 0 ? -dw : 0);
+                    const size_t i1 = (size_t)hi * W - (size_t)(dw > 0 ? dw : 0);
+                    float *dst = plane + (ptrdiff_t)dh * W + dw;
+                    for (size_t i = i0; i < i1; i++) dst[i] += src[i];
+                }
+        }
+}
+
 static void im2col(float *col, const float *inp, const conv2d_dims *d, int nb)
 {
+    if (shift_ok(d) && d->W > d->pad) {
+        im2col_shift(col, inp, d, nb);
+        return;
+    }
     const int C = d->C, H = d->H, W = d->W, KH = d->KH, KW = d->KW, S = d->stride, pad = d->pad;
     const int OH = d->OH, OW = d->OW;
     const size_t P = (size_t)OH * OW, ld = (size_t)nb * P, HW = (size_t)H * W;
@@ -94,9 +184,14 @@ static void im2col(float *col, const float *inp, const conv2d_dims *d, int nb)
             }
 }
 
-/* inp[s][c][ih][iw] += col[...] for every pixel that reads it. */
-static void col2im_add(float *inp, const float *col, const conv2d_dims *d, int nb)
+/* inp[s][c][ih][iw] += col[...] for every pixel that reads it (col is
+ * scratch: the shifted path zeroes its wrapped columns). */
+static void col2im_add(float *inp, float *col, const conv2d_dims *d, int nb)
 {
+    if (shift_ok(d) && d->W > d->pad) {
+        col2im_shift_add(inp, col, d, nb);
+        return;
+    }
     const int C = d->C, H = d->H, W = d->W, KH = d->KH, KW = d->KW, S = d->stride, pad = d->pad;
     const int OH = d->OH, OW = d->OW;
     const size_t P = (size_t)OH * OW, ld = (size_t)nb * P, HW = (size_t)H * W;
