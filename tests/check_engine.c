@@ -181,6 +181,33 @@ START_TEST(gelu_known_values) {
 }
 END_TEST
 
+/* relu_forward/backward and add_forward split across 1, 2 and 3 threads
+ * (>= 256 Ki values; 300001 so the last share ends off a block): exact. */
+START_TEST(elementwise_threads) {
+    const size_t n = 300001;
+    const int saved = openblas_get_num_threads();
+    tu_rng r;
+    tu_rng_seed(&r, 3);
+    float *a = tu_alloc(n), *b = tu_alloc(n), *y = tu_alloc(n), *d = tu_alloc(n);
+    tu_fill_uniform(a, n, &r, -1, 1);
+    tu_fill_uniform(b, n, &r, -1, 1);
+    a[n - 1] = NAN;
+    for (int nt = 1; nt <= 3; nt++) {
+        openblas_set_num_threads(nt);
+        relu_forward(y, a, n);
+        for (size_t i = 0; i + 1 < n; i++) ck_assert_float_eq(y[i], a[i] < 0 ? 0.0f : a[i]);
+        ck_assert(isnan(y[n - 1]));
+        for (size_t i = 0; i < n; i++) d[i] = 1.0f;
+        relu_backward(d, b, a, n);
+        for (size_t i = 0; i < n; i++) ck_assert_float_eq(d[i], 1.0f + (a[i] > 0 ? b[i] : 0.0f));
+        add_forward(y, a, b, n);
+        for (size_t i = 0; i + 1 < n; i++) ck_assert_float_eq(y[i], a[i] + b[i]);
+    }
+    openblas_set_num_threads(saved);
+    free(a); free(b); free(y); free(d);
+}
+END_TEST
+
 /* gelu_forward/backward (rational tanh, threaded from 64 Ki values) against
  * the formula with tanh in double, over [-12, 12] and with NaN, on 1, 2 and
  * 3 threads; 70001 values so the shares end off a 16-value block. */
@@ -637,6 +664,7 @@ static Suite *engine_suite(void) {
     tcase_add_loop_test(core, act_gradcheck, 0, A_COUNT);
     tcase_add_test(core, gelu_known_values);
     tcase_add_test(core, gelu_vs_libm);
+    tcase_add_test(core, elementwise_threads);
     tcase_add_loop_test(core, xent_gradcheck, 0, 2);
     tcase_add_test(core, xent_known_values);
     tcase_add_loop_test(core, model_gradcheck, 0, (int)(sizeof MODEL_SPECS / sizeof MODEL_SPECS[0]));

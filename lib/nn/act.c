@@ -9,12 +9,13 @@
 
 #include <math.h>
 
-OIALR_HOT void relu_forward(float *out, const float *inp, size_t n) {
+OIALR_HOT static void relu_forward_range(float *restrict out, const float *restrict inp, size_t n) {
     /* written so that NaN propagates (NaN < 0 is false), as in PyTorch */
     for (size_t i = 0; i < n; i++) out[i] = inp[i] < 0.0f ? 0.0f : inp[i];
 }
 
-OIALR_HOT void relu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+OIALR_HOT static void relu_backward_range(float *restrict dinp, const float *restrict dout,
+                                          const float *restrict inp, size_t n) {
     for (size_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
@@ -123,6 +124,44 @@ OIALR_HOT void dropout_backward(float *dinp, const float *dout, const float *mas
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * mask[i];
 }
 
-OIALR_HOT void add_forward(float *out, const float *a, const float *b, size_t n) {
+OIALR_HOT static void add_forward_range(float *restrict out, const float *restrict a, const float *restrict b,
+                                        size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
+
+/* ReLU and the residual add of a CNN stage run over 1.6 M values per batch:
+ * from ELT_PAR_MIN values on they are split like GELU. */
+enum { ELT_RELU_FWD, ELT_RELU_BWD, ELT_ADD };
+
+typedef struct elt_job {
+    int op;
+    float *out;
+    const float *a, *b;
+    size_t n;
+} elt_job;
+
+static void elt_share(void *ctx, int t, int nt) {
+    const elt_job *j = ctx;
+    size_t blocks = (j->n + 15) / 16, lo = blocks * (size_t)t / (size_t)nt * 16,
+           hi = blocks * (size_t)(t + 1) / (size_t)nt * 16;
+    if (hi > j->n) hi = j->n;
+    if (lo >= hi) return;
+    switch (j->op) {
+    case ELT_RELU_FWD: relu_forward_range(j->out + lo, j->a + lo, hi - lo); break;
+    case ELT_RELU_BWD: relu_backward_range(j->out + lo, j->a + lo, j->b + lo, hi - lo); break;
+    default: add_forward_range(j->out + lo, j->a + lo, j->b + lo, hi - lo); break;
+    }
+}
+
+#define ELT_PAR_MIN ((size_t)1 << 18)
+
+static void elt_run(int op, float *out, const float *a, const float *b, size_t n) {
+    elt_job j = {op, out, a, b, n};
+    nn_parallel(elt_share, &j, n >= ELT_PAR_MIN ? nn_threads() : 1);
+}
+
+void relu_forward(float *out, const float *inp, size_t n) { elt_run(ELT_RELU_FWD, out, inp, NULL, n); }
+void relu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+    elt_run(ELT_RELU_BWD, dinp, dout, inp, n);
+}
+void add_forward(float *out, const float *a, const float *b, size_t n) { elt_run(ELT_ADD, out, a, b, n); }
