@@ -72,13 +72,10 @@ static void job_factor(ana_engine *e, ana_thread *t) {
     memset(r, 0, sizeof *r);
     r->step = e->steps[j];
     r->valid = rc == OIALR_OK;
-    t->rc = OIALR_OK;
-    if (rc != OIALR_OK && rc != OIALR_ERR_NUMERIC) { /* NaN/Inf/no convergence: a skipped row */
-        t->rc = rc;
-        snprintf(t->err, sizeof t->err, "%s", oialr_errmsg());
-    } else if (rc == OIALR_ERR_NUMERIC) {
-        snprintf(t->err, sizeof t->err, "%s", oialr_errmsg());
-    }
+    /* OIALR_ERR_NUMERIC (NaN/Inf, or no convergence): the row is skipped and
+     * reported; anything else (out of memory) stops the analysis */
+    t->rc = rc == OIALR_OK || rc == OIALR_ERR_NUMERIC ? OIALR_OK : rc;
+    if (rc != OIALR_OK) snprintf(t->err, sizeof t->err, "%s", oialr_errmsg());
 }
 
 /* Phase 2: metrics of snapshot j0 + id. */

