@@ -33,7 +33,9 @@
  * snapshot is ever dropped, and the memory held is bounded by
  *   OIALR_RECORD_POOL x snapshot bytes  +  checkpoint bytes (parameters,
  *   optimizer moments, data order)     +  a 64-job queue (~8 KB),
- * e.g. 3 x 2.76 MB + 11.5 MB for mlp:512,512 with AdamW on Fashion-MNIST.
+ * e.g. for mlp:512,512 on Fashion-MNIST 3 x 2.67 MB + 5.8 MB (SGD with
+ * momentum; 8.5 MB with AdamW). The writer thread runs as SCHED_BATCH on
+ * Linux, so waking it does not preempt the training thread.
  * A write error (disk full: OIALR_ERR_IO) is returned, with the writer's
  * message, by the recorder's next callback (so the run stops at the next
  * step) and again by run_end. A process killed with SIGKILL keeps every

@@ -29,6 +29,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -209,6 +210,12 @@ static int job_write(recorder *r, const job *j) {
 
 static void *writer_main(void *arg) {
     recorder *r = arg;
+#ifdef SCHED_BATCH
+    /* Linux: a batch thread does not preempt the training thread when the
+     * queue wakes it; it runs when a core is free or at the next tick */
+    struct sched_param sp = {0};
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+#endif
     pthread_mutex_lock(&r->mu);
     for (;;) {
         while (r->count == 0 && !r->closing) pthread_cond_wait(&r->cv_work, &r->mu);
