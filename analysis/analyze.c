@@ -320,10 +320,10 @@ static void print_summary(const ana_opts *o, const oialr_traj_info *info, const 
     }
     if (o->prec == OIALR_PREC_F32 && !o->auto_prec)
         for (int i = 0; i < nl; i++)
-            if (ls[i].max_condition * FLT_EPSILON > 1e-4)
+            if (ls[i].max_condition > ANA_F32_MAX_COND)
                 printf("note: %s: condition number up to %.3g; float32 stability may be off by ~%.1g there "
-                       "(docs/metrics.md): use --double\n",
-                       ls[i].name, ls[i].max_condition, ls[i].max_condition * FLT_EPSILON);
+                       "(0.15 cond eps, docs/metrics.md): use --double or the default precision\n",
+                       ls[i].name, ls[i].max_condition, 0.15 * ls[i].max_condition * FLT_EPSILON);
     int64_t ms_step;
     double ms;
     if (ana_results_last_mean(res, &ms_step, &ms) == 0)
