@@ -303,6 +303,26 @@ START_TEST(test_principal_angles_known) {
 }
 END_TEST
 
+/* The gesvd fallback (taken when gesdd does not converge) gives the same
+ * answers; forced here since no small matrix makes gesdd fail on demand. */
+START_TEST(test_gesvd_fallback) {
+    prob p;
+    prob_init(&p, &CASES[_i], 131 + _i);
+    oialr_factor *a = factor_of(&p, p.u, p.s, p.v);
+    double *ub = dup(p.u, (size_t)p.m * p.n);
+    tu_rotate_cols(ub, p.m, 0, 1, 0.4);
+    oialr_svd_ws_force_fallback(p.ws, 1);
+    oialr_factor *b = factor_of(&p, ub, p.s, p.v);
+    ck_assert_int_eq(oialr_svd_ws_fallbacks(p.ws), 1);
+    oialr_svd_ws_force_fallback(p.ws, 0);
+    ck_assert_double_eq_tol(stab(a, b), 1.0 - (2.0 / p.n) * (1.0 - cos(0.4)), tol_of(p.prec));
+    ck_assert_double_le(tu_maxdiff(oialr_factor_sigma(b), p.s, (size_t)p.n), tol_of(p.prec) * p.s[0]);
+    oialr_factor_free(a); oialr_factor_free(b);
+    free(ub);
+    prob_free(&p);
+}
+END_TEST
+
 /* The analyzer's --double path: float32 input, float64 SVD. */
 START_TEST(test_float_input_double_svd) {
     shape_case c = {40, 16, OIALR_PREC_F64};
@@ -548,6 +568,7 @@ static Suite *metrics_suite(void) {
     tcase_add_loop_test(core, test_repeated_singular_values, 0, NCASES);
     tcase_add_loop_test(core, test_sign_flips, 0, NCASES);
     tcase_add_loop_test(core, test_principal_angles_known, 0, NCASES);
+    tcase_add_loop_test(core, test_gesvd_fallback, 0, NCASES);
     tcase_add_test(core, test_float_input_double_svd);
     tcase_add_test(core, test_spectrum_exact);
     tcase_add_test(core, test_workspace_reuse);

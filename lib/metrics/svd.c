@@ -29,6 +29,7 @@ struct oialr_svd_ws {
     int64_t last_m, last_n;  /* shape the work size was queried for */
     size_t last_lwork;
     int64_t fallbacks;
+    int force_fallback;      /* testing: behave as if gesdd had failed */
 };
 
 struct oialr_factor {
@@ -82,6 +83,10 @@ size_t oialr_svd_ws_bytes(const oialr_svd_ws *ws) {
 }
 
 int64_t oialr_svd_ws_fallbacks(const oialr_svd_ws *ws) { return ws ? ws->fallbacks : 0; }
+
+void oialr_svd_ws_force_fallback(oialr_svd_ws *ws, int force) {
+    if (ws) ws->force_fallback = force != 0;
+}
 
 /* Optimal LAPACK work size (elements) for gesdd('S'), gesvd('S','S') on m×n
  * and gesdd('N') on m×k for any k <= n. */
@@ -264,7 +269,7 @@ static int factor_svd(oialr_factor *f, oialr_svd_ws *ws, const void *w, int src_
     else
         info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'S', M, N, ws->a, M, ws->s, ws->u, M, f->vt, N, ws->work, lw, ws->iwork);
     OIALR_ASSERT(info >= 0);
-    if (info == 0) return OIALR_OK;
+    if (info == 0 && !ws->force_fallback) return OIALR_OK;
     ws->fallbacks++;
     oialr_log(OIALR_LOG_DEBUG, "gesdd did not converge (info=%d) on %lldx%lld; using gesvd", (int)info,
               (long long)f->rows, (long long)f->cols);

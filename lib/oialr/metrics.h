@@ -63,6 +63,9 @@ OIALR_API void oialr_svd_ws_free(oialr_svd_ws *ws);
 OIALR_API size_t oialr_svd_ws_bytes(const oialr_svd_ws *ws);
 /* Number of times gesdd did not converge and gesvd was used instead. */
 OIALR_API int64_t oialr_svd_ws_fallbacks(const oialr_svd_ws *ws);
+/* Testing: with force != 0, every factorisation takes the fallback path
+ * (gesvd after a pretended gesdd failure), so that path can be checked. */
+OIALR_API void oialr_svd_ws_force_fallback(oialr_svd_ws *ws, int force);
 
 /* ---------------------------------------------------------------------------
  * Factor: what is kept of one snapshot's SVD — Q (m×n), V (n×n), σ (n) —
