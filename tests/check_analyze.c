@@ -288,7 +288,8 @@ START_TEST(test_replay_delay) {
 }
 END_TEST
 
-/* A writer process keeps the file open (SWMR) while we analyse it. */
+/* A writer process keeps appending (SWMR) while we analyse the file: at
+ * least the 5 snapshots present at the start are analysed, exactly. */
 START_TEST(test_live_file) {
     int p2c[2], c2p[2];
     ck_assert_int_eq(pipe(p2c), 0);
@@ -299,6 +300,15 @@ START_TEST(test_live_file) {
         oialr_traj *t = write_traj(traj, 5, 1);
         char c = 'r';
         if (write(c2p[1], &c, 1) != 1) _exit(3);
+        /* keep appending while the parent analyses */
+        float *w = malloc(sizeof(float) * 40 * 40);
+        for (int j = 5; j < NSNAP; j++)
+            for (int l = 0; l < NL; l++) {
+                layer_matrix(w, LAYERS[l].rows, LAYERS[l].cols, j, 100 + 10 * l, 1.0 + 0.01 * j);
+                if (oialr_traj_append(t, l, 10 * j, w, 0) != OIALR_OK) _exit(5);
+                usleep(2000);
+            }
+        free(w);
         if (read(p2c[0], &c, 1) != 1) _exit(4);
         oialr_traj_close(t);
         _exit(0);
@@ -311,6 +321,7 @@ START_TEST(test_live_file) {
     int status;
     waitpid(pid, &status, 0);
     ck_assert_int_eq(rc, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
     double s[5];
     read_vec(f, "/layers/fc1/stability", H5T_NATIVE_DOUBLE, s);
