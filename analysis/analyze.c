@@ -454,7 +454,9 @@ int oialr_cmd_analyze(int argc, char **argv) {
             prec = OIALR_PREC_F64;
         }
         if (rc) {
-            oialr_seterr(rc, "layer %s: %s", L->name, oialr_errmsg());
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", oialr_errmsg()); /* seterr writes the buffer errmsg() returns */
+            oialr_seterr(rc, "layer %s: %s", L->name, msg);
             goto fail;
         }
         summarise(&o, L, rows, prec, &ls[nl]);
