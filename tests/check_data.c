@@ -165,6 +165,16 @@ START_TEST(loader_split_and_norm) {
     oialr_loader_free(&all);
     oialr_loader_free(&tr);
     oialr_loader_free(&va);
+    /* a tail cut from the same draw */
+    oialr_dataset tail;
+    ck_assert_int_eq(oialr_dataset_take_tail(&ds, 30, &tail), OIALR_OK);
+    ck_assert_int_eq(ds.n, 70);
+    ck_assert_int_eq(tail.n, 30);
+    ck_assert_mem_eq(tail.x, ds.x + 70 * 9, 30 * 9);
+    oialr_dataset none;
+    ck_assert_int_eq(oialr_dataset_take_tail(&ds, 70, &none), OIALR_ERR_ARG); /* all of it */
+    ck_assert_ptr_null(none.x);
+    oialr_dataset_free(&tail);
     oialr_dataset_free(&ds);
 }
 END_TEST

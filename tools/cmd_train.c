@@ -28,7 +28,8 @@ static void train_usage(FILE *f) {
             "  --data DIR            directory of the dataset files (IDX, plain or .gz;\n"
             "                        CIFAR-10 data_batch_*.bin); default for fashion-mnist:\n"
             "                        " OIALR_FASHION_MNIST_DIR "\n"
-            "  --val N               validation samples taken from the training set (5000)\n"
+            "  --val N               validation samples taken from the training set\n"
+            "                        (default: 5000, or a tenth of a smaller set)\n"
             "  --limit N             use only the first N training samples (0: all)\n"
             "\n"
             "optimisation:\n"
@@ -106,7 +107,7 @@ static int fail(const char *what, int rc) {
 int cmd_train(int argc, char **argv) {
     const char *C = "train";
     const char *spec = "mlp:512,512", *dataset = "fashion-mnist", *data_dir = NULL;
-    long long val_n = 5000, limit = 0, threads = 0, seed = 0;
+    long long val_n = -1, limit = 0, threads = 0, seed = 0;
     int quiet = 0, opt_kind = OIALR_OPT_SGD;
     double lr = -1, momentum = 0.9, wd = -1, beta1 = 0.9, beta2 = 0.999, ls = 0.0, gamma = 0.1;
     long long epochs = 10, batch = 128, warmup = 0, step_size = 0, max_steps = 0, eval_every = 0;
@@ -171,8 +172,10 @@ int cmd_train(int argc, char **argv) {
     oialr_dataset train_ds = {0}, test_ds = {0};
     double t0 = oialr_now();
     if (!strcmp(dataset, "synthetic")) {
-        if ((rc = oialr_dataset_synthetic(&train_ds, 6000, 1, 28, 28, 10, 0.25f, 1))) return fail("synthetic data", rc);
-        if ((rc = oialr_dataset_synthetic(&test_ds, 1000, 1, 28, 28, 10, 0.25f, 2))) return fail("synthetic data", rc);
+        /* one draw, so training and test share the class prototypes */
+        if ((rc = oialr_dataset_synthetic(&train_ds, 7000, 1, 28, 28, 10, 0.25f, 1)) ||
+            (rc = oialr_dataset_take_tail(&train_ds, 1000, &test_ds)))
+            return fail("synthetic data", rc);
     } else {
         if ((rc = oialr_dataset_load(&train_ds, dataset, data_dir, OIALR_SPLIT_TRAIN))) return fail("training data", rc);
         if ((rc = oialr_dataset_load(&test_ds, dataset, data_dir, OIALR_SPLIT_TEST))) {
@@ -181,6 +184,7 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (limit > 0 && limit < train_ds.n) train_ds.n = limit;
+    if (val_n < 0) val_n = train_ds.n / 10 < 5000 ? train_ds.n / 10 : 5000;
     if (val_n >= train_ds.n) {
         fprintf(stderr, "oialr train: --val %lld leaves no training samples (the training set has %lld)\n", val_n,
                 (long long)train_ds.n);

@@ -112,6 +112,28 @@ int oialr_dataset_synthetic(oialr_dataset *ds, int64_t n, int c, int h, int w, i
     return OIALR_OK;
 }
 
+int oialr_dataset_take_tail(oialr_dataset *ds, int64_t n, oialr_dataset *tail) {
+    memset(tail, 0, sizeof *tail);
+    if (n <= 0 || n >= ds->n) return oialr_seterr(OIALR_ERR_ARG, "cannot take %lld of %lld samples", (long long)n, (long long)ds->n);
+    size_t per = (size_t)ds->c * ds->h * ds->w;
+    tail->x = malloc(per * (size_t)n);
+    tail->y = malloc((size_t)n);
+    if (!tail->x || !tail->y) {
+        oialr_dataset_free(tail);
+        return OIALR_ERR_NOMEM;
+    }
+    int64_t first = ds->n - n;
+    memcpy(tail->x, ds->x + per * (size_t)first, per * (size_t)n);
+    memcpy(tail->y, ds->y + first, (size_t)n);
+    tail->n = n;
+    tail->c = ds->c;
+    tail->h = ds->h;
+    tail->w = ds->w;
+    tail->nclass = ds->nclass;
+    ds->n = first;
+    return OIALR_OK;
+}
+
 void oialr_dataset_free(oialr_dataset *ds) {
     free(ds->x);
     free(ds->y);

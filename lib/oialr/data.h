@@ -36,6 +36,10 @@ OIALR_API int oialr_cifar10_load(oialr_dataset *ds, const char *const *paths, in
 OIALR_API int oialr_dataset_synthetic(oialr_dataset *ds, int64_t n, int c, int h, int w, int nclass,
                                       float noise, uint64_t seed);
 OIALR_API void oialr_dataset_free(oialr_dataset *ds);
+/* Move the last n samples of ds into a new dataset tail (copied; ds->n
+ * shrinks). Used to cut a test set from one synthetic draw, so both share
+ * the same class prototypes. */
+OIALR_API int oialr_dataset_take_tail(oialr_dataset *ds, int64_t n, oialr_dataset *tail);
 /* Per-channel mean/std of pixel/255 over a dataset (for normalisation). */
 OIALR_API void oialr_dataset_stats(const oialr_dataset *ds, float *mean, float *std);
 
