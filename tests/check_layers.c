@@ -388,6 +388,27 @@ START_TEST(test_batchnorm_threads)
 }
 END_TEST
 
+/* The one-pass shifted statistics on data far from 0 (mean 1000, std 0.01)
+ * and with an outlier in the first plane: mean and rstd as the naive double
+ * two-pass reference. */
+START_TEST(test_batchnorm_offset)
+{
+    const int B = 8, C = 2, HW = 50;
+    const size_t n = (size_t)B * C * HW;
+    tu_rng r;
+    tu_rng_seed(&r, 29);
+    float *x = tu_alloc(n), *y1 = tu_alloc(n), *y2 = tu_alloc(n), *m1 = tu_alloc(C), *m2 = tu_alloc(C),
+          *r1 = tu_alloc(C), *r2 = tu_alloc(C);
+    tu_fill_uniform(x, n, &r, 999.98f, 1000.02f);
+    x[HW + 3] = 1e4f; /* channel 1, first plane */
+    batchnorm2d_forward_train(y1, m1, r1, NULL, NULL, x, NULL, NULL, B, C, HW, 1e-5f, 0.1f);
+    batchnorm2d_forward_train_naive(y2, m2, r2, NULL, NULL, x, NULL, NULL, B, C, HW, 1e-5f, 0.1f);
+    ck_assert(tu_close_ratio(m1, m2, C, 1e-6, 1e-6) <= 1);
+    ck_assert(tu_close_ratio(r1, r2, C, 1e-6, 1e-3) <= 1);
+    free(x), free(y1), free(y2), free(m1), free(m2), free(r1), free(r2);
+}
+END_TEST
+
 START_TEST(test_batchnorm_running)
 {
     enum { B = 16, C = 2, HW = 8 };
@@ -840,6 +861,7 @@ static Suite *layers_suite(void)
     tcase_add_loop_test(core, test_batchnorm, 0, NBN);
     tcase_add_test(core, test_batchnorm_running);
     tcase_add_test(core, test_batchnorm_threads);
+    tcase_add_test(core, test_batchnorm_offset);
     tcase_add_loop_test(core, test_layernorm, 0, 3);
     tcase_add_test(core, test_layernorm_threads);
     tcase_add_loop_test(core, test_attention, 0, NATT);
