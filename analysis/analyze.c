@@ -302,7 +302,10 @@ static void print_summary(const ana_opts *o, const oialr_traj_info *info, const 
            nl == 1 ? "" : "s", o->lag, o->beta, o->tau,
            o->auto_prec ? "float32 (float64 where ill-conditioned)" : o->prec == OIALR_PREC_F64 ? "float64" : "float32",
            o->threads,
-           o->threads == 1 ? "" : "s", secs, info->swmr_read ? " (live file: analysed what is there)" : "");
+           o->threads == 1 ? "" : "s", secs,
+           !info->swmr_read ? ""
+           : info->writer_alive ? " (live file: analysed what is there so far)"
+                                : " (its writer died: analysed every snapshot it flushed)");
     printf("%-24s %11s %6s %10s %14s %7s %7s\n", "layer", "shape", "snaps", "final S", "stable from", "r_beta",
            "share");
     for (int i = 0; i < nl; i++) {
