@@ -306,14 +306,10 @@ OIALR_HOT static void ln_forward_rows(float *restrict out, float *mean, float *r
     for (int r = r0; r < r1; r++) {
         const float *x = inp + (size_t)r * D;
         float *o = out + (size_t)r * D;
-        float s = 0.0f;
-        for (int i = 0; i < D; i++) s += x[i];
+        float s, s2, t, v;
+        plane_sums(x, D, 0.0f, &s, &s2); /* two passes (mean, then deviations), in lanes */
         const float m = s / (float)D;
-        float v = 0.0f;
-        for (int i = 0; i < D; i++) {
-            float dx = x[i] - m;
-            v += dx * dx;
-        }
+        plane_sums(x, D, m, &t, &v);
         v /= (float)D;
         const float rs = 1.0f / sqrtf(v + eps);
         for (int i = 0; i < D; i++) {
@@ -349,13 +345,22 @@ OIALR_HOT static void ln_backward_rows(float *restrict dinp, const float *restri
     for (int r = r0; r < r1; r++) {
         const float *x = inp + (size_t)r * D, *g = dout + (size_t)r * D;
         const float m = mean[r], rs = rstd[r];
-        float a = 0.0f, ax = 0.0f;
-        for (int i = 0; i < D; i++) {
+        float a = 0.0f, ax = 0.0f, la[NN_LANES] = {0}, lax[NN_LANES] = {0};
+        int i0 = 0;
+        if (weight)
+            for (; i0 + NN_LANES <= D; i0 += NN_LANES)
+                for (int l = 0; l < NN_LANES; l++) {
+                    float dxh = g[i0 + l] * weight[i0 + l];
+                    la[l] += dxh;
+                    lax[l] += dxh * ((x[i0 + l] - m) * rs);
+                }
+        for (int i = i0; i < D; i++) {
             float xh = (x[i] - m) * rs;
             float dxh = weight ? g[i] * weight[i] : g[i];
             a += dxh;
             ax += dxh * xh;
         }
+        for (int l = 0; l < NN_LANES; l++) a += la[l], ax += lax[l];
         a /= (float)D;
         ax /= (float)D;
         float *dx = dinp + (size_t)r * D;
