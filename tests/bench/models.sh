@@ -13,8 +13,12 @@
 #          training steps only (the clock stops at the last step; the evaluation
 #          that follows is not in it) and includes the first, cold step.
 #   torch: PYTHON tests/bench/peer_models.py --model cnn|vit --steps STEPS --threads T
-#          (5 untimed warm-up steps first).
-# Prints the medians, the ratio oialr / PyTorch, training GFLOP/s
+#          (5 untimed warm-up steps first), twice: as it comes, and with
+#          OPENBLAS_NUM_THREADS=1 (Debian's torch calls OpenBLAS, whose threads
+#          otherwise compete with torch's own OpenMP threads on a small machine;
+#          on 2 busy cores this variant is often several times faster).
+#          The ratio is given against each and against the faster median.
+# Prints the medians, the ratios oialr / PyTorch, training GFLOP/s
 # (3 x forward MFLOP/sample as oialr prints it x samples/s) and its fraction of
 # the sgemm ceiling (per round: over the ceiling measured just before; then the
 # median). Lines starting with "|" are markdown (run.sh copies them to its report).
@@ -55,7 +59,7 @@ for model in $MODELS; do
     vit) extra="--opt adamw"; tr_ratio=5; tr_frac=0.25 ;;
     *) echo "models.sh: unknown model $model"; continue ;;
     esac
-    : >"$TMP/$model.o"; : >"$TMP/$model.t"; : >"$TMP/$model.g"; : >"$TMP/$model.f"
+    : >"$TMP/$model.o"; : >"$TMP/$model.t"; : >"$TMP/$model.b"; : >"$TMP/$model.g"; : >"$TMP/$model.f"
     mflop=nan
     for i in $(seq 1 "$REPS"); do
         g=nan
@@ -77,24 +81,30 @@ for model in $MODELS; do
             "$PYTHON" "$PEER" --model "$model" --steps "$STEPS" --threads "$TH" >"$TMP/p.out" 2>"$TMP/p.err" ||
                 { echo "peer_models failed:"; tail -3 "$TMP/p.err"; }
             sed -n 's/.*samples_per_s=\([0-9.]*\).*/\1/p' "$TMP/p.out" >>"$TMP/$model.t"
+            OPENBLAS_NUM_THREADS=1 "$PYTHON" "$PEER" --model "$model" --steps "$STEPS" --threads "$TH" >"$TMP/p.out" \
+                2>"$TMP/p.err" || { echo "peer_models (OpenBLAS 1) failed:"; tail -3 "$TMP/p.err"; }
+            sed -n 's/.*samples_per_s=\([0-9.]*\).*/\1/p' "$TMP/p.out" >>"$TMP/$model.b"
         fi
-        echo "  $model round $i/$REPS: sgemm $g GFLOP/s, oialr ${s:-?} samples/s, torch $(tail -1 "$TMP/$model.t" 2>/dev/null) samples/s"
+        echo "  $model round $i/$REPS: sgemm $g GFLOP/s, oialr ${s:-?} samples/s, torch $(tail -1 "$TMP/$model.t" 2>/dev/null), torch OpenBLAS-1 $(tail -1 "$TMP/$model.b" 2>/dev/null) samples/s"
     done
-    O=$(median <"$TMP/$model.o"); T=$(median <"$TMP/$model.t"); G=$(median <"$TMP/$model.g")
+    O=$(median <"$TMP/$model.o"); T0=$(median <"$TMP/$model.t"); TB=$(median <"$TMP/$model.b")
+    G=$(median <"$TMP/$model.g")
     F=$(median <"$TMP/$model.f" | awk '{if ($1 == "nan") print "n/a"; else printf "%.2f", $1}')
+    T=$(printf '%s\n%s\n' "$T0" "$TB" | grep -v nan | sort -g | tail -1)
+    [ -n "$T" ] || T=nan
     R=$(ratio "$O" "$T")
     gf() { awk -v s="$1" -v f="$mflop" 'BEGIN {if (s == "nan" || f == "nan") print "nan"; else printf "%.1f", 3 * f * 1e-3 * s}'; }
-    echo "$model $O $T $R $(gf "$O") $(gf "$T") $G $F $tr_ratio $tr_frac $mflop" >>"$TMP/summary"
-    echo "$model|$(all "$TMP/$model.o")|$(all "$TMP/$model.t")|$(all "$TMP/$model.g")" >>"$TMP/runs"
+    echo "$model $O $T0 $TB $(ratio "$O" "$T0") $(ratio "$O" "$TB") $R $(gf "$O") $(gf "$T") $G $F $tr_ratio $tr_frac $mflop" >>"$TMP/summary"
+    echo "$model|$(all "$TMP/$model.o")|$(all "$TMP/$model.t")|$(all "$TMP/$model.b")|$(all "$TMP/$model.g")" >>"$TMP/runs"
 done
 
 echo ""
-echo "| model | MFLOP/sample (fwd) | oialr samples/s | PyTorch samples/s | oialr / PyTorch | oialr GFLOP/s | PyTorch GFLOP/s | sgemm ceiling GFLOP/s | fraction of ceiling |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-while read -r m o t r go gt g f trr trf mf; do
-    echo "| $m | $mf | $o | $t | $r× (target ≥ $trr×: $(verdict "$r" "$trr")) | $go | $gt | $g | $f (target ≥ $trf: $(verdict "$f" "$trf")) |"
+echo "| model | MFLOP/sample (fwd) | oialr samples/s | PyTorch samples/s | PyTorch, OpenBLAS 1 thread | oialr / PyTorch | oialr / PyTorch (OpenBLAS 1) | oialr / faster PyTorch | oialr GFLOP/s | faster PyTorch GFLOP/s | sgemm ceiling GFLOP/s | fraction of ceiling |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+while read -r m o t tb r rb rbest go gt g f trr trf mf; do
+    echo "| $m | $mf | $o | $t | $tb | $r× | $rb× | $rbest× (target ≥ $trr×: $(verdict "$rbest" "$trr")) | $go | $gt | $g | $f (target ≥ $trf: $(verdict "$f" "$trf")) |"
 done <"$TMP/summary"
 echo ""
-echo "Medians of $REPS interleaved rounds, $STEPS steps of batch 128, $TH threads. All runs (samples/s oialr | torch | sgemm GFLOP/s):"
+echo "Medians of $REPS interleaved rounds, $STEPS steps of batch 128, $TH threads. All runs (samples/s oialr | torch | torch OpenBLAS-1 | sgemm GFLOP/s):"
 sed 's/^/  /' "$TMP/runs"
 echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
