@@ -26,14 +26,13 @@ index, forward, loss, backward, optimizer step — what oialr's samples/s on its
 epoch line covers (oialr's line also includes its first, cold step and the
 uint8 -> float conversion of each batch, which favours this peer).
 
-Prints one line (tests/bench/models.sh parses samples_per_s=):
+Prints one line (tests/bench/section_models.sh parses samples_per_s=):
   peer_models model=M torch=VER threads=T warmup=W steps=S samples=N seconds=X samples_per_s=Y loss=L
 
 usage: /usr/bin/python3 tests/bench/peer_models.py --model cnn|vit [--threads 2] [--steps 60]
        [--warmup 5] [--batch 128] [--data DIR] [--seed 0]
 """
 import argparse
-import gzip
 import math
 import os
 import sys
@@ -50,24 +49,7 @@ except ImportError:
     sys.exit(3)
 
 
-def read_idx(path):
-    """An IDX file (plain or .gz) as a numpy array."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
-        raise ValueError("%s: not a uint8 IDX file" % path)
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def find(data_dir, stem):
-    for name in (stem + ".gz", stem):
-        p = os.path.join(data_dir, name)
-        if os.path.exists(p):
-            return p
-    raise FileNotFoundError("%s/%s[.gz] not found (apt-get install dataset-fashion-mnist)" % (data_dir, stem))
+from idx import find, read_idx  # noqa: E402 (tests/bench/idx.py, beside this script)
 
 
 # --- CNN ------------------------------------------------------------------------

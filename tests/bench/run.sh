@@ -12,6 +12,7 @@
 #   1. sgemm ceiling              BUILD/bench/bench_gemm
 #   2. MLP training vs PyTorch    oialr train  vs  tests/bench/peer_mlp.py
 #   3+ plug-ins, each run only if present (a missing one is skipped with a note):
+#      models    tests/bench/section_models.sh (CNN/ViT training vs PyTorch)
 #      kernels   tests/bench/section_kernels.sh, else BUILD/bench/bench_kernels*
 #      analyze   tests/bench/section_analyze.sh, else BUILD/bench/bench_analyze*
 #                (a section script is the place to run peer_analyze.py)
@@ -22,7 +23,8 @@
 #   starting with "|" go to report.md as markdown, all others in a text block.
 #
 # Environment: OIALR_BENCH_REPS (3), PYTHON (/usr/bin/python3, Debian's own),
-# OIALR_BENCH_TIMEOUT (seconds per peer run and per plug-in, 150). OPENBLAS_CORETYPE and
+# OIALR_BENCH_TIMEOUT (seconds per peer run, 150; a plug-in gets its own limit,
+# see the plugin calls at the end, scaled by OIALR_BENCH_TIMEOUT/150). OPENBLAS_CORETYPE and
 # OPENBLAS_L2_SIZE are left as they are, for oialr and the peers alike, and
 # recorded in the report.
 set -u
@@ -239,10 +241,12 @@ md "Peak RSS: \`/usr/bin/time -f %M\`, median of the 2-thread oialr runs (all: $
 md ""
 
 # --- 3+. plug-ins -----------------------------------------------------------------------
-# plugin NAME TITLE: a section script, else every matching binary, else a note
+# plugin NAME TITLE LIMIT: a section script, else every matching binary, else a
+# note; each command is stopped after LIMIT seconds (scaled by OIALR_BENCH_TIMEOUT)
 plugin() {
     name=$1
     title=$2
+    limit=$(( $3 * TIMEOUT / 150 ))
     say ""
     say "== $title"
     md "## $title"
@@ -264,10 +268,10 @@ plugin() {
     if [ "$cmds" = "sh tests/bench/section_$name.sh" ]; then set -- "$cmds $BUILD"; else set -- $cmds; fi
     for c in "$@"; do
         say "-- $c"
-        timeout "$TIMEOUT" $c >"$TMP/plug.out" 2>"$TMP/plug.err"
+        timeout "$limit" $c >"$TMP/plug.out" 2>"$TMP/plug.err"
         rc=$?
         cat "$TMP/plug.out"
-        [ $rc = 0 ] || { say "   (exit $rc$( [ $rc = 124 ] && echo ", timed out after ${TIMEOUT}s"))"; tail -5 "$TMP/plug.err"; }
+        [ $rc = 0 ] || { say "   (exit $rc$( [ $rc = 124 ] && echo ", timed out after ${limit}s"))"; tail -5 "$TMP/plug.err"; }
         grep '^|' "$TMP/plug.out" >>"$REPORT"
         if grep -qv '^|' "$TMP/plug.out"; then
             md ""
@@ -280,9 +284,10 @@ plugin() {
         md ""
     done
 }
-plugin kernels "CNN / ViT kernels (issue 3)"
-plugin analyze "Analyzer vs h5py + numpy (issue 5)"
-plugin record "Recording overhead (issue 4)"
+plugin models "CNN and ViT training vs PyTorch (issue 3)" 900
+plugin kernels "CNN / ViT kernels (issue 3)" 150
+plugin analyze "Analyzer vs h5py + numpy (issue 5)" 450
+plugin record "Recording overhead (issue 4)" 450
 
 say ""
 say "== done in $(($(date +%s) - T0)) s; markdown report: $REPORT"

@@ -1,8 +1,8 @@
 #!/bin/sh
-# models.sh — CNN and ViT training speed: oialr against the same architecture in
+# section_models.sh — CNN and ViT training speed: oialr against the same architecture in
 # PyTorch (tests/bench/peer_models.py), in one run, as ratios (issue 3).
 #
-#   sh tests/bench/models.sh [BUILD]            (BUILD defaults to build)
+#   sh tests/bench/section_models.sh [BUILD]            (BUILD defaults to build)
 #
 # For each model, REPS rounds of: sgemm ceiling (BUILD/bench/bench_gemm, square,
 # THREADS threads), oialr, PyTorch — interleaved, because the machine is shared
