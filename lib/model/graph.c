@@ -161,6 +161,14 @@ int graph_finalize(oialr_model *m, uint64_t seed) {
     }
     m->act_total = act;
     m->save_total = save;
+    /* the backward walks the nodes in reverse, so a node's gradient is first
+     * written by its last consumer: zero it there, while it is about to be hot */
+    for (int i = 1; i < m->nnodes; i++) {
+        const node *n = &m->nodes[i];
+        int ins[3] = {n->in0, n->in1, n->in2};
+        for (int k = 0; k < 3; k++)
+            if (ins[k] >= 0 && m->nodes[ins[k]].last_consumer < i) m->nodes[ins[k]].last_consumer = i;
+    }
     for (int i = 1; i < m->nnodes; i++) {
         const op_def *od = oialr_ops[m->nodes[i].op];
         if (od->scratch) {
@@ -298,10 +306,18 @@ int oialr_model_backward(oialr_model *m) {
     if (!m->have_targets || !m->last_train)
         return oialr_seterr(OIALR_ERR_ARG, "backward needs a training forward pass with labels");
     int B = m->B;
-    memset(m->dact, 0, m->act_total * sizeof(float));
     memset(m->params.grad, 0, m->params.total * sizeof(float));
     node *last = &m->nodes[m->nnodes - 1];
+    memset(node_dout(m, last), 0, (size_t)B * last->size * sizeof(float));
     softmax_xent_backward(node_dout(m, last), m->probs, m->targets, B, m->nclass, m->smoothing);
-    for (int i = m->nnodes - 1; i >= 1; i--) oialr_ops[m->nodes[i].op]->backward(m, &m->nodes[i], B);
+    for (int i = m->nnodes - 1; i >= 1; i--) {
+        node *n = &m->nodes[i];
+        int ins[3] = {n->in0, n->in1, n->in2};
+        for (int k = 0; k < 3; k++) {
+            node *src = ins[k] > 0 ? &m->nodes[ins[k]] : NULL; /* node 0, the input, has no gradient */
+            if (src && src->last_consumer == i) memset(node_dout(m, src), 0, (size_t)B * src->size * sizeof(float));
+        }
+        oialr_ops[n->op]->backward(m, n, B);
+    }
     return OIALR_OK;
 }

@@ -61,6 +61,7 @@ typedef struct node {
     size_t save_off;     /* saved state region in save */
     size_t save_per_sample, save_fixed;
     int tokens;          /* output is T tokens of width D: shape (T, D, 1) */
+    int last_consumer;   /* highest node index reading this one (its gradient is zeroed just before) */
 } node;
 
 typedef struct op_def {
