@@ -140,12 +140,54 @@ START_TEST(train_record_analyze_plot) {
 }
 END_TEST
 
+/* CIFAR-10 binary batches, generated: 10 classes of coloured noise around a
+ * class colour, trained end to end with the CNN and the ViT. */
+static void write_cifar(const char *name, int n, unsigned seed) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "wb");
+    ck_assert_ptr_nonnull(f);
+    unsigned char rec[3073];
+    for (int i = 0; i < n; i++) {
+        int k = (int)((seed * 7 + (unsigned)i * 3) % 10);
+        rec[0] = (unsigned char)k;
+        for (int c = 0; c < 3; c++)
+            for (int j = 0; j < 1024; j++) {
+                seed = seed * 1103515245u + 12345u;
+                int v = 25 * k + (c == k % 3 ? 60 : 0) + (int)((seed >> 16) % 40);
+                rec[1 + c * 1024 + j] = (unsigned char)(v > 255 ? 255 : v);
+            }
+        ck_assert_uint_eq(fwrite(rec, 1, sizeof rec, f), sizeof rec);
+    }
+    fclose(f);
+}
+
+START_TEST(cifar10_end_to_end) {
+    write_cifar("data_batch_1.bin", 300, 1);
+    write_cifar("data_batch_2.bin", 300, 2);
+    write_cifar("test_batch.bin", 200, 3);
+    int rc = run("train --dataset cifar10 --data . --model cnn:4,8 --epochs 2 --batch 32 --threads 1");
+    ck_assert_msg(rc == 0, "cnn on cifar10 failed:\n%s", out);
+    ck_assert_msg(strstr(out, "540 train / 60 validation / 200 test images of 3x32x32"), "%s", out);
+    rc = run("train --dataset cifar10 --data . --model vit:patch=8,dim=16,depth=1,heads=2,mlp=32 --opt adamw "
+             "--epochs 1 --batch 32 --threads 1 --quiet");
+    ck_assert_msg(rc == 0 && strstr(out, "final: epochs 1"), "vit on cifar10 failed:\n%s", out);
+    /* a truncated batch is named, nothing is trained */
+    char p[512];
+    snprintf(p, sizeof p, "%s/data_batch_2.bin", dir);
+    ck_assert_int_eq(truncate(p, 3073 * 100 + 17), 0);
+    rc = run("train --dataset cifar10 --data . --model cnn:4 --epochs 1 --quiet");
+    ck_assert_msg(rc == 1 && strstr(out, "data_batch_2.bin") && strstr(out, "not a whole number"), "%s", out);
+}
+END_TEST
+
 static Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *core = tcase_create("Core");
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_test(core, help_everywhere);
     tcase_add_test(core, train_record_analyze_plot);
+    tcase_add_test(core, cifar10_end_to_end);
     tcase_set_timeout(core, 120);
     suite_add_tcase(s, core);
     TCase *lim = tcase_create("Limits");
