@@ -350,33 +350,43 @@ static int64_t extent0(hid_t d) {
     return r >= 1 ? (int64_t)dims[0] : -1;
 }
 
-/* Write rows [at, at+n) of a dataset of rank 1..3 (dims after the first
- * taken from the dataset), extending it first if grow. */
-static herr_t write_rows(hid_t d, hid_t mtype, int64_t at, int64_t n, const void *buf, int grow) {
-    hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
-    herr_t r = -1;
+/* Select rows [at, at+n) of a dataset of rank 1..3 (the dims after the
+ * first taken from the dataset), extending it first if grow: *fs is the file
+ * space with the selection, *ms a memory space of the selection's own shape
+ * (with another rank HDF5 maps every element to its chunk one by one, 20x
+ * slower). *empty is set when the selection has no element. */
+static herr_t select_rows(hid_t d, int64_t at, int64_t n, int grow, hid_t *fs, hid_t *ms, int *empty) {
     hsize_t dims[3], start[3] = {(hsize_t)at, 0, 0}, count[3];
-    if ((fs = H5Dget_space(d)) < 0) goto done;
-    int rank = H5Sget_simple_extent_dims(fs, dims, NULL);
-    if (rank < 1 || rank > 3) goto done;
-    if (grow && dims[0] < (hsize_t)(at + n)) {
+    *empty = 0;
+    if ((*fs = H5Dget_space(d)) < 0) return -1;
+    int rank = H5Sget_simple_extent_dims(*fs, dims, NULL);
+    if (rank < 1 || rank > 3) return -1;
+    if (dims[0] < (hsize_t)(at + n)) {
+        if (!grow) return -1;
         dims[0] = (hsize_t)(at + n);
-        hclose(&fs);
-        if (H5Dset_extent(d, dims) < 0) goto done;
-        if ((fs = H5Dget_space(d)) < 0) goto done;
+        hclose(fs);
+        if (H5Dset_extent(d, dims) < 0) return -1;
+        if ((*fs = H5Dget_space(d)) < 0) return -1;
     }
     hsize_t total = 1;
     count[0] = (hsize_t)n;
     for (int i = 1; i < rank; i++) count[i] = dims[i];
     for (int i = 0; i < rank; i++) total *= count[i];
-    (void)total;
-    if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0) goto done;
-    /* memory space of the selection's own shape: with another rank HDF5
-     * maps every element to its chunk one by one (20x slower) */
-    if ((ms = H5Screate_simple(rank, count, NULL)) < 0) goto done;
-    if (H5Dwrite(d, mtype, ms, fs, H5P_DEFAULT, buf) < 0) goto done;
-    r = 0;
-done:
+    if (total == 0) {
+        *empty = 1;
+        return 0;
+    }
+    if (H5Sselect_hyperslab(*fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0) return -1;
+    if ((*ms = H5Screate_simple(rank, count, NULL)) < 0) return -1;
+    return 0;
+}
+
+/* Write rows [at, at+n), extending the dataset first if grow. */
+static herr_t write_rows(hid_t d, hid_t mtype, int64_t at, int64_t n, const void *buf, int grow) {
+    hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
+    int empty;
+    herr_t r = select_rows(d, at, n, grow, &fs, &ms, &empty);
+    if (r == 0 && !empty) r = H5Dwrite(d, mtype, ms, fs, H5P_DEFAULT, buf) < 0 ? -1 : 0;
     hclose(&ms);
     hclose(&fs);
     return r;
@@ -384,24 +394,9 @@ done:
 
 static herr_t read_rows(hid_t d, hid_t mtype, int64_t at, int64_t n, void *buf) {
     hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
-    herr_t r = -1;
-    hsize_t dims[3], start[3] = {(hsize_t)at, 0, 0}, count[3];
-    if ((fs = H5Dget_space(d)) < 0) goto done;
-    int rank = H5Sget_simple_extent_dims(fs, dims, NULL);
-    if (rank < 1 || rank > 3 || (hsize_t)(at + n) > dims[0]) goto done;
-    hsize_t total = 1;
-    count[0] = (hsize_t)n;
-    for (int i = 1; i < rank; i++) count[i] = dims[i];
-    for (int i = 0; i < rank; i++) total *= count[i];
-    if (total == 0) {
-        r = 0;
-        goto done;
-    }
-    if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0) goto done;
-    if ((ms = H5Screate_simple(rank, count, NULL)) < 0) goto done;
-    if (H5Dread(d, mtype, ms, fs, H5P_DEFAULT, buf) < 0) goto done;
-    r = 0;
-done:
+    int empty;
+    herr_t r = select_rows(d, at, n, 0, &fs, &ms, &empty);
+    if (r == 0 && !empty) r = H5Dread(d, mtype, ms, fs, H5P_DEFAULT, buf) < 0 ? -1 : 0;
     hclose(&ms);
     hclose(&fs);
     return r;

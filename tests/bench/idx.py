@@ -25,3 +25,15 @@ def find(data_dir, stem):
         if os.path.exists(p):
             return p
     raise FileNotFoundError("%s/%s[.gz] not found (apt-get install dataset-fashion-mnist)" % (data_dir, stem))
+
+
+def load_normalised(data_dir):
+    """Fashion-MNIST training images as float32 [N, 784], normalised to mean 0
+    and std 1 over the whole set (as oialr's loader does), and int64 labels."""
+    x = read_idx(find(data_dir, "train-images-idx3-ubyte"))
+    y = read_idx(find(data_dir, "train-labels-idx1-ubyte"))
+    if x.shape[0] != y.shape[0]:
+        raise ValueError("image/label count mismatch")
+    xf = x.reshape(x.shape[0], -1).astype(np.float32) / 255.0
+    xf = (xf - float(xf.mean())) / float(xf.std())
+    return xf, y.astype(np.int64)

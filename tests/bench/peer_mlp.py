@@ -31,7 +31,7 @@ except ImportError:
     sys.exit(3)
 
 
-from idx import find, read_idx  # noqa: E402 (tests/bench/idx.py, beside this script)
+from idx import load_normalised  # noqa: E402 (tests/bench/idx.py, beside this script)
 
 
 def main():
@@ -47,17 +47,11 @@ def main():
     torch.manual_seed(args.seed)
 
     # --- data (not timed) ---
-    x = read_idx(find(args.data, "train-images-idx3-ubyte"))
-    y = read_idx(find(args.data, "train-labels-idx1-ubyte"))
-    if x.shape[0] != y.shape[0]:
-        raise ValueError("image/label count mismatch")
-    xf = x.reshape(x.shape[0], -1).astype(np.float32) / 255.0
-    mean, std = float(xf.mean()), float(xf.std())
-    xf = (xf - mean) / std
+    xf, y = load_normalised(args.data)
     rng = np.random.default_rng(args.seed)
-    perm = rng.permutation(x.shape[0])[: args.train]
+    perm = rng.permutation(xf.shape[0])[: args.train]
     X = torch.from_numpy(np.ascontiguousarray(xf[perm]))
-    Y = torch.from_numpy(y[perm].astype(np.int64))
+    Y = torch.from_numpy(y[perm])
 
     # --- model (not timed) ---
     model = torch.nn.Sequential(

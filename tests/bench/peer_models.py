@@ -49,7 +49,7 @@ except ImportError:
     sys.exit(3)
 
 
-from idx import find, read_idx  # noqa: E402 (tests/bench/idx.py, beside this script)
+from idx import load_normalised  # noqa: E402 (tests/bench/idx.py, beside this script)
 
 
 # --- CNN ------------------------------------------------------------------------
@@ -163,14 +163,9 @@ def main():
     torch.manual_seed(args.seed)
 
     # --- data (not timed) ---
-    x = read_idx(find(args.data, "train-images-idx3-ubyte"))
-    y = read_idx(find(args.data, "train-labels-idx1-ubyte"))
-    if x.shape[0] != y.shape[0]:
-        raise ValueError("image/label count mismatch")
-    xf = x.astype(np.float32) / 255.0
-    xf = (xf - float(xf.mean())) / float(xf.std())
+    xf, y = load_normalised(args.data)
     X = torch.from_numpy(np.ascontiguousarray(xf.reshape(-1, 1, 28, 28)))
-    Y = torch.from_numpy(y.astype(np.int64))
+    Y = torch.from_numpy(y)
 
     # --- model (not timed) ---
     if args.model == "cnn":
