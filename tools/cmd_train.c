@@ -169,18 +169,30 @@ int cmd_train(int argc, char **argv) {
     }
 
     /* --- data --- */
+    /* everything below is freed at 'out', on success and failure alike */
     oialr_dataset train_ds = {0}, test_ds = {0};
+    oialr_loader trl = {0}, val = {0}, tel = {0};
+    oialr_model *model = NULL;
+    oialr_trainer trainer;
+    memset(&trainer, 0, sizeof trainer);
+    oialr_hook rec_hook = {0};
+    int status = 0;
     double t0 = oialr_now();
     if (!strcmp(dataset, "synthetic")) {
         /* one draw, so training and test share the class prototypes */
         if ((rc = oialr_dataset_synthetic(&train_ds, 7000, 1, 28, 28, 10, 0.25f, 1)) ||
-            (rc = oialr_dataset_take_tail(&train_ds, 1000, &test_ds)))
-            return fail("synthetic data", rc);
+            (rc = oialr_dataset_take_tail(&train_ds, 1000, &test_ds))) {
+            status = fail("synthetic data", rc);
+            goto out;
+        }
     } else {
-        if ((rc = oialr_dataset_load(&train_ds, dataset, data_dir, OIALR_SPLIT_TRAIN))) return fail("training data", rc);
+        if ((rc = oialr_dataset_load(&train_ds, dataset, data_dir, OIALR_SPLIT_TRAIN))) {
+            status = fail("training data", rc);
+            goto out;
+        }
         if ((rc = oialr_dataset_load(&test_ds, dataset, data_dir, OIALR_SPLIT_TEST))) {
-            oialr_dataset_free(&train_ds);
-            return fail("test data", rc);
+            status = fail("test data", rc);
+            goto out;
         }
     }
     if (limit > 0 && limit < train_ds.n) train_ds.n = limit;
@@ -188,17 +200,24 @@ int cmd_train(int argc, char **argv) {
     if (val_n >= train_ds.n) {
         fprintf(stderr, "oialr train: --val %lld leaves no training samples (the training set has %lld)\n", val_n,
                 (long long)train_ds.n);
-        return 2;
+        status = 2;
+        goto out;
     }
     if (test_ds.c != train_ds.c || test_ds.h != train_ds.h || test_ds.w != train_ds.w) {
         fprintf(stderr, "oialr train: training and test images differ in shape\n");
-        return 1;
+        status = 1;
+        goto out;
     }
     float mean[4], std[4];
     oialr_dataset_stats(&train_ds, mean, std);
-    oialr_loader trl, val, tel;
-    if ((rc = oialr_loader_split(&trl, &val, &train_ds, val_n, (uint64_t)seed))) return fail("split", rc);
-    if ((rc = oialr_loader_init(&tel, &test_ds, 0, (uint64_t)seed))) return fail("test loader", rc);
+    if ((rc = oialr_loader_split(&trl, &val, &train_ds, val_n, (uint64_t)seed))) {
+        status = fail("split", rc);
+        goto out;
+    }
+    if ((rc = oialr_loader_init(&tel, &test_ds, 0, (uint64_t)seed))) {
+        status = fail("test loader", rc);
+        goto out;
+    }
     oialr_loader_set_norm(&trl, mean, std);
     oialr_loader_set_norm(&val, mean, std);
     oialr_loader_set_norm(&tel, mean, std);
@@ -208,10 +227,11 @@ int cmd_train(int argc, char **argv) {
                 train_ds.nclass, oialr_now() - t0);
 
     /* --- model --- */
-    oialr_model *model = NULL;
     if ((rc = oialr_model_create(&model, spec, train_ds.c, train_ds.h, train_ds.w, train_ds.nclass, (int)batch,
-                                 (uint64_t)seed)))
-        return fail("model", rc);
+                                 (uint64_t)seed))) {
+        status = fail("model", rc);
+        goto out;
+    }
     if (!quiet) {
         fprintf(stderr, "model: %s\n", oialr_model_spec(model));
         oialr_model_describe(model, stderr);
@@ -237,13 +257,14 @@ int cmd_train(int argc, char **argv) {
     cfg.schedule.step_size = step_size;
     cfg.schedule.gamma = (float)gamma;
 
-    oialr_trainer trainer;
-    if ((rc = oialr_trainer_init(&trainer, &cfg, model, &trl, &val, &tel))) return fail("trainer", rc);
+    if ((rc = oialr_trainer_init(&trainer, &cfg, model, &trl, &val, &tel))) {
+        status = fail("trainer", rc);
+        goto out;
+    }
     train_ui ui = {.quiet = quiet};
     cli_progress_init(&ui.prog);
     oialr_hook ui_hook = {.name = "progress", .user = &ui, .step_end = ui_step_end, .epoch_end = ui_epoch_end};
     oialr_trainer_add_hook(&trainer, &ui_hook);
-    oialr_hook rec_hook = {0};
     if (record) {
         char *cmdline = cli_join(argc, argv);
         const char *keys[] = {"dataset", "data_dir", "val", "limit"};
@@ -267,9 +288,8 @@ int cmd_train(int argc, char **argv) {
         rc = oialr_record_hook_init(&rec_hook, &ro);
         free(cmdline);
         if (rc) {
-            oialr_trainer_free(&trainer);
-            oialr_model_free(model);
-            return fail("record", rc);
+            status = fail("record", rc);
+            goto out;
         }
         oialr_trainer_add_hook(&trainer, &rec_hook);
     }
@@ -282,7 +302,6 @@ int cmd_train(int argc, char **argv) {
     signal(SIGTERM, SIG_DFL);
     g_trainer = NULL;
 
-    int status = 0;
     if (rc == OIALR_ERR_INTERRUPTED) {
         fprintf(stderr, "\noialr train: interrupted at step %lld\n", (long long)trainer.metrics.step);
         status = 130;
@@ -302,8 +321,9 @@ int cmd_train(int argc, char **argv) {
                     "writer %.2fs (%.0f MB/s)\n",
                     record, (long long)ri.snapshots, ri.bytes / 1e6, ri.hook_seconds, ri.wait_seconds,
                     ri.write_seconds, ri.write_mb_s);
-        oialr_record_hook_free(&rec_hook);
     }
+out:
+    oialr_record_hook_free(&rec_hook);
     oialr_trainer_free(&trainer);
     oialr_model_free(model);
     oialr_loader_free(&trl);
