@@ -260,6 +260,13 @@ START_TEST(cifar_bad_files) {
     rec[0] = 42; /* not a CIFAR-10 label */
     write_file("data_batch_1.bin", rec, 3073, 0);
     ck_assert_int_eq(oialr_dataset_load(&ds, "cifar10", dir, OIALR_SPLIT_TRAIN), OIALR_ERR_FORMAT);
+    /* a bad label in the second file: the record is counted within that file */
+    rec[0] = 3;
+    write_file("data_batch_1.bin", rec, 2 * 3073, 0);
+    rec[3073] = 10;
+    write_file("data_batch_2.bin", rec, 2 * 3073, 0);
+    ck_assert_int_eq(oialr_dataset_load(&ds, "cifar10", dir, OIALR_SPLIT_TRAIN), OIALR_ERR_FORMAT);
+    ck_assert_msg(strstr(oialr_errmsg(), "data_batch_2.bin: record 1 has label 10"), "%s", oialr_errmsg());
     ck_assert_int_eq(oialr_dataset_load(&ds, "cifar10", dir, OIALR_SPLIT_TEST), OIALR_ERR_NOTFOUND);
     ck_assert_int_eq(oialr_dataset_load(&ds, "cifar10", NULL, OIALR_SPLIT_TEST), OIALR_ERR_ARG);
     ck_assert_int_eq(oialr_dataset_load(&ds, "imagenet", dir, OIALR_SPLIT_TRAIN), OIALR_ERR_ARG);

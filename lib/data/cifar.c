@@ -44,10 +44,10 @@ int oialr_cifar10_load(oialr_dataset *ds, const char *const *paths, int npaths) 
             rc = oialr_seterr(OIALR_ERR_IO, "%s: %s", paths[i], strerror(errno));
             break;
         }
-        while (fread(rec, 1, CIFAR_REC, f) == CIFAR_REC && k < total) {
-            if (rec[0] > 9) {
+        for (int64_t r = 0; fread(rec, 1, CIFAR_REC, f) == CIFAR_REC && k < total; r++) {
+            if (rec[0] > 9) { /* r counts within this file, which the message names */
                 rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: record %lld has label %d (CIFAR-10 labels are 0..9)",
-                                  paths[i], (long long)k, rec[0]);
+                                  paths[i], (long long)r, rec[0]);
                 break;
             }
             ds->y[k] = rec[0];
