@@ -140,6 +140,9 @@ static h5stack stack_get(void) {
     h5stack s;
     memset(&s, 0, sizeof s);
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, stack_cb, &s);
+    /* read: drop the records. A thread-safe HDF5 frees a thread's stack at
+     * its exit but not the records on it (the recorder's writer thread). */
+    H5Eclear2(H5E_DEFAULT);
     return s;
 }
 
