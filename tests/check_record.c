@@ -925,7 +925,9 @@ START_TEST(test_python_writer) {
 END_TEST
 
 /* docs/examples/record_example.c built against the installed library
- * with pkg-config, and run. */
+ * with pkg-config, and run. In a sanitizer build (make SANITIZER=... _check
+ * exports SANITIZER, and the install inherits it) the example is built with
+ * the same sanitizer, as the library it links needs its runtime first. */
 START_TEST(test_installed_example) {
     char root[PATH_MAX], cmd[8 * PATH_MAX], inst[512], log[512];
     ck_assert_msg(repo_root(root, sizeof root) == 0, "cannot find the source tree (set OIALR_SRCDIR)");
@@ -945,7 +947,8 @@ START_TEST(test_installed_example) {
     snprintf(cmd, sizeof cmd,
              "cd '%s' && PKG_CONFIG_PATH='%s/usr/local/lib/pkgconfig' pkg-config --define-prefix --cflags --libs "
              "oialr > flags && grep -q '%s/usr/local/include' flags && "
-             "cc -std=c11 -Wall -Wextra -Werror '%s/docs/examples/record_example.c' $(cat flags) "
+             "cc -std=c11 -Wall -Wextra -Werror ${SANITIZER:+-fsanitize=$SANITIZER} "
+             "'%s/docs/examples/record_example.c' $(cat flags) "
              "-lm -Wl,-rpath,'%s/usr/local/lib' -o record_example >>'%s' 2>&1 && ./record_example ex.h5 >>'%s' 2>&1",
              dir, inst, inst, root, inst, log, log);
     rc = system(cmd);
