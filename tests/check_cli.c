@@ -185,8 +185,9 @@ START_TEST(cifar10_end_to_end) {
 }
 END_TEST
 
-/* A tiny IDX dataset (n images of 2x2, labels 0..2) in the temp dir. */
-static void write_idx(const char *prefix, unsigned n) {
+/* A tiny IDX dataset (n images of 2x2, labels 0..2, the last one LAST) in
+ * the temp dir. */
+static void write_idx_last(const char *prefix, unsigned n, int last) {
     char p[512];
     unsigned char hdr[16] = {0, 0, 8, 3, (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
                              (unsigned char)n, 0, 0, 0, 2, 0, 0, 0, 2};
@@ -200,9 +201,21 @@ static void write_idx(const char *prefix, unsigned n) {
     ck_assert_ptr_nonnull(f = fopen(p, "wb"));
     hdr[3] = 1;
     ck_assert_uint_eq(fwrite(hdr, 1, 8, f), 8);
-    for (unsigned i = 0; i < n; i++) fputc((int)(i % 3), f);
+    for (unsigned i = 0; i < n; i++) fputc(i + 1 == n ? last : (int)(i % 3), f);
     fclose(f);
 }
+
+static void write_idx(const char *prefix, unsigned n) { write_idx_last(prefix, n, (int)((n - 1) % 3)); }
+
+/* A test label above every training label (classes 0..2 in training, 12 in
+ * the test set): the model has outputs for it, the run trains and reports. */
+START_TEST(test_label_beyond_training_labels) {
+    write_idx("train", 20);
+    write_idx_last("t10k", 5, 12);
+    int rc = run("train --dataset mnist --data . --model mlp:4 --epochs 2 --batch 4 --val 2 --threads 1");
+    ck_assert_msg(rc == 0 && strstr(out, "13 classes") && strstr(out, "final: epochs 2"), "exit %d:\n%s", rc, out);
+}
+END_TEST
 
 /* A run refused after the data is loaded (a --val too large, an unknown
  * model, a model that does not fit the images) frees what it loaded:
@@ -236,6 +249,7 @@ static Suite *cli_suite(void) {
     tcase_add_loop_test(lim, wrong_flags, 0, (int)(sizeof WRONG / sizeof WRONG[0]));
     tcase_add_test(lim, missing_data);
     tcase_add_test(lim, refused_runs_free_everything);
+    tcase_add_test(lim, test_label_beyond_training_labels);
     tcase_set_timeout(lim, 60);
     suite_add_tcase(s, lim);
     return s;

@@ -208,6 +208,9 @@ int cmd_train(int argc, char **argv) {
         status = 1;
         goto out;
     }
+    /* the model scores every class of either split: a test label above the
+     * training labels is then a wrong answer, not an error after an epoch */
+    if (test_ds.nclass > train_ds.nclass) train_ds.nclass = test_ds.nclass;
     float mean[4], std[4];
     oialr_dataset_stats(&train_ds, mean, std);
     if ((rc = oialr_loader_split(&trl, &val, &train_ds, val_n, (uint64_t)seed))) {
