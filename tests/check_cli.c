@@ -80,6 +80,8 @@ static const struct {
     {"train --opt adam", "'adam' is not one of: sgd adamw"},
     {"train --batch", "--batch needs a value"},
     {"train --sched step", "--sched step needs --step-size"},
+    /* an int field: 2^32 + 1 would wrap to 1 (an evaluation every step) */
+    {"train --eval-every 4294967297 --dataset nosuch", "--eval-every: expected an integer in [0, 2147483647]"},
     {"analyze --lag 0 x.h5", "lag"},
     {"plot", "usage"},
 };

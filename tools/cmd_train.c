@@ -7,6 +7,7 @@
 #include "oialr/record.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -141,7 +142,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--gamma")) { VALUE(); rc = cli_float(C, a, v, 0, 1, &gamma); }
         else if (!strcmp(a, "--label-smoothing")) { VALUE(); rc = cli_float(C, a, v, 0, 0.99, &ls); }
         else if (!strcmp(a, "--max-steps")) { VALUE(); rc = cli_int(C, a, v, 0, 1LL << 40, &max_steps); }
-        else if (!strcmp(a, "--eval-every")) { VALUE(); rc = cli_int(C, a, v, 0, 1LL << 40, &eval_every); }
+        else if (!strcmp(a, "--eval-every")) { VALUE(); rc = cli_int(C, a, v, 0, INT_MAX, &eval_every); }
         else if (!strcmp(a, "--seed")) { VALUE(); rc = cli_int(C, a, v, 0, (1LL << 62), &seed); }
         else if (!strcmp(a, "--threads")) { VALUE(); rc = cli_int(C, a, v, 1, 1024, &threads); }
         else if (!strcmp(a, "--quiet")) quiet = 1;
