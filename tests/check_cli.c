@@ -63,6 +63,9 @@ START_TEST(help_everywhere) {
         ck_assert_msg(run(cmds[i]) == 0, "oialr %s: exit != 0", cmds[i]);
         ck_assert_msg(strstr(out, "usage: oialr") != NULL, "oialr %s: no usage line:\n%s", cmds[i], out);
     }
+    /* no command trains low-rank: train is dense, analyze --policy replays */
+    ck_assert_int_eq(run("--help"), 0);
+    ck_assert_msg(strstr(out, "trains low-rank") == NULL && strstr(out, "--policy"), "%s", out);
     ck_assert_int_eq(run("--version"), 0);
     ck_assert_ptr_nonnull(strstr(out, "oialr 0."));
 }

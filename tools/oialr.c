@@ -24,7 +24,8 @@ static void usage(FILE *f) {
             "usage: oialr <command> [options]\n"
             "\n"
             "oialr records how a network's weights move during training, measures the\n"
-            "stability of their orthogonal bases, and trains low-rank (OIALR).\n"
+            "stability of their orthogonal bases, and replays when OIALR would switch\n"
+            "each layer to low rank (analyze --policy).\n"
             "\n"
             "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
