@@ -11,7 +11,7 @@
  *   for each epoch:
  *       epoch_begin
  *       for each batch:  step_begin, forward/backward/update, step_end
- *       evaluation (validation; test at the last epoch), eval_end
+ *       evaluation (validation and test sets, each epoch), eval_end
  *       epoch_end
  *   run_end   (also after an error or a stop, with trainer->status set)
  */
