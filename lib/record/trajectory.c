@@ -694,6 +694,22 @@ done:
     return rc;
 }
 
+/* A fresh, empty layer slot at t->layers[t->nlayers] (not yet counted);
+ * NULL when out of memory. */
+static tlayer *new_layer(oialr_traj *t) {
+    if (t->nlayers == t->caplayers) {
+        int nc = t->caplayers ? 2 * t->caplayers : 16;
+        tlayer *nl = realloc(t->layers, (size_t)nc * sizeof *nl);
+        if (!nl) return NULL;
+        t->layers = nl;
+        t->caplayers = nc;
+    }
+    tlayer *l = &t->layers[t->nlayers];
+    memset(l, 0, sizeof *l);
+    l->grp = l->dw = l->ds = l->dr = H5I_INVALID_HID;
+    return l;
+}
+
 int oialr_traj_declare_layer(oialr_traj *t, const char *name, int64_t rows, int64_t cols, const char *kind,
                              int ndim, const int64_t *shape, int *index) {
     OIALR_ASSERT(t);
@@ -713,16 +729,8 @@ int oialr_traj_declare_layer(oialr_traj *t, const char *name, int64_t rows, int6
     for (int i = 0; i < t->nlayers; i++)
         if (!strcmp(t->layers[i].pub.name, name))
             return oialr_seterr(OIALR_ERR_ARG, "%s: layer '%s' declared twice", t->path, name);
-    if (t->nlayers == t->caplayers) {
-        int nc = t->caplayers ? 2 * t->caplayers : 16;
-        tlayer *nl = realloc(t->layers, (size_t)nc * sizeof *nl);
-        if (!nl) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", t->path);
-        t->layers = nl;
-        t->caplayers = nc;
-    }
-    tlayer *l = &t->layers[t->nlayers];
-    memset(l, 0, sizeof *l);
-    l->grp = l->dw = l->ds = l->dr = H5I_INVALID_HID;
+    tlayer *l = new_layer(t);
+    if (!l) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", t->path);
     snprintf(l->pub.name, sizeof l->pub.name, "%s", name);
     snprintf(l->pub.kind, sizeof l->pub.kind, "%s", kind ? kind : "");
     l->pub.rows = rows;
@@ -1183,16 +1191,8 @@ done:
 
 static int open_layer(oialr_traj *t, hid_t lay, const char *name) {
     int rc = OIALR_OK;
-    if (t->nlayers == t->caplayers) {
-        int nc = t->caplayers ? 2 * t->caplayers : 16;
-        tlayer *nl = realloc(t->layers, (size_t)nc * sizeof *nl);
-        if (!nl) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", t->path);
-        t->layers = nl;
-        t->caplayers = nc;
-    }
-    tlayer *l = &t->layers[t->nlayers];
-    memset(l, 0, sizeof *l);
-    l->grp = l->dw = l->ds = l->dr = H5I_INVALID_HID;
+    tlayer *l = new_layer(t);
+    if (!l) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", t->path);
     t->nlayers++;
     t->info.nlayers = t->nlayers;
     snprintf(l->pub.name, sizeof l->pub.name, "%s", name);
