@@ -227,7 +227,12 @@ typedef struct run_ctx {
     ana_row *rows;           /* nsnap rows of the current layer */
     ana_results *res;
     int check_condition;     /* ask for float64 when float32 is not exact */
+    int layer_no, nlayers;   /* position among the selected layers, for progress */
 } run_ctx;
+
+static oialr_analyze_progress_fn progress_fn;
+
+void oialr_analyze_set_progress(oialr_analyze_progress_fn fn) { progress_fn = fn; }
 
 /* float32 stability is off by up to ~0.15 cond * FLT_EPSILON (measured,
  * docs/metrics.md); above this the layer is redone in float64 */
@@ -242,7 +247,9 @@ static int emit_cb(void *user, int64_t snap, const ana_row *row, const double *s
     run_ctx *c = user;
     if (c->check_condition && row->valid && row->sp.condition > ANA_F32_MAX_COND) return ANA_RESTART;
     c->rows[snap] = *row;
-    return ana_results_row(c->res, snap, row, sigma, n);
+    int rc = ana_results_row(c->res, snap, row, sigma, n);
+    if (!rc && progress_fn) progress_fn(c->L->name, snap + 1, c->L->nsnap, c->layer_no, c->nlayers);
+    return rc;
 }
 
 static void summarise(const ana_opts *o, const oialr_traj_layer *L, const ana_row *r, int prec, layer_sum *s) {
@@ -441,7 +448,7 @@ int oialr_cmd_analyze(int argc, char **argv) {
     for (int i = 0; i < total; i++) {
         const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
         if (!layer_selected(L->name, o.layers)) continue;
-        run_ctx c = {.o = &o, .t = t, .layer = i, .L = L, .rows = rows, .res = res};
+        run_ctx c = {.o = &o, .t = t, .layer = i, .L = L, .rows = rows, .res = res, .layer_no = nl, .nlayers = nsel};
         if ((rc = ana_results_layer_begin(res, L->name, L->kind, L->rows, L->cols, L->nsnap))) goto fail;
         int prec = o.prec;
         for (;;) {

@@ -20,6 +20,13 @@
  * 0 success, 1 failure (message on stderr), 2 usage error. Never exits. */
 int oialr_cmd_analyze(int argc, char **argv);
 
+/* Progress for a front end to draw (the CLI's progress line): called on the
+ * main thread after each snapshot of the layer_no-th of nlayers selected
+ * layers; done == total ends that layer. NULL (the default): silent. */
+typedef void (*oialr_analyze_progress_fn)(const char *layer, int64_t done, int64_t total, int layer_no,
+                                          int nlayers);
+void oialr_analyze_set_progress(oialr_analyze_progress_fn fn);
+
 /* --------------------------------------------------------------------------- */
 /* Internals shared by the analysis sources (not a stable API). */
 

@@ -97,3 +97,19 @@ void cli_progress_line(cli_progress *p, int force, const char *fmt, ...) {
 void cli_progress_done(cli_progress *p) {
     if (p->tty) fputc('\n', stderr);
 }
+
+void cli_analyze_progress(const char *layer, int64_t done, int64_t total, int layer_no, int nlayers) {
+    static cli_progress prog;
+    static int started;
+    if (!started) {
+        cli_progress_init(&prog);
+        started = 1;
+    }
+    int last = layer_no == nlayers - 1 && done == total;
+    cli_progress_line(&prog, 0, "analyze: layer %d/%d %s  snapshot %lld/%lld", layer_no + 1, nlayers, layer,
+                      (long long)done, (long long)total);
+    if (last && prog.tty) {
+        fputs("\r\033[K", stderr); /* the summary follows on a clean line */
+        fflush(stderr);
+    }
+}

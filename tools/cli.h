@@ -27,5 +27,7 @@ void cli_progress_line(cli_progress *p, int force, const char *fmt, ...) __attri
 void cli_progress_done(cli_progress *p);
 
 int cmd_train(int argc, char **argv);
+/* Draws `oialr analyze`'s progress (set with oialr_analyze_set_progress). */
+void cli_analyze_progress(const char *layer, int64_t done, int64_t total, int layer_no, int nlayers);
 
 #endif

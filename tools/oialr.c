@@ -49,6 +49,7 @@ int main(int argc, char **argv) {
         printf("oialr %s\n", OIALR_VERSION_STRING);
         return 0;
     }
+    oialr_analyze_set_progress(cli_analyze_progress);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "oialr: unknown command '%s' (try 'oialr --help')\n", argv[1]);
