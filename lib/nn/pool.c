@@ -22,6 +22,16 @@ int pool_out_size(int n, int K, int S, int pad)
 // ---------------------------------------------------------------------------
 // max pool
 
+/* Input range [*lo, *hi) of output position o's window, clipped to the
+ * n input pixels (padding contributes nothing to max or sum). */
+static inline void pool_window(int o, int K, int S, int pad, int n, int *lo, int *hi)
+{
+    *lo = o * S - pad;
+    *hi = *lo + K;
+    if (*lo < 0) *lo = 0;
+    if (*hi > n) *hi = n;
+}
+
 void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int BC, int H, int W, int K, int S,
                        int pad)
 {
@@ -31,13 +41,11 @@ void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int BC, in
         float *o = out + (size_t)bc * OH * OW;
         int32_t *a = argmax + (size_t)bc * OH * OW;
         for (int oh = 0; oh < OH; oh++) {
-            int h0 = oh * S - pad, h1 = h0 + K;
-            if (h0 < 0) h0 = 0;
-            if (h1 > H) h1 = H;
+            int h0, h1;
+            pool_window(oh, K, S, pad, H, &h0, &h1);
             for (int ow = 0; ow < OW; ow++) {
-                int w0 = ow * S - pad, w1 = w0 + K;
-                if (w0 < 0) w0 = 0;
-                if (w1 > W) w1 = W;
+                int w0, w1;
+                pool_window(ow, K, S, pad, W, &w0, &w1);
                 float m = -FLT_MAX;
                 int32_t mi = h0 * W + w0;
                 for (int ih = h0; ih < h1; ih++)
@@ -118,13 +126,11 @@ void avgpool2d_forward(float *out, const float *inp, int BC, int H, int W, int K
         const float *x = inp + (size_t)bc * H * W;
         float *o = out + (size_t)bc * OH * OW;
         for (int oh = 0; oh < OH; oh++) {
-            int h0 = oh * S - pad, h1 = h0 + K;
-            if (h0 < 0) h0 = 0;
-            if (h1 > H) h1 = H;
+            int h0, h1;
+            pool_window(oh, K, S, pad, H, &h0, &h1);
             for (int ow = 0; ow < OW; ow++) {
-                int w0 = ow * S - pad, w1 = w0 + K;
-                if (w0 < 0) w0 = 0;
-                if (w1 > W) w1 = W;
+                int w0, w1;
+                pool_window(ow, K, S, pad, W, &w0, &w1);
                 float acc = 0.0f;
                 for (int ih = h0; ih < h1; ih++)
                     for (int iw = w0; iw < w1; iw++) acc += x[ih * W + iw];
@@ -142,13 +148,11 @@ void avgpool2d_backward(float *dinp, const float *dout, int BC, int H, int W, in
         float *dx = dinp + (size_t)bc * H * W;
         const float *g = dout + (size_t)bc * OH * OW;
         for (int oh = 0; oh < OH; oh++) {
-            int h0 = oh * S - pad, h1 = h0 + K;
-            if (h0 < 0) h0 = 0;
-            if (h1 > H) h1 = H;
+            int h0, h1;
+            pool_window(oh, K, S, pad, H, &h0, &h1);
             for (int ow = 0; ow < OW; ow++) {
-                int w0 = ow * S - pad, w1 = w0 + K;
-                if (w0 < 0) w0 = 0;
-                if (w1 > W) w1 = W;
+                int w0, w1;
+                pool_window(ow, K, S, pad, W, &w0, &w1);
                 float gg = g[oh * OW + ow] * inv;
                 for (int ih = h0; ih < h1; ih++)
                     for (int iw = w0; iw < w1; iw++) dx[ih * W + iw] += gg;
