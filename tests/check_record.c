@@ -34,6 +34,13 @@ static void quiet_log(int level, const char *msg, void *user) {
     (void)level, (void)msg, (void)user;
 }
 
+/* the last warning logged (the NaN/Inf count of a snapshot) */
+static char g_warn[512];
+static void capture_warn(int level, const char *msg, void *user) {
+    (void)user;
+    if (level == OIALR_LOG_WARN) snprintf(g_warn, sizeof g_warn, "%s", msg);
+}
+
 static void setup(void) {
     snprintf(dir, sizeof dir, "/tmp/oialr-check-record-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -605,11 +612,31 @@ static int capture_params(oialr_trainer *t, void *user) {
     return OIALR_OK;
 }
 
+static size_t page_up(size_t bytes) { return (bytes + 4095) / 4096 * 4096; }
+
 /* The asynchronous writer, every step (the queue fills, the training
  * thread waits): every snapshot equals the parameters at its step bit for
  * bit, none is dropped, the event and the checkpoint arrive, the memory
  * held is the documented pool + checkpoint. */
-START_TEST(test_hook_async_identical) {
+/* 1 if this directory's filesystem takes a direct write of a page */
+static int direct_io_works(void) {
+    char p[512];
+    path_of(p, sizeof p, "probe");
+    int fd = open(p, O_CREAT | O_RDWR | O_DIRECT, 0600), ok = 0;
+    if (fd >= 0) {
+        void *b = NULL;
+        if (posix_memalign(&b, 4096, 4096) == 0) {
+            memset(b, 0, 4096);
+            ok = pwrite(fd, b, 4096, 0) == 4096;
+            free(b);
+        }
+        close(fd);
+    }
+    unlink(p);
+    return ok;
+}
+
+static void async_identical(int direct) {
     char p[512];
     path_of(p, sizeof p, "async.h5");
     rig g;
@@ -637,14 +664,23 @@ START_TEST(test_hook_async_identical) {
     oialr_record_get_info(&h, &in);
     ck_assert_int_eq(in.snapshots, steps + 1);
     ck_assert_int_eq(in.pool, OIALR_RECORD_POOL);
-    size_t snap = 0;
+    size_t snap = 0, padded = 0;
     for (int i = 0; i < g.tr.params->count; i++)
-        if (g.tr.params->info[i].kind == OIALR_PARAM_MATRIX) snap += g.tr.params->info[i].size * sizeof(float);
+        if (g.tr.params->info[i].kind == OIALR_PARAM_MATRIX) {
+            snap += g.tr.params->info[i].size * sizeof(float);
+            padded += page_up(g.tr.params->info[i].size * sizeof(float));
+        }
     ck_assert_uint_eq(in.snapshot_bytes, snap);
     ck_assert_uint_eq(in.bytes, (uint64_t)(steps + 1) * snap);
-    ck_assert_uint_eq(in.held_bytes, OIALR_RECORD_POOL * snap + 3 * total * sizeof(float) +
+    /* every layer and checkpoint array starts on a 4 KiB page (direct I/O) */
+    ck_assert_uint_eq(in.held_bytes, OIALR_RECORD_POOL * padded + 3 * page_up(total * sizeof(float)) +
                                          (size_t)g.trl.n * sizeof(int64_t));
     ck_assert(in.write_seconds > 0 && in.hook_seconds > 0);
+    ck_assert(in.write_cpu_seconds > 0 && in.write_cpu_seconds <= in.write_seconds + 0.01);
+    /* the 256x128 layer (128 KiB) goes past the page cache where it can */
+    if (direct && direct_io_works())
+        ck_assert_uint_ge(in.direct_bytes, (uint64_t)(steps + 1) * 256 * 128 * sizeof(float));
+    if (!direct) ck_assert_uint_eq(in.direct_bytes, 0);
     ck_assert(in.copy_seconds + in.wait_seconds + in.end_seconds <= in.hook_seconds + 1e-9);
     oialr_record_hook_free(&h);
 
@@ -683,6 +719,91 @@ START_TEST(test_hook_async_identical) {
     OK(oialr_traj_close(t));
     free(r);
     free(c.data);
+    rig_free(&g);
+}
+
+START_TEST(test_hook_async_identical) {
+    async_identical(1);
+}
+END_TEST
+
+/* The same through the page cache only (OIALR_DIRECT_IO=0: what a
+ * filesystem without O_DIRECT gets). */
+START_TEST(test_hook_async_buffered) {
+    setenv("OIALR_DIRECT_IO", "0", 1);
+    async_identical(0);
+}
+END_TEST
+
+/* The recorder counts NaN/Inf while it copies a snapshot (vectors of 16
+ * and the scalar tail): put some in at the last step before it copies and
+ * take them out after, so the run itself stays finite. */
+typedef struct poison {
+    int layer;       /* parameter index */
+    size_t at[5];    /* offsets in that matrix */
+    float saved[5];
+    int on;
+} poison;
+
+static int poison_in(oialr_trainer *t, void *user) {
+    poison *q = user;
+    if (t->metrics.step != t->total_steps) return OIALR_OK;
+    float *w = t->params->data + t->params->info[q->layer].offset;
+    const float bad[5] = {NAN, INFINITY, -INFINITY, -NAN, INFINITY};
+    for (int i = 0; i < 5; i++) q->saved[i] = w[q->at[i]], w[q->at[i]] = bad[i];
+    q->on = 1;
+    return OIALR_OK;
+}
+
+static int poison_out(oialr_trainer *t, void *user) {
+    poison *q = user;
+    if (!q->on) return OIALR_OK;
+    float *w = t->params->data + t->params->info[q->layer].offset;
+    for (int i = 0; i < 5; i++) w[q->at[i]] = q->saved[i];
+    q->on = 0;
+    return OIALR_OK;
+}
+
+START_TEST(test_hook_counts_nonfinite) {
+    char p[512];
+    path_of(p, sizeof p, "poison.h5");
+    rig g;
+    rig_init(&g, "mlp:37,19", 16, 1); /* 37x19 = 703 floats: 43 vectors of 16 and a tail of 15 */
+    int layer = -1;
+    for (int i = 0; i < g.tr.params->count; i++)
+        if (g.tr.params->info[i].kind == OIALR_PARAM_MATRIX && g.tr.params->info[i].size == 37 * 19) layer = i;
+    ck_assert_int_ge(layer, 0);
+    poison q = {.layer = layer, .at = {0, 5, 10, 15, 702}}; /* each of the 4 lanes, and the tail */
+    oialr_hook in = {.name = "poison", .user = &q, .step_end = poison_in};
+    oialr_hook out = {.name = "unpoison", .user = &q, .step_end = poison_out};
+    oialr_record_options ro;
+    oialr_record_options_default(&ro);
+    ro.path = p;
+    ro.every = 1;
+    oialr_hook h;
+    OK(oialr_record_hook_init(&h, &ro));
+    OK(oialr_trainer_add_hook(&g.tr, &in));
+    OK(oialr_trainer_add_hook(&g.tr, &h));
+    OK(oialr_trainer_add_hook(&g.tr, &out));
+    g_warn[0] = 0;
+    oialr_set_log(capture_warn, NULL, OIALR_LOG_WARN);
+    OK(oialr_train_run(&g.tr));
+    oialr_record_hook_free(&h); /* the writer has logged by now */
+    oialr_set_log(quiet_log, NULL, OIALR_LOG_DEBUG);
+    ck_assert_msg(strstr(g_warn, "has 5 NaN/Inf values"), "warning: '%s'", g_warn);
+    ck_assert_msg(strstr(g_warn, g.tr.params->info[layer].name), "warning: '%s'", g_warn);
+
+    oialr_traj *t = NULL;
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    int l = -1;
+    OK(oialr_traj_find_layer(t, g.tr.params->info[layer].name, &l));
+    const oialr_traj_layer *L = oialr_traj_layer_at(t, l);
+    float w[37 * 19];
+    OK(oialr_traj_read(t, l, L->nsnap - 1, w, 37 * 19));
+    ck_assert(isnan(w[0]) && w[5] == INFINITY && w[10] == -INFINITY && isnan(w[15]) && w[702] == INFINITY);
+    OK(oialr_traj_read(t, l, L->nsnap - 2, w, 37 * 19));
+    for (int i = 0; i < 37 * 19; i++) ck_assert(isfinite(w[i]));
+    OK(oialr_traj_close(t));
     rig_free(&g);
 }
 END_TEST
@@ -1109,7 +1230,11 @@ START_TEST(test_nan_recorded_as_is) {
     w[4] = -INFINITY;
     uint32_t payload = 0x7fc12345u;
     memcpy(&w[5], &payload, 4);
+    g_warn[0] = 0;
+    oialr_set_log(capture_warn, NULL, OIALR_LOG_WARN);
     OK(oialr_traj_append(t, a, 0, w, 0)); /* data, not an error */
+    oialr_set_log(quiet_log, NULL, OIALR_LOG_DEBUG);
+    ck_assert_msg(strstr(g_warn, "has 3 NaN/Inf values"), "warning: '%s'", g_warn);
     OK(oialr_traj_close(t));
     OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
     OK(oialr_traj_read(t, 0, 0, r, 15));
@@ -1263,6 +1388,7 @@ static Suite *record_suite(void) {
     tcase_add_test(core, test_recover_refuses_live_writer);
     tcase_add_test(core, test_hook_trainer);
     tcase_add_test(core, test_hook_async_identical);
+    tcase_add_test(core, test_hook_async_buffered);
     tcase_add_test(core, test_hook_interrupted);
     tcase_add_test(core, test_hook_sigkill);
     tcase_add_test(core, test_python_writer);
@@ -1274,6 +1400,7 @@ static Suite *record_suite(void) {
     tcase_add_test(lim, test_bad_files);
     tcase_add_test(lim, test_missing_layer_and_ranges);
     tcase_add_test(lim, test_nan_recorded_as_is);
+    tcase_add_test(lim, test_hook_counts_nonfinite);
     tcase_add_test(lim, test_misuse);
     tcase_add_test(lim, test_disk_full);
     tcase_add_test(lim, test_hook_write_error);

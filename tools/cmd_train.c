@@ -322,9 +322,10 @@ int cmd_train(int argc, char **argv) {
         if (!quiet)
             fprintf(stderr,
                     "record: %s: %lld snapshots, %.1f MB; training thread %.2fs in the recorder (%.2fs waiting), "
-                    "writer %.2fs (%.0f MB/s)\n",
+                    "writer %.2fs, %.2fs of it on a CPU (%.0f MB/s%s)\n",
                     record, (long long)ri.snapshots, ri.bytes / 1e6, ri.hook_seconds, ri.wait_seconds,
-                    ri.write_seconds, ri.write_mb_s);
+                    ri.write_seconds, ri.write_cpu_seconds, ri.write_mb_s,
+                    ri.direct_bytes ? ", direct I/O" : "");
     }
 out:
     oialr_record_hook_free(&rec_hook);

@@ -109,8 +109,11 @@ typedef struct oialr_record_info {
     int64_t waits;          /*   how many times it had to wait */
     double end_seconds;     /*   run_end: draining the queue and closing */
     /* writer thread */
-    double write_seconds;   /* busy in HDF5 (appends, flushes, checkpoints) */
+    double write_seconds;   /* busy in HDF5 (appends, flushes, checkpoints), wall */
+    double write_cpu_seconds; /* of which on a CPU (the rest waits for the disk):
+                             * what the writer can take from training */
     double write_mb_s;      /* bytes / write_seconds, MB/s */
+    uint64_t direct_bytes;  /* file bytes written with O_DIRECT, past the page cache */
     /* memory */
     int pool;               /* OIALR_RECORD_POOL */
     size_t snapshot_bytes;  /* one snapshot of the selected layers */

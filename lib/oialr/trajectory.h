@@ -138,6 +138,11 @@ OIALR_API int oialr_traj_append(oialr_traj *t, int layer, int64_t step, const fl
  * (n must equal the number of columns; NAN for "not known"). */
 OIALR_API int oialr_traj_append_metrics(oialr_traj *t, int64_t step, const double *values, int n);
 
+/* Append nrows metrics rows at once: steps[k] and values[k * ncol + i]
+ * (row-major). One write and one flush per column instead of per row. */
+OIALR_API int oialr_traj_append_metrics_rows(oialr_traj *t, int64_t nrows, const int64_t *steps,
+                                             const double *values, int ncol);
+
 enum oialr_traj_event_kind {
     OIALR_EVENT_SWITCH = 0,   /* layer switched to U Sigma V^T training */
     OIALR_EVENT_ROTATE = 1,   /* Sigma re-diagonalised into U, V */
