@@ -125,6 +125,8 @@ START_TEST(test_round_trip) {
     OK(oialr_traj_declare_ckpt_scalar(t, "rng", 1));
     enum { T = 6 };
     static float w[T][17 * 33], v[T][6 * 18], h[T][1];
+    double rows[T][2]; /* rows 3.. go in at once, row-major */
+    int64_t steps[T];
     for (int s = 0; s < T; s++) {
         fill(w[s], 17 * 33, (uint32_t)s);
         fill(v[s], 6 * 18, (uint32_t)(100 + s));
@@ -133,8 +135,11 @@ START_TEST(test_round_trip) {
         OK(oialr_traj_append(t, b, s * 50, v[s], 4));
         OK(oialr_traj_append(t, c, s * 50, h[s], 0));
         double row[2] = {1.0 / (s + 1), s == 2 ? NAN : 0.5 + s * 0.01};
-        OK(oialr_traj_append_metrics(t, s * 50, row, 2));
+        if (s < 3) OK(oialr_traj_append_metrics(t, s * 50, row, 2));
+        memcpy(rows[s], row, sizeof row);
+        steps[s] = s * 50;
     }
+    OK(oialr_traj_append_metrics_rows(t, T - 3, steps + 3, rows[3], 2));
     oialr_traj_event ev = {.step = 150, .kind = OIALR_EVENT_TRUNCATE, .stability = 0.9912, .rank_before = 6,
                            .rank_after = 3};
     strcpy(ev.layer, "conv1.weight");
@@ -198,6 +203,11 @@ START_TEST(test_round_trip) {
     ck_assert_double_eq(col[3], 0.53);
     OK(oialr_traj_read_metric_steps(t, st, 8, &n));
     ck_assert_int_eq(st[5], 250);
+    OK(oialr_traj_read_column(t, "loss", col, 8, &n));
+    for (int s = 0; s < T; s++) {
+        ck_assert_int_eq(st[s], 50 * s);
+        ck_assert_double_eq(col[s], 1.0 / (s + 1));
+    }
     oialr_traj_event e[2];
     OK(oialr_traj_read_events(t, e, 2, &n));
     ck_assert_int_eq(n, 1);
