@@ -95,9 +95,11 @@ typedef struct recorder {
     size_t *snap_len;          /* [nsel] floats of each selected layer */
     size_t *snap_off;          /* [nsel] its place in a pool buffer, in floats */
     size_t snap_floats;        /* floats of one snapshot (all selected layers) */
-    float *pool_mem;           /* one allocation for the pool, huge pages if it can */
+    void *pool_map;            /* one mapping for the pool, huge pages if it can */
+    size_t pool_map_bytes;
     float *pool[OIALR_RECORD_POOL];    /* OIALR_VFD_ALIGN-aligned, as is every layer */
     size_t *pool_bad[OIALR_RECORD_POOL]; /* [nsel] NaN/Inf counts, taken while copying */
+    float **pool_layers[OIALR_RECORD_POOL]; /* [nsel] where each layer is in the buffer */
     float *ck_f;               /* and checkpoint array in them (direct I/O, vfd.h); */
     size_t ck_stride;          /* ck_f: params [, optim_m] [, optim_v], this apart */
     int64_t *ck_order;         /* loader_order */
@@ -158,8 +160,11 @@ static void recorder_free(recorder *r) {
         free(r->ckeys[i]);
         free(r->cvals[i]);
     }
-    free(r->pool_mem);
-    for (int i = 0; i < OIALR_RECORD_POOL; i++) free(r->pool_bad[i]);
+    if (r->pool_map) munmap(r->pool_map, r->pool_map_bytes);
+    for (int i = 0; i < OIALR_RECORD_POOL; i++) {
+        free(r->pool_bad[i]);
+        free(r->pool_layers[i]);
+    }
     free(r->ck_f);
     free(r->ck_order);
     free(r->snap_len);
@@ -190,9 +195,8 @@ static int job_write(recorder *r, const job *j) {
         rc = define_file(r);
         break;
     case JOB_SNAP: {
-        const float *buf = r->pool[j->slot];
-        for (int i = 0; i < r->nsel && !rc; i++)
-            rc = traj_append_counted(tr, i, j->step, buf + r->snap_off[i], 0, r->pool_bad[j->slot][i]);
+        rc = traj_append_snapshot(tr, j->step, r->nsel, (const float *const *)r->pool_layers[j->slot],
+                                  r->pool_bad[j->slot]);
         break;
     }
     case JOB_METRICS:
@@ -520,19 +524,31 @@ static size_t page_floats(size_t n) {
     return n > SIZE_MAX / sizeof(float) - ALIGN_FLOATS ? 0 : (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
 }
 
-#define HUGE_PAGE ((size_t)2 << 20)
-
-/* Page-aligned floats; from 2 MiB on on huge pages where the kernel gives
- * them (madvise mode): the disk then takes a snapshot in fewer, larger
- * pieces and pinning it for direct I/O costs the writer 20% less. */
 static float *alloc_aligned(size_t floats) {
     void *p = NULL;
-    size_t bytes = floats ? floats * sizeof(float) : 1, al = bytes >= HUGE_PAGE ? HUGE_PAGE : OIALR_VFD_ALIGN;
-    if (posix_memalign(&p, al, bytes)) return NULL;
+    return posix_memalign(&p, OIALR_VFD_ALIGN, floats ? floats * sizeof(float) : 1) ? NULL : p;
+}
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* The pool: a fresh mapping, 2 MiB-aligned and on huge pages where the
+ * kernel gives them (madvise mode); malloc could hand back memory already
+ * touched as 4 KiB pages. Pinning a snapshot for direct I/O then costs the
+ * writer about 20% less, and the disk takes it in fewer pieces. */
+static float *map_pool(recorder *r, size_t bytes) {
+    bytes = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE; /* the last buffer on huge pages too */
+    size_t len = bytes + HUGE_PAGE;
+    unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+    size_t head = (HUGE_PAGE - (uintptr_t)m % HUGE_PAGE) % HUGE_PAGE;
+    if (head) munmap(m, head);
+    if (len - head > bytes) munmap(m + head + bytes, len - head - bytes);
+    r->pool_map = m + head;
+    r->pool_map_bytes = bytes;
 #ifdef MADV_HUGEPAGE
-    if (al == HUGE_PAGE) madvise(p, bytes, MADV_HUGEPAGE); /* a hint: no huge pages is fine */
+    madvise(r->pool_map, bytes, MADV_HUGEPAGE); /* a hint: no huge pages is fine */
 #endif
-    return p;
+    return r->pool_map;
 }
 
 /* The buffers, once the selection is known: every layer, every checkpoint
@@ -557,14 +573,17 @@ static int alloc_buffers(recorder *r, const oialr_trainer *t) {
     }
     size_t sb = buf_floats * sizeof(float);
     if (buf_floats > SIZE_MAX / sizeof(float) / OIALR_RECORD_POOL ||
-        !(r->pool_mem = alloc_aligned(OIALR_RECORD_POOL * buf_floats)))
+        !map_pool(r, sb ? OIALR_RECORD_POOL * sb : OIALR_VFD_ALIGN))
         return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory for %d snapshot buffers of %zu bytes", r->path,
                             OIALR_RECORD_POOL, sb);
     for (int i = 0; i < OIALR_RECORD_POOL; i++) {
-        r->pool[i] = r->pool_mem + (size_t)i * buf_floats;
-        if (!(r->pool_bad[i] = calloc((size_t)r->nsel + 1, sizeof(size_t))))
-            return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", r->path);
-        r->free_slots[r->nfree++] = i;
+        r->pool[i] = (float *)r->pool_map + (size_t)i * buf_floats;
+        r->pool_bad[i] = calloc((size_t)r->nsel + 1, sizeof(size_t));
+        r->pool_layers[i] = calloc((size_t)r->nsel + 1, sizeof(float *));
+        if (!r->pool_bad[i] || !r->pool_layers[i]) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", r->path);
+        for (int k = 0; k < r->nsel; k++) r->pool_layers[i][k] = r->pool[i] + r->snap_off[k];
+        r->free_slots[OIALR_RECORD_POOL - 1 - i] = i; /* taken from the end: slot 0 first */
+        r->nfree++;
     }
     r->held_bytes = OIALR_RECORD_POOL * sb;
     if (r->checkpoint) {

@@ -7,10 +7,13 @@
 
 #include "oialr/trajectory.h"
 
-/* oialr_traj_append() for a caller that has counted the NaN/Inf values of
- * w already (the hook does while copying, so the writer thread does not read
- * the snapshot a second time). */
-int traj_append_counted(oialr_traj *t, int layer, int64_t step, const float *w, int32_t rank, size_t nonfinite);
+/* A snapshot of layers 0..n-1 at one step (w[i]; nonfinite[i]: the NaN/Inf
+ * the caller counted while copying, so the writer does not read w again),
+ * with one flush of the file instead of three per layer: HDF5 writes raw
+ * data before the metadata that makes it visible, and readers take the
+ * smallest of a layer's three extents, so a live or killed file still never
+ * shows a step whose weight is missing. */
+int traj_append_snapshot(oialr_traj *t, int64_t step, int n, const float *const *w, const size_t *nonfinite);
 
 /* Bytes the file driver wrote with O_DIRECT and through the page cache. */
 void traj_io_counters(const oialr_traj *t, uint64_t *direct_bytes, uint64_t *buffered_bytes);

@@ -1021,14 +1021,6 @@ OIALR_HOT static size_t count_nonfinite(const float *w, size_t n) {
     return bad;
 }
 
-int oialr_traj_append(oialr_traj *t, int layer, int64_t step, const float *w, int32_t rank) {
-    OIALR_ASSERT(t && w);
-    if (layer < 0 || layer >= t->nlayers)
-        return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no layer with index %d", t->path, layer);
-    const tlayer *l = &t->layers[layer];
-    return traj_append_counted(t, layer, step, w, rank, count_nonfinite(w, (size_t)l->pub.rows * (size_t)l->pub.cols));
-}
-
 /* 1 if a snapshot's bytes in memory are its chunk's bytes on disk: no
  * filter on the weight, file type little-endian float32 = native float. */
 static int raw_chunk_ok(hid_t d) {
@@ -1052,14 +1044,15 @@ static herr_t write_snapshot(tlayer *l, int64_t n, const float *w) {
     return H5Dwrite_chunk(l->dw, H5P_DEFAULT, 0, off, (size_t)l->pub.rows * (size_t)l->pub.cols * sizeof(float), w);
 }
 
-int traj_append_counted(oialr_traj *t, int layer, int64_t step, const float *w, int32_t rank, size_t bad) {
-    OIALR_ASSERT(t && w);
-    int rc = need_record(t, "cannot append");
-    if (rc) return rc;
+/* One layer's snapshot: weight, then rank, then step, each flushed when
+ * flush is set (a reader of a live file then never sees a step whose weight
+ * is missing). */
+static int append_layer(oialr_traj *t, int layer, int64_t step, const float *w, int32_t rank, size_t bad, int flush) {
     if (layer < 0 || layer >= t->nlayers)
         return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no layer with index %d", t->path, layer);
     tlayer *l = &t->layers[layer];
     int64_t n = l->pub.nsnap;
+    int rc = OIALR_OK;
     if (bad && !l->warned_nonfinite) {
         l->warned_nonfinite = 1;
         oialr_log(OIALR_LOG_WARN, "%s: layer %s at step %lld has %zu NaN/Inf values; recorded as they are",
@@ -1068,19 +1061,41 @@ int traj_append_counted(oialr_traj *t, int layer, int64_t step, const float *w, 
     if (rank <= 0) rank = (int32_t)(l->pub.rows < l->pub.cols ? l->pub.rows : l->pub.cols);
     if (layer_grow(l, n + 1)) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", t->path);
     h5quiet q = quiet_begin();
-    /* weight, then rank, then step: a snapshot exists once its step does */
     TRY_H5(write_snapshot(l, n, w), OIALR_ERR_IO, "layer %s: cannot write snapshot %lld", l->pub.name, (long long)n);
-    TRY_H5(H5Dflush(l->dw), OIALR_ERR_IO, "layer %s: cannot flush snapshot %lld", l->pub.name, (long long)n);
+    if (flush)
+        TRY_H5(H5Dflush(l->dw), OIALR_ERR_IO, "layer %s: cannot flush snapshot %lld", l->pub.name, (long long)n);
     TRY_H5(write_rows(l->dr, H5T_NATIVE_INT32, n, 1, &rank, 1), OIALR_ERR_IO, "layer %s: cannot write rank",
             l->pub.name);
-    TRY_H5(H5Dflush(l->dr), OIALR_ERR_IO, "layer %s: cannot flush rank", l->pub.name);
+    if (flush) TRY_H5(H5Dflush(l->dr), OIALR_ERR_IO, "layer %s: cannot flush rank", l->pub.name);
     TRY_H5(write_rows(l->ds, H5T_NATIVE_INT64, n, 1, &step, 1), OIALR_ERR_IO, "layer %s: cannot write step",
             l->pub.name);
-    TRY_H5(H5Dflush(l->ds), OIALR_ERR_IO, "layer %s: cannot flush step", l->pub.name);
+    if (flush) TRY_H5(H5Dflush(l->ds), OIALR_ERR_IO, "layer %s: cannot flush step", l->pub.name);
     l->steps[n] = step;
     l->ranks[n] = rank;
     l->pub.nsnap = n + 1;
 done:
+    quiet_end(q);
+    return rc;
+}
+
+int oialr_traj_append(oialr_traj *t, int layer, int64_t step, const float *w, int32_t rank) {
+    OIALR_ASSERT(t && w);
+    if (layer < 0 || layer >= t->nlayers)
+        return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no layer with index %d", t->path, layer);
+    const tlayer *l = &t->layers[layer];
+    size_t bad = count_nonfinite(w, (size_t)l->pub.rows * (size_t)l->pub.cols);
+    int rc = need_record(t, "cannot append");
+    return rc ? rc : append_layer(t, layer, step, w, rank, bad, 1);
+}
+
+int traj_append_snapshot(oialr_traj *t, int64_t step, int n, const float *const *w, const size_t *bad) {
+    OIALR_ASSERT(t && w && bad);
+    int rc = need_record(t, "cannot append");
+    for (int i = 0; i < n && !rc; i++) rc = append_layer(t, i, step, w[i], 0, bad[i], 0);
+    if (rc) return rc;
+    h5quiet q = quiet_begin();
+    if (H5Fflush(t->file, H5F_SCOPE_LOCAL) < 0)
+        rc = h5err(t->path, OIALR_ERR_IO, "cannot flush the snapshot at step %lld", (long long)step);
     quiet_end(q);
     return rc;
 }
