@@ -14,7 +14,17 @@
  * Reported: training time (the trainer's clock: run_begin to the last step,
  * so run_end's final drain is not in it), the training thread's time inside
  * the recorder while training (copies + waits for a free buffer), the
- * writer thread's time in HDF5 and its MB/s, snapshot and file sizes.
+ * writer thread's time in HDF5 (wall and CPU) and its MB/s, the bytes that
+ * went by direct I/O, snapshot and file sizes.
+ *
+ * And, from the same run, the cost per cycle of 10 steps: a timer hook
+ * stamps every step; the median duration of each step position in the
+ * cycle (step % 10) is compared with the median of the positions 5..9, which
+ * recording leaves alone (its cost lands on the one or two steps after a
+ * snapshot). cycle_excess_ms is the sum over the 10 positions of the excess,
+ * cycle_over the excess over 10 quiet steps. Being measured inside one run,
+ * it does not see the machine's speed drift between runs, which on this
+ * shared machine is larger than the 3% to resolve.
  * Fashion-MNIST when installed, the synthetic set otherwise. Environment:
  * OIALR_BENCH_REPS (3), OIALR_BENCH_RECORD_STEPS (300).
  */
@@ -43,6 +53,36 @@ typedef struct result {
     long long file_bytes;
 } result;
 
+/* step_end timestamps of the current run */
+static double *g_stamp;
+static int64_t g_nstamp, g_capstamp;
+
+static int stamp(oialr_trainer *t, void *user) {
+    (void)t, (void)user;
+    if (g_nstamp < g_capstamp) g_stamp[g_nstamp++] = oialr_now();
+    return OIALR_OK;
+}
+
+/* Median duration (ms) of each position in the cycle of `every` steps,
+ * after a warm-up of 2 cycles; *quiet: median of positions every/2.. ;
+ * returns the summed excess over quiet (ms per cycle). */
+static double cycle(int every, double *pos, double *quiet) {
+    int64_t per = g_nstamp / every + 1;
+    double *v = malloc((size_t)per * sizeof *v), q[64];
+    for (int p = 0; p < every; p++) {
+        int64_t n = 0;
+        for (int64_t i = 2 * every + p; i < g_nstamp; i += every) v[n++] = g_stamp[i] - g_stamp[i - 1];
+        pos[p] = n ? 1e3 * median(v, (int)n) : 0;
+    }
+    free(v);
+    int nq = 0;
+    for (int p = every / 2; p < every; p++) q[nq++] = pos[p];
+    *quiet = median(q, nq);
+    double excess = 0;
+    for (int p = 0; p < every; p++) excess += pos[p] - *quiet;
+    return excess;
+}
+
 static int run(const oialr_dataset *ds, int64_t steps, const char *record, result *out) {
     oialr_loader trl, val;
     int rc;
@@ -57,7 +97,12 @@ static int run(const oialr_dataset *ds, int64_t steps, const char *record, resul
     cfg.max_steps = steps;
     oialr_trainer t;
     if ((rc = oialr_trainer_init(&t, &cfg, m, &trl, NULL, NULL))) return rc;
-    oialr_hook h = {0};
+    oialr_hook h = {0}, timer = {.name = "timer", .step_end = stamp};
+    free(g_stamp);
+    g_capstamp = steps + 1;
+    g_nstamp = 0;
+    if (!(g_stamp = malloc((size_t)g_capstamp * sizeof *g_stamp))) return OIALR_ERR_NOMEM;
+    if ((rc = oialr_trainer_add_hook(&t, &timer))) return rc; /* first: stamps before the recorder copies */
     if (record) {
         oialr_record_options ro;
         oialr_record_options_default(&ro);
@@ -124,12 +169,18 @@ int main(int argc, char **argv) {
         } else {
             const oialr_record_info *in = &r.info;
             printf("mode=%s data=%s steps=%lld threads=%d train_s=%.4f in_hook_s=%.4f copy_s=%.4f wait_s=%.4f "
-                   "waits=%lld end_s=%.4f write_s=%.4f write_mb_s=%.0f bytes=%llu snapshots=%lld "
-                   "snapshot_bytes=%zu held_bytes=%zu file_bytes=%lld\n",
+                   "waits=%lld end_s=%.4f write_s=%.4f write_cpu_s=%.4f write_mb_s=%.0f direct_bytes=%llu bytes=%llu "
+                   "snapshots=%lld snapshot_bytes=%zu held_bytes=%zu file_bytes=%lld",
                    rec_once ? "record" : "base", dname, (long long)steps, oialr_get_threads(), r.train_s,
                    in_hook(&r), in->copy_seconds, in->wait_seconds, (long long)in->waits, in->end_seconds,
-                   in->write_seconds, in->write_mb_s, (unsigned long long)in->bytes, (long long)in->snapshots,
-                   in->snapshot_bytes, in->held_bytes, r.file_bytes);
+                   in->write_seconds, in->write_cpu_seconds, in->write_mb_s, (unsigned long long)in->direct_bytes,
+                   (unsigned long long)in->bytes, (long long)in->snapshots, in->snapshot_bytes, in->held_bytes,
+                   r.file_bytes);
+            double pos[10], quiet, excess = cycle(10, pos, &quiet);
+            printf(" step_ms=%.4f cycle_excess_ms=%.4f cycle_over=%.4f cycle_ms=", quiet, excess,
+                   excess / (10 * quiet));
+            for (int p = 0; p < 10; p++) printf("%s%.3f", p ? "," : "", pos[p]);
+            printf("\n");
         }
     } else {
         double base[50], rec[50], rate[50], inhook[50];
