@@ -306,7 +306,13 @@ static void *writer_main(void *arg) {
             break; /* closing and drained */
         }
         int failed = r->werr != OIALR_OK;
+        /* A direct write costs the least CPU but waits for the disk; once
+         * another snapshot waits behind this one the disk is the
+         * bottleneck, and the page cache takes this one at once so that
+         * training does not wait for a free buffer. */
+        int behind = OIALR_RECORD_POOL - r->nfree > 1;
         pthread_mutex_unlock(&r->mu);
+        if (j.kind == JOB_SNAP && !failed) traj_set_direct(r->traj, !behind);
 
         /* after an error, later jobs are only given back: the run is stopping */
         double t0 = oialr_now(), c0 = cpu_now();

@@ -61,7 +61,7 @@ struct oialr_traj {
     char *path;
     char *cmdline;
     hid_t file;
-    const oialr_vfd_file *vfd; /* the writer's driver state (NULL for readers) */
+    oialr_vfd_file *vfd; /* the writer's driver state (NULL for readers) */
     int writable;  /* created or opened for append */
     int recording; /* phase 2 (SWMR writing, or plain when unavailable) */
     int compress;
@@ -1137,6 +1137,10 @@ done:
 
 void traj_io_counters(const oialr_traj *t, uint64_t *direct_bytes, uint64_t *buffered_bytes) {
     oialr_vfd_counters(t->vfd, direct_bytes, buffered_bytes);
+}
+
+void traj_set_direct(oialr_traj *t, int on) {
+    oialr_vfd_set_direct(t->vfd, on);
 }
 
 int oialr_traj_append_event(oialr_traj *t, const oialr_traj_event *ev) {

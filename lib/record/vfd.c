@@ -23,6 +23,7 @@ struct oialr_vfd_file {
     H5FD_t pub; /* first: HDF5 casts between the two */
     int fd;     /* page cache: metadata, small and unaligned writes, reads */
     int dfd;    /* O_DIRECT on the same file; -1 when refused */
+    int direct; /* use dfd (oialr_vfd_set_direct) */
     haddr_t eoa, eof;
     dev_t dev;
     ino_t ino;
@@ -54,6 +55,7 @@ static H5FD_t *d_open(const char *name, unsigned flags, hid_t fapl, haddr_t maxa
         return NULL;
     }
     f->dfd = -1;
+    f->direct = 1;
     struct stat st;
     if ((f->fd = open(name, o | O_CLOEXEC, 0666)) < 0) {
         FAIL_ERRNO(H5E_FILE, H5E_CANTOPENFILE, "cannot open the file");
@@ -182,7 +184,7 @@ static herr_t d_write(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, s
     const unsigned char *p = buf;
     haddr_t end = addr + size;
     size_t whole = size & ~(size_t)(OIALR_VFD_ALIGN - 1);
-    if (f->dfd >= 0 && size >= OIALR_VFD_MIN_DIRECT && addr % OIALR_VFD_ALIGN == 0 &&
+    if (f->dfd >= 0 && f->direct && size >= OIALR_VFD_MIN_DIRECT && addr % OIALR_VFD_ALIGN == 0 &&
         (uintptr_t)p % OIALR_VFD_ALIGN == 0) {
         if (write_all(f->dfd, p, whole, addr) == 0) {
             f->direct_bytes += whole;
@@ -263,13 +265,13 @@ herr_t oialr_vfd_set_fapl(hid_t fapl) {
     return H5Pset_alignment(fapl, OIALR_VFD_MIN_DIRECT, OIALR_VFD_ALIGN);
 }
 
-const oialr_vfd_file *oialr_vfd_of(hid_t file) {
+oialr_vfd_file *oialr_vfd_of(hid_t file) {
     hid_t fapl = H5Fget_access_plist(file);
     if (fapl < 0) return NULL;
     void *h = NULL;
-    const dfile *f = NULL;
+    dfile *f = NULL;
     if (driver_id >= 0 && H5Pget_driver(fapl) == driver_id && H5Fget_vfd_handle(file, fapl, &h) >= 0 && h)
-        f = (const dfile *)((const char *)h - offsetof(dfile, fd)); /* get_handle gives &fd */
+        f = (dfile *)((char *)h - offsetof(dfile, fd)); /* get_handle gives &fd */
     H5Pclose(fapl);
     return f;
 }
@@ -277,4 +279,8 @@ const oialr_vfd_file *oialr_vfd_of(hid_t file) {
 void oialr_vfd_counters(const oialr_vfd_file *f, uint64_t *direct_bytes, uint64_t *buffered_bytes) {
     *direct_bytes = f ? f->direct_bytes : 0;
     *buffered_bytes = f ? f->buffered_bytes : 0;
+}
+
+void oialr_vfd_set_direct(oialr_vfd_file *f, int on) {
+    if (f) f->direct = on;
 }

@@ -29,9 +29,14 @@ herr_t oialr_vfd_set_fapl(hid_t fapl);
 /* The driver's state of an open file, NULL when the file uses another
  * driver (ask once: it copies the file's access property list). */
 typedef struct oialr_vfd_file oialr_vfd_file;
-const oialr_vfd_file *oialr_vfd_of(hid_t file);
+oialr_vfd_file *oialr_vfd_of(hid_t file);
 
 /* Bytes written so far with O_DIRECT and through the page cache (0 for NULL). */
 void oialr_vfd_counters(const oialr_vfd_file *f, uint64_t *direct_bytes, uint64_t *buffered_bytes);
+
+/* Let writes go direct (1, the default where the filesystem allows) or
+ * through the page cache (0): a direct write waits for the disk, a buffered
+ * one only for the copy. No-op for NULL. */
+void oialr_vfd_set_direct(oialr_vfd_file *f, int on);
 
 #endif
