@@ -591,6 +591,15 @@ static void rig_init(rig *g, const char *spec, int hw, int epochs) {
     OK(oialr_trainer_init(&g->tr, &cfg, g->m, &g->trl, &g->val, NULL));
 }
 
+/* A recorder hook on path, a snapshot every step. */
+static void record_every_step(oialr_hook *h, const char *path) {
+    oialr_record_options ro;
+    oialr_record_options_default(&ro);
+    ro.path = path;
+    ro.every = 1;
+    OK(oialr_record_hook_init(h, &ro));
+}
+
 static void rig_free(rig *g) {
     oialr_trainer_free(&g->tr);
     oialr_model_free(g->m);
@@ -695,12 +704,8 @@ static void async_identical(int direct) {
     path_of(p, sizeof p, "async.h5");
     rig g;
     rig_init(&g, "mlp:128,64", 16, 3);
-    oialr_record_options ro;
-    oialr_record_options_default(&ro);
-    ro.path = p;
-    ro.every = 1;
     oialr_hook h;
-    OK(oialr_record_hook_init(&h, &ro));
+    record_every_step(&h, p);
     ck_assert_ptr_nonnull(oialr_record_trajectory(&h)); /* not running yet: the caller's */
     size_t total = g.tr.params->total;
     capture c = {.rec = &h, .cap = 64};
@@ -829,12 +834,8 @@ START_TEST(test_hook_counts_nonfinite) {
     poison q = {.layer = layer, .at = {0, 5, 10, 15, 702}}; /* each of the 4 lanes, and the tail */
     oialr_hook in = {.name = "poison", .user = &q, .step_end = poison_in};
     oialr_hook out = {.name = "unpoison", .user = &q, .step_end = poison_out};
-    oialr_record_options ro;
-    oialr_record_options_default(&ro);
-    ro.path = p;
-    ro.every = 1;
     oialr_hook h;
-    OK(oialr_record_hook_init(&h, &ro));
+    record_every_step(&h, p);
     OK(oialr_trainer_add_hook(&g.tr, &in));
     OK(oialr_trainer_add_hook(&g.tr, &h));
     OK(oialr_trainer_add_hook(&g.tr, &out));

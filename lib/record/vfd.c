@@ -127,16 +127,21 @@ static herr_t d_get_handle(H5FD_t *file, hid_t fapl, void **handle) {
     return 0;
 }
 
+/* 1 if [addr, addr + size) lies within the allocated address space;
+ * otherwise pushes an error naming the operation. */
+static int in_space(const dfile *f, haddr_t addr, size_t size, const char *op) {
+    if (addr != HADDR_UNDEF && addr + size <= f->eoa && addr + size >= addr) return 1;
+    H5Epush2(H5E_DEFAULT, __FILE__, __func__, __LINE__, H5E_ERR_CLS, H5E_IO, H5E_OVERFLOW,
+             "%s of %zu bytes at %llu beyond the end of the file's address space", op, size,
+             (unsigned long long)addr);
+    return 0;
+}
+
 static herr_t d_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, void *buf) {
     (void)type;
     (void)dxpl;
     dfile *f = (dfile *)file;
-    if (addr == HADDR_UNDEF || addr + size > f->eoa || addr + size < addr) {
-        H5Epush2(H5E_DEFAULT, __FILE__, __func__, __LINE__, H5E_ERR_CLS, H5E_IO, H5E_OVERFLOW,
-                 "read of %zu bytes at %llu beyond the end of the file's address space", size,
-                 (unsigned long long)addr);
-        return -1;
-    }
+    if (!in_space(f, addr, size, "read")) return -1;
     unsigned char *p = buf;
     while (size > 0) {
         ssize_t n = pread(f->fd, p, size, (off_t)addr);
@@ -175,12 +180,7 @@ static herr_t d_write(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, s
     (void)type;
     (void)dxpl;
     dfile *f = (dfile *)file;
-    if (addr == HADDR_UNDEF || addr + size > f->eoa || addr + size < addr) {
-        H5Epush2(H5E_DEFAULT, __FILE__, __func__, __LINE__, H5E_ERR_CLS, H5E_IO, H5E_OVERFLOW,
-                 "write of %zu bytes at %llu beyond the end of the file's address space", size,
-                 (unsigned long long)addr);
-        return -1;
-    }
+    if (!in_space(f, addr, size, "write")) return -1;
     const unsigned char *p = buf;
     haddr_t end = addr + size;
     size_t whole = size & ~(size_t)(OIALR_VFD_ALIGN - 1);
