@@ -34,8 +34,13 @@
  *   OIALR_RECORD_POOL x snapshot bytes  +  checkpoint bytes (parameters,
  *   optimizer moments, data order)     +  a 64-job queue (~8 KB),
  * e.g. for mlp:512,512 on Fashion-MNIST 3 x 2.67 MB + 5.8 MB (SGD with
- * momentum; 8.5 MB with AdamW). The writer thread runs as SCHED_BATCH on
- * Linux, so waking it does not preempt the training thread.
+ * momentum; 8.5 MB with AdamW; each layer and checkpoint array padded to a
+ * 4 KiB page). The writer thread runs as SCHED_BATCH on Linux, so waking it
+ * does not preempt the training thread. It writes snapshots by direct I/O
+ * where the filesystem allows (OIALR_DIRECT_IO=0 turns it off) and through
+ * the page cache when the disk falls behind; metrics rows go to the file in
+ * batches, at most ~1 s after they were queued (docs/format.md, "How the
+ * writer writes").
  * A write error (disk full: OIALR_ERR_IO) is returned, with the writer's
  * message, by the recorder's next callback (so the run stops at the next
  * step) and again by run_end. A process killed with SIGKILL keeps every
