@@ -134,6 +134,11 @@ START_TEST(train_record_analyze_plot) {
     /* the file exists now: refused without --force, the file untouched */
     rc = run("train --dataset synthetic --model mlp:32 --epochs 1 --quiet --record run.h5");
     ck_assert_msg(rc != 0 && strstr(out, "run.h5"), "overwrite not refused:\n%s", out);
+    /* a directory that does not exist: refused before any data is loaded */
+    rc = run("train --dataset synthetic --model mlp:32 --epochs 1 --record no/such/dir/run.h5");
+    ck_assert_msg(rc == 1 && strstr(out, "cannot write no/such/dir/run.h5: No such file or directory") &&
+                      !strstr(out, "data:"),
+                  "%s", out);
     rc = run("analyze run.h5 -o analysis.h5 --csv tables --policy stability:0.99");
     ck_assert_msg(rc == 0, "analyze failed:\n%s", out);
     ck_assert_msg(strstr(out, "fc1.weight") && strstr(out, "fc2.weight"), "%s", out);

@@ -7,6 +7,7 @@
 #include "oialr/record.h"
 
 #include <cblas.h>
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -105,6 +106,17 @@ static int fail(const char *what, int rc) {
     return 1;
 }
 
+/* 1 if the directory that would hold path exists and is writable (errno
+ * set otherwise): a bad --record path is refused before the data loads. */
+static int writable_dir_of(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    return access(dir, W_OK | X_OK) == 0;
+}
+
 int cmd_train(int argc, char **argv) {
     const char *C = "train";
     const char *spec = "mlp:512,512", *dataset = "fashion-mnist", *data_dir = NULL;
@@ -166,6 +178,10 @@ int cmd_train(int argc, char **argv) {
     if (threads) oialr_set_threads((int)threads);
     if (record && !record_force && access(record, F_OK) == 0) {
         fprintf(stderr, "oialr train: %s exists; use --force to overwrite it\n", record);
+        return 1;
+    }
+    if (record && !writable_dir_of(record)) {
+        fprintf(stderr, "oialr train: cannot write %s: %s\n", record, strerror(errno));
         return 1;
     }
 
