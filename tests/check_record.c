@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "oialr.h"
@@ -699,6 +700,102 @@ START_TEST(test_direct_io) {
 }
 END_TEST
 
+/* A file whose weights h5repack re-chunked (4 rows a chunk): appending
+ * cannot write a snapshot as one raw chunk, and must still be right. */
+START_TEST(test_append_rechunked) {
+    char p[512], q[512], cmd[1200];
+    path_of(p, sizeof p, "chunked.h5");
+    path_of(q, sizeof q, "rechunked.h5");
+    enum { R = 8, C = 1024 };
+    static float w[4][R * C], r[R * C];
+    oialr_traj *t = NULL;
+    oialr_traj_options o;
+    oialr_traj_options_default(&o);
+    OK(oialr_traj_create(&t, p, &o));
+    int a;
+    OK(oialr_traj_declare_layer(t, "wide.weight", R, C, "dense", 0, NULL, &a));
+    for (int s = 0; s < 3; s++) {
+        fill(w[s], R * C, (uint32_t)(s + 70));
+        OK(oialr_traj_append(t, a, s, w[s], 0));
+    }
+    OK(oialr_traj_close(t));
+    snprintf(cmd, sizeof cmd, "h5repack -l /layers/wide.weight/weight:CHUNK=1x4x1024 '%s' '%s'", p, q);
+    ck_assert_msg(system(cmd) == 0, "%s failed (h5repack is in Debian's hdf5-tools)", cmd);
+    OK(oialr_traj_open(&t, q, OIALR_TRAJ_APPEND));
+    fill(w[3], R * C, 73);
+    OK(oialr_traj_append(t, 0, 3, w[3], 0));
+    OK(oialr_traj_close(t));
+    OK(oialr_traj_open(&t, q, OIALR_TRAJ_READ));
+    ck_assert_int_eq(oialr_traj_layer_at(t, 0)->nsnap, 4);
+    for (int s = 0; s < 4; s++) {
+        OK(oialr_traj_read(t, 0, s, r, R * C));
+        ck_assert_msg(memcmp(r, w[s], sizeof r) == 0, "snapshot %d differs", s);
+    }
+    OK(oialr_traj_close(t));
+}
+END_TEST
+
+/* The recorder's writer: a training step slow enough that the writer keeps
+ * up (snapshots by direct I/O where the filesystem takes it), more metrics
+ * rows than one batch (64), and a pause of 1.3 s during which the rows
+ * waiting in the writer must reach the file (read live by h5py in SWMR
+ * mode). */
+static int slow_steps(oialr_trainer *t, void *user) {
+    int64_t *live_rows = user;
+    struct timespec ms3 = {0, 3000000}, pause = {1, 300000000};
+    nanosleep(&ms3, NULL);
+    if (t->metrics.step == 20) {
+        nanosleep(&pause, NULL);
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd,
+                 "/usr/bin/python3 -c \"import h5py; f = h5py.File('%s/writer.h5', 'r', libver='latest', "
+                 "swmr=True); print(len(f['metrics/step']))\" 2>&1",
+                 dir);
+        FILE *f = popen(cmd, "r");
+        if (!f || fscanf(f, "%lld", (long long *)live_rows) != 1) *live_rows = -1;
+        if (f) pclose(f);
+    }
+    return OIALR_OK;
+}
+
+START_TEST(test_hook_writer_paths) {
+    if (system("/usr/bin/python3 -c 'import h5py' >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "check_record: SKIP writer paths: /usr/bin/python3 lacks h5py "
+                        "(apt-get install python3-h5py)\n");
+        return;
+    }
+    char p[512];
+    path_of(p, sizeof p, "writer.h5");
+    rig g;
+    rig_init(&g, "mlp:128,64", 16, 9); /* 9 epochs of 8 steps */
+    oialr_hook h;
+    record_every_step(&h, p);
+    int64_t live_rows = 0;
+    oialr_hook slow = {.name = "slow", .user = &live_rows, .step_end = slow_steps};
+    OK(oialr_trainer_add_hook(&g.tr, &h));
+    OK(oialr_trainer_add_hook(&g.tr, &slow));
+    OK(oialr_train_run(&g.tr));
+    int64_t steps = g.tr.metrics.step;
+    oialr_record_info in;
+    oialr_record_get_info(&h, &in);
+    oialr_record_hook_free(&h);
+    /* rows of steps 0..20 plus 2 evaluations were queued before the pause */
+    ck_assert_msg(live_rows >= 21, "a live reader saw %lld metrics rows after the 1.3 s pause",
+                  (long long)live_rows);
+    if (direct_io_works()) ck_assert_uint_gt(in.direct_bytes, 0);
+    ck_assert_int_eq(in.waits, 0);
+    oialr_traj *t = NULL;
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    ck_assert_int_eq(oialr_traj_get_info(t)->nmetrics, steps + 1 + 9); /* > 64: a full batch, then the rest */
+    int64_t st[128], n;
+    OK(oialr_traj_read_metric_steps(t, st, 128, &n));
+    for (int64_t i = 1; i < n; i++) ck_assert_int_ge(st[i], st[i - 1]);
+    ck_assert_int_eq(oialr_traj_layer_at(t, 0)->nsnap, steps + 1);
+    OK(oialr_traj_close(t));
+    rig_free(&g);
+}
+END_TEST
+
 static void async_identical(int direct) {
     char p[512];
     path_of(p, sizeof p, "async.h5");
@@ -790,6 +887,7 @@ END_TEST
 START_TEST(test_hook_async_buffered) {
     setenv("OIALR_DIRECT_IO", "0", 1);
     async_identical(0);
+    unsetenv("OIALR_DIRECT_IO"); /* CK_FORK=no runs the next tests in this process */
 }
 END_TEST
 
@@ -1444,6 +1542,8 @@ static Suite *record_suite(void) {
     tcase_add_test(core, test_hook_async_identical);
     tcase_add_test(core, test_hook_async_buffered);
     tcase_add_test(core, test_direct_io);
+    tcase_add_test(core, test_append_rechunked);
+    tcase_add_test(core, test_hook_writer_paths);
     tcase_add_test(core, test_hook_interrupted);
     tcase_add_test(core, test_hook_sigkill);
     tcase_add_test(core, test_python_writer);

@@ -945,13 +945,31 @@ int oialr_traj_declare_ckpt_scalar(oialr_traj *t, const char *name, int is_unsig
     return declare_ck(t, name, is_unsigned ? CK_U64 : CK_I64, 1);
 }
 
+/* H5Fstart_swmr_write reopens every open object with default access
+ * properties, a 1 MiB chunk cache: a 512x512 snapshot would then be
+ * allocated, filled, copied into the cache and evicted at each write. This
+ * gives the weights their cache-less access back. */
+static int reopen_weights(oialr_traj *t) {
+    int rc = OIALR_OK;
+    hid_t dapl = H5I_INVALID_HID;
+    TRY_H5(dapl = weight_dapl(), OIALR_ERR_HDF5, "cannot set up dataset access");
+    for (int i = 0; i < t->nlayers; i++) {
+        tlayer *l = &t->layers[i];
+        hclose(&l->dw);
+        TRY_H5(l->dw = H5Dopen2(l->grp, "weight", dapl), OIALR_ERR_HDF5, "layer %s: cannot reopen the weight",
+                l->pub.name);
+    }
+done:
+    hclose(&dapl);
+    return rc;
+}
+
 int oialr_traj_begin(oialr_traj *t) {
     OIALR_ASSERT(t);
     if (t->recording) return OIALR_OK;
     if (!t->writable) return oialr_seterr(OIALR_ERR_ARG, "%s: the trajectory is open read-only", t->path);
     int rc;
     if (t->gmetrics < 0 && (rc = oialr_traj_declare_metrics(t, OIALR_TRAJ_METRICS_DEFAULT))) return rc;
-    hid_t dapl = H5I_INVALID_HID;
     h5quiet q = quiet_begin();
     if (t->devents < 0) {
         TRY_H5(t->devents = make_ext(t->file, "events", t->tev_file, 1, NULL, 64, 0, H5P_DEFAULT), OIALR_ERR_IO,
@@ -960,20 +978,9 @@ int oialr_traj_begin(oialr_traj *t) {
     if ((rc = ckpt_group(t))) goto done;
     TRY_H5(H5Fflush(t->file, H5F_SCOPE_GLOBAL), OIALR_ERR_IO, "cannot flush");
     TRY_H5(H5Fstart_swmr_write(t->file), OIALR_ERR_HDF5, "cannot start SWMR writing");
-    /* H5Fstart_swmr_write reopens every open object with default access
-     * properties, a 1 MiB chunk cache: a 512x512 snapshot would then be
-     * allocated, filled, copied into the cache and evicted at each write.
-     * Give the weights their cache-less access back. */
-    TRY_H5(dapl = weight_dapl(), OIALR_ERR_HDF5, "cannot set up dataset access");
-    for (int i = 0; i < t->nlayers; i++) {
-        tlayer *l = &t->layers[i];
-        hclose(&l->dw);
-        TRY_H5(l->dw = H5Dopen2(l->grp, "weight", dapl), OIALR_ERR_HDF5, "layer %s: cannot reopen the weight",
-                l->pub.name);
-    }
+    if ((rc = reopen_weights(t))) goto done;
     t->recording = 1;
 done:
-    hclose(&dapl);
     quiet_end(q);
     return rc;
 }
@@ -1021,11 +1028,15 @@ OIALR_HOT static size_t count_nonfinite(const float *w, size_t n) {
     return bad;
 }
 
-/* 1 if a snapshot's bytes in memory are its chunk's bytes on disk: no
- * filter on the weight, file type little-endian float32 = native float. */
-static int raw_chunk_ok(hid_t d) {
-    hid_t dcpl = H5Dget_create_plist(d), ft = H5Dget_type(d);
-    int ok = dcpl >= 0 && ft >= 0 && H5Pget_nfilters(dcpl) == 0 && H5Tequal(ft, H5T_IEEE_F32LE) > 0 &&
+/* 1 if a snapshot's bytes in memory are its chunk's bytes on disk: chunks
+ * of exactly one snapshot (h5repack may have changed that in a file opened
+ * for append), no filter, file type little-endian float32 = native float. */
+static int raw_chunk_ok(const tlayer *l) {
+    hid_t d = l->dw, dcpl = H5Dget_create_plist(d), ft = H5Dget_type(d);
+    hsize_t ch[3] = {0, 0, 0};
+    int ok = dcpl >= 0 && ft >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 3, ch) == 3 &&
+             ch[0] == 1 && ch[1] == (hsize_t)l->pub.rows && ch[2] == (hsize_t)l->pub.cols &&
+             H5Pget_nfilters(dcpl) == 0 && H5Tequal(ft, H5T_IEEE_F32LE) > 0 &&
              H5Tequal(H5T_NATIVE_FLOAT, H5T_IEEE_F32LE) > 0;
     hclose(&ft);
     hclose(&dcpl);
@@ -1036,7 +1047,7 @@ static int raw_chunk_ok(hid_t d) {
  * conversion: HDF5 then skips the selection machinery (a quarter of the
  * writer's time in HDF5 for a 512x512 layer) and hands w to the driver. */
 static herr_t write_snapshot(tlayer *l, int64_t n, const float *w) {
-    if (l->raw < 0) l->raw = raw_chunk_ok(l->dw);
+    if (l->raw < 0) l->raw = raw_chunk_ok(l);
     if (!l->raw) return write_rows(l->dw, H5T_NATIVE_FLOAT, n, 1, w, 1);
     int64_t e = extent0(l->dw);
     hsize_t dims[3] = {(hsize_t)n + 1, (hsize_t)l->pub.rows, (hsize_t)l->pub.cols}, off[3] = {(hsize_t)n, 0, 0};
@@ -1644,6 +1655,8 @@ int oialr_traj_open(oialr_traj **out, const char *path, int mode) {
         if (H5Fstart_swmr_write(t->file) < 0) {
             h5stack s = stack_get();
             oialr_log(OIALR_LOG_WARN, "%s: appending without SWMR (%s)", path, s.last);
+        } else if ((rc = reopen_weights(t))) {
+            goto done;
         }
         t->recording = 1;
     }

@@ -73,7 +73,11 @@ static H5FD_t *d_open(const char *name, unsigned flags, hid_t fapl, haddr_t maxa
     f->ino = st.st_ino;
     /* the direct descriptor is optional: without it every write is buffered */
     const char *env = getenv("OIALR_DIRECT_IO");
+#ifdef O_DIRECT
     if ((flags & H5F_ACC_RDWR) && !(env && !strcmp(env, "0"))) f->dfd = open(name, O_RDWR | O_DIRECT | O_CLOEXEC);
+#else
+    (void)env; /* no O_DIRECT on this system: buffered only */
+#endif
     return &f->pub;
 }
 
