@@ -657,6 +657,16 @@ static int direct_io_works(void) {
     return ok;
 }
 
+/* A new trajectory with one dense layer of rows x cols (index in *a). */
+static oialr_traj *one_layer(const char *path, const char *name, int64_t rows, int64_t cols, int *a) {
+    oialr_traj *t = NULL;
+    oialr_traj_options o;
+    oialr_traj_options_default(&o);
+    OK(oialr_traj_create(&t, path, &o));
+    OK(oialr_traj_declare_layer(t, name, rows, cols, "dense", 0, NULL, a));
+    return t;
+}
+
 /* The writer's file driver (vfd.c): a page-aligned snapshot of a large
  * layer goes by O_DIRECT where the filesystem takes it, an unaligned one or
  * one with direct I/O switched off by the page cache; all read back bit for
@@ -665,12 +675,8 @@ START_TEST(test_direct_io) {
     char p[512];
     path_of(p, sizeof p, "direct.h5");
     enum { R = 256, C = 300, N = R * C }; /* 300 KB: 75 pages */
-    oialr_traj *t = NULL;
-    oialr_traj_options o;
-    oialr_traj_options_default(&o);
-    OK(oialr_traj_create(&t, p, &o));
     int a;
-    OK(oialr_traj_declare_layer(t, "big.weight", R, C, "dense", 0, NULL, &a));
+    oialr_traj *t = one_layer(p, "big.weight", R, C, &a);
     float *buf = NULL, *r = malloc(N * sizeof *r);
     ck_assert_int_eq(posix_memalign((void **)&buf, 4096, (N + 1) * sizeof *buf), 0);
     uint64_t d0, b0, d1, b1;
@@ -708,12 +714,8 @@ START_TEST(test_append_rechunked) {
     path_of(q, sizeof q, "rechunked.h5");
     enum { R = 8, C = 1024 };
     static float w[4][R * C], r[R * C];
-    oialr_traj *t = NULL;
-    oialr_traj_options o;
-    oialr_traj_options_default(&o);
-    OK(oialr_traj_create(&t, p, &o));
     int a;
-    OK(oialr_traj_declare_layer(t, "wide.weight", R, C, "dense", 0, NULL, &a));
+    oialr_traj *t = one_layer(p, "wide.weight", R, C, &a);
     for (int s = 0; s < 3; s++) {
         fill(w[s], R * C, (uint32_t)(s + 70));
         OK(oialr_traj_append(t, a, s, w[s], 0));
