@@ -423,6 +423,13 @@ START_TEST(model_bad_specs) {
     }
     oialr_model *m = NULL;
     ck_assert_int_eq(oialr_model_create(&m, "mlp:8", 1, 28, 28, 10, 0, 0), OIALR_ERR_ARG);
+    /* too long for the tokenizer and the recorded spec: refused, not cut */
+    char lng[400] = "mlp:";
+    for (int i = 0; i < 90; i++) strcat(lng, "16,");
+    strcat(lng, "16");
+    ck_assert_int_eq(oialr_model_create(&m, lng, 1, 28, 28, 10, 4, 0), OIALR_ERR_SPEC);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(oialr_errmsg(), "at most 255"), "%s", oialr_errmsg());
 }
 END_TEST
 

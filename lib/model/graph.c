@@ -206,6 +206,10 @@ int oialr_model_create(oialr_model **out, const char *spec, int c, int h, int w,
     *out = NULL;
     if (!spec || c <= 0 || h <= 0 || w <= 0 || nclass <= 1 || max_batch <= 0)
         return oialr_seterr(OIALR_ERR_ARG, "model: bad input shape, class count or batch size");
+    size_t slen = strlen(spec);
+    if (slen >= sizeof ((oialr_model *)0)->spec) /* the tokenizer and the recorded spec hold 255 */
+        return oialr_seterr(OIALR_ERR_SPEC, "model spec is %zu characters long; at most %zu", slen,
+                            sizeof ((oialr_model *)0)->spec - 1);
     oialr_model *m = calloc(1, sizeof *m);
     if (!m) return OIALR_ERR_NOMEM;
     m->c = c;
