@@ -37,6 +37,7 @@ typedef struct plot_ctx {
     double tau;
     plot_layer layers[PLOT_MAX_LAYERS];
     int nlayers;
+    int capped; /* a table had more layers than PLOT_MAX_LAYERS (warned once) */
 } plot_ctx;
 
 static void plot_usage(FILE *f) {
@@ -106,7 +107,13 @@ static int read_layers(plot_ctx *c) {
         for (i = 0; i < c->nlayers; i++)
             if (strcmp(c->layers[i].name, fld[0]) == 0) break;
         if (i == c->nlayers) {
-            if (c->nlayers == PLOT_MAX_LAYERS) continue;
+            if (c->nlayers == PLOT_MAX_LAYERS) {
+                if (!c->capped)
+                    oialr_log(OIALR_LOG_WARN, "%s: more than %d layers; the figures show the first %d", path,
+                              PLOT_MAX_LAYERS, PLOT_MAX_LAYERS);
+                c->capped = 1;
+                continue;
+            }
             plot_layer *l = &c->layers[c->nlayers++];
             snprintf(l->name, sizeof l->name, "%s", fld[0]);
             l->first = -1;
