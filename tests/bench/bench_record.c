@@ -26,7 +26,8 @@
  * it does not see the machine's speed drift between runs, which on this
  * shared machine is larger than the 3% to resolve.
  * Fashion-MNIST when installed, the synthetic set otherwise. Environment:
- * OIALR_BENCH_REPS (3), OIALR_BENCH_RECORD_STEPS (300).
+ * OIALR_BENCH_REPS (3), OIALR_BENCH_RECORD_STEPS (300),
+ * OIALR_BENCH_RECORD_MODEL (mlp:512,512; e.g. cnn or vit, by hand).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,13 +84,19 @@ static double cycle(int every, double *pos, double *quiet) {
     return excess;
 }
 
+/* OIALR_BENCH_RECORD_MODEL overrides the MLP (e.g. cnn, vit), by hand */
+static const char *model_spec(void) {
+    const char *s = getenv("OIALR_BENCH_RECORD_MODEL");
+    return s && *s ? s : "mlp:512,512";
+}
+
 static int run(const oialr_dataset *ds, int64_t steps, const char *record, result *out) {
     oialr_loader trl, val;
     int rc;
     memset(out, 0, sizeof *out);
     if ((rc = oialr_loader_split(&trl, &val, ds, 0 < ds->n / 10 ? ds->n / 10 : 1, 1))) return rc;
     oialr_model *m = NULL;
-    if ((rc = oialr_model_create(&m, "mlp:512,512", ds->c, ds->h, ds->w, ds->nclass, 128, 1))) return rc;
+    if ((rc = oialr_model_create(&m, model_spec(), ds->c, ds->h, ds->w, ds->nclass, 128, 1))) return rc;
     oialr_train_config cfg;
     oialr_train_defaults(&cfg);
     cfg.epochs = 1000;
@@ -203,9 +210,9 @@ int main(int argc, char **argv) {
         if (!status) {
             double mb = median(base, reps), mr = median(rec, reps), rr = median(rate, reps);
             double over = 100.0 * (mr - mb) / mb, ih = median(inhook, reps);
-            printf("record: %s, mlp:512,512, batch 128, %d BLAS threads, %lld steps, snapshot every 10 steps, %d "
+            printf("record: %s, %s, batch 128, %d BLAS threads, %lld steps, snapshot every 10 steps, %d "
                    "interleaved rounds\n",
-                   dname, oialr_get_threads(), (long long)steps, reps);
+                   dname, model_spec(), oialr_get_threads(), (long long)steps, reps);
             printf("| recorder overhead (every 10 steps) | %.2f s without, %.2f s with | %+.1f%% | target <= 3%% |\n",
                    mb, mr, over);
             printf("| training thread inside the recorder / training time | copies + waits | %.1f%% | |\n", ih);
