@@ -24,6 +24,13 @@
  *   run_end:   queue final, join ----> drain, exit;  then close the file
  *
  * Should the thread fail to start, the jobs are written synchronously.
+ *
+ * Cheap for training (docs/format.md, "How the writer writes"): with both
+ * cores training, the writer's CPU time stalls OpenBLAS's threads, so it is
+ * kept small. The copy streams past the cache and counts NaN/Inf on the way;
+ * buffers are page-aligned (huge pages where possible) so the file driver
+ * (vfd.c) can write snapshots by direct I/O, falling back to the page cache
+ * while the disk lags; metrics rows are written in batches (MBATCH, MLAG).
  */
 #include "oialr/record.h"
 
