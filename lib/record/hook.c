@@ -100,14 +100,12 @@ typedef struct recorder {
 
     /* buffers: sizes fixed at run_begin */
     size_t *snap_len;          /* [nsel] floats of each selected layer */
-    size_t *snap_off;          /* [nsel] its place in a pool buffer, in floats */
     size_t snap_floats;        /* floats of one snapshot (all selected layers) */
     void *pool_map;            /* one mapping for the pool, huge pages if it can */
     size_t pool_map_bytes;
-    float *pool[OIALR_RECORD_POOL];    /* OIALR_VFD_ALIGN-aligned, as is every layer */
+    float **pool[OIALR_RECORD_POOL]; /* [nsel] each layer in buffer i, page-aligned */
     size_t *pool_bad[OIALR_RECORD_POOL]; /* [nsel] NaN/Inf counts, taken while copying */
-    float **pool_layers[OIALR_RECORD_POOL]; /* [nsel] where each layer is in the buffer */
-    float *ck_f;               /* and checkpoint array in them (direct I/O, vfd.h); */
+    float *ck_f;               /* as is each checkpoint array (direct I/O, vfd.h); */
     size_t ck_stride;          /* ck_f: params [, optim_m] [, optim_v], this apart */
     int64_t *ck_order;         /* loader_order */
     size_t held_bytes;
@@ -170,12 +168,11 @@ static void recorder_free(recorder *r) {
     if (r->pool_map) munmap(r->pool_map, r->pool_map_bytes);
     for (int i = 0; i < OIALR_RECORD_POOL; i++) {
         free(r->pool_bad[i]);
-        free(r->pool_layers[i]);
+        free(r->pool[i]);
     }
     free(r->ck_f);
     free(r->ck_order);
     free(r->snap_len);
-    free(r->snap_off);
     free(r->ckeys);
     free(r->cvals);
     free(r->index);
@@ -202,7 +199,7 @@ static int job_write(recorder *r, const job *j) {
         rc = define_file(r);
         break;
     case JOB_SNAP: {
-        rc = traj_append_snapshot(tr, j->step, r->nsel, (const float *const *)r->pool_layers[j->slot],
+        rc = traj_append_snapshot(tr, j->step, r->nsel, (const float *const *)r->pool[j->slot],
                                   r->pool_bad[j->slot]);
         break;
     }
@@ -325,8 +322,7 @@ static void *writer_main(void *arg) {
         double t0 = oialr_now(), c0 = cpu_now();
         if (failed) r->mpend = 0; /* the run is stopping: rows are dropped with the jobs */
         int rc = failed ? OIALR_OK : j.kind < 0 ? flush_metrics(r) : writer_job(r, &j);
-        uint64_t direct = 0, buffered = 0;
-        traj_io_counters(r->traj, &direct, &buffered);
+        uint64_t direct = traj_direct_bytes(r->traj);
         double dt = oialr_now() - t0, dc = cpu_now() - c0;
         char msg[sizeof r->wmsg];
         if (rc) snprintf(msg, sizeof msg, "%s", oialr_errmsg()); /* errmsg is per thread */
@@ -477,10 +473,9 @@ static int snapshot(recorder *r, oialr_trainer *t) {
     job j = {.kind = JOB_SNAP, .step = step, .slot = take_slot(r)};
     double t0 = oialr_now();
     const oialr_params *p = t->params;
-    float *buf = r->pool[j.slot];
     for (int i = 0; i < r->nsel; i++)
         r->pool_bad[j.slot][i] =
-            copy_count(buf + r->snap_off[i], p->data + p->info[r->index[i]].offset, r->snap_len[i]);
+            copy_count(r->pool[j.slot][i], p->data + p->info[r->index[i]].offset, r->snap_len[i]);
     r->copy_s += oialr_now() - t0;
     r->last_snap = step;
     return submit(r, &j);
@@ -564,41 +559,58 @@ static float *map_pool(recorder *r, size_t bytes) {
     return r->pool_map;
 }
 
-/* The buffers, once the selection is known: every layer, every checkpoint
- * array on a page boundary, so the writer can hand them to the disk
- * directly (vfd.h). */
-static int alloc_buffers(recorder *r, const oialr_trainer *t) {
-    const oialr_params *p = t->params;
+/* The snapshot pool, every layer on a page boundary. */
+static int alloc_pool(recorder *r, const oialr_params *p) {
     r->snap_len = malloc((size_t)r->nsel * sizeof *r->snap_len);
-    r->snap_off = malloc((size_t)r->nsel * sizeof *r->snap_off);
-    if (!r->snap_len || !r->snap_off) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", r->path);
+    size_t *off = malloc(((size_t)r->nsel + 1) * sizeof *off); /* each layer's place in a buffer, floats */
+    int rc = OIALR_OK;
+    if (!r->snap_len || !off) {
+        rc = oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", r->path);
+        goto done;
+    }
     r->snap_floats = 0;
     size_t buf_floats = 0;
     for (int i = 0; i < r->nsel; i++) {
         r->snap_len[i] = p->info[r->index[i]].size;
         size_t padded = page_floats(r->snap_len[i]);
-        if (padded == 0 && r->snap_len[i] > 0) return oialr_seterr(OIALR_ERR_NOMEM, "%s: snapshot too large", r->path);
-        if (padded > SIZE_MAX / sizeof(float) - buf_floats)
-            return oialr_seterr(OIALR_ERR_NOMEM, "%s: snapshot too large", r->path);
-        r->snap_off[i] = buf_floats;
+        if ((padded == 0 && r->snap_len[i] > 0) || padded > SIZE_MAX / sizeof(float) - buf_floats) {
+            rc = oialr_seterr(OIALR_ERR_NOMEM, "%s: snapshot too large", r->path);
+            goto done;
+        }
+        off[i] = buf_floats;
         buf_floats += padded;
         r->snap_floats += r->snap_len[i];
     }
     size_t sb = buf_floats * sizeof(float);
     if (buf_floats > SIZE_MAX / sizeof(float) / OIALR_RECORD_POOL ||
-        !map_pool(r, sb ? OIALR_RECORD_POOL * sb : OIALR_VFD_ALIGN))
-        return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory for %d snapshot buffers of %zu bytes", r->path,
-                            OIALR_RECORD_POOL, sb);
+        !map_pool(r, sb ? OIALR_RECORD_POOL * sb : OIALR_VFD_ALIGN)) {
+        rc = oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory for %d snapshot buffers of %zu bytes", r->path,
+                          OIALR_RECORD_POOL, sb);
+        goto done;
+    }
     for (int i = 0; i < OIALR_RECORD_POOL; i++) {
-        r->pool[i] = (float *)r->pool_map + (size_t)i * buf_floats;
         r->pool_bad[i] = calloc((size_t)r->nsel + 1, sizeof(size_t));
-        r->pool_layers[i] = calloc((size_t)r->nsel + 1, sizeof(float *));
-        if (!r->pool_bad[i] || !r->pool_layers[i]) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", r->path);
-        for (int k = 0; k < r->nsel; k++) r->pool_layers[i][k] = r->pool[i] + r->snap_off[k];
+        r->pool[i] = calloc((size_t)r->nsel + 1, sizeof(float *));
+        if (!r->pool_bad[i] || !r->pool[i]) {
+            rc = oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", r->path);
+            goto done;
+        }
+        for (int k = 0; k < r->nsel; k++) r->pool[i][k] = (float *)r->pool_map + (size_t)i * buf_floats + off[k];
         r->free_slots[OIALR_RECORD_POOL - 1 - i] = i; /* taken from the end: slot 0 first */
         r->nfree++;
     }
     r->held_bytes = OIALR_RECORD_POOL * sb;
+done:
+    free(off);
+    return rc;
+}
+
+/* The buffers, once the selection is known: every layer, every checkpoint
+ * array on a page boundary, so the writer can hand them to the disk
+ * directly (vfd.h). */
+static int alloc_buffers(recorder *r, const oialr_trainer *t) {
+    int rc = alloc_pool(r, t->params);
+    if (rc) return rc;
     if (r->checkpoint) {
         size_t arrays = 1 + (size_t)r->has_m + (size_t)r->has_v;
         r->ck_stride = page_floats(r->total);

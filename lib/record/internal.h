@@ -15,8 +15,8 @@
  * shows a step whose weight is missing. */
 int traj_append_snapshot(oialr_traj *t, int64_t step, int n, const float *const *w, const size_t *nonfinite);
 
-/* Bytes the file driver wrote with O_DIRECT and through the page cache. */
-void traj_io_counters(const oialr_traj *t, uint64_t *direct_bytes, uint64_t *buffered_bytes);
+/* Bytes the file driver wrote with O_DIRECT, past the page cache. */
+uint64_t traj_direct_bytes(const oialr_traj *t);
 
 /* Direct I/O on (1) or off (0) for the next writes (vfd.h). */
 void traj_set_direct(oialr_traj *t, int on);

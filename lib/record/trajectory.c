@@ -1146,8 +1146,8 @@ done:
     return rc;
 }
 
-void traj_io_counters(const oialr_traj *t, uint64_t *direct_bytes, uint64_t *buffered_bytes) {
-    oialr_vfd_counters(t->vfd, direct_bytes, buffered_bytes);
+uint64_t traj_direct_bytes(const oialr_traj *t) {
+    return oialr_vfd_direct_bytes(t->vfd);
 }
 
 void traj_set_direct(oialr_traj *t, int on) {

@@ -27,7 +27,7 @@ struct oialr_vfd_file {
     haddr_t eoa, eof;
     dev_t dev;
     ino_t ino;
-    uint64_t direct_bytes, buffered_bytes;
+    uint64_t direct_bytes;
 };
 typedef struct oialr_vfd_file dfile;
 
@@ -204,12 +204,9 @@ static herr_t d_write(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, s
             return -1;
         }
     }
-    if (size > 0) {
-        if (write_all(f->fd, p, size, addr) < 0) {
-            FAIL_ERRNO(H5E_IO, H5E_WRITEERROR, "cannot write the file");
-            return -1;
-        }
-        f->buffered_bytes += size;
+    if (size > 0 && write_all(f->fd, p, size, addr) < 0) {
+        FAIL_ERRNO(H5E_IO, H5E_WRITEERROR, "cannot write the file");
+        return -1;
     }
     if (end > f->eof) f->eof = end;
     return 0;
@@ -280,9 +277,8 @@ oialr_vfd_file *oialr_vfd_of(hid_t file) {
     return f;
 }
 
-void oialr_vfd_counters(const oialr_vfd_file *f, uint64_t *direct_bytes, uint64_t *buffered_bytes) {
-    *direct_bytes = f ? f->direct_bytes : 0;
-    *buffered_bytes = f ? f->buffered_bytes : 0;
+uint64_t oialr_vfd_direct_bytes(const oialr_vfd_file *f) {
+    return f ? f->direct_bytes : 0;
 }
 
 void oialr_vfd_set_direct(oialr_vfd_file *f, int on) {

@@ -31,8 +31,8 @@ herr_t oialr_vfd_set_fapl(hid_t fapl);
 typedef struct oialr_vfd_file oialr_vfd_file;
 oialr_vfd_file *oialr_vfd_of(hid_t file);
 
-/* Bytes written so far with O_DIRECT and through the page cache (0 for NULL). */
-void oialr_vfd_counters(const oialr_vfd_file *f, uint64_t *direct_bytes, uint64_t *buffered_bytes);
+/* Bytes written so far with O_DIRECT (0 for NULL). */
+uint64_t oialr_vfd_direct_bytes(const oialr_vfd_file *f);
 
 /* Let writes go direct (1, the default where the filesystem allows) or
  * through the page cache (0): a direct write waits for the disk, a buffered
