@@ -485,11 +485,11 @@ START_TEST(test_hook_trainer) {
     ro.config_values = vals;
     oialr_hook h;
     OK(oialr_record_hook_init(&h, &ro));
+    OK(oialr_trainer_add_hook(&tr, &h));
+    OK(oialr_train_run(&tr));
     /* a second recorder on the same path is refused before any training */
     oialr_hook h2;
     ck_assert_int_eq(oialr_record_hook_init(&h2, &ro), OIALR_ERR_EXISTS);
-    OK(oialr_trainer_add_hook(&tr, &h));
-    OK(oialr_train_run(&tr));
     ck_assert_ptr_null(oialr_record_trajectory(&h));
     uint64_t bytes;
     int64_t nsnaps;

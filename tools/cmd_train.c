@@ -53,7 +53,7 @@ static void train_usage(FILE *f) {
             "  --every N             snapshot every N steps (50; 0: only start/end)\n"
             "  --every-epoch         also snapshot at every epoch end\n"
             "  --record-layers GLOB  only the weights whose name matches, e.g. 'fc*'\n"
-            "  --force               overwrite FILE if it exists\n"
+            "  --force               replace FILE if it is an existing regular file\n"
             "  --compress            shuffle + deflate the snapshots (smaller, slower)\n"
             "\n"
             "run:\n"
@@ -176,8 +176,8 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     if (threads) oialr_set_threads((int)threads);
-    if (record && !record_force && access(record, F_OK) == 0) {
-        fprintf(stderr, "oialr train: %s exists; use --force to overwrite it\n", record);
+    if (record && oialr_output_check(record, record_force)) {
+        fprintf(stderr, "oialr train: %s\n", oialr_errmsg());
         return 1;
     }
     if (record && !writable_dir_of(record)) {

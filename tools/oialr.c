@@ -6,6 +6,7 @@
 #include "plot.h"
 #include "oialr/base.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,6 +50,10 @@ int main(int argc, char **argv) {
         printf("oialr %s\n", OIALR_VERSION_STRING);
         return 0;
     }
+    /* Past a file-size limit (ulimit -f) a write then fails with EFBIG and
+     * the command says which file, instead of the process dying of SIGXFSZ
+     * with no word. */
+    signal(SIGXFSZ, SIG_IGN);
     oialr_analyze_set_progress(cli_analyze_progress);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);

@@ -102,6 +102,43 @@ typedef void (*oialr_log_fn)(int level, const char *msg, void *user);
 OIALR_API void oialr_set_log(oialr_log_fn fn, void *user, int max_level);
 OIALR_API void oialr_log(int level, const char *fmt, ...) OIALR_PRINTF(2, 3);
 
+/* ---------------------------------------------------------------------------
+ * Output files (lib/base/output.c). Every file oialr writes follows these
+ * rules: only a regular file or nothing may stand at the final path (a
+ * device, FIFO, directory or symbolic link is refused even with force); an
+ * existing file is replaced only with force, and only once the new one is
+ * complete, because the content is written to a temporary file beside the
+ * final path (`.NAME.XXXXXX.part`, same directory) and renamed into place;
+ * a failure removes the temporary file and nothing else.
+ *
+ *     oialr_output o;
+ *     if ((rc = oialr_output_begin(&o, path, force))) return rc;
+ *     ... write o.tmp ...
+ *     rc = ok ? oialr_output_commit(&o) : (oialr_output_abort(&o), rc);
+ */
+typedef struct oialr_output {
+    char *path; /* the final path */
+    char *tmp;  /* where to write; NULL once committed or aborted */
+    int force;  /* replace a regular file at path */
+} oialr_output;
+
+/* OIALR_OK if path is absent, or a regular file and force is set;
+ * OIALR_ERR_EXISTS (with a message saying why) otherwise. Touches nothing. */
+OIALR_API int oialr_output_check(const char *path, int force);
+
+/* oialr_output_check, then create an empty temporary file o->tmp beside
+ * path (O_EXCL, mode 0666 less the umask). */
+OIALR_API int oialr_output_begin(oialr_output *o, const char *path, int force);
+
+/* Rename o->tmp to o->path, checking the path again first; without force a
+ * file that appeared at path meanwhile is never replaced. On failure the
+ * message names o->tmp, which is kept (its content may be the only copy)
+ * and stays the caller's to commit again or abort. */
+OIALR_API int oialr_output_commit(oialr_output *o);
+
+/* Remove o->tmp (if not committed) and release o. Safe on a zeroed o. */
+OIALR_API void oialr_output_abort(oialr_output *o);
+
 /* Monotonic wall clock in seconds. */
 OIALR_API double oialr_now(void);
 

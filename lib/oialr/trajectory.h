@@ -34,6 +34,18 @@
  * snapshot. Snapshot i of a layer counts as complete once its step entry is
  * written (the step is written last).
  *
+ * Where a new file lives (the output rules of oialr/base.h): it is created
+ * under a temporary name beside its path (`.NAME.XXXXXX.part`) and renamed
+ * to the path by oialr_traj_begin() (phase 2 is when readers may follow
+ * it) or, when the first append begins phase 2 by itself, by that append.
+ * A writer failing before that, or closed with oialr_traj_discard(), leaves
+ * whatever stood at the path untouched. Nothing but a regular file is ever
+ * replaced, only with force, and never one another process is writing
+ * (OIALR_ERR_LOCKED, at create, or at that rename if the other writer
+ * started meanwhile: this run's data then stay in the temporary file, whose
+ * name the message gives). oialr_traj_close() fails with OIALR_ERR_IO when
+ * the path no longer names the file written (removed or replaced meanwhile).
+ *
  * Reader. oialr_traj_open(..., OIALR_TRAJ_READ) opens a closed file plainly.
  * A file whose writer is still running or was killed is marked "open for
  * write" in its superblock and HDF5 refuses a plain open; the reader then
@@ -73,7 +85,8 @@ enum oialr_traj_mode {
 };
 
 typedef struct oialr_traj_options {
-    int force;                /* overwrite an existing file (else OIALR_ERR_EXISTS) */
+    int force;                /* replace an existing regular file (else
+                               * OIALR_ERR_EXISTS; never anything else) */
     int compress;             /* 0: none; 1-9: shuffle + deflate at this level
                                * (silently none if the filters are unavailable) */
     uint64_t seed;            /* stored as the root attribute "seed" */
@@ -91,8 +104,15 @@ OIALR_API int oialr_traj_create(oialr_traj **out, const char *path, const oialr_
 OIALR_API int oialr_traj_open(oialr_traj **out, const char *path, int mode);
 
 /* Flush and close; frees t even when it returns an error (e.g. disk full).
- * t may be NULL. */
+ * A new file still under its temporary name is completed and renamed into
+ * place first. t may be NULL. */
 OIALR_API int oialr_traj_close(oialr_traj *t);
+
+/* Close without keeping a new file that was never renamed into place (no
+ * begin, append or flush yet): it is removed, and the path stays as it was. A file
+ * already in place, or opened for append, is closed as by
+ * oialr_traj_close(). t may be NULL. */
+OIALR_API int oialr_traj_discard(oialr_traj *t);
 
 /* ---------------------------------------------------------------------------
  * Writing, phase 1: define */

@@ -160,7 +160,9 @@ static void stop_writer(recorder *r);
 static void recorder_free(recorder *r) {
     if (!r) return;
     stop_writer(r);
-    oialr_traj_close(r->traj);
+    /* a hook freed before its run recorded anything leaves the path as it was */
+    if (r->snapshots == 0) oialr_traj_discard(r->traj);
+    else oialr_traj_close(r->traj);
     for (int i = 0; i < r->nconfig; i++) {
         free(r->ckeys[i]);
         free(r->cvals[i]);
@@ -727,7 +729,7 @@ static int define_file(recorder *r) {
         if (r->loader_n > 0 && (rc = oialr_traj_declare_ckpt_array_i64(tr, "loader_order", (size_t)r->loader_n)))
             return rc;
     }
-    return oialr_traj_begin(tr);
+    return traj_start(tr);
 }
 
 /* Time of the training thread inside the recorder (copies and waits too). */
@@ -809,12 +811,12 @@ static int do_run_end(recorder *r, oialr_trainer *t) {
     } else if (rc && t->status) {
         oialr_log(OIALR_LOG_ERROR, "%s", oialr_errmsg());
     }
-    int crc = oialr_traj_close(r->traj);
+    /* nothing recorded (the run failed before its first snapshot): the file
+     * never left its temporary name; discard it, and the path (absent, or
+     * the old file --force would have replaced) stays as it was */
+    int crc = r->snapshots == 0 ? oialr_traj_discard(r->traj) : oialr_traj_close(r->traj);
     r->traj = NULL;
     if (crc && !rc && t->status) oialr_log(OIALR_LOG_ERROR, "%s", oialr_errmsg());
-    /* nothing recorded (the run failed before its first snapshot): leave no
-     * half-made file behind that a rerun would need --force for */
-    if (r->snapshots == 0) unlink(r->path);
     r->end_s += oialr_now() - t0;
     return rc ? rc : crc;
 }

@@ -7,6 +7,11 @@
 
 #include "oialr/trajectory.h"
 
+/* oialr_traj_begin() without moving a new file into place: the recorder
+ * starts phase 2 before its first snapshot, and a run failing in between
+ * must leave the path as it was (the first snapshot publishes). */
+int traj_start(oialr_traj *t);
+
 /* A snapshot of layers 0..n-1 at one step (w[i]; nonfinite[i]: the NaN/Inf
  * the caller counted while copying, so the writer does not read w again),
  * with one flush of the file instead of three per layer: HDF5 writes raw

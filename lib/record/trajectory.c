@@ -66,6 +66,10 @@ struct oialr_traj {
     int recording; /* phase 2 (SWMR writing, or plain when unavailable) */
     int compress;
     int lockfd;
+    dev_t dev; /* the file's identity, to notice it being removed or replaced */
+    ino_t ino;
+    oialr_output out; /* a new file under its temporary name until published */
+    int publish_failed; /* out.tmp then holds data that must not be removed */
     oialr_traj_info info;
 
     tlayer *layers;
@@ -542,6 +546,10 @@ static void traj_free(oialr_traj *t) {
     hclose(&t->gckpt);
     hclose(&t->file);
     if (t->lockfd >= 0) close(t->lockfd);
+    /* a temporary file left here holds data that could not be published:
+     * its name is in the error message, and it is kept */
+    free(t->out.tmp);
+    free(t->out.path);
     free(t->cmdline);
     free(t->path);
     free(t);
@@ -568,10 +576,16 @@ static hid_t order_gcpl(void) {
     return p;
 }
 
-/* Writer lock: an OFD write lock on one byte far past the data. */
-static int lock_take(oialr_traj *t) {
-    t->lockfd = open(t->path, O_RDWR | O_CLOEXEC);
+/* Writer lock: an OFD write lock on one byte far past the data, on the file
+ * at `file` (the temporary name of a new trajectory, else its path). */
+static int lock_take(oialr_traj *t, const char *file) {
+    t->lockfd = open(file, O_RDWR | O_CLOEXEC);
     if (t->lockfd < 0) return oialr_seterr(OIALR_ERR_IO, "%s: cannot open for locking: %s", t->path, strerror(errno));
+    struct stat st;
+    if (fstat(t->lockfd, &st) == 0) {
+        t->dev = st.st_dev;
+        t->ino = st.st_ino;
+    }
     struct flock fl;
     memset(&fl, 0, sizeof fl);
     fl.l_type = F_WRLCK;
@@ -604,6 +618,44 @@ static int lock_held(const char *path) {
     return held;
 }
 
+/* Move a new trajectory from its temporary name to its path, once: at the
+ * first snapshot or flush, so that a run failing before it leaves whatever
+ * stood at the path untouched. The file being replaced (--force) is read-
+ * locked on the writer's byte meanwhile: if another writer still records
+ * it, nothing is replaced and this run's data stay in the temporary file. */
+static int publish(oialr_traj *t) {
+    if (!t->out.tmp) return OIALR_OK;
+    int oldfd = -1, rc = OIALR_OK;
+    if (t->out.force && (oldfd = open(t->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >= 0) {
+        struct flock fl;
+        memset(&fl, 0, sizeof fl);
+        fl.l_type = F_RDLCK;
+        fl.l_whence = SEEK_SET;
+        fl.l_start = LOCK_OFFSET;
+        fl.l_len = 1;
+        if (fcntl(oldfd, F_OFD_SETLK, &fl) < 0 && (errno == EAGAIN || errno == EACCES))
+            rc = oialr_seterr(OIALR_ERR_LOCKED,
+                              "%s: another process started writing this trajectory during the run; it was left "
+                              "alone, and this run's data are in %s",
+                              t->path, t->out.tmp);
+    }
+    if (!rc) rc = oialr_output_commit(&t->out);
+    if (oldfd >= 0) close(oldfd);
+    if (rc) t->publish_failed = 1;
+    return rc;
+}
+
+/* OIALR_OK if the path still names the file this writer writes. */
+static int check_identity(oialr_traj *t) {
+    struct stat st;
+    if (t->out.tmp || t->lockfd < 0) return OIALR_OK;
+    if (stat(t->path, &st) == 0 && st.st_dev == t->dev && st.st_ino == t->ino) return OIALR_OK;
+    return oialr_seterr(OIALR_ERR_IO,
+                        "%s: the file was removed or replaced by another process while this run wrote it; what "
+                        "this run recorded is not at that path",
+                        t->path);
+}
+
 // ----------------------------------------------------------------------------
 // writer, phase 1
 
@@ -621,13 +673,16 @@ int oialr_traj_create(oialr_traj **out, const char *path, const oialr_traj_optio
     *out = NULL;
     if (opt->compress < 0 || opt->compress > 9)
         return oialr_seterr(OIALR_ERR_ARG, "%s: compression level %d is not in 0..9", path, opt->compress);
-    struct stat st;
-    if (!opt->force && stat(path, &st) == 0)
-        return oialr_seterr(OIALR_ERR_EXISTS, "%s: file exists (use --force to overwrite)", path);
+    /* refuse before touching anything: a path that is not a regular file,
+     * one that exists without force, one another writer is recording */
+    int rc = oialr_output_check(path, opt->force);
+    if (rc) return rc;
+    if (lock_held(path))
+        return oialr_seterr(OIALR_ERR_LOCKED, "%s: another process is writing this trajectory; nothing was changed",
+                            path);
     oialr_traj *t = traj_new(path);
     if (!t) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", path);
     h5quiet q = quiet_begin();
-    int rc = OIALR_OK;
     hid_t fapl = H5I_INVALID_HID, gcpl = H5I_INVALID_HID, g = H5I_INVALID_HID;
     t->writable = 1;
     t->compress = opt->compress;
@@ -645,14 +700,16 @@ int oialr_traj_create(oialr_traj **out, const char *path, const oialr_traj_optio
     strftime(t->info.created, sizeof t->info.created, "%Y-%m-%dT%H:%M:%SZ", &tmv);
 
     TRY_H5(fapl = file_fapl(1), OIALR_ERR_HDF5, "cannot set up file access");
-    t->file = H5Fcreate(path, opt->force ? H5F_ACC_TRUNC : H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+    if ((rc = oialr_output_begin(&t->out, path, opt->force))) goto done;
+    /* the empty temporary file is this run's own */
+    t->file = H5Fcreate(t->out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (t->file < 0) {
         h5stack s = stack_get();
         rc = oialr_seterr(s.locked ? OIALR_ERR_LOCKED : OIALR_ERR_IO, "%s: cannot create the file: %s", path,
                           s.last[0] ? s.last : "unknown HDF5 error");
         goto done;
     }
-    if ((rc = lock_take(t))) goto done;
+    if ((rc = lock_take(t, t->out.tmp))) goto done;
     t->vfd = oialr_vfd_of(t->file);
     int32_t ver = OIALR_TRAJ_FORMAT_VERSION;
     TRY_H5(attr_put_str(t->file, "format", OIALR_TRAJ_FORMAT), OIALR_ERR_IO, "cannot write root attributes");
@@ -677,8 +734,10 @@ done:
     hclose(&gcpl);
     hclose(&fapl);
     if (rc) {
+        oialr_output o = t->out; /* the temporary file: the one thing made here */
+        memset(&t->out, 0, sizeof t->out);
         traj_free(t);
-        unlink(path);
+        oialr_output_abort(&o);
     } else {
         *out = t;
     }
@@ -965,6 +1024,11 @@ done:
 }
 
 int oialr_traj_begin(oialr_traj *t) {
+    int rc = traj_start(t);
+    return rc ? rc : publish(t);
+}
+
+int traj_start(oialr_traj *t) {
     OIALR_ASSERT(t);
     if (t->recording) return OIALR_OK;
     if (!t->writable) return oialr_seterr(OIALR_ERR_ARG, "%s: the trajectory is open read-only", t->path);
@@ -990,7 +1054,7 @@ done:
 
 static int need_record(oialr_traj *t, const char *what) {
     if (!t->writable) return oialr_seterr(OIALR_ERR_ARG, "%s: %s: the trajectory is open read-only", t->path, what);
-    if (!t->recording) return oialr_traj_begin(t);
+    if (!t->recording) return traj_start(t);
     return OIALR_OK;
 }
 
@@ -1096,7 +1160,8 @@ int oialr_traj_append(oialr_traj *t, int layer, int64_t step, const float *w, in
     const tlayer *l = &t->layers[layer];
     size_t bad = count_nonfinite(w, (size_t)l->pub.rows * (size_t)l->pub.cols);
     int rc = need_record(t, "cannot append");
-    return rc ? rc : append_layer(t, layer, step, w, rank, bad, 1);
+    if (!rc) rc = append_layer(t, layer, step, w, rank, bad, 1);
+    return rc ? rc : publish(t);
 }
 
 int traj_append_snapshot(oialr_traj *t, int64_t step, int n, const float *const *w, const size_t *bad) {
@@ -1108,7 +1173,7 @@ int traj_append_snapshot(oialr_traj *t, int64_t step, int n, const float *const 
     if (H5Fflush(t->file, H5F_SCOPE_LOCAL) < 0)
         rc = h5err(t->path, OIALR_ERR_IO, "cannot flush the snapshot at step %lld", (long long)step);
     quiet_end(q);
-    return rc;
+    return rc ? rc : publish(t);
 }
 
 int oialr_traj_append_metrics(oialr_traj *t, int64_t step, const double *values, int n) {
@@ -1256,19 +1321,29 @@ int oialr_traj_flush(oialr_traj *t) {
     int rc = OIALR_OK;
     h5quiet q = quiet_begin();
     TRY_H5(H5Fflush(t->file, H5F_SCOPE_GLOBAL), OIALR_ERR_IO, "cannot flush");
+    rc = publish(t);
 done:
     quiet_end(q);
     return rc;
 }
 
-int oialr_traj_close(oialr_traj *t) {
+static int close_file(oialr_traj *t, int keep);
+
+int oialr_traj_close(oialr_traj *t) { return close_file(t, 1); }
+
+int oialr_traj_discard(oialr_traj *t) { return close_file(t, 0); }
+
+/* Close; keep: complete and publish a new file (close), or else remove it
+ * if it was never published (discard). */
+static int close_file(oialr_traj *t, int keep) {
     if (!t) return OIALR_OK;
     int rc = OIALR_OK;
     h5quiet q = quiet_begin();
-    if (t->writable && t->file >= 0) {
+    if (keep && t->writable && t->file >= 0) {
         /* phase 1 only: still create the rest, so the file is complete */
-        if (!t->recording) rc = oialr_traj_begin(t);
+        if (!t->recording) rc = traj_start(t);
         if (!rc && H5Fflush(t->file, H5F_SCOPE_GLOBAL) < 0) rc = h5err(t->path, OIALR_ERR_IO, "cannot flush");
+        if (!rc) rc = publish(t);
     }
     hid_t f = t->file;
     t->file = H5I_INVALID_HID;
@@ -1284,6 +1359,9 @@ int oialr_traj_close(oialr_traj *t) {
         closerc = H5Fclose(f) < 0;
         if (closerc && !rc) rc = h5err(t->path, t->writable ? OIALR_ERR_IO : OIALR_ERR_HDF5, "cannot close");
     }
+    if (!rc && t->writable) rc = check_identity(t);
+    /* never published: nothing worth keeping, unless publishing failed */
+    if (t->out.tmp && !t->publish_failed) oialr_output_abort(&t->out);
     traj_free(t);
     quiet_end(q);
     return rc;
@@ -1644,7 +1722,7 @@ int oialr_traj_open(oialr_traj **out, const char *path, int mode) {
     }
     if ((rc = open_structure(t))) goto done;
     if (t->writable) {
-        if ((rc = lock_take(t))) goto done;
+        if ((rc = lock_take(t, path))) goto done;
         t->info.writer_alive = 0;
         if (t->gmetrics < 0 || t->devents < 0 || t->gckpt < 0) {
             rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: incomplete trajectory (no /metrics, /events or /checkpoint)",
