@@ -814,9 +814,14 @@ static int do_run_end(recorder *r, oialr_trainer *t) {
     /* nothing recorded (the run failed before its first snapshot): the file
      * never left its temporary name; discard it, and the path (absent, or
      * the old file --force would have replaced) stays as it was */
+    char first[sizeof r->wmsg] = "";
+    if (rc) snprintf(first, sizeof first, "%s", oialr_errmsg());
     int crc = r->snapshots == 0 ? oialr_traj_discard(r->traj) : oialr_traj_close(r->traj);
     r->traj = NULL;
     if (crc && !rc && t->status) oialr_log(OIALR_LOG_ERROR, "%s", oialr_errmsg());
+    /* the first failure is the one to report: a file whose write failed
+     * (disk full, size limit) usually fails to close too */
+    if (rc) oialr_seterr(rc, "%s", first);
     r->end_s += oialr_now() - t0;
     return rc ? rc : crc;
 }
