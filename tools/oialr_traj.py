@@ -39,6 +39,8 @@ Command line::
 """
 
 import os
+import secrets
+import stat
 import sys
 import time
 
@@ -66,6 +68,31 @@ def _check_name(what, name):
         raise ValueError(f"{what} name {name!r}: 1..{NAME_MAX - 1} bytes, no '/', not '.'/'..'")
 
 
+def _check_output(path, force):
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise FileExistsError(f"{path} is a symbolic link; oialr does not write through links")
+    if not stat.S_ISREG(st.st_mode):
+        raise FileExistsError(f"{path} exists and is not a regular file; oialr never writes over it")
+    if not force:
+        raise FileExistsError(f"{path}: file exists (pass force=True to replace it)")
+
+
+def _temp_beside(path):
+    d, name = os.path.split(path)
+    for _ in range(100):
+        tmp = os.path.join(d, ".%s.%s.part" % (name, secrets.token_hex(3)))
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path}: no free temporary name beside it")
+
+
 class TrajectoryWriter:
     """Write an oialr trajectory.
 
@@ -77,12 +104,36 @@ class TrajectoryWriter:
 
     def __init__(self, path, layers, metrics=DEFAULT_METRICS, seed=0, command_line=None,
                  config=None, force=False, compress=0, kinds=None):
-        if not force and os.path.exists(path):
-            raise FileExistsError(f"{path}: file exists (pass force=True to overwrite)")
         if not layers:
             raise ValueError("no layers to record")
-        self.path = path
-        self.f = h5py.File(path, "w", libver="latest")
+        # The output rules of the C writer (docs/format.md, "Where a new file
+        # lives"): only a regular file or nothing at the path, replaced only
+        # with force and only once the new file is complete.
+        _check_output(path, force)
+        self.path, self.force = path, force
+        self._tmp = _temp_beside(path)
+        self.f = None
+        try:
+            self._define(layers, metrics, seed, command_line, config, compress, kinds)
+            self._publish()
+        except BaseException:
+            if self.f is not None:
+                self.f.close()
+            if self._tmp is not None:
+                os.unlink(self._tmp)
+            raise
+
+    def _publish(self):
+        _check_output(self.path, self.force)
+        if self.force:
+            os.replace(self._tmp, self.path)
+        else:
+            os.link(self._tmp, self.path)  # never replaces a file that appeared meanwhile
+            os.unlink(self._tmp)
+        self._tmp = None
+
+    def _define(self, layers, metrics, seed, command_line, config, compress, kinds):
+        self.f = h5py.File(self._tmp, "w", libver="latest")
         f = self.f
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = np.int32(FORMAT_VERSION)
