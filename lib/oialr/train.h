@@ -90,6 +90,24 @@ struct oialr_trainer {
     double t0, epoch_t0;
 };
 
+/* What a checkpoint holds of a trainer: views into its state (valid until
+ * the next step) and the scalars that place a run, so that a checkpoint
+ * writer (the recorder) needs nothing of the trainer's internals. */
+typedef struct oialr_train_state {
+    const float *params;            /* [n] the parameter buffer */
+    const float *optim_m, *optim_v; /* [n] the optimizer's moments, NULL if it keeps none */
+    size_t n;
+    int64_t optim_t;                /* the optimizer's update count */
+    int64_t step, epochs_done;      /* epochs_done: epoch in progress + 1 at an epoch end */
+    double seconds;                 /* wall time since run_begin */
+    const int64_t *loader_order;    /* [loader_n] the training data order of this epoch */
+    int64_t loader_n, loader_cursor;
+    oialr_rng model_rng, loader_rng; /* model_rng zero if the model has none */
+} oialr_train_state;
+
+/* Fill s from t (t's optimizer must be initialised: from run_begin on). */
+OIALR_API void oialr_trainer_get_state(const oialr_trainer *t, oialr_train_state *s);
+
 /* The trainer borrows model and loaders; it owns the optimizer state. */
 OIALR_API int oialr_trainer_init(oialr_trainer *t, const oialr_train_config *cfg, oialr_model *model,
                                  oialr_loader *train, oialr_loader *val, oialr_loader *test);

@@ -128,9 +128,17 @@ OIALR_API int oialr_traj_set_config(oialr_traj *t, const char *key, const char *
 OIALR_API int oialr_traj_declare_layer(oialr_traj *t, const char *name, int64_t rows, int64_t cols,
                                        const char *kind, int ndim, const int64_t *shape, int *index);
 
-/* The default metric columns, used when none are declared before begin. */
-#define OIALR_TRAJ_METRICS_DEFAULT                                                                 \
-    "epoch,loss,train_acc,val_loss,val_acc,test_loss,test_acc,lr,trainable_fraction,seconds"
+/* The default metric columns (the recorder hook's), used when none are
+ * declared before begin: one X(name) per column, in file order, the single
+ * source of the comma list OIALR_TRAJ_METRICS_DEFAULT ("epoch,loss,...,
+ * seconds") and of its count OIALR_TRAJ_METRICS_DEFAULT_N. */
+#define OIALR_TRAJ_METRICS_LIST(X)                                                                 \
+    X(epoch) X(loss) X(train_acc) X(val_loss) X(val_acc) X(test_loss) X(test_acc) X(lr)            \
+    X(trainable_fraction) X(seconds)
+#define OIALR_TRAJ_METRIC_COMMA_NAME_(name) "," #name
+#define OIALR_TRAJ_METRIC_ONE_(name) +1
+#define OIALR_TRAJ_METRICS_DEFAULT (OIALR_TRAJ_METRICS_LIST(OIALR_TRAJ_METRIC_COMMA_NAME_) + 1)
+#define OIALR_TRAJ_METRICS_DEFAULT_N (0 OIALR_TRAJ_METRICS_LIST(OIALR_TRAJ_METRIC_ONE_))
 
 /* Declare the metric columns (besides "step", always present) as a comma
  * separated list, e.g. "epoch,loss,val_acc". Once per file. */

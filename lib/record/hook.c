@@ -61,17 +61,46 @@
 
 enum { JOB_BEGIN, JOB_SNAP, JOB_METRICS, JOB_CKPT, JOB_EVENT };
 
+/* The checkpoint's items, each named once here: the float arrays (those
+ * the optimizer keeps, laid out in recorder.ck_f in this order), the data
+ * order, and the 64-bit scalars, whose values travel in ckpt_meta. */
+enum { CKA_PARAMS, CKA_OPTIM_M, CKA_OPTIM_V, CKA_N };
+static const char *const CK_ARRAY[CKA_N] = {"params", "optim_m", "optim_v"};
+#define CK_ORDER "loader_order"
+enum {
+    CKS_OPTIM_T, CKS_STEP, CKS_EPOCHS_DONE, CKS_SECONDS_US, CKS_LOADER_CURSOR,
+    CKS_MODEL_RNG_STATE, CKS_MODEL_RNG_INC, CKS_LOADER_RNG_STATE, CKS_LOADER_RNG_INC, CKS_N
+};
+static const struct {
+    const char *name;
+    int is_unsigned;
+} CK_SCALAR[CKS_N] = {
+    [CKS_OPTIM_T] = {"optim_t", 0},
+    [CKS_STEP] = {"step", 0},
+    [CKS_EPOCHS_DONE] = {"epochs_done", 0},
+    [CKS_SECONDS_US] = {"seconds_us", 0},
+    [CKS_LOADER_CURSOR] = {"loader_cursor", 0},
+    [CKS_MODEL_RNG_STATE] = {"model_rng_state", 1},
+    [CKS_MODEL_RNG_INC] = {"model_rng_inc", 1},
+    [CKS_LOADER_RNG_STATE] = {"loader_rng_state", 1},
+    [CKS_LOADER_RNG_INC] = {"loader_rng_inc", 1},
+};
+
 typedef struct ckpt_meta {
-    int64_t optim_t, step, epochs_done, seconds_us, loader_cursor;
-    uint64_t model_rng_state, model_rng_inc, loader_rng_state, loader_rng_inc;
+    uint64_t v[CKS_N]; /* signed items as their two's complement */
 } ckpt_meta;
+
+/* The metrics row, one column per OIALR_TRAJ_METRICS_LIST entry (M_epoch ...). */
+#define METRIC_INDEX(name) M_##name,
+enum { OIALR_TRAJ_METRICS_LIST(METRIC_INDEX) NMETRICS };
+#undef METRIC_INDEX
 
 typedef struct job {
     int kind;
     int64_t step;
     int slot;   /* JOB_SNAP: the pool buffer holding the selected matrices */
     union {
-        double row[10];      /* JOB_METRICS, OIALR_TRAJ_METRICS_DEFAULT order */
+        double row[NMETRICS]; /* JOB_METRICS */
         ckpt_meta ck;        /* JOB_CKPT (arrays in recorder.ck_*) */
         oialr_traj_event ev; /* JOB_EVENT */
     } u;
@@ -92,7 +121,7 @@ typedef struct recorder {
     int nbase;
     int ckpt_declare; /* declare the checkpoint items */
     int64_t last_snap; /* step of the last snapshot queued (-1: none) */
-    int has_m, has_v;
+    int has[CKA_N];  /* the checkpoint arrays this optimizer has */
     size_t total;
     int64_t loader_n;
     char **ckeys, **cvals;
@@ -106,7 +135,7 @@ typedef struct recorder {
     float **pool[OIALR_RECORD_POOL]; /* [nsel] each layer in buffer i, page-aligned */
     size_t *pool_bad[OIALR_RECORD_POOL]; /* [nsel] NaN/Inf counts, taken while copying */
     float *ck_f;               /* as is each checkpoint array (direct I/O, vfd.h); */
-    size_t ck_stride;          /* ck_f: params [, optim_m] [, optim_v], this apart */
+    size_t ck_stride;          /* ck_f: the arrays of has[], this apart */
     int64_t *ck_order;         /* loader_order */
     size_t held_bytes;
 
@@ -129,7 +158,7 @@ typedef struct recorder {
 
     /* metrics rows waiting in the writer (writer thread only) */
     int64_t msteps[MBATCH];
-    double mrows[MBATCH][10];
+    double mrows[MBATCH][NMETRICS];
     int mpend;
     double mfirst;             /* when the oldest waiting row was queued */
 
@@ -206,7 +235,7 @@ static int job_write(recorder *r, const job *j) {
         break;
     }
     case JOB_METRICS:
-        rc = oialr_traj_append_metrics(tr, j->step, j->u.row, 10);
+        rc = oialr_traj_append_metrics(tr, j->step, j->u.row, NMETRICS);
         break;
     case JOB_EVENT:
         rc = oialr_traj_append_event(tr, &j->u.ev);
@@ -215,23 +244,17 @@ static int job_write(recorder *r, const job *j) {
         const ckpt_meta *c = &j->u.ck;
         const float *f = r->ck_f;
         if ((rc = oialr_traj_ckpt_start(tr))) return rc;
-        if ((rc = oialr_traj_ckpt_put_array(tr, "params", f, r->total))) return rc;
-        f += r->ck_stride;
-        if (r->has_m) {
-            if ((rc = oialr_traj_ckpt_put_array(tr, "optim_m", f, r->total))) return rc;
+        for (int a = 0; a < CKA_N; a++) {
+            if (!r->has[a]) continue;
+            if ((rc = oialr_traj_ckpt_put_array(tr, CK_ARRAY[a], f, r->total))) return rc;
             f += r->ck_stride;
         }
-        if (r->has_v && (rc = oialr_traj_ckpt_put_array(tr, "optim_v", f, r->total))) return rc;
-        if ((rc = oialr_traj_ckpt_put_i64(tr, "optim_t", c->optim_t))) return rc;
-        if ((rc = oialr_traj_ckpt_put_i64(tr, "step", c->step))) return rc;
-        if ((rc = oialr_traj_ckpt_put_i64(tr, "epochs_done", c->epochs_done))) return rc;
-        if ((rc = oialr_traj_ckpt_put_i64(tr, "seconds_us", c->seconds_us))) return rc;
-        if ((rc = oialr_traj_ckpt_put_u64(tr, "model_rng_state", c->model_rng_state))) return rc;
-        if ((rc = oialr_traj_ckpt_put_u64(tr, "model_rng_inc", c->model_rng_inc))) return rc;
-        if ((rc = oialr_traj_ckpt_put_u64(tr, "loader_rng_state", c->loader_rng_state))) return rc;
-        if ((rc = oialr_traj_ckpt_put_u64(tr, "loader_rng_inc", c->loader_rng_inc))) return rc;
-        if ((rc = oialr_traj_ckpt_put_i64(tr, "loader_cursor", c->loader_cursor))) return rc;
-        if ((rc = oialr_traj_ckpt_put_array_i64(tr, "loader_order", r->ck_order, (size_t)r->loader_n))) return rc;
+        for (int i = 0; i < CKS_N; i++) {
+            rc = CK_SCALAR[i].is_unsigned ? oialr_traj_ckpt_put_u64(tr, CK_SCALAR[i].name, c->v[i])
+                                          : oialr_traj_ckpt_put_i64(tr, CK_SCALAR[i].name, (int64_t)c->v[i]);
+            if (rc) return rc;
+        }
+        if ((rc = oialr_traj_ckpt_put_array_i64(tr, CK_ORDER, r->ck_order, (size_t)r->loader_n))) return rc;
         rc = oialr_traj_ckpt_commit(tr);
         break;
     }
@@ -248,7 +271,7 @@ static double cpu_now(void) {
 /* Write the metrics rows waiting in the writer's memory (writer thread). */
 static int flush_metrics(recorder *r) {
     if (r->mpend == 0) return OIALR_OK;
-    int rc = oialr_traj_append_metrics_rows(r->traj, r->mpend, r->msteps, &r->mrows[0][0], 10);
+    int rc = oialr_traj_append_metrics_rows(r->traj, r->mpend, r->msteps, &r->mrows[0][0], NMETRICS);
     r->mpend = 0;
     return rc;
 }
@@ -487,11 +510,17 @@ static int metrics_row(recorder *r, oialr_trainer *t) {
     const oialr_train_metrics *m = &t->metrics;
     double epoch = t->steps_per_epoch > 0 ? (double)m->step / (double)t->steps_per_epoch : (double)m->epoch;
     job j = {.kind = JOB_METRICS, .step = m->step};
-    /* OIALR_TRAJ_METRICS_DEFAULT order */
-    double v[10] = {epoch,          (double)m->loss,     (double)m->train_acc, (double)m->val_loss,
-                    (double)m->val_acc, (double)m->test_loss, (double)m->test_acc,  (double)m->lr,
-                    (double)m->trainable_fraction, m->seconds};
-    memcpy(j.u.row, v, sizeof v);
+    double *v = j.u.row;
+    v[M_epoch] = epoch;
+    v[M_loss] = m->loss;
+    v[M_train_acc] = m->train_acc;
+    v[M_val_loss] = m->val_loss;
+    v[M_val_acc] = m->val_acc;
+    v[M_test_loss] = m->test_loss;
+    v[M_test_acc] = m->test_acc;
+    v[M_lr] = m->lr;
+    v[M_trainable_fraction] = m->trainable_fraction;
+    v[M_seconds] = m->seconds;
     return submit(r, &j);
 }
 
@@ -503,26 +532,27 @@ static int checkpoint(recorder *r, oialr_trainer *t) {
         pthread_mutex_unlock(&r->mu);
     }
     double t0 = oialr_now();
+    oialr_train_state s;
+    oialr_trainer_get_state(t, &s);
+    const float *src[CKA_N] = {s.params, s.optim_m, s.optim_v};
     float *f = r->ck_f;
-    memcpy(f, t->params->data, r->total * sizeof *f);
-    f += r->ck_stride;
-    if (r->has_m) {
-        memcpy(f, t->optim.m, r->total * sizeof *f);
+    for (int a = 0; a < CKA_N; a++) {
+        if (!r->has[a]) continue;
+        memcpy(f, src[a], r->total * sizeof *f);
         f += r->ck_stride;
     }
-    if (r->has_v) memcpy(f, t->optim.v, r->total * sizeof *f);
-    memcpy(r->ck_order, t->train->idx, (size_t)r->loader_n * sizeof *r->ck_order);
-    oialr_rng *mr = oialr_model_rng(t->model);
-    job j = {.kind = JOB_CKPT, .step = t->metrics.step};
-    j.u.ck = (ckpt_meta){.optim_t = t->optim.t,
-                         .step = t->metrics.step,
-                         .epochs_done = (int64_t)t->metrics.epoch + 1,
-                         .seconds_us = (int64_t)llround(t->metrics.seconds * 1e6),
-                         .loader_cursor = t->train->cursor,
-                         .model_rng_state = mr ? mr->state : 0,
-                         .model_rng_inc = mr ? mr->inc : 0,
-                         .loader_rng_state = t->train->rng.state,
-                         .loader_rng_inc = t->train->rng.inc};
+    memcpy(r->ck_order, s.loader_order, (size_t)r->loader_n * sizeof *r->ck_order);
+    job j = {.kind = JOB_CKPT, .step = s.step};
+    uint64_t *v = j.u.ck.v;
+    v[CKS_OPTIM_T] = (uint64_t)s.optim_t;
+    v[CKS_STEP] = (uint64_t)s.step;
+    v[CKS_EPOCHS_DONE] = (uint64_t)s.epochs_done;
+    v[CKS_SECONDS_US] = (uint64_t)llround(s.seconds * 1e6);
+    v[CKS_LOADER_CURSOR] = (uint64_t)s.loader_cursor;
+    v[CKS_MODEL_RNG_STATE] = s.model_rng.state;
+    v[CKS_MODEL_RNG_INC] = s.model_rng.inc;
+    v[CKS_LOADER_RNG_STATE] = s.loader_rng.state;
+    v[CKS_LOADER_RNG_INC] = s.loader_rng.inc;
     r->copy_s += oialr_now() - t0;
     return submit(r, &j);
 }
@@ -614,7 +644,7 @@ static int alloc_buffers(recorder *r, const oialr_trainer *t) {
     int rc = alloc_pool(r, t->params);
     if (rc) return rc;
     if (r->checkpoint) {
-        size_t arrays = 1 + (size_t)r->has_m + (size_t)r->has_v;
+        size_t arrays = (size_t)r->has[CKA_PARAMS] + (size_t)r->has[CKA_OPTIM_M] + (size_t)r->has[CKA_OPTIM_V];
         r->ck_stride = page_floats(r->total);
         if ((r->ck_stride == 0 && r->total > 0) || r->ck_stride > SIZE_MAX / sizeof(float) / arrays)
             return oialr_seterr(OIALR_ERR_NOMEM, "%s: checkpoint too large", r->path);
@@ -693,10 +723,13 @@ static int gather(recorder *r, oialr_trainer *t) {
     /* checkpoint items */
     r->ckpt_declare = r->checkpoint;
     if (r->checkpoint) {
-        r->total = p->total;
-        r->has_m = t->optim.m != NULL;
-        r->has_v = t->optim.v != NULL;
-        r->loader_n = t->train->n;
+        oialr_train_state s;
+        oialr_trainer_get_state(t, &s);
+        r->total = s.n;
+        r->has[CKA_PARAMS] = 1;
+        r->has[CKA_OPTIM_M] = s.optim_m != NULL;
+        r->has[CKA_OPTIM_V] = s.optim_v != NULL;
+        r->loader_n = s.loader_n;
         if (r->loader_n <= 0) r->checkpoint = 0;
     }
     return OIALR_OK;
@@ -717,16 +750,11 @@ static int define_file(recorder *r) {
         if ((rc = oialr_traj_set_config(tr, r->ckeys[i], r->cvals[i]))) return rc;
     if ((rc = oialr_traj_declare_metrics(tr, OIALR_TRAJ_METRICS_DEFAULT))) return rc;
     if (r->ckpt_declare) {
-        if ((rc = oialr_traj_declare_ckpt_array(tr, "params", r->total))) return rc;
-        if (r->has_m && (rc = oialr_traj_declare_ckpt_array(tr, "optim_m", r->total))) return rc;
-        if (r->has_v && (rc = oialr_traj_declare_ckpt_array(tr, "optim_v", r->total))) return rc;
-        static const char *const i64s[] = {"optim_t", "step", "epochs_done", "seconds_us", "loader_cursor"};
-        static const char *const u64s[] = {"model_rng_state", "model_rng_inc", "loader_rng_state", "loader_rng_inc"};
-        for (size_t i = 0; i < sizeof i64s / sizeof *i64s; i++)
-            if ((rc = oialr_traj_declare_ckpt_scalar(tr, i64s[i], 0))) return rc;
-        for (size_t i = 0; i < sizeof u64s / sizeof *u64s; i++)
-            if ((rc = oialr_traj_declare_ckpt_scalar(tr, u64s[i], 1))) return rc;
-        if (r->loader_n > 0 && (rc = oialr_traj_declare_ckpt_array_i64(tr, "loader_order", (size_t)r->loader_n)))
+        for (int a = 0; a < CKA_N; a++)
+            if (r->has[a] && (rc = oialr_traj_declare_ckpt_array(tr, CK_ARRAY[a], r->total))) return rc;
+        for (int i = 0; i < CKS_N; i++)
+            if ((rc = oialr_traj_declare_ckpt_scalar(tr, CK_SCALAR[i].name, CK_SCALAR[i].is_unsigned))) return rc;
+        if (r->loader_n > 0 && (rc = oialr_traj_declare_ckpt_array_i64(tr, CK_ORDER, (size_t)r->loader_n)))
             return rc;
     }
     return traj_start(tr);

@@ -67,6 +67,24 @@ void oialr_trainer_free(oialr_trainer *t) {
     t->ybuf = NULL;
 }
 
+void oialr_trainer_get_state(const oialr_trainer *t, oialr_train_state *s) {
+    memset(s, 0, sizeof *s);
+    s->params = t->params->data;
+    s->n = t->params->total;
+    s->optim_m = t->optim.m;
+    s->optim_v = t->optim.v;
+    s->optim_t = t->optim.t;
+    s->step = t->metrics.step;
+    s->epochs_done = (int64_t)t->metrics.epoch + 1;
+    s->seconds = t->metrics.seconds;
+    s->loader_order = t->train->idx;
+    s->loader_n = t->train->n;
+    s->loader_cursor = t->train->cursor;
+    s->loader_rng = t->train->rng;
+    const oialr_rng *mr = oialr_model_rng(t->model);
+    if (mr) s->model_rng = *mr;
+}
+
 int oialr_trainer_add_hook(oialr_trainer *t, const oialr_hook *hook) {
     if (t->nhooks == OIALR_MAX_HOOKS) return oialr_seterr(OIALR_ERR_ARG, "too many hooks");
     t->hooks[t->nhooks++] = *hook;
