@@ -88,7 +88,10 @@ typedef struct oialr_rng {
     uint64_t inc;
 } oialr_rng;
 
+/* Seed r: the same (seed, stream) gives the same sequence on every machine;
+ * different streams of one seed are independent sequences. */
 OIALR_API void oialr_rng_seed(oialr_rng *r, uint64_t seed, uint64_t stream);
+/* The next 32 random bits; the other draws below are built on it. */
 OIALR_API uint32_t oialr_rng_u32(oialr_rng *r);
 OIALR_API float oialr_rng_uniform(oialr_rng *r);          /* [0, 1) */
 OIALR_API float oialr_rng_normal(oialr_rng *r);           /* N(0, 1) */
@@ -99,7 +102,10 @@ OIALR_API uint32_t oialr_rng_below(oialr_rng *r, uint32_t n); /* [0, n) unbiased
  * callback; the default writes to stderr at level <= OIALR_LOG_INFO. */
 enum oialr_log_level { OIALR_LOG_ERROR = 0, OIALR_LOG_WARN = 1, OIALR_LOG_INFO = 2, OIALR_LOG_DEBUG = 3 };
 typedef void (*oialr_log_fn)(int level, const char *msg, void *user);
+/* Send every message of level <= max_level to fn (NULL: back to the stderr
+ * default); process-wide, and called from the recorder's writer thread too. */
 OIALR_API void oialr_set_log(oialr_log_fn fn, void *user, int max_level);
+/* Format one line (no newline needed) and pass it to the log callback. */
 OIALR_API void oialr_log(int level, const char *fmt, ...) OIALR_PRINTF(2, 3);
 
 /* ---------------------------------------------------------------------------

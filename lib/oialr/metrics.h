@@ -3,8 +3,9 @@
  * matrix and of a pair of snapshots: polar factor, stability, principal
  * angles, Grassmann distance, singular values and rank metrics.
  *
- * One implementation serves both users: the analyzer (offline, over a stored
- * trajectory) and the OIALR trainer (online, every `frequency` steps).
+ * The analyzer (`oialr analyze`, offline over a stored trajectory) is the
+ * user today; these are also the functions an online controller is to call,
+ * so that offline replay and online decisions share one implementation.
  * Formulas and conventions are in docs/metrics.md; in short:
  *
  *   Orientation. A weight stored row-major as rows×cols is viewed tall:
@@ -54,6 +55,7 @@ enum oialr_side { OIALR_SIDE_LEFT = 0, OIALR_SIDE_RIGHT = 1 };
  * never allocates again. */
 typedef struct oialr_svd_ws oialr_svd_ws;
 
+/* A new, empty workspace of precision prec (enum oialr_prec). */
 OIALR_API int oialr_svd_ws_new(oialr_svd_ws **ws, int prec);
 /* Size the workspace for rows×cols (either orientation) now, so that later
  * calls do not allocate. Optional: compute calls reserve as needed. */
@@ -73,8 +75,11 @@ OIALR_API void oialr_svd_ws_force_fallback(oialr_svd_ws *ws, int force);
  * (U_k = Q V_k for k <= r). Sized for one shape at creation. */
 typedef struct oialr_factor oialr_factor;
 
+/* A factor for rows×cols matrices (either orientation) in precision prec;
+ * filled by the compute functions below. */
 OIALR_API int oialr_factor_new(oialr_factor **f, int64_t rows, int64_t cols, int prec);
 OIALR_API void oialr_factor_free(oialr_factor *f);
+/* Bytes held by the factor (for memory accounting). */
 OIALR_API size_t oialr_factor_bytes(const oialr_factor *f);
 
 /* Factor the row-major rows×cols matrix w (rows, cols as given to

@@ -3,8 +3,12 @@
  * nodes over one parameter buffer (oialr/params.h) and one activation arena
  * sized once for the largest batch: nothing is allocated in a step.
  *
- * Spec grammar (docs/models.md):
+ * Spec grammar (docs/models.md has the layer names and defaults):
  *   mlp:H1,H2,...[,act=relu|gelu|tanh][,dropout=P]     e.g. mlp:512,512
+ *   cnn:W1,W2,...[,blocks=N][,act=relu|gelu|tanh]       a small ResNet; "cnn"
+ *                                                      = cnn:16,32,64,blocks=1
+ *   vit:patch=P,dim=D,depth=L,heads=H,mlp=M[,pool=cls|mean]   "vit" =
+ *       vit:patch=7,dim=64,depth=4,heads=4,mlp=128,pool=cls
  */
 #ifndef OIALR_MODEL_H
 #define OIALR_MODEL_H
@@ -25,6 +29,7 @@ OIALR_API int oialr_model_create(oialr_model **out, const char *spec, int c, int
                                  int max_batch, uint64_t seed);
 OIALR_API void oialr_model_free(oialr_model *m);
 
+/* The model's parameter table and buffer (owned by the model). */
 OIALR_API oialr_params *oialr_model_params(oialr_model *m);
 /* The spec it was built from, normalised (all defaults spelled out). */
 OIALR_API const char *oialr_model_spec(const oialr_model *m);
@@ -43,6 +48,7 @@ OIALR_API int oialr_model_backward(oialr_model *m);
 /* Logits of the last forward, [B, nclass]. */
 OIALR_API const float *oialr_model_logits(const oialr_model *m);
 
+/* Label smoothing of the training loss, 0 (none) to < 1. */
 OIALR_API void oialr_model_set_label_smoothing(oialr_model *m, float s);
 /* Dropout RNG state (part of a checkpoint). */
 OIALR_API oialr_rng *oialr_model_rng(oialr_model *m);

@@ -32,12 +32,14 @@ typedef struct oialr_optim {
     int64_t t;           /* update count */
 } oialr_optim;
 
+/* The defaults of optimizer kind (enum oialr_optim_kind) in cfg. */
 OIALR_API void oialr_optim_defaults(oialr_optim_config *cfg, int kind);
+/* Allocate the moments for the parameters p (zeroed); o owns them. */
 OIALR_API int oialr_optim_init(oialr_optim *o, const oialr_optim_config *cfg, const oialr_params *p);
 OIALR_API void oialr_optim_free(oialr_optim *o);
 /* One update of every trainable parameter with learning rate lr. */
 OIALR_API void oialr_optim_step(oialr_optim *o, oialr_params *p, float lr);
-/* Zero the moments of one parameter (OIALR resets them at a switch). */
+/* Zero the moments of one parameter (e.g. for a hook that replaces it). */
 OIALR_API void oialr_optim_reset_param(oialr_optim *o, const oialr_params *p, int index);
 
 typedef struct oialr_schedule {
@@ -50,6 +52,7 @@ typedef struct oialr_schedule {
     float min_lr;        /* cosine floor */
 } oialr_schedule;
 
+/* The learning rate at step (0-based): warm-up, then the schedule's kind. */
 OIALR_API float oialr_schedule_lr(const oialr_schedule *s, int64_t step);
 
 #ifdef __cplusplus

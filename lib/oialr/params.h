@@ -5,8 +5,9 @@
  * weight is a pointer and a size.
  *
  * Every weight of rank >= 2 has a matrix view rows x cols = out x (in*kh*kw)
- * (PyTorch layout, row-major, stored contiguously). The recorder, the
- * analyzer and the OIALR trainer see weights only through this table.
+ * (PyTorch layout, row-major, stored contiguously). The recorder reads the
+ * weights it snapshots through this table (the analyzer reads them back
+ * from the trajectory, which stores the same name and matrix view).
  */
 #ifndef OIALR_PARAMS_H
 #define OIALR_PARAMS_H

@@ -98,7 +98,8 @@ OIALR_API void oialr_record_hook_free(oialr_hook *hook);
  * (from run_begin to run_end) and once closed. */
 OIALR_API oialr_traj *oialr_record_trajectory(const oialr_hook *hook);
 
-/* Queue an event (e.g. the OIALR controller's switch/rotate/truncate) to
+/* Queue an event (a switch/rotate/truncate decision of a hook of yours;
+ * oialr has no built-in low-rank controller yet) to
  * be appended in order with the snapshots; from the training thread, during
  * the run. OIALR_ERR_ARG for a bad kind; a write error comes back like any
  * other (here or at the next step). */

@@ -5,7 +5,8 @@
  * calls them in registration order; a callback returning non-zero stops the
  * run and that code is returned by oialr_train_run(). Hooks see the whole
  * trainer state (model, parameters, optimizer, step, metrics) through
- * const-less pointers, so a hook may also act (the OIALR controller does).
+ * const-less pointers, so a hook may also act on the run (stop it, change
+ * parameters), not only observe it.
  *
  *   run_begin
  *   for each epoch:
@@ -39,6 +40,7 @@ typedef struct oialr_train_config {
     oialr_schedule schedule;  /* total/base_lr are filled by oialr_train_run if 0 */
 } oialr_train_config;
 
+/* The defaults of oialr train (10 epochs, batch 128, SGD ...) in cfg. */
 OIALR_API void oialr_train_defaults(oialr_train_config *cfg);
 
 /* Metrics of the current step / last evaluation. NAN when not known yet. */

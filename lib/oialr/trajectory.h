@@ -93,6 +93,7 @@ typedef struct oialr_traj_options {
     const char *command_line; /* stored as "command_line" (may be NULL) */
 } oialr_traj_options;
 
+/* Zero options: no force, no compression, seed 0, no command line. */
 OIALR_API void oialr_traj_options_default(oialr_traj_options *opt);
 
 /* Create a new trajectory (phase 1). opt may be NULL (defaults). */
@@ -186,8 +187,10 @@ typedef struct oialr_traj_event {
     int32_t rank_after;
 } oialr_traj_event;
 
+/* Append one event to /events (phase 2; flushed before it returns). */
 OIALR_API int oialr_traj_append_event(oialr_traj *t, const oialr_traj_event *ev);
-OIALR_API const char *oialr_traj_event_kind_name(int kind); /* "switch", ... */
+/* "switch", "rotate", "truncate", or "unknown" for another value. */
+OIALR_API const char *oialr_traj_event_kind_name(int kind);
 
 /* Checkpoint: double-buffered, so a kill while writing keeps the previous
  * one. ckpt_start picks the spare slot, put_* fill it (each item declared
@@ -236,6 +239,7 @@ typedef struct oialr_traj_layer {
     const int32_t *ranks;        /* [nsnap] rank at each snapshot */
 } oialr_traj_layer;
 
+/* Number of layers in the file (declared, for a writer). */
 OIALR_API int oialr_traj_nlayers(const oialr_traj *t);
 /* Layer i in file order (NULL if out of range). Pointers stay valid until
  * the next refresh/append/close on t. */
