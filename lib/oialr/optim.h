@@ -12,8 +12,13 @@
 extern "C" {
 #endif
 
-enum oialr_opt_kind { OIALR_OPT_SGD = 0, OIALR_OPT_ADAMW = 1 };
-enum oialr_sched_kind { OIALR_SCHED_CONSTANT = 0, OIALR_SCHED_STEP = 1, OIALR_SCHED_COSINE = 2 };
+enum oialr_opt_kind { OIALR_OPT_SGD = 0, OIALR_OPT_ADAMW = 1, OIALR_OPT_COUNT };
+enum oialr_sched_kind { OIALR_SCHED_CONSTANT = 0, OIALR_SCHED_STEP = 1, OIALR_SCHED_COSINE = 2, OIALR_SCHED_COUNT };
+
+/* The kinds' names by enum value, NULL after the last ("sgd", "adamw";
+ * "constant", "step", "cosine"): the CLI's choices and /config's values. */
+OIALR_API extern const char *const oialr_opt_names[OIALR_OPT_COUNT + 1];
+OIALR_API extern const char *const oialr_sched_names[OIALR_SCHED_COUNT + 1];
 
 typedef struct oialr_optim_config {
     int kind;            /* enum oialr_opt_kind */

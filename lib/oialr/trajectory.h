@@ -176,6 +176,7 @@ enum oialr_traj_event_kind {
     OIALR_EVENT_SWITCH = 0,   /* layer switched to U Sigma V^T training */
     OIALR_EVENT_ROTATE = 1,   /* Sigma re-diagonalised into U, V */
     OIALR_EVENT_TRUNCATE = 2, /* rank cut */
+    OIALR_EVENT_NKINDS
 };
 
 typedef struct oialr_traj_event {

@@ -10,6 +10,9 @@
 #include <math.h>
 #include <string.h>
 
+const char *const oialr_opt_names[OIALR_OPT_COUNT + 1] = {"sgd", "adamw", NULL};
+const char *const oialr_sched_names[OIALR_SCHED_COUNT + 1] = {"constant", "step", "cosine", NULL};
+
 void oialr_optim_defaults(oialr_optim_config *cfg, int kind) {
     memset(cfg, 0, sizeof *cfg);
     cfg->kind = kind;

@@ -170,13 +170,8 @@ typedef struct recorder {
     int64_t waits;
 } recorder;
 
-static char *dupstr(const char *s) {
-    if (!s) return NULL;
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p) memcpy(p, s, n);
-    return p;
-}
+/* NULL stays NULL (optional strings); otherwise NULL means out of memory. */
+static char *dupstr(const char *s) { return s ? traj_strdup(s) : NULL; }
 
 void oialr_record_options_default(oialr_record_options *opt) {
     memset(opt, 0, sizeof *opt);
@@ -483,13 +478,9 @@ static size_t copy_count(float *restrict dst, const float *restrict src, size_t 
     }
     _mm_sfence(); /* the streamed stores are visible before the job is queued */
 #endif
-    for (; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, src + i, sizeof u);
-        memcpy(dst + i, &u, sizeof u);
-        bad += (u & 0x7f800000u) == 0x7f800000u;
-    }
-    return bad;
+    /* the tail (all of it without SSE2): a plain copy, then the writer's count */
+    memcpy(dst + i, src + i, (n - i) * sizeof *dst);
+    return bad + traj_count_nonfinite(src + i, n - i);
 }
 
 static int snapshot(recorder *r, oialr_trainer *t) {
@@ -699,8 +690,6 @@ static int gather(recorder *r, oialr_trainer *t) {
     }
     /* configuration */
     const oialr_train_config *c = &t->cfg;
-    static const char *const opt_names[] = {"sgd", "adamw"};
-    static const char *const sched_names[] = {"constant", "step", "cosine"};
     r->nbase = 0;
     config_put(r, "model", "%s", oialr_model_spec(t->model));
     config_put(r, "epochs", "%d", c->epochs);
@@ -708,13 +697,13 @@ static int gather(recorder *r, oialr_trainer *t) {
     config_put(r, "max_steps", "%lld", (long long)c->max_steps);
     config_put(r, "seed", "%llu", (unsigned long long)c->seed);
     config_put(r, "label_smoothing", "%g", (double)c->label_smoothing);
-    config_put(r, "optimizer", "%s", c->optim.kind >= 0 && c->optim.kind < 2 ? opt_names[c->optim.kind] : "?");
+    config_put(r, "optimizer", "%s", c->optim.kind >= 0 && c->optim.kind < OIALR_OPT_COUNT ? oialr_opt_names[c->optim.kind] : "?");
     config_put(r, "lr", "%g", (double)c->optim.lr);
     config_put(r, "momentum", "%g", (double)c->optim.momentum);
     config_put(r, "nesterov", "%d", c->optim.nesterov);
     config_put(r, "betas", "%g,%g", (double)c->optim.beta1, (double)c->optim.beta2);
     config_put(r, "weight_decay", "%g", (double)c->optim.weight_decay);
-    config_put(r, "schedule", "%s", c->schedule.kind >= 0 && c->schedule.kind < 3 ? sched_names[c->schedule.kind] : "?");
+    config_put(r, "schedule", "%s", c->schedule.kind >= 0 && c->schedule.kind < OIALR_SCHED_COUNT ? oialr_sched_names[c->schedule.kind] : "?");
     config_put(r, "warmup", "%lld", (long long)c->schedule.warmup);
     config_put(r, "steps_per_epoch", "%lld", (long long)t->steps_per_epoch);
     config_put(r, "total_steps", "%lld", (long long)t->total_steps);
@@ -938,8 +927,8 @@ int oialr_record_event(oialr_hook *hook, const oialr_traj_event *ev) {
     recorder *r = of_hook(hook);
     OIALR_ASSERT(ev);
     if (!r || !r->traj) return oialr_seterr(OIALR_ERR_ARG, "recorder: event on a closed or unknown recorder");
-    if (ev->kind < 0 || ev->kind > 2)
-        return oialr_seterr(OIALR_ERR_ARG, "%s: event kind %d is not switch/rotate/truncate", r->path, ev->kind);
+    int crc = traj_check_event(r->path, ev);
+    if (crc) return crc;
     if (FAILED(r)) return writer_error(r);
     job j = {.kind = JOB_EVENT, .step = ev->step, .u.ev = *ev};
     double t0 = oialr_now();

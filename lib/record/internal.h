@@ -20,6 +20,17 @@ int traj_start(oialr_traj *t);
  * shows a step whose weight is missing. */
 int traj_append_snapshot(oialr_traj *t, int64_t step, int n, const float *const *w, const size_t *nonfinite);
 
+/* NaN and Inf among w[0, n) (exponent bits all ones): the one count, used
+ * by the writer and for the tail of the hook's counting copy. */
+size_t traj_count_nonfinite(const float *w, size_t n);
+
+/* A malloc'd copy of s (NULL when out of memory). */
+char *traj_strdup(const char *s);
+
+/* OIALR_OK if ev's kind is one of enum oialr_traj_event_kind, else
+ * OIALR_ERR_ARG naming path (the writer's check, made early by the hook). */
+int traj_check_event(const char *path, const oialr_traj_event *ev);
+
 /* Bytes the file driver wrote with O_DIRECT, past the page cache. */
 uint64_t traj_direct_bytes(const oialr_traj *t);
 
