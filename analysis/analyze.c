@@ -8,13 +8,13 @@
 
 #include <errno.h>
 #include <float.h>
-#include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "oialr/params.h"
 #include "oialr/trajectory.h"
 
 static const char *USAGE =
@@ -193,14 +193,7 @@ static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
 
 /* --------------------------------------------------------------------------- */
 
-static int layer_selected(const char *name, const char *globs) {
-    if (!globs) return 1;
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", globs);
-    for (char *save = NULL, *g = strtok_r(buf, ",", &save); g; g = strtok_r(NULL, ",", &save))
-        if (fnmatch(g, name, 0) == 0) return 1;
-    return 0;
-}
+static int layer_selected(const char *name, const char *globs) { return !globs || oialr_glob_match(globs, name); }
 
 /* Per-layer summary kept for the table and the replay. */
 typedef struct layer_sum {

@@ -376,6 +376,21 @@ START_TEST(model_gradcheck) {
 }
 END_TEST
 
+/* One layer selection for the recorder and the analyzer: a comma list of
+ * globs, any of which may match. */
+START_TEST(glob_lists) {
+    ck_assert(oialr_glob_match("fc*", "fc1.weight"));
+    ck_assert(!oialr_glob_match("fc*", "head.weight"));
+    ck_assert(oialr_glob_match("conv*,head.*", "head.weight"));
+    ck_assert(oialr_glob_match("conv*,head.*", "conv1"));
+    ck_assert(!oialr_glob_match("conv*,head.*", "fc1.weight"));
+    ck_assert(!oialr_glob_match("", "fc1"));
+    ck_assert(!oialr_glob_match(",,", "fc1"));
+    ck_assert(oialr_glob_match(",fc1,", "fc1"));
+    ck_assert(oialr_glob_match("s1.b0.[12].conv", "s1.b0.2.conv"));
+}
+END_TEST
+
 START_TEST(model_layout) {
     oialr_model *m;
     ck_assert_int_eq(oialr_model_create(&m, "mlp:512,512", 1, 28, 28, 10, 128, 0), OIALR_OK);
@@ -676,6 +691,7 @@ static Suite *engine_suite(void) {
     tcase_add_test(core, xent_known_values);
     tcase_add_loop_test(core, model_gradcheck, 0, (int)(sizeof MODEL_SPECS / sizeof MODEL_SPECS[0]));
     tcase_add_test(core, model_layout);
+    tcase_add_test(core, glob_lists);
     tcase_add_test(core, optim_quadratic);
     tcase_add_test(core, optim_decoupled_decay);
     tcase_add_test(core, schedules);

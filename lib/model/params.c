@@ -79,5 +79,16 @@ size_t oialr_params_trainable(const oialr_params *p) {
 }
 
 int oialr_glob_match(const char *pattern, const char *name) {
-    return fnmatch(pattern, name, 0) == 0;
+    for (const char *g = pattern;; g++) {
+        const char *end = strchr(g, ',');
+        size_t len = end ? (size_t)(end - g) : strlen(g);
+        char one[512];
+        if (len > 0 && len < sizeof one) {
+            memcpy(one, g, len);
+            one[len] = '\0';
+            if (fnmatch(one, name, 0) == 0) return 1;
+        }
+        if (!end) return 0;
+        g = end;
+    }
 }

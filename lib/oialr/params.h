@@ -54,7 +54,9 @@ typedef struct oialr_params {
 OIALR_API int oialr_params_find(const oialr_params *p, const char *name);
 /* Number of trainable scalars (what "% trainable" counts). */
 OIALR_API size_t oialr_params_trainable(const oialr_params *p);
-/* Shell-style glob match ('*', '?', '[..]') used by --record-layers etc. */
+/* 1 if name matches pattern: a comma-separated list of shell-style globs
+ * ('*', '?', '[..]'), e.g. "fc*,head". The one layer selection of
+ * --record-layers (the recorder) and --layers (the analyzer). */
 OIALR_API int oialr_glob_match(const char *pattern, const char *name);
 
 #ifdef __cplusplus
