@@ -2,12 +2,16 @@
  * check_data.c — dataset readers on small generated files: IDX plain and
  * gzip, CIFAR-10 batches, the synthetic generator, loaders and splits; and
  * in "Limits" every broken file a user can have: missing, empty, foreign,
- * bad magic, truncated (plain and gzip), corrupt gzip, count mismatch.
+ * bad magic, truncated (plain and gzip), corrupt gzip, count mismatch, a
+ * FIFO or a directory.
  */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -275,6 +279,73 @@ START_TEST(cifar_bad_files) {
 }
 END_TEST
 
+/* Run load() in a child that SIGALRM ends after 2 s, so that a reader which
+ * blocks (gzopen on a FIFO waits for a writer) fails the test instead of
+ * hanging it, even with CK_FORK=no. Returns load()'s code; msg gets the
+ * error message. */
+static int run_bounded(int (*load)(void), char *msg, size_t n) {
+    int fd[2];
+    ck_assert_int_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0) {
+        close(fd[0]);
+        signal(SIGALRM, SIG_DFL); /* not Check's handler, which kills the whole group */
+        alarm(2);
+        int rc = load();
+        const char *m = oialr_errmsg();
+        if (write(fd[1], &rc, sizeof rc) != (ssize_t)sizeof rc || write(fd[1], m, strlen(m)) < 0) _exit(3);
+        _exit(0);
+    }
+    close(fd[1]);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(!WIFSIGNALED(st), "the load blocked: killed by signal %d after 2 s", WTERMSIG(st));
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the loading child failed (status %d)", st);
+    int rc;
+    ck_assert_int_eq(read(fd[0], &rc, sizeof rc), (ssize_t)sizeof rc);
+    ssize_t got = read(fd[0], msg, n - 1);
+    msg[got > 0 ? got : 0] = '\0';
+    close(fd[0]);
+    return rc;
+}
+
+static char fifo_img[512], fifo_lab[512];
+static int load_fifo_idx(void) {
+    oialr_dataset ds;
+    return oialr_idx_load(&ds, fifo_img, fifo_lab);
+}
+static int load_fifo_cifar(void) {
+    oialr_dataset ds;
+    return oialr_dataset_load(&ds, "cifar10", dir, OIALR_SPLIT_TRAIN);
+}
+
+/* A FIFO (or a directory) where a data file belongs is refused at once,
+ * naming the file: as images, as labels, as a CIFAR-10 batch. */
+START_TEST(not_regular_files) {
+    unsigned char img[16 + 4 * 3 * 3], lab[8 + 4];
+    write_file("img", img, idx_images(img, 4, 3, 3), 0);
+    write_file("lab", lab, idx_labels(lab, 4), 0);
+    char fifo[512], msg[1100];
+    path_of(fifo, sizeof fifo, "fifo");
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    for (int which = 0; which < 3; which++) {
+        path_of(fifo_img, sizeof fifo_img, which == 0 ? "fifo" : "img");
+        path_of(fifo_lab, sizeof fifo_lab, which == 1 ? "fifo" : which == 2 ? "." : "lab");
+        int rc = run_bounded(load_fifo_idx, msg, sizeof msg);
+        ck_assert_msg(rc == OIALR_ERR_FORMAT && strstr(msg, "not a regular file") &&
+                          strstr(msg, which ? fifo_lab : fifo_img),
+                      "case %d: got %d: %s", which, rc, msg);
+        ck_assert_msg(strstr(msg, which == 2 ? "a directory" : "a FIFO"), "case %d: %s", which, msg);
+    }
+    path_of(fifo, sizeof fifo, "data_batch_1.bin");
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    int rc = run_bounded(load_fifo_cifar, msg, sizeof msg);
+    ck_assert_msg(rc == OIALR_ERR_FORMAT && strstr(msg, "data_batch_1.bin: not a regular file (a FIFO)"), "got %d: %s",
+                  rc, msg);
+}
+END_TEST
+
 static Suite *data_suite(void) {
     Suite *s = suite_create("data");
     TCase *core = tcase_create("Core");
@@ -288,6 +359,7 @@ static Suite *data_suite(void) {
     tcase_add_checked_fixture(lim, setup, teardown);
     tcase_add_loop_test(lim, idx_bad_files, 0, NBAD);
     tcase_add_test(lim, cifar_bad_files);
+    tcase_add_test(lim, not_regular_files);
     suite_add_tcase(s, lim);
     return s;
 }

@@ -3,11 +3,20 @@
  * 0x0000 TT DD, DD dimensions, then unsigned bytes. Read through zlib, which
  * reads gzip and plain files alike. Every failure names the file.
  */
-#include "oialr/data.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
+
+/* zlib's reason for the last error, without the "<fd:N>: " it puts first
+ * (the file is opened by descriptor; the messages name the path). */
+static const char *gz_reason(gzFile f, int *zerr) {
+    const char *msg = gzerror(f, zerr);
+    const char *sep = strncmp(msg, "<fd:", 4) == 0 ? strstr(msg, ": ") : NULL;
+    return sep ? sep + 2 : msg;
+}
 
 /* Read exactly n bytes or report why not. */
 static int read_exact(gzFile f, void *buf, size_t n, const char *path, const char *what) {
@@ -17,13 +26,13 @@ static int read_exact(gzFile f, void *buf, size_t n, const char *path, const cha
         int got = gzread(f, p, chunk);
         if (got < 0) {
             int zerr;
-            const char *msg = gzerror(f, &zerr);
+            const char *msg = gz_reason(f, &zerr);
             if (zerr == Z_ERRNO) return oialr_seterr(OIALR_ERR_IO, "%s: cannot read %s: %s", path, what, strerror(errno));
             return oialr_seterr(OIALR_ERR_FORMAT, "%s: corrupt compressed data in the %s (%s)", path, what, msg);
         }
         if (got == 0) {
             int zerr;
-            const char *msg = gzerror(f, &zerr);
+            const char *msg = gz_reason(f, &zerr);
             if (zerr != Z_OK && zerr != Z_BUF_ERROR)
                 return oialr_seterr(OIALR_ERR_FORMAT, "%s: corrupt compressed data in the %s (%s)", path, what, msg);
             return oialr_seterr(OIALR_ERR_TRUNCATED, "%s: truncated: file ends inside the %s", path, what);
@@ -40,14 +49,18 @@ static uint32_t be32(const unsigned char *b) {
 
 /* Open an IDX file of unsigned bytes with ndim dimensions; return dims. */
 static int idx_open(gzFile *out, const char *path, int ndim, uint32_t *dims) {
-    gzFile f = gzopen(path, "rb");
+    int fd;
+    int64_t size;
+    int rc = data_open_regular(path, &fd, &size);
+    if (rc) return rc;
+    gzFile f = gzdopen(fd, "rb");
     if (!f) {
-        if (errno == ENOENT) return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no such file", path);
-        return oialr_seterr(OIALR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+        return oialr_seterr(OIALR_ERR_NOMEM, "%s: cannot open: out of memory", path);
     }
     gzbuffer(f, 1 << 17);
     unsigned char hdr[4];
-    int rc = read_exact(f, hdr, 4, path, "header");
+    rc = read_exact(f, hdr, 4, path, "header");
     if (rc) {
         gzclose(f);
         return rc == OIALR_ERR_TRUNCATED ? oialr_seterr(OIALR_ERR_FORMAT, "%s: not an IDX file (too short)", path) : rc;

@@ -25,8 +25,9 @@ typedef struct oialr_dataset {
 enum oialr_split { OIALR_SPLIT_TRAIN = 0, OIALR_SPLIT_TEST = 1 };
 
 /* name: "fashion-mnist", "mnist" (IDX files in dir; dir NULL means the
- * Debian package's directory for fashion-mnist) or "cifar10" (binary batches
- * data_batch_1..5.bin / test_batch.bin in dir). */
+ * Debian package's directory for fashion-mnist) or "cifar10" (binary
+ * batches data_batch_1..5.bin / test_batch.bin in dir). Data files must be
+ * regular files (a FIFO is OIALR_ERR_FORMAT, never waited on). */
 OIALR_API int oialr_dataset_load(oialr_dataset *ds, const char *name, const char *dir, int split);
 /* Read one IDX image file + label file pair (gzip or plain). */
 OIALR_API int oialr_idx_load(oialr_dataset *ds, const char *images_path, const char *labels_path);
