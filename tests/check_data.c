@@ -3,7 +3,7 @@
  * gzip, CIFAR-10 batches, the synthetic generator, loaders and splits; and
  * in "Limits" every broken file a user can have: missing, empty, foreign,
  * bad magic, truncated (plain and gzip), corrupt gzip, count mismatch, a
- * FIFO or a directory.
+ * FIFO, a gzip whose CRC or length does not match, data after the payload.
  */
 #include <check.h>
 #include <signal.h>
@@ -346,6 +346,83 @@ START_TEST(not_regular_files) {
 }
 END_TEST
 
+static unsigned char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    ck_assert_int_gt(size, 0);
+    rewind(f);
+    unsigned char *buf = malloc((size_t)size);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    *n = (size_t)size;
+    return buf;
+}
+
+/* Every byte of a gzip stream after its 10-byte header (MTIME, XFL and OS
+ * are not checked by anyone) matters: flipped, the pair is refused with a
+ * one-line message naming the file, never half-loaded. A flip in the CRC-32
+ * or length trailer only shows if the reader goes on past the payload the
+ * header declares; so do bytes after that payload, gzip or plain. */
+START_TEST(idx_gzip_checked_to_the_end) {
+    unsigned char img[16 + 10 * 8 * 8], lab[8 + 10];
+    size_t ni = idx_images(img, 10, 8, 8), nl = idx_labels(lab, 10);
+    char pi[512], pl[512];
+    path_of(pi, sizeof pi, "img.gz");
+    path_of(pl, sizeof pl, "lab.gz");
+    oialr_dataset ds;
+    for (int which = 0; which < 2; which++) {
+        const char *victim = which == 0 ? pi : pl;
+        write_file("img.gz", img, ni, 1);
+        write_file("lab.gz", lab, nl, 1);
+        ck_assert_int_eq(oialr_idx_load(&ds, pi, pl), OIALR_OK); /* the unflipped pair loads */
+        oialr_dataset_free(&ds);
+        size_t n;
+        unsigned char *gz = slurp(victim, &n);
+        for (size_t pos = 10; pos < n; pos++) {
+            gz[pos] ^= 0xFF;
+            FILE *f = fopen(victim, "wb");
+            ck_assert_uint_eq(fwrite(gz, 1, n, f), n);
+            fclose(f);
+            gz[pos] ^= 0xFF;
+            int rc = oialr_idx_load(&ds, pi, pl);
+            const char *m = oialr_errmsg();
+            ck_assert_msg(rc == OIALR_ERR_FORMAT || rc == OIALR_ERR_TRUNCATED,
+                          "%s: byte %zu of %zu flipped: got %d (%s)", victim, pos, n, rc, m);
+            ck_assert_msg(strstr(m, victim) && !strchr(m, '\n'), "byte %zu: message '%s'", pos, m);
+            if (pos >= n - 8) /* CRC-32, then the length mod 2^32 */
+                ck_assert_msg(rc == OIALR_ERR_FORMAT && strstr(m, "corrupt") &&
+                                  strstr(m, pos < n - 4 ? "incorrect data check" : "incorrect length check"),
+                              "trailer byte %zu: %s", pos, m);
+            ck_assert_ptr_null(ds.x);
+        }
+        free(gz);
+    }
+    /* a gzip stream cut inside its trailer: the payload is whole, the CRC unread */
+    write_file("lab.gz", lab, nl, 1);
+    write_file("img.gz", img, ni, 1);
+    size_t n;
+    free(slurp(pi, &n));
+    ck_assert_int_eq(truncate(pi, (off_t)n - 4), 0);
+    int rc = oialr_idx_load(&ds, pi, pl);
+    ck_assert_msg(rc == OIALR_ERR_TRUNCATED && strstr(oialr_errmsg(), pi) && strstr(oialr_errmsg(), "trailer"),
+                  "got %d (%s)", rc, oialr_errmsg());
+    ck_assert_ptr_null(ds.x);
+    /* bytes after the payload the header declares: gzip, then plain */
+    unsigned char more[sizeof img + 5];
+    memcpy(more, img, ni);
+    memset(more + ni, 0, 5);
+    for (int gz = 1; gz >= 0; gz--) {
+        write_file("img.gz", more, ni + 5, gz);
+        rc = oialr_idx_load(&ds, pi, pl);
+        ck_assert_msg(rc == OIALR_ERR_FORMAT && strstr(oialr_errmsg(), pi) && strstr(oialr_errmsg(), "after the"),
+                      "gz %d: got %d (%s)", gz, rc, oialr_errmsg());
+        ck_assert_ptr_null(ds.x);
+    }
+}
+END_TEST
+
 static Suite *data_suite(void) {
     Suite *s = suite_create("data");
     TCase *core = tcase_create("Core");
@@ -360,6 +437,7 @@ static Suite *data_suite(void) {
     tcase_add_loop_test(lim, idx_bad_files, 0, NBAD);
     tcase_add_test(lim, cifar_bad_files);
     tcase_add_test(lim, not_regular_files);
+    tcase_add_test(lim, idx_gzip_checked_to_the_end);
     suite_add_tcase(s, lim);
     return s;
 }

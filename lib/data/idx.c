@@ -43,6 +43,27 @@ static int read_exact(gzFile f, void *buf, size_t n, const char *path, const cha
     return OIALR_OK;
 }
 
+/* After the payload, read on to the end of the stream: only there does zlib
+ * check the gzip trailer (CRC-32 and length), so a corrupt .gz whose header
+ * and payload still inflate would otherwise load. Bytes beyond the payload
+ * the header declares are refused too (plain or gzip): the header and the
+ * data disagree. (Bytes after the end of the gzip stream that are not
+ * another gzip member are skipped by zlib, as by gunzip; they are not seen.) */
+static int read_to_end(gzFile f, const char *path, uint32_t count, const char *what) {
+    unsigned char more[64];
+    int got = gzread(f, more, sizeof more);
+    if (got > 0)
+        return oialr_seterr(OIALR_ERR_FORMAT, "%s: data continues after the %u %s the header declares", path, count,
+                            what);
+    int zerr;
+    const char *msg = gz_reason(f, &zerr);
+    if (zerr == Z_OK && got == 0) return OIALR_OK;
+    if (zerr == Z_ERRNO) return oialr_seterr(OIALR_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    if (zerr == Z_BUF_ERROR)
+        return oialr_seterr(OIALR_ERR_TRUNCATED, "%s: truncated: the gzip stream ends before its CRC trailer", path);
+    return oialr_seterr(OIALR_ERR_FORMAT, "%s: corrupt compressed data after the %s (%s)", path, what, msg);
+}
+
 static uint32_t be32(const unsigned char *b) {
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
@@ -109,8 +130,12 @@ int oialr_idx_load(oialr_dataset *ds, const char *images_path, const char *label
         rc = oialr_seterr(OIALR_ERR_NOMEM, "%s: cannot allocate %zu bytes", images_path, bytes);
         goto fail;
     }
-    if ((rc = read_exact(fi, ds->x, bytes, images_path, "image data"))) goto fail;
-    if ((rc = read_exact(fl, ds->y, di[0], labels_path, "label data"))) goto fail;
+    if ((rc = read_exact(fi, ds->x, bytes, images_path, "image data")) ||
+        (rc = read_to_end(fi, images_path, di[0], "images")))
+        goto fail;
+    if ((rc = read_exact(fl, ds->y, di[0], labels_path, "label data")) ||
+        (rc = read_to_end(fl, labels_path, dl[0], "labels")))
+        goto fail;
     int maxl = 0;
     for (uint32_t i = 0; i < di[0]; i++)
         if (ds->y[i] > maxl) maxl = ds->y[i];

@@ -29,7 +29,9 @@ enum oialr_split { OIALR_SPLIT_TRAIN = 0, OIALR_SPLIT_TEST = 1 };
  * batches data_batch_1..5.bin / test_batch.bin in dir). Data files must be
  * regular files (a FIFO is OIALR_ERR_FORMAT, never waited on). */
 OIALR_API int oialr_dataset_load(oialr_dataset *ds, const char *name, const char *dir, int split);
-/* Read one IDX image file + label file pair (gzip or plain). */
+/* Read one IDX image file + label file pair (gzip or plain), each to its
+ * end: a gzip CRC or length mismatch, or data beyond the payload the header
+ * declares, is OIALR_ERR_FORMAT. Classes: max(10, largest label + 1). */
 OIALR_API int oialr_idx_load(oialr_dataset *ds, const char *images_path, const char *labels_path);
 /* Read CIFAR-10 binary batch files (each 10000 x (1 + 3072) bytes). */
 OIALR_API int oialr_cifar10_load(oialr_dataset *ds, const char *const *paths, int npaths);
