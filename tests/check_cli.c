@@ -218,12 +218,20 @@ static void write_idx_last(const char *prefix, unsigned n, int last) {
 static void write_idx(const char *prefix, unsigned n) { write_idx_last(prefix, n, (int)((n - 1) % 3)); }
 
 /* A test label above every training label (classes 0..2 in training, 12 in
- * the test set): the model has outputs for it, the run trains and reports. */
+ * the test set) of a bare IDX pair (--dataset idx): the model has outputs
+ * for it, the run warns, trains and reports. The same files as MNIST, whose
+ * 10 classes are fixed, are refused before training, naming the file and
+ * the first bad label. */
 START_TEST(test_label_beyond_training_labels) {
     write_idx("train", 20);
     write_idx_last("t10k", 5, 12);
-    int rc = run("train --dataset mnist --data . --model mlp:4 --epochs 2 --batch 4 --val 2 --threads 1");
+    int rc = run("train --dataset idx --data . --model mlp:4 --epochs 2 --batch 4 --val 2 --threads 1");
     ck_assert_msg(rc == 0 && strstr(out, "13 classes") && strstr(out, "final: epochs 2"), "exit %d:\n%s", rc, out);
+    ck_assert_msg(strstr(out, "warning: ./t10k-labels-idx1-ubyte: label 12 at index 4"), "%s", out);
+    rc = run("train --dataset mnist --data . --model mlp:4 --epochs 2 --batch 4 --val 2 --threads 1");
+    ck_assert_msg(rc == 1 && strstr(out, "./t10k-labels-idx1-ubyte: label 12 at index 4") && !strstr(out, "epoch"),
+                  "exit %d:\n%s", rc, out);
+    ck_assert_msg(lines(out) == 1, "%d lines:\n%s", lines(out), out);
 }
 END_TEST
 

@@ -3,7 +3,8 @@
  * gzip, CIFAR-10 batches, the synthetic generator, loaders and splits; and
  * in "Limits" every broken file a user can have: missing, empty, foreign,
  * bad magic, truncated (plain and gzip), corrupt gzip, count mismatch, a
- * FIFO, a gzip whose CRC or length does not match, data after the payload.
+ * FIFO, a gzip whose CRC or length does not match, data after the payload,
+ * labels outside the data set's classes.
  */
 #include <check.h>
 #include <signal.h>
@@ -423,6 +424,85 @@ START_TEST(idx_gzip_checked_to_the_end) {
 }
 END_TEST
 
+static char logged[4096];
+static int nwarn;
+static void capture_log(int level, const char *msg, void *user) {
+    (void)user;
+    if (level != OIALR_LOG_WARN) return;
+    nwarn++;
+    snprintf(logged, sizeof logged, "%s", msg);
+}
+
+/* Labels and classes. MNIST and Fashion-MNIST have 10 classes: a label of
+ * 10 or more is an error naming the labels file and the first bad index. A
+ * bare IDX pair (oialr_idx_load, --dataset idx) infers max(10, largest + 1)
+ * classes and warns when the largest label leaves classes above 9 without
+ * a sample (a stray 57 among 0..9); 100 and above is refused. */
+START_TEST(labels_and_classes) {
+    unsigned char img[16 + 12 * 3 * 3], lab[8 + 12];
+    size_t ni = idx_images(img, 12, 3, 3), nl = idx_labels(lab, 12);
+    write_file("train-images-idx3-ubyte", img, ni, 0);
+    write_file("t10k-images-idx3-ubyte", img, ni, 0);
+    write_file("t10k-labels-idx1-ubyte", lab, nl, 0);
+    char pi[512], pl[512];
+    path_of(pi, sizeof pi, "train-images-idx3-ubyte");
+    path_of(pl, sizeof pl, "train-labels-idx1-ubyte");
+    oialr_set_log(capture_log, NULL, OIALR_LOG_INFO);
+    oialr_dataset ds;
+    for (int bad = 10; bad <= 57; bad += 47) {
+        lab[8 + 7] = (unsigned char)bad;
+        lab[8 + 9] = (unsigned char)bad;
+        write_file("train-labels-idx1-ubyte", lab, nl, 0);
+        static const char *const names[] = {"mnist", "fashion-mnist"};
+        for (int k = 0; k < 2; k++) {
+            int rc = oialr_dataset_load(&ds, names[k], dir, OIALR_SPLIT_TRAIN);
+            char want[64];
+            snprintf(want, sizeof want, "label %d at index 7", bad);
+            ck_assert_msg(rc == OIALR_ERR_FORMAT && strstr(oialr_errmsg(), pl) && strstr(oialr_errmsg(), want),
+                          "%s, label %d: got %d (%s)", names[k], bad, rc, oialr_errmsg());
+            ck_assert_ptr_null(ds.x);
+        }
+        /* the test split (labels 0..9) still loads, with 10 classes */
+        ck_assert_int_eq(oialr_dataset_load(&ds, "mnist", dir, OIALR_SPLIT_TEST), OIALR_OK);
+        ck_assert_int_eq(ds.nclass, 10);
+        oialr_dataset_free(&ds);
+    }
+    /* a bare pair: 58 classes, and a warning naming the file, the label and its index */
+    nwarn = 0;
+    ck_assert_int_eq(oialr_idx_load(&ds, pi, pl), OIALR_OK);
+    ck_assert_int_eq(ds.nclass, 58);
+    oialr_dataset_free(&ds);
+    ck_assert_msg(nwarn == 1 && strstr(logged, pl) && strstr(logged, "label 57 at index 7"), "%d warnings: %s", nwarn,
+                  logged);
+    ck_assert_int_eq(oialr_dataset_load(&ds, "idx", dir, OIALR_SPLIT_TRAIN), OIALR_OK);
+    ck_assert_int_eq(ds.nclass, 58);
+    oialr_dataset_free(&ds);
+    ck_assert_int_eq(nwarn, 2);
+    /* every class present (26 letters, 0..25): more than 10 classes, no warning */
+    unsigned char img2[16 + 26 * 3 * 3], lab2[8 + 26];
+    size_t ni2 = idx_images(img2, 26, 3, 3), nl2 = idx_labels(lab2, 26);
+    for (int i = 0; i < 26; i++) lab2[8 + i] = (unsigned char)(25 - i);
+    write_file("letters-img", img2, ni2, 0);
+    write_file("letters-lab", lab2, nl2, 0);
+    char li[512], ll[512];
+    path_of(li, sizeof li, "letters-img");
+    path_of(ll, sizeof ll, "letters-lab");
+    nwarn = 0;
+    ck_assert_int_eq(oialr_idx_load(&ds, li, ll), OIALR_OK);
+    ck_assert_int_eq(ds.nclass, 26);
+    oialr_dataset_free(&ds);
+    ck_assert_int_eq(nwarn, 0);
+    /* 100 and above is no class index; the first bad index is named */
+    lab2[8 + 4] = 200;
+    lab2[8 + 20] = 250;
+    write_file("letters-lab", lab2, nl2, 0);
+    ck_assert_int_eq(oialr_idx_load(&ds, li, ll), OIALR_ERR_FORMAT);
+    ck_assert_msg(strstr(oialr_errmsg(), ll) && strstr(oialr_errmsg(), "label 200 at index 4"), "%s", oialr_errmsg());
+    ck_assert_ptr_null(ds.x);
+    oialr_set_log(NULL, NULL, OIALR_LOG_INFO);
+}
+END_TEST
+
 static Suite *data_suite(void) {
     Suite *s = suite_create("data");
     TCase *core = tcase_create("Core");
@@ -438,6 +518,7 @@ static Suite *data_suite(void) {
     tcase_add_test(lim, cifar_bad_files);
     tcase_add_test(lim, not_regular_files);
     tcase_add_test(lim, idx_gzip_checked_to_the_end);
+    tcase_add_test(lim, labels_and_classes);
     suite_add_tcase(s, lim);
     return s;
 }

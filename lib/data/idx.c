@@ -103,7 +103,46 @@ static int idx_open(gzFile *out, const char *path, int ndim, uint32_t *dims) {
     return OIALR_OK;
 }
 
-int oialr_idx_load(oialr_dataset *ds, const char *images_path, const char *labels_path) {
+/* Labels against the classes. A data set with a fixed count (nclass > 0:
+ * MNIST, Fashion-MNIST) refuses a label outside it, naming the first. A bare
+ * pair (nclass 0) has max(10, largest + 1) classes, labels 0..99, and a
+ * warning when the largest label leaves classes above the default 10
+ * without a sample: a stray 57 among 0..9 would make 58 outputs silently. */
+static int check_labels(const uint8_t *y, uint32_t n, const char *path, int nclass, const char *set, int *out) {
+    int limit = nclass > 0 ? nclass : 100, maxl = 0;
+    uint32_t at = 0;
+    unsigned char seen[100] = {0};
+    for (uint32_t i = 0; i < n; i++) {
+        if (y[i] >= limit) {
+            if (nclass > 0)
+                return oialr_seterr(OIALR_ERR_FORMAT,
+                                    "%s: label %d at index %u, but %s has %d classes (0..%d); the data set "
+                                    "'idx' takes any labels 0..99",
+                                    path, y[i], i, set, nclass, nclass - 1);
+            return oialr_seterr(OIALR_ERR_FORMAT, "%s: label %d at index %u is not a class index (at most 100 classes)",
+                                path, y[i], i);
+        }
+        seen[y[i]] = 1;
+        if (y[i] > maxl) {
+            maxl = y[i];
+            at = i;
+        }
+    }
+    if (nclass > 0) {
+        *out = nclass;
+        return OIALR_OK;
+    }
+    *out = maxl + 1 < 10 ? 10 : maxl + 1;
+    int empty = 0;
+    for (int k = 0; k <= maxl; k++) empty += !seen[k];
+    if (maxl >= 10 && empty > 0)
+        oialr_log(OIALR_LOG_WARN,
+                  "%s: label %d at index %u makes %d classes, %d of them without a sample; is it a class index?", path,
+                  maxl, at, *out, empty);
+    return OIALR_OK;
+}
+
+int data_idx_load(oialr_dataset *ds, const char *images_path, const char *labels_path, int nclass, const char *set) {
     memset(ds, 0, sizeof *ds);
     gzFile fi = NULL, fl = NULL;
     uint32_t di[3], dl[1];
@@ -136,18 +175,13 @@ int oialr_idx_load(oialr_dataset *ds, const char *images_path, const char *label
     if ((rc = read_exact(fl, ds->y, di[0], labels_path, "label data")) ||
         (rc = read_to_end(fl, labels_path, dl[0], "labels")))
         goto fail;
-    int maxl = 0;
-    for (uint32_t i = 0; i < di[0]; i++)
-        if (ds->y[i] > maxl) maxl = ds->y[i];
-    if (maxl >= 100) {
-        rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: label %d is not a class index", labels_path, maxl);
-        goto fail;
-    }
+    int classes = 0;
+    if ((rc = check_labels(ds->y, di[0], labels_path, nclass, set, &classes))) goto fail;
     ds->n = di[0];
     ds->c = 1;
     ds->h = (int)di[1];
     ds->w = (int)di[2];
-    ds->nclass = maxl + 1 < 10 ? 10 : maxl + 1;
+    ds->nclass = classes;
     gzclose(fi);
     gzclose(fl);
     return OIALR_OK;
@@ -156,4 +190,8 @@ fail:
     if (fl) gzclose(fl);
     oialr_dataset_free(ds);
     return rc;
+}
+
+int oialr_idx_load(oialr_dataset *ds, const char *images_path, const char *labels_path) {
+    return data_idx_load(ds, images_path, labels_path, 0, NULL);
 }

@@ -15,4 +15,9 @@
  * *fd: the descriptor, blocking again; *size: its size in bytes. */
 int data_open_regular(const char *path, int *fd, int64_t *size);
 
+/* oialr_idx_load with the class count of a named data set: nclass > 0 (set
+ * names it, e.g. "MNIST") refuses a label >= nclass, naming the labels file
+ * and the first bad index; nclass 0 infers max(10, largest label + 1). */
+int data_idx_load(oialr_dataset *ds, const char *images_path, const char *labels_path, int nclass, const char *set);
+
 #endif
