@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char bin[512];
@@ -218,12 +219,46 @@ static void write_idx_last(const char *prefix, unsigned n, int last) {
 static void write_idx(const char *prefix, unsigned n) { write_idx_last(prefix, n, (int)((n - 1) % 3)); }
 
 /* A test label above every training label (classes 0..2 in training, 12 in
- * the test set): the model has outputs for it, the run trains and reports. */
+ * the test set) of a bare IDX pair (--dataset idx): the model has outputs
+ * for it, the run warns, trains and reports. The same files as MNIST, whose
+ * 10 classes are fixed, are refused before training, naming the file and
+ * the first bad label. */
 START_TEST(test_label_beyond_training_labels) {
     write_idx("train", 20);
     write_idx_last("t10k", 5, 12);
-    int rc = run("train --dataset mnist --data . --model mlp:4 --epochs 2 --batch 4 --val 2 --threads 1");
+    int rc = run("train --dataset idx --data . --model mlp:4 --epochs 2 --batch 4 --val 2 --threads 1");
     ck_assert_msg(rc == 0 && strstr(out, "13 classes") && strstr(out, "final: epochs 2"), "exit %d:\n%s", rc, out);
+    ck_assert_msg(strstr(out, "warning: ./t10k-labels-idx1-ubyte: label 12 at index 4"), "%s", out);
+    rc = run("train --dataset mnist --data . --model mlp:4 --epochs 2 --batch 4 --val 2 --threads 1");
+    ck_assert_msg(rc == 1 && strstr(out, "./t10k-labels-idx1-ubyte: label 12 at index 4") && !strstr(out, "epoch"),
+                  "exit %d:\n%s", rc, out);
+    ck_assert_msg(lines(out) == 1, "%d lines:\n%s", lines(out), out);
+}
+END_TEST
+
+/* --threads is bounded by 4 x the online cores, checked before anything is
+ * loaded: 1024 threads under a memory limit failed to allocate and then hung
+ * at exit in OpenBLAS, joining threads that never started. */
+START_TEST(threads_bounded) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    ck_assert_int_gt(cores, 0);
+    char args[256], says[128];
+    snprintf(says, sizeof says, "--threads: expected an integer in [1, %ld], got", 4 * cores);
+    static const long long over[] = {100000, 0};
+    for (int k = 0; k < 2; k++) {
+        long long n = over[k] ? over[k] : 4 * cores + 1;
+        /* data that would fail to load after the flags: the refusal comes first */
+        snprintf(args, sizeof args, "train --threads %lld --dataset mnist --data nowhere", n);
+        double t0 = (double)time(NULL);
+        int rc = run(args);
+        ck_assert_msg(rc == 2 && strstr(out, says) && lines(out) == 1, "oialr %s: exit %d:\n%s", args, rc, out);
+        ck_assert_msg((double)time(NULL) - t0 < 10, "oialr %s took %.0f s", args, (double)time(NULL) - t0);
+    }
+    /* the bound itself passes the flags (and fails at the data) */
+    snprintf(args, sizeof args, "train --threads %ld --dataset mnist --data nowhere", 4 * cores);
+    ck_assert_msg(run(args) == 1 && strstr(out, "nowhere"), "%s", out);
+    ck_assert_int_eq(run("train --help"), 0);
+    ck_assert_msg(strstr(out, "1..4 x the online cores"), "%s", out);
 }
 END_TEST
 
@@ -260,6 +295,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(lim, missing_data);
     tcase_add_test(lim, refused_runs_free_everything);
     tcase_add_test(lim, test_label_beyond_training_labels);
+    tcase_add_test(lim, threads_bounded);
     tcase_set_timeout(lim, 60);
     suite_add_tcase(s, lim);
     return s;

@@ -2,12 +2,17 @@
  * check_data.c — dataset readers on small generated files: IDX plain and
  * gzip, CIFAR-10 batches, the synthetic generator, loaders and splits; and
  * in "Limits" every broken file a user can have: missing, empty, foreign,
- * bad magic, truncated (plain and gzip), corrupt gzip, count mismatch.
+ * bad magic, truncated (plain and gzip), corrupt gzip, count mismatch, a
+ * FIFO, a gzip whose CRC or length does not match, data after the payload,
+ * labels outside the data set's classes.
  */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -275,6 +280,229 @@ START_TEST(cifar_bad_files) {
 }
 END_TEST
 
+/* Run load() in a child that SIGALRM ends after 2 s, so that a reader which
+ * blocks (gzopen on a FIFO waits for a writer) fails the test instead of
+ * hanging it, even with CK_FORK=no. Returns load()'s code; msg gets the
+ * error message. */
+static int run_bounded(int (*load)(void), char *msg, size_t n) {
+    int fd[2];
+    ck_assert_int_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0) {
+        close(fd[0]);
+        signal(SIGALRM, SIG_DFL); /* not Check's handler, which kills the whole group */
+        alarm(2);
+        int rc = load();
+        const char *m = oialr_errmsg();
+        if (write(fd[1], &rc, sizeof rc) != (ssize_t)sizeof rc || write(fd[1], m, strlen(m)) < 0) _exit(3);
+        _exit(0);
+    }
+    close(fd[1]);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(!WIFSIGNALED(st), "the load blocked: killed by signal %d after 2 s", WTERMSIG(st));
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the loading child failed (status %d)", st);
+    int rc;
+    ck_assert_int_eq(read(fd[0], &rc, sizeof rc), (ssize_t)sizeof rc);
+    ssize_t got = read(fd[0], msg, n - 1);
+    msg[got > 0 ? got : 0] = '\0';
+    close(fd[0]);
+    return rc;
+}
+
+static char fifo_img[512], fifo_lab[512];
+static int load_fifo_idx(void) {
+    oialr_dataset ds;
+    return oialr_idx_load(&ds, fifo_img, fifo_lab);
+}
+static int load_fifo_cifar(void) {
+    oialr_dataset ds;
+    return oialr_dataset_load(&ds, "cifar10", dir, OIALR_SPLIT_TRAIN);
+}
+
+/* A FIFO (or a directory) where a data file belongs is refused at once,
+ * naming the file: as images, as labels, as a CIFAR-10 batch. */
+START_TEST(not_regular_files) {
+    unsigned char img[16 + 4 * 3 * 3], lab[8 + 4];
+    write_file("img", img, idx_images(img, 4, 3, 3), 0);
+    write_file("lab", lab, idx_labels(lab, 4), 0);
+    char fifo[512], msg[1100];
+    path_of(fifo, sizeof fifo, "fifo");
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    for (int which = 0; which < 3; which++) {
+        path_of(fifo_img, sizeof fifo_img, which == 0 ? "fifo" : "img");
+        path_of(fifo_lab, sizeof fifo_lab, which == 1 ? "fifo" : which == 2 ? "." : "lab");
+        int rc = run_bounded(load_fifo_idx, msg, sizeof msg);
+        ck_assert_msg(rc == OIALR_ERR_FORMAT && strstr(msg, "not a regular file") &&
+                          strstr(msg, which ? fifo_lab : fifo_img),
+                      "case %d: got %d: %s", which, rc, msg);
+        ck_assert_msg(strstr(msg, which == 2 ? "a directory" : "a FIFO"), "case %d: %s", which, msg);
+    }
+    path_of(fifo, sizeof fifo, "data_batch_1.bin");
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    int rc = run_bounded(load_fifo_cifar, msg, sizeof msg);
+    ck_assert_msg(rc == OIALR_ERR_FORMAT && strstr(msg, "data_batch_1.bin: not a regular file (a FIFO)"), "got %d: %s",
+                  rc, msg);
+}
+END_TEST
+
+static unsigned char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    ck_assert_int_gt(size, 0);
+    rewind(f);
+    unsigned char *buf = malloc((size_t)size);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    *n = (size_t)size;
+    return buf;
+}
+
+/* Every byte of a gzip stream after its 10-byte header (MTIME, XFL and OS
+ * are not checked by anyone) matters: flipped, the pair is refused with a
+ * one-line message naming the file, never half-loaded. A flip in the CRC-32
+ * or length trailer only shows if the reader goes on past the payload the
+ * header declares; so do bytes after that payload, gzip or plain. */
+START_TEST(idx_gzip_checked_to_the_end) {
+    unsigned char img[16 + 10 * 8 * 8], lab[8 + 10];
+    size_t ni = idx_images(img, 10, 8, 8), nl = idx_labels(lab, 10);
+    char pi[512], pl[512];
+    path_of(pi, sizeof pi, "img.gz");
+    path_of(pl, sizeof pl, "lab.gz");
+    oialr_dataset ds;
+    for (int which = 0; which < 2; which++) {
+        const char *victim = which == 0 ? pi : pl;
+        write_file("img.gz", img, ni, 1);
+        write_file("lab.gz", lab, nl, 1);
+        ck_assert_int_eq(oialr_idx_load(&ds, pi, pl), OIALR_OK); /* the unflipped pair loads */
+        oialr_dataset_free(&ds);
+        size_t n;
+        unsigned char *gz = slurp(victim, &n);
+        for (size_t pos = 10; pos < n; pos++) {
+            gz[pos] ^= 0xFF;
+            FILE *f = fopen(victim, "wb");
+            ck_assert_uint_eq(fwrite(gz, 1, n, f), n);
+            fclose(f);
+            gz[pos] ^= 0xFF;
+            int rc = oialr_idx_load(&ds, pi, pl);
+            const char *m = oialr_errmsg();
+            ck_assert_msg(rc == OIALR_ERR_FORMAT || rc == OIALR_ERR_TRUNCATED,
+                          "%s: byte %zu of %zu flipped: got %d (%s)", victim, pos, n, rc, m);
+            ck_assert_msg(strstr(m, victim) && !strchr(m, '\n'), "byte %zu: message '%s'", pos, m);
+            if (pos >= n - 8) /* CRC-32, then the length mod 2^32 */
+                ck_assert_msg(rc == OIALR_ERR_FORMAT && strstr(m, "corrupt") &&
+                                  strstr(m, pos < n - 4 ? "incorrect data check" : "incorrect length check"),
+                              "trailer byte %zu: %s", pos, m);
+            ck_assert_ptr_null(ds.x);
+        }
+        free(gz);
+    }
+    /* a gzip stream cut inside its trailer: the payload is whole, the CRC unread */
+    write_file("lab.gz", lab, nl, 1);
+    write_file("img.gz", img, ni, 1);
+    size_t n;
+    free(slurp(pi, &n));
+    ck_assert_int_eq(truncate(pi, (off_t)n - 4), 0);
+    int rc = oialr_idx_load(&ds, pi, pl);
+    ck_assert_msg(rc == OIALR_ERR_TRUNCATED && strstr(oialr_errmsg(), pi) && strstr(oialr_errmsg(), "trailer"),
+                  "got %d (%s)", rc, oialr_errmsg());
+    ck_assert_ptr_null(ds.x);
+    /* bytes after the payload the header declares: gzip, then plain */
+    unsigned char more[sizeof img + 5];
+    memcpy(more, img, ni);
+    memset(more + ni, 0, 5);
+    for (int gz = 1; gz >= 0; gz--) {
+        write_file("img.gz", more, ni + 5, gz);
+        rc = oialr_idx_load(&ds, pi, pl);
+        ck_assert_msg(rc == OIALR_ERR_FORMAT && strstr(oialr_errmsg(), pi) && strstr(oialr_errmsg(), "after the"),
+                      "gz %d: got %d (%s)", gz, rc, oialr_errmsg());
+        ck_assert_ptr_null(ds.x);
+    }
+}
+END_TEST
+
+static char logged[4096];
+static int nwarn;
+static void capture_log(int level, const char *msg, void *user) {
+    (void)user;
+    if (level != OIALR_LOG_WARN) return;
+    nwarn++;
+    snprintf(logged, sizeof logged, "%s", msg);
+}
+
+/* Labels and classes. MNIST and Fashion-MNIST have 10 classes: a label of
+ * 10 or more is an error naming the labels file and the first bad index. A
+ * bare IDX pair (oialr_idx_load, --dataset idx) infers max(10, largest + 1)
+ * classes and warns when the largest label leaves classes above 9 without
+ * a sample (a stray 57 among 0..9); 100 and above is refused. */
+START_TEST(labels_and_classes) {
+    unsigned char img[16 + 12 * 3 * 3], lab[8 + 12];
+    size_t ni = idx_images(img, 12, 3, 3), nl = idx_labels(lab, 12);
+    write_file("train-images-idx3-ubyte", img, ni, 0);
+    write_file("t10k-images-idx3-ubyte", img, ni, 0);
+    write_file("t10k-labels-idx1-ubyte", lab, nl, 0);
+    char pi[512], pl[512];
+    path_of(pi, sizeof pi, "train-images-idx3-ubyte");
+    path_of(pl, sizeof pl, "train-labels-idx1-ubyte");
+    oialr_set_log(capture_log, NULL, OIALR_LOG_INFO);
+    oialr_dataset ds;
+    for (int bad = 10; bad <= 57; bad += 47) {
+        lab[8 + 7] = (unsigned char)bad;
+        lab[8 + 9] = (unsigned char)bad;
+        write_file("train-labels-idx1-ubyte", lab, nl, 0);
+        static const char *const names[] = {"mnist", "fashion-mnist"};
+        for (int k = 0; k < 2; k++) {
+            int rc = oialr_dataset_load(&ds, names[k], dir, OIALR_SPLIT_TRAIN);
+            char want[64];
+            snprintf(want, sizeof want, "label %d at index 7", bad);
+            ck_assert_msg(rc == OIALR_ERR_FORMAT && strstr(oialr_errmsg(), pl) && strstr(oialr_errmsg(), want),
+                          "%s, label %d: got %d (%s)", names[k], bad, rc, oialr_errmsg());
+            ck_assert_ptr_null(ds.x);
+        }
+        /* the test split (labels 0..9) still loads, with 10 classes */
+        ck_assert_int_eq(oialr_dataset_load(&ds, "mnist", dir, OIALR_SPLIT_TEST), OIALR_OK);
+        ck_assert_int_eq(ds.nclass, 10);
+        oialr_dataset_free(&ds);
+    }
+    /* a bare pair: 58 classes, and a warning naming the file, the label and its index */
+    nwarn = 0;
+    ck_assert_int_eq(oialr_idx_load(&ds, pi, pl), OIALR_OK);
+    ck_assert_int_eq(ds.nclass, 58);
+    oialr_dataset_free(&ds);
+    ck_assert_msg(nwarn == 1 && strstr(logged, pl) && strstr(logged, "label 57 at index 7"), "%d warnings: %s", nwarn,
+                  logged);
+    ck_assert_int_eq(oialr_dataset_load(&ds, "idx", dir, OIALR_SPLIT_TRAIN), OIALR_OK);
+    ck_assert_int_eq(ds.nclass, 58);
+    oialr_dataset_free(&ds);
+    ck_assert_int_eq(nwarn, 2);
+    /* every class present (26 letters, 0..25): more than 10 classes, no warning */
+    unsigned char img2[16 + 26 * 3 * 3], lab2[8 + 26];
+    size_t ni2 = idx_images(img2, 26, 3, 3), nl2 = idx_labels(lab2, 26);
+    for (int i = 0; i < 26; i++) lab2[8 + i] = (unsigned char)(25 - i);
+    write_file("letters-img", img2, ni2, 0);
+    write_file("letters-lab", lab2, nl2, 0);
+    char li[512], ll[512];
+    path_of(li, sizeof li, "letters-img");
+    path_of(ll, sizeof ll, "letters-lab");
+    nwarn = 0;
+    ck_assert_int_eq(oialr_idx_load(&ds, li, ll), OIALR_OK);
+    ck_assert_int_eq(ds.nclass, 26);
+    oialr_dataset_free(&ds);
+    ck_assert_int_eq(nwarn, 0);
+    /* 100 and above is no class index; the first bad index is named */
+    lab2[8 + 4] = 200;
+    lab2[8 + 20] = 250;
+    write_file("letters-lab", lab2, nl2, 0);
+    ck_assert_int_eq(oialr_idx_load(&ds, li, ll), OIALR_ERR_FORMAT);
+    ck_assert_msg(strstr(oialr_errmsg(), ll) && strstr(oialr_errmsg(), "label 200 at index 4"), "%s", oialr_errmsg());
+    ck_assert_ptr_null(ds.x);
+    oialr_set_log(NULL, NULL, OIALR_LOG_INFO);
+}
+END_TEST
+
 static Suite *data_suite(void) {
     Suite *s = suite_create("data");
     TCase *core = tcase_create("Core");
@@ -288,6 +516,9 @@ static Suite *data_suite(void) {
     tcase_add_checked_fixture(lim, setup, teardown);
     tcase_add_loop_test(lim, idx_bad_files, 0, NBAD);
     tcase_add_test(lim, cifar_bad_files);
+    tcase_add_test(lim, not_regular_files);
+    tcase_add_test(lim, idx_gzip_checked_to_the_end);
+    tcase_add_test(lim, labels_and_classes);
     suite_add_tcase(s, lim);
     return s;
 }

@@ -18,6 +18,14 @@
 static const char *const opt_names[] = {"sgd", "adamw", NULL};
 static const char *const sched_names[] = {"constant", "step", "cosine", NULL};
 
+/* --threads is bounded by 4 x the online cores: more buys nothing, and
+ * OpenBLAS asked for 1024 threads under a memory limit could not start them,
+ * then hung at exit joining them. */
+static long long max_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return 4LL * (n > 0 ? n : 1);
+}
+
 static void train_usage(FILE *f) {
     fprintf(f,
             "usage: oialr train [options]\n"
@@ -26,7 +34,8 @@ static void train_usage(FILE *f) {
             "\n"
             "model and data:\n"
             "  --model SPEC          mlp:512,512 (default), see docs/models.md\n"
-            "  --dataset NAME        fashion-mnist (default), mnist, cifar10, synthetic\n"
+            "  --dataset NAME        fashion-mnist (default), mnist, cifar10, synthetic,\n"
+            "                        idx (IDX files named as MNIST's, any class count)\n"
             "  --data DIR            directory of the dataset files (IDX, plain or .gz;\n"
             "                        CIFAR-10 data_batch_*.bin); default for fashion-mnist:\n"
             "                        " OIALR_FASHION_MNIST_DIR "\n"
@@ -59,9 +68,11 @@ static void train_usage(FILE *f) {
             "\n"
             "run:\n"
             "  --seed N              seed of initialisation, split, order, dropout (0)\n"
-            "  --threads N           BLAS threads (default: OpenBLAS's choice)\n"
+            "  --threads N           BLAS threads, 1..4 x the online cores (here 1..%lld;\n"
+            "                        default: OpenBLAS's choice)\n"
             "  --quiet               only the final line\n"
-            "  -h, --help            this help\n");
+            "  -h, --help            this help\n",
+            max_threads());
 }
 
 static oialr_trainer *g_trainer;
@@ -157,7 +168,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--max-steps")) { VALUE(); rc = cli_int(C, a, v, 0, 1LL << 40, &max_steps); }
         else if (!strcmp(a, "--eval-every")) { VALUE(); rc = cli_int(C, a, v, 0, INT_MAX, &eval_every); }
         else if (!strcmp(a, "--seed")) { VALUE(); rc = cli_int(C, a, v, 0, (1LL << 62), &seed); }
-        else if (!strcmp(a, "--threads")) { VALUE(); rc = cli_int(C, a, v, 1, 1024, &threads); }
+        else if (!strcmp(a, "--threads")) { VALUE(); rc = cli_int(C, a, v, 1, max_threads(), &threads); }
         else if (!strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--record")) { VALUE(); record = v; }
         else if (!strcmp(a, "--every")) { VALUE(); rc = cli_int(C, a, v, 0, 1LL << 40, &record_every); }

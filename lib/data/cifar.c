@@ -2,11 +2,11 @@
  * cifar.c — CIFAR-10 binary batches: records of 1 label byte + 3072 pixel
  * bytes (1024 red, 1024 green, 1024 blue, row-major 32x32), i.e. CHW.
  */
-#include "oialr/data.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #define CIFAR_REC 3073
 
@@ -14,15 +14,16 @@ int oialr_cifar10_load(oialr_dataset *ds, const char *const *paths, int npaths) 
     memset(ds, 0, sizeof *ds);
     int64_t total = 0;
     for (int i = 0; i < npaths; i++) {
-        struct stat st;
-        if (stat(paths[i], &st) != 0)
-            return oialr_seterr(errno == ENOENT ? OIALR_ERR_NOTFOUND : OIALR_ERR_IO, "%s: %s", paths[i],
-                                strerror(errno));
-        if (st.st_size == 0 || st.st_size % CIFAR_REC != 0)
-            return oialr_seterr(st.st_size > CIFAR_REC ? OIALR_ERR_TRUNCATED : OIALR_ERR_FORMAT,
+        int fd;
+        int64_t size;
+        int rc = data_open_regular(paths[i], &fd, &size);
+        if (rc) return rc;
+        close(fd);
+        if (size == 0 || size % CIFAR_REC != 0)
+            return oialr_seterr(size > CIFAR_REC ? OIALR_ERR_TRUNCATED : OIALR_ERR_FORMAT,
                                 "%s: size %lld is not a whole number of CIFAR-10 records (%d bytes each)",
-                                paths[i], (long long)st.st_size, CIFAR_REC);
-        total += st.st_size / CIFAR_REC;
+                                paths[i], (long long)size, CIFAR_REC);
+        total += size / CIFAR_REC;
     }
     if (total == 0) return oialr_seterr(OIALR_ERR_NOTFOUND, "cifar10: no batch files given");
     ds->x = malloc((size_t)total * 3072);
@@ -39,9 +40,13 @@ int oialr_cifar10_load(oialr_dataset *ds, const char *const *paths, int npaths) 
     }
     int rc = OIALR_OK;
     for (int i = 0; i < npaths && !rc; i++) {
-        FILE *f = fopen(paths[i], "rb");
+        int fd;
+        int64_t size;
+        if ((rc = data_open_regular(paths[i], &fd, &size))) break;
+        FILE *f = fdopen(fd, "rb");
         if (!f) {
             rc = oialr_seterr(OIALR_ERR_IO, "%s: %s", paths[i], strerror(errno));
+            close(fd);
             break;
         }
         for (int64_t r = 0; fread(rec, 1, CIFAR_REC, f) == CIFAR_REC && k < total; r++) {

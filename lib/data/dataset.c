@@ -1,7 +1,7 @@
 /*
  * dataset.c — dataset by name and directory, the synthetic generator, stats.
  */
-#include "oialr/data.h"
+#include "internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -17,10 +17,11 @@ static int find_file(char *out, size_t n, const char *dir, const char *base) {
 int oialr_dataset_load(oialr_dataset *ds, const char *name, const char *dir, int split) {
     memset(ds, 0, sizeof *ds);
     char img[4096], lab[4096];
-    if (strcmp(name, "fashion-mnist") == 0 || strcmp(name, "mnist") == 0) {
+    int fashion = strcmp(name, "fashion-mnist") == 0, mnist = strcmp(name, "mnist") == 0;
+    if (fashion || mnist || strcmp(name, "idx") == 0) {
         if (!dir) {
-            if (strcmp(name, "mnist") == 0)
-                return oialr_seterr(OIALR_ERR_ARG, "mnist: give the directory of its IDX files with --data DIR");
+            if (!fashion)
+                return oialr_seterr(OIALR_ERR_ARG, "%s: give the directory of its IDX files with --data DIR", name);
             dir = OIALR_FASHION_MNIST_DIR;
         }
         const char *pre = split == OIALR_SPLIT_TRAIN ? "train" : "t10k";
@@ -36,7 +37,8 @@ int oialr_dataset_load(oialr_dataset *ds, const char *name, const char *dir, int
                                     dir);
             return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no %s[.gz] in this directory", dir, hi ? bl : bi);
         }
-        return oialr_idx_load(ds, img, lab);
+        /* MNIST and Fashion-MNIST have 10 classes; 'idx' (EMNIST, ...) counts them */
+        return data_idx_load(ds, img, lab, fashion || mnist ? 10 : 0, fashion ? "Fashion-MNIST" : "MNIST");
     }
     if (strcmp(name, "cifar10") == 0 || strcmp(name, "cifar-10") == 0) {
         if (!dir) return oialr_seterr(OIALR_ERR_ARG, "cifar10: give the directory of its binary batches with --data DIR");
@@ -58,7 +60,8 @@ int oialr_dataset_load(oialr_dataset *ds, const char *name, const char *dir, int
                                 split == OIALR_SPLIT_TRAIN ? "data_batch_1.bin ..." : "test_batch.bin");
         return oialr_cifar10_load(ds, pp, np);
     }
-    return oialr_seterr(OIALR_ERR_ARG, "unknown dataset '%s' (known: fashion-mnist, mnist, cifar10, synthetic)", name);
+    return oialr_seterr(OIALR_ERR_ARG, "unknown dataset '%s' (known: fashion-mnist, mnist, idx, cifar10, synthetic)",
+                        name);
 }
 
 /* Each class has a smooth random prototype; samples are the prototype plus

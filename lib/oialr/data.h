@@ -1,5 +1,5 @@
 /*
- * oialr/data.h — datasets: IDX (MNIST, Fashion-MNIST; plain or gzip),
+ * oialr/data.h — datasets: IDX (MNIST, Fashion-MNIST, EMNIST; plain or gzip),
  * CIFAR-10 binary batches, and a synthetic generator for tests.
  * Images are kept as uint8 (C,H,W per sample) and normalised per batch.
  */
@@ -25,10 +25,17 @@ typedef struct oialr_dataset {
 enum oialr_split { OIALR_SPLIT_TRAIN = 0, OIALR_SPLIT_TEST = 1 };
 
 /* name: "fashion-mnist", "mnist" (IDX files in dir; dir NULL means the
- * Debian package's directory for fashion-mnist) or "cifar10" (binary batches
- * data_batch_1..5.bin / test_batch.bin in dir). */
+ * Debian package's directory for fashion-mnist; 10 classes, a label >= 10
+ * is OIALR_ERR_FORMAT naming the file and its index), "idx" (IDX files
+ * named as MNIST's, classes as oialr_idx_load counts them) or "cifar10"
+ * (binary batches data_batch_1..5.bin / test_batch.bin in dir). Data files
+ * must be regular files (a FIFO is OIALR_ERR_FORMAT, never waited on). */
 OIALR_API int oialr_dataset_load(oialr_dataset *ds, const char *name, const char *dir, int split);
-/* Read one IDX image file + label file pair (gzip or plain). */
+/* Read one IDX image file + label file pair (gzip or plain), each to its
+ * end: a gzip CRC or length mismatch, or data beyond the payload the header
+ * declares, is OIALR_ERR_FORMAT. Classes: max(10, largest label + 1);
+ * labels >= 100 are refused, and a warning is logged when the largest label
+ * leaves classes above 9 without a sample. */
 OIALR_API int oialr_idx_load(oialr_dataset *ds, const char *images_path, const char *labels_path);
 /* Read CIFAR-10 binary batch files (each 10000 x (1 + 3072) bytes). */
 OIALR_API int oialr_cifar10_load(oialr_dataset *ds, const char *const *paths, int npaths);
