@@ -15,9 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const opt_names[] = {"sgd", "adamw", NULL};
-static const char *const sched_names[] = {"constant", "step", "cosine", NULL};
-
 /* --threads is bounded by 4 x the online cores: more buys nothing, and
  * OpenBLAS asked for 1024 threads under a memory limit could not start them,
  * then hung at exit joining them. */
@@ -153,14 +150,14 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--limit")) { VALUE(); rc = cli_int(C, a, v, 0, 1000000000, &limit); }
         else if (!strcmp(a, "--epochs")) { VALUE(); rc = cli_int(C, a, v, 1, 100000, &epochs); }
         else if (!strcmp(a, "--batch")) { VALUE(); rc = cli_int(C, a, v, 1, 65536, &batch); }
-        else if (!strcmp(a, "--opt")) { VALUE(); rc = cli_choice(C, a, v, opt_names, &opt_kind); }
+        else if (!strcmp(a, "--opt")) { VALUE(); rc = cli_choice(C, a, v, oialr_opt_names, &opt_kind); }
         else if (!strcmp(a, "--lr")) { VALUE(); rc = cli_float(C, a, v, 0, 100, &lr); }
         else if (!strcmp(a, "--momentum")) { VALUE(); rc = cli_float(C, a, v, 0, 0.9999, &momentum); }
         else if (!strcmp(a, "--nesterov")) nesterov = 1;
         else if (!strcmp(a, "--wd")) { VALUE(); rc = cli_float(C, a, v, 0, 10, &wd); }
         else if (!strcmp(a, "--beta1")) { VALUE(); rc = cli_float(C, a, v, 0, 0.9999999, &beta1); }
         else if (!strcmp(a, "--beta2")) { VALUE(); rc = cli_float(C, a, v, 0, 0.9999999, &beta2); }
-        else if (!strcmp(a, "--sched")) { VALUE(); rc = cli_choice(C, a, v, sched_names, &sched); }
+        else if (!strcmp(a, "--sched")) { VALUE(); rc = cli_choice(C, a, v, oialr_sched_names, &sched); }
         else if (!strcmp(a, "--warmup")) { VALUE(); rc = cli_int(C, a, v, 0, 1LL << 40, &warmup); }
         else if (!strcmp(a, "--step-size")) { VALUE(); rc = cli_int(C, a, v, 1, 1LL << 40, &step_size); }
         else if (!strcmp(a, "--gamma")) { VALUE(); rc = cli_float(C, a, v, 0, 1, &gamma); }
