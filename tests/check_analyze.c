@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "analyze.h"
+#include "plot.h"
 #include "oialr/trajectory.h"
 #include "util_linalg.h"
 
@@ -551,6 +552,25 @@ static int parts_in(const char *dirpath) {
     return n;
 }
 
+static int run_plot(int n, ...) {
+    char *argv[32];
+    va_list ap;
+    va_start(ap, n);
+    argv[0] = "plot";
+    for (int i = 0; i < n; i++) argv[i + 1] = va_arg(ap, char *);
+    va_end(ap);
+    argv[n + 1] = NULL;
+    return oialr_cmd_plot(n + 1, argv);
+}
+
+static int is_png_file(const char *path) {
+    size_t n;
+    char *b = slurp(path, &n);
+    int ok = b && n > 5000 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0;
+    free(b);
+    return ok;
+}
+
 /* (a) A device node, a symbolic link or a directory at an output path is
  * refused even with --force, and left as it was. */
 START_TEST(test_outputs_special_files) {
@@ -661,6 +681,47 @@ START_TEST(test_outputs_csv_exists) {
 }
 END_TEST
 
+/* (d) oialr plot: figures in place are refused without --force, replaced with
+ * it; a plot that fails (gnuplot on a broken table) leaves the old figures
+ * and scripts as they were and no temporary file. */
+START_TEST(test_outputs_plot) {
+    outputs_traj(traj, 0);
+    ck_assert_int_eq(run(6, traj, "--csv", csvdir, "--threads", "1", "-q"), 0);
+    char figs[320], p[400];
+    snprintf(figs, sizeof figs, "%s/figures", dir);
+    ck_assert_int_eq(run_plot(5, csvdir, "-o", figs, "--run", traj), 0);
+    static const char *const names[] = {"stability", "ranks", "spectra", "training"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s.png", figs, names[i]);
+        ck_assert_msg(is_png_file(p), "%s is not a PNG", p);
+    }
+    ck_assert_int_eq(parts_in(figs), 0);
+    /* again without --force: refused, nothing touched */
+    kept_file k[9];
+    keep(&k[0], figs, "stability.png");
+    keep(&k[1], figs, "stability.gp");
+    ck_assert_int_eq(run_plot(5, csvdir, "-o", figs, "--run", traj), 1);
+    check_kept(k, 2);
+    /* with --force: replaced */
+    snprintf(p, sizeof p, "%s/stability.png", figs);
+    put_file(p, "old figure\n");
+    ck_assert_int_eq(run_plot(6, csvdir, "-o", figs, "--run", traj, "--force"), 0);
+    ck_assert(is_png_file(p));
+    ck_assert_int_eq(run_plot(6, csvdir, "-o", figs, "--run", traj, "-f"), 0);
+    ck_assert(is_png_file(p));
+    /* a broken table: stability and ranks are drawn, spectra fails */
+    snprintf(p, sizeof p, "%s/spectra.csv", csvdir);
+    put_file(p, "layer,step,index,sigma\nfc1,x,y,z\n");
+    const char *files[] = {"stability.png", "stability.gp", "ranks.png", "ranks.gp", "spectra.png",
+                           "spectra.gp", "training.png", "training.gp", "training.csv"};
+    for (int i = 0; i < 9; i++) keep(&k[i], figs, files[i]);
+    ck_assert_int_eq(run_plot(6, csvdir, "-o", figs, "--run", traj, "--force"), 1);
+    check_kept(k, 9);
+    ck_assert_int_eq(parts_in(figs), 0);
+    ck_assert_int_eq(run_plot(1, "--help"), 0);
+}
+END_TEST
+
 /* (e) A successful run replaces its outputs by renaming new files into place
  * (a file hard-linked to the old output keeps its content) and leaves no
  * temporary file. */
@@ -718,6 +779,7 @@ static Suite *analyze_suite(void) {
     tcase_add_test(outs, test_outputs_special_files);
     tcase_add_test(outs, test_outputs_failed_run_keeps_old);
     tcase_add_test(outs, test_outputs_csv_exists);
+    tcase_add_test(outs, test_outputs_plot);
     tcase_add_test(outs, test_outputs_success_no_temporaries);
     tcase_set_timeout(outs, 60);
     suite_add_tcase(s, outs);
