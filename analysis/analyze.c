@@ -25,7 +25,8 @@ static const char *USAGE =
     "singular values and rank metrics (docs/metrics.md, docs/analyze.md).\n"
     "\n"
     "  -o, --output FILE    results HDF5 (never the input file)\n"
-    "      --force          overwrite FILE if it exists\n"
+    "      --force          replace FILE and the tables in DIR if they are existing\n"
+    "                       regular files (never anything else)\n"
     "      --csv DIR        write metrics.csv, spectra.csv, mean_stability.csv\n"
     "                       (and replay.csv with --policy) into DIR\n"
     "      --lag K          compare each snapshot with the one K back (default 1)\n"
@@ -369,11 +370,11 @@ static double replay(const ana_opts *o, const layer_sum *ls, int nl, FILE *out) 
     return frac;
 }
 
-static int write_replay_csv(const ana_opts *o, const layer_sum *ls, int nl, double frac) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/replay.csv", o->csv_dir);
-    FILE *f = fopen(path, "w");
-    if (!f) return oialr_seterr(OIALR_ERR_IO, "%s: %s", path, strerror(errno));
+static int write_replay_csv(const ana_opts *o, const layer_sum *ls, int nl, double frac, ana_results *res) {
+    const char *path;
+    int rc;
+    FILE *f = ana_results_open_replay(res, &path, &rc);
+    if (!f) return rc;
     fprintf(f, "layer,rows,cols,eligible,switch_step,stability,rank,trainable_share,policy,trainable_fraction\n");
     for (int i = 0; i < nl; i++) {
         double mn = (double)ls[i].rows * (double)ls[i].cols;
@@ -385,7 +386,8 @@ static int write_replay_csv(const ana_opts *o, const layer_sum *ls, int nl, doub
         else fprintf(f, "delay:%lld", (long long)o->policy.delay);
         fprintf(f, ",%.9g\n", frac);
     }
-    if (fclose(f) != 0) return oialr_seterr(OIALR_ERR_IO, "%s: %s", path, strerror(errno));
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) return oialr_seterr(OIALR_ERR_IO, "%s: write error", path);
     return OIALR_OK;
 }
 
@@ -470,19 +472,21 @@ int oialr_cmd_analyze(int argc, char **argv) {
     }
     double frac = o.policy.kind ? replay(&o, ls, nl, NULL) : NAN;
     if ((rc = ana_results_finish(res, frac))) goto fail;
+    if (o.policy.kind && o.csv_dir && (rc = write_replay_csv(&o, ls, nl, frac, res))) goto fail;
+    /* everything is written: only now replace the old outputs */
+    if ((rc = ana_results_commit(res))) goto fail;
     double secs = oialr_now() - t0;
     if (!o.quiet) {
         print_summary(&o, info, ls, nl, res, secs);
         if (o.policy.kind) replay(&o, ls, nl, stdout);
     }
-    if (o.policy.kind && o.csv_dir && (rc = write_replay_csv(&o, ls, nl, frac))) goto fail;
     status = 0;
     goto done;
 fail:
     fprintf(stderr, "oialr analyze: %s\n", oialr_errmsg()[0] ? oialr_errmsg() : oialr_strerror(rc));
     status = 1;
 done:
-    ana_results_close(res, status != 0);
+    ana_results_close(res); /* after a failure: removes the temporary files, nothing else */
     ana_engine_free(e);
     oialr_traj_close(t);
     free(ls);

@@ -11,10 +11,20 @@
  *   ranks.png      effective rank / n and cutoff rank r_beta / n per layer
  *   spectra.png    sigma_i / sigma_1 against i / n, first and last snapshot
  *   training.png   loss and accuracies (with --run RUN.h5)
+ *
+ * Outputs (docs/analyze.md, "Output files"): every script, figure and
+ * training.csv is checked before anything is drawn (a regular file there is
+ * replaced only with --force; nothing else ever is), written under a
+ * temporary name beside its path, and renamed into place only once every
+ * figure is drawn. A script names its figure through a variable with the
+ * final name as default, `if (!exists("out")) out = 'stability.png'`, so
+ * `gnuplot stability.gp` draws stability.png while this command runs
+ * `gnuplot -e "out='<temporary>'"` on the script's temporary file.
  */
 #include "plot.h"
 #include "oialr/base.h"
 #include "oialr/trajectory.h"
+#include "outputs.h"
 
 #include <errno.h>
 #include <math.h>
@@ -32,9 +42,17 @@ typedef struct plot_layer {
     int64_t n;           /* min(rows, cols) */
 } plot_layer;
 
+enum { FIG_STABILITY, FIG_RANKS, FIG_SPECTRA, FIG_TRAINING, NFIG };
+static const char *const FIG_NAME[NFIG] = {"stability", "ranks", "spectra", "training"};
+
 typedef struct plot_ctx {
     const char *csv_dir, *out_dir, *run;
     double tau;
+    int force;                         /* replace existing regular files */
+    ana_outputs outs;                  /* every file this run writes */
+    int gp[NFIG], png[NFIG];           /* their indices in outs (-1: not written) */
+    int data;                          /* training.csv (-1: no --run) */
+    int drawn[NFIG];                   /* the PNG was drawn */
     plot_layer layers[PLOT_MAX_LAYERS];
     int nlayers;
     int capped; /* a table had more layers than PLOT_MAX_LAYERS (warned once) */
@@ -48,6 +66,8 @@ static void plot_usage(FILE *f) {
             "'oialr analyze RUN.h5 --csv CSVDIR' wrote.\n"
             "\n"
             "  -o, --output DIR   where to write the figures (default: CSVDIR)\n"
+            "  -f, --force        replace figures, scripts and training.csv in DIR if they\n"
+            "                     are existing regular files (never anything else)\n"
             "      --run RUN.h5   also plot the training curves stored in the trajectory\n"
             "      --tau T        stability threshold line (default 0.99)\n"
             "  -h, --help         this help\n");
@@ -141,23 +161,34 @@ static void gp_quote(FILE *f, const char *s) {
     fputc('\'', f);
 }
 
-static FILE *open_script(const plot_ctx *c, const char *name, char *path, size_t n) {
-    snprintf(path, n, "%s/%s.gp", c->out_dir, name);
-    FILE *f = fopen(path, "w");
+/* Open the script of a figure (on its temporary file); *path: the final
+ * path, for messages. */
+static FILE *open_script(const plot_ctx *c, int fig, const char **path) {
+    const char *name = FIG_NAME[fig];
+    *path = ana_outputs_path(&c->outs, c->gp[fig]);
+    FILE *f = fopen(ana_outputs_tmp(&c->outs, c->gp[fig]), "w");
     if (!f) {
-        oialr_seterr(OIALR_ERR_IO, "%s: %s", path, strerror(errno));
+        oialr_seterr(OIALR_ERR_IO, "%s: cannot write it: %s", *path, strerror(errno));
         return NULL;
     }
     fprintf(f,
             "# %s.gp — written by 'oialr plot'; re-run with: gnuplot %s.gp\n"
+            "# (gnuplot -e \"out='other.png'\" %s.gp draws into other.png)\n"
             "set terminal pngcairo size 1200,720 noenhanced font ',10'\n"
-            "set output '%s.png'\n"
+            "if (!exists(\"out\")) out = '%s.png'\n"
+            "set output out\n"
             "set datafile separator ','\n"
             "set datafile missing 'nan'\n"
             "set grid\n"
             "set key outside right top Left reverse samplen 2 spacing 0.9 font ',8'\n",
-            name, name, name);
+            name, name, name, name);
     return f;
+}
+
+static int close_script(FILE *f, const char *path) {
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) return oialr_seterr(OIALR_ERR_IO, "%s: write error", path);
+    return OIALR_OK;
 }
 
 /* The layers as a gnuplot array-like word list is fragile with dots; emit
@@ -173,22 +204,56 @@ static void plot_per_layer(FILE *f, const plot_ctx *c, const char *file, const c
     fputc('\n', f);
 }
 
-/* Run gnuplot on a script inside the output directory. */
-static int run_gnuplot(const plot_ctx *c, const char *script) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot '%s' 2>&1", c->out_dir, script);
+/* The file name of a path (the temporary files live in out_dir itself). */
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* dst = src with every `from` replaced by `to` (truncated to n). */
+static void replace_all(char *dst, size_t n, const char *src, const char *from, const char *to) {
+    size_t lf = strlen(from), k = 0;
+    while (*src && k + 1 < n) {
+        if (lf && strncmp(src, from, lf) == 0) {
+            k += (size_t)snprintf(dst + k, n - k, "%s", to);
+            if (k >= n) k = n - 1;
+            src += lf;
+        } else {
+            dst[k++] = *src++;
+        }
+    }
+    dst[k] = '\0';
+}
+
+/* Run gnuplot on a figure's temporary script inside the output directory,
+ * drawing into the figure's temporary file (and reading the training table
+ * from its temporary file). The temporary names are generated ones: letters,
+ * digits and dots, safe inside the quotes below. */
+static int run_gnuplot(const plot_ctx *c, int fig) {
+    const char *script = base_name(ana_outputs_tmp(&c->outs, c->gp[fig]));
+    const char *png = base_name(ana_outputs_tmp(&c->outs, c->png[fig]));
+    char vars[1024], dir[8192], cmd[16384];
+    int n = snprintf(vars, sizeof vars, "out='%s'", png);
+    if (fig == FIG_TRAINING)
+        snprintf(vars + n, sizeof vars - (size_t)n, "; data='%s'", base_name(ana_outputs_tmp(&c->outs, c->data)));
+    replace_all(dir, sizeof dir, c->out_dir, "'", "'\\''"); /* inside '...' for sh */
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot -e \"%s\" '%s' 2>&1", dir, vars, script);
     FILE *p = popen(cmd, "r");
     if (!p) return oialr_seterr(OIALR_ERR_IO, "cannot run gnuplot: %s", strerror(errno));
-    char buf[1024], first[1024] = "";
-    while (fgets(buf, sizeof buf, p))
-        if (!first[0]) snprintf(first, sizeof first, "%s", buf);
+    char buf[1024], last[1024] = "";
+    while (fgets(buf, sizeof buf, p)) {
+        size_t l = strcspn(buf, "\r\n");
+        buf[l] = '\0';
+        if (l && strspn(buf, " ^") != l) snprintf(last, sizeof last, "%s", buf); /* gnuplot's error comes last */
+    }
     int st = pclose(p);
     if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
             return oialr_seterr(OIALR_ERR_NOTFOUND, "gnuplot not found: install it with 'apt-get install gnuplot-nox'");
-        size_t l = strlen(first);
-        if (l && first[l - 1] == '\n') first[l - 1] = '\0';
-        return oialr_seterr(OIALR_ERR_IO, "gnuplot failed on %s/%s: %s", c->out_dir, script, first);
+        char name[64], msg[1024];
+        snprintf(name, sizeof name, "%s.gp", FIG_NAME[fig]);
+        replace_all(msg, sizeof msg, last, script, name); /* the message names the script as the user knows it */
+        return oialr_seterr(OIALR_ERR_IO, "gnuplot failed on %s: %s", ana_outputs_path(&c->outs, c->gp[fig]), msg);
     }
     return OIALR_OK;
 }
@@ -202,12 +267,13 @@ static int csv_path(const plot_ctx *c, const char *file, char *out, size_t n) {
     return OIALR_OK;
 }
 
-static int fig_stability(const plot_ctx *c) {
-    char path[4096], metrics[4096], mean[4096];
+static int fig_stability(plot_ctx *c) {
+    char metrics[4096], mean[4096];
+    const char *path;
     int rc;
     if ((rc = csv_path(c, "metrics.csv", metrics, sizeof metrics)) || (rc = csv_path(c, "mean_stability.csv", mean, sizeof mean)))
         return rc;
-    FILE *f = open_script(c, "stability", path, sizeof path);
+    FILE *f = open_script(c, FIG_STABILITY, &path);
     if (!f) return OIALR_ERR_IO;
     fprintf(f,
             "set title 'Basis stability S = tr(Q_a^T Q_b)/n of each layer (Q = U V^T), threshold %g'\n"
@@ -220,15 +286,17 @@ static int fig_stability(const plot_ctx *c) {
              "lc rgb 'red' title 'tau = %g'",
              mean, c->tau, c->tau);
     plot_per_layer(f, c, metrics, "$7", extra);
-    if (fclose(f) != 0) return oialr_seterr(OIALR_ERR_IO, "%s: write error", path);
-    return run_gnuplot(c, "stability.gp");
+    if ((rc = close_script(f, path)) || (rc = run_gnuplot(c, FIG_STABILITY))) return rc;
+    c->drawn[FIG_STABILITY] = 1;
+    return OIALR_OK;
 }
 
-static int fig_ranks(const plot_ctx *c) {
-    char path[4096], metrics[4096];
+static int fig_ranks(plot_ctx *c) {
+    char metrics[4096];
+    const char *path;
     int rc;
     if ((rc = csv_path(c, "metrics.csv", metrics, sizeof metrics))) return rc;
-    FILE *f = open_script(c, "ranks", path, sizeof path);
+    FILE *f = open_script(c, FIG_RANKS, &path);
     if (!f) return OIALR_ERR_IO;
     fprintf(f, "set multiplot layout 2,1 title 'Rank metrics of each layer, as a fraction of n = min(rows, cols)'\n"
                "set ylabel 'effective rank / n'\nset yrange [0:1.02]\nunset xlabel\n");
@@ -236,15 +304,17 @@ static int fig_ranks(const plot_ctx *c) {
     fprintf(f, "set ylabel 'cutoff rank r_beta / n'\nset xlabel 'training step'\nset key off\n");
     plot_per_layer(f, c, metrics, "$14/($4<$5?$4:$5)", NULL);
     fprintf(f, "unset multiplot\n");
-    if (fclose(f) != 0) return oialr_seterr(OIALR_ERR_IO, "%s: write error", path);
-    return run_gnuplot(c, "ranks.gp");
+    if ((rc = close_script(f, path)) || (rc = run_gnuplot(c, FIG_RANKS))) return rc;
+    c->drawn[FIG_RANKS] = 1;
+    return OIALR_OK;
 }
 
-static int fig_spectra(const plot_ctx *c) {
-    char path[4096], spectra[4096];
+static int fig_spectra(plot_ctx *c) {
+    char spectra[4096];
+    const char *path;
     int rc;
     if ((rc = csv_path(c, "spectra.csv", spectra, sizeof spectra))) return rc;
-    FILE *f = open_script(c, "spectra", path, sizeof path);
+    FILE *f = open_script(c, FIG_SPECTRA, &path);
     if (!f) return OIALR_ERR_IO;
     fprintf(f,
             "set title 'Singular values sigma_i / sigma_1 of each layer: first snapshot (dashed), last (solid)'\n"
@@ -272,13 +342,18 @@ static int fig_spectra(const plot_ctx *c) {
         }
     }
     fputc('\n', f);
-    if (fclose(f) != 0) return oialr_seterr(OIALR_ERR_IO, "%s: write error", path);
-    if (k == 0) return OIALR_OK;
-    return run_gnuplot(c, "spectra.gp");
+    if ((rc = close_script(f, path))) return rc;
+    if (k == 0) { /* no valid snapshot at all: no figure, and an old one is left alone */
+        ana_outputs_drop(&c->outs, c->png[FIG_SPECTRA]);
+        return OIALR_OK;
+    }
+    if ((rc = run_gnuplot(c, FIG_SPECTRA))) return rc;
+    c->drawn[FIG_SPECTRA] = 1;
+    return OIALR_OK;
 }
 
 /* Training curves: write the trajectory's metrics as a CSV, then plot. */
-static int fig_training(const plot_ctx *c) {
+static int fig_training(plot_ctx *c) {
     oialr_traj *t = NULL;
     int rc = oialr_traj_open(&t, c->run, OIALR_TRAJ_READ);
     if (rc) return rc;
@@ -302,11 +377,10 @@ static int fig_training(const plot_ctx *c) {
         if (oialr_traj_read_column(t, cols[j], col, cap, &got) != OIALR_OK)
             for (int64_t i = 0; i < cap; i++) col[i] = NAN;
     }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/training.csv", c->out_dir);
-    FILE *f = fopen(path, "w");
+    const char *path = ana_outputs_path(&c->outs, c->data);
+    FILE *f = fopen(ana_outputs_tmp(&c->outs, c->data), "w");
     if (!f) {
-        rc = oialr_seterr(OIALR_ERR_IO, "%s: %s", path, strerror(errno));
+        rc = oialr_seterr(OIALR_ERR_IO, "%s: cannot write it: %s", path, strerror(errno));
         goto done;
     }
     fprintf(f, "step,epoch,loss,train_acc,val_acc,test_acc,lr\n");
@@ -321,34 +395,53 @@ static int fig_training(const plot_ctx *c) {
         }
         fputc('\n', f);
     }
-    if (fclose(f) != 0) {
-        rc = oialr_seterr(OIALR_ERR_IO, "%s: write error", path);
-        goto done;
-    }
-    f = open_script(c, "training", path, sizeof path);
+    if ((rc = close_script(f, path))) goto done;
+    f = open_script(c, FIG_TRAINING, &path);
     if (!f) {
         rc = OIALR_ERR_IO;
         goto done;
     }
+    /* the table by a variable too: this command reads its temporary file */
     fprintf(f,
+            "if (!exists(\"data\")) data = 'training.csv'\n"
             "set multiplot layout 1,2 title 'Training curves'\n"
             "set xlabel 'training step'\nset ylabel 'training loss'\nset logscale y\n"
-            "plot 'training.csv' using 1:3 skip 1 with lines lw 1.5 title 'loss'\n"
+            "plot data using 1:3 skip 1 with lines lw 1.5 title 'loss'\n"
             "unset logscale y\nset ylabel 'accuracy'\nset yrange [*:1]\nset key inside right bottom\n"
-            "plot 'training.csv' using 1:4 skip 1 with lines lw 1.5 title 'train (running, epoch)', \\\n"
+            "plot data using 1:4 skip 1 with lines lw 1.5 title 'train (running, epoch)', \\\n"
             "     '' using 1:5 skip 1 with points pt 7 ps 1.2 title 'validation', \\\n"
             "     '' using 1:6 skip 1 with points pt 5 ps 1.2 title 'test'\n"
             "unset multiplot\n");
-    if (fclose(f) != 0) {
-        rc = oialr_seterr(OIALR_ERR_IO, "%s: write error", path);
-        goto done;
-    }
-    rc = run_gnuplot(c, "training.gp");
+    if ((rc = close_script(f, path)) || (rc = run_gnuplot(c, FIG_TRAINING))) goto done;
+    c->drawn[FIG_TRAINING] = 1;
 done:
     free(steps);
     free(v);
     oialr_traj_close(t);
     return rc;
+}
+
+static int add_output(plot_ctx *c, const char *name, const char *ext, int *index) {
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s%s", c->out_dir, name, ext) >= sizeof path)
+        return oialr_seterr(OIALR_ERR_ARG, "%s: path too long", c->out_dir);
+    return ana_outputs_add(&c->outs, path, index);
+}
+
+/* Every output of the run, checked now (nothing is touched): the scripts
+ * and figures, and training.csv with --run. */
+static int plan_outputs(plot_ctx *c) {
+    c->data = -1;
+    for (int fig = 0; fig < NFIG; fig++) c->gp[fig] = c->png[fig] = -1;
+    int rc = ana_outputs_dir(&c->outs, c->out_dir);
+    if (rc) return rc;
+    for (int fig = 0; fig < NFIG; fig++) {
+        if (fig == FIG_TRAINING && !c->run) continue;
+        if ((rc = add_output(c, FIG_NAME[fig], ".gp", &c->gp[fig])) ||
+            (rc = add_output(c, FIG_NAME[fig], ".png", &c->png[fig])))
+            return rc;
+    }
+    return c->run ? add_output(c, "training", ".csv", &c->data) : OIALR_OK;
 }
 
 int oialr_cmd_plot(int argc, char **argv) {
@@ -358,6 +451,8 @@ int oialr_cmd_plot(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             plot_usage(stdout);
             return 0;
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--force")) {
+            c.force = 1;
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--run") || !strcmp(a, "--tau"))) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "oialr plot: %s needs a value\n", a);
@@ -388,20 +483,24 @@ int oialr_cmd_plot(int argc, char **argv) {
         return 2;
     }
     if (!c.out_dir) c.out_dir = c.csv_dir;
-    if (mkdir(c.out_dir, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "oialr plot: %s: %s\n", c.out_dir, strerror(errno));
-        return 1;
-    }
-    int rc = read_layers(&c);
+    ana_outputs_init(&c.outs, c.force);
+    int rc = plan_outputs(&c);
+    if (!rc) rc = read_layers(&c);
+    if (!rc) rc = ana_outputs_begin(&c.outs); /* creates out_dir if missing */
     if (!rc) rc = fig_stability(&c);
     if (!rc) rc = fig_ranks(&c);
     if (!rc) rc = fig_spectra(&c);
     if (!rc && c.run) rc = fig_training(&c);
+    /* every figure is drawn: only now replace the old files */
+    if (!rc) rc = ana_outputs_commit(&c.outs);
+    ana_outputs_close(&c.outs); /* after a failure: removes the temporary files, nothing else */
     if (rc) {
         fprintf(stderr, "oialr plot: %s\n", oialr_errmsg()[0] ? oialr_errmsg() : oialr_strerror(rc));
         return 1;
     }
-    printf("figures: %s/stability.png %s/ranks.png %s/spectra.png%s%s%s\n", c.out_dir, c.out_dir, c.out_dir,
-           c.run ? " " : "", c.run ? c.out_dir : "", c.run ? "/training.png" : "");
+    printf("figures:");
+    for (int fig = 0; fig < NFIG; fig++)
+        if (c.drawn[fig]) printf(" %s/%s.png", c.out_dir, FIG_NAME[fig]);
+    printf("\n");
     return 0;
 }

@@ -1,8 +1,15 @@
 /*
  * results.c — results HDF5 file and CSV tables of `oialr analyze`
  * (layout documented in docs/analyze.md; keep the two in step).
+ *
+ * Every output is checked when the results are opened, before any layer is
+ * analysed, and written under a temporary name beside its path (outputs.h);
+ * ana_results_commit renames them all into place at the end of a successful
+ * run, ana_results_close removes the temporary files of a failed one, so an
+ * old results file or table stays as it was until the new one is complete.
  */
 #include "results.h"
+#include "outputs.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -26,9 +33,9 @@ struct ana_results {
     long off_metrics, off_spectra;      /* CSV offsets at the layer's start */
     size_t nss_layer;                   /* r->nss at the layer's start */
     char name[128];
-    FILE *metrics, *spectra;
-    char *paths[4];                     /* files created (for removal on failure) */
-    int npaths;
+    FILE *metrics, *spectra;            /* open on their temporary files */
+    ana_outputs outs;                   /* every output file of the run */
+    int i_h5, i_metrics, i_spectra, i_mean, i_replay; /* their indices in outs (-1: none) */
     step_s *ss;                         /* (step, S) of every layer, for the mean */
     size_t nss, capss;
     int64_t *mstep; double *mval; int32_t *mcnt;
@@ -76,19 +83,31 @@ static int write_1d(hid_t g, const char *name, hid_t ftype, hid_t mtype, const v
     return rc;
 }
 
-static int add_path(ana_results *r, const char *p) {
-    r->paths[r->npaths] = strdup(p);
-    if (!r->paths[r->npaths]) return oialr_seterr(OIALR_ERR_NOMEM, "results: out of memory");
-    r->npaths++;
+/* Refuse an output path that names the input file (--force or not). */
+static int not_input(const ana_opts *o, const char *path, const char *what) {
+    struct stat si, so;
+    if (stat(o->input, &si) == 0 && stat(path, &so) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+        return oialr_seterr(OIALR_ERR_ARG, "%s: the %s cannot be the input file", path, what);
     return OIALR_OK;
 }
 
-static FILE *open_csv(ana_results *r, const char *file, const char *header, int *rc) {
+/* Check DIR/file as an output of the run (nothing is touched). */
+static int add_csv(ana_results *r, const char *file, int *index) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", r->o->csv_dir, file);
-    FILE *f = fopen(path, "w");
-    if (!f) { *rc = oialr_seterr(OIALR_ERR_IO, "%s: %s", path, strerror(errno)); return NULL; }
-    if ((*rc = add_path(r, path))) { fclose(f); return NULL; }
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", r->o->csv_dir, file) >= sizeof path)
+        return oialr_seterr(OIALR_ERR_ARG, "%s: path too long", r->o->csv_dir);
+    int rc = not_input(r->o, path, "table");
+    return rc ? rc : ana_outputs_add(&r->outs, path, index);
+}
+
+/* Open a table's temporary file for writing; the header first. */
+static FILE *open_csv(ana_results *r, int index, const char *header, int *rc) {
+    FILE *f = fopen(ana_outputs_tmp(&r->outs, index), "w");
+    if (!f) {
+        *rc = oialr_seterr(OIALR_ERR_IO, "%s: cannot write it: %s", ana_outputs_path(&r->outs, index),
+                           strerror(errno));
+        return NULL;
+    }
     fputs(header, f);
     return f;
 }
@@ -108,17 +127,27 @@ int ana_results_open(ana_results **out, const ana_opts *o, const char *source_cr
     if (!r) return oialr_seterr(OIALR_ERR_NOMEM, "results: out of memory");
     r->o = o;
     r->file = r->layers = r->group = r->sigma = H5I_INVALID_HID;
+    r->i_h5 = r->i_metrics = r->i_spectra = r->i_mean = r->i_replay = -1;
+    ana_outputs_init(&r->outs, o->force);
     *out = r;
     int rc = OIALR_OK;
+    /* every output path first, before anything is written */
+    if (o->output && ((rc = not_input(o, o->output, "results file")) ||
+                      (rc = ana_outputs_add(&r->outs, o->output, &r->i_h5))))
+        return rc;
+    if (o->csv_dir && ((rc = ana_outputs_dir(&r->outs, o->csv_dir)) ||
+                       (rc = add_csv(r, "metrics.csv", &r->i_metrics)) ||
+                       (rc = add_csv(r, "spectra.csv", &r->i_spectra)) ||
+                       (rc = add_csv(r, "mean_stability.csv", &r->i_mean)) ||
+                       (o->policy.kind && (rc = add_csv(r, "replay.csv", &r->i_replay)))))
+        return rc;
+    if ((rc = ana_outputs_begin(&r->outs))) return rc;
     if (o->output) {
-        struct stat si, so;
-        if (stat(o->input, &si) == 0 && stat(o->output, &so) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
-            return oialr_seterr(OIALR_ERR_ARG, "%s: the results file cannot be the input file", o->output);
-        if (!o->force && access(o->output, F_OK) == 0)
-            return oialr_seterr(OIALR_ERR_EXISTS, "%s exists (use --force to overwrite)", o->output);
-        H5E_BEGIN_TRY { r->file = H5Fcreate(o->output, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT); } H5E_END_TRY;
+        /* the empty temporary file is this run's own */
+        H5E_BEGIN_TRY {
+            r->file = H5Fcreate(ana_outputs_tmp(&r->outs, r->i_h5), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        } H5E_END_TRY;
         if (r->file < 0) return oialr_seterr(OIALR_ERR_IO, "%s: cannot create the results file", o->output);
-        if ((rc = add_path(r, o->output))) return rc;
         char created[40];
         time_t now = time(NULL);
         struct tm tmv;
@@ -147,15 +176,13 @@ int ana_results_open(ana_results **out, const ana_opts *o, const char *source_cr
         if (r->layers < 0) return h5fail("group", "layers");
     }
     if (o->csv_dir) {
-        if (mkdir(o->csv_dir, 0777) != 0 && errno != EEXIST)
-            return oialr_seterr(OIALR_ERR_IO, "%s: %s", o->csv_dir, strerror(errno));
-        r->metrics = open_csv(r, "metrics.csv",
+        r->metrics = open_csv(r, r->i_metrics,
                               "layer,step,ref_step,rows,cols,valid,stability,sigma1,sigma_min,frobenius,stable_rank,"
                               "effective_rank,rank,cutoff_rank,param_share,trainable_share,condition,angles_k,"
                               "grassmann_left,grassmann_right,max_angle_left,max_angle_right,precision\n",
                               &rc);
         if (rc) return rc;
-        r->spectra = open_csv(r, "spectra.csv", "layer,step,index,sigma\n", &rc);
+        r->spectra = open_csv(r, r->i_spectra, "layer,step,index,sigma\n", &rc);
         if (rc) return rc;
     }
     return OIALR_OK;
@@ -349,13 +376,21 @@ int ana_results_finish(ana_results *r, double frac) {
         if (H5Fflush(r->file, H5F_SCOPE_GLOBAL) < 0) return h5fail("file", r->o->output);
     }
     if (r->o->csv_dir) {
-        FILE *f = open_csv(r, "mean_stability.csv", "step,mean_stability,layers\n", &rc);
+        FILE *f = open_csv(r, r->i_mean, "step,mean_stability,layers\n", &rc);
         if (!f) return rc;
         for (size_t i = 0; i < r->nmean; i++)
             fprintf(f, "%lld,%.9g,%d\n", (long long)r->mstep[i], r->mval[i], (int)r->mcnt[i]);
-        if (fclose(f) != 0) return oialr_seterr(OIALR_ERR_IO, "%s/mean_stability.csv: write error", r->o->csv_dir);
+        int bad = ferror(f);
+        if (fclose(f) != 0 || bad)
+            return oialr_seterr(OIALR_ERR_IO, "%s: write error", ana_outputs_path(&r->outs, r->i_mean));
     }
     return OIALR_OK;
+}
+
+FILE *ana_results_open_replay(ana_results *r, const char **path, int *rc) {
+    OIALR_ASSERT(r->i_replay >= 0);
+    *path = ana_outputs_path(&r->outs, r->i_replay);
+    return open_csv(r, r->i_replay, "", rc);
 }
 
 int ana_results_last_mean(const ana_results *r, int64_t *step, double *value) {
@@ -365,22 +400,39 @@ int ana_results_last_mean(const ana_results *r, int64_t *step, double *value) {
     return 0;
 }
 
-void ana_results_close(ana_results *r, int failed) {
-    if (!r) return;
-    int bad = 0;
+/* Close the HDF5 file and the tables; the first error, naming the file. */
+static int close_files(ana_results *r) {
+    int rc = OIALR_OK;
+    herr_t e = 0;
     H5E_BEGIN_TRY {
         if (r->sigma >= 0) H5Dclose(r->sigma);
         if (r->group >= 0) H5Gclose(r->group);
         if (r->layers >= 0) H5Gclose(r->layers);
-        if (r->file >= 0 && H5Fclose(r->file) < 0) bad = 1;
+        if (r->file >= 0) e = H5Fclose(r->file);
     } H5E_END_TRY;
-    if (r->metrics && fclose(r->metrics) != 0) bad = 1;
-    if (r->spectra && fclose(r->spectra) != 0) bad = 1;
-    if (bad && !failed) fprintf(stderr, "oialr analyze: error closing the outputs\n");
-    for (int i = 0; i < r->npaths; i++) {
-        if (failed) remove(r->paths[i]);
-        free(r->paths[i]);
+    if (e < 0) rc = oialr_seterr(OIALR_ERR_HDF5, "%s: cannot close the results file", r->o->output);
+    r->file = r->layers = r->group = r->sigma = H5I_INVALID_HID;
+    FILE *f[2] = {r->metrics, r->spectra};
+    int idx[2] = {r->i_metrics, r->i_spectra};
+    for (int i = 0; i < 2; i++) {
+        if (!f[i]) continue;
+        int bad = ferror(f[i]);
+        if ((fclose(f[i]) != 0 || bad) && !rc)
+            rc = oialr_seterr(OIALR_ERR_IO, "%s: write error", ana_outputs_path(&r->outs, idx[i]));
     }
+    r->metrics = r->spectra = NULL;
+    return rc;
+}
+
+int ana_results_commit(ana_results *r) {
+    int rc = close_files(r);
+    return rc ? rc : ana_outputs_commit(&r->outs);
+}
+
+void ana_results_close(ana_results *r) {
+    if (!r) return;
+    close_files(r);
+    ana_outputs_close(&r->outs);
     free(r->ss); free(r->mstep); free(r->mval); free(r->mcnt);
     free(r);
 }

@@ -11,9 +11,12 @@
 
 typedef struct ana_results ana_results;
 
-/* Opens o->output (refusing the input file itself, and an existing file
- * unless o->force) and the CSV files in o->csv_dir (created if missing).
- * source_created may be NULL. Either output may be absent. */
+/* Checks every output first: o->output and, in o->csv_dir, metrics.csv,
+ * spectra.csv, mean_stability.csv and (with a policy) replay.csv; each must
+ * be absent, or a regular file with o->force, and none the input file.
+ * Then creates o->csv_dir if missing and opens every output under its
+ * temporary name (docs/analyze.md, "Output files"). source_created may be
+ * NULL. Either output may be absent. */
 int ana_results_open(ana_results **r, const ana_opts *o, const char *source_created);
 int ana_results_layer_begin(ana_results *r, const char *name, const char *kind, int64_t rows, int64_t cols,
                             int64_t nsnap);
@@ -32,8 +35,14 @@ int ana_results_layer_end(ana_results *r, const ana_row *rows, int64_t nsnap, in
 int ana_results_finish(ana_results *r, double frac);
 /* Last step with a mean stability (after finish); -1 if none. */
 int ana_results_last_mean(const ana_results *r, int64_t *step, double *value);
-/* Close; with failed != 0 remove the files this run created. */
-void ana_results_close(ana_results *r, int failed);
+/* replay.csv (--csv with a policy), open for writing on its temporary file;
+ * the caller writes it and closes it. *path: its final path, for messages. */
+FILE *ana_results_open_replay(ana_results *r, const char **path, int *rc);
+/* The run succeeded: close the files and rename every output into place. */
+int ana_results_commit(ana_results *r);
+/* Free; the temporary files of outputs not committed are removed (nothing
+ * else is: an old file at an output path stays as it was). */
+void ana_results_close(ana_results *r);
 
 /* Write a layer name as a CSV field (quoted when needed). */
 void ana_csv_name(FILE *f, const char *name);

@@ -8,6 +8,9 @@
  * shrink, so S crosses τ = 0.99 at a step known in advance.
  */
 #include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
 #include <signal.h>
@@ -16,10 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "analyze.h"
+#include "plot.h"
 #include "oialr/trajectory.h"
 #include "util_linalg.h"
 
@@ -426,6 +431,332 @@ START_TEST(test_bad_inputs) {
 }
 END_TEST
 
+/* --------------------------------------------------------------------------- */
+/* Outputs: the results file, the CSV tables and the figures follow the rule
+ * of oialr/base.h ("Output files"): nothing but a regular file (or nothing)
+ * is ever written over, an existing file only with --force and only once the
+ * new one is complete; a failed run leaves every old file as it was and no
+ * temporary file (.NAME.XXXXXX.part) behind. */
+
+/* The trajectory of write_traj plus training metrics (for the training
+ * figure); compress > 0: deflate, so that a chunk can be corrupted. */
+static void outputs_traj(const char *path, int compress) {
+    oialr_traj *t;
+    oialr_traj_options opt;
+    oialr_traj_options_default(&opt);
+    opt.force = 1;
+    opt.compress = compress;
+    ck_assert_int_eq(oialr_traj_create(&t, path, &opt), OIALR_OK);
+    int idx[NL];
+    for (int l = 0; l < NL; l++)
+        ck_assert_int_eq(oialr_traj_declare_layer(t, LAYERS[l].name, LAYERS[l].rows, LAYERS[l].cols, "dense", 0, NULL,
+                                                  &idx[l]),
+                         OIALR_OK);
+    ck_assert_int_eq(oialr_traj_declare_metrics(t, "epoch,loss,train_acc,val_acc,test_acc,lr"), OIALR_OK);
+    float *w = malloc(sizeof(float) * 40 * 40);
+    for (int j = 0; j < NSNAP; j++) {
+        for (int l = 0; l < NL; l++) {
+            layer_matrix(w, LAYERS[l].rows, LAYERS[l].cols, j, 100 + 10 * l, 1.0 + 0.01 * j);
+            ck_assert_int_eq(oialr_traj_append(t, idx[l], 10 * j, w, 0), OIALR_OK);
+        }
+        double m[6] = {j / 4, 2.0 / (1 + j), 0.5 + 0.04 * j, 0.5 + 0.03 * (j / 4), 0.5 + 0.03 * (j / 4), 0.1};
+        ck_assert_int_eq(oialr_traj_append_metrics(t, 10 * j, m, 6), OIALR_OK);
+    }
+    free(w);
+    ck_assert_int_eq(oialr_traj_close(t), OIALR_OK);
+}
+
+/* Overwrite the stored (compressed) chunk of snapshot snap of a layer with
+ * 0xFF bytes: not a zlib stream, so reading that snapshot fails. */
+static void corrupt_chunk(const char *path, const char *layer, int snap) {
+    char dset[128];
+    snprintf(dset, sizeof dset, "/layers/%s/weight", layer);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    hid_t d = H5Dopen2(f, dset, H5P_DEFAULT);
+    ck_assert(d >= 0);
+    hsize_t off[3] = {(hsize_t)snap, 0, 0}, size = 0;
+    haddr_t addr = 0;
+    unsigned mask = 0;
+    ck_assert(H5Dget_chunk_info_by_coord(d, off, &mask, &addr, &size) >= 0);
+    H5Dclose(d);
+    H5Fclose(f);
+    ck_assert(size > 0 && addr != HADDR_UNDEF);
+    unsigned char *junk = malloc(size);
+    memset(junk, 0xFF, size);
+    int fd = open(path, O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pwrite(fd, junk, size, (off_t)addr), (ssize_t)size);
+    close(fd);
+    free(junk);
+}
+
+/* Whole content of a file (malloc'd, *n bytes); NULL if it cannot be read. */
+static char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, len = 0;
+    char *b = malloc(cap);
+    size_t got;
+    while ((got = fread(b + len, 1, cap - len, f)) > 0) {
+        len += got;
+        if (len == cap) b = realloc(b, cap *= 2);
+    }
+    fclose(f);
+    *n = len;
+    return b;
+}
+
+static void put_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Files whose content must not change: remembered, then compared. */
+typedef struct { char path[400]; char *data; size_t n; } kept_file;
+
+static void keep(kept_file *k, const char *dirpath, const char *name) {
+    snprintf(k->path, sizeof k->path, "%s/%s", dirpath, name);
+    k->data = slurp(k->path, &k->n);
+    ck_assert_msg(k->data != NULL, "%s does not exist", k->path);
+}
+
+static void check_kept(kept_file *k, int n) {
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        char *now = slurp(k[i].path, &len);
+        ck_assert_msg(now != NULL, "%s was removed", k[i].path);
+        ck_assert_msg(len == k[i].n && memcmp(now, k[i].data, len) == 0, "%s was changed", k[i].path);
+        free(now);
+        free(k[i].data);
+        k[i].data = NULL;
+    }
+}
+
+/* Number of temporary files (.NAME.XXXXXX.part) in a directory. */
+static int parts_in(const char *dirpath) {
+    DIR *d = opendir(dirpath);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l > 5 && strcmp(e->d_name + l - 5, ".part") == 0) {
+            fprintf(stderr, "left behind: %s/%s\n", dirpath, e->d_name);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static int run_plot(int n, ...) {
+    char *argv[32];
+    va_list ap;
+    va_start(ap, n);
+    argv[0] = "plot";
+    for (int i = 0; i < n; i++) argv[i + 1] = va_arg(ap, char *);
+    va_end(ap);
+    argv[n + 1] = NULL;
+    return oialr_cmd_plot(n + 1, argv);
+}
+
+static int is_png_file(const char *path) {
+    size_t n;
+    char *b = slurp(path, &n);
+    int ok = b && n > 5000 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0;
+    free(b);
+    return ok;
+}
+
+/* (a) A device node, a symbolic link or a directory at an output path is
+ * refused even with --force, and left as it was. */
+START_TEST(test_outputs_special_files) {
+    write_traj(traj, 4, 0);
+    char node[320], link_[320], target[320], sub[320], p[400];
+    snprintf(node, sizeof node, "%s/node.h5", dir);
+    snprintf(link_, sizeof link_, "%s/link.h5", dir);
+    snprintf(target, sizeof target, "%s/target.h5", dir);
+    snprintf(sub, sizeof sub, "%s/sub.h5", dir);
+    /* a symbolic link: nothing is written through it */
+    put_file(target, "the file the link points to\n");
+    ck_assert_int_eq(symlink("target.h5", link_), 0);
+    kept_file k[1];
+    keep(&k[0], dir, "target.h5");
+    ck_assert_int_eq(run(6, traj, "-o", link_, "--force", "--threads", "1"), 1);
+    struct stat st;
+    ck_assert_int_eq(lstat(link_, &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    check_kept(k, 1);
+    /* a directory */
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    ck_assert_int_eq(run(6, traj, "-o", sub, "--force", "--threads", "1"), 1);
+    ck_assert_int_eq(lstat(sub, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    /* a device node like /dev/null, as the results file and as a CSV table */
+    if (mknod(node, S_IFCHR | 0666, makedev(1, 3)) != 0) {
+        fprintf(stderr, "test_outputs_special_files: mknod: %s: device node cases skipped (needs root)\n",
+                strerror(errno));
+    } else {
+        ck_assert_int_eq(run(6, traj, "-o", node, "--force", "--threads", "1"), 1);
+        ck_assert_int_eq(lstat(node, &st), 0);
+        ck_assert(S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3));
+        ck_assert_int_eq(mkdir(csvdir, 0755), 0);
+        snprintf(p, sizeof p, "%s/metrics.csv", csvdir);
+        ck_assert_int_eq(mknod(p, S_IFCHR | 0666, makedev(1, 3)), 0);
+        ck_assert_int_eq(run(8, traj, "-o", out, "--csv", csvdir, "--force", "--threads", "1"), 1);
+        ck_assert_int_eq(lstat(p, &st), 0);
+        ck_assert(S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3));
+        ck_assert_int_eq(access(out, F_OK), -1); /* refused before anything was written */
+    }
+    ck_assert_int_eq(parts_in(dir), 0);
+    ck_assert_int_eq(parts_in(csvdir), 0);
+}
+END_TEST
+
+/* (b) A run that fails after its outputs were opened (a snapshot of the last
+ * layer cannot be read) leaves the old results and tables of an earlier run
+ * byte for byte, even with --force, and no temporary file. */
+START_TEST(test_outputs_failed_run_keeps_old) {
+    outputs_traj(traj, 0);
+    ck_assert_int_eq(run(10, traj, "-o", out, "--csv", csvdir, "--policy", "delay:35", "--threads", "1", "-q"), 0);
+    char bad_traj[320];
+    snprintf(bad_traj, sizeof bad_traj, "%s/broken.h5", dir);
+    outputs_traj(bad_traj, 1);
+    corrupt_chunk(bad_traj, "head", 3);
+    kept_file k[5];
+    keep(&k[0], dir, "res.h5");
+    keep(&k[1], csvdir, "metrics.csv");
+    keep(&k[2], csvdir, "spectra.csv");
+    keep(&k[3], csvdir, "mean_stability.csv");
+    keep(&k[4], csvdir, "replay.csv");
+    ck_assert_int_eq(run(11, bad_traj, "-o", out, "--csv", csvdir, "--policy", "delay:35", "--force", "--threads", "1",
+                         "-q"),
+                     1);
+    check_kept(k, 5);
+    ck_assert_int_eq(parts_in(dir), 0);
+    ck_assert_int_eq(parts_in(csvdir), 0);
+    /* a CSV directory this failing run created itself is not left behind */
+    char fresh[320];
+    snprintf(fresh, sizeof fresh, "%s/fresh", dir);
+    ck_assert_int_eq(run(6, bad_traj, "--csv", fresh, "--threads", "1", "-q"), 1);
+    ck_assert_int_eq(access(fresh, F_OK), -1);
+}
+END_TEST
+
+/* (c) --csv DIR with an existing table and no --force is refused before
+ * anything is written; the table is unchanged. */
+START_TEST(test_outputs_csv_exists) {
+    write_traj(traj, 4, 0);
+    char p[400];
+    ck_assert_int_eq(mkdir(csvdir, 0755), 0);
+    snprintf(p, sizeof p, "%s/metrics.csv", csvdir);
+    put_file(p, "someone's table\n");
+    kept_file k[1];
+    keep(&k[0], csvdir, "metrics.csv");
+    ck_assert_int_eq(run(8, traj, "-o", out, "--csv", csvdir, "--threads", "1", "-q"), 1);
+    check_kept(k, 1);
+    ck_assert_int_eq(access(out, F_OK), -1); /* refused up front: no results file either */
+    snprintf(p, sizeof p, "%s/spectra.csv", csvdir);
+    ck_assert_int_eq(access(p, F_OK), -1);
+    /* replay.csv counts too, with --policy */
+    ck_assert_int_eq(unlink(k[0].path), 0);
+    snprintf(p, sizeof p, "%s/replay.csv", csvdir);
+    put_file(p, "someone's replay\n");
+    keep(&k[0], csvdir, "replay.csv");
+    ck_assert_int_eq(run(8, traj, "--csv", csvdir, "--policy", "delay:10", "--threads", "1", "-q"), 1);
+    check_kept(k, 1);
+    snprintf(p, sizeof p, "%s/metrics.csv", csvdir);
+    ck_assert_int_eq(access(p, F_OK), -1);
+    ck_assert_int_eq(parts_in(csvdir), 0);
+    /* --force replaces it */
+    ck_assert_int_eq(run(9, traj, "--csv", csvdir, "--policy", "delay:10", "--force", "--threads", "1", "-q"), 0);
+    snprintf(p, sizeof p, "%s/replay.csv", csvdir);
+    size_t n;
+    char *b = slurp(p, &n);
+    ck_assert(b && n > 6 && strncmp(b, "layer,", 6) == 0);
+    free(b);
+}
+END_TEST
+
+/* (d) oialr plot: figures in place are refused without --force, replaced with
+ * it; a plot that fails (gnuplot on a broken table) leaves the old figures
+ * and scripts as they were and no temporary file. */
+START_TEST(test_outputs_plot) {
+    outputs_traj(traj, 0);
+    ck_assert_int_eq(run(6, traj, "--csv", csvdir, "--threads", "1", "-q"), 0);
+    char figs[320], p[400];
+    snprintf(figs, sizeof figs, "%s/figures", dir);
+    ck_assert_int_eq(run_plot(5, csvdir, "-o", figs, "--run", traj), 0);
+    static const char *const names[] = {"stability", "ranks", "spectra", "training"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s.png", figs, names[i]);
+        ck_assert_msg(is_png_file(p), "%s is not a PNG", p);
+    }
+    ck_assert_int_eq(parts_in(figs), 0);
+    /* again without --force: refused, nothing touched */
+    kept_file k[9];
+    keep(&k[0], figs, "stability.png");
+    keep(&k[1], figs, "stability.gp");
+    ck_assert_int_eq(run_plot(5, csvdir, "-o", figs, "--run", traj), 1);
+    check_kept(k, 2);
+    /* with --force: replaced */
+    snprintf(p, sizeof p, "%s/stability.png", figs);
+    put_file(p, "old figure\n");
+    ck_assert_int_eq(run_plot(6, csvdir, "-o", figs, "--run", traj, "--force"), 0);
+    ck_assert(is_png_file(p));
+    ck_assert_int_eq(run_plot(6, csvdir, "-o", figs, "--run", traj, "-f"), 0);
+    ck_assert(is_png_file(p));
+    /* a broken table: stability and ranks are drawn, spectra fails */
+    snprintf(p, sizeof p, "%s/spectra.csv", csvdir);
+    put_file(p, "layer,step,index,sigma\nfc1,x,y,z\n");
+    const char *files[] = {"stability.png", "stability.gp", "ranks.png", "ranks.gp", "spectra.png",
+                           "spectra.gp", "training.png", "training.gp", "training.csv"};
+    for (int i = 0; i < 9; i++) keep(&k[i], figs, files[i]);
+    ck_assert_int_eq(run_plot(6, csvdir, "-o", figs, "--run", traj, "--force"), 1);
+    check_kept(k, 9);
+    ck_assert_int_eq(parts_in(figs), 0);
+    ck_assert_int_eq(run_plot(1, "--help"), 0);
+}
+END_TEST
+
+/* (e) A successful run replaces its outputs by renaming new files into place
+ * (a file hard-linked to the old output keeps its content) and leaves no
+ * temporary file. */
+START_TEST(test_outputs_success_no_temporaries) {
+    write_traj(traj, 6, 0);
+    char other[320], other_csv[320], p[400];
+    snprintf(other, sizeof other, "%s/other.h5", dir);
+    snprintf(other_csv, sizeof other_csv, "%s/other.csv", dir);
+    put_file(other, "another name of the old results file\n");
+    put_file(other_csv, "another name of the old table\n");
+    ck_assert_int_eq(link(other, out), 0);
+    ck_assert_int_eq(mkdir(csvdir, 0755), 0);
+    snprintf(p, sizeof p, "%s/metrics.csv", csvdir);
+    ck_assert_int_eq(link(other_csv, p), 0);
+    kept_file k[2];
+    keep(&k[0], dir, "other.h5");
+    keep(&k[1], dir, "other.csv");
+    ck_assert_int_eq(run(11, traj, "-o", out, "--csv", csvdir, "--force", "--policy", "delay:20", "--threads", "1",
+                         "-q"),
+                     0);
+    check_kept(k, 2);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    ck_assert_int_eq(read_attr_i64(f, "/", "format_version"), 1);
+    H5Fclose(f);
+    const char *tables[] = {"metrics.csv", "spectra.csv", "mean_stability.csv", "replay.csv"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", csvdir, tables[i]);
+        ck_assert_msg(access(p, R_OK) == 0, "%s missing", p);
+    }
+    ck_assert_int_eq(parts_in(dir), 0);
+    ck_assert_int_eq(parts_in(csvdir), 0);
+}
+END_TEST
+
 static Suite *analyze_suite(void) {
     Suite *s = suite_create("analyze");
     TCase *core = tcase_create("Core");
@@ -443,6 +774,15 @@ static Suite *analyze_suite(void) {
     tcase_add_test(lim, test_bad_flags);
     tcase_add_test(lim, test_bad_inputs);
     suite_add_tcase(s, lim);
+    TCase *outs = tcase_create("Outputs");
+    tcase_add_checked_fixture(outs, setup, teardown);
+    tcase_add_test(outs, test_outputs_special_files);
+    tcase_add_test(outs, test_outputs_failed_run_keeps_old);
+    tcase_add_test(outs, test_outputs_csv_exists);
+    tcase_add_test(outs, test_outputs_plot);
+    tcase_add_test(outs, test_outputs_success_no_temporaries);
+    tcase_set_timeout(outs, 60);
+    suite_add_tcase(s, outs);
     return s;
 }
 

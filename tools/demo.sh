@@ -21,7 +21,7 @@ echo "== 2/3 analyse: basis stability, spectra and ranks of every layer"
     --policy stability:0.99
 echo
 echo "== 3/3 plot"
-"$oialr" plot "$out/tables" -o "$out/figures" --run "$out/run.h5"
+"$oialr" plot "$out/tables" -o "$out/figures" --run "$out/run.h5" --force
 echo
 echo "results are in $out/:"
 echo "  run.h5          the trajectory (h5dump -H $out/run.h5; docs/format.md)"
