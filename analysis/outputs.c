@@ -66,14 +66,6 @@ void ana_outputs_drop(ana_outputs *s, int i) {
     oialr_output_abort(&s->out[i]);
 }
 
-/* A temporary file that oialr_output_commit could not rename holds the only
- * copy of its content and its message names it: release it, keep the file. */
-static void keep_tmp(oialr_output *o) {
-    free(o->tmp);
-    free(o->path);
-    memset(o, 0, sizeof *o);
-}
-
 int ana_outputs_commit(ana_outputs *s) {
     int rc;
     /* all or nothing as far as the checks go: refuse before renaming any */
@@ -82,7 +74,8 @@ int ana_outputs_commit(ana_outputs *s) {
     for (int i = 0; i < s->n; i++) {
         if (!s->out[i].tmp) continue;
         if ((rc = oialr_output_commit(&s->out[i]))) {
-            keep_tmp(&s->out[i]);
+            /* its temporary file holds the only copy, and the message names it */
+            oialr_output_release(&s->out[i]);
             return rc;
         }
         s->committed++;

@@ -122,10 +122,14 @@ int oialr_output_commit(oialr_output *o) {
     return OIALR_OK;
 }
 
-void oialr_output_abort(oialr_output *o) {
+void oialr_output_release(oialr_output *o) {
     if (!o) return;
-    if (o->tmp) unlink(o->tmp);
     free(o->tmp);
     free(o->path);
     memset(o, 0, sizeof *o);
+}
+
+void oialr_output_abort(oialr_output *o) {
+    if (o && o->tmp) unlink(o->tmp);
+    oialr_output_release(o);
 }

@@ -145,6 +145,10 @@ OIALR_API int oialr_output_commit(oialr_output *o);
 /* Remove o->tmp (if not committed) and release o. Safe on a zeroed o. */
 OIALR_API void oialr_output_abort(oialr_output *o);
 
+/* Release o but keep o->tmp on disk (a commit that failed: its content may
+ * be the only copy, and the message named it). Safe on a zeroed o. */
+OIALR_API void oialr_output_release(oialr_output *o);
+
 /* Monotonic wall clock in seconds. */
 OIALR_API double oialr_now(void);
 

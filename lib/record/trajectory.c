@@ -553,8 +553,7 @@ static void traj_free(oialr_traj *t) {
     if (t->lockfd >= 0) close(t->lockfd);
     /* a temporary file left here holds data that could not be published:
      * its name is in the error message, and it is kept */
-    free(t->out.tmp);
-    free(t->out.path);
+    oialr_output_release(&t->out);
     free(t->cmdline);
     free(t->path);
     free(t);
