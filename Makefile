@@ -41,7 +41,7 @@ PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(DEPS_PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 
-FINAL_CFLAGS  = $(STD) $(WARN) $(OPT) $(SAN_FLAGS) -fPIC -fvisibility=hidden -pthread -Ilib -Ianalysis $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+FINAL_CFLAGS  = $(STD) $(WARN) $(OPT) $(SAN_FLAGS) -fPIC -fvisibility=hidden -pthread -Ilib -Ianalysis -Itools $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
 FINAL_LDFLAGS = $(SAN_FLAGS) -pthread $(LDFLAGS)
 FINAL_LIBS    = $(PKG_LIBS) -lm $(LIBS)
 
@@ -123,15 +123,19 @@ $(CLI): $(TOOL_OBJS) $(ANA_OBJS) $(STATIC_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(FINAL_LDFLAGS) -o $@ $(TOOL_OBJS) $(ANA_OBJS) $(STATIC_LIB) $(FINAL_LIBS)
 
-$(BUILD)/tests/%: tests/%.c $(TEST_UOBJS) $(ANA_OBJS) $(STATIC_LIB)
+# analysis/ holds the analyze and plot commands, which parse their flags
+# with tools/cli.c: whatever links analysis/ links that too
+ANA_LINK := $(ANA_OBJS) $(BUILD)/tools/cli.o
+
+$(BUILD)/tests/%: tests/%.c $(TEST_UOBJS) $(ANA_LINK) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
-	$(Q)$(CC) $(FINAL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(TEST_UOBJS) $(ANA_OBJS) $(STATIC_LIB) $(FINAL_LDFLAGS) $(CHECK_LIBS) $(FINAL_LIBS)
+	$(Q)$(CC) $(FINAL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(TEST_UOBJS) $(ANA_LINK) $(STATIC_LIB) $(FINAL_LDFLAGS) $(CHECK_LIBS) $(FINAL_LIBS)
 
-$(BUILD)/bench/%: tests/bench/%.c $(ANA_OBJS) $(STATIC_LIB)
+$(BUILD)/bench/%: tests/bench/%.c $(ANA_LINK) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  BENCH   $@")
-	$(Q)$(CC) $(FINAL_CFLAGS) -o $@ $< $(ANA_OBJS) $(STATIC_LIB) $(FINAL_LDFLAGS) $(FINAL_LIBS)
+	$(Q)$(CC) $(FINAL_CFLAGS) -o $@ $< $(ANA_LINK) $(STATIC_LIB) $(FINAL_LDFLAGS) $(FINAL_LIBS)
 
 # --- install ----------------------------------------------------------------
 PUB_HEADERS := $(sort $(wildcard lib/oialr/*.h))

@@ -4,6 +4,7 @@
  * are written by results.c; the metrics are computed by engine.c.
  */
 #include "analyze.h"
+#include "cli.h"
 #include "results.h"
 
 #include <errno.h>
@@ -52,34 +53,6 @@ static int bad(const char *flag, const char *val, const char *why) {
     return 2;
 }
 
-static int parse_ll(const char *flag, const char *s, long long lo, long long hi, long long *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end) return bad(flag, s, "not an integer");
-    if (v < lo || v > hi) {
-        char why[96];
-        snprintf(why, sizeof why, "must be in [%lld, %lld]", lo, hi);
-        return bad(flag, s, why);
-    }
-    *out = v;
-    return 0;
-}
-
-static int parse_dbl(const char *flag, const char *s, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) return bad(flag, s, "not a number");
-    if (v < lo || v > hi) {
-        char why[96];
-        snprintf(why, sizeof why, "must be in [%g, %g]", lo, hi);
-        return bad(flag, s, why);
-    }
-    *out = v;
-    return 0;
-}
-
 /* "stability:0.99[,lag=K]" or "delay:STEPS" */
 static int parse_policy(const char *s, ana_policy *p) {
     memset(p, 0, sizeof *p);
@@ -98,16 +71,16 @@ static int parse_policy(const char *s, ana_policy *p) {
             const char *opt = comma + 1;
             if (strncmp(opt, "lag=", 4) != 0) return bad("--policy", s, "expected ',lag=K' after the threshold");
             long long k;
-            if (parse_ll("--policy lag", opt + 4, 1, 1000000, &k)) return 2;
+            if (cli_int("analyze", "--policy lag", opt + 4, 1, 1000000, &k)) return 2;
             p->lag = (int)k;
         }
-        if (parse_dbl("--policy threshold", arg, -1.0, 1.0, &p->tau)) return 2;
+        if (cli_float("analyze", "--policy threshold", arg, -1.0, 1.0, &p->tau)) return 2;
         return 0;
     }
     if (strcmp(buf, "delay") == 0) {
         p->kind = ANA_POLICY_DELAY;
         long long d;
-        if (parse_ll("--policy delay", arg, 0, INT64_MAX, &d)) return 2;
+        if (cli_int("analyze", "--policy delay", arg, 0, INT64_MAX, &d)) return 2;
         p->delay = d;
         return 0;
     }
@@ -116,12 +89,7 @@ static int parse_policy(const char *s, ana_policy *p) {
 
 /* Value of "--flag VALUE" or "--flag=VALUE". */
 static const char *flag_value(int argc, char **argv, int *i, const char *eq) {
-    if (eq) return eq + 1;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "oialr analyze: %s needs a value\n", argv[*i]);
-        return NULL;
-    }
-    return argv[++*i];
+    return eq ? eq + 1 : cli_value("analyze", argc, argv, i);
 }
 
 static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
@@ -158,18 +126,18 @@ static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
         else if (!strcmp(name, "--layers")) { VALUE(); o->layers = v; }
         else if (!strcmp(name, "--lag")) {
             VALUE();
-            if (parse_ll(name, v, 1, 1000000, &ll)) return 2;
+            if (cli_int("analyze", name, v, 1, 1000000, &ll)) return 2;
             o->lag = (int)ll;
             lag_given = 1;
-        } else if (!strcmp(name, "--beta")) { VALUE(); if (parse_dbl(name, v, 0.0, 1.0, &o->beta)) return 2; }
-        else if (!strcmp(name, "--tau")) { VALUE(); if (parse_dbl(name, v, -1.0, 1.0, &o->tau)) return 2; }
+        } else if (!strcmp(name, "--beta")) { VALUE(); if (cli_float("analyze", name, v, 0.0, 1.0, &o->beta)) return 2; }
+        else if (!strcmp(name, "--tau")) { VALUE(); if (cli_float("analyze", name, v, -1.0, 1.0, &o->tau)) return 2; }
         else if (!strcmp(name, "--threads")) {
             VALUE();
-            if (parse_ll(name, v, 1, 256, &ll)) return 2;
+            if (cli_int("analyze", name, v, 1, 256, &ll)) return 2;
             o->threads = (int)ll;
         } else if (!strcmp(name, "--blas-threads")) {
             VALUE();
-            if (parse_ll(name, v, 1, 256, &ll)) return 2;
+            if (cli_int("analyze", name, v, 1, 256, &ll)) return 2;
             o->blas_threads = (int)ll;
         } else if (!strcmp(name, "--policy")) { VALUE(); if (parse_policy(v, &o->policy)) return 2; }
         else if (!strcmp(name, "--double") && !eq) { o->prec = OIALR_PREC_F64; o->auto_prec = 0; }

@@ -22,6 +22,7 @@
  * `gnuplot -e "out='<temporary>'"` on the script's temporary file.
  */
 #include "plot.h"
+#include "cli.h"
 #include "oialr/base.h"
 #include "oialr/trajectory.h"
 #include "outputs.h"
@@ -454,19 +455,11 @@ int oialr_cmd_plot(int argc, char **argv) {
         } else if (!strcmp(a, "-f") || !strcmp(a, "--force")) {
             c.force = 1;
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--run") || !strcmp(a, "--tau"))) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "oialr plot: %s needs a value\n", a);
-                return 2;
-            }
-            const char *v = argv[++i];
+            const char *v = cli_value("plot", argc, argv, &i);
+            if (!v) return 2;
             if (!strcmp(a, "--run")) c.run = v;
             else if (!strcmp(a, "--tau")) {
-                char *end;
-                c.tau = strtod(v, &end);
-                if (*end || end == v || !(c.tau >= -1.0 && c.tau <= 1.0)) {
-                    fprintf(stderr, "oialr plot: --tau: expected a number in [-1, 1], got '%s'\n", v);
-                    return 2;
-                }
+                if (cli_float("plot", a, v, -1.0, 1.0, &c.tau)) return 2;
             } else c.out_dir = v;
         } else if (a[0] == '-') {
             fprintf(stderr, "oialr plot: unknown option '%s' (try 'oialr plot --help')\n", a);
