@@ -46,7 +46,7 @@ int graph_node(oialr_model *m, int op, const char *name, int in0, int in1, int d
     n->shape[1] = d1;
     n->shape[2] = d2;
     n->size = (size_t)d0 * (size_t)d1 * (size_t)d2;
-    for (int i = 0; i < 4; i++) n->p[i] = -1;
+    for (int i = 0; i < NODE_PARAMS; i++) n->param.slot[i] = -1;
     return m->nnodes++;
 }
 
@@ -75,8 +75,8 @@ int graph_dense_kind(oialr_model *m, const char *name, const char *layer, int in
     if (id < 0) return id;
     node *n = &m->nodes[id];
     n->tokens = tokens;
-    n->p[0] = pw;
-    n->p[1] = pb;
+    n->param.affine.weight = pw;
+    n->param.affine.bias = pb;
     n->ia[0] = C;
     n->ia[1] = OC;
     n->ia[2] = T;
@@ -272,9 +272,9 @@ void oialr_model_describe(const oialr_model *m, FILE *f) {
         const node *n = &m->nodes[i];
         fprintf(f, "  %-20s %-10s out=(%d,%d,%d)", n->name, oialr_ops[n->op]->name, n->shape[0], n->shape[1],
                 n->shape[2]);
-        for (int k = 0; k < 4; k++) {
-            if (n->p[k] < 0) continue;
-            const oialr_param_info *pi = &m->params.info[n->p[k]];
+        for (int k = 0; k < NODE_PARAMS; k++) {
+            if (n->param.slot[k] < 0) continue;
+            const oialr_param_info *pi = &m->params.info[n->param.slot[k]];
             fprintf(f, "  %s[%lldx%lld]", pi->name, (long long)pi->rows, (long long)pi->cols);
         }
         fputc('\n', f);

@@ -25,7 +25,7 @@ enum op_kind {
     OP_ADD,      /* residual: in0 + in1 */
     /* ops_conv.c */
     OP_CONV,     /* ia: C H W OC K stride pad */
-    OP_BATCHNORM,/* p: weight bias running_mean running_var; ia[0]=C ia[1]=HW */
+    OP_BATCHNORM,/* param.bn; ia[0]=C ia[1]=HW */
     OP_MAXPOOL,  /* ia: C H W K S pad */
     OP_AVGPOOL,  /* ia: C H W K S pad */
     OP_GAP,      /* global average pool: ia[0]=C ia[1]=HW */
@@ -39,6 +39,18 @@ enum op_kind {
     OP_TOKPICK,  /* one token (0: class token): ia: T D t */
     OP_COUNT
 };
+
+/* The parameters of a node by name: indices into m->params, -1 when absent
+ * (a conv without bias). `slot` is the same storage in order, for code that
+ * walks every parameter of any node. */
+#define NODE_PARAMS 4
+typedef union node_params {
+    int slot[NODE_PARAMS];
+    struct { int weight, bias; } affine;            /* dense, conv, patch, layernorm */
+    struct { int weight, bias, running_mean, running_var; } bn;
+    struct { int table; } embed;                    /* cls: the token [D]; pos: the table [T, D] */
+} node_params;
+_Static_assert(sizeof(node_params) == NODE_PARAMS * sizeof(int), "a node_params member exceeds NODE_PARAMS");
 
 /* Init rules for parameters. */
 enum init_kind {
@@ -54,7 +66,7 @@ typedef struct node {
     int in0, in1, in2;   /* input nodes (-1 none) */
     int shape[3];        /* output per sample: (C,H,W) or (T,D,1) or (n,1,1) */
     size_t size;         /* floats per sample of the output */
-    int p[4];            /* parameter indices (-1 none) */
+    node_params param;   /* member param.<kind>, all slots -1 until set */
     int ia[8];
     float fa[4];
     size_t off;          /* output region in act/dact (max_batch * size floats) */

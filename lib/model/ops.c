@@ -12,12 +12,14 @@ static void input_bwd(oialr_model *m, node *n, int B) { (void)m, (void)n, (void)
 
 static void dense_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    dense_forward(node_out(m, n), in_out(m, n, 0), param_data(m, n->p[0]), param_data(m, n->p[1]),
-                  B * n->ia[2], n->ia[0], n->ia[1]);
+    int w = n->param.affine.weight, b = n->param.affine.bias;
+    dense_forward(node_out(m, n), in_out(m, n, 0), param_data(m, w), param_data(m, b), B * n->ia[2], n->ia[0],
+                  n->ia[1]);
 }
 static void dense_bwd(oialr_model *m, node *n, int B) {
-    dense_backward(in_dout(m, n, 0), param_grad(m, n->p[0]), param_grad(m, n->p[1]), node_dout(m, n),
-                   in_out(m, n, 0), param_data(m, n->p[0]), B * n->ia[2], n->ia[0], n->ia[1]);
+    int w = n->param.affine.weight, b = n->param.affine.bias;
+    dense_backward(in_dout(m, n, 0), param_grad(m, w), param_grad(m, b), node_dout(m, n), in_out(m, n, 0),
+                   param_data(m, w), B * n->ia[2], n->ia[0], n->ia[1]);
 }
 
 static void relu_fwd(oialr_model *m, node *n, int B, int train) {

@@ -19,13 +19,14 @@ static conv2d_dims conv_dims(const node *n) {
 static void conv_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
     conv2d_dims d = conv_dims(n);
-    conv2d_forward(node_out(m, n), in_out(m, n, 0), param_data(m, n->p[0]), param_data(m, n->p[1]), m->scratch, &d,
-                   B);
+    int w = n->param.affine.weight, b = n->param.affine.bias;
+    conv2d_forward(node_out(m, n), in_out(m, n, 0), param_data(m, w), param_data(m, b), m->scratch, &d, B);
 }
 static void conv_bwd(oialr_model *m, node *n, int B) {
     conv2d_dims d = conv_dims(n);
-    conv2d_backward(in_dout(m, n, 0), param_grad(m, n->p[0]), param_grad(m, n->p[1]), node_dout(m, n),
-                    in_out(m, n, 0), param_data(m, n->p[0]), m->scratch, &d, B);
+    int w = n->param.affine.weight, b = n->param.affine.bias;
+    conv2d_backward(in_dout(m, n, 0), param_grad(m, w), param_grad(m, b), node_dout(m, n), in_out(m, n, 0),
+                    param_data(m, w), m->scratch, &d, B);
 }
 static size_t conv_scratch(const oialr_model *m, const node *n, int B) {
     (void)m;
@@ -55,8 +56,8 @@ int graph_conv(oialr_model *m, const char *name, int in, int OC, int K, int stri
     int id = graph_node(m, OP_CONV, name, in, -1, OC, d.OH, d.OW);
     if (id < 0) return id;
     node *n = &m->nodes[id];
-    n->p[0] = pw;
-    n->p[1] = pb;
+    n->param.affine.weight = pw;
+    n->param.affine.bias = pb;
     int ia[7] = {C, H, W, OC, K, stride, pad};
     memcpy(n->ia, ia, sizeof ia);
     m->flops += conv2d_flops(&d, 1);
@@ -67,19 +68,20 @@ int graph_conv(oialr_model *m, const char *name, int in, int OC, int K, int stri
 static void bn_fwd(oialr_model *m, node *n, int B, int train) {
     float *save = node_save(m, n);
     int C = n->ia[0], HW = n->ia[1];
+    float *weight = param_data(m, n->param.bn.weight), *bias = param_data(m, n->param.bn.bias);
+    float *rmean = param_data(m, n->param.bn.running_mean), *rvar = param_data(m, n->param.bn.running_var);
     if (train)
-        batchnorm2d_forward_train(node_out(m, n), save, save + C, param_data(m, n->p[2]), param_data(m, n->p[3]),
-                                  in_out(m, n, 0), param_data(m, n->p[0]), param_data(m, n->p[1]), B, C, HW, BN_EPS,
-                                  BN_MOMENTUM);
+        batchnorm2d_forward_train(node_out(m, n), save, save + C, rmean, rvar, in_out(m, n, 0), weight, bias, B, C, HW,
+                                  BN_EPS, BN_MOMENTUM);
     else
-        batchnorm2d_forward_eval(node_out(m, n), in_out(m, n, 0), param_data(m, n->p[0]), param_data(m, n->p[1]),
-                                 param_data(m, n->p[2]), param_data(m, n->p[3]), B, C, HW, BN_EPS);
+        batchnorm2d_forward_eval(node_out(m, n), in_out(m, n, 0), weight, bias, rmean, rvar, B, C, HW, BN_EPS);
 }
 static void bn_bwd(oialr_model *m, node *n, int B) {
     float *save = node_save(m, n);
     int C = n->ia[0];
-    batchnorm2d_backward(in_dout(m, n, 0), param_grad(m, n->p[0]), param_grad(m, n->p[1]), node_dout(m, n),
-                         in_out(m, n, 0), save, save + C, param_data(m, n->p[0]), B, C, n->ia[1]);
+    int w = n->param.bn.weight;
+    batchnorm2d_backward(in_dout(m, n, 0), param_grad(m, w), param_grad(m, n->param.bn.bias), node_dout(m, n),
+                         in_out(m, n, 0), save, save + C, param_data(m, w), B, C, n->ia[1]);
 }
 const op_def op_batchnorm = {"batchnorm", bn_fwd, bn_bwd, NULL};
 
@@ -99,7 +101,10 @@ int graph_batchnorm(oialr_model *m, const char *name, int in) {
     int id = graph_node(m, OP_BATCHNORM, name, in, -1, src->shape[0], src->shape[1], src->shape[2]);
     if (id < 0) return id;
     node *n = &m->nodes[id];
-    memcpy(n->p, p, sizeof p);
+    n->param.bn.weight = p[0];
+    n->param.bn.bias = p[1];
+    n->param.bn.running_mean = p[2];
+    n->param.bn.running_var = p[3];
     n->ia[0] = C;
     n->ia[1] = HW;
     n->save_fixed = 2 * (size_t)C;

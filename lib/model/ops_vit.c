@@ -28,13 +28,15 @@ static int token_node(oialr_model *m, int op, const char *name, int in, int T, i
 static void patch_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
     const int *a = n->ia;
-    patch_embed_forward(node_out(m, n), in_out(m, n, 0), param_data(m, n->p[0]), param_data(m, n->p[1]), m->scratch, B,
-                        a[0], a[1], a[2], a[3], a[4]);
+    int w = n->param.affine.weight, b = n->param.affine.bias;
+    patch_embed_forward(node_out(m, n), in_out(m, n, 0), param_data(m, w), param_data(m, b), m->scratch, B, a[0], a[1],
+                        a[2], a[3], a[4]);
 }
 static void patch_bwd(oialr_model *m, node *n, int B) {
     const int *a = n->ia;
-    patch_embed_backward(in_dout(m, n, 0), param_grad(m, n->p[0]), param_grad(m, n->p[1]), node_dout(m, n),
-                         in_out(m, n, 0), param_data(m, n->p[0]), m->scratch, B, a[0], a[1], a[2], a[3], a[4]);
+    int w = n->param.affine.weight, b = n->param.affine.bias;
+    patch_embed_backward(in_dout(m, n, 0), param_grad(m, w), param_grad(m, b), node_dout(m, n), in_out(m, n, 0),
+                         param_data(m, w), m->scratch, B, a[0], a[1], a[2], a[3], a[4]);
 }
 static size_t patch_scratch(const oialr_model *m, const node *n, int B) {
     (void)m;
@@ -60,8 +62,8 @@ int graph_patch(oialr_model *m, const char *name, int in, int P, int D) {
     if (id < 0) return id;
     node *n = &m->nodes[id];
     n->tokens = 1;
-    n->p[0] = pw;
-    n->p[1] = pb;
+    n->param.affine.weight = pw;
+    n->param.affine.bias = pb;
     int ia[5] = {C, H, W, P, D};
     memcpy(n->ia, ia, sizeof ia);
     m->flops += 2.0 * NP * D * (double)(C * P * P);
@@ -71,11 +73,11 @@ int graph_patch(oialr_model *m, const char *name, int in, int P, int D) {
 /* --- class token: (T, D) -> (T+1, D); ia = T D ---------------------------- */
 static void cls_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    cls_token_forward(node_out(m, n), in_out(m, n, 0), param_data(m, n->p[0]), B, n->ia[0], n->ia[1]);
+    cls_token_forward(node_out(m, n), in_out(m, n, 0), param_data(m, n->param.embed.table), B, n->ia[0], n->ia[1]);
 }
 static void cls_bwd(oialr_model *m, node *n, int B) {
     float *d = in_dout(m, n, 0);
-    float *dcls = param_grad(m, n->p[0]);
+    float *dcls = param_grad(m, n->param.embed.table);
     if (d) {
         cls_token_backward(d, dcls, node_dout(m, n), B, n->ia[0], n->ia[1]);
         return;
@@ -97,17 +99,18 @@ int graph_cls(oialr_model *m, const char *name, int in) {
     int id = token_node(m, OP_CLS, name, in, T + 1, D);
     if (id < 0) return id;
     m->nodes[id].ia[0] = T; /* input tokens */
-    m->nodes[id].p[0] = p;
+    m->nodes[id].param.embed.table = p;
     return id;
 }
 
 /* --- position embedding: ia = T D ----------------------------------------- */
 static void pos_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    pos_embed_forward(node_out(m, n), in_out(m, n, 0), param_data(m, n->p[0]), B, n->ia[0], n->ia[1]);
+    pos_embed_forward(node_out(m, n), in_out(m, n, 0), param_data(m, n->param.embed.table), B, n->ia[0], n->ia[1]);
 }
 static void pos_bwd(oialr_model *m, node *n, int B) {
-    pos_embed_backward(in_dout(m, n, 0), param_grad(m, n->p[0]), node_dout(m, n), B, n->ia[0], n->ia[1]);
+    pos_embed_backward(in_dout(m, n, 0), param_grad(m, n->param.embed.table), node_dout(m, n), B, n->ia[0],
+                       n->ia[1]);
 }
 const op_def op_pos = {"pos", pos_fwd, pos_bwd, NULL};
 
@@ -119,7 +122,7 @@ int graph_pos(oialr_model *m, const char *name, int in) {
     int p = graph_param(m, name, "pos", OIALR_PARAM_EMBED, 2, s, INIT_NORMAL, EMBED_STD);
     if (p < 0) return p;
     int id = token_node(m, OP_POS, name, in, T, D);
-    if (id >= 0) m->nodes[id].p[0] = p;
+    if (id >= 0) m->nodes[id].param.embed.table = p;
     return id;
 }
 
@@ -129,14 +132,15 @@ static void ln_fwd(oialr_model *m, node *n, int B, int train) {
     int N = B * n->ia[0];
     float *save = node_save(m, n);
     layernorm_forward(node_out(m, n), save, save + (size_t)m->max_batch * n->ia[0], in_out(m, n, 0),
-                      param_data(m, n->p[0]), param_data(m, n->p[1]), N, n->ia[1], LN_EPS);
+                      param_data(m, n->param.affine.weight), param_data(m, n->param.affine.bias), N, n->ia[1],
+                      LN_EPS);
 }
 static void ln_bwd(oialr_model *m, node *n, int B) {
     int N = B * n->ia[0];
     float *save = node_save(m, n);
-    layernorm_backward(in_dout(m, n, 0), param_grad(m, n->p[0]), param_grad(m, n->p[1]), node_dout(m, n),
-                       in_out(m, n, 0), save, save + (size_t)m->max_batch * n->ia[0], param_data(m, n->p[0]), N,
-                       n->ia[1]);
+    int w = n->param.affine.weight, b = n->param.affine.bias;
+    layernorm_backward(in_dout(m, n, 0), param_grad(m, w), param_grad(m, b), node_dout(m, n), in_out(m, n, 0), save,
+                       save + (size_t)m->max_batch * n->ia[0], param_data(m, w), N, n->ia[1]);
 }
 const op_def op_layernorm = {"layernorm", ln_fwd, ln_bwd, NULL};
 
@@ -153,8 +157,8 @@ int graph_layernorm(oialr_model *m, const char *name, int in) {
     if (pb < 0) return pb;
     int id = token_node(m, OP_LAYERNORM, name, in, T, D);
     if (id < 0) return id;
-    m->nodes[id].p[0] = pw;
-    m->nodes[id].p[1] = pb;
+    m->nodes[id].param.affine.weight = pw;
+    m->nodes[id].param.affine.bias = pb;
     m->nodes[id].save_per_sample = 2 * (size_t)T;
     return id;
 }
