@@ -77,9 +77,7 @@ int graph_dense_kind(oialr_model *m, const char *name, const char *layer, int in
     n->tokens = tokens;
     n->param.affine.weight = pw;
     n->param.affine.bias = pb;
-    n->ia[0] = C;
-    n->ia[1] = OC;
-    n->ia[2] = T;
+    n->arg.dense = (struct dense_args){.c = C, .oc = OC, .rows = T};
     m->flops += 2.0 * C * OC * T;
     return id;
 }
@@ -102,7 +100,7 @@ int graph_dropout(oialr_model *m, int in, float p) {
     if (p <= 0.0f) return in;
     int id = graph_same(m, OP_DROPOUT, in, -1);
     if (id < 0) return id;
-    m->nodes[id].fa[0] = p;
+    m->nodes[id].arg.dropout.p = p;
     m->nodes[id].save_per_sample = m->nodes[id].size; /* the mask */
     return id;
 }

@@ -15,30 +15,49 @@
 #include "oialr/model.h"
 #include "oialr/params.h"
 
+/* The member of node_args (and node_params) each kind uses is in brackets. */
 enum op_kind {
     OP_INPUT = 0,
-    OP_DENSE,    /* ia[0]=C ia[1]=OC ia[2]=rows per sample (T for tokens, 1 else) */
+    OP_DENSE,    /* [dense] [affine] */
     OP_RELU,
     OP_GELU,
     OP_TANH,
-    OP_DROPOUT,  /* fa[0]=p */
+    OP_DROPOUT,  /* [dropout] */
     OP_ADD,      /* residual: in0 + in1 */
     /* ops_conv.c */
-    OP_CONV,     /* ia: C H W OC K stride pad */
-    OP_BATCHNORM,/* param.bn; ia[0]=C ia[1]=HW */
-    OP_MAXPOOL,  /* ia: C H W K S pad */
-    OP_AVGPOOL,  /* ia: C H W K S pad */
-    OP_GAP,      /* global average pool: ia[0]=C ia[1]=HW */
+    OP_CONV,     /* [conv] [affine] */
+    OP_BATCHNORM,/* [bn] [bn] */
+    OP_MAXPOOL,  /* [pool] */
+    OP_AVGPOOL,  /* [pool] */
+    OP_GAP,      /* global average pool [gap] */
     /* ops_vit.c */
-    OP_PATCH,    /* patch embedding: ia: C H W P D */
-    OP_CLS,      /* prepend class token: ia: T D */
-    OP_POS,      /* add position embedding: ia: T D */
-    OP_LAYERNORM,/* over the last dim: ia: T D */
-    OP_ATTN,     /* softmax(q k^T/sqrt(HS)) v: in0 q, in1 k, in2 v; ia: T NH HS */
-    OP_TOKMEAN,  /* mean over tokens: ia: T D */
-    OP_TOKPICK,  /* one token (0: class token): ia: T D t */
+    OP_PATCH,    /* patch embedding [patch] [affine] */
+    OP_CLS,      /* prepend class token [tokens] [embed] */
+    OP_POS,      /* add position embedding [tokens] [embed] */
+    OP_LAYERNORM,/* over the last dim [tokens] [affine] */
+    OP_ATTN,     /* softmax(q k^T/sqrt(HS)) v: in0 q, in1 k, in2 v [attn] */
+    OP_TOKMEAN,  /* mean over tokens [tokens] */
+    OP_TOKPICK,  /* one token, tokens.pick (0: class token) [tokens] */
     OP_COUNT
 };
+
+/* Sizes and settings of a node, one struct per kind (the tag is node.op).
+ * Fields are the letters of docs/layers.md in lower case: c channels, h/w
+ * height/width, oc output channels, k kernel, t tokens, d width, nh heads,
+ * hs head size. */
+typedef union node_args {
+    struct dense_args { int c, oc, rows; } dense;   /* rows per sample: T for tokens, 1 else */
+    struct dropout_args { float p; } dropout;       /* probability of dropping */
+    struct conv_args { int c, h, w, oc, k, stride, pad; } conv; /* square k x k kernel */
+    struct bn_args { int c, hw; } bn;               /* channels, pixels per channel */
+    struct pool_args { int c, h, w, k, stride, pad; } pool;
+    struct gap_args { int c, hw; } gap;
+    struct patch_args { int c, h, w, p, d; } patch; /* p x p patches, width d */
+    /* (T, D) token ops; cls: t counts the input tokens (it outputs t + 1);
+     * tokpick: pick is the token taken */
+    struct tokens_args { int t, d, pick; } tokens;
+    struct attn_args { int t, nh, hs; } attn;       /* heads, head size */
+} node_args;
 
 /* The parameters of a node by name: indices into m->params, -1 when absent
  * (a conv without bias). `slot` is the same storage in order, for code that
@@ -66,9 +85,8 @@ typedef struct node {
     int in0, in1, in2;   /* input nodes (-1 none) */
     int shape[3];        /* output per sample: (C,H,W) or (T,D,1) or (n,1,1) */
     size_t size;         /* floats per sample of the output */
+    node_args arg;       /* member arg.<kind>, see enum op_kind */
     node_params param;   /* member param.<kind>, all slots -1 until set */
-    int ia[8];
-    float fa[4];
     size_t off;          /* output region in act/dact (max_batch * size floats) */
     size_t save_off;     /* saved state region in save */
     size_t save_per_sample, save_fixed;
