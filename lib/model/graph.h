@@ -6,8 +6,27 @@
  * gradient arena, the per-node saved state and one shared scratch buffer
  * are allocated once, for max_batch, when the model is finalised.
  *
- * Adding a layer kind: an OP_* value, an entry in the op table in ops.c
- * (forward, backward, scratch size) and a builder function below.
+ * A node says what it is by name: n->op selects its member of n->arg (sizes
+ * and settings, e.g. n->arg.conv.stride) and of n->param (indices into the
+ * parameter table, e.g. n->param.bn.running_var).
+ *
+ * Adding a layer kind:
+ *   1. an OP_* value below, its comment naming its members of arg and param;
+ *   2. a struct of its sizes and settings in union node_args, named by the
+ *      kind (kinds of one family share one, as the pools and the token ops
+ *      do; a variant of a kind may embed its struct);
+ *   3. if it has parameters, a struct naming them in union node_params, in
+ *      the order `describe` lists them; raise NODE_PARAMS if one needs more;
+ *   4. forward, backward and scratch size in an op_def (ops.c, ops_conv.c or
+ *      ops_vit.c), entered in the op table in ops.c;
+ *   5. a builder graph_<kind>() declared below: graph_param() for each
+ *      parameter, graph_node() for the node, then fill n->arg.<kind>,
+ *      n->param.<kind>, save_per_sample / save_fixed and m->flops.
+ * For example, a low-rank dense y = ((x V) Sigma^T) U^T + b (an attention
+ * projection is a dense node) adds OP_DENSE_LR, the args
+ * `struct dense_lr_args { struct dense_args dense; int rank; } dense_lr;`
+ * and the params `struct { int u, sigma, v, bias; } lowrank;`, which a
+ * low-rank conv (args embedding struct conv_args) uses too.
  */
 #ifndef OIALR_GRAPH_H
 #define OIALR_GRAPH_H
