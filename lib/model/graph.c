@@ -46,7 +46,7 @@ int graph_node(oialr_model *m, int op, const char *name, int in0, int in1, int d
     n->shape[1] = d1;
     n->shape[2] = d2;
     n->size = (size_t)d0 * (size_t)d1 * (size_t)d2;
-    for (int i = 0; i < 4; i++) n->p[i] = -1;
+    for (int i = 0; i < NODE_PARAMS; i++) n->param.slot[i] = -1;
     return m->nnodes++;
 }
 
@@ -75,11 +75,9 @@ int graph_dense_kind(oialr_model *m, const char *name, const char *layer, int in
     if (id < 0) return id;
     node *n = &m->nodes[id];
     n->tokens = tokens;
-    n->p[0] = pw;
-    n->p[1] = pb;
-    n->ia[0] = C;
-    n->ia[1] = OC;
-    n->ia[2] = T;
+    n->param.affine.weight = pw;
+    n->param.affine.bias = pb;
+    n->arg.dense = (struct dense_args){.c = C, .oc = OC, .rows = T};
     m->flops += 2.0 * C * OC * T;
     return id;
 }
@@ -102,7 +100,7 @@ int graph_dropout(oialr_model *m, int in, float p) {
     if (p <= 0.0f) return in;
     int id = graph_same(m, OP_DROPOUT, in, -1);
     if (id < 0) return id;
-    m->nodes[id].fa[0] = p;
+    m->nodes[id].arg.dropout.p = p;
     m->nodes[id].save_per_sample = m->nodes[id].size; /* the mask */
     return id;
 }
@@ -272,9 +270,9 @@ void oialr_model_describe(const oialr_model *m, FILE *f) {
         const node *n = &m->nodes[i];
         fprintf(f, "  %-20s %-10s out=(%d,%d,%d)", n->name, oialr_ops[n->op]->name, n->shape[0], n->shape[1],
                 n->shape[2]);
-        for (int k = 0; k < 4; k++) {
-            if (n->p[k] < 0) continue;
-            const oialr_param_info *pi = &m->params.info[n->p[k]];
+        for (int k = 0; k < NODE_PARAMS; k++) {
+            if (n->param.slot[k] < 0) continue;
+            const oialr_param_info *pi = &m->params.info[n->param.slot[k]];
             fprintf(f, "  %s[%lldx%lld]", pi->name, (long long)pi->rows, (long long)pi->cols);
         }
         fputc('\n', f);

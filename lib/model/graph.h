@@ -6,8 +6,27 @@
  * gradient arena, the per-node saved state and one shared scratch buffer
  * are allocated once, for max_batch, when the model is finalised.
  *
- * Adding a layer kind: an OP_* value, an entry in the op table in ops.c
- * (forward, backward, scratch size) and a builder function below.
+ * A node says what it is by name: n->op selects its member of n->arg (sizes
+ * and settings, e.g. n->arg.conv.stride) and of n->param (indices into the
+ * parameter table, e.g. n->param.bn.running_var).
+ *
+ * Adding a layer kind:
+ *   1. an OP_* value below, its comment naming its members of arg and param;
+ *   2. a struct of its sizes and settings in union node_args, named by the
+ *      kind (kinds of one family share one, as the pools and the token ops
+ *      do; a variant of a kind may embed its struct);
+ *   3. if it has parameters, a struct naming them in union node_params, in
+ *      the order `describe` lists them; raise NODE_PARAMS if one needs more;
+ *   4. forward, backward and scratch size in an op_def (ops.c, ops_conv.c or
+ *      ops_vit.c), entered in the op table in ops.c;
+ *   5. a builder graph_<kind>() declared below: graph_param() for each
+ *      parameter, graph_node() for the node, then fill n->arg.<kind>,
+ *      n->param.<kind>, save_per_sample / save_fixed and m->flops.
+ * For example, a low-rank dense y = ((x V) Sigma^T) U^T + b (an attention
+ * projection is a dense node) adds OP_DENSE_LR, the args
+ * `struct dense_lr_args { struct dense_args dense; int rank; } dense_lr;`
+ * and the params `struct { int u, sigma, v, bias; } lowrank;`, which a
+ * low-rank conv (args embedding struct conv_args) uses too.
  */
 #ifndef OIALR_GRAPH_H
 #define OIALR_GRAPH_H
@@ -15,30 +34,61 @@
 #include "oialr/model.h"
 #include "oialr/params.h"
 
+/* The member of node_args (and node_params) each kind uses is in brackets. */
 enum op_kind {
     OP_INPUT = 0,
-    OP_DENSE,    /* ia[0]=C ia[1]=OC ia[2]=rows per sample (T for tokens, 1 else) */
+    OP_DENSE,    /* [dense] [affine] */
     OP_RELU,
     OP_GELU,
     OP_TANH,
-    OP_DROPOUT,  /* fa[0]=p */
+    OP_DROPOUT,  /* [dropout] */
     OP_ADD,      /* residual: in0 + in1 */
     /* ops_conv.c */
-    OP_CONV,     /* ia: C H W OC K stride pad */
-    OP_BATCHNORM,/* p: weight bias running_mean running_var; ia[0]=C ia[1]=HW */
-    OP_MAXPOOL,  /* ia: C H W K S pad */
-    OP_AVGPOOL,  /* ia: C H W K S pad */
-    OP_GAP,      /* global average pool: ia[0]=C ia[1]=HW */
+    OP_CONV,     /* [conv] [affine] */
+    OP_BATCHNORM,/* [bn] [bn] */
+    OP_MAXPOOL,  /* [pool] */
+    OP_AVGPOOL,  /* [pool] */
+    OP_GAP,      /* global average pool [gap] */
     /* ops_vit.c */
-    OP_PATCH,    /* patch embedding: ia: C H W P D */
-    OP_CLS,      /* prepend class token: ia: T D */
-    OP_POS,      /* add position embedding: ia: T D */
-    OP_LAYERNORM,/* over the last dim: ia: T D */
-    OP_ATTN,     /* softmax(q k^T/sqrt(HS)) v: in0 q, in1 k, in2 v; ia: T NH HS */
-    OP_TOKMEAN,  /* mean over tokens: ia: T D */
-    OP_TOKPICK,  /* one token (0: class token): ia: T D t */
+    OP_PATCH,    /* patch embedding [patch] [affine] */
+    OP_CLS,      /* prepend class token [tokens] [embed] */
+    OP_POS,      /* add position embedding [tokens] [embed] */
+    OP_LAYERNORM,/* over the last dim [tokens] [affine] */
+    OP_ATTN,     /* softmax(q k^T/sqrt(HS)) v: in0 q, in1 k, in2 v [attn] */
+    OP_TOKMEAN,  /* mean over tokens [tokens] */
+    OP_TOKPICK,  /* one token, tokens.pick (0: class token) [tokens] */
     OP_COUNT
 };
+
+/* Sizes and settings of a node, one struct per kind (the tag is node.op).
+ * Fields are the letters of docs/layers.md in lower case: c channels, h/w
+ * height/width, oc output channels, k kernel, t tokens, d width, nh heads,
+ * hs head size. */
+typedef union node_args {
+    struct dense_args { int c, oc, rows; } dense;   /* rows per sample: T for tokens, 1 else */
+    struct dropout_args { float p; } dropout;       /* probability of dropping */
+    struct conv_args { int c, h, w, oc, k, stride, pad; } conv; /* square k x k kernel */
+    struct bn_args { int c, hw; } bn;               /* channels, pixels per channel */
+    struct pool_args { int c, h, w, k, stride, pad; } pool;
+    struct gap_args { int c, hw; } gap;
+    struct patch_args { int c, h, w, p, d; } patch; /* p x p patches, width d */
+    /* (T, D) token ops; cls: t counts the input tokens (it outputs t + 1);
+     * tokpick: pick is the token taken */
+    struct tokens_args { int t, d, pick; } tokens;
+    struct attn_args { int t, nh, hs; } attn;       /* heads, head size */
+} node_args;
+
+/* The parameters of a node by name: indices into m->params, -1 when absent
+ * (a conv without bias). `slot` is the same storage in order, for code that
+ * walks every parameter of any node. */
+#define NODE_PARAMS 4
+typedef union node_params {
+    int slot[NODE_PARAMS];
+    struct { int weight, bias; } affine;            /* dense, conv, patch, layernorm */
+    struct { int weight, bias, running_mean, running_var; } bn;
+    struct { int table; } embed;                    /* cls: the token [D]; pos: the table [T, D] */
+} node_params;
+_Static_assert(sizeof(node_params) == NODE_PARAMS * sizeof(int), "a node_params member exceeds NODE_PARAMS");
 
 /* Init rules for parameters. */
 enum init_kind {
@@ -54,9 +104,8 @@ typedef struct node {
     int in0, in1, in2;   /* input nodes (-1 none) */
     int shape[3];        /* output per sample: (C,H,W) or (T,D,1) or (n,1,1) */
     size_t size;         /* floats per sample of the output */
-    int p[4];            /* parameter indices (-1 none) */
-    int ia[8];
-    float fa[4];
+    node_args arg;       /* member arg.<kind>, see enum op_kind */
+    node_params param;   /* member param.<kind>, all slots -1 until set */
     size_t off;          /* output region in act/dact (max_batch * size floats) */
     size_t save_off;     /* saved state region in save */
     size_t save_per_sample, save_fixed;

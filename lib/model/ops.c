@@ -12,12 +12,15 @@ static void input_bwd(oialr_model *m, node *n, int B) { (void)m, (void)n, (void)
 
 static void dense_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    dense_forward(node_out(m, n), in_out(m, n, 0), param_data(m, n->p[0]), param_data(m, n->p[1]),
-                  B * n->ia[2], n->ia[0], n->ia[1]);
+    const struct dense_args *a = &n->arg.dense;
+    int w = n->param.affine.weight, b = n->param.affine.bias;
+    dense_forward(node_out(m, n), in_out(m, n, 0), param_data(m, w), param_data(m, b), B * a->rows, a->c, a->oc);
 }
 static void dense_bwd(oialr_model *m, node *n, int B) {
-    dense_backward(in_dout(m, n, 0), param_grad(m, n->p[0]), param_grad(m, n->p[1]), node_dout(m, n),
-                   in_out(m, n, 0), param_data(m, n->p[0]), B * n->ia[2], n->ia[0], n->ia[1]);
+    const struct dense_args *a = &n->arg.dense;
+    int w = n->param.affine.weight, b = n->param.affine.bias;
+    dense_backward(in_dout(m, n, 0), param_grad(m, w), param_grad(m, b), node_dout(m, n), in_out(m, n, 0),
+                   param_data(m, w), B * a->rows, a->c, a->oc);
 }
 
 static void relu_fwd(oialr_model *m, node *n, int B, int train) {
@@ -48,7 +51,7 @@ static void tanh_bwd(oialr_model *m, node *n, int B) {
 static void dropout_fwd(oialr_model *m, node *n, int B, int train) {
     size_t count = (size_t)B * n->size;
     float *mask = node_save(m, n);
-    float p = n->fa[0];
+    float p = n->arg.dropout.p;
     if (train) {
         float keep = 1.0f / (1.0f - p);
         for (size_t i = 0; i < count; i++) mask[i] = oialr_rng_uniform(&m->rng) < p ? 0.0f : keep;

@@ -7,25 +7,25 @@
 #include "nn/norm.h"
 #include "nn/pool.h"
 
-#include <string.h>
-
 #define BN_EPS 1e-5f
 #define BN_MOMENTUM 0.1f
 
-/* --- conv2d: ia = C H W OC K stride pad ---------------------------------- */
+/* --- conv2d: arg.conv, param.affine ------------------------------------- */
 static conv2d_dims conv_dims(const node *n) {
-    return conv2d_make(n->ia[0], n->ia[1], n->ia[2], n->ia[3], n->ia[4], n->ia[4], n->ia[5], n->ia[6]);
+    const struct conv_args *a = &n->arg.conv;
+    return conv2d_make(a->c, a->h, a->w, a->oc, a->k, a->k, a->stride, a->pad);
 }
 static void conv_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
     conv2d_dims d = conv_dims(n);
-    conv2d_forward(node_out(m, n), in_out(m, n, 0), param_data(m, n->p[0]), param_data(m, n->p[1]), m->scratch, &d,
-                   B);
+    int w = n->param.affine.weight, b = n->param.affine.bias;
+    conv2d_forward(node_out(m, n), in_out(m, n, 0), param_data(m, w), param_data(m, b), m->scratch, &d, B);
 }
 static void conv_bwd(oialr_model *m, node *n, int B) {
     conv2d_dims d = conv_dims(n);
-    conv2d_backward(in_dout(m, n, 0), param_grad(m, n->p[0]), param_grad(m, n->p[1]), node_dout(m, n),
-                    in_out(m, n, 0), param_data(m, n->p[0]), m->scratch, &d, B);
+    int w = n->param.affine.weight, b = n->param.affine.bias;
+    conv2d_backward(in_dout(m, n, 0), param_grad(m, w), param_grad(m, b), node_dout(m, n), in_out(m, n, 0),
+                    param_data(m, w), m->scratch, &d, B);
 }
 static size_t conv_scratch(const oialr_model *m, const node *n, int B) {
     (void)m;
@@ -55,31 +55,31 @@ int graph_conv(oialr_model *m, const char *name, int in, int OC, int K, int stri
     int id = graph_node(m, OP_CONV, name, in, -1, OC, d.OH, d.OW);
     if (id < 0) return id;
     node *n = &m->nodes[id];
-    n->p[0] = pw;
-    n->p[1] = pb;
-    int ia[7] = {C, H, W, OC, K, stride, pad};
-    memcpy(n->ia, ia, sizeof ia);
+    n->param.affine.weight = pw;
+    n->param.affine.bias = pb;
+    n->arg.conv = (struct conv_args){.c = C, .h = H, .w = W, .oc = OC, .k = K, .stride = stride, .pad = pad};
     m->flops += conv2d_flops(&d, 1);
     return id;
 }
 
-/* --- batch norm: ia = C HW; save = mean[C], rstd[C] ------------------------ */
+/* --- batch norm: arg.bn, param.bn; save = mean[C], rstd[C] ---------------- */
 static void bn_fwd(oialr_model *m, node *n, int B, int train) {
     float *save = node_save(m, n);
-    int C = n->ia[0], HW = n->ia[1];
+    int C = n->arg.bn.c, HW = n->arg.bn.hw;
+    float *weight = param_data(m, n->param.bn.weight), *bias = param_data(m, n->param.bn.bias);
+    float *rmean = param_data(m, n->param.bn.running_mean), *rvar = param_data(m, n->param.bn.running_var);
     if (train)
-        batchnorm2d_forward_train(node_out(m, n), save, save + C, param_data(m, n->p[2]), param_data(m, n->p[3]),
-                                  in_out(m, n, 0), param_data(m, n->p[0]), param_data(m, n->p[1]), B, C, HW, BN_EPS,
-                                  BN_MOMENTUM);
+        batchnorm2d_forward_train(node_out(m, n), save, save + C, rmean, rvar, in_out(m, n, 0), weight, bias, B, C, HW,
+                                  BN_EPS, BN_MOMENTUM);
     else
-        batchnorm2d_forward_eval(node_out(m, n), in_out(m, n, 0), param_data(m, n->p[0]), param_data(m, n->p[1]),
-                                 param_data(m, n->p[2]), param_data(m, n->p[3]), B, C, HW, BN_EPS);
+        batchnorm2d_forward_eval(node_out(m, n), in_out(m, n, 0), weight, bias, rmean, rvar, B, C, HW, BN_EPS);
 }
 static void bn_bwd(oialr_model *m, node *n, int B) {
     float *save = node_save(m, n);
-    int C = n->ia[0];
-    batchnorm2d_backward(in_dout(m, n, 0), param_grad(m, n->p[0]), param_grad(m, n->p[1]), node_dout(m, n),
-                         in_out(m, n, 0), save, save + C, param_data(m, n->p[0]), B, C, n->ia[1]);
+    int C = n->arg.bn.c, HW = n->arg.bn.hw;
+    int w = n->param.bn.weight;
+    batchnorm2d_backward(in_dout(m, n, 0), param_grad(m, w), param_grad(m, n->param.bn.bias), node_dout(m, n),
+                         in_out(m, n, 0), save, save + C, param_data(m, w), B, C, HW);
 }
 const op_def op_batchnorm = {"batchnorm", bn_fwd, bn_bwd, NULL};
 
@@ -99,34 +99,40 @@ int graph_batchnorm(oialr_model *m, const char *name, int in) {
     int id = graph_node(m, OP_BATCHNORM, name, in, -1, src->shape[0], src->shape[1], src->shape[2]);
     if (id < 0) return id;
     node *n = &m->nodes[id];
-    memcpy(n->p, p, sizeof p);
-    n->ia[0] = C;
-    n->ia[1] = HW;
+    n->param.bn.weight = p[0];
+    n->param.bn.bias = p[1];
+    n->param.bn.running_mean = p[2];
+    n->param.bn.running_var = p[3];
+    n->arg.bn = (struct bn_args){.c = C, .hw = HW};
     n->save_fixed = 2 * (size_t)C;
     return id;
 }
 
-/* --- pooling: ia = C H W K S pad; max pool saves argmax (int32) ------------ */
+/* --- pooling: arg.pool; max pool saves argmax (int32) --------------------- */
 static void maxpool_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    maxpool2d_forward(node_out(m, n), (int32_t *)node_save(m, n), in_out(m, n, 0), B * n->ia[0], n->ia[1], n->ia[2],
-                      n->ia[3], n->ia[4], n->ia[5]);
+    const struct pool_args *a = &n->arg.pool;
+    maxpool2d_forward(node_out(m, n), (int32_t *)node_save(m, n), in_out(m, n, 0), B * a->c, a->h, a->w, a->k,
+                      a->stride, a->pad);
 }
 static void maxpool_bwd(oialr_model *m, node *n, int B) {
+    const struct pool_args *a = &n->arg.pool;
     float *d = in_dout(m, n, 0);
     if (d)
-        maxpool2d_backward(d, node_dout(m, n), (const int32_t *)node_save(m, n), B * n->ia[0], n->ia[1], n->ia[2],
-                           n->ia[3], n->ia[4], n->ia[5]);
+        maxpool2d_backward(d, node_dout(m, n), (const int32_t *)node_save(m, n), B * a->c, a->h, a->w, a->k,
+                           a->stride, a->pad);
 }
 const op_def op_maxpool = {"maxpool", maxpool_fwd, maxpool_bwd, NULL};
 
 static void avgpool_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    avgpool2d_forward(node_out(m, n), in_out(m, n, 0), B * n->ia[0], n->ia[1], n->ia[2], n->ia[3], n->ia[4], n->ia[5]);
+    const struct pool_args *a = &n->arg.pool;
+    avgpool2d_forward(node_out(m, n), in_out(m, n, 0), B * a->c, a->h, a->w, a->k, a->stride, a->pad);
 }
 static void avgpool_bwd(oialr_model *m, node *n, int B) {
+    const struct pool_args *a = &n->arg.pool;
     float *d = in_dout(m, n, 0);
-    if (d) avgpool2d_backward(d, node_dout(m, n), B * n->ia[0], n->ia[1], n->ia[2], n->ia[3], n->ia[4], n->ia[5]);
+    if (d) avgpool2d_backward(d, node_dout(m, n), B * a->c, a->h, a->w, a->k, a->stride, a->pad);
 }
 const op_def op_avgpool = {"avgpool", avgpool_fwd, avgpool_bwd, NULL};
 
@@ -139,19 +145,18 @@ int graph_pool(oialr_model *m, int op, int in, int K, int S, int pad) {
     int id = graph_node(m, op, NULL, in, -1, C, OH, OW);
     if (id < 0) return id;
     node *n = &m->nodes[id];
-    int ia[6] = {C, H, W, K, S, pad};
-    memcpy(n->ia, ia, sizeof ia);
+    n->arg.pool = (struct pool_args){.c = C, .h = H, .w = W, .k = K, .stride = S, .pad = pad};
     if (op == OP_MAXPOOL) n->save_per_sample = n->size; /* argmax, int32 in float slots */
     return id;
 }
 
 static void gap_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    global_avgpool_forward(node_out(m, n), in_out(m, n, 0), B * n->ia[0], n->ia[1]);
+    global_avgpool_forward(node_out(m, n), in_out(m, n, 0), B * n->arg.gap.c, n->arg.gap.hw);
 }
 static void gap_bwd(oialr_model *m, node *n, int B) {
     float *d = in_dout(m, n, 0);
-    if (d) global_avgpool_backward(d, node_dout(m, n), B * n->ia[0], n->ia[1]);
+    if (d) global_avgpool_backward(d, node_dout(m, n), B * n->arg.gap.c, n->arg.gap.hw);
 }
 const op_def op_gap = {"gap", gap_fwd, gap_bwd, NULL};
 
@@ -159,7 +164,6 @@ int graph_gap(oialr_model *m, int in) {
     const node *src = &m->nodes[in];
     int id = graph_node(m, OP_GAP, NULL, in, -1, src->shape[0], 1, 1);
     if (id < 0) return id;
-    m->nodes[id].ia[0] = src->shape[0];
-    m->nodes[id].ia[1] = src->shape[1] * src->shape[2];
+    m->nodes[id].arg.gap = (struct gap_args){.c = src->shape[0], .hw = src->shape[1] * src->shape[2]};
     return id;
 }

@@ -9,36 +9,37 @@
 #include "nn/embed.h"
 #include "nn/norm.h"
 
-#include <string.h>
-
 #define LN_EPS 1e-5f
 #define EMBED_STD 0.02f
 
+/* A node whose output is T tokens of width D; arg.tokens = (T, D). */
 static int token_node(oialr_model *m, int op, const char *name, int in, int T, int D) {
     int id = graph_node(m, op, name, in, -1, T, D, 1);
     if (id >= 0) {
         m->nodes[id].tokens = 1;
-        m->nodes[id].ia[0] = T;
-        m->nodes[id].ia[1] = D;
+        m->nodes[id].arg.tokens = (struct tokens_args){.t = T, .d = D};
     }
     return id;
 }
 
-/* --- patch embedding: ia = C H W P D -------------------------------------- */
+/* --- patch embedding: arg.patch, param.affine ----------------------------- */
 static void patch_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    const int *a = n->ia;
-    patch_embed_forward(node_out(m, n), in_out(m, n, 0), param_data(m, n->p[0]), param_data(m, n->p[1]), m->scratch, B,
-                        a[0], a[1], a[2], a[3], a[4]);
+    const struct patch_args *a = &n->arg.patch;
+    int w = n->param.affine.weight, b = n->param.affine.bias;
+    patch_embed_forward(node_out(m, n), in_out(m, n, 0), param_data(m, w), param_data(m, b), m->scratch, B, a->c, a->h,
+                        a->w, a->p, a->d);
 }
 static void patch_bwd(oialr_model *m, node *n, int B) {
-    const int *a = n->ia;
-    patch_embed_backward(in_dout(m, n, 0), param_grad(m, n->p[0]), param_grad(m, n->p[1]), node_dout(m, n),
-                         in_out(m, n, 0), param_data(m, n->p[0]), m->scratch, B, a[0], a[1], a[2], a[3], a[4]);
+    const struct patch_args *a = &n->arg.patch;
+    int w = n->param.affine.weight, b = n->param.affine.bias;
+    patch_embed_backward(in_dout(m, n, 0), param_grad(m, w), param_grad(m, b), node_dout(m, n), in_out(m, n, 0),
+                         param_data(m, w), m->scratch, B, a->c, a->h, a->w, a->p, a->d);
 }
 static size_t patch_scratch(const oialr_model *m, const node *n, int B) {
     (void)m;
-    return patch_embed_scratch_size(B, n->ia[0], n->ia[1], n->ia[2], n->ia[3]);
+    const struct patch_args *a = &n->arg.patch;
+    return patch_embed_scratch_size(B, a->c, a->h, a->w, a->p);
 }
 const op_def op_patch = {"patch", patch_fwd, patch_bwd, patch_scratch};
 
@@ -60,31 +61,32 @@ int graph_patch(oialr_model *m, const char *name, int in, int P, int D) {
     if (id < 0) return id;
     node *n = &m->nodes[id];
     n->tokens = 1;
-    n->p[0] = pw;
-    n->p[1] = pb;
-    int ia[5] = {C, H, W, P, D};
-    memcpy(n->ia, ia, sizeof ia);
+    n->param.affine.weight = pw;
+    n->param.affine.bias = pb;
+    n->arg.patch = (struct patch_args){.c = C, .h = H, .w = W, .p = P, .d = D};
     m->flops += 2.0 * NP * D * (double)(C * P * P);
     return id;
 }
 
-/* --- class token: (T, D) -> (T+1, D); ia = T D ---------------------------- */
+/* --- class token: (T, D) -> (T+1, D); arg.tokens (T input), param.embed --- */
 static void cls_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    cls_token_forward(node_out(m, n), in_out(m, n, 0), param_data(m, n->p[0]), B, n->ia[0], n->ia[1]);
+    const struct tokens_args *a = &n->arg.tokens;
+    cls_token_forward(node_out(m, n), in_out(m, n, 0), param_data(m, n->param.embed.table), B, a->t, a->d);
 }
 static void cls_bwd(oialr_model *m, node *n, int B) {
+    const struct tokens_args *a = &n->arg.tokens;
     float *d = in_dout(m, n, 0);
-    float *dcls = param_grad(m, n->p[0]);
+    float *dcls = param_grad(m, n->param.embed.table);
     if (d) {
-        cls_token_backward(d, dcls, node_dout(m, n), B, n->ia[0], n->ia[1]);
+        cls_token_backward(d, dcls, node_dout(m, n), B, a->t, a->d);
         return;
     }
     /* input needs no gradient: only the token's */
     const float *g = node_dout(m, n);
-    size_t row = (size_t)(n->ia[0] + 1) * n->ia[1];
+    size_t row = (size_t)(a->t + 1) * a->d;
     for (int b = 0; b < B; b++)
-        for (int k = 0; k < n->ia[1]; k++) dcls[k] += g[(size_t)b * row + k];
+        for (int k = 0; k < a->d; k++) dcls[k] += g[(size_t)b * row + k];
 }
 const op_def op_cls = {"cls", cls_fwd, cls_bwd, NULL};
 
@@ -96,18 +98,20 @@ int graph_cls(oialr_model *m, const char *name, int in) {
     if (p < 0) return p;
     int id = token_node(m, OP_CLS, name, in, T + 1, D);
     if (id < 0) return id;
-    m->nodes[id].ia[0] = T; /* input tokens */
-    m->nodes[id].p[0] = p;
+    m->nodes[id].arg.tokens.t = T; /* input tokens */
+    m->nodes[id].param.embed.table = p;
     return id;
 }
 
-/* --- position embedding: ia = T D ----------------------------------------- */
+/* --- position embedding: arg.tokens, param.embed -------------------------- */
 static void pos_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    pos_embed_forward(node_out(m, n), in_out(m, n, 0), param_data(m, n->p[0]), B, n->ia[0], n->ia[1]);
+    const struct tokens_args *a = &n->arg.tokens;
+    pos_embed_forward(node_out(m, n), in_out(m, n, 0), param_data(m, n->param.embed.table), B, a->t, a->d);
 }
 static void pos_bwd(oialr_model *m, node *n, int B) {
-    pos_embed_backward(in_dout(m, n, 0), param_grad(m, n->p[0]), node_dout(m, n), B, n->ia[0], n->ia[1]);
+    const struct tokens_args *a = &n->arg.tokens;
+    pos_embed_backward(in_dout(m, n, 0), param_grad(m, n->param.embed.table), node_dout(m, n), B, a->t, a->d);
 }
 const op_def op_pos = {"pos", pos_fwd, pos_bwd, NULL};
 
@@ -119,24 +123,26 @@ int graph_pos(oialr_model *m, const char *name, int in) {
     int p = graph_param(m, name, "pos", OIALR_PARAM_EMBED, 2, s, INIT_NORMAL, EMBED_STD);
     if (p < 0) return p;
     int id = token_node(m, OP_POS, name, in, T, D);
-    if (id >= 0) m->nodes[id].p[0] = p;
+    if (id >= 0) m->nodes[id].param.embed.table = p;
     return id;
 }
 
-/* --- layer norm over D: ia = T D; save = mean[T], rstd[T] per sample ------- */
+/* --- layer norm over D: arg.tokens, param.affine; save = mean, rstd [T] per sample */
 static void ln_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    int N = B * n->ia[0];
+    const struct tokens_args *a = &n->arg.tokens;
+    int N = B * a->t;
     float *save = node_save(m, n);
-    layernorm_forward(node_out(m, n), save, save + (size_t)m->max_batch * n->ia[0], in_out(m, n, 0),
-                      param_data(m, n->p[0]), param_data(m, n->p[1]), N, n->ia[1], LN_EPS);
+    layernorm_forward(node_out(m, n), save, save + (size_t)m->max_batch * a->t, in_out(m, n, 0),
+                      param_data(m, n->param.affine.weight), param_data(m, n->param.affine.bias), N, a->d, LN_EPS);
 }
 static void ln_bwd(oialr_model *m, node *n, int B) {
-    int N = B * n->ia[0];
+    const struct tokens_args *a = &n->arg.tokens;
+    int N = B * a->t;
+    int w = n->param.affine.weight, b = n->param.affine.bias;
     float *save = node_save(m, n);
-    layernorm_backward(in_dout(m, n, 0), param_grad(m, n->p[0]), param_grad(m, n->p[1]), node_dout(m, n),
-                       in_out(m, n, 0), save, save + (size_t)m->max_batch * n->ia[0], param_data(m, n->p[0]), N,
-                       n->ia[1]);
+    layernorm_backward(in_dout(m, n, 0), param_grad(m, w), param_grad(m, b), node_dout(m, n), in_out(m, n, 0), save,
+                       save + (size_t)m->max_batch * a->t, param_data(m, w), N, a->d);
 }
 const op_def op_layernorm = {"layernorm", ln_fwd, ln_bwd, NULL};
 
@@ -153,26 +159,28 @@ int graph_layernorm(oialr_model *m, const char *name, int in) {
     if (pb < 0) return pb;
     int id = token_node(m, OP_LAYERNORM, name, in, T, D);
     if (id < 0) return id;
-    m->nodes[id].p[0] = pw;
-    m->nodes[id].p[1] = pb;
+    m->nodes[id].param.affine.weight = pw;
+    m->nodes[id].param.affine.bias = pb;
     m->nodes[id].save_per_sample = 2 * (size_t)T;
     return id;
 }
 
-/* --- attention core: in0 q, in1 k, in2 v; ia = T NH HS; save att ----------- */
+/* --- attention core: in0 q, in1 k, in2 v; arg.attn; save att -------------- */
 static void attn_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    attention_forward(node_out(m, n), node_save(m, n), in_out(m, n, 0), in_out(m, n, 1), in_out(m, n, 2), B, n->ia[0],
-                      n->ia[1], n->ia[2]);
+    const struct attn_args *a = &n->arg.attn;
+    attention_forward(node_out(m, n), node_save(m, n), in_out(m, n, 0), in_out(m, n, 1), in_out(m, n, 2), B, a->t,
+                      a->nh, a->hs);
 }
 static void attn_bwd(oialr_model *m, node *n, int B) {
+    const struct attn_args *a = &n->arg.attn;
     attention_backward(in_dout(m, n, 0), in_dout(m, n, 1), in_dout(m, n, 2), m->scratch, node_dout(m, n),
-                       in_out(m, n, 0), in_out(m, n, 1), in_out(m, n, 2), node_save(m, n), B, n->ia[0], n->ia[1],
-                       n->ia[2]);
+                       in_out(m, n, 0), in_out(m, n, 1), in_out(m, n, 2), node_save(m, n), B, a->t, a->nh, a->hs);
 }
 static size_t attn_scratch(const oialr_model *m, const node *n, int B) {
     (void)m;
-    return attention_scratch_size(B, n->ia[0], n->ia[1], n->ia[2]);
+    const struct attn_args *a = &n->arg.attn;
+    return attention_scratch_size(B, a->t, a->nh, a->hs);
 }
 const op_def op_attn = {"attention", attn_fwd, attn_bwd, attn_scratch};
 
@@ -196,31 +204,31 @@ int graph_attention(oialr_model *m, const char *name, int in, int heads) {
     node *n = &m->nodes[id];
     n->in1 = qkv[1];
     n->in2 = qkv[2];
-    n->ia[0] = T;
-    n->ia[1] = heads;
-    n->ia[2] = D / heads;
+    n->arg.attn = (struct attn_args){.t = T, .nh = heads, .hs = D / heads};
     n->save_per_sample = (size_t)heads * T * T;
     m->flops += 4.0 * heads * T * T * (double)(D / heads);
     snprintf(nm, sizeof nm, "%s.o", name);
     return graph_dense_kind(m, nm, "attn.o", id, D, 1);
 }
 
-/* --- token pooling: (T, D) -> (D); ia = T D [t] ---------------------------- */
+/* --- token pooling: (T, D) -> (D); arg.tokens (tokpick: .pick) ------------ */
 static void tokmean_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    token_mean_forward(node_out(m, n), in_out(m, n, 0), B, n->ia[0], n->ia[1]);
+    token_mean_forward(node_out(m, n), in_out(m, n, 0), B, n->arg.tokens.t, n->arg.tokens.d);
 }
 static void tokmean_bwd(oialr_model *m, node *n, int B) {
-    token_mean_backward(in_dout(m, n, 0), node_dout(m, n), B, n->ia[0], n->ia[1]);
+    token_mean_backward(in_dout(m, n, 0), node_dout(m, n), B, n->arg.tokens.t, n->arg.tokens.d);
 }
 const op_def op_tokmean = {"tokmean", tokmean_fwd, tokmean_bwd, NULL};
 
 static void tokpick_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    token_pick_forward(node_out(m, n), in_out(m, n, 0), n->ia[2], B, n->ia[0], n->ia[1]);
+    const struct tokens_args *a = &n->arg.tokens;
+    token_pick_forward(node_out(m, n), in_out(m, n, 0), a->pick, B, a->t, a->d);
 }
 static void tokpick_bwd(oialr_model *m, node *n, int B) {
-    token_pick_backward(in_dout(m, n, 0), node_dout(m, n), n->ia[2], B, n->ia[0], n->ia[1]);
+    const struct tokens_args *a = &n->arg.tokens;
+    token_pick_backward(in_dout(m, n, 0), node_dout(m, n), a->pick, B, a->t, a->d);
 }
 const op_def op_tokpick = {"tokpick", tokpick_fwd, tokpick_bwd, NULL};
 
@@ -229,8 +237,6 @@ int graph_tokens(oialr_model *m, int op, int in) {
     int T = src->shape[0], D = src->shape[1];
     int id = graph_node(m, op, NULL, in, -1, D, 1, 1);
     if (id < 0) return id;
-    m->nodes[id].ia[0] = T;
-    m->nodes[id].ia[1] = D;
-    m->nodes[id].ia[2] = 0; /* picks the class token */
+    m->nodes[id].arg.tokens = (struct tokens_args){.t = T, .d = D, .pick = 0}; /* pick: the class token */
     return id;
 }
