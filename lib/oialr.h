@@ -13,4 +13,5 @@
 #include "oialr/trajectory.h"
 #include "oialr/record.h"
 #include "oialr/metrics.h"
+#include "oialr/lowrank.h"
 #endif

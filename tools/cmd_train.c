@@ -63,6 +63,19 @@ static void train_usage(FILE *f) {
             "  --force               replace FILE if it is an existing regular file\n"
             "  --compress            shuffle + deflate the snapshots (smaller, slower)\n"
             "\n"
+            "low-rank training (OIALR, docs/lowrank.md):\n"
+            "  --oialr POLICY        switch each eligible layer to U Sigma V^T once its\n"
+            "                        bases settle, then train Sigma only. POLICY: auto\n"
+            "                        (recommended), stability:TAU[,lag=STEPS],\n"
+            "                        mean-stability:TAU, delay:STEPS\n"
+            "  --oialr-every N       steps between checks (default: half an epoch)\n"
+            "  --oialr-min-steps N   no switch before step N (0)\n"
+            "  --beta X              drop singular values below X * sigma_1 (0.15)\n"
+            "  --oialr-keep-first    keep the first layer full rank\n"
+            "  --oialr-classifier    let the classifier switch too (default: full rank)\n"
+            "  --oialr-moments project|reset   AdamW's second moment at a switch or\n"
+            "                        rotation: carried by the bases (default) or zeroed\n"
+            "\n"
             "run:\n"
             "  --seed N              seed of initialisation, split, order, dropout (0)\n"
             "  --threads N           BLAS threads, 1..4 x the online cores (here 1..%lld;\n"
@@ -81,6 +94,7 @@ static void on_signal(int sig) {
 typedef struct train_ui {
     cli_progress prog;
     int quiet;
+    int lowrank; /* show the trainable share */
 } train_ui;
 
 static int ui_step_end(oialr_trainer *t, void *user) {
@@ -91,9 +105,11 @@ static int ui_step_end(oialr_trainer *t, void *user) {
     double eta = m->samples_per_s > 0
                      ? (double)(t->total_steps - m->step) * t->cfg.batch / m->samples_per_s
                      : 0.0;
-    cli_progress_line(&ui->prog, 0, "epoch %d/%d  step %lld/%lld  loss %.4f  acc %.2f%%  %.0f samples/s  ETA %.0fs",
+    char share[32] = "";
+    if (ui->lowrank) snprintf(share, sizeof share, "  trainable %.1f%%", 100.0 * m->trainable_fraction);
+    cli_progress_line(&ui->prog, 0, "epoch %d/%d  step %lld/%lld  loss %.4f  acc %.2f%%%s  %.0f samples/s  ETA %.0fs",
                       m->epoch + 1, t->cfg.epochs, (long long)in_epoch, (long long)t->steps_per_epoch, (double)m->loss,
-                      100.0 * m->train_acc, m->samples_per_s, eta);
+                      100.0 * m->train_acc, share, m->samples_per_s, eta);
     return 0;
 }
 
@@ -102,9 +118,11 @@ static int ui_epoch_end(oialr_trainer *t, void *user) {
     const oialr_train_metrics *m = &t->metrics;
     if (!ui->quiet) {
         if (ui->prog.tty) fprintf(stderr, "\r\033[K");
-        fprintf(stderr, "epoch %d/%d  loss %.4f  train %.2f%%  val %.2f%%  test %.2f%%  %.0f samples/s  %.1fs\n",
+        char share[32] = "";
+        if (ui->lowrank) snprintf(share, sizeof share, "  trainable %.1f%%", 100.0 * m->trainable_fraction);
+        fprintf(stderr, "epoch %d/%d  loss %.4f  train %.2f%%  val %.2f%%  test %.2f%%%s  %.0f samples/s  %.1fs\n",
                 m->epoch + 1, t->cfg.epochs, (double)m->loss, 100.0 * m->train_acc, 100.0 * m->val_acc,
-                100.0 * m->test_acc, m->samples_per_s, m->seconds);
+                100.0 * m->test_acc, share, m->samples_per_s, m->seconds);
     }
     return 0;
 }
@@ -126,6 +144,29 @@ static int writable_dir_of(const char *path) {
     return access(dir, W_OK | X_OK) == 0;
 }
 
+/* The per-layer table at the end of an OIALR run. */
+static void print_lowrank(const oialr_hook *h, const oialr_params *p) {
+    size_t full = 0;
+    for (int i = 0; i < p->count; i++)
+        if (p->info[i].trainable) full += p->info[i].capacity;
+    fprintf(stderr, "oialr: %-22s %11s %12s %9s %10s %10s  (%.1fs in checks and switches)\n", "layer", "switch step",
+            "stability", "rank", "trainable", "stored", oialr_lowrank_seconds(h));
+    for (int i = 0; i < oialr_lowrank_nlayers(h); i++) {
+        const oialr_lowrank_layer *l = oialr_lowrank_layer_at(h, i);
+        double mn = (double)l->rows * (double)l->cols, r = l->rank;
+        int low = l->switch_step >= 0;
+        char step[32], stab[32];
+        snprintf(step, sizeof step, low ? "%lld" : "-", (long long)l->switch_step);
+        snprintf(stab, sizeof stab, low && !isnan(l->switch_stability) ? "%.4f" : "-", l->switch_stability);
+        fprintf(stderr, "oialr: %-22s %11s %12s %4d/%-4lld %9.2f%% %9.2f%%%s%s\n", l->name, step, stab, l->rank,
+                (long long)(l->rows < l->cols ? l->rows : l->cols), 100.0 * (low ? r * r : mn) / mn,
+                100.0 * (low ? r * (l->rows + l->cols + r) : mn) / mn, l->eligible ? "" : "  full rank: ",
+                l->eligible ? "" : l->why);
+    }
+    size_t now = oialr_params_trainable(p);
+    fprintf(stderr, "oialr: trainable %.2f%% of the full-rank model's parameters\n", full ? 100.0 * now / full : 100.0);
+}
+
 int cmd_train(int argc, char **argv) {
     const char *C = "train";
     const char *spec = "mlp:512,512", *dataset = "fashion-mnist", *data_dir = NULL;
@@ -137,6 +178,11 @@ int cmd_train(int argc, char **argv) {
     const char *record = NULL, *record_layers = NULL;
     long long record_every = 50;
     int record_epoch = 0, record_force = 0, record_compress = 0;
+    const char *lowrank = NULL;
+    oialr_lowrank_options lo;
+    oialr_lowrank_options_default(&lo);
+    long long lo_every = 0, lo_min = 0;
+    static const char *const moment_names[] = {"project", "reset", NULL};
     int rc = 0;
 
     for (int i = 1; i < argc; i++) {
@@ -173,6 +219,20 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--record-layers")) { VALUE(); record_layers = v; }
         else if (!strcmp(a, "--force")) record_force = 1;
         else if (!strcmp(a, "--compress")) record_compress = 1;
+        else if (!strcmp(a, "--oialr")) {
+            VALUE();
+            lowrank = v;
+            if (oialr_policy_parse(v, &lo.policy)) {
+                fprintf(stderr, "oialr train: %s\n", oialr_errmsg());
+                return 2;
+            }
+        }
+        else if (!strcmp(a, "--oialr-every")) { VALUE(); rc = cli_int(C, a, v, 1, 1LL << 40, &lo_every); }
+        else if (!strcmp(a, "--oialr-min-steps")) { VALUE(); rc = cli_int(C, a, v, 0, 1LL << 40, &lo_min); }
+        else if (!strcmp(a, "--beta")) { VALUE(); rc = cli_float(C, a, v, 0, 0.999, &lo.beta); }
+        else if (!strcmp(a, "--oialr-keep-first")) lo.keep_first = 1;
+        else if (!strcmp(a, "--oialr-classifier")) lo.keep_last = 0;
+        else if (!strcmp(a, "--oialr-moments")) { VALUE(); rc = cli_choice(C, a, v, moment_names, &lo.moments); }
         else {
             fprintf(stderr, "oialr train: unknown option '%s' (try 'oialr train --help')\n", a);
             return 2;
@@ -184,6 +244,12 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "oialr train: --sched step needs --step-size N\n");
         return 2;
     }
+    if (!lowrank && (lo_every || lo_min || lo.keep_first || !lo.keep_last)) {
+        fprintf(stderr, "oialr train: the --oialr-* flags need --oialr POLICY\n");
+        return 2;
+    }
+    lo.every = lo_every;
+    lo.min_steps = lo_min;
     if (threads) oialr_set_threads((int)threads);
     if (record && oialr_output_check(record, record_force)) {
         fprintf(stderr, "oialr train: %s\n", oialr_errmsg());
@@ -201,7 +267,7 @@ int cmd_train(int argc, char **argv) {
     oialr_model *model = NULL;
     oialr_trainer trainer;
     memset(&trainer, 0, sizeof trainer);
-    oialr_hook rec_hook = {0};
+    oialr_hook rec_hook = {0}, lr_hook = {0};
     int status = 0;
     double t0 = oialr_now();
     if (!strcmp(dataset, "synthetic")) {
@@ -290,17 +356,23 @@ int cmd_train(int argc, char **argv) {
         status = fail("trainer", rc);
         goto out;
     }
-    train_ui ui = {.quiet = quiet};
+    train_ui ui = {.quiet = quiet, .lowrank = lowrank != NULL};
     cli_progress_init(&ui.prog);
     oialr_hook ui_hook = {.name = "progress", .user = &ui, .step_end = ui_step_end, .epoch_end = ui_epoch_end};
     oialr_trainer_add_hook(&trainer, &ui_hook);
     if (record) {
         char *cmdline = cli_join(argc, argv);
-        const char *keys[] = {"dataset", "data_dir", "val", "limit"};
-        char val_s[32], limit_s[32];
+        const char *keys[] = {"dataset", "data_dir", "val", "limit", "oialr", "oialr_every", "oialr_min_steps",
+                              "oialr_beta", "oialr_keep_first", "oialr_classifier", "oialr_moments"};
+        char val_s[32], limit_s[32], pol_s[64] = "none", every_s[32], min_s[32], beta_s[32];
         snprintf(val_s, sizeof val_s, "%lld", val_n);
         snprintf(limit_s, sizeof limit_s, "%lld", limit);
-        const char *vals[] = {dataset, data_dir ? data_dir : "", val_s, limit_s};
+        if (lowrank) oialr_policy_format(&lo.policy, pol_s, sizeof pol_s);
+        snprintf(every_s, sizeof every_s, "%lld", lo_every ? lo_every : (long long)((trainer.steps_per_epoch + 1) / 2));
+        snprintf(min_s, sizeof min_s, "%lld", lo_min);
+        snprintf(beta_s, sizeof beta_s, "%g", lo.beta);
+        const char *vals[] = {dataset, data_dir ? data_dir : "", val_s, limit_s, pol_s, every_s, min_s, beta_s,
+                              lo.keep_first ? "1" : "0", lo.keep_last ? "0" : "1", moment_names[lo.moments]};
         oialr_record_options ro;
         oialr_record_options_default(&ro);
         ro.path = record;
@@ -311,7 +383,7 @@ int cmd_train(int argc, char **argv) {
         ro.compress = record_compress ? 4 : 0;
         ro.seed = (uint64_t)seed;
         ro.command_line = cmdline;
-        ro.nconfig = 4;
+        ro.nconfig = lowrank ? 11 : 4;
         ro.config_keys = keys;
         ro.config_values = vals;
         rc = oialr_record_hook_init(&rec_hook, &ro);
@@ -321,6 +393,15 @@ int cmd_train(int argc, char **argv) {
             goto out;
         }
         oialr_trainer_add_hook(&trainer, &rec_hook);
+    }
+    if (lowrank) {
+        /* after the recorder: a step's snapshot is taken before its switch */
+        lo.recorder = record ? &rec_hook : NULL;
+        if ((rc = oialr_lowrank_hook_init(&lr_hook, &lo))) {
+            status = fail("oialr", rc);
+            goto out;
+        }
+        oialr_trainer_add_hook(&trainer, &lr_hook);
     }
 
     g_trainer = &trainer;
@@ -341,6 +422,7 @@ int cmd_train(int argc, char **argv) {
         printf("final: epochs %d  steps %lld  val_acc %.4f  test_acc %.4f  loss %.4f  %.1fs\n", m->epoch + 1,
                (long long)m->step, (double)m->val_acc, (double)m->test_acc, (double)m->loss, m->seconds);
     }
+    if (lowrank && !quiet) print_lowrank(&lr_hook, trainer.params);
     if (record) {
         oialr_record_info ri;
         oialr_record_get_info(&rec_hook, &ri);
@@ -353,6 +435,7 @@ int cmd_train(int argc, char **argv) {
                     ri.direct_bytes ? ", direct I/O" : "");
     }
 out:
+    oialr_lowrank_hook_free(&lr_hook);
     oialr_record_hook_free(&rec_hook);
     oialr_trainer_free(&trainer);
     oialr_model_free(model);

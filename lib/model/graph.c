@@ -245,6 +245,7 @@ int oialr_model_create(oialr_model **out, const char *spec, int c, int h, int w,
 
 void oialr_model_free(oialr_model *m) {
     if (!m) return;
+    for (int i = 0; i < m->nnodes; i++) lowrank_free(m->nodes[i].lr);
     params_free(&m->params);
     free(m->init);
     free(m->init_a);
@@ -308,7 +309,11 @@ int oialr_model_backward(oialr_model *m) {
     if (!m->have_targets || !m->last_train)
         return oialr_seterr(OIALR_ERR_ARG, "backward needs a training forward pass with labels");
     int B = m->B;
-    memset(m->params.grad, 0, m->params.total * sizeof(float));
+    /* the floats in use only: a low-rank weight's slot is mostly idle */
+    for (int i = 0; i < m->params.count; i++) {
+        const oialr_param_info *pi = &m->params.info[i];
+        memset(m->params.grad + pi->offset, 0, pi->size * sizeof(float));
+    }
     node *last = &m->nodes[m->nnodes - 1];
     memset(node_dout(m, last), 0, (size_t)B * last->size * sizeof(float));
     softmax_xent_backward(node_dout(m, last), m->probs, m->targets, B, m->nclass, m->smoothing);

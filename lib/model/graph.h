@@ -57,6 +57,9 @@ enum op_kind {
     OP_ATTN,     /* softmax(q k^T/sqrt(HS)) v: in0 q, in1 k, in2 v [attn] */
     OP_TOKMEAN,  /* mean over tokens [tokens] */
     OP_TOKPICK,  /* one token, tokens.pick (0: class token) [tokens] */
+    /* lowrank.c: a dense node after OIALR's switch, W = U Sigma V^T; the
+     * weight's slot holds Sigma, node.lr the frozen U and V [dense] [affine] */
+    OP_DENSE_LR,
     OP_COUNT
 };
 
@@ -98,6 +101,18 @@ enum init_kind {
     INIT_NORMAL,         /* N(0, a^2) */
 };
 
+/* The frozen factors of a low-rank node (lowrank.c): W = U Σ Vᵀ, compact
+ * row-major with leading dimension rank; Σ (rank x rank) is the weight's
+ * slot in the parameter buffer. Sized for cap at the switch (the rank never
+ * grows), shrunk in place by truncations. */
+typedef struct node_lowrank {
+    int rank, cap;
+    float *u;       /* [rows, rank], rows = the weight's rows (OC) */
+    float *v;       /* [cols, rank] */
+    float *mid;     /* [max_batch * rows per sample, cap]: inp @ v, saved by forward */
+    float *scratch; /* lowrank_scratch(max_batch * rows per sample, cap) */
+} node_lowrank;
+
 typedef struct node {
     int op;
     char name[48];
@@ -111,6 +126,7 @@ typedef struct node {
     size_t save_per_sample, save_fixed;
     int tokens;          /* output is T tokens of width D: shape (T, D, 1) */
     int last_consumer;   /* highest node index reading this one (its gradient is zeroed just before) */
+    node_lowrank *lr;    /* OP_DENSE_LR: the frozen factors (NULL otherwise) */
 } node;
 
 typedef struct op_def {
@@ -144,6 +160,7 @@ struct oialr_model {
 extern const op_def *const oialr_ops[OP_COUNT];
 extern const op_def op_conv, op_batchnorm, op_maxpool, op_avgpool, op_gap;
 extern const op_def op_patch, op_cls, op_pos, op_layernorm, op_attn, op_tokmean, op_tokpick;
+extern const op_def op_dense_lr;
 
 /* outputs and gradients of a node for the current batch */
 static inline float *node_out(oialr_model *m, const node *n) {
@@ -165,6 +182,9 @@ static inline float *in_dout(oialr_model *m, const node *n, int which) {
     return node_dout(m, &m->nodes[which == 0 ? n->in0 : which == 1 ? n->in1 : n->in2]);
 }
 static inline float *node_save(oialr_model *m, const node *n) { return m->save + n->save_off; }
+
+/* lowrank.c */
+void lowrank_free(node_lowrank *lr);
 
 /* params.c */
 int params_add(oialr_params *p, const char *name, const char *layer, int kind, int ndim, const int64_t *shape);

@@ -1,9 +1,11 @@
 /*
  * params.c — the parameter table: registration while a model is built, one
- * allocation for data and gradients, lookups, glob matching of names.
+ * allocation for data and gradients, lookups, glob matching of names, and
+ * the matrix of a weight (formed from its factors once it is low-rank).
  */
 #include "model/graph.h"
 
+#include <cblas.h>
 #include <fnmatch.h>
 #include <string.h>
 
@@ -33,7 +35,7 @@ int params_add(oialr_params *p, const char *name, const char *layer, int kind, i
         pi->rows = 1;
         pi->cols = size;
     }
-    pi->size = (size_t)size;
+    pi->size = pi->capacity = (size_t)size;
     pi->decay = kind == OIALR_PARAM_MATRIX;
     pi->trainable = kind != OIALR_PARAM_BUFFER;
     return p->count++;
@@ -45,7 +47,7 @@ int params_alloc(oialr_params *p) {
         /* keep every view 16-float (64-byte) aligned */
         total = (total + 15) & ~(size_t)15;
         p->info[i].offset = total;
-        total += p->info[i].size;
+        total += p->info[i].capacity;
     }
     p->total = total;
     size_t bytes;
@@ -91,4 +93,23 @@ int oialr_glob_match(const char *pattern, const char *name) {
         if (!end) return 0;
         g = end;
     }
+}
+
+int oialr_params_weight(const oialr_params *p, int i, float *out, float *tmp) {
+    if (i < 0 || i >= p->count || p->info[i].kind != OIALR_PARAM_MATRIX)
+        return oialr_seterr(OIALR_ERR_ARG, "parameter %d is not a weight matrix", i);
+    const oialr_param_info *pi = &p->info[i];
+    const float *w = p->data + pi->offset;
+    if (pi->rank == 0) {
+        memcpy(out, w, pi->size * sizeof *out);
+        return OIALR_OK;
+    }
+    int r = (int)pi->rank, rows = (int)pi->rows, cols = (int)pi->cols;
+    float *t = tmp ? tmp : malloc((size_t)rows * (size_t)r * sizeof *t);
+    if (!t) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory forming U Sigma V^T", pi->name);
+    /* t = U Σ; out = t Vᵀ */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, r, r, 1.0f, pi->u, r, w, r, 0.0f, t, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, r, 1.0f, t, r, pi->v, r, 0.0f, out, cols);
+    if (!tmp) free(t);
+    return OIALR_OK;
 }

@@ -36,7 +36,12 @@ typedef struct oialr_param_info {
     int64_t shape[4];           /* original shape, e.g. [OC, C, KH, KW] */
     int64_t rows, cols;         /* matrix view (1 x n for vectors) */
     size_t offset;              /* in floats, into data/grad/moments */
-    size_t size;                /* rows * cols */
+    size_t size;                /* floats in use: rows * cols, or rank² once low-rank */
+    size_t capacity;            /* floats reserved at offset: rows * cols, always */
+    int64_t rank;               /* 0: full rank; > 0: the weight is U Σ Vᵀ and
+                                 * the slot holds Σ, rank x rank (lowrank.h) */
+    const float *u, *v;         /* rank > 0: the frozen U [rows, rank] and
+                                 * V [cols, rank], row-major (owned by the model) */
     int decay;                  /* weight decay applies (matrices: yes) */
     int trainable;              /* 0: frozen (the optimizer skips it) */
 } oialr_param_info;
@@ -49,6 +54,12 @@ typedef struct oialr_params {
     float *data;
     float *grad;
 } oialr_params;
+
+/* The rows x cols matrix of parameter i into out (row-major): a copy, or
+ * U Σ Vᵀ formed for a low-rank weight (tmp: rows * rank floats of scratch,
+ * or NULL to have it allocated). OIALR_ERR_ARG for a parameter that is
+ * not a matrix. */
+OIALR_API int oialr_params_weight(const oialr_params *p, int i, float *out, float *tmp);
 
 /* Find a parameter by exact name; -1 if absent. */
 OIALR_API int oialr_params_find(const oialr_params *p, const char *name);

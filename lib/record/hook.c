@@ -134,6 +134,8 @@ typedef struct recorder {
     size_t pool_map_bytes;
     float **pool[OIALR_RECORD_POOL]; /* [nsel] each layer in buffer i, page-aligned */
     size_t *pool_bad[OIALR_RECORD_POOL]; /* [nsel] NaN/Inf counts, taken while copying */
+    int32_t *pool_rank[OIALR_RECORD_POOL]; /* [nsel] rank of each layer in buffer i */
+    float *form_tmp;           /* U Σ of a low-rank layer while its W is formed */
     float *ck_f;               /* as is each checkpoint array (direct I/O, vfd.h); */
     size_t ck_stride;          /* ck_f: the arrays of has[], this apart */
     int64_t *ck_order;         /* loader_order */
@@ -194,10 +196,12 @@ static void recorder_free(recorder *r) {
     if (r->pool_map) munmap(r->pool_map, r->pool_map_bytes);
     for (int i = 0; i < OIALR_RECORD_POOL; i++) {
         free(r->pool_bad[i]);
+        free(r->pool_rank[i]);
         free(r->pool[i]);
     }
     free(r->ck_f);
     free(r->ck_order);
+    free(r->form_tmp);
     free(r->snap_len);
     free(r->ckeys);
     free(r->cvals);
@@ -226,7 +230,7 @@ static int job_write(recorder *r, const job *j) {
         break;
     case JOB_SNAP: {
         rc = traj_append_snapshot(tr, j->step, r->nsel, (const float *const *)r->pool[j->slot],
-                                  r->pool_bad[j->slot]);
+                                  r->pool_bad[j->slot], r->pool_rank[j->slot]);
         break;
     }
     case JOB_METRICS:
@@ -489,9 +493,30 @@ static int snapshot(recorder *r, oialr_trainer *t) {
     job j = {.kind = JOB_SNAP, .step = step, .slot = take_slot(r)};
     double t0 = oialr_now();
     const oialr_params *p = t->params;
-    for (int i = 0; i < r->nsel; i++)
-        r->pool_bad[j.slot][i] =
-            copy_count(r->pool[j.slot][i], p->data + p->info[r->index[i]].offset, r->snap_len[i]);
+    for (int i = 0; i < r->nsel; i++) {
+        const oialr_param_info *pi = &p->info[r->index[i]];
+        float *dst = r->pool[j.slot][i];
+        r->pool_rank[j.slot][i] = (int32_t)pi->rank; /* 0: full */
+        if (pi->rank == 0) {
+            r->pool_bad[j.slot][i] = copy_count(dst, p->data + pi->offset, r->snap_len[i]);
+            continue;
+        }
+        /* a low-rank layer (OIALR): the snapshot is its W = U Σ Vᵀ, so the
+         * analysis reads the same matrix across the switch */
+        if (!r->form_tmp) { /* once, for the largest U Σ of any selected layer */
+            size_t most = 1;
+            for (int k = 0; k < r->nsel; k++) {
+                const oialr_param_info *q = &p->info[r->index[k]];
+                size_t f = (size_t)q->rows * (size_t)(q->rows < q->cols ? q->rows : q->cols);
+                if (f > most) most = f;
+            }
+            if (!(r->form_tmp = malloc(most * sizeof(float))))
+                return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory forming %s", r->path, pi->name);
+        }
+        int rc = oialr_params_weight(p, r->index[i], dst, r->form_tmp);
+        if (rc) return rc;
+        r->pool_bad[j.slot][i] = traj_count_nonfinite(dst, r->snap_len[i]);
+    }
     r->copy_s += oialr_now() - t0;
     r->last_snap = step;
     return submit(r, &j);
@@ -613,8 +638,9 @@ static int alloc_pool(recorder *r, const oialr_params *p) {
     }
     for (int i = 0; i < OIALR_RECORD_POOL; i++) {
         r->pool_bad[i] = calloc((size_t)r->nsel + 1, sizeof(size_t));
+        r->pool_rank[i] = calloc((size_t)r->nsel + 1, sizeof(int32_t));
         r->pool[i] = calloc((size_t)r->nsel + 1, sizeof(float *));
-        if (!r->pool_bad[i] || !r->pool[i]) {
+        if (!r->pool_bad[i] || !r->pool_rank[i] || !r->pool[i]) {
             rc = oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", r->path);
             goto done;
         }

@@ -18,7 +18,8 @@ int traj_start(oialr_traj *t);
  * data before the metadata that makes it visible, and readers take the
  * smallest of a layer's three extents, so a live or killed file still never
  * shows a step whose weight is missing. */
-int traj_append_snapshot(oialr_traj *t, int64_t step, int n, const float *const *w, const size_t *nonfinite);
+int traj_append_snapshot(oialr_traj *t, int64_t step, int n, const float *const *w, const size_t *nonfinite,
+                         const int32_t *ranks);
 
 /* NaN and Inf among w[0, n) (exponent bits all ones): the one count, used
  * by the writer and for the tail of the hook's counting copy. */

@@ -1168,10 +1168,11 @@ int oialr_traj_append(oialr_traj *t, int layer, int64_t step, const float *w, in
     return rc ? rc : publish(t);
 }
 
-int traj_append_snapshot(oialr_traj *t, int64_t step, int n, const float *const *w, const size_t *bad) {
+int traj_append_snapshot(oialr_traj *t, int64_t step, int n, const float *const *w, const size_t *bad,
+                         const int32_t *ranks) {
     OIALR_ASSERT(t && w && bad);
     int rc = need_record(t, "cannot append");
-    for (int i = 0; i < n && !rc; i++) rc = append_layer(t, i, step, w[i], 0, bad[i], 0);
+    for (int i = 0; i < n && !rc; i++) rc = append_layer(t, i, step, w[i], ranks ? ranks[i] : 0, bad[i], 0);
     if (rc) return rc;
     h5quiet q = quiet_begin();
     if (H5Fflush(t->file, H5F_SCOPE_LOCAL) < 0)

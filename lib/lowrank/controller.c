@@ -1,0 +1,280 @@
+/*
+ * controller.c — the OIALR controller, a training hook (oialr/lowrank.h).
+ *
+ * At run_begin it lists the weights the model can hold low-rank and decides
+ * which are eligible (not the classifier unless asked, not the first layer
+ * with keep_first, not one whose aspect ratio is >= max_aspect). Every
+ * `every` steps (step_end) it
+ *   1. rotates and truncates each layer already low-rank (lr_rotate);
+ *   2. factors each full-rank eligible layer with lib/metrics (the code
+ *      `oialr analyze` uses) and takes its stability against the factor of
+ *      `lag` steps before;
+ *   3. asks the policy, and switches the layers it names (lr_switch).
+ * Each switch, rotation and truncation goes to the recorder as an event.
+ */
+#include "lowrank/internal.h"
+#include "oialr/metrics.h"
+#include "oialr/params.h"
+#include "oialr/record.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct ctl {
+    oialr_lowrank_options o;
+    int64_t every;
+    int nlayers;
+    oialr_lowrank_layer *layers; /* [nlayers] every capable weight, in graph order */
+    int *param;                  /* [nlayers] its parameter index */
+    int nelig;
+    int *el;                     /* [nelig] eligible -> layer */
+    int nlag;                    /* factors kept per layer: stability at lag nlag checks */
+    oialr_factor **ring;         /* [nelig * (nlag + 1)] */
+    int *filled;                 /* [nelig] checks factored so far */
+    oialr_svd_ws *ws;
+    oialr_policy_state *ps;
+    double *s;
+    int *done, *go;
+    lr_work w;
+    double seconds;
+    int began;
+} ctl;
+
+void oialr_lowrank_options_default(oialr_lowrank_options *o) {
+    memset(o, 0, sizeof *o);
+    o->policy.kind = OIALR_POLICY_AUTO;
+    o->beta = 0.15;
+    o->keep_last = 1;
+    o->max_aspect = 10.0;
+    o->moments = OIALR_MOMENTS_PROJECT;
+}
+
+static void ctl_free(ctl *c) {
+    if (!c) return;
+    for (int i = 0; c->ring && i < c->nelig * (c->nlag + 1); i++) oialr_factor_free(c->ring[i]);
+    free(c->ring);
+    free(c->filled);
+    free(c->layers);
+    free(c->param);
+    free(c->el);
+    free(c->s);
+    free(c->done);
+    free(c->go);
+    oialr_svd_ws_free(c->ws);
+    oialr_policy_state_free(c->ps);
+    lr_work_free(&c->w);
+    free(c);
+}
+
+static int record_event(ctl *c, int64_t step, const oialr_lowrank_layer *l, int kind, double s, int before,
+                        int after) {
+    if (!c->o.recorder) return OIALR_OK;
+    oialr_traj_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.step = step;
+    snprintf(ev.layer, sizeof ev.layer, "%s", l->name);
+    ev.kind = kind;
+    ev.stability = s;
+    ev.rank_before = before;
+    ev.rank_after = after;
+    return oialr_record_event(c->o.recorder, &ev);
+}
+
+static int begin(ctl *c, oialr_trainer *t) {
+    oialr_params *p = t->params;
+    c->every = c->o.every > 0 ? c->o.every : (t->steps_per_epoch + 1) / 2;
+    if (c->every < 1) c->every = 1;
+    c->layers = calloc((size_t)p->count + 1, sizeof *c->layers);
+    c->param = calloc((size_t)p->count + 1, sizeof *c->param);
+    c->el = calloc((size_t)p->count + 1, sizeof *c->el);
+    if (!c->layers || !c->param || !c->el) return oialr_seterr(OIALR_ERR_NOMEM, "OIALR: out of memory");
+    for (int i = 0; i < p->count; i++) {
+        const oialr_param_info *pi = &p->info[i];
+        if (pi->kind != OIALR_PARAM_MATRIX || !oialr_model_lowrank_capable(t->model, i)) continue;
+        oialr_lowrank_layer *l = &c->layers[c->nlayers];
+        snprintf(l->name, sizeof l->name, "%s", pi->name);
+        l->rows = pi->rows;
+        l->cols = pi->cols;
+        l->rank = (int)(pi->rows < pi->cols ? pi->rows : pi->cols);
+        l->switch_step = -1;
+        l->switch_stability = NAN;
+        l->eligible = 1;
+        c->param[c->nlayers++] = i;
+    }
+    if (c->nlayers == 0) return oialr_seterr(OIALR_ERR_ARG, "OIALR: the model has no dense weight to train low-rank");
+    /* the classifier is the last weight: its output is the logits */
+    if (c->o.keep_last) c->layers[c->nlayers - 1].eligible = 0, c->layers[c->nlayers - 1].why = "classifier";
+    int first = 1;
+    for (int i = 0; i < c->nlayers; i++) {
+        oialr_lowrank_layer *l = &c->layers[i];
+        if (!l->eligible) continue;
+        double lo = (double)(l->rows < l->cols ? l->rows : l->cols), hi = (double)(l->rows < l->cols ? l->cols : l->rows);
+        if (first && c->o.keep_first) l->eligible = 0, l->why = "first layer";
+        else if (hi / lo >= c->o.max_aspect) l->eligible = 0, l->why = "aspect ratio";
+        else if (lo < 2) l->eligible = 0, l->why = "too small";
+        first = 0;
+        if (l->eligible) c->el[c->nelig++] = i;
+    }
+    if (c->nelig == 0) {
+        char why[512] = "";
+        size_t at = 0;
+        for (int i = 0; i < c->nlayers && at < sizeof why; i++)
+            at += (size_t)snprintf(why + at, sizeof why - at, "%s%s: %s", i ? ", " : "", c->layers[i].name,
+                                   c->layers[i].why);
+        return oialr_seterr(OIALR_ERR_ARG, "OIALR: no layer of this model is eligible (%s)", why);
+    }
+    const oialr_policy *pol = &c->o.policy;
+    c->nlag = 1;
+    if (pol->kind == OIALR_POLICY_STABILITY && pol->lag > 0) {
+        if (pol->lag % c->every)
+            return oialr_seterr(OIALR_ERR_ARG, "OIALR: lag=%lld is not a multiple of the check interval %lld",
+                                (long long)pol->lag, (long long)c->every);
+        c->nlag = (int)(pol->lag / c->every);
+    }
+    int nf = c->nelig * (c->nlag + 1);
+    c->ring = calloc((size_t)nf, sizeof *c->ring);
+    c->filled = calloc((size_t)c->nelig, sizeof *c->filled);
+    c->s = calloc((size_t)c->nelig, sizeof *c->s);
+    c->done = calloc((size_t)c->nelig, sizeof *c->done);
+    c->go = calloc((size_t)c->nelig, sizeof *c->go);
+    if (!c->ring || !c->filled || !c->s || !c->done || !c->go) return oialr_seterr(OIALR_ERR_NOMEM, "OIALR: out of memory");
+    int rc = oialr_svd_ws_new(&c->ws, OIALR_PREC_F32);
+    if (!rc) rc = oialr_policy_state_new(&c->ps, pol, c->nelig);
+    for (int e = 0; e < c->nelig && !rc; e++) {
+        const oialr_lowrank_layer *l = &c->layers[c->el[e]];
+        for (int k = 0; k <= c->nlag && !rc; k++)
+            rc = oialr_factor_new(&c->ring[e * (c->nlag + 1) + k], l->rows, l->cols, OIALR_PREC_F32);
+    }
+    return rc;
+}
+
+static int rc_begin(oialr_trainer *t, void *user) {
+    ctl *c = user;
+    if (c->began) return oialr_seterr(OIALR_ERR_ARG, "OIALR: controller reused for a second run");
+    c->began = 1;
+    double t0 = oialr_now();
+    int rc = begin(c, t);
+    c->seconds += oialr_now() - t0;
+    return rc;
+}
+
+/* Step 1: rotate and truncate every layer that is low-rank. */
+static int rotate_all(ctl *c, oialr_trainer *t, int64_t step) {
+    for (int e = 0; e < c->nelig; e++) {
+        if (!c->done[e]) continue;
+        oialr_lowrank_layer *l = &c->layers[c->el[e]];
+        int before, after;
+        int rc = lr_rotate(t->model, &t->optim, c->param[c->el[e]], c->o.beta, c->o.moments, &c->w, &before, &after);
+        if (!rc) rc = record_event(c, step, l, OIALR_EVENT_ROTATE, NAN, before, before);
+        if (!rc && after < before) rc = record_event(c, step, l, OIALR_EVENT_TRUNCATE, NAN, before, after);
+        if (rc) return rc;
+        l->rank = after;
+    }
+    return OIALR_OK;
+}
+
+/* Step 2: the stability of every full-rank eligible layer. */
+static int measure(ctl *c, oialr_trainer *t) {
+    const oialr_params *p = t->params;
+    for (int e = 0; e < c->nelig; e++) {
+        c->s[e] = NAN;
+        if (c->done[e]) continue;
+        int per = c->nlag + 1;
+        oialr_factor *cur = c->ring[e * per + c->filled[e] % per];
+        int rc = oialr_factor_compute(cur, c->ws, p->data + p->info[c->param[c->el[e]]].offset);
+        if (rc) return rc;
+        if (c->filled[e] >= c->nlag) {
+            const oialr_factor *old = c->ring[e * per + (c->filled[e] - c->nlag) % per];
+            if ((rc = oialr_stability(old, cur, &c->s[e]))) return rc;
+        }
+        c->filled[e]++;
+    }
+    return OIALR_OK;
+}
+
+/* Step 3: switch the layers the policy names. */
+static int switch_named(ctl *c, oialr_trainer *t, int64_t step) {
+    if (oialr_policy_check(c->ps, step, c->o.min_steps, c->s, c->done, c->go) == 0) return OIALR_OK;
+    for (int e = 0; e < c->nelig; e++) {
+        if (!c->go[e]) continue;
+        oialr_lowrank_layer *l = &c->layers[c->el[e]];
+        int full = l->rank, r;
+        int rc = lr_switch(t->model, &t->optim, c->param[c->el[e]], c->o.beta, c->o.moments, &c->w, &r);
+        if (!rc) rc = record_event(c, step, l, OIALR_EVENT_SWITCH, c->s[e], full, r);
+        if (rc) return rc;
+        c->done[e] = 1;
+        l->rank = r;
+        l->switch_step = step;
+        l->switch_stability = c->s[e];
+        if (isnan(c->s[e]))
+            oialr_log(OIALR_LOG_INFO, "step %lld: %s switched to low rank %d of %d", (long long)step, l->name, r,
+                      full);
+        else
+            oialr_log(OIALR_LOG_INFO, "step %lld: %s switched to low rank %d of %d (stability %.4f)",
+                      (long long)step, l->name, r, full, c->s[e]);
+        /* its factors are not needed any more */
+        int per = c->nlag + 1;
+        for (int k = 0; k < per; k++) {
+            oialr_factor_free(c->ring[e * per + k]);
+            c->ring[e * per + k] = NULL;
+        }
+    }
+    return OIALR_OK;
+}
+
+static int rc_step_end(oialr_trainer *t, void *user) {
+    ctl *c = user;
+    int64_t step = t->metrics.step;
+    if (step % c->every != 0) return OIALR_OK;
+    double t0 = oialr_now();
+    int rc = rotate_all(c, t, step);
+    if (!rc) rc = measure(c, t);
+    if (!rc) rc = switch_named(c, t, step);
+    c->seconds += oialr_now() - t0;
+    return rc;
+}
+
+int oialr_lowrank_hook_init(oialr_hook *hook, const oialr_lowrank_options *opt) {
+    OIALR_ASSERT(hook && opt);
+    memset(hook, 0, sizeof *hook);
+    if (opt->policy.kind == OIALR_POLICY_NONE) return oialr_seterr(OIALR_ERR_ARG, "OIALR: no switch policy");
+    if (!(opt->beta >= 0.0 && opt->beta < 1.0))
+        return oialr_seterr(OIALR_ERR_ARG, "OIALR: --beta %g is not in [0, 1)", opt->beta);
+    if (opt->every < 0 || opt->min_steps < 0)
+        return oialr_seterr(OIALR_ERR_ARG, "OIALR: negative check interval or warm-up");
+    if (!(opt->max_aspect > 1.0)) return oialr_seterr(OIALR_ERR_ARG, "OIALR: max aspect ratio must be > 1");
+    ctl *c = calloc(1, sizeof *c);
+    if (!c) return oialr_seterr(OIALR_ERR_NOMEM, "OIALR: out of memory");
+    c->o = *opt;
+    hook->name = "oialr";
+    hook->user = c;
+    hook->run_begin = rc_begin;
+    hook->step_end = rc_step_end;
+    return OIALR_OK;
+}
+
+static ctl *of_hook(const oialr_hook *hook) {
+    return hook && hook->run_begin == rc_begin ? hook->user : NULL;
+}
+
+void oialr_lowrank_hook_free(oialr_hook *hook) {
+    ctl *c = of_hook(hook);
+    if (!c) return;
+    ctl_free(c);
+    memset(hook, 0, sizeof *hook);
+}
+
+int oialr_lowrank_nlayers(const oialr_hook *hook) {
+    ctl *c = of_hook(hook);
+    return c ? c->nlayers : 0;
+}
+
+const oialr_lowrank_layer *oialr_lowrank_layer_at(const oialr_hook *hook, int i) {
+    ctl *c = of_hook(hook);
+    return c && i >= 0 && i < c->nlayers ? &c->layers[i] : NULL;
+}
+
+double oialr_lowrank_seconds(const oialr_hook *hook) {
+    ctl *c = of_hook(hook);
+    return c ? c->seconds : 0.0;
+}

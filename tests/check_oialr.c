@@ -1,0 +1,468 @@
+/*
+ * check_oialr.c — the OIALR trainer (oialr/lowrank.h, lib/lowrank/): the
+ * truncation rule at its edges; a switch that keeps W and carries the first
+ * moment; a rotation that leaves U Σ Vᵀ and the W-space first moment
+ * unchanged; a truncation's shapes; each policy's trigger on a synthetic
+ * stability series; short runs on synthetic data with SGD and AdamW that
+ * switch, rotate, truncate, keep learning and record their events; and in
+ * "Limits" bad policy strings and models with nothing to switch.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lowrank/internal.h"
+#include "oialr.h"
+#include "util_grad.h"
+
+static void quiet_log(int level, const char *msg, void *user) { (void)level, (void)msg, (void)user; }
+
+#define OK(expr)                                                                                             \
+    do {                                                                                                     \
+        int rc_ = (expr);                                                                                    \
+        ck_assert_msg(rc_ == OIALR_OK, "%s -> %d: %s", #expr, rc_, oialr_errmsg());                          \
+    } while (0)
+
+// ----------------------------------------------------------------------------
+// truncation rule
+
+START_TEST(test_keep_rule) {
+    float s[10] = {10, 9, 8, 2, 1.6f, 1.4f, 1, 0.5f, 0.1f, 0};
+    /* beta 0.15: 1.5 is the cut -> 5 kept (10 9 8 2 1.6) */
+    ck_assert_int_eq(oialr_lowrank_keep(s, 10, 10, 0.15), 5);
+    /* beta 0.5: 3 pass, but at most half of 10 may go -> 5 */
+    ck_assert_int_eq(oialr_lowrank_keep(s, 10, 10, 0.5), 5);
+    /* from a rank of 4: all pass at 0.15 (2 >= 1.5); at 0.5 three do */
+    ck_assert_int_eq(oialr_lowrank_keep(s, 4, 10, 0.15), 4);
+    ck_assert_int_eq(oialr_lowrank_keep(s, 4, 10, 0.5), 3);
+    /* beta 0: everything is kept (no growth past cur) */
+    ck_assert_int_eq(oialr_lowrank_keep(s, 10, 10, 0.0), 10);
+    ck_assert_int_eq(oialr_lowrank_keep(s, 7, 10, 0.0), 7);
+    /* the floor: 1% of n = 3 for n = 300, so a rank of 4 with one big
+     * value keeps 3; and never below 1 */
+    float t[4] = {1, 0.01f, 0.01f, 0.01f};
+    ck_assert_int_eq(oialr_lowrank_keep(t, 4, 300, 0.5), 3);
+    ck_assert_int_eq(oialr_lowrank_keep(t, 1, 10, 0.5), 1);
+    ck_assert_int_eq(oialr_lowrank_keep(t, 2, 10, 0.5), 1);
+}
+END_TEST
+
+// ----------------------------------------------------------------------------
+// switch and rotation on a real model
+
+/* an mlp whose hidden layer fc2 is square (16x16) */
+static oialr_model *small_model(void) {
+    oialr_model *m = NULL;
+    OK(oialr_model_create(&m, "mlp:16,16", 1, 4, 4, 3, 8, 7));
+    return m;
+}
+
+static int find(oialr_model *m, const char *name) {
+    int i = oialr_params_find(oialr_model_params(m), name);
+    ck_assert_int_ge(i, 0);
+    return i;
+}
+
+static float *weight_of(oialr_model *m, int i) {
+    const oialr_param_info *pi = &oialr_model_params(m)->info[i];
+    float *w = tu_alloc((size_t)(pi->rows * pi->cols));
+    OK(oialr_params_weight(oialr_model_params(m), i, w, NULL));
+    return w;
+}
+
+/* A switch at beta 0 keeps W (to float precision); the first moment
+ * carried to Σ maps back to the original (U is square here, so U Uᵀ = I). */
+START_TEST(test_switch_keeps_w_and_moment) {
+    oialr_model *m = small_model();
+    oialr_params *p = oialr_model_params(m);
+    oialr_optim o;
+    oialr_optim_config oc;
+    oialr_optim_defaults(&oc, OIALR_OPT_ADAMW);
+    OK(oialr_optim_init(&o, &oc, p));
+    int i = find(m, "fc2.weight");
+    const oialr_param_info *pi = &p->info[i];
+    tu_rng r;
+    tu_rng_seed(&r, 3);
+    tu_fill_uniform(o.m + pi->offset, pi->size, &r, -1, 1);
+    tu_fill_uniform(o.v + pi->offset, pi->size, &r, 0.01f, 1);
+    float *m0 = tu_alloc(pi->size);
+    memcpy(m0, o.m + pi->offset, pi->size * sizeof *m0);
+    float *w0 = weight_of(m, i);
+    lr_work w = {0};
+    int rank;
+    OK(lr_switch(m, &o, i, 0.0, OIALR_MOMENTS_PROJECT, &w, &rank));
+    ck_assert_int_eq(rank, 16);
+    ck_assert_int_eq(pi->rank, 16);
+    ck_assert_uint_eq(pi->size, 256);
+    float *w1 = weight_of(m, i);
+    ck_assert_msg(tu_close_ratio(w1, w0, 256, 1e-5, 1e-4) <= 1, "W changed at the switch");
+    /* U M_Σ Vᵀ == M_W */
+    float *u, *v;
+    OK(oialr_model_lowrank_factors(m, i, &u, &v, &rank));
+    float back[256], tmp[256];
+    for (int a = 0; a < 16; a++)
+        for (int b = 0; b < 16; b++) {
+            double s = 0;
+            for (int k = 0; k < 16; k++) s += (double)u[a * 16 + k] * o.m[pi->offset + k * 16 + b];
+            tmp[a * 16 + b] = (float)s;
+        }
+    for (int a = 0; a < 16; a++)
+        for (int b = 0; b < 16; b++) {
+            double s = 0;
+            for (int k = 0; k < 16; k++) s += (double)tmp[a * 16 + k] * v[b * 16 + k];
+            back[a * 16 + b] = (float)s;
+        }
+    ck_assert_msg(tu_close_ratio(back, m0, 256, 1e-5, 1e-4) <= 1, "first moment not carried exactly");
+    for (int k = 0; k < 256; k++) ck_assert(o.v[pi->offset + k] >= 0);
+    lr_work_free(&w);
+    free(m0), free(w0), free(w1);
+    oialr_optim_free(&o);
+    oialr_model_free(m);
+}
+END_TEST
+
+/* A rotation with nothing to cut leaves U Σ Vᵀ and U M Vᵀ unchanged and
+ * makes Σ diagonal; a truncation keeps the leading block. */
+START_TEST(test_rotation_and_truncation) {
+    oialr_model *m = small_model();
+    oialr_params *p = oialr_model_params(m);
+    oialr_optim o;
+    oialr_optim_config oc;
+    oialr_optim_defaults(&oc, OIALR_OPT_SGD);
+    oc.momentum = 0.9f;
+    OK(oialr_optim_init(&o, &oc, p));
+    int i = find(m, "fc1.weight"); /* 16 x 16 (4x4 input) */
+    const oialr_param_info *pi = &p->info[i];
+    lr_work w = {0};
+    int rank, before, after;
+    OK(lr_switch(m, &o, i, 0.0, OIALR_MOMENTS_PROJECT, &w, &rank));
+    /* Σ is dense after some training: make it so, with a moment */
+    tu_rng r;
+    tu_rng_seed(&r, 9);
+    float *s = p->data + pi->offset;
+    for (int k = 0; k < rank * rank; k++) s[k] += 0.3f * (float)(tu_rng_uniform(&r) - 0.5);
+    tu_fill_uniform(o.m + pi->offset, (size_t)rank * rank, &r, -1, 1);
+    float *w0 = weight_of(m, i);
+    float *u, *v;
+    OK(oialr_model_lowrank_factors(m, i, &u, &v, &rank));
+    /* the moment in W space, U M Vᵀ, before */
+    float *mw0 = tu_alloc(256), *mw1 = tu_alloc(256);
+    oialr_param_info save = *pi;
+    for (int pass = 0; pass < 2; pass++) {
+        float *mw = pass ? mw1 : mw0;
+        OK(oialr_model_lowrank_factors(m, i, &u, &v, &rank));
+        for (int a = 0; a < 16; a++)
+            for (int b = 0; b < 16; b++) {
+                double acc = 0;
+                for (int x = 0; x < rank; x++)
+                    for (int y = 0; y < rank; y++)
+                        acc += (double)u[a * rank + x] * o.m[pi->offset + x * rank + y] * v[b * rank + y];
+                mw[a * 16 + b] = (float)acc;
+            }
+        if (!pass) OK(lr_rotate(m, &o, i, 0.0, OIALR_MOMENTS_PROJECT, &w, &before, &after));
+    }
+    (void)save;
+    ck_assert_int_eq(before, 16);
+    ck_assert_int_eq(after, 16);
+    float *w1 = weight_of(m, i);
+    ck_assert_msg(tu_close_ratio(w1, w0, 256, 1e-5, 1e-4) <= 1, "the rotation changed U Sigma V^T");
+    ck_assert_msg(tu_close_ratio(mw1, mw0, 256, 1e-5, 1e-4) <= 1, "the rotation changed the moment in W space");
+    for (int a = 0; a < rank; a++)
+        for (int b = 0; b < rank; b++)
+            if (a != b) ck_assert_msg(fabsf(s[a * rank + b]) < 1e-6f, "Sigma not diagonal after the rotation");
+    /* truncation: shapes and the leading block */
+    float keep[4] = {s[0], s[1], s[rank], s[rank + 1]};
+    float mkeep[4] = {o.m[pi->offset], o.m[pi->offset + 1], o.m[pi->offset + rank], o.m[pi->offset + rank + 1]};
+    OK(oialr_model_lowrank_truncate(m, &o, i, 2));
+    ck_assert_int_eq(pi->rank, 2);
+    ck_assert_uint_eq(pi->size, 4);
+    for (int k = 0; k < 4; k++) {
+        ck_assert(s[k] == keep[k]);
+        ck_assert(o.m[pi->offset + k] == mkeep[k]);
+    }
+    ck_assert_int_eq(oialr_model_lowrank_truncate(m, &o, i, 3), OIALR_ERR_ARG); /* no growth */
+    lr_work_free(&w);
+    free(w0), free(w1), free(mw0), free(mw1);
+    oialr_optim_free(&o);
+    oialr_model_free(m);
+}
+END_TEST
+
+// ----------------------------------------------------------------------------
+// policies
+
+/* Feed n checks of one layer's stability; return the check index at which
+ * it switched (-1: never). */
+static int first_switch(const char *policy, const double *series, int n, int64_t every, int64_t min_steps) {
+    oialr_policy p;
+    OK(oialr_policy_parse(policy, &p));
+    oialr_policy_state *st;
+    OK(oialr_policy_state_new(&st, &p, 1));
+    int done = 0, go = 0, at = -1;
+    for (int k = 0; k < n && at < 0; k++) {
+        oialr_policy_check(st, (k + 1) * every, min_steps, &series[k], &done, &go);
+        if (go) at = k;
+    }
+    oialr_policy_state_free(st);
+    return at;
+}
+
+START_TEST(test_policy_triggers) {
+    const double rising[] = {NAN, 0.9, 0.95, 0.98, 0.991, 0.995, 0.996};
+    ck_assert_int_eq(first_switch("stability:0.99", rising, 7, 100, 0), 4);
+    ck_assert_int_eq(first_switch("stability:0.95", rising, 7, 100, 0), 2);
+    ck_assert_int_eq(first_switch("stability:0.95", rising, 7, 100, 500), 4); /* warm-up: not before step 500 */
+    ck_assert_int_eq(first_switch("stability:0.999", rising, 7, 100, 0), -1);
+    ck_assert_int_eq(first_switch("delay:300", rising, 7, 100, 0), 2);
+    ck_assert_int_eq(first_switch("mean-stability:0.98", rising, 7, 100, 0), 3);
+    /* auto: the rotation 1 - S goes 0.1, 0.05, 0.02, 0.015, 0.014, 0.014: it
+     * has fallen by less than 25% over two checks at the second 0.014
+     * (0.014 vs 0.015), not at the first (0.014 vs 0.02 is 30%) */
+    const double settle[] = {NAN, 0.9, 0.95, 0.98, 0.985, 0.986, 0.986, 0.986};
+    ck_assert_int_eq(first_switch("auto", settle, 8, 100, 0), 6);
+    /* a layer that keeps turning at a steady, large rate never switches */
+    const double steady[] = {NAN, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5};
+    ck_assert_int_eq(first_switch("auto", steady, 7, 100, 0), -1);
+    /* auto keeps its history through the warm-up: the first check past it */
+    ck_assert_int_eq(first_switch("auto", settle, 8, 100, 750), 7);
+    /* a steady rotation at a high stability is settled */
+    const double high[] = {NAN, 0.97, 0.97, 0.97, 0.97};
+    ck_assert_int_eq(first_switch("auto", high, 5, 100, 0), 3);
+}
+END_TEST
+
+/* mean-stability: all layers at once, on the mean; a layer without a
+ * value yet holds the others back. */
+START_TEST(test_policy_mean) {
+    oialr_policy p;
+    OK(oialr_policy_parse("mean-stability:0.95", &p));
+    oialr_policy_state *st;
+    OK(oialr_policy_state_new(&st, &p, 2));
+    int done[2] = {0, 0}, go[2];
+    double s1[2] = {0.99, NAN}, s2[2] = {0.99, 0.90}, s3[2] = {0.99, 0.92};
+    ck_assert_int_eq(oialr_policy_check(st, 100, 0, s1, done, go), 0);
+    ck_assert_int_eq(oialr_policy_check(st, 200, 0, s2, done, go), 0);
+    ck_assert_int_eq(oialr_policy_check(st, 300, 0, s3, done, go), 2);
+    ck_assert(go[0] && go[1]);
+    oialr_policy_state_free(st);
+}
+END_TEST
+
+START_TEST(test_policy_strings) {
+    static const char *const good[] = {"auto", "stability:0.99", "stability:0.9,lag=500", "mean-stability:0.98",
+                                       "delay:1000"};
+    for (size_t k = 0; k < sizeof good / sizeof *good; k++) {
+        oialr_policy p;
+        char back[64];
+        OK(oialr_policy_parse(good[k], &p));
+        oialr_policy_format(&p, back, sizeof back);
+        ck_assert_str_eq(back, good[k]);
+    }
+    static const char *const bad[] = {"", "stability", "stability:", "stability:1.5", "stability:x",
+                                      "stability:0.9,lag=0", "stability:0.9,lag=-3", "stability:0.9,tag=5",
+                                      "delay:-1", "delay:1e3", "mean-stability:", "magic:1", "auto:1"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        oialr_policy p;
+        ck_assert_msg(oialr_policy_parse(bad[k], &p) == OIALR_ERR_ARG, "'%s' accepted", bad[k]);
+        ck_assert_msg(strstr(oialr_errmsg(), "--oialr") && !strchr(oialr_errmsg(), '\n'), "%s", oialr_errmsg());
+    }
+}
+END_TEST
+
+// ----------------------------------------------------------------------------
+// short runs
+
+typedef struct run_out {
+    float first_loss, last_loss, acc;
+    int switched, rank_fc1, nevents, rotations, truncations;
+    float trainable;
+} run_out;
+
+static int on_step(oialr_trainer *t, void *user) {
+    run_out *o = user;
+    if (t->metrics.step == 1) o->first_loss = t->metrics.loss;
+    return 0;
+}
+
+static void short_run(int opt_kind, const char *policy, const char *record, run_out *out) {
+    memset(out, 0, sizeof *out);
+    oialr_dataset ds = {0};
+    OK(oialr_dataset_synthetic(&ds, 1200, 1, 8, 8, 4, 0.25f, 1));
+    oialr_loader trl, val;
+    OK(oialr_loader_split(&trl, &val, &ds, 200, 1));
+    oialr_model *m = NULL;
+    OK(oialr_model_create(&m, "mlp:48,48", 1, 8, 8, 4, 32, 1));
+    oialr_train_config cfg;
+    oialr_train_defaults(&cfg);
+    cfg.epochs = 6;
+    cfg.batch = 32;
+    oialr_optim_defaults(&cfg.optim, opt_kind);
+    if (opt_kind == OIALR_OPT_SGD) cfg.optim.lr = 0.05f, cfg.optim.momentum = 0.9f;
+    oialr_trainer tr;
+    OK(oialr_trainer_init(&tr, &cfg, m, &trl, &val, NULL));
+    oialr_hook probe = {.name = "probe", .user = out, .step_end = on_step};
+    OK(oialr_trainer_add_hook(&tr, &probe));
+    oialr_hook rec = {0}, lr = {0};
+    if (record) {
+        oialr_record_options ro;
+        oialr_record_options_default(&ro);
+        ro.path = record;
+        ro.every = 10;
+        ro.force = 1;
+        OK(oialr_record_hook_init(&rec, &ro));
+        OK(oialr_trainer_add_hook(&tr, &rec));
+    }
+    oialr_lowrank_options lo;
+    oialr_lowrank_options_default(&lo);
+    OK(oialr_policy_parse(policy, &lo.policy));
+    lo.every = 20;
+    lo.beta = 0.3;
+    lo.recorder = record ? &rec : NULL;
+    OK(oialr_lowrank_hook_init(&lr, &lo));
+    OK(oialr_trainer_add_hook(&tr, &lr));
+    OK(oialr_train_run(&tr));
+    out->last_loss = tr.metrics.loss;
+    out->acc = tr.metrics.val_acc;
+    out->trainable = tr.metrics.trainable_fraction;
+    for (int k = 0; k < oialr_lowrank_nlayers(&lr); k++) {
+        const oialr_lowrank_layer *l = oialr_lowrank_layer_at(&lr, k);
+        out->switched += l->switch_step >= 0;
+        if (!strcmp(l->name, "fc1.weight")) out->rank_fc1 = l->rank;
+    }
+    oialr_lowrank_hook_free(&lr);
+    if (record) oialr_record_hook_free(&rec);
+    oialr_trainer_free(&tr);
+    oialr_model_free(m);
+    oialr_loader_free(&trl);
+    oialr_loader_free(&val);
+    oialr_dataset_free(&ds);
+    if (record) {
+        oialr_traj *t = NULL;
+        OK(oialr_traj_open(&t, record, OIALR_TRAJ_READ));
+        oialr_traj_event ev[256];
+        int64_t n = 0;
+        OK(oialr_traj_read_events(t, ev, 256, &n));
+        out->nevents = (int)n;
+        for (int64_t k = 0; k < n; k++) {
+            out->rotations += ev[k].kind == OIALR_EVENT_ROTATE;
+            out->truncations += ev[k].kind == OIALR_EVENT_TRUNCATE;
+            if (ev[k].kind == OIALR_EVENT_TRUNCATE) ck_assert_int_lt(ev[k].rank_after, ev[k].rank_before);
+        }
+        /* the last snapshot of fc1 is its formed U Σ Vᵀ, with its rank */
+        int li;
+        OK(oialr_traj_find_layer(t, "fc1.weight", &li));
+        const oialr_traj_layer *L = oialr_traj_layer_at(t, li);
+        ck_assert_int_eq(L->ranks[L->nsnap - 1], out->rank_fc1);
+        ck_assert_int_eq(L->ranks[0], 48);
+        OK(oialr_traj_close(t));
+    }
+}
+
+START_TEST(test_run_switches_and_learns) {
+    static const int opts[] = {OIALR_OPT_SGD, OIALR_OPT_ADAMW};
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/oialr-check-oialr-%d.h5", (int)getpid());
+    run_out o;
+    short_run(opts[_i], "delay:40", path, &o);
+    unlink(path);
+    ck_assert_int_eq(o.switched, 2); /* fc1, fc2; fc3 is the classifier */
+    ck_assert_msg(o.rank_fc1 < 48 && o.rank_fc1 >= 1, "fc1 rank %d", o.rank_fc1);
+    ck_assert_msg(o.trainable < 0.5f, "trainable %.3f", (double)o.trainable);
+    ck_assert_msg(o.last_loss < 0.5f * o.first_loss, "loss %g -> %g", (double)o.first_loss, (double)o.last_loss);
+    ck_assert_msg(o.acc > 0.6f, "val acc %.3f", (double)o.acc);
+    /* 2 switches, then a rotation of each every 20 steps, and some cuts */
+    ck_assert_int_ge(o.rotations, 2);
+    ck_assert_int_ge(o.truncations, 1);
+    ck_assert_int_ge(o.nevents, 2 + o.rotations + o.truncations);
+}
+END_TEST
+
+// ----------------------------------------------------------------------------
+// Limits
+
+START_TEST(test_nothing_to_switch) {
+    oialr_dataset ds = {0};
+    OK(oialr_dataset_synthetic(&ds, 200, 1, 8, 8, 4, 0.25f, 1));
+    oialr_loader trl, val;
+    OK(oialr_loader_split(&trl, &val, &ds, 40, 1));
+    /* a 2x64 layer (aspect ratio 32) and the classifier; the first layer kept
+     * and the classifier */
+    static const char *const specs[] = {"mlp:2", "mlp:48"};
+    for (int k = 0; k < 2; k++) {
+        oialr_model *m = NULL;
+        OK(oialr_model_create(&m, specs[k], 1, 8, 8, 4, 32, 1));
+        oialr_train_config cfg;
+        oialr_train_defaults(&cfg);
+        cfg.epochs = 1;
+        cfg.batch = 32;
+        oialr_trainer tr;
+        OK(oialr_trainer_init(&tr, &cfg, m, &trl, &val, NULL));
+        oialr_lowrank_options lo;
+        oialr_lowrank_options_default(&lo);
+        lo.keep_first = k == 1;
+        oialr_hook h;
+        OK(oialr_lowrank_hook_init(&h, &lo));
+        OK(oialr_trainer_add_hook(&tr, &h));
+        ck_assert_int_eq(oialr_train_run(&tr), OIALR_ERR_ARG);
+        ck_assert_msg(strstr(oialr_errmsg(), "eligible"), "%s", oialr_errmsg());
+        oialr_lowrank_hook_free(&h);
+        oialr_trainer_free(&tr);
+        oialr_model_free(m);
+    }
+    oialr_loader_free(&trl);
+    oialr_loader_free(&val);
+    oialr_dataset_free(&ds);
+}
+END_TEST
+
+START_TEST(test_bad_options) {
+    oialr_lowrank_options lo;
+    oialr_hook h;
+    oialr_lowrank_options_default(&lo);
+    lo.beta = 1.0;
+    ck_assert_int_eq(oialr_lowrank_hook_init(&h, &lo), OIALR_ERR_ARG);
+    oialr_lowrank_options_default(&lo);
+    lo.policy.kind = OIALR_POLICY_NONE;
+    ck_assert_int_eq(oialr_lowrank_hook_init(&h, &lo), OIALR_ERR_ARG);
+    oialr_lowrank_options_default(&lo);
+    lo.max_aspect = 1.0;
+    ck_assert_int_eq(oialr_lowrank_hook_init(&h, &lo), OIALR_ERR_ARG);
+    /* a low-rank call on a weight that is not low-rank, or not a weight */
+    oialr_model *m = small_model();
+    ck_assert_int_eq(oialr_model_lowrank_truncate(m, NULL, find(m, "fc1.weight"), 1), OIALR_ERR_ARG);
+    ck_assert_int_eq(oialr_model_lowrank_capable(m, find(m, "fc1.bias")), 0);
+    ck_assert_int_eq(oialr_model_lowrank_capable(m, find(m, "fc1.weight")), 1);
+    oialr_model_free(m);
+}
+END_TEST
+
+static Suite *oialr_suite(void) {
+    Suite *s = suite_create("oialr");
+    TCase *core = tcase_create("Core");
+    tcase_add_test(core, test_keep_rule);
+    tcase_add_test(core, test_switch_keeps_w_and_moment);
+    tcase_add_test(core, test_rotation_and_truncation);
+    tcase_add_test(core, test_policy_triggers);
+    tcase_add_test(core, test_policy_mean);
+    tcase_add_loop_test(core, test_run_switches_and_learns, 0, 2);
+    tcase_set_timeout(core, 60);
+    suite_add_tcase(s, core);
+    TCase *lim = tcase_create("Limits");
+    tcase_add_test(lim, test_policy_strings);
+    tcase_add_test(lim, test_nothing_to_switch);
+    tcase_add_test(lim, test_bad_options);
+    suite_add_tcase(s, lim);
+    return s;
+}
+
+int main(void) {
+    oialr_set_log(quiet_log, NULL, OIALR_LOG_DEBUG);
+    SRunner *sr = srunner_create(oialr_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
