@@ -44,8 +44,12 @@ void lowrank_backward(float *dinp, float *ds, float *db, float *scratch, const f
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, C, R, 1.0f, dmid, R, v, R, 1.0f, dinp, C);
 }
 
+// ---------------------------------------------------------------------------
+// naive references. v's entry (c, j) is v[c*vr + j*vc]: (vr, vc) = (R, 1)
+// for the dense v [C,R], (1, C) for the conv's vt [R,C] (C there is K).
+
 /* W[OC,C] = u s vᵀ in double */
-static double *form_w(const float *u, const float *s, const float *v, int C, int OC, int R) {
+static double *form_w(const float *u, const float *s, const float *v, size_t vr, size_t vc, int C, int OC, int R) {
     double *w = calloc((size_t)OC * C, sizeof *w), *us = calloc((size_t)OC * R, sizeof *us);
     if (!w || !us) abort(); /* references are for the tests only */
     for (int o = 0; o < OC; o++)
@@ -57,16 +61,36 @@ static double *form_w(const float *u, const float *s, const float *v, int C, int
     for (int o = 0; o < OC; o++)
         for (int c = 0; c < C; c++) {
             double a = 0;
-            for (int j = 0; j < R; j++) a += us[(size_t)o * R + j] * v[(size_t)c * R + j];
+            for (int j = 0; j < R; j++) a += us[(size_t)o * R + j] * v[(size_t)c * vr + (size_t)j * vc];
             w[(size_t)o * C + c] = a;
         }
     free(us);
     return w;
 }
 
+/* ds[R,R] += uᵀ dw v for dw[OC,C]: W = u s vᵀ is linear in s */
+static void add_ut_dw_v(float *ds, const float *u, const double *dw, const float *v, size_t vr, size_t vc, int C,
+                        int OC, int R) {
+    double *t = calloc((size_t)OC * R, sizeof *t);
+    if (!t) abort();
+    for (int o = 0; o < OC; o++)
+        for (int j = 0; j < R; j++) {
+            double a = 0;
+            for (int c = 0; c < C; c++) a += dw[(size_t)o * C + c] * v[(size_t)c * vr + (size_t)j * vc];
+            t[(size_t)o * R + j] = a;
+        }
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < R; j++) {
+            double a = 0;
+            for (int o = 0; o < OC; o++) a += (double)u[(size_t)o * R + i] * t[(size_t)o * R + j];
+            ds[(size_t)i * R + j] += (float)a;
+        }
+    free(t);
+}
+
 void lowrank_forward_naive(float *out, const float *inp, const float *u, const float *s, const float *v,
                            const float *b, int N, int C, int OC, int R) {
-    double *w = form_w(u, s, v, C, OC, R);
+    double *w = form_w(u, s, v, (size_t)R, 1, C, OC, R);
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) {
             double a = b ? b[o] : 0.0;
@@ -78,9 +102,9 @@ void lowrank_forward_naive(float *out, const float *inp, const float *u, const f
 
 void lowrank_backward_naive(float *dinp, float *ds, float *db, const float *dout, const float *inp, const float *u,
                             const float *s, const float *v, int N, int C, int OC, int R) {
-    double *w = form_w(u, s, v, C, OC, R);
-    double *dw = calloc((size_t)OC * C, sizeof *dw), *t = calloc((size_t)OC * R, sizeof *t);
-    if (!dw || !t) abort();
+    double *w = form_w(u, s, v, (size_t)R, 1, C, OC, R);
+    double *dw = calloc((size_t)OC * C, sizeof *dw);
+    if (!dw) abort();
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) {
             double d = dout[(size_t)n * OC + o];
@@ -90,18 +114,6 @@ void lowrank_backward_naive(float *dinp, float *ds, float *db, const float *dout
                 if (dinp) dinp[(size_t)n * C + c] += (float)(d * w[(size_t)o * C + c]);
             }
         }
-    /* ds = uᵀ dW v: W = u s vᵀ is linear in s */
-    for (int o = 0; o < OC; o++)
-        for (int j = 0; j < R; j++) {
-            double a = 0;
-            for (int c = 0; c < C; c++) a += dw[(size_t)o * C + c] * v[(size_t)c * R + j];
-            t[(size_t)o * R + j] = a;
-        }
-    for (int i = 0; i < R; i++)
-        for (int j = 0; j < R; j++) {
-            double a = 0;
-            for (int o = 0; o < OC; o++) a += (double)u[(size_t)o * R + i] * t[(size_t)o * R + j];
-            ds[(size_t)i * R + j] += (float)a;
-        }
-    free(t), free(dw), free(w);
+    add_ut_dw_v(ds, u, dw, v, (size_t)R, 1, C, OC, R);
+    free(dw), free(w);
 }
