@@ -141,6 +141,48 @@ START_TEST(test_conv_gradcheck)
 }
 END_TEST
 
+/* A frozen weight: conv2d_backward with dw NULL skips the weight gradient
+ * (and its im2col) and leaves dinp, db exactly as with dw, accumulated into
+ * pre-filled values; also with db NULL, and the naive reference with dw NULL
+ * agrees. */
+static void conv_null_dw(const conv_case *t)
+{
+    conv2d_dims d = conv2d_make(t->C, t->H, t->W, t->OC, t->KH, t->KW, t->stride, t->pad);
+    size_t nx = (size_t)t->B * t->C * t->H * t->W, nw = (size_t)t->OC * t->C * t->KH * t->KW;
+    size_t ny = (size_t)t->B * t->OC * d.OH * d.OW, OC = (size_t)t->OC;
+    tu_rng r;
+    tu_rng_seed(&r, 99 + (uint64_t)t->OC);
+    float *x = tu_alloc(nx), *w = tu_alloc(nw), *dy = tu_alloc(ny), *dw = tu_alloc(nw);
+    float *dx1 = tu_alloc(nx), *dx2 = tu_alloc(nx), *dx3 = tu_alloc(nx), *dx4 = tu_alloc(nx);
+    float *db1 = tu_alloc(OC), *db2 = tu_alloc(OC), *db4 = tu_alloc(OC), *s = tu_alloc(conv2d_scratch_size(&d, t->B));
+    tu_fill_uniform(x, nx, &r, -1, 1);
+    tu_fill_uniform(w, nw, &r, -1, 1);
+    tu_fill_uniform(dy, ny, &r, -1, 1);
+    tu_fill_uniform(dw, nw, &r, -1, 1);
+    tu_fill_uniform(dx1, nx, &r, -1, 1);
+    copy(dx2, dx1, nx), copy(dx3, dx1, nx), copy(dx4, dx1, nx);
+    tu_fill_uniform(db1, OC, &r, -1, 1);
+    copy(db2, db1, OC), copy(db4, db1, OC);
+    conv2d_backward(dx1, dw, db1, dy, x, w, s, &d, t->B);
+    conv2d_backward(dx2, NULL, db2, dy, x, w, s, &d, t->B);
+    conv2d_backward(dx3, NULL, NULL, dy, x, w, s, &d, t->B);
+    conv2d_backward_naive(dx4, NULL, db4, dy, x, w, &d, t->B);
+    ck_assert_msg(tu_max_abs_diff(dx2, dx1, nx) == 0, "dw NULL: dinp differs (C%d %dx%d OC%d k%d s%d p%d)", t->C,
+                  t->H, t->W, t->OC, t->KH, t->stride, t->pad);
+    ck_assert_msg(tu_max_abs_diff(db2, db1, OC) == 0, "dw NULL: db differs");
+    ck_assert_msg(tu_max_abs_diff(dx3, dx1, nx) == 0, "dw, db NULL: dinp differs");
+    ck_assert_msg(tu_close_ratio(dx4, dx1, nx, ATOL, RTOL) <= 1, "naive, dw NULL: dinp");
+    ck_assert_msg(tu_close_ratio(db4, db1, OC, ATOL, RTOL) <= 1, "naive, dw NULL: db");
+    free(x), free(w), free(dy), free(dw), free(dx1), free(dx2), free(dx3), free(dx4), free(db1), free(db2);
+    free(db4), free(s);
+}
+
+START_TEST(test_conv_null_dw)
+{
+    conv_null_dw(&conv_cases[_i]);
+}
+END_TEST
+
 /* A batch that needs two GEMM chunks (K*P large): chunk edges are right. */
 START_TEST(test_conv_chunks)
 {
@@ -171,6 +213,7 @@ START_TEST(test_conv_threads)
         ck_assert_int_lt(conv2d_chunk(&d, t->B), t->B);
         conv_compare(t, 1);
         conv_compare(t, 0);
+        conv_null_dw(t); /* threads > 0 keep a private db but no dw */
     }
     openblas_set_num_threads(saved);
 }
@@ -855,6 +898,7 @@ static Suite *layers_suite(void)
     tcase_set_timeout(core, 60);
     tcase_add_loop_test(core, test_conv_fast_vs_naive, 0, NCONV);
     tcase_add_loop_test(core, test_conv_gradcheck, 0, NCONV);
+    tcase_add_loop_test(core, test_conv_null_dw, 0, NCONV);
     tcase_add_test(core, test_conv_chunks);
     tcase_add_loop_test(core, test_conv_threads, 0, (int)(sizeof thread_cases / sizeof thread_cases[0]));
     tcase_add_loop_test(core, test_pool, 0, NPOOL);

@@ -298,9 +298,10 @@ static void backward_share(void *ctx, int t, int nt)
     /* thread 0 accumulates into dw, db; the others into their own, summed after */
     float *dw = j->dw, *db = j->db;
     if (t > 0) {
-        dw = tmp + (size_t)OC * nbmax * P;
-        db = j->db ? dw + (size_t)OC * K : NULL;
-        memset(dw, 0, sizeof(float) * ((size_t)OC * K + (size_t)OC));
+        float *priv = tmp + (size_t)OC * nbmax * P;
+        dw = j->dw ? priv : NULL;
+        db = j->db ? priv + (size_t)OC * K : NULL;
+        memset(priv, 0, sizeof(float) * ((size_t)OC * K + (size_t)OC));
     }
     int lo, hi;
     nn_share(j->B, t, nt, &lo, &hi);
@@ -324,10 +325,12 @@ static void backward_share(void *ctx, int t, int nt)
                 for (size_t p = 0; p < ld; p++) acc += gg[p];
                 db[oc] += acc;
             }
-        im2col(col, j->inp + (size_t)s0 * inS, d, nb);
-        /* dw[OC,K] += g[OC,ld] @ col[K,ld]^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, (int)ld, 1.0f, gm, (int)ld, col, (int)ld, 1.0f,
-                    dw, K);
+        if (dw) { /* a frozen weight (dw NULL) needs neither the product nor the im2col */
+            im2col(col, j->inp + (size_t)s0 * inS, d, nb);
+            /* dw[OC,K] += g[OC,ld] @ col[K,ld]^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, (int)ld, 1.0f, gm, (int)ld, col, (int)ld,
+                        1.0f, dw, K);
+        }
         if (j->dinp) {
             /* dcol[K,ld] = w[OC,K]^T @ g[OC,ld], written over col */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, OC, 1.0f, j->w, K, gm, (int)ld, 0.0f,
@@ -347,7 +350,8 @@ void conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const
     const size_t K = (size_t)d->C * d->KH * d->KW, P = (size_t)d->OH * d->OW, OC = (size_t)d->OC;
     for (int t = 1; t < nt; t++) {
         const float *pw = scratch + (size_t)t * thread_floats(d, nbmax) + (K + OC) * (size_t)nbmax * P;
-        for (size_t i = 0; i < OC * K; i++) dw[i] += pw[i];
+        if (dw)
+            for (size_t i = 0; i < OC * K; i++) dw[i] += pw[i];
         if (db)
             for (size_t i = 0; i < OC; i++) db[i] += pw[OC * K + i];
     }
@@ -394,7 +398,7 @@ void conv2d_backward_naive(float *dinp, float *dw, float *db, const float *dout,
                                 if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
                                 size_t ii = (((size_t)n * C + c) * H + ih) * W + iw;
                                 size_t wi = (((size_t)oc * C + c) * KH + kh) * KW + kw;
-                                dw[wi] += g * inp[ii];
+                                if (dw) dw[wi] += g * inp[ii];
                                 if (dinp) dinp[ii] += g * w[wi];
                             }
                 }
