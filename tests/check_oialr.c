@@ -380,6 +380,49 @@ START_TEST(test_run_switches_and_learns) {
 }
 END_TEST
 
+/* The small ResNet: every conv switches (through its OC x C*K*K view) and
+ * the run still learns; the head (classifier) stays full rank. */
+START_TEST(test_run_cnn) {
+    oialr_dataset ds = {0};
+    OK(oialr_dataset_synthetic(&ds, 400, 1, 8, 8, 4, 0.25f, 1));
+    oialr_loader trl, val;
+    OK(oialr_loader_split(&trl, &val, &ds, 80, 1));
+    oialr_model *m = NULL;
+    OK(oialr_model_create(&m, "cnn:8,16,blocks=1", 1, 8, 8, 4, 32, 1));
+    oialr_train_config cfg;
+    oialr_train_defaults(&cfg);
+    cfg.epochs = 4;
+    cfg.batch = 32;
+    cfg.optim.lr = 0.05f;
+    oialr_trainer tr;
+    OK(oialr_trainer_init(&tr, &cfg, m, &trl, &val, NULL));
+    oialr_lowrank_options lo;
+    oialr_lowrank_options_default(&lo);
+    OK(oialr_policy_parse("delay:10", &lo.policy));
+    lo.every = 10;
+    oialr_hook h;
+    OK(oialr_lowrank_hook_init(&h, &lo));
+    OK(oialr_trainer_add_hook(&tr, &h));
+    OK(oialr_train_run(&tr));
+    int convs = 0, switched = 0;
+    for (int k = 0; k < oialr_lowrank_nlayers(&h); k++) {
+        const oialr_lowrank_layer *l = oialr_lowrank_layer_at(&h, k);
+        if (strstr(l->name, "conv")) convs++, switched += l->switch_step == 10;
+        if (!strcmp(l->name, "head.weight")) ck_assert_int_eq(l->switch_step, -1);
+    }
+    ck_assert_int_ge(convs, 5);
+    ck_assert_int_eq(switched, convs);
+    ck_assert_msg(tr.metrics.val_acc > 0.6f, "val acc %.3f", (double)tr.metrics.val_acc);
+    ck_assert_msg(tr.metrics.trainable_fraction < 0.6f, "trainable %.3f", (double)tr.metrics.trainable_fraction);
+    oialr_lowrank_hook_free(&h);
+    oialr_trainer_free(&tr);
+    oialr_model_free(m);
+    oialr_loader_free(&trl);
+    oialr_loader_free(&val);
+    oialr_dataset_free(&ds);
+}
+END_TEST
+
 // ----------------------------------------------------------------------------
 // Limits
 
@@ -448,6 +491,7 @@ static Suite *oialr_suite(void) {
     tcase_add_test(core, test_policy_triggers);
     tcase_add_test(core, test_policy_mean);
     tcase_add_loop_test(core, test_run_switches_and_learns, 0, 2);
+    tcase_add_test(core, test_run_cnn);
     tcase_set_timeout(core, 60);
     suite_add_tcase(s, core);
     TCase *lim = tcase_create("Limits");

@@ -101,7 +101,7 @@ static int begin(ctl *c, oialr_trainer *t) {
         l->eligible = 1;
         c->param[c->nlayers++] = i;
     }
-    if (c->nlayers == 0) return oialr_seterr(OIALR_ERR_ARG, "OIALR: the model has no dense weight to train low-rank");
+    if (c->nlayers == 0) return oialr_seterr(OIALR_ERR_ARG, "OIALR: the model has no dense or conv weight to train low-rank");
     /* the classifier is the last weight: its output is the logits */
     if (c->o.keep_last) c->layers[c->nlayers - 1].eligible = 0, c->layers[c->nlayers - 1].why = "classifier";
     int first = 1;

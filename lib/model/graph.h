@@ -57,9 +57,10 @@ enum op_kind {
     OP_ATTN,     /* softmax(q k^T/sqrt(HS)) v: in0 q, in1 k, in2 v [attn] */
     OP_TOKMEAN,  /* mean over tokens [tokens] */
     OP_TOKPICK,  /* one token, tokens.pick (0: class token) [tokens] */
-    /* lowrank.c: a dense node after OIALR's switch, W = U Sigma V^T; the
-     * weight's slot holds Sigma, node.lr the frozen U and V [dense] [affine] */
-    OP_DENSE_LR,
+    /* lowrank.c: a dense or conv node after OIALR's switch, W = U Sigma V^T;
+     * the weight's slot holds Sigma, node.lr the frozen U and V */
+    OP_DENSE_LR, /* [dense] [affine] */
+    OP_CONV_LR,  /* [conv] [affine] */
     OP_COUNT
 };
 
@@ -109,8 +110,10 @@ typedef struct node_lowrank {
     int rank, cap;
     float *u;       /* [rows, rank], rows = the weight's rows (OC) */
     float *v;       /* [cols, rank] */
-    float *mid;     /* [max_batch * rows per sample, cap]: inp @ v, saved by forward */
-    float *scratch; /* lowrank_scratch(max_batch * rows per sample, cap) */
+    float *vt;      /* conv: Vᵀ [rank, cols], the weight of the conv with rank outputs */
+    float *mid;     /* dense: inp @ v [max_batch * rows per sample, cap];
+                     * conv: conv(inp, vt) [max_batch, cap, OH, OW]; saved by forward */
+    float *scratch; /* the kernel's (nn/lowrank.h) for max_batch and cap */
 } node_lowrank;
 
 typedef struct node {
@@ -160,7 +163,7 @@ struct oialr_model {
 extern const op_def *const oialr_ops[OP_COUNT];
 extern const op_def op_conv, op_batchnorm, op_maxpool, op_avgpool, op_gap;
 extern const op_def op_patch, op_cls, op_pos, op_layernorm, op_attn, op_tokmean, op_tokpick;
-extern const op_def op_dense_lr;
+extern const op_def op_dense_lr, op_conv_lr;
 
 /* outputs and gradients of a node for the current batch */
 static inline float *node_out(oialr_model *m, const node *n) {

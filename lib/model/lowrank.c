@@ -1,7 +1,7 @@
 /*
  * lowrank.c — a model's weights held low-rank (oialr/lowrank.h, "Model
- * side"): the op of a dense node after the switch, attaching the frozen
- * factors, truncating them in place, and freeing them.
+ * side"): the ops of a dense and a conv node after the switch, attaching
+ * the frozen factors, truncating them in place, and freeing them.
  *
  * Where things live. Σ (rank x rank, compact) takes the first rank² floats
  * of the weight's own slot in the parameter buffer, so no offset moves and
@@ -12,6 +12,7 @@
  * inp @ V that the backward needs and the kernel's scratch.
  */
 #include "model/graph.h"
+#include "nn/conv.h"
 #include "nn/lowrank.h"
 #include "oialr/lowrank.h"
 
@@ -38,13 +39,48 @@ static void dense_lr_bwd(oialr_model *m, node *n, int B) {
 
 const op_def op_dense_lr = {"dense_lr", dense_lr_fwd, dense_lr_bwd, NULL};
 
+static conv2d_dims conv_dims(const node *n) {
+    const struct conv_args *a = &n->arg.conv;
+    return conv2d_make(a->c, a->h, a->w, a->oc, a->k, a->k, a->stride, a->pad);
+}
+
+static void conv_lr_fwd(oialr_model *m, node *n, int B, int train) {
+    (void)train;
+    conv2d_dims d = conv_dims(n);
+    const node_lowrank *lr = n->lr;
+    lowrank_conv_forward(node_out(m, n), lr->mid, lr->scratch, in_out(m, n, 0), lr->u,
+                         param_data(m, n->param.affine.weight), lr->vt, param_data(m, n->param.affine.bias), &d, B,
+                         lr->rank);
+}
+
+static void conv_lr_bwd(oialr_model *m, node *n, int B) {
+    conv2d_dims d = conv_dims(n);
+    const node_lowrank *lr = n->lr;
+    int w = n->param.affine.weight;
+    lowrank_conv_backward(in_dout(m, n, 0), param_grad(m, w), param_grad(m, n->param.affine.bias), lr->scratch,
+                          node_dout(m, n), lr->mid, in_out(m, n, 0), lr->u, param_data(m, w), lr->vt, &d, B,
+                          lr->rank);
+}
+
+const op_def op_conv_lr = {"conv2d_lr", conv_lr_fwd, conv_lr_bwd, NULL};
+
+static int is_conv(const node *n) { return n->op == OP_CONV || n->op == OP_CONV_LR; }
+
+/* vt = vᵀ for a conv node, after v changed */
+static void refresh_vt(node *n, int cols) {
+    node_lowrank *lr = n->lr;
+    if (!lr->vt) return;
+    for (int c = 0; c < cols; c++)
+        for (int j = 0; j < lr->rank; j++) lr->vt[(size_t)j * cols + c] = lr->v[(size_t)c * lr->rank + j];
+}
+
 // ----------------------------------------------------------------------------
 // attaching, truncating, freeing
 
 static node *node_of(oialr_model *m, int param) {
     for (int i = 1; i < m->nnodes; i++) {
         node *n = &m->nodes[i];
-        if ((n->op == OP_DENSE || n->op == OP_DENSE_LR) && n->param.affine.weight == param) return n;
+        if ((n->op == OP_DENSE || n->op == OP_DENSE_LR || is_conv(n)) && n->param.affine.weight == param) return n;
     }
     return NULL;
 }
@@ -57,6 +93,7 @@ void lowrank_free(node_lowrank *lr) {
     if (!lr) return;
     free(lr->u);
     free(lr->v);
+    free(lr->vt);
     free(lr->mid);
     free(lr->scratch);
     free(lr);
@@ -64,7 +101,7 @@ void lowrank_free(node_lowrank *lr) {
 
 int oialr_model_lowrank_set(oialr_model *m, int param, const float *u, const float *s, const float *v, int rank) {
     node *n = node_of(m, param);
-    if (!n) return oialr_seterr(OIALR_ERR_ARG, "parameter %d is not the weight of a dense layer", param);
+    if (!n) return oialr_seterr(OIALR_ERR_ARG, "parameter %d is not the weight of a dense or conv layer", param);
     oialr_param_info *pi = &m->params.info[param];
     int rows = (int)pi->rows, cols = (int)pi->cols, kmax = rows < cols ? rows : cols;
     if (rank < 1 || rank > kmax)
@@ -73,16 +110,28 @@ int oialr_model_lowrank_set(oialr_model *m, int param, const float *u, const flo
         return oialr_seterr(OIALR_ERR_ARG, "%s: rank %d above the %d it was sized for", pi->name, rank, n->lr->cap);
     node_lowrank *lr = n->lr;
     if (!lr) {
-        size_t N = (size_t)m->max_batch * (size_t)n->arg.dense.rows;
+        int conv = is_conv(n);
+        conv2d_dims d;
+        size_t mid, scratch;
+        if (conv) {
+            d = conv_dims(n);
+            mid = (size_t)m->max_batch * rank * d.OH * d.OW;
+            scratch = lowrank_conv_scratch(&d, m->max_batch, rank);
+        } else {
+            size_t N = (size_t)m->max_batch * (size_t)n->arg.dense.rows;
+            mid = N * rank;
+            scratch = lowrank_scratch((int)N, rank);
+        }
         lr = calloc(1, sizeof *lr);
         if (lr) {
             lr->cap = rank;
             lr->u = malloc((size_t)rows * rank * sizeof *lr->u);
             lr->v = malloc((size_t)cols * rank * sizeof *lr->v);
-            lr->mid = malloc(N * rank * sizeof *lr->mid);
-            lr->scratch = malloc(lowrank_scratch((int)N, rank) * sizeof *lr->scratch);
+            lr->vt = conv ? malloc((size_t)cols * rank * sizeof *lr->vt) : NULL;
+            lr->mid = malloc(mid * sizeof *lr->mid);
+            lr->scratch = malloc(scratch * sizeof *lr->scratch);
         }
-        if (!lr || !lr->u || !lr->v || !lr->mid || !lr->scratch) {
+        if (!lr || !lr->u || !lr->v || (is_conv(n) && !lr->vt) || !lr->mid || !lr->scratch) {
             lowrank_free(lr);
             return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory for the low-rank factors", pi->name);
         }
@@ -96,7 +145,8 @@ int oialr_model_lowrank_set(oialr_model *m, int param, const float *u, const flo
     pi->size = (size_t)rank * rank;
     pi->u = lr->u;
     pi->v = lr->v;
-    n->op = OP_DENSE_LR;
+    refresh_vt(n, cols);
+    n->op = is_conv(n) ? OP_CONV_LR : OP_DENSE_LR;
     return OIALR_OK;
 }
 
@@ -134,5 +184,6 @@ int oialr_model_lowrank_truncate(oialr_model *m, oialr_optim *o, int param, int 
     n->lr->rank = rank;
     pi->rank = rank;
     pi->size = (size_t)rank * rank;
+    refresh_vt(n, (int)pi->cols);
     return OIALR_OK;
 }

@@ -95,5 +95,5 @@ const op_def *const oialr_ops[OP_COUNT] = {
     [OP_MAXPOOL] = &op_maxpool,     [OP_AVGPOOL] = &op_avgpool, [OP_GAP] = &op_gap,
     [OP_PATCH] = &op_patch,         [OP_CLS] = &op_cls,         [OP_POS] = &op_pos,
     [OP_LAYERNORM] = &op_layernorm, [OP_ATTN] = &op_attn,       [OP_TOKMEAN] = &op_tokmean,
-    [OP_TOKPICK] = &op_tokpick,     [OP_DENSE_LR] = &op_dense_lr,
+    [OP_TOKPICK] = &op_tokpick,     [OP_DENSE_LR] = &op_dense_lr, [OP_CONV_LR] = &op_conv_lr,
 };

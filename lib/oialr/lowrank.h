@@ -30,7 +30,7 @@ extern "C" {
 
 /* 1 if parameter `param` is a weight the model can hold low-rank: the weight
  * of a dense layer (a ViT's attention projections and MLP blocks are dense
- * layers). */
+ * layers) or of a conv (through its OC x C*KH*KW matrix view). */
 OIALR_API int oialr_model_lowrank_capable(const oialr_model *m, int param);
 
 /* Hold `param` as W = u s vᵀ from now on: u [rows, rank], s [rank, rank],
