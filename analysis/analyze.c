@@ -41,7 +41,10 @@ static const char *USAGE =
     "      --threads N      analysis threads (default: online cores)\n"
     "      --blas-threads N OpenBLAS threads per analysis thread (default 1)\n"
     "      --no-angles      skip the principal angles (faster; NaN in the tables)\n"
-    "      --policy P       replay a switch policy: stability:TAU[,lag=K] or delay:STEPS\n"
+    "      --policy P       replay a switch policy of oialr train --oialr: auto,\n"
+    "                       stability:TAU[,lag=STEPS], mean-stability:TAU or\n"
+    "                       delay:STEPS; one check per snapshot (record at the\n"
+    "                       check interval to replay an online run exactly)\n"
     "  -q, --quiet          no summary on stdout\n"
     "  -h, --help           this help\n";
 
@@ -53,38 +56,11 @@ static int bad(const char *flag, const char *val, const char *why) {
     return 2;
 }
 
-/* "stability:0.99[,lag=K]" or "delay:STEPS" */
-static int parse_policy(const char *s, ana_policy *p) {
-    memset(p, 0, sizeof *p);
-    char buf[128];
-    if (strlen(s) >= sizeof buf) return bad("--policy", s, "too long");
-    strcpy(buf, s);
-    char *colon = strchr(buf, ':');
-    if (!colon) return bad("--policy", s, "expected stability:TAU[,lag=K] or delay:STEPS");
-    *colon = '\0';
-    char *arg = colon + 1;
-    if (strcmp(buf, "stability") == 0) {
-        p->kind = ANA_POLICY_STABILITY;
-        char *comma = strchr(arg, ',');
-        if (comma) {
-            *comma = '\0';
-            const char *opt = comma + 1;
-            if (strncmp(opt, "lag=", 4) != 0) return bad("--policy", s, "expected ',lag=K' after the threshold");
-            long long k;
-            if (cli_int("analyze", "--policy lag", opt + 4, 1, 1000000, &k)) return 2;
-            p->lag = (int)k;
-        }
-        if (cli_float("analyze", "--policy threshold", arg, -1.0, 1.0, &p->tau)) return 2;
-        return 0;
-    }
-    if (strcmp(buf, "delay") == 0) {
-        p->kind = ANA_POLICY_DELAY;
-        long long d;
-        if (cli_int("analyze", "--policy delay", arg, 0, INT64_MAX, &d)) return 2;
-        p->delay = d;
-        return 0;
-    }
-    return bad("--policy", s, "unknown policy (stability or delay)");
+/* --policy: the library's policies (oialr/lowrank.h), one message line */
+static int parse_policy(const char *s, oialr_policy *p) {
+    if (oialr_policy_parse(s, p) == OIALR_OK) return 0;
+    fprintf(stderr, "oialr analyze: --policy: %s\n", oialr_errmsg());
+    return 2;
 }
 
 /* Value of "--flag VALUE" or "--flag=VALUE". */
@@ -152,11 +128,8 @@ static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
         fprintf(stderr, "oialr analyze: no input file\n%s", USAGE);
         return 2;
     }
-    if (o->policy.kind == ANA_POLICY_STABILITY && o->policy.lag) {
-        if (lag_given && o->policy.lag != o->lag)
-            return bad("--policy", "lag", "differs from --lag (give one of them)");
-        o->lag = o->policy.lag;
-    }
+    if (o->policy.kind == OIALR_POLICY_STABILITY && o->policy.lag && lag_given)
+        return bad("--policy", "lag", "give the lag once: --lag K (snapshots) or lag=STEPS in the policy");
     return 0;
 }
 
@@ -179,6 +152,10 @@ typedef struct layer_sum {
     int64_t switch_rank;
     double switch_s;
     int eligible;
+    const char *why;         /* not eligible: "aspect", "classifier" */
+    /* per snapshot, for the replay after every layer is analysed */
+    int64_t *steps, *cutoff;
+    double *s;               /* stability, NAN where undefined or invalid */
 } layer_sum;
 
 typedef struct run_ctx {
@@ -246,23 +223,81 @@ static void summarise(const ana_opts *o, const oialr_traj_layer *L, const ana_ro
         if (r[j].stability >= o->tau) s->stable_step = r[j].step;
         else break;
     }
-    /* replay */
+    /* eligibility as the controller decides it by default (lib/lowrank):
+     * aspect ratio >= 10 kept full rank; the classifier is marked later */
     int64_t n = L->rows < L->cols ? L->rows : L->cols, m = L->rows < L->cols ? L->cols : L->rows;
-    s->eligible = (double)m / (double)n < 10.0; /* the reference keeps aspect >= 10 full rank */
-    if (!s->eligible || o->policy.kind == ANA_POLICY_NONE) return;
+    s->eligible = (double)m / (double)n < 10.0;
+    if (!s->eligible) s->why = "aspect";
+}
+
+/* Keep layer L's series for the replay (NULL arrays when out of memory). */
+static int keep_series(const oialr_traj_layer *L, const ana_row *r, layer_sum *s) {
+    size_t n = (size_t)(L->nsnap > 0 ? L->nsnap : 1);
+    s->steps = malloc(n * sizeof *s->steps);
+    s->cutoff = malloc(n * sizeof *s->cutoff);
+    s->s = malloc(n * sizeof *s->s);
+    if (!s->steps || !s->cutoff || !s->s) return oialr_seterr(OIALR_ERR_NOMEM, "analyze: out of memory");
     for (int64_t j = 0; j < L->nsnap; j++) {
-        int hit = 0;
-        if (!r[j].valid) continue;
-        if (o->policy.kind == ANA_POLICY_STABILITY) hit = !isnan(r[j].stability) && r[j].stability >= o->policy.tau;
-        else hit = r[j].step >= o->policy.delay;
-        if (hit) {
-            s->switch_step = r[j].step;
-            int64_t k = r[j].sp.cutoff_rank, kmin = (n + 99) / 100;
-            s->switch_rank = k < kmin ? kmin : k;
-            s->switch_s = r[j].stability;
-            break;
+        s->steps[j] = r[j].step;
+        s->cutoff[j] = r[j].valid ? r[j].sp.cutoff_rank : -1;
+        s->s[j] = r[j].valid ? r[j].stability : NAN;
+    }
+    return OIALR_OK;
+}
+
+/* Replay the policy over the analysed layers, one check per snapshot step,
+ * through the library's oialr_policy_check: the same decisions an online run
+ * makes from the same stabilities. The rank at the switch is the
+ * controller's first truncation (oialr_lowrank_keep_rank) of the cutoff
+ * rank r_beta of that snapshot. */
+static int replay_policy(const ana_opts *o, layer_sum *ls, int nl) {
+    if (nl > 0 && o->policy.kind != OIALR_POLICY_NONE) { /* the classifier: the last weight */
+        ls[nl - 1].eligible = 0;
+        ls[nl - 1].why = "classifier";
+    }
+    int ne = 0;
+    for (int i = 0; i < nl; i++) ne += ls[i].eligible;
+    if (o->policy.kind == OIALR_POLICY_NONE || ne == 0) return OIALR_OK;
+    int *map = calloc((size_t)ne, sizeof *map), *done = calloc((size_t)ne, sizeof *done);
+    int *go = calloc((size_t)ne, sizeof *go);
+    int64_t *at = calloc((size_t)ne, sizeof *at);
+    double *sv = calloc((size_t)ne, sizeof *sv);
+    oialr_policy_state *st = NULL;
+    int rc = !map || !done || !go || !at || !sv ? oialr_seterr(OIALR_ERR_NOMEM, "analyze: out of memory") : OIALR_OK;
+    if (!rc) rc = oialr_policy_state_new(&st, &o->policy, ne);
+    for (int i = 0, e = 0; !rc && i < nl; i++)
+        if (ls[i].eligible) map[e++] = i;
+    /* the checks: the union of the snapshot steps, in order */
+    for (;;) {
+        if (rc) break;
+        int64_t step = INT64_MAX;
+        for (int e = 0; e < ne; e++) {
+            const layer_sum *l = &ls[map[e]];
+            if (at[e] < l->nsnap && l->steps[at[e]] < step) step = l->steps[at[e]];
+        }
+        if (step == INT64_MAX) break;
+        for (int e = 0; e < ne; e++) {
+            const layer_sum *l = &ls[map[e]];
+            sv[e] = at[e] < l->nsnap && l->steps[at[e]] == step ? l->s[at[e]] : NAN;
+        }
+        oialr_policy_check(st, step, 0, sv, done, go);
+        for (int e = 0; e < ne; e++) {
+            layer_sum *l = &ls[map[e]];
+            int64_t j = at[e] < l->nsnap && l->steps[at[e]] == step ? at[e] : -1;
+            if (go[e] && !done[e]) {
+                done[e] = 1;
+                int64_t n = l->rows < l->cols ? l->rows : l->cols;
+                int64_t cut = j >= 0 && l->cutoff[j] >= 0 ? l->cutoff[j] : n;
+                l->switch_step = step;
+                l->switch_rank = oialr_lowrank_keep_rank((int)cut, (int)n, (int)n);
+                l->switch_s = sv[e];
+            }
+            if (j >= 0) at[e]++;
         }
     }
+    oialr_policy_state_free(st);
+    free(map), free(done), free(go), free(at), free(sv);
+    return rc;
 }
 
 static void print_summary(const ana_opts *o, const oialr_traj_info *info, const layer_sum *ls, int nl,
@@ -312,18 +347,18 @@ static double replay(const ana_opts *o, const layer_sum *ls, int nl, FILE *out) 
     }
     double frac = full > 0 ? kept / full : NAN;
     if (!out) return frac;
-    if (o->policy.kind == ANA_POLICY_STABILITY)
-        fprintf(out, "replay: policy stability:%g,lag=%d (freeze a layer at the first snapshot with S >= %g)\n",
-                o->policy.tau, o->lag, o->policy.tau);
-    else
-        fprintf(out, "replay: policy delay:%lld (freeze every layer at the first snapshot with step >= %lld)\n",
-                (long long)o->policy.delay, (long long)o->policy.delay);
+    char pol[96];
+    oialr_policy_format(&o->policy, pol, sizeof pol);
+    fprintf(out, "replay: policy %s at lag %d, one check per snapshot (oialr train --oialr %s)\n", pol, o->lag,
+            pol);
     fprintf(out, "%-24s %14s %10s %7s %10s\n", "layer", "freezes at", "S", "rank", "trainable");
     for (int i = 0; i < nl; i++) {
         char at[32];
         double mn = (double)ls[i].rows * (double)ls[i].cols;
         if (!ls[i].eligible) {
-            fprintf(out, "%-24s %14s %10s %7s %10.3f\n", ls[i].name, "kept full", "(aspect)", "-", 1.0);
+            char why[32];
+            snprintf(why, sizeof why, "(%s)", ls[i].why ? ls[i].why : "-");
+            fprintf(out, "%-24s %14s %10s %7s %10.3f\n", ls[i].name, "kept full", why, "-", 1.0);
             continue;
         }
         if (ls[i].switch_step < 0) {
@@ -350,9 +385,11 @@ static int write_replay_csv(const ana_opts *o, const layer_sum *ls, int nl, doub
         ana_csv_name(f, ls[i].name);
         fprintf(f, ",%lld,%lld,%d,%lld,%.9g,%lld,%.9g,", (long long)ls[i].rows, (long long)ls[i].cols, ls[i].eligible,
                 (long long)ls[i].switch_step, ls[i].switch_s, (long long)ls[i].switch_rank, share);
-        if (o->policy.kind == ANA_POLICY_STABILITY) fprintf(f, "stability:%g;lag=%d", o->policy.tau, o->lag);
-        else fprintf(f, "delay:%lld", (long long)o->policy.delay);
-        fprintf(f, ",%.9g\n", frac);
+        char pol[96];
+        oialr_policy_format(&o->policy, pol, sizeof pol);
+        for (char *c = pol; *c; c++)
+            if (*c == ',') *c = ';'; /* one CSV field */
+        fprintf(f, "%s,%.9g\n", pol, frac);
     }
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) return oialr_seterr(OIALR_ERR_IO, "%s: write error", path);
@@ -395,6 +432,20 @@ int oialr_cmd_analyze(int argc, char **argv) {
                           o.layers ? o.layers : "*", total, total == 1 ? "" : "s");
         goto fail;
     }
+    if (o.policy.kind == OIALR_POLICY_STABILITY && o.policy.lag) {
+        /* lag=STEPS, as online: in snapshots of this file */
+        int64_t d = 0;
+        for (int i = 0; i < total && !d; i++) {
+            const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
+            if (layer_selected(L->name, o.layers) && L->nsnap >= 2) d = L->steps[1] - L->steps[0];
+        }
+        if (d <= 0 || o.policy.lag % d) {
+            rc = oialr_seterr(OIALR_ERR_ARG, "%s: --policy lag=%lld is not a multiple of the snapshot interval %lld",
+                              o.input, (long long)o.policy.lag, (long long)d);
+            goto fail;
+        }
+        o.lag = (int)(o.policy.lag / d);
+    }
     if (maxsnap <= o.lag) {
         rc = oialr_seterr(OIALR_ERR_ARG, "%s: lag %d needs more than %d snapshots; the longest layer has %lld",
                           o.input, o.lag, o.lag, (long long)maxsnap);
@@ -433,11 +484,13 @@ int oialr_cmd_analyze(int argc, char **argv) {
             goto fail;
         }
         summarise(&o, L, rows, prec, &ls[nl]);
-        if ((rc = ana_results_layer_end(res, rows, L->nsnap, ls[nl].stable_step, ls[nl].switch_step,
-                                        ls[nl].switch_rank)))
-            goto fail;
         nl++;
+        if ((rc = keep_series(L, rows, &ls[nl - 1]))) goto fail;
+        if ((rc = ana_results_layer_end(res, rows, L->nsnap, ls[nl - 1].stable_step))) goto fail;
     }
+    if ((rc = replay_policy(&o, ls, nl))) goto fail;
+    for (int i = 0; i < nl; i++)
+        if ((rc = ana_results_switch(res, ls[i].name, ls[i].switch_step, ls[i].switch_rank))) goto fail;
     double frac = o.policy.kind ? replay(&o, ls, nl, NULL) : NAN;
     if ((rc = ana_results_finish(res, frac))) goto fail;
     if (o.policy.kind && o.csv_dir && (rc = write_replay_csv(&o, ls, nl, frac, res))) goto fail;
@@ -457,6 +510,7 @@ done:
     ana_results_close(res); /* after a failure: removes the temporary files, nothing else */
     ana_engine_free(e);
     oialr_traj_close(t);
+    for (int i = 0; ls && i < nl; i++) free(ls[i].steps), free(ls[i].cutoff), free(ls[i].s);
     free(ls);
     free(rows);
     if (saved_threads > 0) oialr_set_threads(saved_threads);

@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "oialr/lowrank.h"
 #include "oialr/metrics.h"
 
 /* `oialr analyze ...`; argv[0] is the command name. Returns the exit status:
@@ -30,15 +31,6 @@ void oialr_analyze_set_progress(oialr_analyze_progress_fn fn);
 /* --------------------------------------------------------------------------- */
 /* Internals shared by the analysis sources (not a stable API). */
 
-enum ana_policy_kind { ANA_POLICY_NONE = 0, ANA_POLICY_STABILITY = 1, ANA_POLICY_DELAY = 2 };
-
-typedef struct ana_policy {
-    int kind;
-    double tau;       /* stability: freeze when S >= tau */
-    int lag;          /* stability: lag in snapshots (0: the analysis lag) */
-    int64_t delay;    /* delay: freeze at the first snapshot with step >= delay */
-} ana_policy;
-
 typedef struct ana_opts {
     const char *input;
     const char *output;   /* results HDF5 (NULL: none) */
@@ -54,7 +46,7 @@ typedef struct ana_opts {
     int force;            /* overwrite the output */
     int quiet;            /* no summary on stdout */
     int no_angles;        /* skip the principal angles (NaN in the outputs) */
-    ana_policy policy;
+    oialr_policy policy;  /* --policy (kind NONE: no replay) */
 } ana_opts;
 
 /* One snapshot's results. NaN where undefined (see docs/metrics.md). */

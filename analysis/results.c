@@ -288,8 +288,7 @@ int ana_results_row(ana_results *r, int64_t snap, const ana_row *row, const doub
     return OIALR_OK;
 }
 
-int ana_results_layer_end(ana_results *r, const ana_row *rows, int64_t nsnap, int64_t stable_step,
-                          int64_t switch_step, int64_t switch_rank) {
+int ana_results_layer_end(ana_results *r, const ana_row *rows, int64_t nsnap, int64_t stable_step) {
     if (r->file < 0) return OIALR_OK;
     int rc = OIALR_OK;
     size_t n = (size_t)(nsnap > 0 ? nsnap : 1);
@@ -324,14 +323,23 @@ int ana_results_layer_end(ana_results *r, const ana_row *rows, int64_t nsnap, in
 #undef I64
 #undef F64
     if ((rc = attr_str(r->group, "precision", r->prec == OIALR_PREC_F64 ? "float64" : "float32")) ||
-        (rc = attr_i64(r->group, "stable_step", stable_step)) || (rc = attr_i64(r->group, "switch_step", switch_step)) ||
-        (rc = attr_i64(r->group, "switch_rank", switch_rank)))
+        (rc = attr_i64(r->group, "stable_step", stable_step)))
         goto out;
 out:
     free(iv); free(dv); free(bv);
     if (r->sigma >= 0) H5Dclose(r->sigma);
     if (r->group >= 0) H5Gclose(r->group);
     r->sigma = r->group = H5I_INVALID_HID;
+    return rc;
+}
+
+int ana_results_switch(ana_results *r, const char *layer, int64_t switch_step, int64_t switch_rank) {
+    if (r->file < 0) return OIALR_OK;
+    hid_t g = H5Gopen2(r->layers, layer, H5P_DEFAULT);
+    if (g < 0) return h5fail("group", layer);
+    int rc = attr_i64(g, "switch_step", switch_step);
+    if (!rc) rc = attr_i64(g, "switch_rank", switch_rank);
+    H5Gclose(g);
     return rc;
 }
 
@@ -369,8 +377,7 @@ int ana_results_finish(ana_results *r, double frac) {
         if (rc) return rc;
         if (!isnan(frac)) {
             char pol[96];
-            if (r->o->policy.kind == ANA_POLICY_STABILITY) snprintf(pol, sizeof pol, "stability:%g,lag=%d", r->o->policy.tau, r->o->lag);
-            else snprintf(pol, sizeof pol, "delay:%lld", (long long)r->o->policy.delay);
+            oialr_policy_format(&r->o->policy, pol, sizeof pol);
             if ((rc = attr_str(r->file, "policy", pol)) || (rc = attr_f64(r->file, "trainable_fraction", frac))) return rc;
         }
         if (H5Fflush(r->file, H5F_SCOPE_GLOBAL) < 0) return h5fail("file", r->o->output);

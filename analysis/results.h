@@ -28,8 +28,10 @@ int ana_results_layer_rewind(ana_results *r);
 /* One snapshot, in order; sigma has n values (NULL for an invalid snapshot). */
 int ana_results_row(ana_results *r, int64_t snap, const ana_row *row, const double *sigma, int64_t n);
 /* The per-snapshot scalars of the layer, and its summary attributes. */
-int ana_results_layer_end(ana_results *r, const ana_row *rows, int64_t nsnap, int64_t stable_step,
-                          int64_t switch_step, int64_t switch_rank);
+int ana_results_layer_end(ana_results *r, const ana_row *rows, int64_t nsnap, int64_t stable_step);
+/* The replay's outcome for a layer already written: switch_step (-1:
+ * never) and switch_rank as attributes of /layers/<layer>. */
+int ana_results_switch(ana_results *r, const char *layer, int64_t switch_step, int64_t switch_rank);
 /* Mean stability over layers per step; root attributes. frac: trainable
  * fraction of a replayed policy (NaN: none). */
 int ana_results_finish(ana_results *r, double frac);

@@ -14,6 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <hdf5.h>
+
+#include "analyze.h"
 #include "lowrank/internal.h"
 #include "oialr.h"
 #include "util_grad.h"
@@ -267,7 +270,7 @@ START_TEST(test_policy_strings) {
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         oialr_policy p;
         ck_assert_msg(oialr_policy_parse(bad[k], &p) == OIALR_ERR_ARG, "'%s' accepted", bad[k]);
-        ck_assert_msg(strstr(oialr_errmsg(), "--oialr") && !strchr(oialr_errmsg(), '\n'), "%s", oialr_errmsg());
+        ck_assert_msg(strstr(oialr_errmsg(), "policy '") && !strchr(oialr_errmsg(), '\n'), "%s", oialr_errmsg());
     }
 }
 END_TEST
@@ -423,6 +426,115 @@ START_TEST(test_run_cnn) {
 }
 END_TEST
 
+/* Replay and online agree: a full-rank run recorded at the check interval,
+ * replayed by `oialr analyze --policy P`, names the first switch step the
+ * online run with the same seed takes (the runs are identical up to it). */
+static int64_t online_first(const char *policy, int64_t every) {
+    oialr_dataset ds = {0};
+    OK(oialr_dataset_synthetic(&ds, 1200, 1, 8, 8, 4, 0.25f, 1));
+    oialr_loader trl, val;
+    OK(oialr_loader_split(&trl, &val, &ds, 200, 1));
+    oialr_model *m = NULL;
+    OK(oialr_model_create(&m, "mlp:48,48", 1, 8, 8, 4, 32, 1));
+    oialr_train_config cfg;
+    oialr_train_defaults(&cfg);
+    cfg.epochs = 6;
+    cfg.batch = 32;
+    cfg.optim.lr = 0.05f;
+    oialr_trainer tr;
+    OK(oialr_trainer_init(&tr, &cfg, m, &trl, &val, NULL));
+    oialr_lowrank_options lo;
+    oialr_lowrank_options_default(&lo);
+    OK(oialr_policy_parse(policy, &lo.policy));
+    lo.every = every;
+    oialr_hook h;
+    OK(oialr_lowrank_hook_init(&h, &lo));
+    OK(oialr_trainer_add_hook(&tr, &h));
+    OK(oialr_train_run(&tr));
+    int64_t first = -1;
+    for (int k = 0; k < oialr_lowrank_nlayers(&h); k++) {
+        int64_t s = oialr_lowrank_layer_at(&h, k)->switch_step;
+        if (s >= 0 && (first < 0 || s < first)) first = s;
+    }
+    oialr_lowrank_hook_free(&h);
+    oialr_trainer_free(&tr);
+    oialr_model_free(m);
+    oialr_loader_free(&trl);
+    oialr_loader_free(&val);
+    oialr_dataset_free(&ds);
+    return first;
+}
+
+static void record_full(const char *path, int64_t every) {
+    oialr_dataset ds = {0};
+    OK(oialr_dataset_synthetic(&ds, 1200, 1, 8, 8, 4, 0.25f, 1));
+    oialr_loader trl, val;
+    OK(oialr_loader_split(&trl, &val, &ds, 200, 1));
+    oialr_model *m = NULL;
+    OK(oialr_model_create(&m, "mlp:48,48", 1, 8, 8, 4, 32, 1));
+    oialr_train_config cfg;
+    oialr_train_defaults(&cfg);
+    cfg.epochs = 6;
+    cfg.batch = 32;
+    cfg.optim.lr = 0.05f;
+    oialr_trainer tr;
+    OK(oialr_trainer_init(&tr, &cfg, m, &trl, &val, NULL));
+    oialr_record_options ro;
+    oialr_record_options_default(&ro);
+    ro.path = path;
+    ro.every = every;
+    ro.force = 1;
+    oialr_hook rec;
+    OK(oialr_record_hook_init(&rec, &ro));
+    OK(oialr_trainer_add_hook(&tr, &rec));
+    OK(oialr_train_run(&tr));
+    oialr_record_hook_free(&rec);
+    oialr_trainer_free(&tr);
+    oialr_model_free(m);
+    oialr_loader_free(&trl);
+    oialr_loader_free(&val);
+    oialr_dataset_free(&ds);
+}
+
+static int64_t replay_first(const char *traj, const char *policy) {
+    char out[300];
+    snprintf(out, sizeof out, "%.280s.res.h5", traj);
+    char *argv[] = {"analyze", (char *)traj, "-o", out, "--force", "--policy", (char *)policy, "-q", "--no-angles", NULL};
+    ck_assert_int_eq(oialr_cmd_analyze(9, argv), 0);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    int64_t first = -1;
+    static const char *const names[] = {"/layers/fc1.weight", "/layers/fc2.weight"};
+    for (int k = 0; k < 2; k++) {
+        int64_t v = -1;
+        hid_t a = H5Aopen_by_name(f, names[k], "switch_step", H5P_DEFAULT, H5P_DEFAULT);
+        ck_assert(a >= 0);
+        ck_assert(H5Aread(a, H5T_NATIVE_INT64, &v) >= 0);
+        H5Aclose(a);
+        if (v >= 0 && (first < 0 || v < first)) first = v;
+    }
+    H5Fclose(f);
+    unlink(out);
+    return first;
+}
+
+START_TEST(test_replay_agrees_with_online) {
+    char traj[256];
+    snprintf(traj, sizeof traj, "/tmp/oialr-check-replay-%d.h5", (int)getpid());
+    record_full(traj, 20);
+    static const char *const policies[] = {"auto", "stability:0.97", "mean-stability:0.97", "delay:100"};
+    int switched = 0;
+    for (size_t k = 0; k < sizeof policies / sizeof *policies; k++) {
+        int64_t a = replay_first(traj, policies[k]), b = online_first(policies[k], 20);
+        ck_assert_msg(a == b, "%s: replay says step %lld, the online run switched at %lld", policies[k],
+                      (long long)a, (long long)b);
+        switched += a >= 0;
+    }
+    ck_assert_msg(switched >= 3, "only %d of the policies switched: the test shows little", switched);
+    unlink(traj);
+}
+END_TEST
+
 // ----------------------------------------------------------------------------
 // Limits
 
@@ -492,6 +604,7 @@ static Suite *oialr_suite(void) {
     tcase_add_test(core, test_policy_mean);
     tcase_add_loop_test(core, test_run_switches_and_learns, 0, 2);
     tcase_add_test(core, test_run_cnn);
+    tcase_add_test(core, test_replay_agrees_with_online);
     tcase_set_timeout(core, 60);
     suite_add_tcase(s, core);
     TCase *lim = tcase_create("Limits");

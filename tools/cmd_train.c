@@ -223,7 +223,7 @@ int cmd_train(int argc, char **argv) {
             VALUE();
             lowrank = v;
             if (oialr_policy_parse(v, &lo.policy)) {
-                fprintf(stderr, "oialr train: %s\n", oialr_errmsg());
+                fprintf(stderr, "oialr train: --oialr: %s\n", oialr_errmsg());
                 return 2;
             }
         }

@@ -35,7 +35,7 @@ struct oialr_policy_state {
 };
 
 static int bad(const char *s, const char *why) {
-    return oialr_seterr(OIALR_ERR_ARG, "--oialr '%s': %s (expected auto, stability:TAU[,lag=STEPS], "
+    return oialr_seterr(OIALR_ERR_ARG, "policy '%s': %s (expected auto, stability:TAU[,lag=STEPS], "
                         "mean-stability:TAU or delay:STEPS)", s, why);
 }
 

@@ -38,9 +38,14 @@ static float *grow(float **p, size_t *have, size_t n) {
 }
 
 int oialr_lowrank_keep(const float *sigma, int cur, int n, double beta) {
-    int keep = 0;
+    int passing = 0;
     double cut = beta * (double)sigma[0];
-    while (keep < cur && (double)sigma[keep] >= cut) keep++;
+    while (passing < cur && (double)sigma[passing] >= cut) passing++;
+    return oialr_lowrank_keep_rank(passing, cur, n);
+}
+
+int oialr_lowrank_keep_rank(int passing, int cur, int n) {
+    int keep = passing;
     int half = (cur + 1) / 2;            /* cut at most half of the rank */
     int floor_ = (int)floor(0.01 * n);   /* keep at least 1% of n, and 1 */
     if (floor_ < 1) floor_ = 1;

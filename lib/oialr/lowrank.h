@@ -53,6 +53,8 @@ OIALR_API int oialr_model_lowrank_truncate(oialr_model *m, oialr_optim *o, int p
  * rank in one update, keep at least max(1, ⌊0.01·n⌋) (n = min(rows, cols)),
  * never grow. sigma: `cur` values, descending. */
 OIALR_API int oialr_lowrank_keep(const float *sigma, int cur, int n, double beta);
+/* The same rule given the number of values that pass the beta test. */
+OIALR_API int oialr_lowrank_keep_rank(int passing, int cur, int n);
 
 /* ---------------------------------------------------------------------------
  * Switch policies: when does a layer leave full rank? */
