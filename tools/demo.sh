@@ -1,7 +1,8 @@
 #!/bin/sh
 # demo.sh BUILD — the main job on the built-in default (run by `make demo`):
 # train the MLP on Fashion-MNIST while recording every weight matrix,
-# analyse the trajectory, draw the figures, and say where everything is.
+# analyse the trajectory, draw the figures, then train the same model with
+# OIALR (low rank once the bases settle) beside it, and say where all is.
 #   OIALR_DEMO_EPOCHS=N  (default 10)   OIALR_DEMO_OUT=DIR (default results/demo)
 set -eu
 build=${1:-build}
@@ -11,20 +12,26 @@ epochs=${OIALR_DEMO_EPOCHS:-10}
 threads=$(nproc 2>/dev/null || echo 2)
 
 mkdir -p "$out"
-echo "== 1/3 train: MLP 784-512-512-10 on Fashion-MNIST, $epochs epochs, recording every 50 steps"
+echo "== 1/4 train: MLP 784-512-512-10 on Fashion-MNIST, $epochs epochs, recording every 50 steps"
 "$oialr" train --model mlp:512,512 --dataset fashion-mnist --epochs "$epochs" --batch 128 \
     --opt sgd --lr 0.05 --momentum 0.9 --sched cosine --seed 0 --threads "$threads" \
     --record "$out/run.h5" --every 50 --force
 echo
-echo "== 2/3 analyse: basis stability, spectra and ranks of every layer"
+echo "== 2/4 analyse: basis stability, spectra and ranks of every layer"
 "$oialr" analyze "$out/run.h5" -o "$out/analysis.h5" --csv "$out/tables" --force \
     --policy stability:0.99
 echo
-echo "== 3/3 plot"
+echo "== 3/4 plot"
 "$oialr" plot "$out/tables" -o "$out/figures" --run "$out/run.h5" --force
+echo
+echo "== 4/4 the same training with OIALR: each layer switches to U Sigma V^T once its bases settle"
+"$oialr" train --model mlp:512,512 --dataset fashion-mnist --epochs "$epochs" --batch 128 \
+    --opt sgd --lr 0.05 --momentum 0.9 --sched cosine --seed 0 --threads "$threads" \
+    --oialr auto --record "$out/oialr.h5" --every 215 --force
 echo
 echo "results are in $out/:"
 echo "  run.h5          the trajectory (h5dump -H $out/run.h5; docs/format.md)"
 echo "  analysis.h5     per-layer metrics (docs/analyze.md)"
 echo "  tables/         metrics.csv, spectra.csv, mean_stability.csv, replay.csv"
 echo "  figures/        stability.png, ranks.png, spectra.png, training.png (+ .gp scripts)"
+echo "  oialr.h5        the OIALR run: its switches, rotations and cuts in /events (docs/lowrank.md)"

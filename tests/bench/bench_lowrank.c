@@ -385,7 +385,8 @@ static int bench_layers(void) {
     size_t sq = (size_t)g_sqn * g_sqn;
     for (int i = 0; i < 3; i++)
         if (!(g_sq[i] = rnd(sq, &rng, 1))) return OIALR_ERR_NOMEM;
-    double tl[4][MAXR], tref[2][MAXR], tg[2][NG][MAXR], tsq[MAXR];
+    /* per round: each layer right after the sgemm of its reference shape */
+    double tl[4][MAXR], tref[4][MAXR], tg[2][NG][MAXR], tsq[MAXR];
     const double min = 0.03;
     for (int r = 0; r < rounds; r++) {
         for (int k = 0; k < 4; k++) {
@@ -394,8 +395,8 @@ static int bench_layers(void) {
             memset(L[i].db, 0, (size_t)L[i].OC * sizeof(float));
             if (L[i].R) memset(L[i].ds, 0, (size_t)L[i].R * L[i].R * sizeof(float));
             else memset(L[i].dw, 0, (size_t)L[i].OC * L[i].C * sizeof(float));
+            TIME_CALLS(tref[i][r], min, ref_run(&L[2 + i % 2]));
             TIME_CALLS(tl[i][r], min, layer_run(&L[i]));
-            if (!L[i].R) TIME_CALLS(tref[i - 2][r], min, ref_run(&L[i]));
         }
         for (int i = 0; i < 2; i++)
             for (int g = 0; g < NG; g++)
@@ -404,35 +405,47 @@ static int bench_layers(void) {
     }
     double sq_rate = 2.0 * g_sqn * g_sqn * g_sqn / median(tsq, rounds) / 1e9;
     printf("layers: forward + backward at N = %d, %d BLAS threads, random data; %d rounds interleaved, each "
-           "kernel called for >= %.0f ms per round; median seconds per call\n",
+           "kernel called for >= %.0f ms per round right after the sgemm of its reference shape; median time "
+           "per call\n",
            BATCH, oialr_get_threads(), rounds, 1e3 * min);
-    printf("  sgemm rates measured here: 2048^3 NN %.1f GFLOP/s", sq_rate);
-    for (int i = 0; i < 2; i++)
-        printf("; %dx%dx%d NT (the dense %s forward) %.1f GFLOP/s", BATCH, L[i + 2].OC, L[i + 2].C, L[i].name,
-               2.0 * BATCH * L[i + 2].OC * L[i + 2].C / median(tref[i], rounds) / 1e9);
+    printf("  sgemm rates measured here (medians): 2048^3 NN %.1f GFLOP/s", sq_rate);
+    for (int i = 2; i < 4; i++)
+        printf("; %dx%dx%d NT (the dense %s forward) %.1f GFLOP/s", BATCH, L[i].OC, L[i].C, L[i].name,
+               2.0 * BATCH * L[i].OC * L[i].C / median(tref[i], rounds) / 1e9);
     printf("\n");
-    printf("  prediction rate: %s\n", peak_env > 0 ? "OIALR_BENCH_GEMM_PEAK (run.sh section 1, 2048^3, 2 threads)"
-                                                   : "the dense layer's own forward product, measured here");
+    if (peak_env > 0)
+        printf("  prediction at OIALR_BENCH_GEMM_PEAK = %.1f GFLOP/s (run.sh section 1: 2048^3, 2 threads); ratio = "
+               "median time / predicted time\n",
+               peak_env);
+    else
+        printf("  prediction at the rate of the dense layer's own forward product (128 x OC x C), measured just "
+               "before the layer in each round; ratio = median of the per-round ratios (time / FLOPs at that "
+               "round's rate)\n");
     for (int i = 0; i < 4; i++) {
         layer *l = &L[i];
-        int ref = i % 2; /* same C, OC */
-        double ref_rate = 2.0 * BATCH * l->OC * l->C / median(tref[ref], rounds) / 1e9;
-        double rate = peak_env > 0 ? peak_env : ref_rate;
-        double fl = layer_flops(l), t = median(tl[i], rounds), pred = fl / (rate * 1e9), q = t / pred;
-        char what[160];
-        if (l->R)
-            snprintf(what, sizeof what, "%s low-rank r=%d fwd+bwd%s (%.1f MFLOP) vs its FLOPs at %.0f GFLOP/s",
-                     l->name, l->R, l->dinp ? " with dinp" : ", no dinp", fl / 1e6, rate);
-        else
-            snprintf(what, sizeof what, "(for scale) %s dense fwd+bwd%s (%.1f MFLOP) vs its FLOPs at %.0f GFLOP/s",
-                     l->name, l->dinp ? " with dinp" : ", no dinp", fl / 1e6, rate);
-        printf("| %s | %.1f µs | %.1f µs | %.2f | %s | %s |\n", what, 1e6 * t, 1e6 * pred, q,
-               l->R ? "≤ 1.3" : "-", l->R ? verdict(q, 1.3) : "-");
-        printf("  %s %s: %.1f GFLOP/s achieved; %.2fx the FLOP time at the %dx%dx%d NT rate (%.0f), %.2fx at "
-               "the 2048^3 rate measured here (%.0f)\n",
-               l->name, l->R ? "low-rank" : "dense", fl / t / 1e9, t / (fl / (ref_rate * 1e9)), BATCH, l->OC, l->C,
-               ref_rate, t / (fl / (sq_rate * 1e9)), sq_rate);
+        double fl = layer_flops(l), t = median(tl[i], rounds), q[MAXR], rate;
+        double ref_fl = 2.0 * BATCH * l->OC * l->C, ref_rate = ref_fl / median(tref[i], rounds) / 1e9;
+        for (int r = 0; r < rounds; r++) q[r] = tl[i][r] / (fl / (ref_fl / tref[i][r]));
+        double qref = median(q, rounds), qq;
+        if (peak_env > 0) rate = peak_env, qq = t / (fl / (rate * 1e9));
+        else rate = ref_rate, qq = qref;
+        double pred = fl / (rate * 1e9);
+        char what[192];
+        snprintf(what, sizeof what, "%s%s %s fwd+bwd%s (%.1f MFLOP): time vs its FLOPs at %.0f GFLOP/s",
+                 l->R ? "" : "(for scale) ", l->name, l->R ? "low-rank" : "dense", l->dinp ? " with dinp" : ", no dinp",
+                 fl / 1e6, rate);
+        if (l->R) {
+            char *e = what + strlen(what);
+            snprintf(e, sizeof what - (size_t)(e - what), " (r=%d)", l->R);
+        }
+        printf("| %s | %.1f µs | %.1f µs | %.2f | %s | %s |\n", what, 1e6 * t, 1e6 * pred, qq, l->R ? "≤ 1.3" : "-",
+               l->R ? verdict(qq, 1.3) : "-");
+        printf("  %s %s: %.1f GFLOP/s achieved (median time); %.2fx the FLOP time at the %dx%dx%d NT rate "
+               "(per-round), %.2fx at the 2048^3 rate measured here (%.0f GFLOP/s)\n",
+               l->name, l->R ? "low-rank" : "dense", fl / t / 1e9, qref, BATCH, l->OC, l->C, t / (fl / (sq_rate * 1e9)),
+               sq_rate);
         all_runs("    per round", tl[i], rounds, 1e6, "µs");
+        all_runs("    reference sgemm per round", tref[i], rounds, 1e6, "µs");
         if (l->R) {
             double sum = 0;
             printf("    its sgemm calls alone:");
@@ -495,7 +508,7 @@ static int bench_checks(void) {
     int reps = env_int("OIALR_BENCH_REPS", 3, 1, MAXR), checks = env_int("OIALR_BENCH_LR_CHECKS", 3, 1, 100);
     int rounds = reps < 3 ? 3 : reps;
     int64_t spe = (g_trl.n + BATCH - 1) / BATCH, every = (spe + 1) / 2, steps = checks * every;
-    double base[MAXR], with[MAXR], hs[MAXR], frac[MAXR], wr[MAXR];
+    double base[MAXR], with[MAXR], hs[MAXR], rest[MAXR], frac[MAXR], wr[MAXR];
     for (int r = 0; r < rounds; r++) {
         int64_t s1;
         double none;
@@ -504,29 +517,70 @@ static int bench_checks(void) {
         if (!e) e = r % 2 ? check_run(steps, 0, &base[r], &none, &s1) : check_run(steps, 1, &with[r], &hs[r], &s1);
         if (!e && s1 != spe) e = oialr_seterr(OIALR_ERR_ARG, "%lld steps an epoch, expected %lld", (long long)s1, (long long)spe);
         if (e) return e;
-        frac[r] = hs[r] / base[r];
+        rest[r] = with[r] - hs[r];
+        frac[r] = hs[r] / rest[r]; /* inside one run: immune to the drift between runs */
         wr[r] = with[r] / base[r];
     }
     double mb = median(base, rounds), mw = median(with, rounds), mh = median(hs, rounds), mf = median(frac, rounds);
+    double mwr = median(wr, rounds);
     printf("checks: %s, mlp:512,512, batch %d, %d BLAS threads, %lld training samples (%lld steps an epoch), "
            "OIALR hook with delay:2^40 (never switches), default check interval %lld steps, %lld steps = %d "
            "checks of fc1 and fc2 per run; %d rounds, order alternating\n",
            g_dname, BATCH, oialr_get_threads(), (long long)g_trl.n, (long long)spe, (long long)every,
            (long long)steps, checks, rounds);
-    printf("| stability checks every %lld steps (half an epoch): the hook's own time vs training time without "
-           "the hook | %.3f s (%.1f ms a check) | %.3f s | %.3f | ≤ 0.05 | %s |\n",
-           (long long)every, mh, 1e3 * mh / checks, mb, mf, verdict(mf, 0.05));
-    printf("| (wall clock) training with the never-switching hook vs without | %.3f s | %.3f s | %.3f | ≤ 1.05 | "
-           "%s |\n",
+    printf("| stability checks every %lld steps (half an epoch): the hook's own time vs the rest of the same run "
+           "| %.3f s (%.0f ms a check) | %.3f s | %.3f | ≤ 0.05 | %s |\n",
+           (long long)every, mh, 1e3 * mh / checks, median(rest, rounds), mf, verdict(mf, 0.05));
+    printf("| (wall clock) training with the never-switching hook vs without, ratio of the medians | %.3f s | %.3f s "
+           "| %.3f | ≤ 1.05 | %s |\n",
            mw, mb, mw / mb, verdict(mw / mb, 1.05));
-    printf("  hook/training per round: ");
+    printf("  hook / rest of the run, per round:");
     for (int r = 0; r < rounds; r++) printf(" %.4f", frac[r]);
-    printf("; wall ratio per round:");
+    printf("; wall ratio with/without per round:");
     for (int r = 0; r < rounds; r++) printf(" %.3f", wr[r]);
-    printf(" (median %.3f)\n", median(wr, rounds));
+    printf(" (median %.3f)\n", mwr);
     all_runs("without the hook", base, rounds, 1, "s");
     all_runs("with the hook", with, rounds, 1, "s");
     all_runs("in the hook", hs, rounds, 1, "s");
+    /* where a check's time goes: the factor (SVD + polar factor) of each layer, the stability */
+    oialr_model *m = NULL;
+    TRY(oialr_model_create(&m, "mlp:512,512", g_ds.c, g_ds.h, g_ds.w, g_ds.nclass, BATCH, 0));
+    oialr_params *p = oialr_model_params(m);
+    oialr_svd_ws *ws = NULL;
+    TRY(oialr_svd_ws_new(&ws, OIALR_PREC_F32));
+    const char *names[2] = {"fc1.weight", "fc2.weight"};
+    double tf[2], ts[2], tot = 0;
+    for (int k = 0; k < 2; k++) {
+        const oialr_param_info *pi = &p->info[oialr_params_find(p, names[k])];
+        oialr_factor *a = NULL, *b = NULL;
+        TRY(oialr_factor_new(&a, pi->rows, pi->cols, OIALR_PREC_F32));
+        TRY(oialr_factor_new(&b, pi->rows, pi->cols, OIALR_PREC_F32));
+        double v[MAXR], st;
+        int n = 5;
+        TRY(oialr_factor_compute(b, ws, p->data + pi->offset));
+        for (int i = 0; i < n; i++) {
+            double t0 = oialr_now();
+            TRY(oialr_factor_compute(a, ws, p->data + pi->offset));
+            v[i] = oialr_now() - t0;
+        }
+        tf[k] = median(v, n);
+        for (int i = 0; i < n; i++) {
+            double t0 = oialr_now();
+            TRY(oialr_stability(b, a, &st));
+            v[i] = oialr_now() - t0;
+        }
+        ts[k] = median(v, n);
+        tot += tf[k] + ts[k];
+        oialr_factor_free(a);
+        oialr_factor_free(b);
+    }
+    double step = (mb / steps);
+    printf("  a check, by hand (median of 5): factor fc1 (512x784: gesdd + U·Vᵀ) %.1f ms, stability %.2f ms; factor "
+           "fc2 (512x512) %.1f ms, stability %.2f ms; together %.0f ms = %.1f steps of %.2f ms (the base runs' "
+           "median); at 5%% of training that needs a check every >= %.0f steps\n",
+           1e3 * tf[0], 1e3 * ts[0], 1e3 * tf[1], 1e3 * ts[1], 1e3 * tot, tot / step, 1e3 * step, tot / (0.05 * step));
+    oialr_svd_ws_free(ws);
+    oialr_model_free(m);
     return OIALR_OK;
 }
 
