@@ -250,7 +250,35 @@ static int keep_series(const oialr_traj_layer *L, const ana_row *r, layer_sum *s
  * makes from the same stabilities. The rank at the switch is the
  * controller's first truncation (oialr_lowrank_keep_rank) of the cutoff
  * rank r_beta of that snapshot. */
-static int replay_policy(const ana_opts *o, layer_sum *ls, int nl) {
+/* The learning rate of the run at each metrics row (auto measures the
+ * rotation per unit of it); n = 0 when the file has no lr column. */
+typedef struct lr_series {
+    int64_t *step;
+    double *lr;
+    int64_t n;
+} lr_series;
+
+static void lr_series_read(oialr_traj *t, lr_series *ls) {
+    memset(ls, 0, sizeof *ls);
+    int64_t cap = oialr_traj_get_info(t)->nmetrics, got = 0;
+    if (cap <= 0) return;
+    ls->step = malloc((size_t)cap * sizeof *ls->step);
+    ls->lr = malloc((size_t)cap * sizeof *ls->lr);
+    if (ls->step && ls->lr && oialr_traj_read_metric_steps(t, ls->step, cap, &ls->n) == OIALR_OK &&
+        oialr_traj_read_column(t, "lr", ls->lr, cap, &got) == OIALR_OK && got == ls->n)
+        return;
+    ls->n = 0; /* no usable lr column: the rotation is taken as it is */
+}
+
+/* The lr of the last row at `step` (NAN if none). */
+static double lr_at(const lr_series *s, int64_t step) {
+    double v = NAN;
+    for (int64_t i = 0; i < s->n && s->step[i] <= step; i++)
+        if (s->step[i] == step) v = s->lr[i];
+    return v;
+}
+
+static int replay_policy(const ana_opts *o, layer_sum *ls, int nl, const lr_series *lrs) {
     if (nl > 0 && o->policy.kind != OIALR_POLICY_NONE) { /* the classifier: the last weight */
         ls[nl - 1].eligible = 0;
         ls[nl - 1].why = "classifier";
@@ -280,7 +308,7 @@ static int replay_policy(const ana_opts *o, layer_sum *ls, int nl) {
             const layer_sum *l = &ls[map[e]];
             sv[e] = at[e] < l->nsnap && l->steps[at[e]] == step ? l->s[at[e]] : NAN;
         }
-        oialr_policy_check(st, step, 0, sv, done, go);
+        oialr_policy_check(st, step, 0, lr_at(lrs, step), sv, done, go);
         for (int e = 0; e < ne; e++) {
             layer_sum *l = &ls[map[e]];
             int64_t j = at[e] < l->nsnap && l->steps[at[e]] == step ? at[e] : -1;
@@ -488,7 +516,11 @@ int oialr_cmd_analyze(int argc, char **argv) {
         if ((rc = keep_series(L, rows, &ls[nl - 1]))) goto fail;
         if ((rc = ana_results_layer_end(res, rows, L->nsnap, ls[nl - 1].stable_step))) goto fail;
     }
-    if ((rc = replay_policy(&o, ls, nl))) goto fail;
+    lr_series lrs;
+    lr_series_read(t, &lrs);
+    rc = replay_policy(&o, ls, nl, &lrs);
+    free(lrs.step), free(lrs.lr);
+    if (rc) goto fail;
     for (int i = 0; i < nl; i++)
         if ((rc = ana_results_switch(res, ls[i].name, ls[i].switch_step, ls[i].switch_rank))) goto fail;
     double frac = o.policy.kind ? replay(&o, ls, nl, NULL) : NAN;

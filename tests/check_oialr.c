@@ -199,18 +199,23 @@ END_TEST
 
 /* Feed n checks of one layer's stability; return the check index at which
  * it switched (-1: never). */
-static int first_switch(const char *policy, const double *series, int n, int64_t every, int64_t min_steps) {
+static int first_switch_lr(const char *policy, const double *series, const double *lr, int n, int64_t every,
+                           int64_t min_steps) {
     oialr_policy p;
     OK(oialr_policy_parse(policy, &p));
     oialr_policy_state *st;
     OK(oialr_policy_state_new(&st, &p, 1));
     int done = 0, go = 0, at = -1;
     for (int k = 0; k < n && at < 0; k++) {
-        oialr_policy_check(st, (k + 1) * every, min_steps, &series[k], &done, &go);
+        oialr_policy_check(st, (k + 1) * every, min_steps, lr ? lr[k] : NAN, &series[k], &done, &go);
         if (go) at = k;
     }
     oialr_policy_state_free(st);
     return at;
+}
+
+static int first_switch(const char *policy, const double *series, int n, int64_t every, int64_t min_steps) {
+    return first_switch_lr(policy, series, NULL, n, every, min_steps);
 }
 
 START_TEST(test_policy_triggers) {
@@ -234,6 +239,12 @@ START_TEST(test_policy_triggers) {
     /* a steady rotation at a high stability is settled */
     const double high[] = {NAN, 0.97, 0.97, 0.97, 0.97};
     ck_assert_int_eq(first_switch("auto", high, 5, 100, 0), 3);
+    /* a rotation that falls only because the learning rate does (a decaying
+     * schedule) has settled: per unit of lr it is flat from the start */
+    const double decay[] = {NAN, 0.96, 0.98, 0.99, 0.995, 0.9975};
+    const double lr[] = {0.8, 0.4, 0.2, 0.1, 0.05, 0.025};
+    ck_assert_int_eq(first_switch("auto", decay, 6, 100, 0), -1);
+    ck_assert_int_eq(first_switch_lr("auto", decay, lr, 6, 100, 0), 3);
 }
 END_TEST
 
@@ -246,9 +257,9 @@ START_TEST(test_policy_mean) {
     OK(oialr_policy_state_new(&st, &p, 2));
     int done[2] = {0, 0}, go[2];
     double s1[2] = {0.99, NAN}, s2[2] = {0.99, 0.90}, s3[2] = {0.99, 0.92};
-    ck_assert_int_eq(oialr_policy_check(st, 100, 0, s1, done, go), 0);
-    ck_assert_int_eq(oialr_policy_check(st, 200, 0, s2, done, go), 0);
-    ck_assert_int_eq(oialr_policy_check(st, 300, 0, s3, done, go), 2);
+    ck_assert_int_eq(oialr_policy_check(st, 100, 0, NAN, s1, done, go), 0);
+    ck_assert_int_eq(oialr_policy_check(st, 200, 0, NAN, s2, done, go), 0);
+    ck_assert_int_eq(oialr_policy_check(st, 300, 0, NAN, s3, done, go), 2);
     ck_assert(go[0] && go[1]);
     oialr_policy_state_free(st);
 }

@@ -199,7 +199,7 @@ static int measure(ctl *c, oialr_trainer *t) {
 
 /* Step 3: switch the layers the policy names. */
 static int switch_named(ctl *c, oialr_trainer *t, int64_t step) {
-    if (oialr_policy_check(c->ps, step, c->o.min_steps, c->s, c->done, c->go) == 0) return OIALR_OK;
+    if (oialr_policy_check(c->ps, step, c->o.min_steps, t->metrics.lr, c->s, c->done, c->go) == 0) return OIALR_OK;
     for (int e = 0; e < c->nelig; e++) {
         if (!c->go[e]) continue;
         oialr_lowrank_layer *l = &c->layers[c->el[e]];

@@ -9,9 +9,12 @@
  * levels off near 0.98 and its second near 0.955 (AdamW, Fashion-MNIST).
  * Its *shape* over training is common: the rotation per check, 1 - S, is
  * highest at the start and falls while the bases settle, then stays at the
- * level the optimizer's noise keeps it at. A layer switches at the first
- * check where
- *   - its rotation has stopped falling: it fell by less than AUTO_FALL
+ * level the optimizer's noise keeps it at. That level scales with the
+ * learning rate (a step moves W by lr times a gradient), so under a
+ * decaying schedule the raw rotation keeps falling with the rate; auto
+ * therefore watches the rotation per unit of learning rate, (1 - S) / lr.
+ * A layer switches at the first check where
+ *   - that rotation has stopped falling: it fell by less than AUTO_FALL
  *     (a fraction) over the last AUTO_SPAN checks, and
  *   - S >= AUTO_FLOOR, so a layer whose bases still turn wholesale at a
  *     steady rate never switches.
@@ -137,9 +140,10 @@ void oialr_policy_state_free(oialr_policy_state *st) {
 }
 
 /* auto, one layer: record this check's rotation, then decide */
-static int auto_decide(oialr_policy_state *st, int i, double s) {
+static int auto_decide(oialr_policy_state *st, int i, double s, double lr) {
     double rot = 1.0 - s;
     if (rot < 0) rot = 0;
+    if (lr > 0) rot /= lr; /* per unit of learning rate */
     double *last = st->last[i];
     memmove(last + 1, last, AUTO_SPAN * sizeof *last);
     last[0] = rot;
@@ -148,8 +152,8 @@ static int auto_decide(oialr_policy_state *st, int i, double s) {
     return s >= AUTO_FLOOR && rot >= (1.0 - AUTO_FALL) * last[AUTO_SPAN];
 }
 
-int oialr_policy_check(oialr_policy_state *st, int64_t step, int64_t min_steps, const double *s, const int *done,
-                       int *go) {
+int oialr_policy_check(oialr_policy_state *st, int64_t step, int64_t min_steps, double lr, const double *s,
+                       const int *done, int *go) {
     const oialr_policy *p = &st->p;
     int n = st->n, count = 0;
     for (int i = 0; i < n; i++) go[i] = 0;
@@ -179,7 +183,7 @@ int oialr_policy_check(oialr_policy_state *st, int64_t step, int64_t min_steps, 
          * at the first check after min_steps */
         for (int i = 0; i < n; i++) {
             if (done[i] || isnan(s[i])) continue;
-            int ok = auto_decide(st, i, s[i]);
+            int ok = auto_decide(st, i, s[i], lr);
             count += go[i] = ok && !early;
         }
         return count;

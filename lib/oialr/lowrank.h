@@ -86,14 +86,16 @@ typedef struct oialr_policy_state oialr_policy_state;
 OIALR_API int oialr_policy_state_new(oialr_policy_state **st, const oialr_policy *p, int nlayers);
 OIALR_API void oialr_policy_state_free(oialr_policy_state *st);
 
-/* One check at `step`. s[i]: layer i's stability against the check `lag`
- * steps before (NAN when there is none yet, or the layer has switched);
- * done[i]: layer i has switched already. Sets go[i] = 1 for each layer that
- * switches now (the others 0); steps before min_steps never switch.
- * Returns the number of layers that switch. The same calls, with the same
- * stabilities, give the same decisions online and in a replay. */
-OIALR_API int oialr_policy_check(oialr_policy_state *st, int64_t step, int64_t min_steps, const double *s,
-                                 const int *done, int *go);
+/* One check at `step`. lr: the learning rate at this step (auto measures
+ * the rotation per unit of it; <= 0 or NAN: unknown, the rotation is taken
+ * as it is). s[i]: layer i's stability against the check `lag` steps before
+ * (NAN when there is none yet, or the layer has switched); done[i]: layer i
+ * has switched already. Sets go[i] = 1 for each layer that switches now
+ * (the others 0); steps before min_steps never switch. Returns the number of
+ * layers that switch. The same calls, with the same stabilities and rates,
+ * give the same decisions online and in a replay. */
+OIALR_API int oialr_policy_check(oialr_policy_state *st, int64_t step, int64_t min_steps, double lr,
+                                 const double *s, const int *done, int *go);
 
 /* ---------------------------------------------------------------------------
  * The controller hook */

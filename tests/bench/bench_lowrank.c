@@ -550,6 +550,7 @@ static int bench_checks(void) {
     TRY(oialr_svd_ws_new(&ws, OIALR_PREC_F32));
     const char *names[2] = {"fc1.weight", "fc2.weight"};
     double tf[2], ts[2], tot = 0;
+    size_t fbytes = 0;
     for (int k = 0; k < 2; k++) {
         const oialr_param_info *pi = &p->info[oialr_params_find(p, names[k])];
         oialr_factor *a = NULL, *b = NULL;
@@ -571,6 +572,7 @@ static int bench_checks(void) {
         }
         ts[k] = median(v, n);
         tot += tf[k] + ts[k];
+        fbytes += 2 * oialr_factor_bytes(a); /* the controller keeps lag + 1 = 2 per layer */
         oialr_factor_free(a);
         oialr_factor_free(b);
     }
@@ -579,6 +581,9 @@ static int bench_checks(void) {
            "fc2 (512x512) %.1f ms, stability %.2f ms; together %.0f ms = %.1f steps of %.2f ms (the base runs' "
            "median); at 5%% of training that needs a check every >= %.0f steps\n",
            1e3 * tf[0], 1e3 * ts[0], 1e3 * tf[1], 1e3 * ts[1], 1e3 * tot, tot / step, 1e3 * step, tot / (0.05 * step));
+    printf("  the controller's memory while layers are full rank: factors %.1f MB (2 per eligible layer) + SVD "
+           "workspace %.1f MB\n",
+           fbytes / 1e6, oialr_svd_ws_bytes(ws) / 1e6);
     oialr_svd_ws_free(ws);
     oialr_model_free(m);
     return OIALR_OK;
