@@ -1291,6 +1291,58 @@ int oialr_traj_close(oialr_traj *t) {
 
 // ----------------------------------------------------------------------------
 // reader
+//
+// A reader trusts nothing in the file: every dataset's type class, rank and
+// shape is checked against docs/format.md before anything is read into a
+// buffer sized from it ("What a reader checks" there).
+
+static const char *class_name(H5T_class_t c) {
+    switch (c) {
+    case H5T_INTEGER: return "integer";
+    case H5T_FLOAT: return "float";
+    case H5T_STRING: return "string";
+    case H5T_COMPOUND: return "compound";
+    case H5T_ENUM: return "enum";
+    default: return "another type";
+    }
+}
+
+/* Check a dataset against the format: type class cls, rank `rank` and, where
+ * want[i] >= 0, dims[i] == want[i] (want may be NULL). obj names it in the
+ * message, expect is the format's description ("integer [T]"). */
+static int check_dset(oialr_traj *t, hid_t d, const char *obj, H5T_class_t cls, int rank, const int64_t *want,
+                      const char *expect) {
+    hid_t ty = H5Dget_type(d), sp = H5Dget_space(d);
+    int rc = OIALR_OK;
+    if (ty < 0 || sp < 0) {
+        rc = h5err(t->path, OIALR_ERR_HDF5, "%s: cannot read its type and shape", obj);
+        goto done;
+    }
+    hsize_t dims[H5S_MAX_RANK];
+    H5T_class_t c = H5Tget_class(ty);
+    int r = H5Sget_simple_extent_dims(sp, dims, NULL);
+    int ok = c == cls && r == rank;
+    for (int i = 0; ok && want && i < rank; i++)
+        if (want[i] >= 0 && dims[i] != (hsize_t)want[i]) ok = 0;
+    if (!ok) {
+        char shape[96] = "scalar";
+        if (r > 0) {
+            size_t k = 0;
+            for (int i = 0; i < r && k < sizeof shape - 24; i++)
+                k += (size_t)snprintf(shape + k, sizeof shape - k, "%s%llu", i ? ", " : "[",
+                                      (unsigned long long)dims[i]);
+            snprintf(shape + k, sizeof shape - k, "]");
+        } else if (r < 0) {
+            snprintf(shape, sizeof shape, "of unknown shape");
+        }
+        rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: %s is %s %s; the format has %s", t->path, obj, class_name(c),
+                          shape, expect);
+    }
+done:
+    hclose(&ty);
+    hclose(&sp);
+    return rc;
+}
 
 static int load_layer_steps(oialr_traj *t, tlayer *l) {
     int rc = OIALR_OK;
@@ -1298,6 +1350,13 @@ static int load_layer_steps(oialr_traj *t, tlayer *l) {
     if (nw < 0 || ns < 0 || nr < 0) return h5err(t->path, OIALR_ERR_HDF5, "layer %s: cannot read extents", l->pub.name);
     int64_t n = nw < ns ? nw : ns;
     if (nr < n) n = nr;
+    /* the weight's shape is fixed at open: a file that changes it under a
+     * live reader would overrun every snapshot buffer */
+    char obj[OIALR_TRAJ_NAME_MAX + 16];
+    snprintf(obj, sizeof obj, "/layers/%s/weight", l->pub.name);
+    const int64_t want[3] = {-1, l->pub.rows, l->pub.cols};
+    if ((rc = check_dset(t, l->dw, obj, H5T_FLOAT, 3, want, "float [T, rows, cols] with the layer's rows and cols")))
+        return rc;
     if (layer_grow(l, n ? n : 1)) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", t->path);
     TRY_H5(read_rows(l->ds, H5T_NATIVE_INT64, 0, n, l->steps), OIALR_ERR_IO, "layer %s: cannot read steps",
             l->pub.name);
@@ -1317,18 +1376,28 @@ static int open_layer(oialr_traj *t, hid_t lay, const char *name) {
     snprintf(l->pub.name, sizeof l->pub.name, "%s", name);
     hid_t dapl = H5I_INVALID_HID, sp = H5I_INVALID_HID;
     char *kind = NULL;
+    char obj[OIALR_TRAJ_NAME_MAX + 16];
     TRY_H5(l->grp = H5Gopen2(lay, name, H5P_DEFAULT), OIALR_ERR_FORMAT, "layer %s: not a group", name);
     TRY_H5(dapl = weight_dapl(), OIALR_ERR_HDF5, "cannot set up dataset access");
     TRY_H5(l->dw = H5Dopen2(l->grp, "weight", dapl), OIALR_ERR_FORMAT, "layer %s: no weight dataset", name);
     TRY_H5(l->ds = H5Dopen2(l->grp, "step", H5P_DEFAULT), OIALR_ERR_FORMAT, "layer %s: no step dataset", name);
     TRY_H5(l->dr = H5Dopen2(l->grp, "rank", H5P_DEFAULT), OIALR_ERR_FORMAT, "layer %s: no rank dataset", name);
+    snprintf(obj, sizeof obj, "/layers/%s/weight", name);
+    if ((rc = check_dset(t, l->dw, obj, H5T_FLOAT, 3, NULL, "float [T, rows, cols]"))) goto done;
+    snprintf(obj, sizeof obj, "/layers/%s/step", name);
+    if ((rc = check_dset(t, l->ds, obj, H5T_INTEGER, 1, NULL, "integer [T]"))) goto done;
+    snprintf(obj, sizeof obj, "/layers/%s/rank", name);
+    if ((rc = check_dset(t, l->dr, obj, H5T_INTEGER, 1, NULL, "integer [T]"))) goto done;
     hsize_t dims[3];
     TRY_H5(sp = H5Dget_space(l->dw), OIALR_ERR_HDF5, "layer %s: cannot read the weight shape", name);
-    if (H5Sget_simple_extent_ndims(sp) != 3) {
-        rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: layer %s: weight is not [T, rows, cols]", t->path, name);
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    size_t bytes;
+    if (dims[1] < 1 || dims[2] < 1 || oialr_mul_size((size_t)dims[1], (size_t)dims[2], &bytes) ||
+        oialr_mul_size(bytes, 4, &bytes) || bytes >= ((size_t)1 << 32)) {
+        rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: /layers/%s/weight: snapshots of %llux%llu floats (the format: 1 to "
+                          "4 GiB)", t->path, name, (unsigned long long)dims[1], (unsigned long long)dims[2]);
         goto done;
     }
-    H5Sget_simple_extent_dims(sp, dims, NULL);
     l->pub.rows = (int64_t)dims[1];
     l->pub.cols = (int64_t)dims[2];
     int64_t r = 0, c = 0;
@@ -1407,6 +1476,7 @@ static int open_metrics(oialr_traj *t) {
     if (ex <= 0) return ex < 0 ? h5err(t->path, OIALR_ERR_HDF5, "cannot look for /metrics") : OIALR_OK;
     TRY_H5(t->gmetrics = H5Gopen2(t->file, "metrics", H5P_DEFAULT), OIALR_ERR_FORMAT, "/metrics is not a group");
     TRY_H5(t->dmstep = H5Dopen2(t->gmetrics, "step", H5P_DEFAULT), OIALR_ERR_FORMAT, "no /metrics/step");
+    if ((rc = check_dset(t, t->dmstep, "/metrics/step", H5T_INTEGER, 1, NULL, "integer [R]"))) goto done;
     if (attr_get_str(t->gmetrics, "columns", &cols) == 1 && cols[0]) {
         char *save = NULL;
         for (char *tok = strtok_r(cols, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -1434,6 +1504,9 @@ static int open_metrics(oialr_traj *t) {
         t->ncol++;
         TRY_H5(t->dcol[k] = H5Dopen2(t->gmetrics, t->colnames[k], H5P_DEFAULT), OIALR_ERR_FORMAT,
                 "no /metrics/%s", t->colnames[k]);
+        char obj[OIALR_TRAJ_NAME_MAX + 16];
+        snprintf(obj, sizeof obj, "/metrics/%s", t->colnames[k]);
+        if ((rc = check_dset(t, t->dcol[k], obj, H5T_FLOAT, 1, NULL, "float [R]"))) goto done;
         int64_t r = extent0(t->dcol[k]);
         if (r < rows) rows = r;
     }
@@ -1499,6 +1572,22 @@ done:
     return rc;
 }
 
+/* /events: a compound [E] with every field of the format's table (HDF5
+ * converts field by field, by name; a missing one would stay garbage). */
+static int check_events(oialr_traj *t) {
+    static const char *const fields[] = {"step", "layer", "kind", "stability", "rank_before", "rank_after"};
+    int rc = check_dset(t, t->devents, "/events", H5T_COMPOUND, 1, NULL, "compound [E]");
+    if (rc) return rc;
+    hid_t ty = H5Dget_type(t->devents);
+    if (ty < 0) return h5err(t->path, OIALR_ERR_HDF5, "/events: cannot read its type");
+    for (size_t i = 0; i < sizeof fields / sizeof *fields && !rc; i++)
+        if (H5Tget_member_index(ty, fields[i]) < 0)
+            rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: /events has no field '%s'", t->path, fields[i]);
+    H5Tclose(ty);
+    H5Eclear2(H5E_DEFAULT);
+    return rc;
+}
+
 static int open_structure(oialr_traj *t) {
     int rc = OIALR_OK;
     char *fmt = NULL, *s = NULL;
@@ -1547,6 +1636,7 @@ static int open_structure(oialr_traj *t) {
     ex = H5Lexists(t->file, "events", H5P_DEFAULT);
     if (ex > 0) {
         TRY_H5(t->devents = H5Dopen2(t->file, "events", H5P_DEFAULT), OIALR_ERR_FORMAT, "/events is not a dataset");
+        if ((rc = check_events(t))) goto done;
         int64_t e = extent0(t->devents);
         t->info.nevents = e < 0 ? 0 : e;
     }

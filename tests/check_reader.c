@@ -1,0 +1,265 @@
+/*
+ * check_reader.c — the trajectory reader (oialr/trajectory.h, the reading
+ * side of lib/record/trajectory.c) and `oialr plot --run` against hostile
+ * files. Every fixture is made here: a valid trajectory from the C writer,
+ * then damaged with the HDF5 C API or byte by byte. Each test failed (or
+ * crashed, or hung until Check's timeout) before the reader checked what it
+ * tests.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "analyze.h"
+#include "oialr/trajectory.h"
+#include "plot.h"
+
+static char dir[256], good[320];
+
+#define OK(expr)                                                                                             \
+    do {                                                                                                     \
+        int rc_ = (expr);                                                                                    \
+        ck_assert_msg(rc_ == OIALR_OK, "%s -> %d: %s", #expr, rc_, oialr_errmsg());                          \
+    } while (0)
+
+#define NSNAP 4
+
+static void path_of(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", dir, name); }
+
+/* A valid trajectory: fc1.weight 3x5 and fc2.weight 4x2 with NSNAP
+ * snapshots at steps 0, 10, 20, ...; NSNAP metrics rows of `columns`
+ * (NULL: the default ones); one event; a committed checkpoint with the
+ * scalar "step". Layer steps and metric steps may be given (NULL:
+ * 0, 10, 20, ...). */
+static void write_traj(const char *path, const char *columns, const int64_t *lsteps, const int64_t *msteps) {
+    oialr_traj *t = NULL;
+    oialr_traj_options o;
+    oialr_traj_options_default(&o);
+    o.force = 1;
+    OK(oialr_traj_create(&t, path, &o));
+    int a, b;
+    OK(oialr_traj_declare_layer(t, "fc1.weight", 3, 5, "dense", 0, NULL, &a));
+    OK(oialr_traj_declare_layer(t, "fc2.weight", 4, 2, "dense", 0, NULL, &b));
+    if (columns) OK(oialr_traj_declare_metrics(t, columns));
+    OK(oialr_traj_declare_ckpt_scalar(t, "step", 0));
+    OK(oialr_traj_begin(t));
+    int ncol = oialr_traj_get_info(t)->ncolumns;
+    float w[15];
+    double row[16];
+    for (int s = 0; s < NSNAP; s++) {
+        for (int i = 0; i < 15; i++) w[i] = (float)(s * 100 + i);
+        int64_t ls = lsteps ? lsteps[s] : 10 * s, ms = msteps ? msteps[s] : 10 * s;
+        OK(oialr_traj_append(t, a, ls, w, 0));
+        OK(oialr_traj_append(t, b, ls, w, 0));
+        for (int i = 0; i < ncol; i++) row[i] = s + 0.01 * i;
+        OK(oialr_traj_append_metrics(t, ms, row, ncol));
+    }
+    oialr_traj_event ev = {.step = 10, .kind = OIALR_EVENT_SWITCH, .stability = 0.995, .rank_before = 3,
+                           .rank_after = 3};
+    strcpy(ev.layer, "fc1.weight");
+    OK(oialr_traj_append_event(t, &ev));
+    OK(oialr_traj_ckpt_start(t));
+    OK(oialr_traj_ckpt_put_i64(t, "step", 30));
+    OK(oialr_traj_ckpt_commit(t));
+    OK(oialr_traj_close(t));
+}
+
+static void setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/oialr-check-reader-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    path_of(good, sizeof good, "good.h5");
+    oialr_set_log(NULL, NULL, OIALR_LOG_ERROR);
+    write_traj(good, NULL, NULL, NULL);
+}
+
+static void teardown(void) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+static void copy_file(const char *from, const char *to) {
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* HDF5 opened read-write with the writer's bounds, so objects made here are
+ * what a SWMR writer could make. */
+static hid_t h5_open_rw(const char *path) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    ck_assert_int_ge(H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST), 0);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, fapl);
+    H5Pclose(fapl);
+    ck_assert_msg(f >= 0, "cannot open %s", path);
+    return f;
+}
+
+/* Replace the dataset obj with one of type ftype and shape dims[rank]
+ * (rank 0: scalar), chunked and extendible along dim 0 if chunk0 > 0,
+ * filled with zeros or with data (given as mtype). */
+static void replace(const char *path, const char *obj, hid_t ftype, int rank, const hsize_t *dims, hsize_t chunk0,
+                    hid_t mtype, const void *data) {
+    hid_t f = h5_open_rw(path);
+    ck_assert_int_ge(H5Ldelete(f, obj, H5P_DEFAULT), 0);
+    for (int i = 0; i < rank; i++)
+        if (dims[i] == 0) chunk0 = 0; /* a dimension of 0 cannot be chunked */
+    hsize_t maxd[3] = {H5S_UNLIMITED, rank > 1 ? dims[1] : 0, rank > 2 ? dims[2] : 0};
+    hid_t sp = rank ? H5Screate_simple(rank, dims, chunk0 ? maxd : NULL) : H5Screate(H5S_SCALAR);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (chunk0) {
+        hsize_t ch[3] = {chunk0, rank > 1 ? dims[1] : 1, rank > 2 ? dims[2] : 1};
+        ck_assert_int_ge(H5Pset_chunk(dcpl, rank, ch), 0);
+    }
+    hid_t d = H5Dcreate2(f, obj, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    ck_assert_msg(d >= 0, "cannot create %s", obj);
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= dims[i];
+    void *zeros = NULL;
+    if (!data) {
+        zeros = calloc(n ? n : 1, H5Tget_size(ftype) > 8 ? H5Tget_size(ftype) : 8);
+        data = zeros;
+        mtype = ftype;
+    }
+    if (n) ck_assert_int_ge(H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), 0);
+    free(zeros);
+    H5Dclose(d), H5Pclose(dcpl), H5Sclose(sp), H5Fclose(f);
+}
+
+/* The error message: one line, naming the file (and `word` if given). */
+static void assert_msg(const char *path, const char *word) {
+    const char *m = oialr_errmsg();
+    ck_assert_msg(strstr(m, path) != NULL, "message does not name the file: %s", m);
+    ck_assert_msg(strchr(m, '\n') == NULL, "message is not one line: %s", m);
+    if (word) ck_assert_msg(strstr(m, word) != NULL, "message lacks '%s': %s", word, m);
+}
+
+static void expect_format(const char *path, const char *word) {
+    oialr_traj *t = NULL;
+    int rc = oialr_traj_open(&t, path, OIALR_TRAJ_READ);
+    ck_assert_msg(rc == OIALR_ERR_FORMAT, "open -> %d (%s), expected OIALR_ERR_FORMAT", rc, oialr_errmsg());
+    ck_assert_ptr_null(t);
+    assert_msg(path, word);
+}
+
+// ----------------------------------------------------------------------------
+// every dataset checked for rank, shape and type class
+
+enum { I64, I32, F64, F32, EV, EV_STEP_ONLY };
+
+static hid_t file_type(int kind) {
+    switch (kind) {
+    case I64: return H5Tcopy(H5T_STD_I64LE);
+    case I32: return H5Tcopy(H5T_STD_I32LE);
+    case F64: return H5Tcopy(H5T_IEEE_F64LE);
+    case F32: return H5Tcopy(H5T_IEEE_F32LE);
+    default: break;
+    }
+    hid_t s = H5Tcopy(H5T_C_S1);
+    H5Tset_size(s, 64);
+    hid_t c = H5Tcreate(H5T_COMPOUND, kind == EV ? 8 + 64 + 1 + 8 + 4 + 4 : 8);
+    H5Tinsert(c, "step", 0, H5T_STD_I64LE);
+    if (kind == EV) {
+        H5Tinsert(c, "layer", 8, s);
+        H5Tinsert(c, "kind", 72, H5T_STD_I8LE);
+        H5Tinsert(c, "stability", 73, H5T_IEEE_F64LE);
+        H5Tinsert(c, "rank_before", 81, H5T_STD_I32LE);
+        H5Tinsert(c, "rank_after", 85, H5T_STD_I32LE);
+    }
+    H5Tclose(s);
+    return c;
+}
+
+typedef struct shape_case {
+    const char *obj;
+    int kind, rank;
+    hsize_t dims[3];
+} shape_case;
+
+/* The second dimensions are large so that reading them into a buffer sized
+ * for [n] overruns it by far. */
+static const shape_case SHAPES[] = {
+    {"/layers/fc1.weight/step", I64, 2, {NSNAP, 4096, 0}},
+    {"/layers/fc1.weight/step", I64, 3, {NSNAP, 64, 64}},
+    {"/layers/fc1.weight/step", I64, 0, {0, 0, 0}},
+    {"/layers/fc1.weight/step", F64, 1, {NSNAP, 0, 0}}, /* non-integer steps */
+    {"/layers/fc1.weight/rank", I32, 2, {NSNAP, 4096, 0}},
+    {"/layers/fc1.weight/rank", F32, 1, {NSNAP, 0, 0}},
+    {"/layers/fc1.weight/weight", F32, 2, {NSNAP, 15, 0}},
+    {"/layers/fc1.weight/weight", I32, 3, {NSNAP, 3, 5}},
+    {"/layers/fc1.weight/weight", F32, 3, {NSNAP, 3, 0}},
+    {"/metrics/step", I64, 2, {NSNAP, 4096, 0}},
+    {"/metrics/step", F64, 1, {NSNAP, 0, 0}},
+    {"/metrics/loss", F64, 2, {NSNAP, 4096, 0}},
+    {"/metrics/loss", I64, 1, {NSNAP, 0, 0}},
+    {"/metrics/loss", F64, 0, {0, 0, 0}},
+    {"/events", I64, 1, {1, 0, 0}},
+    {"/events", EV, 2, {1, 4096, 0}},
+    {"/events", EV_STEP_ONLY, 1, {1, 0, 0}},
+};
+#define NSHAPES ((int)(sizeof SHAPES / sizeof *SHAPES))
+
+START_TEST(test_dataset_shape_and_type) {
+    const shape_case *c = &SHAPES[_i];
+    char p[512];
+    path_of(p, sizeof p, "shape.h5");
+    copy_file(good, p);
+    hid_t ty = file_type(c->kind);
+    hsize_t chunk0 = c->rank >= 1 ? 1 : 0;
+    replace(p, c->obj, ty, c->rank, c->dims, chunk0, 0, NULL);
+    H5Tclose(ty);
+    expect_format(p, c->obj);
+}
+END_TEST
+
+/* A correct file passes all of the checks above. */
+START_TEST(test_good_file_opens) {
+    oialr_traj *t = NULL;
+    OK(oialr_traj_open(&t, good, OIALR_TRAJ_READ));
+    const oialr_traj_info *in = oialr_traj_get_info(t);
+    ck_assert_int_eq(in->nlayers, 2);
+    ck_assert_int_eq(in->nmetrics, NSNAP);
+    ck_assert_int_eq(in->nevents, 1);
+    ck_assert_int_eq(in->has_ckpt, 1);
+    ck_assert_int_eq(oialr_traj_layer_at(t, 0)->nsnap, NSNAP);
+    int64_t v = 0, st[NSNAP + 2], n = 0;
+    OK(oialr_traj_ckpt_get_i64(t, "step", &v));
+    ck_assert_int_eq(v, 30);
+    OK(oialr_traj_read_metric_steps(t, st, NSNAP + 2, &n));
+    ck_assert_int_eq(n, NSNAP);
+    oialr_traj_event ev[2];
+    OK(oialr_traj_read_events(t, ev, 2, &n));
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(ev[0].layer, "fc1.weight");
+    OK(oialr_traj_close(t));
+}
+END_TEST
+
+static Suite *reader_suite(void) {
+    Suite *s = suite_create("reader");
+    TCase *lim = tcase_create("Limits");
+    tcase_add_checked_fixture(lim, setup, teardown);
+    tcase_set_timeout(lim, 30);
+    tcase_add_test(lim, test_good_file_opens);
+    tcase_add_loop_test(lim, test_dataset_shape_and_type, 0, NSHAPES);
+    suite_add_tcase(s, lim);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(reader_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
