@@ -245,6 +245,90 @@ START_TEST(test_good_file_opens) {
 }
 END_TEST
 
+// ----------------------------------------------------------------------------
+// /checkpoint/slot: one element, checked before every read
+
+/* read into one int64 at open, at refresh and by the checkpoint getters */
+static const shape_case SLOTS[] = {
+    {"/checkpoint/slot", I64, 1, {4096, 0, 0}},
+    {"/checkpoint/slot", I64, 2, {1, 4096, 0}},
+    {"/checkpoint/slot", I64, 0, {0, 0, 0}},
+    {"/checkpoint/slot", F64, 1, {1, 0, 0}},
+};
+#define NSLOTS ((int)(sizeof SLOTS / sizeof *SLOTS))
+
+START_TEST(test_slot_shape_and_type) {
+    const shape_case *c = &SLOTS[_i];
+    char p[512];
+    path_of(p, sizeof p, "slot.h5");
+    copy_file(good, p);
+    hid_t ty = file_type(c->kind);
+    replace(p, c->obj, ty, c->rank, c->dims, 0, 0, NULL);
+    H5Tclose(ty);
+    expect_format(p, c->obj);
+}
+END_TEST
+
+/* A /checkpoint/slot grown to several elements by a live (SWMR) writer
+ * after the reader opened it: refresh and the checkpoint getters read the
+ * slot too, and must check its shape as open does. */
+START_TEST(test_slot_grown_while_open) {
+    char p[512];
+    path_of(p, sizeof p, "slot.h5");
+    copy_file(good, p);
+    hsize_t one = 1;
+    int64_t cur = 0;
+    replace(p, "/checkpoint/slot", H5T_STD_I64LE, 1, &one, 1, H5T_NATIVE_INT64, &cur);
+    int up[2], down[2];
+    ck_assert_int_eq(pipe(up), 0);
+    ck_assert_int_eq(pipe(down), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(up[0]), close(down[1]);
+        char c = 'x';
+        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+        hid_t f = H5Fopen(p, H5F_ACC_RDWR, fapl);
+        if (f < 0 || H5Fstart_swmr_write(f) < 0) _exit(2);
+        if (write(up[1], &c, 1) != 1 || read(down[0], &c, 1) != 1) _exit(3);
+        hid_t d = H5Dopen2(f, "/checkpoint/slot", H5P_DEFAULT);
+        hsize_t big = 4096;
+        int64_t *zeros = calloc(big, sizeof *zeros);
+        if (d < 0 || H5Dset_extent(d, &big) < 0 ||
+            H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, zeros) < 0 || H5Dflush(d) < 0 ||
+            H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
+            _exit(4);
+        if (write(up[1], &c, 1) != 1 || read(down[0], &c, 1) != 1) _exit(5);
+        H5Dclose(d);
+        _exit(H5Fclose(f) < 0 ? 6 : 0);
+    }
+    close(up[1]), close(down[0]);
+    char c = 'x';
+    ck_assert_int_eq(read(up[0], &c, 1), 1);
+    oialr_traj *t = NULL;
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    ck_assert_int_eq(oialr_traj_get_info(t)->swmr_read, 1);
+    int64_t v = 0;
+    OK(oialr_traj_ckpt_get_i64(t, "step", &v));
+    ck_assert_int_eq(v, 30);
+    ck_assert_int_eq(write(down[1], &c, 1), 1);
+    ck_assert_int_eq(read(up[0], &c, 1), 1);
+    int rc = oialr_traj_refresh(t);
+    ck_assert_msg(rc == OIALR_ERR_FORMAT, "refresh -> %d: %s", rc, oialr_errmsg());
+    assert_msg(p, "/checkpoint/slot");
+    rc = oialr_traj_ckpt_get_i64(t, "step", &v);
+    ck_assert_msg(rc == OIALR_ERR_FORMAT, "ckpt_get_i64 -> %d: %s", rc, oialr_errmsg());
+    assert_msg(p, "/checkpoint/slot");
+    OK(oialr_traj_close(t));
+    ck_assert_int_eq(write(down[1], &c, 1), 1);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer status %d", status);
+    close(up[0]), close(down[1]);
+}
+END_TEST
+
 static Suite *reader_suite(void) {
     Suite *s = suite_create("reader");
     TCase *lim = tcase_create("Limits");
@@ -252,6 +336,8 @@ static Suite *reader_suite(void) {
     tcase_set_timeout(lim, 30);
     tcase_add_test(lim, test_good_file_opens);
     tcase_add_loop_test(lim, test_dataset_shape_and_type, 0, NSHAPES);
+    tcase_add_loop_test(lim, test_slot_shape_and_type, 0, NSLOTS);
+    tcase_add_test(lim, test_slot_grown_while_open);
     suite_add_tcase(s, lim);
     return s;
 }

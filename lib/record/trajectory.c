@@ -1518,6 +1518,17 @@ done:
     return rc;
 }
 
+/* /checkpoint/slot, int64 [1]: checked before every read (open, refresh and
+ * the getters read it), as a live writer could grow it between two reads. */
+static int read_slot(oialr_traj *t, int64_t *slot) {
+    static const int64_t one[1] = {1};
+    int rc = check_dset(t, t->dslot, "/checkpoint/slot", H5T_INTEGER, 1, one, "integer [1]");
+    if (rc) return rc;
+    TRY_H5(read_rows(t->dslot, H5T_NATIVE_INT64, 0, 1, slot), OIALR_ERR_IO, "cannot read /checkpoint/slot");
+done:
+    return rc;
+}
+
 static int open_ckpt(oialr_traj *t) {
     int rc = OIALR_OK;
     namelist nl = {0};
@@ -1526,8 +1537,7 @@ static int open_ckpt(oialr_traj *t) {
     if (ex <= 0) return ex < 0 ? h5err(t->path, OIALR_ERR_HDF5, "cannot look for /checkpoint") : OIALR_OK;
     TRY_H5(t->gckpt = H5Gopen2(t->file, "checkpoint", H5P_DEFAULT), OIALR_ERR_FORMAT, "/checkpoint is not a group");
     TRY_H5(t->dslot = H5Dopen2(t->gckpt, "slot", H5P_DEFAULT), OIALR_ERR_FORMAT, "no /checkpoint/slot");
-    TRY_H5(H5Dread(t->dslot, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &t->cur_slot), OIALR_ERR_IO,
-            "cannot read /checkpoint/slot");
+    if ((rc = read_slot(t, &t->cur_slot))) goto done;
     if (t->cur_slot != 0 && t->cur_slot != 1) t->cur_slot = -1;
     t->info.has_ckpt = t->cur_slot >= 0;
     TRY_H5(list_group(t->gckpt, &nl), OIALR_ERR_HDF5, "cannot list /checkpoint");
@@ -1899,8 +1909,7 @@ static int ck_get(oialr_traj *t, const char *name, int type, hid_t mtype, void *
     if (!c) return rc;
     int64_t slot = -1;
     h5quiet q = quiet_begin();
-    TRY_H5(H5Dread(t->dslot, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &slot), OIALR_ERR_IO,
-            "cannot read /checkpoint/slot");
+    if ((rc = read_slot(t, &slot))) goto done;
     if (slot != 0 && slot != 1) {
         rc = oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no checkpoint has been committed", t->path);
         goto done;
@@ -1977,8 +1986,7 @@ int oialr_traj_refresh(oialr_traj *t) {
     if (t->dslot >= 0) {
         int64_t slot = -1;
         TRY_H5(H5Drefresh(t->dslot), OIALR_ERR_IO, "cannot refresh /checkpoint/slot");
-        TRY_H5(H5Dread(t->dslot, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &slot), OIALR_ERR_IO,
-                "cannot read /checkpoint/slot");
+        if ((rc = read_slot(t, &slot))) goto done;
         t->cur_slot = slot == 0 || slot == 1 ? slot : -1;
         t->info.has_ckpt = t->cur_slot >= 0;
     }
