@@ -329,6 +329,57 @@ START_TEST(test_slot_grown_while_open) {
 }
 END_TEST
 
+// ----------------------------------------------------------------------------
+// rows and cols attributes, each checked on its own
+
+static void set_attr(const char *path, const char *obj, const char *name, hid_t type, const void *v) {
+    hid_t f = h5_open_rw(path);
+    if (H5Aexists_by_name(f, obj, name, H5P_DEFAULT) > 0)
+        ck_assert_int_ge(H5Adelete_by_name(f, obj, name, H5P_DEFAULT), 0);
+    if (v) {
+        hid_t sp = H5Screate(H5S_SCALAR);
+        hid_t a = H5Acreate_by_name(f, obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        ck_assert_int_ge(a, 0);
+        ck_assert_int_ge(H5Awrite(a, type, v), 0);
+        H5Aclose(a), H5Sclose(sp);
+    }
+    H5Fclose(f);
+}
+
+START_TEST(test_rows_cols_attributes) {
+    char p[512];
+    path_of(p, sizeof p, "rc.h5");
+    const char *L = "/layers/fc1.weight";
+    int64_t seven = 7;
+    double three = 3.0;
+    /* rows wrong, cols absent */
+    copy_file(good, p);
+    set_attr(p, L, "cols", 0, NULL);
+    set_attr(p, L, "rows", H5T_NATIVE_INT64, &seven);
+    expect_format(p, "rows");
+    assert_msg(p, "fc1.weight");
+    /* cols wrong, rows absent */
+    copy_file(good, p);
+    set_attr(p, L, "rows", 0, NULL);
+    set_attr(p, L, "cols", H5T_NATIVE_INT64, &seven);
+    expect_format(p, "cols");
+    assert_msg(p, "fc1.weight");
+    /* rows of the right value but not an integer */
+    copy_file(good, p);
+    set_attr(p, L, "rows", H5T_NATIVE_DOUBLE, &three);
+    expect_format(p, "rows");
+    /* both absent: the weight's dims are the matrix view */
+    copy_file(good, p);
+    set_attr(p, L, "rows", 0, NULL);
+    set_attr(p, L, "cols", 0, NULL);
+    oialr_traj *t = NULL;
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    ck_assert_int_eq(oialr_traj_layer_at(t, 0)->rows, 3);
+    ck_assert_int_eq(oialr_traj_layer_at(t, 0)->cols, 5);
+    OK(oialr_traj_close(t));
+}
+END_TEST
+
 static Suite *reader_suite(void) {
     Suite *s = suite_create("reader");
     TCase *lim = tcase_create("Limits");
@@ -338,6 +389,7 @@ static Suite *reader_suite(void) {
     tcase_add_loop_test(lim, test_dataset_shape_and_type, 0, NSHAPES);
     tcase_add_loop_test(lim, test_slot_shape_and_type, 0, NSLOTS);
     tcase_add_test(lim, test_slot_grown_while_open);
+    tcase_add_test(lim, test_rows_cols_attributes);
     suite_add_tcase(s, lim);
     return s;
 }

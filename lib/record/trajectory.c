@@ -1367,6 +1367,20 @@ done:
     return rc;
 }
 
+/* One of the layer's integer attributes rows, cols: absent (0), or equal to
+ * the weight's dimension. */
+static int check_dim_attr(oialr_traj *t, const tlayer *l, const char *attr, int64_t dim) {
+    int64_t v = 0;
+    int got = attr_get_ints(l->grp, attr, H5T_NATIVE_INT64, &v, 1, NULL);
+    if (got < 0)
+        return oialr_seterr(OIALR_ERR_FORMAT, "%s: layer %s: attribute %s is not one integer", t->path, l->pub.name,
+                            attr);
+    if (got == 1 && v != dim)
+        return oialr_seterr(OIALR_ERR_FORMAT, "%s: layer %s: attribute %s = %lld disagrees with the weight's %lld",
+                            t->path, l->pub.name, attr, (long long)v, (long long)dim);
+    return OIALR_OK;
+}
+
 static int open_layer(oialr_traj *t, hid_t lay, const char *name) {
     int rc = OIALR_OK;
     tlayer *l = new_layer(t);
@@ -1400,13 +1414,8 @@ static int open_layer(oialr_traj *t, hid_t lay, const char *name) {
     }
     l->pub.rows = (int64_t)dims[1];
     l->pub.cols = (int64_t)dims[2];
-    int64_t r = 0, c = 0;
-    if (attr_get_ints(l->grp, "rows", H5T_NATIVE_INT64, &r, 1, NULL) == 1 &&
-        attr_get_ints(l->grp, "cols", H5T_NATIVE_INT64, &c, 1, NULL) == 1 && (r != l->pub.rows || c != l->pub.cols)) {
-        rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: layer %s: rows/cols attributes %lldx%lld disagree with weight %lldx%lld",
-                          t->path, name, (long long)r, (long long)c, (long long)l->pub.rows, (long long)l->pub.cols);
+    if ((rc = check_dim_attr(t, l, "rows", l->pub.rows)) || (rc = check_dim_attr(t, l, "cols", l->pub.cols)))
         goto done;
-    }
     if (attr_get_str(l->grp, "kind", &kind) == 1) snprintf(l->pub.kind, sizeof l->pub.kind, "%s", kind);
     hssize_t nd = 0;
     if (attr_get_ints(l->grp, "shape", H5T_NATIVE_INT64, l->pub.shape, 4, &nd) == 1) {
