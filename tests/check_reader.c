@@ -380,6 +380,61 @@ START_TEST(test_rows_cols_attributes) {
 }
 END_TEST
 
+// ----------------------------------------------------------------------------
+// steps: a layer's strictly increase, metrics steps never decrease
+
+typedef struct steps_case {
+    int64_t s[NSNAP];
+    const char *index; /* the index the message names */
+} steps_case;
+
+static const steps_case LAYER_STEPS[] = {
+    {{30, 20, 10, 0}, "[1]"},  /* reversed */
+    {{0, 10, 10, 30}, "[2]"},  /* duplicated */
+    {{-10, 0, 10, 20}, "[0]"}, /* negative */
+    {{0, 20, 10, 30}, "[2]"},  /* one out of order */
+};
+#define NLSTEPS ((int)(sizeof LAYER_STEPS / sizeof *LAYER_STEPS))
+
+START_TEST(test_layer_steps_strictly_increase) {
+    char p[512];
+    path_of(p, sizeof p, "steps.h5");
+    write_traj(p, NULL, LAYER_STEPS[_i].s, NULL);
+    expect_format(p, "/layers/fc1.weight/step");
+    assert_msg(p, LAYER_STEPS[_i].index);
+}
+END_TEST
+
+START_TEST(test_metric_steps_do_not_decrease) {
+    char p[512];
+    path_of(p, sizeof p, "msteps.h5");
+    /* two rows may share a step (an evaluation after a snapshot) */
+    static const int64_t dup[NSNAP] = {0, 10, 10, 20};
+    write_traj(p, NULL, NULL, dup);
+    oialr_traj *t = NULL;
+    int64_t st[NSNAP], n = 0;
+    double col[NSNAP];
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    OK(oialr_traj_read_metric_steps(t, st, NSNAP, &n));
+    ck_assert_int_eq(n, NSNAP);
+    OK(oialr_traj_read_column(t, "step", col, NSNAP, &n));
+    OK(oialr_traj_close(t));
+    static const steps_case bad[] = {{{0, 10, 5, 20}, "[2]"}, {{-1, 0, 10, 20}, "[0]"}};
+    for (int k = 0; k < 2; k++) {
+        write_traj(p, NULL, NULL, bad[k].s);
+        OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+        int rc = oialr_traj_read_metric_steps(t, st, NSNAP, &n);
+        ck_assert_msg(rc == OIALR_ERR_FORMAT, "read_metric_steps -> %d: %s", rc, oialr_errmsg());
+        assert_msg(p, "/metrics/step");
+        assert_msg(p, bad[k].index);
+        rc = oialr_traj_read_column(t, "step", col, NSNAP, &n);
+        ck_assert_msg(rc == OIALR_ERR_FORMAT, "read_column(step) -> %d: %s", rc, oialr_errmsg());
+        assert_msg(p, bad[k].index);
+        OK(oialr_traj_close(t));
+    }
+}
+END_TEST
+
 static Suite *reader_suite(void) {
     Suite *s = suite_create("reader");
     TCase *lim = tcase_create("Limits");
@@ -390,6 +445,8 @@ static Suite *reader_suite(void) {
     tcase_add_loop_test(lim, test_slot_shape_and_type, 0, NSLOTS);
     tcase_add_test(lim, test_slot_grown_while_open);
     tcase_add_test(lim, test_rows_cols_attributes);
+    tcase_add_loop_test(lim, test_layer_steps_strictly_increase, 0, NLSTEPS);
+    tcase_add_test(lim, test_metric_steps_do_not_decrease);
     suite_add_tcase(s, lim);
     return s;
 }

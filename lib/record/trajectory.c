@@ -1294,7 +1294,8 @@ int oialr_traj_close(oialr_traj *t) {
 //
 // A reader trusts nothing in the file: every dataset's type class, rank and
 // shape is checked against docs/format.md before anything is read into a
-// buffer sized from it ("What a reader checks" there).
+// buffer sized from it, and steps are checked to increase ("What a reader
+// checks" there).
 
 static const char *class_name(H5T_class_t c) {
     switch (c) {
@@ -1362,6 +1363,17 @@ static int load_layer_steps(oialr_traj *t, tlayer *l) {
             l->pub.name);
     TRY_H5(read_rows(l->dr, H5T_NATIVE_INT32, 0, n, l->ranks), OIALR_ERR_IO, "layer %s: cannot read ranks",
             l->pub.name);
+    for (int64_t i = 0; i < n; i++) {
+        if (l->steps[i] < 0)
+            return oialr_seterr(OIALR_ERR_FORMAT, "%s: /layers/%s/step: step[%lld] = %lld is negative", t->path,
+                                l->pub.name, (long long)i, (long long)l->steps[i]);
+        if (i > 0 && l->steps[i] <= l->steps[i - 1])
+            return oialr_seterr(OIALR_ERR_FORMAT,
+                                "%s: /layers/%s/step: step[%lld] = %lld after step[%lld] = %lld; a layer's steps "
+                                "must strictly increase",
+                                t->path, l->pub.name, (long long)i, (long long)l->steps[i], (long long)(i - 1),
+                                (long long)l->steps[i - 1]);
+    }
     l->pub.nsnap = n;
 done:
     return rc;
@@ -1843,6 +1855,23 @@ const char *oialr_traj_column_name(const oialr_traj *t, int i) {
     return i >= 0 && i < t->ncol ? t->colnames[i] : NULL;
 }
 
+/* Metrics steps are >= 0 and never decrease (two rows may share a step: a
+ * snapshot's row and an evaluation's), read as int64 (i64) or as double. */
+static int check_metric_steps(const oialr_traj *t, const int64_t *i64, const double *f64, int64_t k) {
+    for (int64_t i = 0; i < k; i++) {
+        double x = i64 ? (double)i64[i] : f64[i], prev = i == 0 ? 0 : i64 ? (double)i64[i - 1] : f64[i - 1];
+        if (x < 0)
+            return oialr_seterr(OIALR_ERR_FORMAT, "%s: /metrics/step: step[%lld] = %.0f is negative", t->path,
+                                (long long)i, x);
+        if (i > 0 && x < prev)
+            return oialr_seterr(OIALR_ERR_FORMAT,
+                                "%s: /metrics/step: step[%lld] = %.0f after step[%lld] = %.0f; metrics steps must "
+                                "not decrease",
+                                t->path, (long long)i, x, (long long)(i - 1), prev);
+    }
+    return OIALR_OK;
+}
+
 int oialr_traj_read_column(oialr_traj *t, const char *name, double *out, int64_t cap, int64_t *n) {
     OIALR_ASSERT(t && name && (out || cap == 0));
     hid_t d = H5I_INVALID_HID;
@@ -1855,6 +1884,7 @@ int oialr_traj_read_column(oialr_traj *t, const char *name, double *out, int64_t
     int rc = OIALR_OK;
     h5quiet q = quiet_begin();
     TRY_H5(read_rows(d, H5T_NATIVE_DOUBLE, 0, k, out), OIALR_ERR_IO, "cannot read /metrics/%s", name);
+    if (d == t->dmstep && (rc = check_metric_steps(t, NULL, out, k))) goto done;
     if (n) *n = k;
 done:
     quiet_end(q);
@@ -1869,6 +1899,7 @@ int oialr_traj_read_metric_steps(oialr_traj *t, int64_t *out, int64_t cap, int64
     int rc = OIALR_OK;
     h5quiet q = quiet_begin();
     TRY_H5(read_rows(t->dmstep, H5T_NATIVE_INT64, 0, k, out), OIALR_ERR_IO, "cannot read /metrics/step");
+    if ((rc = check_metric_steps(t, out, NULL, k))) goto done;
     if (n) *n = k;
 done:
     quiet_end(q);
