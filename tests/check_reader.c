@@ -435,6 +435,132 @@ START_TEST(test_metric_steps_do_not_decrease) {
 }
 END_TEST
 
+// ----------------------------------------------------------------------------
+// damaged files fail at once
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int run_cmd(int (*cmd)(int, char **), const char *name, int n, ...) {
+    char *argv[16];
+    va_list ap;
+    va_start(ap, n);
+    argv[0] = (char *)name;
+    for (int i = 0; i < n; i++) argv[i + 1] = va_arg(ap, char *);
+    va_end(ap);
+    argv[n + 1] = NULL;
+    /* the commands print their result or one-line error: keep the log clean */
+    fflush(stdout), fflush(stderr);
+    int out = dup(1), err = dup(2), null = open("/dev/null", O_WRONLY);
+    ck_assert(out >= 0 && err >= 0 && null >= 0);
+    dup2(null, 1), dup2(null, 2), close(null);
+    int rc = cmd(n + 1, argv);
+    fflush(stdout), fflush(stderr);
+    dup2(out, 1), dup2(err, 2), close(out), close(err);
+    return rc;
+}
+
+/* Open must fail within a few seconds (before the fix: minutes, in HDF5's
+ * SWMR retries with exponential back-off), with a one-line message holding
+ * `word` if given. */
+static void expect_fast_failure(const char *path, const char *what, const char *word) {
+    oialr_traj *t = NULL;
+    double t0 = now();
+    int rc = oialr_traj_open(&t, path, OIALR_TRAJ_READ);
+    double dt = now() - t0;
+    ck_assert_msg(rc != OIALR_OK, "%s: opened", what);
+    ck_assert_ptr_null(t);
+    ck_assert_msg(dt < 5.0, "%s: open took %.1f s to fail", what, dt);
+    assert_msg(path, word);
+}
+
+static size_t read_all(const char *path, unsigned char **buf) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *buf = malloc((size_t)n);
+    ck_assert_uint_eq(fread(*buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return (size_t)n;
+}
+
+static void write_all(const char *path, const unsigned char *buf, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(buf, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(test_corrupt_fails_fast) {
+    unsigned char *b;
+    size_t n = read_all(good, &b);
+    char p[512];
+    path_of(p, sizeof p, "corrupt.h5");
+    /* the first 16 bytes of a trajectory: the signature and little more */
+    write_all(p, b, 16);
+    expect_fast_failure(p, "16 bytes", "damaged"); /* not tried again in SWMR-read mode */
+    double t0 = now();
+    ck_assert_int_eq(run_cmd(oialr_cmd_analyze, "analyze", 2, p, "-q"), 1);
+    ck_assert_msg(now() - t0 < 5.0, "analyze took %.1f s to fail", now() - t0);
+    /* each byte of the superblock (v3: 48 bytes, checksummed) flipped */
+    for (int i = 0; i < 48; i++) {
+        b[i] ^= 0xff;
+        write_all(p, b, n);
+        b[i] ^= 0xff;
+        char what[32];
+        snprintf(what, sizeof what, "superblock byte %d", i);
+        expect_fast_failure(p, what, i < 8 ? "not an HDF5 file" : "damaged");
+    }
+    free(b);
+}
+END_TEST
+
+/* A writer that died without closing (the file stays marked "open for
+ * write", so the reader goes to SWMR-read mode) and whose file is then
+ * damaged: the root group's object header fails its checksum. */
+START_TEST(test_corrupt_killed_writer_fails_fast) {
+    char p[512];
+    path_of(p, sizeof p, "killed.h5");
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        oialr_traj *t = NULL;
+        oialr_traj_options o;
+        oialr_traj_options_default(&o);
+        int a;
+        if (oialr_traj_create(&t, p, &o) || oialr_traj_declare_layer(t, "fc1.weight", 3, 5, "dense", 0, NULL, &a))
+            _exit(2);
+        float w[15] = {0};
+        for (int s = 0; s < 3; s++)
+            if (oialr_traj_append(t, a, s, w, 0)) _exit(3);
+        _exit(0); /* no close: like a kill */
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* intact, it opens (in SWMR-read mode) */
+    oialr_traj *t = NULL;
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    ck_assert_int_eq(oialr_traj_get_info(t)->swmr_read, 1);
+    OK(oialr_traj_close(t));
+    unsigned char *b;
+    size_t n = read_all(p, &b);
+    uint64_t root = 0; /* superblock v3: root group object header address at byte 36 */
+    for (int i = 7; i >= 0; i--) root = root << 8 | b[36 + i];
+    ck_assert_msg(root + 16 < n && memcmp(b + root, "OHDR", 4) == 0, "no object header at %llu",
+                  (unsigned long long)root);
+    b[root + 12] ^= 0xff;
+    write_all(p, b, n);
+    free(b);
+    expect_fast_failure(p, "root object header", "cannot read");
+}
+END_TEST
+
 static Suite *reader_suite(void) {
     Suite *s = suite_create("reader");
     TCase *lim = tcase_create("Limits");
@@ -447,6 +573,8 @@ static Suite *reader_suite(void) {
     tcase_add_test(lim, test_rows_cols_attributes);
     tcase_add_loop_test(lim, test_layer_steps_strictly_increase, 0, NLSTEPS);
     tcase_add_test(lim, test_metric_steps_do_not_decrease);
+    tcase_add_test(lim, test_corrupt_fails_fast);
+    tcase_add_test(lim, test_corrupt_killed_writer_fails_fast);
     suite_add_tcase(s, lim);
     return s;
 }

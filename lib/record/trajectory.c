@@ -1297,6 +1297,13 @@ int oialr_traj_close(oialr_traj *t) {
 // buffer sized from it, and steps are checked to increase ("What a reader
 // checks" there).
 
+/* HDF5 retries a metadata read whose checksum fails, in SWMR-read mode only,
+ * with a back-off that doubles from 1 ns each time: the default 100 tries
+ * take hours on a checksum that will never match (a damaged file). 24 tries
+ * back off 17 ms in all, far longer than a live writer needs to finish the
+ * write a reader caught half-done. */
+#define SWMR_READ_ATTEMPTS 24
+
 static const char *class_name(H5T_class_t c) {
     switch (c) {
     case H5T_INTEGER: return "integer";
@@ -1625,6 +1632,10 @@ static int open_structure(oialr_traj *t) {
     hid_t lay = H5I_INVALID_HID;
     namelist nl = {0};
     int got = attr_get_str(t->file, "format", &fmt);
+    if (got < 0) { /* there but unreadable: damage, not another layout */
+        rc = h5err(t->path, OIALR_ERR_FORMAT, "cannot read the 'format' attribute of the root group");
+        goto done;
+    }
     if (got != 1 || strcmp(fmt, OIALR_TRAJ_FORMAT) != 0) {
         rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: HDF5 file but not an oialr trajectory (%s)", t->path,
                           got != 1 ? "no 'format' attribute" : "format attribute is not \"" OIALR_TRAJ_FORMAT "\"");
@@ -1680,6 +1691,14 @@ done:
     return rc;
 }
 
+/* HDF5's error stack holds its "unable to lock" (another process holds the
+ * file's lock). Exact words: h5stack.locked also matches "superblock". */
+static herr_t lock_cb(unsigned n, const H5E_error2_t *e, void *ud) {
+    (void)n;
+    if (e->desc && strstr(e->desc, "unable to lock")) *(int *)ud = 1;
+    return 0;
+}
+
 int oialr_traj_open(oialr_traj **out, const char *path, int mode) {
     OIALR_ASSERT(out && path);
     *out = NULL;
@@ -1706,15 +1725,25 @@ int oialr_traj_open(oialr_traj **out, const char *path, int mode) {
         TRY_H5(H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST), OIALR_ERR_HDF5, "fapl");
         t->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
         if (t->file < 0) {
+            int locked = 0;
+            H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, lock_cb, &locked);
             h5stack s = stack_get();
             if (s.truncated) {
                 rc = oialr_seterr(OIALR_ERR_TRUNCATED, "%s: truncated file (%s)", path, s.last);
                 goto done;
             }
+            /* SWMR-read only for a file a writer holds or held: a damaged
+             * one would spend minutes in HDF5's SWMR checksum retries. */
+            if (!s.openwrite && !locked && !t->info.writer_alive) {
+                rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: cannot open: %s (a damaged or incomplete HDF5 file)", path,
+                                  s.last[0] ? s.last : "unknown HDF5 error");
+                goto done;
+            }
+            TRY_H5(H5Pset_metadata_read_attempts(fapl, SWMR_READ_ATTEMPTS), OIALR_ERR_HDF5, "fapl");
             t->file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
             if (t->file < 0) {
                 h5stack s2 = stack_get();
-                rc = oialr_seterr(s2.truncated ? OIALR_ERR_TRUNCATED : s.locked ? OIALR_ERR_LOCKED : OIALR_ERR_FORMAT,
+                rc = oialr_seterr(s2.truncated ? OIALR_ERR_TRUNCATED : locked ? OIALR_ERR_LOCKED : OIALR_ERR_FORMAT,
                                   "%s: cannot open: %s", path, s.last[0] ? s.last : s2.last);
                 goto done;
             }
