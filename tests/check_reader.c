@@ -561,6 +561,76 @@ START_TEST(test_corrupt_killed_writer_fails_fast) {
 }
 END_TEST
 
+// ----------------------------------------------------------------------------
+// only rows that have storage count
+
+/* `oialr analyze good.h5 --csv tables`: the tables `oialr plot` needs. */
+static void make_tables(char *tables, size_t n) {
+    path_of(tables, n, "tables");
+    ck_assert_int_eq(run_cmd(oialr_cmd_analyze, "analyze", 4, good, "--csv", tables, "-q"), 0);
+}
+
+static long count_lines(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long n = 0;
+    int c;
+    while ((c = fgetc(f)) != EOF) n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+/* Extents grown without data (a writer that died between growing and
+ * writing, or a hostile file): only rows that have storage count, and rows
+ * of an allocated chunk that were never written (fill values: steps of 0)
+ * are caught by the step checks instead of being plotted. */
+START_TEST(test_unwritten_rows_ignored) {
+    char p[512], tables[512], figs[512], csv[600];
+    make_tables(tables, sizeof tables);
+    path_of(figs, sizeof figs, "figs");
+    snprintf(csv, sizeof csv, "%s/training.csv", figs);
+    path_of(p, sizeof p, "grown.h5");
+    static const char *const grow[] = {"/metrics/step", "/metrics/epoch", "/metrics/loss", "/metrics/train_acc",
+                                       "/metrics/val_loss", "/metrics/val_acc", "/metrics/test_loss",
+                                       "/metrics/test_acc", "/metrics/lr", "/metrics/trainable_fraction",
+                                       "/metrics/seconds", "/events", "/layers/fc1.weight/step",
+                                       "/layers/fc1.weight/rank", "/layers/fc1.weight/weight"};
+    for (int only_step = 1; only_step >= 0; only_step--) {
+        copy_file(good, p);
+        hid_t f = h5_open_rw(p);
+        for (size_t i = 0; i < (only_step ? 1 : sizeof grow / sizeof *grow); i++) {
+            hid_t d = H5Dopen2(f, grow[i], H5P_DEFAULT);
+            ck_assert_int_ge(d, 0);
+            hsize_t dims[3] = {10000000, 3, 5};
+            ck_assert_int_ge(H5Dset_extent(d, dims), 0);
+            H5Dclose(d);
+        }
+        H5Fclose(f);
+        oialr_traj *t = NULL;
+        OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+        const oialr_traj_info *in = oialr_traj_get_info(t);
+        ck_assert_int_eq(oialr_traj_layer_at(t, 0)->nsnap, NSNAP); /* weights: one chunk per snapshot */
+        unlink(csv);
+        if (only_step) {
+            /* the step column longer than the others: the shortest counts */
+            ck_assert_int_eq(in->nmetrics, NSNAP);
+            OK(oialr_traj_close(t));
+            ck_assert_int_eq(run_cmd(oialr_cmd_plot, "plot", 5, tables, "-o", figs, "--run", p), 0);
+            ck_assert_int_eq(count_lines(csv), NSNAP + 1);
+        } else {
+            /* at most the allocated chunk (256 rows), not 10^7 */
+            ck_assert_msg(in->nmetrics >= NSNAP && in->nmetrics <= 256, "nmetrics %lld", (long long)in->nmetrics);
+            ck_assert_msg(in->nevents >= 1 && in->nevents <= 64, "nevents %lld", (long long)in->nevents);
+            OK(oialr_traj_close(t));
+            ck_assert_int_eq(run_cmd(oialr_cmd_plot, "plot", 5, tables, "-o", figs, "--run", p), 1);
+            assert_msg(p, "/metrics/step");
+            assert_msg(p, "[4]");
+            ck_assert_int_ne(access(csv, F_OK), 0);
+        }
+    }
+}
+END_TEST
+
 static Suite *reader_suite(void) {
     Suite *s = suite_create("reader");
     TCase *lim = tcase_create("Limits");
@@ -575,6 +645,7 @@ static Suite *reader_suite(void) {
     tcase_add_test(lim, test_metric_steps_do_not_decrease);
     tcase_add_test(lim, test_corrupt_fails_fast);
     tcase_add_test(lim, test_corrupt_killed_writer_fails_fast);
+    tcase_add_test(lim, test_unwritten_rows_ignored);
     suite_add_tcase(s, lim);
     return s;
 }

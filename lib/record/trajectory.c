@@ -1295,7 +1295,8 @@ int oialr_traj_close(oialr_traj *t) {
 // A reader trusts nothing in the file: every dataset's type class, rank and
 // shape is checked against docs/format.md before anything is read into a
 // buffer sized from it, and steps are checked to increase ("What a reader
-// checks" there).
+// checks" there). Row counts come from rows_written(), never from an extent
+// alone.
 
 /* HDF5 retries a metadata read whose checksum fails, in SWMR-read mode only,
  * with a back-off that doubles from 1 ns each time: the default 100 tries
@@ -1303,6 +1304,11 @@ int oialr_traj_close(oialr_traj *t) {
  * back off 17 ms in all, far longer than a live writer needs to finish the
  * write a reader caught half-done. */
 #define SWMR_READ_ATTEMPTS 24
+
+/* More snapshots of one layer than any run records (steps and ranks of
+ * 2^24 snapshots take 200 MB): a file claiming more is refused before the
+ * reader allocates for it. */
+#define READ_MAX_SNAPSHOTS ((int64_t)1 << 24)
 
 static const char *class_name(H5T_class_t c) {
     switch (c) {
@@ -1352,12 +1358,68 @@ done:
     return rc;
 }
 
+/* 1 if chunk k (along dim 0) of a chunked dataset has storage, 0 if not,
+ * -1 on error. */
+static int chunk_allocated(hid_t d, hsize_t k, hsize_t chunk0) {
+    hsize_t off[H5S_MAX_RANK] = {0}, size = 0;
+    unsigned mask = 0;
+    haddr_t addr = HADDR_UNDEF;
+    off[0] = k * chunk0;
+    if (H5Dget_chunk_info_by_coord(d, off, &mask, &addr, &size) < 0) return -1;
+    return addr != HADDR_UNDEF;
+}
+
+/* Rows [0, *n) of a dataset that can hold written data: its first extent,
+ * cut to the end of its last allocated chunk (writers fill chunks in
+ * order). An extent grown without writing (a writer killed in between, a
+ * damaged file) would otherwise read as fill values nobody wrote, and size
+ * the reader's buffers: 10^7 "rows" from a file of four. */
+static herr_t rows_written(hid_t d, int64_t *n) {
+    hid_t sp = H5Dget_space(d), dcpl = H5I_INVALID_HID;
+    hsize_t dims[H5S_MAX_RANK], chunk[H5S_MAX_RANK];
+    herr_t r = -1;
+    if (sp < 0) return -1;
+    int rank = H5Sget_simple_extent_dims(sp, dims, NULL);
+    if (rank < 1 || dims[0] > (hsize_t)INT64_MAX) goto done;
+    *n = (int64_t)dims[0];
+    if ((dcpl = H5Dget_create_plist(d)) < 0) goto done;
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    if (layout < 0) goto done;
+    if (dims[0] == 0 || layout != H5D_CHUNKED) {
+        r = 0;
+        goto done;
+    }
+    if (H5Pget_chunk(dcpl, rank, chunk) != rank || chunk[0] == 0) goto done;
+    hsize_t lo = 0, hi = (dims[0] - 1) / chunk[0];
+    int a = chunk_allocated(d, hi, chunk[0]);
+    if (a < 0) goto done;
+    if (!a) {
+        /* chunks [0, lo) have storage, chunk hi has none */
+        while (lo < hi) {
+            hsize_t mid = lo + (hi - lo) / 2;
+            if ((a = chunk_allocated(d, mid, chunk[0])) < 0) goto done;
+            if (a) lo = mid + 1;
+            else hi = mid;
+        }
+        *n = (int64_t)(lo * chunk[0]);
+    }
+    r = 0;
+done:
+    hclose(&dcpl);
+    hclose(&sp);
+    return r;
+}
+
 static int load_layer_steps(oialr_traj *t, tlayer *l) {
     int rc = OIALR_OK;
-    int64_t nw = extent0(l->dw), ns = extent0(l->ds), nr = extent0(l->dr);
-    if (nw < 0 || ns < 0 || nr < 0) return h5err(t->path, OIALR_ERR_HDF5, "layer %s: cannot read extents", l->pub.name);
+    int64_t nw = 0, ns = 0, nr = 0;
+    if (rows_written(l->dw, &nw) < 0 || rows_written(l->ds, &ns) < 0 || rows_written(l->dr, &nr) < 0)
+        return h5err(t->path, OIALR_ERR_HDF5, "layer %s: cannot read extents", l->pub.name);
     int64_t n = nw < ns ? nw : ns;
     if (nr < n) n = nr;
+    if (n > READ_MAX_SNAPSHOTS)
+        return oialr_seterr(OIALR_ERR_OVERFLOW, "%s: layer %s: %lld snapshots, more than a reader accepts (%lld)",
+                            t->path, l->pub.name, (long long)n, (long long)READ_MAX_SNAPSHOTS);
     /* the weight's shape is fixed at open: a file that changes it under a
      * live reader would overrun every snapshot buffer */
     char obj[OIALR_TRAJ_NAME_MAX + 16];
@@ -1522,7 +1584,8 @@ static int open_metrics(oialr_traj *t) {
         rc = oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", t->path);
         goto done;
     }
-    int64_t rows = extent0(t->dmstep);
+    int64_t rows = 0, r = 0;
+    TRY_H5(rows_written(t->dmstep, &rows), OIALR_ERR_HDF5, "cannot read the extent of /metrics/step");
     for (int i = 0; i < nl.n; i++) {
         if (!strcmp(nl.v[i], "step")) continue;
         int k = t->ncol;
@@ -1535,11 +1598,11 @@ static int open_metrics(oialr_traj *t) {
         char obj[OIALR_TRAJ_NAME_MAX + 16];
         snprintf(obj, sizeof obj, "/metrics/%s", t->colnames[k]);
         if ((rc = check_dset(t, t->dcol[k], obj, H5T_FLOAT, 1, NULL, "float [R]"))) goto done;
-        int64_t r = extent0(t->dcol[k]);
+        TRY_H5(rows_written(t->dcol[k], &r), OIALR_ERR_HDF5, "cannot read the extent of %s", obj);
         if (r < rows) rows = r;
     }
     t->info.ncolumns = t->ncol;
-    t->info.nmetrics = rows < 0 ? 0 : rows;
+    t->info.nmetrics = rows;
 done:
     free(cols);
     namelist_free(&nl);
@@ -1679,8 +1742,9 @@ static int open_structure(oialr_traj *t) {
     if (ex > 0) {
         TRY_H5(t->devents = H5Dopen2(t->file, "events", H5P_DEFAULT), OIALR_ERR_FORMAT, "/events is not a dataset");
         if ((rc = check_events(t))) goto done;
-        int64_t e = extent0(t->devents);
-        t->info.nevents = e < 0 ? 0 : e;
+        int64_t e = 0;
+        TRY_H5(rows_written(t->devents, &e), OIALR_ERR_HDF5, "cannot read the extent of /events");
+        t->info.nevents = e;
     }
     rc = open_ckpt(t);
 done:
@@ -2039,18 +2103,21 @@ int oialr_traj_refresh(oialr_traj *t) {
     }
     if (t->dmstep >= 0) {
         TRY_H5(H5Drefresh(t->dmstep), OIALR_ERR_IO, "cannot refresh /metrics/step");
-        int64_t rows = extent0(t->dmstep);
+        int64_t rows = 0, r = 0;
+        TRY_H5(rows_written(t->dmstep, &rows), OIALR_ERR_HDF5, "cannot read the extent of /metrics/step");
         for (int i = 0; i < t->ncol; i++) {
             TRY_H5(H5Drefresh(t->dcol[i]), OIALR_ERR_IO, "cannot refresh /metrics/%s", t->colnames[i]);
-            int64_t r = extent0(t->dcol[i]);
+            TRY_H5(rows_written(t->dcol[i], &r), OIALR_ERR_HDF5, "cannot read the extent of /metrics/%s",
+                    t->colnames[i]);
             if (r < rows) rows = r;
         }
-        t->info.nmetrics = rows < 0 ? 0 : rows;
+        t->info.nmetrics = rows;
     }
     if (t->devents >= 0) {
         TRY_H5(H5Drefresh(t->devents), OIALR_ERR_IO, "cannot refresh /events");
-        int64_t e = extent0(t->devents);
-        t->info.nevents = e < 0 ? 0 : e;
+        int64_t e = 0;
+        TRY_H5(rows_written(t->devents, &e), OIALR_ERR_HDF5, "cannot read the extent of /events");
+        t->info.nevents = e;
     }
     if (t->dslot >= 0) {
         int64_t slot = -1;
