@@ -25,6 +25,10 @@
 #include <sys/wait.h>
 
 #define PLOT_MAX_LAYERS 256
+/* Metrics rows `plot --run` reads: 2^21 rows are 117 MB of arrays and a
+ * 60 MB CSV, far more than a training curve needs; a file claiming more is
+ * refused before anything is allocated for it. */
+#define PLOT_MAX_ROWS ((int64_t)1 << 21)
 
 typedef struct plot_layer {
     char name[OIALR_TRAJ_NAME_MAX];
@@ -289,10 +293,15 @@ static int fig_training(const plot_ctx *c) {
         oialr_traj_close(t);
         return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no training metrics recorded", c->run);
     }
+    if (cap > PLOT_MAX_ROWS) {
+        oialr_traj_close(t);
+        return oialr_seterr(OIALR_ERR_OVERFLOW, "%s: %lld metrics rows; plot --run reads at most %lld", c->run,
+                            (long long)cap, (long long)PLOT_MAX_ROWS);
+    }
     int64_t *steps = malloc((size_t)cap * sizeof *steps);
     double *v = calloc((size_t)cap * NC, sizeof *v);
     if (!steps || !v) {
-        rc = OIALR_ERR_NOMEM;
+        rc = oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory for %lld metrics rows", c->run, (long long)cap);
         goto done;
     }
     if ((rc = oialr_traj_read_metric_steps(t, steps, cap, &n))) goto done;

@@ -631,6 +631,54 @@ START_TEST(test_unwritten_rows_ignored) {
 }
 END_TEST
 
+// ----------------------------------------------------------------------------
+// plot --run: bounded
+
+/* More metrics rows than plot reads, really stored (compressed):
+ * refused with a message naming the file, before allocating for them. */
+START_TEST(test_plot_bounds_rows) {
+    char p[512];
+    path_of(p, sizeof p, "many.h5");
+    write_traj(p, "loss,train_acc", NULL, NULL);
+    hid_t f = h5_open_rw(p);
+    const hsize_t rows = (1u << 21) + 1, chunk = 1u << 20; /* plot reads at most 2^21 rows */
+    int64_t *step = malloc(rows * sizeof *step);
+    double *val = malloc(rows * sizeof *val);
+    ck_assert(step && val);
+    static const char *const obj[] = {"/metrics/step", "/metrics/loss", "/metrics/train_acc"};
+    for (int k = 0; k < 3; k++) {
+        for (hsize_t i = 0; i < rows; i++) step[i] = (int64_t)i, val[i] = 0.1 * (double)(k + i % 8);
+        ck_assert_int_ge(H5Ldelete(f, obj[k], H5P_DEFAULT), 0);
+        hsize_t maxd = H5S_UNLIMITED;
+        hid_t sp = H5Screate_simple(1, &rows, &maxd);
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        ck_assert_int_ge(H5Pset_chunk(dcpl, 1, &chunk), 0);
+        ck_assert_int_ge(H5Pset_shuffle(dcpl), 0);
+        ck_assert_int_ge(H5Pset_deflate(dcpl, 1), 0);
+        hid_t d = H5Dcreate2(f, obj[k], k ? H5T_IEEE_F64LE : H5T_STD_I64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        ck_assert_int_ge(d, 0);
+        ck_assert_int_ge(H5Dwrite(d, k ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                  k ? (void *)val : (void *)step),
+                         0);
+        H5Dclose(d), H5Pclose(dcpl), H5Sclose(sp);
+    }
+    free(step);
+    free(val);
+    H5Fclose(f);
+    oialr_traj *t = NULL;
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    ck_assert_int_eq(oialr_traj_get_info(t)->nmetrics, (int64_t)rows);
+    OK(oialr_traj_close(t));
+    char tables[512], figs[512], csv[600];
+    make_tables(tables, sizeof tables);
+    path_of(figs, sizeof figs, "figs");
+    ck_assert_int_eq(run_cmd(oialr_cmd_plot, "plot", 5, tables, "-o", figs, "--run", p), 1);
+    assert_msg(p, "rows");
+    snprintf(csv, sizeof csv, "%s/training.csv", figs);
+    ck_assert_int_ne(access(csv, F_OK), 0);
+}
+END_TEST
+
 static Suite *reader_suite(void) {
     Suite *s = suite_create("reader");
     TCase *lim = tcase_create("Limits");
@@ -646,6 +694,7 @@ static Suite *reader_suite(void) {
     tcase_add_test(lim, test_corrupt_fails_fast);
     tcase_add_test(lim, test_corrupt_killed_writer_fails_fast);
     tcase_add_test(lim, test_unwritten_rows_ignored);
+    tcase_add_test(lim, test_plot_bounds_rows);
     suite_add_tcase(s, lim);
     return s;
 }
