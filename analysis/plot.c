@@ -308,8 +308,13 @@ static int fig_training(const plot_ctx *c) {
     for (int j = 0; j < NC; j++) {
         int64_t got = 0;
         double *col = v + (size_t)j * cap;
-        if (oialr_traj_read_column(t, cols[j], col, cap, &got) != OIALR_OK)
+        rc = oialr_traj_read_column(t, cols[j], col, cap, &got);
+        if (rc == OIALR_ERR_NOTFOUND) { /* not recorded by this writer: plotted as missing */
             for (int64_t i = 0; i < cap; i++) col[i] = NAN;
+            rc = OIALR_OK;
+        } else if (rc) {
+            goto done; /* unreadable: the message names the file and the column */
+        }
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/training.csv", c->out_dir);

@@ -679,6 +679,53 @@ START_TEST(test_plot_bounds_rows) {
 }
 END_TEST
 
+// ----------------------------------------------------------------------------
+// plot --run: an unreadable column is an error
+
+/* /metrics/val_acc replaced by a Fletcher32-checksummed column whose one
+ * chunk carries a wrong checksum: every read of it fails. (Not the loss: a
+ * figure whose only curve is NaN makes gnuplot fail on its own.) */
+static void break_val_acc(const char *path) {
+    hid_t f = h5_open_rw(path);
+    ck_assert_int_ge(H5Ldelete(f, "/metrics/val_acc", H5P_DEFAULT), 0);
+    hsize_t dims = NSNAP, maxd = H5S_UNLIMITED, chunk = 256;
+    hid_t sp = H5Screate_simple(1, &dims, &maxd);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    ck_assert_int_ge(H5Pset_chunk(dcpl, 1, &chunk), 0);
+    ck_assert_int_ge(H5Pset_fletcher32(dcpl), 0);
+    hid_t d = H5Dcreate2(f, "/metrics/val_acc", H5T_IEEE_F64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    ck_assert_int_ge(d, 0);
+    size_t bytes = 256 * 8 + 4; /* the data and its (here: wrong) checksum */
+    unsigned char *raw = calloc(1, bytes);
+    memset(raw + 256 * 8, 0xab, 4);
+    hsize_t off = 0;
+    ck_assert_int_ge(H5Dwrite_chunk(d, H5P_DEFAULT, 0, &off, bytes, raw), 0);
+    free(raw);
+    H5Dclose(d), H5Pclose(dcpl), H5Sclose(sp), H5Fclose(f);
+}
+
+START_TEST(test_plot_unreadable_column) {
+    char tables[512], figs[512], p[512];
+    make_tables(tables, sizeof tables);
+    path_of(figs, sizeof figs, "figs");
+    /* a column the writer did not record is plotted as NaN: not an error */
+    path_of(p, sizeof p, "few.h5");
+    write_traj(p, "epoch,loss,train_acc,val_acc", NULL, NULL);
+    ck_assert_int_eq(run_cmd(oialr_cmd_plot, "plot", 5, tables, "-o", figs, "--run", p), 0);
+    /* a column that cannot be read is */
+    path_of(p, sizeof p, "badcol.h5");
+    copy_file(good, p);
+    break_val_acc(p);
+    oialr_traj *t = NULL;
+    double col[NSNAP];
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    ck_assert_int_ne(oialr_traj_read_column(t, "val_acc", col, NSNAP, NULL), OIALR_OK);
+    OK(oialr_traj_close(t));
+    ck_assert_int_eq(run_cmd(oialr_cmd_plot, "plot", 5, tables, "-o", figs, "--run", p), 1);
+    assert_msg(p, "/metrics/val_acc");
+}
+END_TEST
+
 static Suite *reader_suite(void) {
     Suite *s = suite_create("reader");
     TCase *lim = tcase_create("Limits");
@@ -695,6 +742,7 @@ static Suite *reader_suite(void) {
     tcase_add_test(lim, test_corrupt_killed_writer_fails_fast);
     tcase_add_test(lim, test_unwritten_rows_ignored);
     tcase_add_test(lim, test_plot_bounds_rows);
+    tcase_add_test(lim, test_plot_unreadable_column);
     suite_add_tcase(s, lim);
     return s;
 }
