@@ -587,8 +587,6 @@ static long count_lines(const char *path) {
 START_TEST(test_unwritten_rows_ignored) {
     char p[512], tables[512], figs[512], csv[600];
     make_tables(tables, sizeof tables);
-    path_of(figs, sizeof figs, "figs");
-    snprintf(csv, sizeof csv, "%s/training.csv", figs);
     path_of(p, sizeof p, "grown.h5");
     static const char *const grow[] = {"/metrics/step", "/metrics/epoch", "/metrics/loss", "/metrics/train_acc",
                                        "/metrics/val_loss", "/metrics/val_acc", "/metrics/test_loss",
@@ -610,7 +608,9 @@ START_TEST(test_unwritten_rows_ignored) {
         OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
         const oialr_traj_info *in = oialr_traj_get_info(t);
         ck_assert_int_eq(oialr_traj_layer_at(t, 0)->nsnap, NSNAP); /* weights: one chunk per snapshot */
-        unlink(csv);
+        /* a directory of its own for each plot: plot does not replace figures */
+        path_of(figs, sizeof figs, only_step ? "figs-step" : "figs-all");
+        snprintf(csv, sizeof csv, "%s/training.csv", figs);
         if (only_step) {
             /* the step column longer than the others: the shortest counts */
             ck_assert_int_eq(in->nmetrics, NSNAP);
@@ -707,7 +707,7 @@ static void break_val_acc(const char *path) {
 START_TEST(test_plot_unreadable_column) {
     char tables[512], figs[512], p[512];
     make_tables(tables, sizeof tables);
-    path_of(figs, sizeof figs, "figs");
+    path_of(figs, sizeof figs, "figs-few");
     /* a column the writer did not record is plotted as NaN: not an error */
     path_of(p, sizeof p, "few.h5");
     write_traj(p, "epoch,loss,train_acc,val_acc", NULL, NULL);
@@ -721,6 +721,7 @@ START_TEST(test_plot_unreadable_column) {
     OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
     ck_assert_int_ne(oialr_traj_read_column(t, "val_acc", col, NSNAP, NULL), OIALR_OK);
     OK(oialr_traj_close(t));
+    path_of(figs, sizeof figs, "figs-bad");
     ck_assert_int_eq(run_cmd(oialr_cmd_plot, "plot", 5, tables, "-o", figs, "--run", p), 1);
     assert_msg(p, "/metrics/val_acc");
 }
