@@ -36,6 +36,10 @@
 #include <sys/wait.h>
 
 #define PLOT_MAX_LAYERS 256
+/* Metrics rows `plot --run` reads: 2^21 rows are 117 MB of arrays and a
+ * 60 MB CSV, far more than a training curve needs; a file claiming more is
+ * refused before anything is allocated for it. */
+#define PLOT_MAX_ROWS ((int64_t)1 << 21)
 
 typedef struct plot_layer {
     char name[OIALR_TRAJ_NAME_MAX];
@@ -365,18 +369,28 @@ static int fig_training(plot_ctx *c) {
         oialr_traj_close(t);
         return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no training metrics recorded", c->run);
     }
+    if (cap > PLOT_MAX_ROWS) {
+        oialr_traj_close(t);
+        return oialr_seterr(OIALR_ERR_OVERFLOW, "%s: %lld metrics rows; plot --run reads at most %lld", c->run,
+                            (long long)cap, (long long)PLOT_MAX_ROWS);
+    }
     int64_t *steps = malloc((size_t)cap * sizeof *steps);
     double *v = calloc((size_t)cap * NC, sizeof *v);
     if (!steps || !v) {
-        rc = OIALR_ERR_NOMEM;
+        rc = oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory for %lld metrics rows", c->run, (long long)cap);
         goto done;
     }
     if ((rc = oialr_traj_read_metric_steps(t, steps, cap, &n))) goto done;
     for (int j = 0; j < NC; j++) {
         int64_t got = 0;
         double *col = v + (size_t)j * cap;
-        if (oialr_traj_read_column(t, cols[j], col, cap, &got) != OIALR_OK)
+        rc = oialr_traj_read_column(t, cols[j], col, cap, &got);
+        if (rc == OIALR_ERR_NOTFOUND) { /* not recorded by this writer: plotted as missing */
             for (int64_t i = 0; i < cap; i++) col[i] = NAN;
+            rc = OIALR_OK;
+        } else if (rc) {
+            goto done; /* unreadable: the message names the file and the column */
+        }
     }
     const char *path = ana_outputs_path(&c->outs, c->data);
     FILE *f = fopen(ana_outputs_tmp(&c->outs, c->data), "w");

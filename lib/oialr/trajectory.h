@@ -258,7 +258,8 @@ OIALR_API int oialr_traj_read(oialr_traj *t, int layer, int64_t snap, float *out
 /* Metric columns (not counting "step"), in file order. */
 OIALR_API const char *oialr_traj_column_name(const oialr_traj *t, int i);
 /* Read min(cap, nmetrics) values of a column ("step" is also accepted and
- * read as double); *n (may be NULL) receives how many were read. */
+ * read as double); *n (may be NULL) receives how many were read. Metrics
+ * steps that decrease or are negative: OIALR_ERR_FORMAT naming the index. */
 OIALR_API int oialr_traj_read_column(oialr_traj *t, const char *name, double *out, int64_t cap, int64_t *n);
 OIALR_API int oialr_traj_read_metric_steps(oialr_traj *t, int64_t *out, int64_t cap, int64_t *n);
 

@@ -1373,21 +1373,175 @@ static int close_file(oialr_traj *t, int keep) {
 
 // ----------------------------------------------------------------------------
 // reader
+//
+// A reader trusts nothing in the file: every dataset's type class, rank and
+// shape is checked against docs/format.md before anything is read into a
+// buffer sized from it, and steps are checked to increase ("What a reader
+// checks" there). Row counts come from rows_written(), never from an extent
+// alone.
+
+/* HDF5 retries a metadata read whose checksum fails, in SWMR-read mode only,
+ * with a back-off that doubles from 1 ns each time: the default 100 tries
+ * take hours on a checksum that will never match (a damaged file). 24 tries
+ * back off 17 ms in all, far longer than a live writer needs to finish the
+ * write a reader caught half-done. */
+#define SWMR_READ_ATTEMPTS 24
+
+/* More snapshots of one layer than any run records (steps and ranks of
+ * 2^24 snapshots take 200 MB): a file claiming more is refused before the
+ * reader allocates for it. */
+#define READ_MAX_SNAPSHOTS ((int64_t)1 << 24)
+
+static const char *class_name(H5T_class_t c) {
+    switch (c) {
+    case H5T_INTEGER: return "integer";
+    case H5T_FLOAT: return "float";
+    case H5T_STRING: return "string";
+    case H5T_COMPOUND: return "compound";
+    case H5T_ENUM: return "enum";
+    default: return "another type";
+    }
+}
+
+/* Check a dataset against the format: type class cls, rank `rank` and, where
+ * want[i] >= 0, dims[i] == want[i] (want may be NULL). obj names it in the
+ * message, expect is the format's description ("integer [T]"). */
+static int check_dset(oialr_traj *t, hid_t d, const char *obj, H5T_class_t cls, int rank, const int64_t *want,
+                      const char *expect) {
+    hid_t ty = H5Dget_type(d), sp = H5Dget_space(d);
+    int rc = OIALR_OK;
+    if (ty < 0 || sp < 0) {
+        rc = h5err(t->path, OIALR_ERR_HDF5, "%s: cannot read its type and shape", obj);
+        goto done;
+    }
+    hsize_t dims[H5S_MAX_RANK];
+    H5T_class_t c = H5Tget_class(ty);
+    int r = H5Sget_simple_extent_dims(sp, dims, NULL);
+    int ok = c == cls && r == rank;
+    for (int i = 0; ok && want && i < rank; i++)
+        if (want[i] >= 0 && dims[i] != (hsize_t)want[i]) ok = 0;
+    if (!ok) {
+        char shape[96] = "scalar";
+        if (r > 0) {
+            size_t k = 0;
+            for (int i = 0; i < r && k < sizeof shape - 24; i++)
+                k += (size_t)snprintf(shape + k, sizeof shape - k, "%s%llu", i ? ", " : "[",
+                                      (unsigned long long)dims[i]);
+            snprintf(shape + k, sizeof shape - k, "]");
+        } else if (r < 0) {
+            snprintf(shape, sizeof shape, "of unknown shape");
+        }
+        rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: %s is %s %s; the format has %s", t->path, obj, class_name(c),
+                          shape, expect);
+    }
+done:
+    hclose(&ty);
+    hclose(&sp);
+    return rc;
+}
+
+/* 1 if chunk k (along dim 0) of a chunked dataset has storage, 0 if not,
+ * -1 on error. */
+static int chunk_allocated(hid_t d, hsize_t k, hsize_t chunk0) {
+    hsize_t off[H5S_MAX_RANK] = {0}, size = 0;
+    unsigned mask = 0;
+    haddr_t addr = HADDR_UNDEF;
+    off[0] = k * chunk0;
+    if (H5Dget_chunk_info_by_coord(d, off, &mask, &addr, &size) < 0) return -1;
+    return addr != HADDR_UNDEF;
+}
+
+/* Rows [0, *n) of a dataset that can hold written data: its first extent,
+ * cut to the end of its last allocated chunk (writers fill chunks in
+ * order). An extent grown without writing (a writer killed in between, a
+ * damaged file) would otherwise read as fill values nobody wrote, and size
+ * the reader's buffers: 10^7 "rows" from a file of four. */
+static herr_t rows_written(hid_t d, int64_t *n) {
+    hid_t sp = H5Dget_space(d), dcpl = H5I_INVALID_HID;
+    hsize_t dims[H5S_MAX_RANK], chunk[H5S_MAX_RANK];
+    herr_t r = -1;
+    if (sp < 0) return -1;
+    int rank = H5Sget_simple_extent_dims(sp, dims, NULL);
+    if (rank < 1 || dims[0] > (hsize_t)INT64_MAX) goto done;
+    *n = (int64_t)dims[0];
+    if ((dcpl = H5Dget_create_plist(d)) < 0) goto done;
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    if (layout < 0) goto done;
+    if (dims[0] == 0 || layout != H5D_CHUNKED) {
+        r = 0;
+        goto done;
+    }
+    if (H5Pget_chunk(dcpl, rank, chunk) != rank || chunk[0] == 0) goto done;
+    hsize_t lo = 0, hi = (dims[0] - 1) / chunk[0];
+    int a = chunk_allocated(d, hi, chunk[0]);
+    if (a < 0) goto done;
+    if (!a) {
+        /* chunks [0, lo) have storage, chunk hi has none */
+        while (lo < hi) {
+            hsize_t mid = lo + (hi - lo) / 2;
+            if ((a = chunk_allocated(d, mid, chunk[0])) < 0) goto done;
+            if (a) lo = mid + 1;
+            else hi = mid;
+        }
+        *n = (int64_t)(lo * chunk[0]);
+    }
+    r = 0;
+done:
+    hclose(&dcpl);
+    hclose(&sp);
+    return r;
+}
 
 static int load_layer_steps(oialr_traj *t, tlayer *l) {
     int rc = OIALR_OK;
-    int64_t nw = extent0(l->dw), ns = extent0(l->ds), nr = extent0(l->dr);
-    if (nw < 0 || ns < 0 || nr < 0) return h5err(t->path, OIALR_ERR_HDF5, "layer %s: cannot read extents", l->pub.name);
+    int64_t nw = 0, ns = 0, nr = 0;
+    if (rows_written(l->dw, &nw) < 0 || rows_written(l->ds, &ns) < 0 || rows_written(l->dr, &nr) < 0)
+        return h5err(t->path, OIALR_ERR_HDF5, "layer %s: cannot read extents", l->pub.name);
     int64_t n = nw < ns ? nw : ns;
     if (nr < n) n = nr;
+    if (n > READ_MAX_SNAPSHOTS)
+        return oialr_seterr(OIALR_ERR_OVERFLOW, "%s: layer %s: %lld snapshots, more than a reader accepts (%lld)",
+                            t->path, l->pub.name, (long long)n, (long long)READ_MAX_SNAPSHOTS);
+    /* the weight's shape is fixed at open: a file that changes it under a
+     * live reader would overrun every snapshot buffer */
+    char obj[OIALR_TRAJ_NAME_MAX + 16];
+    snprintf(obj, sizeof obj, "/layers/%s/weight", l->pub.name);
+    const int64_t want[3] = {-1, l->pub.rows, l->pub.cols};
+    if ((rc = check_dset(t, l->dw, obj, H5T_FLOAT, 3, want, "float [T, rows, cols] with the layer's rows and cols")))
+        return rc;
     if (layer_grow(l, n ? n : 1)) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", t->path);
     TRY_H5(read_rows(l->ds, H5T_NATIVE_INT64, 0, n, l->steps), OIALR_ERR_IO, "layer %s: cannot read steps",
             l->pub.name);
     TRY_H5(read_rows(l->dr, H5T_NATIVE_INT32, 0, n, l->ranks), OIALR_ERR_IO, "layer %s: cannot read ranks",
             l->pub.name);
+    for (int64_t i = 0; i < n; i++) {
+        if (l->steps[i] < 0)
+            return oialr_seterr(OIALR_ERR_FORMAT, "%s: /layers/%s/step: step[%lld] = %lld is negative", t->path,
+                                l->pub.name, (long long)i, (long long)l->steps[i]);
+        if (i > 0 && l->steps[i] <= l->steps[i - 1])
+            return oialr_seterr(OIALR_ERR_FORMAT,
+                                "%s: /layers/%s/step: step[%lld] = %lld after step[%lld] = %lld; a layer's steps "
+                                "must strictly increase",
+                                t->path, l->pub.name, (long long)i, (long long)l->steps[i], (long long)(i - 1),
+                                (long long)l->steps[i - 1]);
+    }
     l->pub.nsnap = n;
 done:
     return rc;
+}
+
+/* One of the layer's integer attributes rows, cols: absent (0), or equal to
+ * the weight's dimension. */
+static int check_dim_attr(oialr_traj *t, const tlayer *l, const char *attr, int64_t dim) {
+    int64_t v = 0;
+    int got = attr_get_ints(l->grp, attr, H5T_NATIVE_INT64, &v, 1, NULL);
+    if (got < 0)
+        return oialr_seterr(OIALR_ERR_FORMAT, "%s: layer %s: attribute %s is not one integer", t->path, l->pub.name,
+                            attr);
+    if (got == 1 && v != dim)
+        return oialr_seterr(OIALR_ERR_FORMAT, "%s: layer %s: attribute %s = %lld disagrees with the weight's %lld",
+                            t->path, l->pub.name, attr, (long long)v, (long long)dim);
+    return OIALR_OK;
 }
 
 static int open_layer(oialr_traj *t, hid_t lay, const char *name) {
@@ -1399,27 +1553,32 @@ static int open_layer(oialr_traj *t, hid_t lay, const char *name) {
     snprintf(l->pub.name, sizeof l->pub.name, "%s", name);
     hid_t dapl = H5I_INVALID_HID, sp = H5I_INVALID_HID;
     char *kind = NULL;
+    char obj[OIALR_TRAJ_NAME_MAX + 16];
     TRY_H5(l->grp = H5Gopen2(lay, name, H5P_DEFAULT), OIALR_ERR_FORMAT, "layer %s: not a group", name);
     TRY_H5(dapl = weight_dapl(), OIALR_ERR_HDF5, "cannot set up dataset access");
     TRY_H5(l->dw = H5Dopen2(l->grp, "weight", dapl), OIALR_ERR_FORMAT, "layer %s: no weight dataset", name);
     TRY_H5(l->ds = H5Dopen2(l->grp, "step", H5P_DEFAULT), OIALR_ERR_FORMAT, "layer %s: no step dataset", name);
     TRY_H5(l->dr = H5Dopen2(l->grp, "rank", H5P_DEFAULT), OIALR_ERR_FORMAT, "layer %s: no rank dataset", name);
+    snprintf(obj, sizeof obj, "/layers/%s/weight", name);
+    if ((rc = check_dset(t, l->dw, obj, H5T_FLOAT, 3, NULL, "float [T, rows, cols]"))) goto done;
+    snprintf(obj, sizeof obj, "/layers/%s/step", name);
+    if ((rc = check_dset(t, l->ds, obj, H5T_INTEGER, 1, NULL, "integer [T]"))) goto done;
+    snprintf(obj, sizeof obj, "/layers/%s/rank", name);
+    if ((rc = check_dset(t, l->dr, obj, H5T_INTEGER, 1, NULL, "integer [T]"))) goto done;
     hsize_t dims[3];
     TRY_H5(sp = H5Dget_space(l->dw), OIALR_ERR_HDF5, "layer %s: cannot read the weight shape", name);
-    if (H5Sget_simple_extent_ndims(sp) != 3) {
-        rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: layer %s: weight is not [T, rows, cols]", t->path, name);
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    size_t bytes;
+    if (dims[1] < 1 || dims[2] < 1 || oialr_mul_size((size_t)dims[1], (size_t)dims[2], &bytes) ||
+        oialr_mul_size(bytes, 4, &bytes) || bytes >= ((size_t)1 << 32)) {
+        rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: /layers/%s/weight: snapshots of %llux%llu floats (the format: 1 to "
+                          "4 GiB)", t->path, name, (unsigned long long)dims[1], (unsigned long long)dims[2]);
         goto done;
     }
-    H5Sget_simple_extent_dims(sp, dims, NULL);
     l->pub.rows = (int64_t)dims[1];
     l->pub.cols = (int64_t)dims[2];
-    int64_t r = 0, c = 0;
-    if (attr_get_ints(l->grp, "rows", H5T_NATIVE_INT64, &r, 1, NULL) == 1 &&
-        attr_get_ints(l->grp, "cols", H5T_NATIVE_INT64, &c, 1, NULL) == 1 && (r != l->pub.rows || c != l->pub.cols)) {
-        rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: layer %s: rows/cols attributes %lldx%lld disagree with weight %lldx%lld",
-                          t->path, name, (long long)r, (long long)c, (long long)l->pub.rows, (long long)l->pub.cols);
+    if ((rc = check_dim_attr(t, l, "rows", l->pub.rows)) || (rc = check_dim_attr(t, l, "cols", l->pub.cols)))
         goto done;
-    }
     if (attr_get_str(l->grp, "kind", &kind) == 1) snprintf(l->pub.kind, sizeof l->pub.kind, "%s", kind);
     hssize_t nd = 0;
     if (attr_get_ints(l->grp, "shape", H5T_NATIVE_INT64, l->pub.shape, 4, &nd) == 1) {
@@ -1489,6 +1648,7 @@ static int open_metrics(oialr_traj *t) {
     if (ex <= 0) return ex < 0 ? h5err(t->path, OIALR_ERR_HDF5, "cannot look for /metrics") : OIALR_OK;
     TRY_H5(t->gmetrics = H5Gopen2(t->file, "metrics", H5P_DEFAULT), OIALR_ERR_FORMAT, "/metrics is not a group");
     TRY_H5(t->dmstep = H5Dopen2(t->gmetrics, "step", H5P_DEFAULT), OIALR_ERR_FORMAT, "no /metrics/step");
+    if ((rc = check_dset(t, t->dmstep, "/metrics/step", H5T_INTEGER, 1, NULL, "integer [R]"))) goto done;
     if (attr_get_str(t->gmetrics, "columns", &cols) == 1 && cols[0]) {
         char *save = NULL;
         for (char *tok = strtok_r(cols, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -1506,7 +1666,8 @@ static int open_metrics(oialr_traj *t) {
         rc = oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", t->path);
         goto done;
     }
-    int64_t rows = extent0(t->dmstep);
+    int64_t rows = 0, r = 0;
+    TRY_H5(rows_written(t->dmstep, &rows), OIALR_ERR_HDF5, "cannot read the extent of /metrics/step");
     for (int i = 0; i < nl.n; i++) {
         if (!strcmp(nl.v[i], "step")) continue;
         int k = t->ncol;
@@ -1516,14 +1677,28 @@ static int open_metrics(oialr_traj *t) {
         t->ncol++;
         TRY_H5(t->dcol[k] = H5Dopen2(t->gmetrics, t->colnames[k], H5P_DEFAULT), OIALR_ERR_FORMAT,
                 "no /metrics/%s", t->colnames[k]);
-        int64_t r = extent0(t->dcol[k]);
+        char obj[OIALR_TRAJ_NAME_MAX + 16];
+        snprintf(obj, sizeof obj, "/metrics/%s", t->colnames[k]);
+        if ((rc = check_dset(t, t->dcol[k], obj, H5T_FLOAT, 1, NULL, "float [R]"))) goto done;
+        TRY_H5(rows_written(t->dcol[k], &r), OIALR_ERR_HDF5, "cannot read the extent of %s", obj);
         if (r < rows) rows = r;
     }
     t->info.ncolumns = t->ncol;
-    t->info.nmetrics = rows < 0 ? 0 : rows;
+    t->info.nmetrics = rows;
 done:
     free(cols);
     namelist_free(&nl);
+    return rc;
+}
+
+/* /checkpoint/slot, int64 [1]: checked before every read (open, refresh and
+ * the getters read it), as a live writer could grow it between two reads. */
+static int read_slot(oialr_traj *t, int64_t *slot) {
+    static const int64_t one[1] = {1};
+    int rc = check_dset(t, t->dslot, "/checkpoint/slot", H5T_INTEGER, 1, one, "integer [1]");
+    if (rc) return rc;
+    TRY_H5(read_rows(t->dslot, H5T_NATIVE_INT64, 0, 1, slot), OIALR_ERR_IO, "cannot read /checkpoint/slot");
+done:
     return rc;
 }
 
@@ -1535,8 +1710,7 @@ static int open_ckpt(oialr_traj *t) {
     if (ex <= 0) return ex < 0 ? h5err(t->path, OIALR_ERR_HDF5, "cannot look for /checkpoint") : OIALR_OK;
     TRY_H5(t->gckpt = H5Gopen2(t->file, "checkpoint", H5P_DEFAULT), OIALR_ERR_FORMAT, "/checkpoint is not a group");
     TRY_H5(t->dslot = H5Dopen2(t->gckpt, "slot", H5P_DEFAULT), OIALR_ERR_FORMAT, "no /checkpoint/slot");
-    TRY_H5(H5Dread(t->dslot, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &t->cur_slot), OIALR_ERR_IO,
-            "cannot read /checkpoint/slot");
+    if ((rc = read_slot(t, &t->cur_slot))) goto done;
     if (t->cur_slot != 0 && t->cur_slot != 1) t->cur_slot = -1;
     t->info.has_ckpt = t->cur_slot >= 0;
     TRY_H5(list_group(t->gckpt, &nl), OIALR_ERR_HDF5, "cannot list /checkpoint");
@@ -1581,12 +1755,32 @@ done:
     return rc;
 }
 
+/* /events: a compound [E] with every field of the format's table (HDF5
+ * converts field by field, by name; a missing one would stay garbage). */
+static int check_events(oialr_traj *t) {
+    static const char *const fields[] = {"step", "layer", "kind", "stability", "rank_before", "rank_after"};
+    int rc = check_dset(t, t->devents, "/events", H5T_COMPOUND, 1, NULL, "compound [E]");
+    if (rc) return rc;
+    hid_t ty = H5Dget_type(t->devents);
+    if (ty < 0) return h5err(t->path, OIALR_ERR_HDF5, "/events: cannot read its type");
+    for (size_t i = 0; i < sizeof fields / sizeof *fields && !rc; i++)
+        if (H5Tget_member_index(ty, fields[i]) < 0)
+            rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: /events has no field '%s'", t->path, fields[i]);
+    H5Tclose(ty);
+    H5Eclear2(H5E_DEFAULT);
+    return rc;
+}
+
 static int open_structure(oialr_traj *t) {
     int rc = OIALR_OK;
     char *fmt = NULL, *s = NULL;
     hid_t lay = H5I_INVALID_HID;
     namelist nl = {0};
     int got = attr_get_str(t->file, "format", &fmt);
+    if (got < 0) { /* there but unreadable: damage, not another layout */
+        rc = h5err(t->path, OIALR_ERR_FORMAT, "cannot read the 'format' attribute of the root group");
+        goto done;
+    }
     if (got != 1 || strcmp(fmt, OIALR_TRAJ_FORMAT) != 0) {
         rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: HDF5 file but not an oialr trajectory (%s)", t->path,
                           got != 1 ? "no 'format' attribute" : "format attribute is not \"" OIALR_TRAJ_FORMAT "\"");
@@ -1629,8 +1823,10 @@ static int open_structure(oialr_traj *t) {
     ex = H5Lexists(t->file, "events", H5P_DEFAULT);
     if (ex > 0) {
         TRY_H5(t->devents = H5Dopen2(t->file, "events", H5P_DEFAULT), OIALR_ERR_FORMAT, "/events is not a dataset");
-        int64_t e = extent0(t->devents);
-        t->info.nevents = e < 0 ? 0 : e;
+        if ((rc = check_events(t))) goto done;
+        int64_t e = 0;
+        TRY_H5(rows_written(t->devents, &e), OIALR_ERR_HDF5, "cannot read the extent of /events");
+        t->info.nevents = e;
     }
     rc = open_ckpt(t);
 done:
@@ -1639,6 +1835,14 @@ done:
     free(fmt);
     free(s);
     return rc;
+}
+
+/* HDF5's error stack holds its "unable to lock" (another process holds the
+ * file's lock). Exact words: h5stack.locked also matches "superblock". */
+static herr_t lock_cb(unsigned n, const H5E_error2_t *e, void *ud) {
+    (void)n;
+    if (e->desc && strstr(e->desc, "unable to lock")) *(int *)ud = 1;
+    return 0;
 }
 
 int oialr_traj_open(oialr_traj **out, const char *path, int mode) {
@@ -1667,15 +1871,25 @@ int oialr_traj_open(oialr_traj **out, const char *path, int mode) {
         TRY_H5(H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST), OIALR_ERR_HDF5, "fapl");
         t->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
         if (t->file < 0) {
+            int locked = 0;
+            H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, lock_cb, &locked);
             h5stack s = stack_get();
             if (s.truncated) {
                 rc = oialr_seterr(OIALR_ERR_TRUNCATED, "%s: truncated file (%s)", path, s.last);
                 goto done;
             }
+            /* SWMR-read only for a file a writer holds or held: a damaged
+             * one would spend minutes in HDF5's SWMR checksum retries. */
+            if (!s.openwrite && !locked && !t->info.writer_alive) {
+                rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: cannot open: %s (a damaged or incomplete HDF5 file)", path,
+                                  s.last[0] ? s.last : "unknown HDF5 error");
+                goto done;
+            }
+            TRY_H5(H5Pset_metadata_read_attempts(fapl, SWMR_READ_ATTEMPTS), OIALR_ERR_HDF5, "fapl");
             t->file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
             if (t->file < 0) {
                 h5stack s2 = stack_get();
-                rc = oialr_seterr(s2.truncated ? OIALR_ERR_TRUNCATED : s.locked ? OIALR_ERR_LOCKED : OIALR_ERR_FORMAT,
+                rc = oialr_seterr(s2.truncated ? OIALR_ERR_TRUNCATED : locked ? OIALR_ERR_LOCKED : OIALR_ERR_FORMAT,
                                   "%s: cannot open: %s", path, s.last[0] ? s.last : s2.last);
                 goto done;
             }
@@ -1816,6 +2030,23 @@ const char *oialr_traj_column_name(const oialr_traj *t, int i) {
     return i >= 0 && i < t->ncol ? t->colnames[i] : NULL;
 }
 
+/* Metrics steps are >= 0 and never decrease (two rows may share a step: a
+ * snapshot's row and an evaluation's), read as int64 (i64) or as double. */
+static int check_metric_steps(const oialr_traj *t, const int64_t *i64, const double *f64, int64_t k) {
+    for (int64_t i = 0; i < k; i++) {
+        double x = i64 ? (double)i64[i] : f64[i], prev = i == 0 ? 0 : i64 ? (double)i64[i - 1] : f64[i - 1];
+        if (x < 0)
+            return oialr_seterr(OIALR_ERR_FORMAT, "%s: /metrics/step: step[%lld] = %.0f is negative", t->path,
+                                (long long)i, x);
+        if (i > 0 && x < prev)
+            return oialr_seterr(OIALR_ERR_FORMAT,
+                                "%s: /metrics/step: step[%lld] = %.0f after step[%lld] = %.0f; metrics steps must "
+                                "not decrease",
+                                t->path, (long long)i, x, (long long)(i - 1), prev);
+    }
+    return OIALR_OK;
+}
+
 int oialr_traj_read_column(oialr_traj *t, const char *name, double *out, int64_t cap, int64_t *n) {
     OIALR_ASSERT(t && name && (out || cap == 0));
     hid_t d = H5I_INVALID_HID;
@@ -1828,6 +2059,7 @@ int oialr_traj_read_column(oialr_traj *t, const char *name, double *out, int64_t
     int rc = OIALR_OK;
     h5quiet q = quiet_begin();
     TRY_H5(read_rows(d, H5T_NATIVE_DOUBLE, 0, k, out), OIALR_ERR_IO, "cannot read /metrics/%s", name);
+    if (d == t->dmstep && (rc = check_metric_steps(t, NULL, out, k))) goto done;
     if (n) *n = k;
 done:
     quiet_end(q);
@@ -1842,6 +2074,7 @@ int oialr_traj_read_metric_steps(oialr_traj *t, int64_t *out, int64_t cap, int64
     int rc = OIALR_OK;
     h5quiet q = quiet_begin();
     TRY_H5(read_rows(t->dmstep, H5T_NATIVE_INT64, 0, k, out), OIALR_ERR_IO, "cannot read /metrics/step");
+    if ((rc = check_metric_steps(t, out, NULL, k))) goto done;
     if (n) *n = k;
 done:
     quiet_end(q);
@@ -1891,8 +2124,7 @@ static int ck_get(oialr_traj *t, const char *name, int type, hid_t mtype, void *
     if (!c) return rc;
     int64_t slot = -1;
     h5quiet q = quiet_begin();
-    TRY_H5(H5Dread(t->dslot, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &slot), OIALR_ERR_IO,
-            "cannot read /checkpoint/slot");
+    if ((rc = read_slot(t, &slot))) goto done;
     if (slot != 0 && slot != 1) {
         rc = oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no checkpoint has been committed", t->path);
         goto done;
@@ -1953,24 +2185,26 @@ int oialr_traj_refresh(oialr_traj *t) {
     }
     if (t->dmstep >= 0) {
         TRY_H5(H5Drefresh(t->dmstep), OIALR_ERR_IO, "cannot refresh /metrics/step");
-        int64_t rows = extent0(t->dmstep);
+        int64_t rows = 0, r = 0;
+        TRY_H5(rows_written(t->dmstep, &rows), OIALR_ERR_HDF5, "cannot read the extent of /metrics/step");
         for (int i = 0; i < t->ncol; i++) {
             TRY_H5(H5Drefresh(t->dcol[i]), OIALR_ERR_IO, "cannot refresh /metrics/%s", t->colnames[i]);
-            int64_t r = extent0(t->dcol[i]);
+            TRY_H5(rows_written(t->dcol[i], &r), OIALR_ERR_HDF5, "cannot read the extent of /metrics/%s",
+                    t->colnames[i]);
             if (r < rows) rows = r;
         }
-        t->info.nmetrics = rows < 0 ? 0 : rows;
+        t->info.nmetrics = rows;
     }
     if (t->devents >= 0) {
         TRY_H5(H5Drefresh(t->devents), OIALR_ERR_IO, "cannot refresh /events");
-        int64_t e = extent0(t->devents);
-        t->info.nevents = e < 0 ? 0 : e;
+        int64_t e = 0;
+        TRY_H5(rows_written(t->devents, &e), OIALR_ERR_HDF5, "cannot read the extent of /events");
+        t->info.nevents = e;
     }
     if (t->dslot >= 0) {
         int64_t slot = -1;
         TRY_H5(H5Drefresh(t->dslot), OIALR_ERR_IO, "cannot refresh /checkpoint/slot");
-        TRY_H5(H5Dread(t->dslot, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &slot), OIALR_ERR_IO,
-                "cannot read /checkpoint/slot");
+        if ((rc = read_slot(t, &slot))) goto done;
         t->cur_slot = slot == 0 || slot == 1 ? slot : -1;
         t->info.has_ckpt = t->cur_slot >= 0;
     }
