@@ -87,6 +87,11 @@ static const struct {
     /* an int field: 2^32 + 1 would wrap to 1 (an evaluation every step) */
     {"train --eval-every 4294967297 --dataset nosuch", "--eval-every: expected an integer in [0, 2147483647]"},
     {"analyze --lag 0 x.h5", "lag"},
+    {"train --oialr magic:1", "--oialr: policy 'magic:1': unknown policy"},
+    {"train --oialr stability:2", "not a number in [-1, 1]"},
+    {"train --oialr-every 10", "need --oialr POLICY"},
+    {"train --oialr auto --oialr-moments keep", "'keep' is not one of: project reset"},
+    {"analyze --policy sometimes x.h5", "--policy: policy 'sometimes'"},
     {"plot", "usage"},
 };
 
@@ -280,6 +285,26 @@ START_TEST(refused_runs_free_everything) {
 }
 END_TEST
 
+/* OIALR through the CLI: the switch notices, the trainable share, the
+ * per-layer table, the events in the trajectory, and a replay of it. */
+START_TEST(oialr_run) {
+    int rc = run("train --dataset synthetic --model mlp:32,32 --epochs 2 --batch 64 --val 500 --threads 1 "
+                 "--oialr delay:40 --oialr-every 20 --record run.h5 --every 20");
+    ck_assert_msg(rc == 0, "train failed:\n%s", out);
+    /* fc1 (32 x 784, aspect 24.5) is kept; fc2 switches */
+    ck_assert_msg(strstr(out, "step 40: fc2.weight switched to low rank"), "no switch notice:\n%s", out);
+    ck_assert_msg(strstr(out, "full rank: aspect ratio"), "%s", out);
+    ck_assert_msg(strstr(out, "trainable ") && strstr(out, "full rank: classifier"), "%s", out);
+    ck_assert_msg(strstr(out, "oialr: trainable "), "no final share:\n%s", out);
+    rc = run("analyze run.h5 --policy delay:40 --no-angles");
+    ck_assert_msg(rc == 0 && strstr(out, "replay: policy delay:40"), "%s", out);
+    /* quiet: only the final line, no notices */
+    rc = run("train --dataset synthetic --model mlp:32,32 --epochs 1 --batch 64 --val 500 --threads 1 "
+             "--oialr delay:20 --oialr-every 20 --quiet");
+    ck_assert_msg(rc == 0 && lines(out) == 1 && strstr(out, "final:"), "%s", out);
+}
+END_TEST
+
 static Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *core = tcase_create("Core");
@@ -287,6 +312,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(core, help_everywhere);
     tcase_add_test(core, train_record_analyze_plot);
     tcase_add_test(core, cifar10_end_to_end);
+    tcase_add_test(core, oialr_run);
     tcase_set_timeout(core, 120);
     suite_add_tcase(s, core);
     TCase *lim = tcase_create("Limits");

@@ -250,6 +250,7 @@ int cmd_train(int argc, char **argv) {
     }
     lo.every = lo_every;
     lo.min_steps = lo_min;
+    if (quiet) oialr_set_log(NULL, NULL, OIALR_LOG_WARN); /* no notices (switches, ...): the final line */
     if (threads) oialr_set_threads((int)threads);
     if (record && oialr_output_check(record, record_force)) {
         fprintf(stderr, "oialr train: %s\n", oialr_errmsg());
