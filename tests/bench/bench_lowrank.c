@@ -17,8 +17,9 @@
  *   bench_lowrank all      the three, in that order
  *
  * Everything is interleaved inside the process (A, B, A, B, ... in blocks,
- * the order alternating between rounds) and reported as medians and the
- * ratio of the medians: the machine is shared and its speed drifts 2x.
+ * the order alternating between rounds) and reported as medians and ratios
+ * (which ratio each row gives is said below and in the output): the machine
+ * is shared and its speed drifts 2x.
  * Output: markdown table rows (lines starting with "|": what, oialr value,
  * reference value, ratio, target, verdict; section_lowrank.sh prints the
  * header) and plain lines with the details (all rounds, breakdowns).
@@ -28,9 +29,10 @@
  * them are switched with the controller's own step (lr_switch, beta 0.15,
  * moments projected, lowrank/internal.h) and truncated to the ranks of
  * OIALR_BENCH_LR_RANKS (default "80,80 64,64 148,232": 80/80 leaves 2.83%
- * of the parameters trainable, where the issue's reference run ends, and is
- * the one the verdict is on; 64/64 is the issue's example; 148/232 is where
- * `oialr train --oialr auto` is after 10 epochs). A step is what
+ * of the parameters trainable, where the issue's reference run ends: the
+ * main row; 64/64 is the issue's example; 148/232 is where `oialr train
+ * --oialr auto` was after 10 epochs in one run). Afterwards one rotation
+ * of each layer (lr_rotate, beta 0) is timed, and the switches were. A step is what
  * lib/train/train.c does: loader_next, forward, backward, optim_step.
  * Blocks of OIALR_BENCH_LR_BLOCK (50) timed steps after 5 untimed ones, one
  * block per model per round, OIALR_BENCH_LR_ROUNDS (9) rounds.
@@ -41,19 +43,23 @@
  * backward 2N(OC·R + R²), with dinp + 2N(R² + R·C); dense forward 2N·C·OC,
  * backward 2N·C·OC, with dinp twice that. The prediction is FLOPs over the
  * sgemm rate: OIALR_BENCH_GEMM_PEAK (GFLOP/s, run.sh's section 1: 2048³, 2
- * threads) when set, else the rate measured here, interleaved with the
- * layers, of the dense layer's own forward product (128 x OC x C) — the
- * best an sgemm of this batch reaches. A 2048³ product measured here and
- * each of the low-rank kernel's sgemm calls alone (as lib/nn/lowrank.c
- * makes them) are given for scale.
+ * threads) when set, else the rate, measured here, of the dense layer's
+ * own forward product (128 x OC x C) — the best an sgemm of this batch
+ * reaches — timed call by call alternating with the layer, the ratio then
+ * being the median of the per-round ratios (with the env rate: median time
+ * over predicted time). A 2048³ product
+ * measured here and each of the low-rank kernel's sgemm calls alone (as
+ * lib/nn/lowrank.c makes them) are given for scale.
  *
  * 3. oialr_trainer with and without the controller hook (policy
  * delay:2^40, so it factors both eligible layers at every check and never
  * switches), 55000 training samples (steps_per_epoch 430, checks every 215
  * steps: the default), OIALR_BENCH_LR_CHECKS (3) checks' worth of steps;
- * rounds = max(3, OIALR_BENCH_REPS). Reported: the hook's own time
- * (oialr_lowrank_seconds) over the training time without it, and the wall
- * ratio with/without.
+ * rounds = max(3, OIALR_BENCH_REPS), the order alternating. Reported: the
+ * hook's own time (oialr_lowrank_seconds) over the rest of the same run
+ * (the verdict: measured inside one run, the drift between runs does not
+ * enter), the wall ratio with/without (for scale), and one check taken
+ * apart by hand (oialr_factor_compute and oialr_stability of each layer).
  */
 #include <cblas.h>
 #include <math.h>
@@ -147,6 +153,8 @@ typedef struct net {
     oialr_optim o;
     int r1, r2;        /* 0: full rank */
     double trainable;  /* fraction of the full-rank model's trainable parameters */
+    int rsw[2];        /* ranks the switch kept (beta 0.15), before the truncation */
+    double tsw[2];     /* seconds of each lr_switch */
 } net;
 
 /* One training step as lib/train/train.c makes it (full batches only). */
@@ -181,7 +189,10 @@ static int net_init(net *n, int r1, int r2) {
         for (int k = 0; k < 2; k++) {
             int i = oialr_params_find(p, names[k]), r;
             if (i < 0) return oialr_seterr(OIALR_ERR_ARG, "no %s", names[k]);
+            double t0 = oialr_now();
             TRY(lr_switch(n->m, &n->o, i, 0.15, OIALR_MOMENTS_PROJECT, &w, &r));
+            n->tsw[k] = oialr_now() - t0;
+            n->rsw[k] = r;
             if (want[k] > r)
                 return oialr_seterr(OIALR_ERR_ARG, "%s: rank %d asked, the switch kept %d", names[k], want[k], r);
             TRY(oialr_model_lowrank_truncate(n->m, &n->o, i, want[k]));
@@ -231,16 +242,35 @@ static int bench_step(void) {
     for (int j = 1; j < nn; j++) {
         const net *n = &nets[j];
         double low = median(t[j], rounds), q = low / full, pr = median(ratio[j], rounds);
-        int main_row = j == 1;
-        printf("| MLP training step, fc1 r=%d + fc2 r=%d low-rank (%.2f%% trainable) vs full rank%s | %.3f ms | "
+        const char *why = "";
+        if (n->r1 == 80 && n->r2 == 80) why = ", where the issue's reference ends";
+        else if (n->r1 == 64 && n->r2 == 64) why = ", the issue's example ranks";
+        else if (n->r1 == 148 && n->r2 == 232) why = ", where `--oialr auto` is after 10 epochs";
+        printf("| MLP training step, fc1 r=%d + fc2 r=%d low-rank (%.2f%% trainable%s) vs full rank | %.3f ms | "
                "%.3f ms | %.2f | %s | %s |\n",
-               n->r1, n->r2, 100 * n->trainable, main_row ? "" : " (for scale)", 1e3 * low, 1e3 * full, q,
-               main_row ? "≤ 0.6 (reference impl.: 1.4)" : "≤ 0.6", verdict(q, 0.6));
+               n->r1, n->r2, 100 * n->trainable, why, 1e3 * low, 1e3 * full, q,
+               j == 1 ? "≤ 0.6 (reference impl.: 1.4)" : "≤ 0.6", verdict(q, 0.6));
         printf("  fc1 r=%d fc2 r=%d: ratio of medians %.3f, median of per-round ratios %.3f; epoch-equivalent "
                "(430 steps) %.2f s vs %.2f s\n",
                n->r1, n->r2, q, pr, 430 * low, 430 * full);
         all_runs("  per round", t[j], rounds, 1e3, "ms/step");
     }
+    /* the controller's other steps, for scale: the switch (timed in net_init) and a rotation (beta 0: the
+     * rank stays), which every check makes on each low-rank layer */
+    lr_work w = {0};
+    oialr_params *p = oialr_model_params(nets[1].m);
+    double trot[2];
+    for (int k = 0; k < 2; k++) {
+        int i = oialr_params_find(p, k ? "fc2.weight" : "fc1.weight"), before, after;
+        double t0 = oialr_now();
+        TRY(lr_rotate(nets[1].m, &nets[1].o, i, 0.0, OIALR_MOMENTS_PROJECT, &w, &before, &after));
+        trot[k] = oialr_now() - t0;
+    }
+    lr_work_free(&w);
+    printf("  controller steps (once each, fc1 / fc2): switch (lr_switch: SVD + moments, kept ranks %d / %d) %.0f / "
+           "%.0f ms; rotation at r=%d / %d (lr_rotate) %.1f / %.1f ms; full-rank step %.2f ms\n",
+           nets[1].rsw[0], nets[1].rsw[1], 1e3 * nets[1].tsw[0], 1e3 * nets[1].tsw[1], nets[1].r1, nets[1].r2,
+           1e3 * trot[0], 1e3 * trot[1], 1e3 * full);
     for (int j = 0; j < nn; j++) net_free(&nets[j]);
     return OIALR_OK;
 }
@@ -395,8 +425,22 @@ static int bench_layers(void) {
             memset(L[i].db, 0, (size_t)L[i].OC * sizeof(float));
             if (L[i].R) memset(L[i].ds, 0, (size_t)L[i].R * L[i].R * sizeof(float));
             else memset(L[i].dw, 0, (size_t)L[i].OC * L[i].C * sizeof(float));
-            TIME_CALLS(tref[i][r], min, ref_run(&L[2 + i % 2]));
-            TIME_CALLS(tl[i][r], min, layer_run(&L[i]));
+            /* call by call: reference sgemm, layer, reference, layer, ... so both see the same machine */
+            ref_run(&L[2 + i % 2]);
+            layer_run(&L[i]);
+            double sr = 0, sl = 0, start = oialr_now(), t0, t1;
+            long it = 0;
+            do {
+                t0 = oialr_now();
+                ref_run(&L[2 + i % 2]);
+                t1 = oialr_now();
+                layer_run(&L[i]);
+                sr += t1 - t0;
+                sl += oialr_now() - t1;
+                it++;
+            } while (oialr_now() - start < 2 * min);
+            tref[i][r] = sr / it;
+            tl[i][r] = sl / it;
         }
         for (int i = 0; i < 2; i++)
             for (int g = 0; g < NG; g++)
@@ -404,10 +448,10 @@ static int bench_layers(void) {
         TIME_CALLS(tsq[r], 0.1, square_run());
     }
     double sq_rate = 2.0 * g_sqn * g_sqn * g_sqn / median(tsq, rounds) / 1e9;
-    printf("layers: forward + backward at N = %d, %d BLAS threads, random data; %d rounds interleaved, each "
-           "kernel called for >= %.0f ms per round right after the sgemm of its reference shape; median time "
-           "per call\n",
-           BATCH, oialr_get_threads(), rounds, 1e3 * min);
+    printf("layers: forward + backward at N = %d, %d BLAS threads, random data; %d rounds interleaved; in each, "
+           "every kernel for >= %.0f ms alternating call by call with the sgemm of its reference shape; median "
+           "time per call\n",
+           BATCH, oialr_get_threads(), rounds, 2e3 * min);
     printf("  sgemm rates measured here (medians): 2048^3 NN %.1f GFLOP/s", sq_rate);
     for (int i = 2; i < 4; i++)
         printf("; %dx%dx%d NT (the dense %s forward) %.1f GFLOP/s", BATCH, L[i].OC, L[i].C, L[i].name,
@@ -418,8 +462,8 @@ static int bench_layers(void) {
                "median time / predicted time\n",
                peak_env);
     else
-        printf("  prediction at the rate of the dense layer's own forward product (128 x OC x C), measured just "
-               "before the layer in each round; ratio = median of the per-round ratios (time / FLOPs at that "
+        printf("  prediction at the rate of the dense layer's own forward product (128 x OC x C), measured "
+               "alternating with the layer; ratio = median of the per-round ratios (time / FLOPs at that "
                "round's rate)\n");
     for (int i = 0; i < 4; i++) {
         layer *l = &L[i];
@@ -531,9 +575,9 @@ static int bench_checks(void) {
     printf("| stability checks every %lld steps (half an epoch): the hook's own time vs the rest of the same run "
            "| %.3f s (%.0f ms a check) | %.3f s | %.3f | ≤ 0.05 | %s |\n",
            (long long)every, mh, 1e3 * mh / checks, median(rest, rounds), mf, verdict(mf, 0.05));
-    printf("| (wall clock) training with the never-switching hook vs without, ratio of the medians | %.3f s | %.3f s "
-           "| %.3f | ≤ 1.05 | %s |\n",
-           mw, mb, mw / mb, verdict(mw / mb, 1.05));
+    printf("| (for scale: drifts with the machine) wall clock, training with the never-switching hook vs without; "
+           "ratio: median of the per-round ratios | %.3f s | %.3f s | %.3f | - | - |\n",
+           mw, mb, mwr);
     printf("  hook / rest of the run, per round:");
     for (int r = 0; r < rounds; r++) printf(" %.4f", frac[r]);
     printf("; wall ratio with/without per round:");
@@ -599,10 +643,24 @@ int main(int argc, char **argv) {
     oialr_set_threads(env_int("OIALR_BENCH_LR_THREADS", 2, 1, 64));
     oialr_set_log(NULL, NULL, OIALR_LOG_WARN);
     int rc = OIALR_OK;
+    double t0 = oialr_now(), t1;
     if (all || strcmp(what, "layers")) rc = data_init();
-    if (!rc && (all || !strcmp(what, "step"))) rc = bench_step();
-    if (!rc && (all || !strcmp(what, "layers"))) rc = bench_layers();
-    if (!rc && (all || !strcmp(what, "checks"))) rc = bench_checks();
+    if (!rc && (all || !strcmp(what, "step"))) {
+        t1 = oialr_now();
+        rc = bench_step();
+        printf("  (step: %.0f s)\n", oialr_now() - t1);
+    }
+    if (!rc && (all || !strcmp(what, "layers"))) {
+        t1 = oialr_now();
+        rc = bench_layers();
+        printf("  (layers: %.0f s)\n", oialr_now() - t1);
+    }
+    if (!rc && (all || !strcmp(what, "checks"))) {
+        t1 = oialr_now();
+        rc = bench_checks();
+        printf("  (checks: %.0f s)\n", oialr_now() - t1);
+    }
+    printf("  (bench_lowrank %s: %.0f s)\n", what, oialr_now() - t0);
     data_free();
     fflush(stdout);
     return rc ? 1 : 0;

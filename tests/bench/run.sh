@@ -288,6 +288,7 @@ plugin models "CNN and ViT training vs PyTorch (issue 3)" 900
 plugin kernels "CNN / ViT kernels (issue 3)" 150
 plugin analyze "Analyzer vs h5py + numpy (issue 5)" 450
 plugin record "Recording overhead (issue 4)" 450
+plugin lowrank "OIALR low-rank training" 300
 
 say ""
 say "== done in $(($(date +%s) - T0)) s; markdown report: $REPORT"

@@ -8,8 +8,8 @@
 # The MLP 784-512-512-10, batch 128, SGD momentum 0.9, 2 BLAS threads,
 # Fashion-MNIST (synthetic data of the same shape when it is not installed):
 #   1. time per training step, full rank vs fc1 and fc2 switched to U Σ Vᵀ
-#      (the classifier stays full rank), at ranks 80/80 (2.83% trainable, the
-#      verdict), 64/64 and 148/232                  target <= 0.6x full rank
+#      (the classifier stays full rank), at ranks 80/80 (2.83% trainable,
+#      the main row), 64/64 and 148/232             target <= 0.6x full rank
 #   2. each low-rank layer's forward + backward against its FLOP count at the
 #      sgemm rate (OIALR_BENCH_GEMM_PEAK from run.sh when set, else the dense
 #      layer's own product measured alongside)  target <= 1.3x the prediction
