@@ -138,8 +138,7 @@ static int begin(ctl *c, oialr_trainer *t) {
     c->done = calloc((size_t)c->nelig, sizeof *c->done);
     c->go = calloc((size_t)c->nelig, sizeof *c->go);
     if (!c->ring || !c->filled || !c->s || !c->done || !c->go) return oialr_seterr(OIALR_ERR_NOMEM, "OIALR: out of memory");
-    int rc = oialr_svd_ws_new(&c->ws, OIALR_PREC_F32);
-    if (!rc) rc = oialr_policy_state_new(&c->ps, pol, c->nelig);
+    int rc = oialr_policy_state_new(&c->ps, pol, c->nelig);
     for (int e = 0; e < c->nelig && !rc; e++) {
         const oialr_lowrank_layer *l = &c->layers[c->el[e]];
         for (int k = 0; k <= c->nlag && !rc; k++)
@@ -181,6 +180,12 @@ static int rotate_all(ctl *c, oialr_trainer *t, int64_t step) {
 /* Step 2: the stability of every full-rank eligible layer. */
 static int measure(ctl *c, oialr_trainer *t) {
     const oialr_params *p = t->params;
+    int left = 0;
+    for (int e = 0; e < c->nelig; e++) left += !c->done[e];
+    if (left && !c->ws) {
+        int rc = oialr_svd_ws_new(&c->ws, OIALR_PREC_F32);
+        if (rc) return rc;
+    }
     for (int e = 0; e < c->nelig; e++) {
         c->s[e] = NAN;
         if (c->done[e]) continue;
@@ -200,9 +205,20 @@ static int measure(ctl *c, oialr_trainer *t) {
 /* Step 3: switch the layers the policy names. */
 static int switch_named(ctl *c, oialr_trainer *t, int64_t step) {
     if (oialr_policy_check(c->ps, step, c->o.min_steps, t->metrics.lr, c->s, c->done, c->go) == 0) return OIALR_OK;
+    /* the SVD workspace is for full-size W and the switch brings its own:
+     * release it first (measure() makes it again if layers remain) */
+    oialr_svd_ws_free(c->ws);
+    c->ws = NULL;
     for (int e = 0; e < c->nelig; e++) {
         if (!c->go[e]) continue;
         oialr_lowrank_layer *l = &c->layers[c->el[e]];
+        /* its factors are not needed any more: free them before the switch
+         * allocates, so the two never add up (peak RSS) */
+        int per = c->nlag + 1;
+        for (int k = 0; k < per; k++) {
+            oialr_factor_free(c->ring[e * per + k]);
+            c->ring[e * per + k] = NULL;
+        }
         int full = l->rank, r;
         int rc = lr_switch(t->model, &t->optim, c->param[c->el[e]], c->o.beta, c->o.moments, &c->w, &r);
         if (!rc) rc = record_event(c, step, l, OIALR_EVENT_SWITCH, c->s[e], full, r);
@@ -217,13 +233,9 @@ static int switch_named(ctl *c, oialr_trainer *t, int64_t step) {
         else
             oialr_log(OIALR_LOG_INFO, "step %lld: %s switched to low rank %d of %d (stability %.4f)",
                       (long long)step, l->name, r, full, c->s[e]);
-        /* its factors are not needed any more */
-        int per = c->nlag + 1;
-        for (int k = 0; k < per; k++) {
-            oialr_factor_free(c->ring[e * per + k]);
-            c->ring[e * per + k] = NULL;
-        }
     }
+    /* the switch's workspace is sized for a full W; rotations need r x r */
+    lr_work_free(&c->w);
     return OIALR_OK;
 }
 
