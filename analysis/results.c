@@ -10,6 +10,7 @@
  */
 #include "results.h"
 #include "outputs.h"
+#include "record/h5util.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -42,10 +43,17 @@ struct ana_results {
     size_t nmean;
 };
 
+/* The HDF5 helpers are lib/record/h5util.h's. The results file's strings
+ * are fixed-length (attr_str), not the trajectory's variable-length ones,
+ * and its datasets have the default creation properties (write_1d), not
+ * h5u_make_fixed's early allocation: both stay as the format has them. */
+
+/* An HDF5 failure writing what (of name), with HDF5's innermost message. */
 static int h5fail(const char *what, const char *name) {
-    return oialr_seterr(OIALR_ERR_HDF5, "results: HDF5 error writing %s%s%s", what, name ? " of " : "", name ? name : "");
+    return h5u_err("results", OIALR_ERR_HDF5, "HDF5 error writing %s%s%s", what, name ? " of " : "", name ? name : "");
 }
 
+/* Fixed-length, null-terminated UTF-8 string attribute. */
 static int attr_str(hid_t obj, const char *key, const char *val) {
     hid_t ty = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR), a = H5I_INVALID_HID;
     int rc = OIALR_OK;
@@ -54,22 +62,18 @@ static int attr_str(hid_t obj, const char *key, const char *val) {
     H5Tset_cset(ty, H5T_CSET_UTF8);
     a = H5Acreate2(obj, key, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
     if (a < 0 || H5Awrite(a, ty, val) < 0) rc = h5fail("attribute", key);
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(sp);
-    H5Tclose(ty);
+    h5u_close(&a);
+    h5u_close(&sp);
+    h5u_close(&ty);
     return rc;
 }
 
-static int attr_num(hid_t obj, const char *key, hid_t ftype, hid_t mtype, const void *val) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, key, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = (a < 0 || H5Awrite(a, mtype, val) < 0) ? h5fail("attribute", key) : OIALR_OK;
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(sp);
-    return rc;
+static int attr_i64(hid_t o, const char *k, int64_t v) {
+    return h5u_attr_put_num(o, k, H5T_STD_I64LE, H5T_NATIVE_INT64, &v, 0) < 0 ? h5fail("attribute", k) : OIALR_OK;
 }
-static int attr_i64(hid_t o, const char *k, int64_t v) { return attr_num(o, k, H5T_STD_I64LE, H5T_NATIVE_INT64, &v); }
-static int attr_f64(hid_t o, const char *k, double v) { return attr_num(o, k, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v); }
+static int attr_f64(hid_t o, const char *k, double v) {
+    return h5u_attr_put_num(o, k, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v, 0) < 0 ? h5fail("attribute", k) : OIALR_OK;
+}
 
 /* 1-D dataset of n values */
 static int write_1d(hid_t g, const char *name, hid_t ftype, hid_t mtype, const void *data, int64_t n) {
@@ -77,9 +81,9 @@ static int write_1d(hid_t g, const char *name, hid_t ftype, hid_t mtype, const v
     hid_t sp = H5Screate_simple(1, &d, NULL);
     hid_t ds = H5Dcreate2(g, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     int rc = OIALR_OK;
-    if (ds < 0 || (n > 0 && H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)) rc = h5fail("dataset", name);
-    if (ds >= 0) H5Dclose(ds);
-    H5Sclose(sp);
+    if (ds < 0 || h5u_write_rows(ds, mtype, 0, n, data, 0) < 0) rc = h5fail("dataset", name);
+    h5u_close(&ds);
+    h5u_close(&sp);
     return rc;
 }
 
@@ -244,24 +248,19 @@ int ana_results_row(ana_results *r, int64_t snap, const ana_row *row, const doub
         r->ss[r->nss++] = (step_s){row->step, row->stability};
     }
     if (r->sigma >= 0 && n > 0) {
-        hsize_t start[2] = {(hsize_t)snap, 0}, count[2] = {1, (hsize_t)n};
-        hid_t fs = H5Dget_space(r->sigma), ms = H5Screate_simple(2, count, NULL);
-        herr_t e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
-        if (e >= 0) {
-            if (sigma) {
-                e = H5Dwrite(r->sigma, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, sigma);
-            } else { /* invalid snapshot: a row of NaN */
-                double *nanrow = malloc((size_t)n * sizeof *nanrow);
-                if (!nanrow) e = -1;
-                else {
-                    for (int64_t i = 0; i < n; i++) nanrow[i] = NAN;
-                    e = H5Dwrite(r->sigma, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, nanrow);
-                    free(nanrow);
-                }
+        OIALR_ASSERT(n == r->n); /* a whole row of sigma */
+        herr_t e;
+        if (sigma) {
+            e = h5u_write_rows(r->sigma, H5T_NATIVE_DOUBLE, snap, 1, sigma, 0);
+        } else { /* invalid snapshot: a row of NaN */
+            double *nanrow = malloc((size_t)n * sizeof *nanrow);
+            if (!nanrow) e = -1;
+            else {
+                for (int64_t i = 0; i < n; i++) nanrow[i] = NAN;
+                e = h5u_write_rows(r->sigma, H5T_NATIVE_DOUBLE, snap, 1, nanrow, 0);
+                free(nanrow);
             }
         }
-        H5Sclose(ms);
-        H5Sclose(fs);
         if (e < 0) return h5fail("sigma", r->name);
     }
     if (r->metrics) {
@@ -327,9 +326,8 @@ int ana_results_layer_end(ana_results *r, const ana_row *rows, int64_t nsnap, in
         goto out;
 out:
     free(iv); free(dv); free(bv);
-    if (r->sigma >= 0) H5Dclose(r->sigma);
-    if (r->group >= 0) H5Gclose(r->group);
-    r->sigma = r->group = H5I_INVALID_HID;
+    h5u_close(&r->sigma);
+    h5u_close(&r->group);
     return rc;
 }
 
@@ -411,14 +409,14 @@ int ana_results_last_mean(const ana_results *r, int64_t *step, double *value) {
 static int close_files(ana_results *r) {
     int rc = OIALR_OK;
     herr_t e = 0;
+    h5u_close(&r->sigma);
+    h5u_close(&r->group);
+    h5u_close(&r->layers);
     H5E_BEGIN_TRY {
-        if (r->sigma >= 0) H5Dclose(r->sigma);
-        if (r->group >= 0) H5Gclose(r->group);
-        if (r->layers >= 0) H5Gclose(r->layers);
         if (r->file >= 0) e = H5Fclose(r->file);
     } H5E_END_TRY;
     if (e < 0) rc = oialr_seterr(OIALR_ERR_HDF5, "%s: cannot close the results file", r->o->output);
-    r->file = r->layers = r->group = r->sigma = H5I_INVALID_HID;
+    r->file = H5I_INVALID_HID;
     FILE *f[2] = {r->metrics, r->spectra};
     int idx[2] = {r->i_metrics, r->i_spectra};
     for (int i = 0; i < 2; i++) {

@@ -1,6 +1,6 @@
 /*
- * check_reader.c — the trajectory reader (oialr/trajectory.h, the reading
- * side of lib/record/trajectory.c) and `oialr plot --run` against hostile
+ * check_reader.c — the trajectory reader (oialr/trajectory.h,
+ * lib/record/trajectory_read.c) and `oialr plot --run` against hostile
  * files. Every fixture is made here: a valid trajectory from the C writer,
  * then damaged with the HDF5 C API or byte by byte. Each test failed (or
  * crashed, or hung until Check's timeout) before the reader checked what it

@@ -34,6 +34,7 @@
  */
 #include "oialr/record.h"
 
+#include "h5util.h"
 #include "internal.h"
 #include "vfd.h"
 
@@ -173,7 +174,7 @@ typedef struct recorder {
 } recorder;
 
 /* NULL stays NULL (optional strings); otherwise NULL means out of memory. */
-static char *dupstr(const char *s) { return s ? traj_strdup(s) : NULL; }
+static char *dupstr(const char *s) { return s ? h5u_strdup(s) : NULL; }
 
 void oialr_record_options_default(oialr_record_options *opt) {
     memset(opt, 0, sizeof *opt);

@@ -1,6 +1,8 @@
 /*
- * internal.h — what the recorder hook (hook.c) uses of the trajectory writer
- * (trajectory.c) beyond the public API. Not installed, not exported.
+ * internal.h — what the recorder hook (hook.c) and the tests use of the
+ * trajectory writer (trajectory_write.c, trajectory_file.c) beyond the
+ * public API. Not installed, not exported. What the trajectory files share
+ * among themselves is in trajectory_impl.h.
  */
 #ifndef OIALR_RECORD_INTERNAL_H
 #define OIALR_RECORD_INTERNAL_H
@@ -24,9 +26,6 @@ int traj_append_snapshot(oialr_traj *t, int64_t step, int n, const float *const 
 /* NaN and Inf among w[0, n) (exponent bits all ones): the one count, used
  * by the writer and for the tail of the hook's counting copy. */
 size_t traj_count_nonfinite(const float *w, size_t n);
-
-/* A malloc'd copy of s (NULL when out of memory). */
-char *traj_strdup(const char *s);
 
 /* OIALR_OK if ev's kind is one of enum oialr_traj_event_kind, else
  * OIALR_ERR_ARG naming path (the writer's check, made early by the hook). */

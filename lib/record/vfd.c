@@ -5,8 +5,8 @@
  * library lifetime; HDF5 calls them on the writer thread only. The struct
  * handed to HDF5 starts with the public H5FD_t. Errors are pushed on the
  * HDF5 error stack in the POSIX driver's form ("..., errno = 28, error
- * message = 'No space left on device'"), from which trajectory.c's one-line
- * messages take the cause.
+ * message = 'No space left on device'"), from which h5u_err's one-line
+ * messages (h5util.c) take the cause.
  */
 #include "vfd.h"
 
