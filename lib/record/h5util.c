@@ -48,7 +48,8 @@ static herr_t stack_cb(unsigned n, const H5E_error2_t *e, void *ud) {
         if (*c == '\n' || *c == '\r') *c = ' ';
     if (strstr(e->desc, "truncated")) s->truncated = 1;
     if (strstr(e->desc, "already open for write") || strstr(e->desc, "h5clear")) s->openwrite = 1;
-    if (strstr(e->desc, "lock")) s->locked = 1;
+    /* HDF5's own file locking ("unable to lock file"); not "superblock" */
+    if (strstr(e->desc, "unable to lock")) s->locked = 1;
     if (strstr(e->desc, "signature")) s->signature = 1;
     return 0;
 }

@@ -221,6 +221,17 @@ done:
 // ----------------------------------------------------------------------------
 // the writer lock, publishing, identity
 
+/* fcntl(fd, cmd) on the writer's byte, LOCK_OFFSET, with a lock of `type`;
+ * *fl gets the answer of F_OFD_GETLK. */
+static int writer_byte(int fd, int cmd, short type, struct flock *fl) {
+    memset(fl, 0, sizeof *fl);
+    fl->l_type = type;
+    fl->l_whence = SEEK_SET;
+    fl->l_start = LOCK_OFFSET;
+    fl->l_len = 1;
+    return fcntl(fd, cmd, fl);
+}
+
 /* Writer lock: an OFD write lock on one byte far past the data, on the file
  * at `file` (the temporary name of a new trajectory, else its path). */
 int traj_lock_take(oialr_traj *t, const char *file) {
@@ -232,12 +243,7 @@ int traj_lock_take(oialr_traj *t, const char *file) {
         t->ino = st.st_ino;
     }
     struct flock fl;
-    memset(&fl, 0, sizeof fl);
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_start = LOCK_OFFSET;
-    fl.l_len = 1;
-    if (fcntl(t->lockfd, F_OFD_SETLK, &fl) < 0) {
+    if (writer_byte(t->lockfd, F_OFD_SETLK, F_WRLCK, &fl) < 0) {
         int e = errno;
         close(t->lockfd);
         t->lockfd = -1;
@@ -253,12 +259,7 @@ int traj_lock_held(const char *path) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     struct flock fl;
-    memset(&fl, 0, sizeof fl);
-    fl.l_type = F_RDLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_start = LOCK_OFFSET;
-    fl.l_len = 1;
-    int held = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+    int held = writer_byte(fd, F_OFD_GETLK, F_RDLCK, &fl) == 0 && fl.l_type != F_UNLCK;
     close(fd);
     return held;
 }
@@ -273,12 +274,7 @@ int traj_publish(oialr_traj *t) {
     int oldfd = -1, rc = OIALR_OK;
     if (t->out.force && (oldfd = open(t->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >= 0) {
         struct flock fl;
-        memset(&fl, 0, sizeof fl);
-        fl.l_type = F_RDLCK;
-        fl.l_whence = SEEK_SET;
-        fl.l_start = LOCK_OFFSET;
-        fl.l_len = 1;
-        if (fcntl(oldfd, F_OFD_SETLK, &fl) < 0 && (errno == EAGAIN || errno == EACCES))
+        if (writer_byte(oldfd, F_OFD_SETLK, F_RDLCK, &fl) < 0 && (errno == EAGAIN || errno == EACCES))
             rc = oialr_seterr(OIALR_ERR_LOCKED,
                               "%s: another process started writing this trajectory during the run; it was left "
                               "alone, and this run's data are in %s",

@@ -413,14 +413,6 @@ done:
 // ----------------------------------------------------------------------------
 // open
 
-/* HDF5's error stack holds its "unable to lock" (another process holds the
- * file's lock). Exact words: h5u_stack.locked also matches "superblock". */
-static herr_t lock_cb(unsigned n, const H5E_error2_t *e, void *ud) {
-    (void)n;
-    if (e->desc && strstr(e->desc, "unable to lock")) *(int *)ud = 1;
-    return 0;
-}
-
 int oialr_traj_open(oialr_traj **out, const char *path, int mode) {
     OIALR_ASSERT(out && path);
     *out = NULL;
@@ -447,9 +439,8 @@ int oialr_traj_open(oialr_traj **out, const char *path, int mode) {
         TRY_H5(H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST), OIALR_ERR_HDF5, "fapl");
         t->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
         if (t->file < 0) {
-            int locked = 0;
-            H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, lock_cb, &locked);
             h5u_stack s = h5u_stack_get();
+            int locked = s.locked; /* HDF5's "unable to lock": another process holds the file */
             if (s.truncated) {
                 rc = oialr_seterr(OIALR_ERR_TRUNCATED, "%s: truncated file (%s)", path, s.last);
                 goto done;
