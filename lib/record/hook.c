@@ -24,6 +24,8 @@
  *   run_end:   queue final, join ----> drain, exit;  then close the file
  *
  * Should the thread fail to start, the jobs are written synchronously.
+ * The writer thread and the queue are in hook_writer.c, the state both
+ * sides share in recorder.h; this file is the training thread's side.
  *
  * Cheap for training (docs/format.md, "How the writer writes"): with both
  * cores training, the writer's CPU time stalls OpenBLAS's threads, so it is
@@ -36,6 +38,7 @@
 
 #include "h5util.h"
 #include "internal.h"
+#include "recorder.h"
 #include "vfd.h"
 
 #include <errno.h>
@@ -56,122 +59,6 @@
 #include <emmintrin.h>
 #endif
 
-#define QCAP 64 /* queued jobs (a snapshot, a metrics row, a checkpoint, an event) */
-#define MBATCH 64     /* metrics rows the writer keeps before writing them at once */
-#define MLAG 1.0      /* seconds a metrics row may wait in the writer's memory */
-
-enum { JOB_BEGIN, JOB_SNAP, JOB_METRICS, JOB_CKPT, JOB_EVENT };
-
-/* The checkpoint's items, each named once here: the float arrays (those
- * the optimizer keeps, laid out in recorder.ck_f in this order), the data
- * order, and the 64-bit scalars, whose values travel in ckpt_meta. */
-enum { CKA_PARAMS, CKA_OPTIM_M, CKA_OPTIM_V, CKA_N };
-static const char *const CK_ARRAY[CKA_N] = {"params", "optim_m", "optim_v"};
-#define CK_ORDER "loader_order"
-enum {
-    CKS_OPTIM_T, CKS_STEP, CKS_EPOCHS_DONE, CKS_SECONDS_US, CKS_LOADER_CURSOR,
-    CKS_MODEL_RNG_STATE, CKS_MODEL_RNG_INC, CKS_LOADER_RNG_STATE, CKS_LOADER_RNG_INC, CKS_N
-};
-static const struct {
-    const char *name;
-    int is_unsigned;
-} CK_SCALAR[CKS_N] = {
-    [CKS_OPTIM_T] = {"optim_t", 0},
-    [CKS_STEP] = {"step", 0},
-    [CKS_EPOCHS_DONE] = {"epochs_done", 0},
-    [CKS_SECONDS_US] = {"seconds_us", 0},
-    [CKS_LOADER_CURSOR] = {"loader_cursor", 0},
-    [CKS_MODEL_RNG_STATE] = {"model_rng_state", 1},
-    [CKS_MODEL_RNG_INC] = {"model_rng_inc", 1},
-    [CKS_LOADER_RNG_STATE] = {"loader_rng_state", 1},
-    [CKS_LOADER_RNG_INC] = {"loader_rng_inc", 1},
-};
-
-typedef struct ckpt_meta {
-    uint64_t v[CKS_N]; /* signed items as their two's complement */
-} ckpt_meta;
-
-/* The metrics row, one column per OIALR_TRAJ_METRICS_LIST entry (M_epoch ...). */
-#define METRIC_INDEX(name) M_##name,
-enum { OIALR_TRAJ_METRICS_LIST(METRIC_INDEX) NMETRICS };
-#undef METRIC_INDEX
-
-typedef struct job {
-    int kind;
-    int64_t step;
-    int slot;   /* JOB_SNAP: the pool buffer holding the selected matrices */
-    union {
-        double row[NMETRICS]; /* JOB_METRICS */
-        ckpt_meta ck;        /* JOB_CKPT (arrays in recorder.ck_*) */
-        oialr_traj_event ev; /* JOB_EVENT */
-    } u;
-} job;
-
-typedef struct recorder {
-    oialr_traj *traj;
-    char *path, *layers;
-    int64_t every;
-    int every_epoch, checkpoint;
-    int *index;      /* trajectory layer -> parameter index */
-    oialr_param_info *sel; /* [nsel] the selected matrices (copies) */
-    int nsel;
-    struct {
-        const char *key;
-        char value[512];
-    } base_cfg[24];  /* /config from the trainer, gathered at run_begin */
-    int nbase;
-    int ckpt_declare; /* declare the checkpoint items */
-    int64_t last_snap; /* step of the last snapshot queued (-1: none) */
-    int has[CKA_N];  /* the checkpoint arrays this optimizer has */
-    size_t total;
-    int64_t loader_n;
-    char **ckeys, **cvals;
-    int nconfig;
-
-    /* buffers: sizes fixed at run_begin */
-    size_t *snap_len;          /* [nsel] floats of each selected layer */
-    size_t snap_floats;        /* floats of one snapshot (all selected layers) */
-    void *pool_map;            /* one mapping for the pool, huge pages if it can */
-    size_t pool_map_bytes;
-    float **pool[OIALR_RECORD_POOL]; /* [nsel] each layer in buffer i, page-aligned */
-    size_t *pool_bad[OIALR_RECORD_POOL]; /* [nsel] NaN/Inf counts, taken while copying */
-    int32_t *pool_rank[OIALR_RECORD_POOL]; /* [nsel] rank of each layer in buffer i */
-    float *form_tmp;           /* U Σ of a low-rank layer while its W is formed */
-    float *ck_f;               /* as is each checkpoint array (direct I/O, vfd.h); */
-    size_t ck_stride;          /* ck_f: the arrays of has[], this apart */
-    int64_t *ck_order;         /* loader_order */
-    size_t held_bytes;
-
-    /* writer thread; everything below under mu */
-    pthread_t thread;
-    int running;               /* the writer owns traj (between start and join) */
-    pthread_mutex_t mu;
-    pthread_cond_t cv_work;    /* writer: a job is queued, or closing */
-    pthread_cond_t cv_space;   /* training: a buffer / slot came free */
-    job ring[QCAP];
-    int head, count;
-    int free_slots[OIALR_RECORD_POOL];
-    int nfree;
-    int ck_busy;               /* the checkpoint buffer is queued or being written */
-    int closing;
-    int werr;                  /* the writer's first error (OIALR_OK: none) */
-    char wmsg[1024];
-    atomic_int failed;         /* werr != 0, read by the training thread without mu */
-    int reported;              /* werr was returned by a callback already */
-
-    /* metrics rows waiting in the writer (writer thread only) */
-    int64_t msteps[MBATCH];
-    double mrows[MBATCH][NMETRICS];
-    int mpend;
-    double mfirst;             /* when the oldest waiting row was queued */
-
-    /* statistics: writer side under mu, training side training thread only */
-    uint64_t bytes, direct_bytes;
-    int64_t snapshots;
-    double write_s, write_cpu_s;
-    double hook_s, copy_s, wait_s, end_s;
-    int64_t waits;
-} recorder;
 
 /* NULL stays NULL (optional strings); otherwise NULL means out of memory. */
 static char *dupstr(const char *s) { return s ? h5u_strdup(s) : NULL; }
@@ -182,11 +69,10 @@ void oialr_record_options_default(oialr_record_options *opt) {
     opt->checkpoint = 1;
 }
 
-static void stop_writer(recorder *r);
 
 static void recorder_free(recorder *r) {
     if (!r) return;
-    stop_writer(r);
+    rec_stop_writer(r);
     /* a hook freed before its run recorded anything leaves the path as it was */
     if (r->snapshots == 0) oialr_traj_discard(r->traj);
     else oialr_traj_close(r->traj);
@@ -217,244 +103,7 @@ static void recorder_free(recorder *r) {
 }
 
 // ----------------------------------------------------------------------------
-// the writer: one job's HDF5 calls (on the writer thread, or on the training
-// thread while no writer runs)
-
-static int define_file(recorder *r);
-
-static int job_write(recorder *r, const job *j) {
-    oialr_traj *tr = r->traj;
-    int rc = OIALR_OK;
-    switch (j->kind) {
-    case JOB_BEGIN:
-        rc = define_file(r);
-        break;
-    case JOB_SNAP: {
-        rc = traj_append_snapshot(tr, j->step, r->nsel, (const float *const *)r->pool[j->slot],
-                                  r->pool_bad[j->slot], r->pool_rank[j->slot]);
-        break;
-    }
-    case JOB_METRICS:
-        rc = oialr_traj_append_metrics(tr, j->step, j->u.row, NMETRICS);
-        break;
-    case JOB_EVENT:
-        rc = oialr_traj_append_event(tr, &j->u.ev);
-        break;
-    case JOB_CKPT: {
-        const ckpt_meta *c = &j->u.ck;
-        const float *f = r->ck_f;
-        if ((rc = oialr_traj_ckpt_start(tr))) return rc;
-        for (int a = 0; a < CKA_N; a++) {
-            if (!r->has[a]) continue;
-            if ((rc = oialr_traj_ckpt_put_array(tr, CK_ARRAY[a], f, r->total))) return rc;
-            f += r->ck_stride;
-        }
-        for (int i = 0; i < CKS_N; i++) {
-            rc = CK_SCALAR[i].is_unsigned ? oialr_traj_ckpt_put_u64(tr, CK_SCALAR[i].name, c->v[i])
-                                          : oialr_traj_ckpt_put_i64(tr, CK_SCALAR[i].name, (int64_t)c->v[i]);
-            if (rc) return rc;
-        }
-        if ((rc = oialr_traj_ckpt_put_array_i64(tr, CK_ORDER, r->ck_order, (size_t)r->loader_n))) return rc;
-        rc = oialr_traj_ckpt_commit(tr);
-        break;
-    }
-    }
-    return rc;
-}
-
-static double cpu_now(void) {
-    struct timespec c;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c);
-    return (double)c.tv_sec + 1e-9 * (double)c.tv_nsec;
-}
-
-/* Write the metrics rows waiting in the writer's memory (writer thread). */
-static int flush_metrics(recorder *r) {
-    if (r->mpend == 0) return OIALR_OK;
-    int rc = oialr_traj_append_metrics_rows(r->traj, r->mpend, r->msteps, &r->mrows[0][0], NMETRICS);
-    r->mpend = 0;
-    return rc;
-}
-
-/* One job on the writer thread. Metrics rows are gathered and written
- * MBATCH at a time, or once the oldest has waited MLAG seconds, and always
- * before a checkpoint or an event (so a checkpoint never precedes the rows
- * of its steps): eleven small datasets written and flushed per row cost
- * the writer a quarter of a snapshot's time. */
-static int writer_job(recorder *r, const job *j) {
-    if (j->kind == JOB_METRICS) {
-        if (r->mpend == 0) r->mfirst = oialr_now();
-        r->msteps[r->mpend] = j->step;
-        memcpy(r->mrows[r->mpend], j->u.row, sizeof j->u.row);
-        r->mpend++;
-        return r->mpend == MBATCH || oialr_now() - r->mfirst >= MLAG ? flush_metrics(r) : OIALR_OK;
-    }
-    int rc = j->kind == JOB_CKPT || j->kind == JOB_EVENT ? flush_metrics(r) : OIALR_OK;
-    return rc ? rc : job_write(r, j);
-}
-
-/* Keep the writer's first error (mu held). */
-static void keep_error(recorder *r, int rc, const char *msg) {
-    if (rc && r->werr == OIALR_OK) {
-        r->werr = rc;
-        snprintf(r->wmsg, sizeof r->wmsg, "%s", msg);
-        atomic_store(&r->failed, 1);
-    }
-}
-
-/* Until woken, or (rows waiting) until the oldest is MLAG old: 1 if that
- * deadline passed. mu held. */
-static int wait_work(recorder *r) {
-    if (r->mpend == 0) return pthread_cond_wait(&r->cv_work, &r->mu), 0;
-    double at = r->mfirst + MLAG;
-    struct timespec dl = {.tv_sec = (time_t)at, .tv_nsec = (long)((at - (double)(time_t)at) * 1e9)};
-    return pthread_cond_timedwait(&r->cv_work, &r->mu, &dl) == ETIMEDOUT;
-}
-
-static void *writer_main(void *arg) {
-    recorder *r = arg;
-#ifdef __linux__
-    pthread_setname_np(pthread_self(), "oialr-writer"); /* as top and perf show it */
-#endif
-#ifdef SCHED_BATCH
-    /* Linux: a batch thread does not preempt the training thread when the
-     * queue wakes it; it runs when a core is free or at the next tick */
-    struct sched_param sp = {0};
-    pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
-#endif
-    pthread_mutex_lock(&r->mu);
-    for (;;) {
-        int late = 0;
-        while (r->count == 0 && !r->closing && !late) late = wait_work(r);
-        job j = {.kind = -1};
-        if (r->count > 0) {
-            j = r->ring[r->head];
-            r->head = (r->head + 1) % QCAP;
-            r->count--;
-        } else if (!late && r->mpend == 0) {
-            break; /* closing and drained */
-        }
-        int failed = r->werr != OIALR_OK;
-        /* A direct write costs the least CPU but waits for the disk; once
-         * another snapshot waits behind this one the disk is the
-         * bottleneck, and the page cache takes this one at once so that
-         * training does not wait for a free buffer. */
-        int behind = OIALR_RECORD_POOL - r->nfree > 1;
-        pthread_mutex_unlock(&r->mu);
-        if (j.kind == JOB_SNAP && !failed) traj_set_direct(r->traj, !behind);
-
-        /* after an error, later jobs are only given back: the run is stopping */
-        double t0 = oialr_now(), c0 = cpu_now();
-        if (failed) r->mpend = 0; /* the run is stopping: rows are dropped with the jobs */
-        int rc = failed ? OIALR_OK : j.kind < 0 ? flush_metrics(r) : writer_job(r, &j);
-        uint64_t direct = traj_direct_bytes(r->traj);
-        double dt = oialr_now() - t0, dc = cpu_now() - c0;
-        char msg[sizeof r->wmsg];
-        if (rc) snprintf(msg, sizeof msg, "%s", oialr_errmsg()); /* errmsg is per thread */
-
-        pthread_mutex_lock(&r->mu);
-        r->write_s += dt;
-        r->write_cpu_s += dc;
-        r->direct_bytes = direct;
-        keep_error(r, rc, msg);
-        if (j.kind == JOB_SNAP) {
-            if (!rc && !failed) {
-                r->snapshots++;
-                r->bytes += (uint64_t)r->snap_floats * sizeof(float);
-            }
-            r->free_slots[r->nfree++] = j.slot;
-        } else if (j.kind == JOB_CKPT) {
-            r->ck_busy = 0;
-        }
-        pthread_cond_signal(&r->cv_space);
-    }
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
-}
-
-/* Start the writer; the training thread makes no HDF5 call until
- * stop_writer(). The asynchronous signals a run reacts to (SIGINT, SIGTERM)
- * are blocked in the writer so they reach the training thread's handler and
- * never interrupt a write. */
-static int start_writer(recorder *r) {
-    sigset_t block, old;
-    sigemptyset(&block);
-    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM, SIGUSR1, SIGUSR2, SIGCHLD, SIGWINCH};
-    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) sigaddset(&block, sigs[i]);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    int e = pthread_create(&r->thread, NULL, writer_main, r);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (e) return oialr_seterr(OIALR_ERR_NOMEM, "%s: cannot start the writer thread: %s", r->path, strerror(e));
-    r->running = 1;
-    return OIALR_OK;
-}
-
-/* Drain the queue and join: afterwards the training thread owns traj again. */
-static void stop_writer(recorder *r) {
-    if (!r->running) return;
-    pthread_mutex_lock(&r->mu);
-    r->closing = 1;
-    pthread_cond_signal(&r->cv_work);
-    pthread_mutex_unlock(&r->mu);
-    pthread_join(r->thread, NULL);
-    r->running = 0;
-}
-
-// ----------------------------------------------------------------------------
-// the training thread: copy and queue
-
-/* The writer's error as this thread's error. */
-static int writer_error(recorder *r) {
-    pthread_mutex_lock(&r->mu);
-    int rc = r->werr;
-    char msg[sizeof r->wmsg];
-    memcpy(msg, r->wmsg, sizeof msg);
-    pthread_mutex_unlock(&r->mu);
-    r->reported = 1;
-    return oialr_seterr(rc, "%s", msg);
-}
-
-/* Wait (mu held) until cond holds; counted as back-pressure. */
-#define WAIT_UNTIL(r, cond)                                                                                  \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            double w0_ = oialr_now();                                                                        \
-            while (!(cond)) pthread_cond_wait(&(r)->cv_space, &(r)->mu);                                     \
-            (r)->wait_s += oialr_now() - w0_;                                                                \
-            (r)->waits++;                                                                                    \
-        }                                                                                                    \
-    } while (0)
-
-/* Queue a job, or write it now while no writer runs. */
-static int submit(recorder *r, const job *j) {
-    if (!r->running) {
-        int rc = job_write(r, j);
-        if (j->kind == JOB_SNAP) {
-            r->free_slots[r->nfree++] = j->slot;
-            if (!rc) {
-                r->snapshots++;
-                r->bytes += (uint64_t)r->snap_floats * sizeof(float);
-            }
-        }
-        return rc;
-    }
-    pthread_mutex_lock(&r->mu);
-    WAIT_UNTIL(r, r->count < QCAP);
-    r->ring[(r->head + r->count) % QCAP] = *j;
-    r->count++;
-    pthread_cond_signal(&r->cv_work);
-    pthread_mutex_unlock(&r->mu);
-    return OIALR_OK;
-}
-
-static int take_slot(recorder *r) {
-    if (!r->running) return r->free_slots[--r->nfree]; /* synchronous: always one free */
-    pthread_mutex_lock(&r->mu);
-    WAIT_UNTIL(r, r->nfree > 0);
-    int b = r->free_slots[--r->nfree];
-    pthread_mutex_unlock(&r->mu);
-    return b;
-}
+// the training thread: copy into the buffers and queue
 
 /* Copy n floats to dst (16-byte aligned) and count the NaN/Inf among them
  * (exponent bits all ones). The stores bypass the cache: the snapshot is
@@ -491,7 +140,7 @@ static size_t copy_count(float *restrict dst, const float *restrict src, size_t 
 static int snapshot(recorder *r, oialr_trainer *t) {
     int64_t step = t->metrics.step;
     if (step == r->last_snap) return OIALR_OK;
-    job j = {.kind = JOB_SNAP, .step = step, .slot = take_slot(r)};
+    job j = {.kind = JOB_SNAP, .step = step, .slot = rec_take_slot(r)};
     double t0 = oialr_now();
     const oialr_params *p = t->params;
     for (int i = 0; i < r->nsel; i++) {
@@ -520,7 +169,7 @@ static int snapshot(recorder *r, oialr_trainer *t) {
     }
     r->copy_s += oialr_now() - t0;
     r->last_snap = step;
-    return submit(r, &j);
+    return rec_submit(r, &j);
 }
 
 static int metrics_row(recorder *r, oialr_trainer *t) {
@@ -538,7 +187,7 @@ static int metrics_row(recorder *r, oialr_trainer *t) {
     v[M_lr] = m->lr;
     v[M_trainable_fraction] = m->trainable_fraction;
     v[M_seconds] = m->seconds;
-    return submit(r, &j);
+    return rec_submit(r, &j);
 }
 
 static int checkpoint(recorder *r, oialr_trainer *t) {
@@ -571,7 +220,7 @@ static int checkpoint(recorder *r, oialr_trainer *t) {
     v[CKS_LOADER_RNG_STATE] = s.loader_rng.state;
     v[CKS_LOADER_RNG_INC] = s.loader_rng.inc;
     r->copy_s += oialr_now() - t0;
-    return submit(r, &j);
+    return rec_submit(r, &j);
 }
 
 #define ALIGN_FLOATS (OIALR_VFD_ALIGN / sizeof(float))
@@ -751,30 +400,6 @@ static int gather(recorder *r, oialr_trainer *t) {
     return OIALR_OK;
 }
 
-/* The writer's first job (JOB_BEGIN): declare what gather() found, start SWMR. */
-static int define_file(recorder *r) {
-    oialr_traj *tr = r->traj;
-    int rc;
-    for (int i = 0; i < r->nsel; i++) {
-        const oialr_param_info *pi = &r->sel[i];
-        if ((rc = oialr_traj_declare_layer(tr, pi->name, pi->rows, pi->cols, pi->layer, pi->ndim, pi->shape, NULL)))
-            return rc;
-    }
-    for (int i = 0; i < r->nbase; i++)
-        if ((rc = oialr_traj_set_config(tr, r->base_cfg[i].key, r->base_cfg[i].value))) return rc;
-    for (int i = 0; i < r->nconfig; i++)
-        if ((rc = oialr_traj_set_config(tr, r->ckeys[i], r->cvals[i]))) return rc;
-    if ((rc = oialr_traj_declare_metrics(tr, OIALR_TRAJ_METRICS_DEFAULT))) return rc;
-    if (r->ckpt_declare) {
-        for (int a = 0; a < CKA_N; a++)
-            if (r->has[a] && (rc = oialr_traj_declare_ckpt_array(tr, CK_ARRAY[a], r->total))) return rc;
-        for (int i = 0; i < CKS_N; i++)
-            if ((rc = oialr_traj_declare_ckpt_scalar(tr, CK_SCALAR[i].name, CK_SCALAR[i].is_unsigned))) return rc;
-        if (r->loader_n > 0 && (rc = oialr_traj_declare_ckpt_array_i64(tr, CK_ORDER, (size_t)r->loader_n)))
-            return rc;
-    }
-    return traj_start(tr);
-}
 
 /* Time of the training thread inside the recorder (copies and waits too). */
 #define TIMED(r, expr)                                                                                       \
@@ -792,9 +417,9 @@ static int do_run_begin(recorder *r, oialr_trainer *t) {
         return oialr_seterr(OIALR_ERR_ARG, "%s: recorder already closed (hook reused?)", r->path);
     int rc = gather(r, t);
     if (!rc) rc = alloc_buffers(r, t);
-    if (!rc && start_writer(r)) oialr_log(OIALR_LOG_WARN, "%s; writing synchronously", oialr_errmsg());
+    if (!rc && rec_start_writer(r)) oialr_log(OIALR_LOG_WARN, "%s; writing synchronously", oialr_errmsg());
     job begin = {.kind = JOB_BEGIN};
-    if (!rc) rc = submit(r, &begin);
+    if (!rc) rc = rec_submit(r, &begin);
     if (!rc) rc = snapshot(r, t);
     if (!rc) rc = metrics_row(r, t);
     return rc;
@@ -810,14 +435,14 @@ static int do_step_end(recorder *r, oialr_trainer *t) {
 
 static int rec_step_end(oialr_trainer *t, void *user) {
     recorder *r = user;
-    if (FAILED(r)) return writer_error(r); /* stop the run at the first step after a write error */
+    if (FAILED(r)) return rec_writer_error(r); /* stop the run at the first step after a write error */
     if (r->every <= 0 || t->metrics.step % r->every != 0) return OIALR_OK;
     TIMED(r, do_step_end(r, t));
 }
 
 static int rec_eval_end(oialr_trainer *t, void *user) {
     recorder *r = user;
-    if (FAILED(r)) return writer_error(r);
+    if (FAILED(r)) return rec_writer_error(r);
     TIMED(r, metrics_row(r, t));
 }
 
@@ -830,7 +455,7 @@ static int do_epoch_end(recorder *r, oialr_trainer *t) {
 
 static int rec_epoch_end(oialr_trainer *t, void *user) {
     recorder *r = user;
-    if (FAILED(r)) return writer_error(r);
+    if (FAILED(r)) return rec_writer_error(r);
     TIMED(r, do_epoch_end(r, t));
 }
 
@@ -841,7 +466,7 @@ static int do_run_end(recorder *r, oialr_trainer *t) {
     /* the final state, even after a stop or a training error: it is what the
      * run did (not after a write error: the file is failing) */
     if (r->nsel > 0 && (r->running || r->nfree > 0) && !FAILED(r)) rc = snapshot(r, t);
-    stop_writer(r); /* drains the queue */
+    rec_stop_writer(r); /* drains the queue */
     if (!rc && r->werr) {
         if (r->reported) {
             rc = r->werr;
@@ -850,7 +475,7 @@ static int do_run_end(recorder *r, oialr_trainer *t) {
             oialr_log(OIALR_LOG_ERROR, "%s", r->wmsg);
             rc = r->werr;
         } else {
-            rc = writer_error(r);
+            rc = rec_writer_error(r);
         }
     } else if (rc && t->status) {
         oialr_log(OIALR_LOG_ERROR, "%s", oialr_errmsg());
@@ -956,10 +581,10 @@ int oialr_record_event(oialr_hook *hook, const oialr_traj_event *ev) {
     if (!r || !r->traj) return oialr_seterr(OIALR_ERR_ARG, "recorder: event on a closed or unknown recorder");
     int crc = traj_check_event(r->path, ev);
     if (crc) return crc;
-    if (FAILED(r)) return writer_error(r);
+    if (FAILED(r)) return rec_writer_error(r);
     job j = {.kind = JOB_EVENT, .step = ev->step, .u.ev = *ev};
     double t0 = oialr_now();
-    int rc = submit(r, &j);
+    int rc = rec_submit(r, &j);
     r->hook_s += oialr_now() - t0;
     return rc;
 }
