@@ -295,6 +295,62 @@ typedef struct run_out {
     float trainable;
 } run_out;
 
+/* A training set-up on synthetic 8x8 data with 4 classes: n samples, a
+ * fifth held out for validation, model `spec`, batch 32, SGD (lr 0.05,
+ * momentum 0.9) or AdamW's defaults. */
+typedef struct run_env {
+    oialr_dataset ds;
+    oialr_loader trl, val;
+    oialr_model *m;
+    oialr_trainer tr;
+} run_env;
+
+static void env_init(run_env *e, const char *spec, int n, int epochs, int opt_kind) {
+    memset(e, 0, sizeof *e);
+    OK(oialr_dataset_synthetic(&e->ds, n, 1, 8, 8, 4, 0.25f, 1));
+    OK(oialr_loader_split(&e->trl, &e->val, &e->ds, n / 6, 1));
+    OK(oialr_model_create(&e->m, spec, 1, 8, 8, 4, 32, 1));
+    oialr_train_config cfg;
+    oialr_train_defaults(&cfg);
+    cfg.epochs = epochs;
+    cfg.batch = 32;
+    oialr_optim_defaults(&cfg.optim, opt_kind);
+    if (opt_kind == OIALR_OPT_SGD) cfg.optim.lr = 0.05f, cfg.optim.momentum = 0.9f;
+    OK(oialr_trainer_init(&e->tr, &cfg, e->m, &e->trl, &e->val, NULL));
+}
+
+static void env_free(run_env *e) {
+    oialr_trainer_free(&e->tr);
+    oialr_model_free(e->m);
+    oialr_loader_free(&e->trl);
+    oialr_loader_free(&e->val);
+    oialr_dataset_free(&e->ds);
+}
+
+/* An OIALR controller with policy, every, beta, added to e's trainer. */
+static void env_lowrank(run_env *e, oialr_hook *h, const char *policy, int64_t every, double beta,
+                        oialr_hook *recorder) {
+    oialr_lowrank_options lo;
+    oialr_lowrank_options_default(&lo);
+    OK(oialr_policy_parse(policy, &lo.policy));
+    lo.every = every;
+    lo.beta = beta;
+    lo.recorder = recorder;
+    OK(oialr_lowrank_hook_init(h, &lo));
+    OK(oialr_trainer_add_hook(&e->tr, h));
+}
+
+/* A recorder into path, every steps, added to e's trainer. */
+static void env_record(run_env *e, oialr_hook *h, const char *path, int64_t every) {
+    oialr_record_options ro;
+    oialr_record_options_default(&ro);
+    ro.path = path;
+    ro.every = every;
+    ro.force = 1;
+    OK(oialr_record_hook_init(h, &ro));
+    OK(oialr_trainer_add_hook(&e->tr, h));
+}
+
 static int on_step(oialr_trainer *t, void *user) {
     run_out *o = user;
     if (t->metrics.step == 1) o->first_loss = t->metrics.loss;
@@ -303,44 +359,17 @@ static int on_step(oialr_trainer *t, void *user) {
 
 static void short_run(int opt_kind, const char *policy, const char *record, run_out *out) {
     memset(out, 0, sizeof *out);
-    oialr_dataset ds = {0};
-    OK(oialr_dataset_synthetic(&ds, 1200, 1, 8, 8, 4, 0.25f, 1));
-    oialr_loader trl, val;
-    OK(oialr_loader_split(&trl, &val, &ds, 200, 1));
-    oialr_model *m = NULL;
-    OK(oialr_model_create(&m, "mlp:48,48", 1, 8, 8, 4, 32, 1));
-    oialr_train_config cfg;
-    oialr_train_defaults(&cfg);
-    cfg.epochs = 6;
-    cfg.batch = 32;
-    oialr_optim_defaults(&cfg.optim, opt_kind);
-    if (opt_kind == OIALR_OPT_SGD) cfg.optim.lr = 0.05f, cfg.optim.momentum = 0.9f;
-    oialr_trainer tr;
-    OK(oialr_trainer_init(&tr, &cfg, m, &trl, &val, NULL));
+    run_env e;
+    env_init(&e, "mlp:48,48", 1200, 6, opt_kind);
     oialr_hook probe = {.name = "probe", .user = out, .step_end = on_step};
-    OK(oialr_trainer_add_hook(&tr, &probe));
+    OK(oialr_trainer_add_hook(&e.tr, &probe));
     oialr_hook rec = {0}, lr = {0};
-    if (record) {
-        oialr_record_options ro;
-        oialr_record_options_default(&ro);
-        ro.path = record;
-        ro.every = 10;
-        ro.force = 1;
-        OK(oialr_record_hook_init(&rec, &ro));
-        OK(oialr_trainer_add_hook(&tr, &rec));
-    }
-    oialr_lowrank_options lo;
-    oialr_lowrank_options_default(&lo);
-    OK(oialr_policy_parse(policy, &lo.policy));
-    lo.every = 20;
-    lo.beta = 0.3;
-    lo.recorder = record ? &rec : NULL;
-    OK(oialr_lowrank_hook_init(&lr, &lo));
-    OK(oialr_trainer_add_hook(&tr, &lr));
-    OK(oialr_train_run(&tr));
-    out->last_loss = tr.metrics.loss;
-    out->acc = tr.metrics.val_acc;
-    out->trainable = tr.metrics.trainable_fraction;
+    if (record) env_record(&e, &rec, record, 10);
+    env_lowrank(&e, &lr, policy, 20, 0.3, record ? &rec : NULL);
+    OK(oialr_train_run(&e.tr));
+    out->last_loss = e.tr.metrics.loss;
+    out->acc = e.tr.metrics.val_acc;
+    out->trainable = e.tr.metrics.trainable_fraction;
     for (int k = 0; k < oialr_lowrank_nlayers(&lr); k++) {
         const oialr_lowrank_layer *l = oialr_lowrank_layer_at(&lr, k);
         out->switched += l->switch_step >= 0;
@@ -348,11 +377,7 @@ static void short_run(int opt_kind, const char *policy, const char *record, run_
     }
     oialr_lowrank_hook_free(&lr);
     if (record) oialr_record_hook_free(&rec);
-    oialr_trainer_free(&tr);
-    oialr_model_free(m);
-    oialr_loader_free(&trl);
-    oialr_loader_free(&val);
-    oialr_dataset_free(&ds);
+    env_free(&e);
     if (record) {
         oialr_traj *t = NULL;
         OK(oialr_traj_open(&t, record, OIALR_TRAJ_READ));
@@ -397,27 +422,11 @@ END_TEST
 /* The small ResNet: every conv switches (through its OC x C*K*K view) and
  * the run still learns; the head (classifier) stays full rank. */
 START_TEST(test_run_cnn) {
-    oialr_dataset ds = {0};
-    OK(oialr_dataset_synthetic(&ds, 400, 1, 8, 8, 4, 0.25f, 1));
-    oialr_loader trl, val;
-    OK(oialr_loader_split(&trl, &val, &ds, 80, 1));
-    oialr_model *m = NULL;
-    OK(oialr_model_create(&m, "cnn:8,16,blocks=1", 1, 8, 8, 4, 32, 1));
-    oialr_train_config cfg;
-    oialr_train_defaults(&cfg);
-    cfg.epochs = 4;
-    cfg.batch = 32;
-    cfg.optim.lr = 0.05f;
-    oialr_trainer tr;
-    OK(oialr_trainer_init(&tr, &cfg, m, &trl, &val, NULL));
-    oialr_lowrank_options lo;
-    oialr_lowrank_options_default(&lo);
-    OK(oialr_policy_parse("delay:10", &lo.policy));
-    lo.every = 10;
+    run_env e;
+    env_init(&e, "cnn:8,16,blocks=1", 400, 4, OIALR_OPT_SGD);
     oialr_hook h;
-    OK(oialr_lowrank_hook_init(&h, &lo));
-    OK(oialr_trainer_add_hook(&tr, &h));
-    OK(oialr_train_run(&tr));
+    env_lowrank(&e, &h, "delay:10", 10, 0.15, NULL);
+    OK(oialr_train_run(&e.tr));
     int convs = 0, switched = 0;
     for (int k = 0; k < oialr_lowrank_nlayers(&h); k++) {
         const oialr_lowrank_layer *l = oialr_lowrank_layer_at(&h, k);
@@ -426,14 +435,10 @@ START_TEST(test_run_cnn) {
     }
     ck_assert_int_ge(convs, 5);
     ck_assert_int_eq(switched, convs);
-    ck_assert_msg(tr.metrics.val_acc > 0.6f, "val acc %.3f", (double)tr.metrics.val_acc);
-    ck_assert_msg(tr.metrics.trainable_fraction < 0.6f, "trainable %.3f", (double)tr.metrics.trainable_fraction);
+    ck_assert_msg(e.tr.metrics.val_acc > 0.6f, "val acc %.3f", (double)e.tr.metrics.val_acc);
+    ck_assert_msg(e.tr.metrics.trainable_fraction < 0.6f, "trainable %.3f", (double)e.tr.metrics.trainable_fraction);
     oialr_lowrank_hook_free(&h);
-    oialr_trainer_free(&tr);
-    oialr_model_free(m);
-    oialr_loader_free(&trl);
-    oialr_loader_free(&val);
-    oialr_dataset_free(&ds);
+    env_free(&e);
 }
 END_TEST
 
@@ -441,70 +446,29 @@ END_TEST
  * replayed by `oialr analyze --policy P`, names the first switch step the
  * online run with the same seed takes (the runs are identical up to it). */
 static int64_t online_first(const char *policy, int64_t every) {
-    oialr_dataset ds = {0};
-    OK(oialr_dataset_synthetic(&ds, 1200, 1, 8, 8, 4, 0.25f, 1));
-    oialr_loader trl, val;
-    OK(oialr_loader_split(&trl, &val, &ds, 200, 1));
-    oialr_model *m = NULL;
-    OK(oialr_model_create(&m, "mlp:48,48", 1, 8, 8, 4, 32, 1));
-    oialr_train_config cfg;
-    oialr_train_defaults(&cfg);
-    cfg.epochs = 6;
-    cfg.batch = 32;
-    cfg.optim.lr = 0.05f;
-    oialr_trainer tr;
-    OK(oialr_trainer_init(&tr, &cfg, m, &trl, &val, NULL));
-    oialr_lowrank_options lo;
-    oialr_lowrank_options_default(&lo);
-    OK(oialr_policy_parse(policy, &lo.policy));
-    lo.every = every;
+    run_env e;
+    env_init(&e, "mlp:48,48", 1200, 6, OIALR_OPT_SGD);
     oialr_hook h;
-    OK(oialr_lowrank_hook_init(&h, &lo));
-    OK(oialr_trainer_add_hook(&tr, &h));
-    OK(oialr_train_run(&tr));
+    env_lowrank(&e, &h, policy, every, 0.15, NULL);
+    OK(oialr_train_run(&e.tr));
     int64_t first = -1;
     for (int k = 0; k < oialr_lowrank_nlayers(&h); k++) {
         int64_t s = oialr_lowrank_layer_at(&h, k)->switch_step;
         if (s >= 0 && (first < 0 || s < first)) first = s;
     }
     oialr_lowrank_hook_free(&h);
-    oialr_trainer_free(&tr);
-    oialr_model_free(m);
-    oialr_loader_free(&trl);
-    oialr_loader_free(&val);
-    oialr_dataset_free(&ds);
+    env_free(&e);
     return first;
 }
 
 static void record_full(const char *path, int64_t every) {
-    oialr_dataset ds = {0};
-    OK(oialr_dataset_synthetic(&ds, 1200, 1, 8, 8, 4, 0.25f, 1));
-    oialr_loader trl, val;
-    OK(oialr_loader_split(&trl, &val, &ds, 200, 1));
-    oialr_model *m = NULL;
-    OK(oialr_model_create(&m, "mlp:48,48", 1, 8, 8, 4, 32, 1));
-    oialr_train_config cfg;
-    oialr_train_defaults(&cfg);
-    cfg.epochs = 6;
-    cfg.batch = 32;
-    cfg.optim.lr = 0.05f;
-    oialr_trainer tr;
-    OK(oialr_trainer_init(&tr, &cfg, m, &trl, &val, NULL));
-    oialr_record_options ro;
-    oialr_record_options_default(&ro);
-    ro.path = path;
-    ro.every = every;
-    ro.force = 1;
+    run_env e;
+    env_init(&e, "mlp:48,48", 1200, 6, OIALR_OPT_SGD);
     oialr_hook rec;
-    OK(oialr_record_hook_init(&rec, &ro));
-    OK(oialr_trainer_add_hook(&tr, &rec));
-    OK(oialr_train_run(&tr));
+    env_record(&e, &rec, path, every);
+    OK(oialr_train_run(&e.tr));
     oialr_record_hook_free(&rec);
-    oialr_trainer_free(&tr);
-    oialr_model_free(m);
-    oialr_loader_free(&trl);
-    oialr_loader_free(&val);
-    oialr_dataset_free(&ds);
+    env_free(&e);
 }
 
 static int64_t replay_first(const char *traj, const char *policy) {
@@ -550,37 +514,23 @@ END_TEST
 // Limits
 
 START_TEST(test_nothing_to_switch) {
-    oialr_dataset ds = {0};
-    OK(oialr_dataset_synthetic(&ds, 200, 1, 8, 8, 4, 0.25f, 1));
-    oialr_loader trl, val;
-    OK(oialr_loader_split(&trl, &val, &ds, 40, 1));
     /* a 2x64 layer (aspect ratio 32) and the classifier; the first layer kept
      * and the classifier */
     static const char *const specs[] = {"mlp:2", "mlp:48"};
     for (int k = 0; k < 2; k++) {
-        oialr_model *m = NULL;
-        OK(oialr_model_create(&m, specs[k], 1, 8, 8, 4, 32, 1));
-        oialr_train_config cfg;
-        oialr_train_defaults(&cfg);
-        cfg.epochs = 1;
-        cfg.batch = 32;
-        oialr_trainer tr;
-        OK(oialr_trainer_init(&tr, &cfg, m, &trl, &val, NULL));
+        run_env e;
+        env_init(&e, specs[k], 240, 1, OIALR_OPT_SGD);
         oialr_lowrank_options lo;
         oialr_lowrank_options_default(&lo);
         lo.keep_first = k == 1;
         oialr_hook h;
         OK(oialr_lowrank_hook_init(&h, &lo));
-        OK(oialr_trainer_add_hook(&tr, &h));
-        ck_assert_int_eq(oialr_train_run(&tr), OIALR_ERR_ARG);
+        OK(oialr_trainer_add_hook(&e.tr, &h));
+        ck_assert_int_eq(oialr_train_run(&e.tr), OIALR_ERR_ARG);
         ck_assert_msg(strstr(oialr_errmsg(), "eligible"), "%s", oialr_errmsg());
         oialr_lowrank_hook_free(&h);
-        oialr_trainer_free(&tr);
-        oialr_model_free(m);
+        env_free(&e);
     }
-    oialr_loader_free(&trl);
-    oialr_loader_free(&val);
-    oialr_dataset_free(&ds);
 }
 END_TEST
 
