@@ -460,6 +460,11 @@ int oialr_cmd_analyze(int argc, char **argv) {
                           o.layers ? o.layers : "*", total, total == 1 ? "" : "s");
         goto fail;
     }
+    if (o.policy.kind == OIALR_POLICY_AUTO && o.policy.span == 0) {
+        /* auto's span, two epochs, as the online controller sets it */
+        char buf[32];
+        if (oialr_traj_get_config(t, "steps_per_epoch", buf, sizeof buf) == OIALR_OK) o.policy.span = 2 * atoll(buf);
+    }
     if (o.policy.kind == OIALR_POLICY_STABILITY && o.policy.lag) {
         /* lag=STEPS, as online: in snapshots of this file */
         int64_t d = 0;

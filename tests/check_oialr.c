@@ -248,6 +248,32 @@ START_TEST(test_policy_triggers) {
 }
 END_TEST
 
+/* auto's span in steps: a rotation still falling slowly is not settled
+ * until it stopped falling over the whole span, whatever the interval. */
+START_TEST(test_policy_auto_span) {
+    const double slow[] = {NAN, 0.9, 0.92, 0.935, 0.945, 0.95, 0.952, 0.953, 0.953, 0.953};
+    ck_assert_int_eq(first_switch("auto", slow, 10, 100, 0), 5); /* two checks: fires at 0.05 vs 0.065 */
+    for (int every = 50; every <= 100; every += 50) {
+        oialr_policy p;
+        OK(oialr_policy_parse("auto", &p));
+        p.span = 400;
+        oialr_policy_state *st;
+        OK(oialr_policy_state_new(&st, &p, 1));
+        int done = 0, go = 0, at = -1;
+        /* the same series at a finer interval: each value held for 100 steps */
+        for (int k = 0; k < 10 && at < 0; k++)
+            for (int64_t sub = 0; sub < 100 && at < 0; sub += every) {
+                int64_t step = (k + 1) * 100 + sub;
+                oialr_policy_check(st, step, 0, NAN, &slow[k], &done, &go);
+                if (go) at = (int)step;
+            }
+        oialr_policy_state_free(st);
+        /* 0.047 (step 900) against 0.055 (step 500, 400 before): fell < 25% */
+        ck_assert_msg(at == 900, "every %d: switched at %d", every, at);
+    }
+}
+END_TEST
+
 /* mean-stability: all layers at once, on the mean; a layer without a
  * value yet holds the others back. */
 START_TEST(test_policy_mean) {
@@ -563,6 +589,7 @@ static Suite *oialr_suite(void) {
     tcase_add_test(core, test_rotation_and_truncation);
     tcase_add_test(core, test_policy_triggers);
     tcase_add_test(core, test_policy_mean);
+    tcase_add_test(core, test_policy_auto_span);
     tcase_add_loop_test(core, test_run_switches_and_learns, 0, 2);
     tcase_add_test(core, test_run_cnn);
     tcase_add_test(core, test_replay_agrees_with_online);

@@ -46,7 +46,7 @@ void oialr_lowrank_options_default(oialr_lowrank_options *o) {
     o->beta = 0.15;
     o->keep_last = 1;
     o->max_aspect = 10.0;
-    o->moments = OIALR_MOMENTS_PROJECT;
+    o->moments = OIALR_MOMENTS_RESET; /* measured: docs/results-oialr.md */
 }
 
 static void ctl_free(ctl *c) {
@@ -123,7 +123,8 @@ static int begin(ctl *c, oialr_trainer *t) {
                                    c->layers[i].why);
         return oialr_seterr(OIALR_ERR_ARG, "OIALR: no layer of this model is eligible (%s)", why);
     }
-    const oialr_policy *pol = &c->o.policy;
+    oialr_policy *pol = &c->o.policy;
+    if (pol->kind == OIALR_POLICY_AUTO && pol->span == 0) pol->span = 2 * t->steps_per_epoch;
     c->nlag = 1;
     if (pol->kind == OIALR_POLICY_STABILITY && pol->lag > 0) {
         if (pol->lag % c->every)

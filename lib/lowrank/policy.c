@@ -15,9 +15,15 @@
  * therefore watches the rotation per unit of learning rate, (1 - S) / lr.
  * A layer switches at the first check where
  *   - that rotation has stopped falling: it fell by less than AUTO_FALL
- *     (a fraction) over the last AUTO_SPAN checks, and
+ *     (a fraction) against the check `span` steps before (or more), and
  *   - S >= AUTO_FLOOR, so a layer whose bases still turn wholesale at a
  *     steady rate never switches.
+ * The span is in steps, so the decision does not move with the check
+ * interval: the controller sets it to two epochs (docs/results-oialr.md:
+ * on the MLP a span of two checks fired at the end of the initial
+ * transient, step 860, while the spectrum kept concentrating until ~1700;
+ * a two-epoch span fires at 1290-1505 at two check intervals). With no
+ * span given (0) the rule compares with the check AUTO_SPAN checks before.
  */
 #include "oialr/lowrank.h"
 
@@ -27,14 +33,16 @@
 #include <string.h>
 
 #define AUTO_FALL 0.25
-#define AUTO_SPAN 2
+#define AUTO_SPAN 2 /* checks, when no span in steps is given */
+#define AUTO_HIST 64 /* checks of history kept per layer */
 #define AUTO_FLOOR 0.9
 
 struct oialr_policy_state {
     oialr_policy p;
     int n;
-    double (*last)[AUTO_SPAN + 1]; /* [n] the last rotations 1 - S, newest first (auto) */
-    int *seen;                     /* [n] checks with a stability (auto) */
+    double (*rot)[AUTO_HIST];  /* [n] the last rotations (1 - S) / lr, newest first (auto) */
+    int64_t (*at)[AUTO_HIST];  /* [n] their steps */
+    int *seen;                 /* [n] checks with a stability (auto) */
 };
 
 static int bad(const char *s, const char *why) {
@@ -122,9 +130,10 @@ int oialr_policy_state_new(oialr_policy_state **out, const oialr_policy *p, int 
     st->p = *p;
     st->n = nlayers;
     size_t n = nlayers > 0 ? (size_t)nlayers : 1;
-    st->last = calloc(n, sizeof *st->last);
+    st->rot = calloc(n, sizeof *st->rot);
+    st->at = calloc(n, sizeof *st->at);
     st->seen = calloc(n, sizeof *st->seen);
-    if (!st->last || !st->seen) {
+    if (!st->rot || !st->at || !st->seen) {
         oialr_policy_state_free(st);
         return oialr_seterr(OIALR_ERR_NOMEM, "policy: out of memory");
     }
@@ -134,22 +143,35 @@ int oialr_policy_state_new(oialr_policy_state **out, const oialr_policy *p, int 
 
 void oialr_policy_state_free(oialr_policy_state *st) {
     if (!st) return;
-    free(st->last);
+    free(st->rot);
+    free(st->at);
     free(st->seen);
     free(st);
 }
 
 /* auto, one layer: record this check's rotation, then decide */
-static int auto_decide(oialr_policy_state *st, int i, double s, double lr) {
+static int auto_decide(oialr_policy_state *st, int i, int64_t step, double s, double lr) {
     double rot = 1.0 - s;
     if (rot < 0) rot = 0;
     if (lr > 0) rot /= lr; /* per unit of learning rate */
-    double *last = st->last[i];
-    memmove(last + 1, last, AUTO_SPAN * sizeof *last);
-    last[0] = rot;
-    st->seen[i]++;
-    if (st->seen[i] <= AUTO_SPAN) return 0; /* no history to compare with yet */
-    return s >= AUTO_FLOOR && rot >= (1.0 - AUTO_FALL) * last[AUTO_SPAN];
+    double *r = st->rot[i];
+    int64_t *at = st->at[i];
+    memmove(r + 1, r, (AUTO_HIST - 1) * sizeof *r);
+    memmove(at + 1, at, (AUTO_HIST - 1) * sizeof *at);
+    r[0] = rot;
+    at[0] = step;
+    int kept = ++st->seen[i] < AUTO_HIST ? st->seen[i] : AUTO_HIST;
+    /* the check to compare with: AUTO_SPAN back, or the newest one at least
+     * span steps back */
+    int k = -1;
+    if (st->p.span <= 0) {
+        if (kept > AUTO_SPAN) k = AUTO_SPAN;
+    } else {
+        for (int j = 1; j < kept && k < 0; j++)
+            if (step - at[j] >= st->p.span) k = j;
+    }
+    if (k < 0) return 0; /* no history that far back yet */
+    return s >= AUTO_FLOOR && rot >= (1.0 - AUTO_FALL) * r[k];
 }
 
 int oialr_policy_check(oialr_policy_state *st, int64_t step, int64_t min_steps, double lr, const double *s,
@@ -183,7 +205,7 @@ int oialr_policy_check(oialr_policy_state *st, int64_t step, int64_t min_steps, 
          * at the first check after min_steps */
         for (int i = 0; i < n; i++) {
             if (done[i] || isnan(s[i])) continue;
-            int ok = auto_decide(st, i, s[i], lr);
+            int ok = auto_decide(st, i, step, s[i], lr);
             count += go[i] = ok && !early;
         }
         return count;

@@ -72,6 +72,9 @@ typedef struct oialr_policy {
     double tau;        /* STABILITY, MEAN_STABILITY */
     int64_t lag;       /* STABILITY: steps between the two snapshots compared (0: one check) */
     int64_t delay;     /* DELAY */
+    int64_t span;      /* AUTO: steps over which the rotation must have stopped
+                        * falling (0: two checks; the controller and the replay
+                        * set two epochs) */
 } oialr_policy;
 
 /* Parse "auto", "stability:0.99[,lag=500]", "mean-stability:0.99" or
@@ -117,8 +120,8 @@ typedef struct oialr_lowrank_options {
  * carry it over exactly (M_Σ = Uᵀ M_W V, M ← U_σᵀ M V_σ); they differ in the
  * second (AdamW's v). */
 enum oialr_moment_rule {
-    OIALR_MOMENTS_PROJECT = 0, /* v carried by the squared bases, (U∘U)ᵀ v (V∘V) */
-    OIALR_MOMENTS_RESET = 1,   /* both moments start from zero (the reference) */
+    OIALR_MOMENTS_PROJECT = 0, /* m carried exactly, v by the squared bases, (U∘U)ᵀ v (V∘V) */
+    OIALR_MOMENTS_RESET = 1,   /* both moments start from zero (the reference; the default) */
 };
 
 OIALR_API void oialr_lowrank_options_default(oialr_lowrank_options *o);
