@@ -76,14 +76,14 @@ static int carry_moments(oialr_optim *o, size_t off, const float *a, const float
                          int moments, lr_work *w) {
     if (!o) return OIALR_OK;
     size_t rr = (size_t)r * r;
-    float *tmp = grow(&w->c, &w->nc, (size_t)ra * r), *res = grow(&w->d, &w->nd, rr);
-    float *sq = grow(&w->e, &w->ne, (size_t)(ra + rb) * r);
-    if (!tmp || !res || !sq) return oialr_seterr(OIALR_ERR_NOMEM, "OIALR: out of memory for the moments");
     if (moments == OIALR_MOMENTS_RESET) {
         if (o->m) memset(o->m + off, 0, rr * sizeof(float));
         if (o->v) memset(o->v + off, 0, rr * sizeof(float));
         return OIALR_OK;
     }
+    float *tmp = grow(&w->c, &w->nc, (size_t)ra * r), *res = grow(&w->d, &w->nd, rr);
+    float *sq = grow(&w->e, &w->ne, (size_t)(ra + rb) * r);
+    if (!tmp || !res || !sq) return oialr_seterr(OIALR_ERR_NOMEM, "OIALR: out of memory for the moments");
     if (o->m) {
         project(res, a, r, o->m + off, rb, b, r, ra, rb, r, tmp);
         memcpy(o->m + off, res, rr * sizeof *res);
