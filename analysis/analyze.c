@@ -256,6 +256,7 @@ typedef struct lr_series {
     int64_t *step;
     double *lr;
     int64_t n;
+    int64_t at; /* lr_at's cursor: the replay asks in step order */
 } lr_series;
 
 static void lr_series_read(oialr_traj *t, lr_series *ls) {
@@ -270,15 +271,17 @@ static void lr_series_read(oialr_traj *t, lr_series *ls) {
     ls->n = 0; /* no usable lr column: the rotation is taken as it is */
 }
 
-/* The lr of the last row at `step` (NAN if none). */
-static double lr_at(const lr_series *s, int64_t step) {
+/* The lr of the last row at `step` (NAN if none). Steps are asked in
+ * increasing order and the rows' steps never decrease, so one pass over
+ * the rows serves the whole replay. */
+static double lr_at(lr_series *s, int64_t step) {
+    while (s->at < s->n && s->step[s->at] < step) s->at++;
     double v = NAN;
-    for (int64_t i = 0; i < s->n && s->step[i] <= step; i++)
-        if (s->step[i] == step) v = s->lr[i];
+    for (int64_t i = s->at; i < s->n && s->step[i] == step; i++) v = s->lr[i];
     return v;
 }
 
-static int replay_policy(const ana_opts *o, layer_sum *ls, int nl, const lr_series *lrs) {
+static int replay_policy(const ana_opts *o, layer_sum *ls, int nl, lr_series *lrs) {
     if (nl > 0 && o->policy.kind != OIALR_POLICY_NONE) { /* the classifier: the last weight */
         ls[nl - 1].eligible = 0;
         ls[nl - 1].why = "classifier";
