@@ -5,12 +5,15 @@
 # rank against --oialr auto, stability:0.99 and three fixed delays, same
 # seed. Writes results/results.md and the logs beside it.
 #   OIALR_RESULTS="mlp cnn vit oialr-mlp oialr-cnn oialr-vit"  choose runs
+#   OIALR_POLICIES="full auto stability:0.99 delay:430 delay:860 delay:1720"
+#                  the policies of the oialr-* runs
 #   OIALR_RESULTS_OUT=DIR (results/)
 set -eu
 build=${1:-build}
 oialr="$build/oialr"
 out=${OIALR_RESULTS_OUT:-results}
 runs=${OIALR_RESULTS:-mlp cnn vit oialr-mlp oialr-cnn oialr-vit}
+policies=${OIALR_POLICIES:-full auto stability:0.99 delay:430 delay:860 delay:1720}
 threads=$(nproc 2>/dev/null || echo 2)
 mkdir -p "$out"
 table="$out/results.md"
@@ -89,18 +92,18 @@ for r in $runs; do
              --sched cosine --warmup 500 --seed 0 ;;
     oialr-mlp) # the reference's setting; 430 steps per epoch
         # shellcheck disable=SC2086
-        for p in full auto stability:0.99 delay:430 delay:860 delay:1720; do
+        for p in $policies; do
             lowrun "oialr-mlp-$(echo "$p" | tr ':' '-')" "$p" $mlp_args
         done
         lowrun oialr-mlp-auto-moments-reset auto $mlp_args --oialr-moments reset ;;
     oialr-cnn)
         # shellcheck disable=SC2086
-        for p in full auto stability:0.99 delay:430 delay:860 delay:1720; do
+        for p in $policies; do
             lowrun "oialr-cnn-$(echo "$p" | tr ':' '-')" "$p" $cnn_args
         done ;;
     oialr-vit)
         # shellcheck disable=SC2086
-        for p in full auto stability:0.99 delay:430 delay:860 delay:1720; do
+        for p in $policies; do
             lowrun "oialr-vit-$(echo "$p" | tr ':' '-')" "$p" $vit_args
         done ;;
     *) echo "results.sh: unknown run '$r' (mlp, cnn, vit, oialr-mlp, oialr-cnn, oialr-vit)" >&2; exit 2 ;;
