@@ -319,6 +319,7 @@ typedef struct run_out {
     float first_loss, last_loss, acc;
     int switched, rank_fc1, nevents, rotations, truncations;
     float trainable;
+    float w_fc1[48 * 64]; /* fc1's W at the end (U Σ Vᵀ once low-rank) */
 } run_out;
 
 /* A training set-up on synthetic 8x8 data with 4 classes: n samples, a
@@ -401,6 +402,9 @@ static void short_run(int opt_kind, const char *policy, const char *record, run_
         out->switched += l->switch_step >= 0;
         if (!strcmp(l->name, "fc1.weight")) out->rank_fc1 = l->rank;
     }
+    int p1 = oialr_params_find(e.tr.params, "fc1.weight");
+    ck_assert_int_ge(p1, 0);
+    OK(oialr_params_weight(e.tr.params, p1, out->w_fc1, NULL));
     oialr_lowrank_hook_free(&lr);
     if (record) oialr_record_hook_free(&rec);
     env_free(&e);
@@ -416,12 +420,36 @@ static void short_run(int opt_kind, const char *policy, const char *record, run_
             out->truncations += ev[k].kind == OIALR_EVENT_TRUNCATE;
             if (ev[k].kind == OIALR_EVENT_TRUNCATE) ck_assert_int_lt(ev[k].rank_after, ev[k].rank_before);
         }
-        /* the last snapshot of fc1 is its formed U Σ Vᵀ, with its rank */
+        /* the last snapshot of fc1 reads as the model's final U Σ Vᵀ, with
+         * its rank; after the switch snapshots are factored, and a basis is
+         * stored once for the snapshots that share it */
         int li;
         OK(oialr_traj_find_layer(t, "fc1.weight", &li));
         const oialr_traj_layer *L = oialr_traj_layer_at(t, li);
         ck_assert_int_eq(L->ranks[L->nsnap - 1], out->rank_fc1);
         ck_assert_int_eq(L->ranks[0], 48);
+        ck_assert_int_eq(L->factor_capacity, 48);
+        ck_assert_int_eq(L->bases[0], -1);
+        int factored = 0, nbases = 0;
+        for (int64_t k = 0; k < L->nsnap; k++) {
+            factored += L->bases[k] >= 0;
+            if (L->bases[k] > nbases - 1) nbases = L->bases[k] + 1;
+        }
+        ck_assert_int_ge(factored, 3);
+        ck_assert_int_ge(nbases, 1);
+        ck_assert_int_lt(nbases, factored);
+        ck_assert_int_ge(L->bases[L->nsnap - 1], 0);
+        float *w = malloc(sizeof out->w_fc1);
+        ck_assert_ptr_nonnull(w);
+        OK(oialr_traj_read(t, li, L->nsnap - 1, w, 48 * 64));
+        double err = 0, norm = 0;
+        for (int k = 0; k < 48 * 64; k++) {
+            err = fmax(err, fabs((double)w[k] - out->w_fc1[k]));
+            norm = fmax(norm, fabs((double)out->w_fc1[k]));
+        }
+        ck_assert_msg(err <= 1e-5 * norm, "read-back W differs by %g (max |W| %g)", err, norm);
+        free(w);
+        ck_assert_int_eq(oialr_traj_get_info(t)->format_version, 2);
         OK(oialr_traj_close(t));
     }
 }

@@ -236,7 +236,7 @@ START_TEST(test_round_trip) {
 
     OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
     const oialr_traj_info *in = oialr_traj_get_info(t);
-    ck_assert_int_eq(in->format_version, OIALR_TRAJ_FORMAT_VERSION);
+    ck_assert_int_eq(in->format_version, 1); /* no factored layer (check_factors.c: 2) */
     ck_assert_int_eq(in->swmr_read, 0);
     ck_assert_int_eq(in->writer_alive, 0);
     ck_assert(in->seed == 0xfedcba9876543210ull);
@@ -1370,7 +1370,9 @@ START_TEST(test_bad_files) {
     H5Awrite(at, H5T_NATIVE_INT, &v);
     H5Aclose(at), H5Fclose(f);
     ck_assert_int_eq(oialr_traj_open(&t, p, OIALR_TRAJ_READ), OIALR_ERR_VERSION);
-    assert_msg(p, "format_version 2");
+    char want[32];
+    snprintf(want, sizeof want, "format_version %d", v);
+    assert_msg(p, want);
 
     /* truncated: a complete file cut short */
     path_of(p, sizeof p, "cut.h5");

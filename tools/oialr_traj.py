@@ -27,6 +27,9 @@ Example, in a PyTorch training loop::
                                       loss=loss.item(), lr=lr)
                 step += 1
 
+To read a snapshot of any oialr trajectory, also a factored one of a
+low-rank layer (format version 2), use read_snapshot(f["layers/NAME"], t).
+
 Weights of any shape are stored as their matrix view (out, in*kh*kw...), the
 PyTorch layout, exactly as the C recorder does. After the constructor has
 created every dataset, the file switches to SWMR mode: readers can follow it
@@ -247,6 +250,18 @@ def open_trajectory(path):
         return h5py.File(path, "r", libver="latest", swmr=True)
 
 
+def read_snapshot(g, t):
+    """Snapshot t of the layer group g (f["layers/fc1.weight"]) as a
+    (rows, cols) float32 array: its weight row, or, for a factored snapshot of
+    a low-rank layer (format version 2, docs/format.md), U Σ Vᵀ formed from
+    u[k][:, :r], sigma[t][:r, :r], v[k][:, :r] with k = basis[t], r = rank[t]."""
+    if "basis" in g and g["basis"][t] >= 0:
+        k, r = int(g["basis"][t]), int(g["rank"][t])
+        u, s, v = g["u"][k][:, :r], g["sigma"][t][:r, :r], g["v"][k][:, :r]
+        return ((u @ s) @ v.T).astype(np.float32)
+    return g["weight"][t]
+
+
 def info(path):
     with open_trajectory(path) as f:
         if f.attrs.get("format") != FORMAT:
@@ -257,8 +272,12 @@ def info(path):
             n = min(g["weight"].shape[0], g["step"].shape[0])
             steps = g["step"][:n]
             rng = f"steps {steps[0]}..{steps[-1]}" if n else "no snapshots"
+            fact = ""
+            if "basis" in g:
+                b = g["basis"][:n]
+                fact = f", {int((b >= 0).sum())} factored on {g['basis_step'].shape[0]} bases"
             print(f"  {name:24s} {g.attrs.get('kind', '')!s:8s} {g['weight'].shape[1]}x{g['weight'].shape[2]}"
-                  f"  {n} snapshots, {rng}")
+                  f"  {n} snapshots, {rng}{fact}")
         print(f"  metrics rows: {f['metrics/step'].shape[0]}, events: {f['events'].shape[0]}")
 
 

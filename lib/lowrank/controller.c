@@ -296,3 +296,5 @@ double oialr_lowrank_seconds(const oialr_hook *hook) {
     ctl *c = of_hook(hook);
     return c ? c->seconds : 0.0;
 }
+
+int oialr_lowrank_is_hook(const oialr_hook *hook) { return of_hook(hook) != NULL; }

@@ -145,6 +145,7 @@ int oialr_model_lowrank_set(oialr_model *m, int param, const float *u, const flo
     pi->size = (size_t)rank * rank;
     pi->u = lr->u;
     pi->v = lr->v;
+    pi->basis_version++;
     refresh_vt(n, cols);
     n->op = is_conv(n) ? OP_CONV_LR : OP_DENSE_LR;
     return OIALR_OK;

@@ -147,6 +147,9 @@ OIALR_API int oialr_lowrank_nlayers(const oialr_hook *hook);
 OIALR_API const oialr_lowrank_layer *oialr_lowrank_layer_at(const oialr_hook *hook, int i);
 /* Seconds of the training thread spent in checks, switches and rotations. */
 OIALR_API double oialr_lowrank_seconds(const oialr_hook *hook);
+/* 1 if hook is an OIALR controller (the recorder then declares factored
+ * snapshots for the layers the model can hold low-rank). */
+OIALR_API int oialr_lowrank_is_hook(const oialr_hook *hook);
 
 #ifdef __cplusplus
 }

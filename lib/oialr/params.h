@@ -42,6 +42,9 @@ typedef struct oialr_param_info {
                                  * the slot holds Σ, rank x rank (lowrank.h) */
     const float *u, *v;         /* rank > 0: the frozen U [rows, rank] and
                                  * V [cols, rank], row-major (owned by the model) */
+    uint64_t basis_version;     /* changes whenever u, v are set anew (not at
+                                 * a truncation, which keeps their leading
+                                 * columns): the recorder stores each once */
     int decay;                  /* weight decay applies (matrices: yes) */
     int trainable;              /* 0: frozen (the optimizer skips it) */
 } oialr_param_info;

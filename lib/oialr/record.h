@@ -14,7 +14,9 @@
  *
  * What is written when:
  *   run_begin  every OIALR_PARAM_MATRIX parameter whose name matches the
- *              glob is declared, /config is filled (model spec, optimizer,
+ *              glob is declared (with factored snapshots, docs/format.md,
+ *              for those the model can hold low-rank when an OIALR
+ *              controller hook is in the run), /config is filled (model spec, optimizer,
  *              schedule, options' key/values), SWMR starts, snapshot at the
  *              current step (0 for a fresh run) and a metrics row;
  *   step_end   snapshot + metrics row every `every` steps;
@@ -98,9 +100,9 @@ OIALR_API void oialr_record_hook_free(oialr_hook *hook);
  * (from run_begin to run_end) and once closed. */
 OIALR_API oialr_traj *oialr_record_trajectory(const oialr_hook *hook);
 
-/* Queue an event (a switch/rotate/truncate decision of a hook of yours;
- * oialr has no built-in low-rank controller yet) to
- * be appended in order with the snapshots; from the training thread, during
+/* Queue an event (a switch/rotate/truncate decision of the OIALR
+ * controller, oialr/lowrank.h, or of a hook of yours) to be appended in
+ * order with the snapshots; from the training thread, during
  * the run. OIALR_ERR_ARG for a bad kind; a write error comes back like any
  * other (here or at the next step). */
 OIALR_API int oialr_record_event(oialr_hook *hook, const oialr_traj_event *ev);

@@ -12,6 +12,9 @@
  *   /layers/<name>/weight float32 LE [T, rows, cols], chunk (1, rows, cols)
  *   /layers/<name>/step   int64 LE [T]
  *   /layers/<name>/rank   int32 LE [T]
+ *   /layers/<name>/basis, sigma, u, v, basis_step
+ *                         a low-rank layer's snapshots as factors U Σ Vᵀ
+ *                         (declared with oialr_traj_declare_factors)
  *   /metrics/step         int64 LE [R];  /metrics/<column> float64 LE [R]
  *   /events               compound [E] (step, layer, kind, stability,
  *                         rank_before, rank_after)
@@ -66,7 +69,9 @@ extern "C" {
 #endif
 
 #define OIALR_TRAJ_FORMAT "oialr-trajectory"
-#define OIALR_TRAJ_FORMAT_VERSION 1
+/* Version 2 adds factored snapshots of low-rank layers; a file without
+ * factored layers is written as version 1, which every reader reads. */
+#define OIALR_TRAJ_FORMAT_VERSION 2
 #define OIALR_TRAJ_NAME_MAX 64 /* names incl. the terminating NUL */
 #define OIALR_TRAJ_KIND_MAX 32
 
@@ -129,6 +134,12 @@ OIALR_API int oialr_traj_set_config(oialr_traj *t, const char *key, const char *
 OIALR_API int oialr_traj_declare_layer(oialr_traj *t, const char *name, int64_t rows, int64_t cols,
                                        const char *kind, int ndim, const int64_t *shape, int *index);
 
+/* Let a declared layer's snapshots also be stored as factors W = U Σ Vᵀ of
+ * rank <= capacity (<= min(rows, cols)): a low-rank layer (OIALR) then costs
+ * (rows + cols)·r disk only when its bases change and r² a snapshot
+ * otherwise (docs/format.md). Makes the file format version 2. */
+OIALR_API int oialr_traj_declare_factors(oialr_traj *t, int layer, int64_t capacity);
+
 /* The default metric columns (the recorder hook's), used when none are
  * declared before begin: one X(name) per column, in file order, the single
  * source of the comma list OIALR_TRAJ_METRICS_DEFAULT ("epoch,loss,...,
@@ -162,6 +173,14 @@ OIALR_API int oialr_traj_begin(oialr_traj *t);
  * they are, with one warning per layer in the log). rank <= 0 means full
  * (min(rows, cols)). Flushed before returning. */
 OIALR_API int oialr_traj_append(oialr_traj *t, int layer, int64_t step, const float *w, int32_t rank);
+
+/* Append a snapshot of a layer declared with oialr_traj_declare_factors as
+ * its factors, row-major: u [rows, rank], sigma [rank, rank], v [cols,
+ * rank], W = u sigma vᵀ. u and v NULL: the bases of the layer's previous
+ * factored snapshot (which must exist, with at least `rank` columns), so
+ * only sigma is written. rank 1..capacity. Flushed before returning. */
+OIALR_API int oialr_traj_append_factors(oialr_traj *t, int layer, int64_t step, int32_t rank, const float *u,
+                                        const float *sigma, const float *v);
 
 /* Append one metrics row: values[i] goes to the i-th declared column
  * (n must equal the number of columns; NAN for "not known"). */
@@ -238,6 +257,9 @@ typedef struct oialr_traj_layer {
     int64_t nsnap;               /* complete snapshots */
     const int64_t *steps;        /* [nsnap] step of each snapshot */
     const int32_t *ranks;        /* [nsnap] rank at each snapshot */
+    int64_t factor_capacity;     /* > 0: snapshots may be factored (format 2) */
+    const int32_t *bases;        /* [nsnap] when factor_capacity > 0: -1 for a
+                                  * full snapshot, else its basis (NULL otherwise) */
 } oialr_traj_layer;
 
 /* Number of layers in the file (declared, for a writer). */
@@ -252,7 +274,9 @@ OIALR_API int oialr_traj_find_layer(const oialr_traj *t, const char *name, int *
 OIALR_API int oialr_traj_find_step(const oialr_traj *t, int layer, int64_t step, int64_t *snap);
 
 /* Read snapshot `snap` (0..nsnap-1) of a layer into out[rows*cols]: exactly
- * one chunk is read. n is the capacity of out in floats (checked). */
+ * one chunk is read, or, for a factored snapshot, W = U Σ Vᵀ is formed
+ * (its bases read once for all the snapshots that share them). n is the
+ * capacity of out in floats (checked). */
 OIALR_API int oialr_traj_read(oialr_traj *t, int layer, int64_t snap, float *out, size_t n);
 
 /* Metric columns (not counting "step"), in file order. */

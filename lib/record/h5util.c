@@ -5,6 +5,7 @@
  */
 #include "h5util.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,9 +208,20 @@ done:
 
 hid_t h5u_make_ext(hid_t loc, const char *name, hid_t ftype, int rank, const hsize_t *fixed, hsize_t chunk0,
                    int compress, hid_t dapl) {
-    hsize_t dims[3] = {0, 0, 0}, maxd[3] = {H5S_UNLIMITED, 0, 0}, chunk[3] = {chunk0, 0, 0};
+    hsize_t chunk[3] = {chunk0, 0, 0};
+    for (int i = 1; i < rank; i++) chunk[i] = fixed[i - 1];
+    return h5u_make_ext_chunk(loc, name, ftype, rank, fixed, chunk, compress, 0, dapl);
+}
+
+hid_t h5u_make_ext_chunk(hid_t loc, const char *name, hid_t ftype, int rank, const hsize_t *fixed,
+                         const hsize_t *chunk, int compress, int sparse, hid_t dapl) {
+    hsize_t dims[3] = {0, 0, 0}, maxd[3] = {H5S_UNLIMITED, 0, 0};
     hid_t sp = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, d = H5I_INVALID_HID;
-    for (int i = 1; i < rank; i++) dims[i] = maxd[i] = chunk[i] = fixed[i - 1];
+    int whole = 1; /* a chunk is one whole row of the dataset */
+    for (int i = 1; i < rank; i++) {
+        dims[i] = maxd[i] = fixed[i - 1];
+        whole &= chunk[i] == fixed[i - 1];
+    }
     if ((sp = H5Screate_simple(rank, dims, maxd)) < 0) goto done;
     if ((dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0) goto done;
     if (H5Pset_chunk(dcpl, rank, chunk) < 0) goto done;
@@ -218,7 +230,13 @@ hid_t h5u_make_ext(hid_t loc, const char *name, hid_t ftype, int rank, const hsi
      * for every snapshot (a third of the writer's time); without, it writes
      * the caller's buffer directly. Rows are only read once their step is
      * published, so no unwritten row is ever seen. */
-    if (chunk0 == 1 && H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0) goto done;
+    if (chunk[0] == 1 && whole && !sparse && H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0) goto done;
+    /* What an unwritten float element reads as, in h5py too (a low-rank
+     * snapshot's weight row, docs/format.md): NaN, never a plausible 0. */
+    if (H5Tget_class(ftype) == H5T_FLOAT) {
+        double nan = NAN;
+        if (H5Pset_fill_value(dcpl, H5T_NATIVE_DOUBLE, &nan) < 0) goto done;
+    }
     if (compress > 0 && H5Zfilter_avail(H5Z_FILTER_SHUFFLE) > 0 && H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0) {
         if (H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, (unsigned)compress) < 0) goto done;
     }
@@ -255,8 +273,11 @@ int64_t h5u_extent0(hid_t d) {
  * first taken from the dataset), extending it first if grow: *fs is the file
  * space with the selection, *ms a memory space of the selection's own shape
  * (with another rank HDF5 maps every element to its chunk one by one, 20x
- * slower). *empty is set when the selection has no element. */
-static herr_t select_rows(hid_t d, int64_t at, int64_t n, int grow, hid_t *fs, hid_t *ms, int *empty) {
+ * slower). block (NULL: whole rows) limits the dims after the first to their
+ * leading block[0] (x block[1]) elements. *empty is set when the selection
+ * has no element. */
+static herr_t select_rows(hid_t d, int64_t at, int64_t n, const hsize_t *block, int grow, hid_t *fs, hid_t *ms,
+                          int *empty) {
     hsize_t dims[3], start[3] = {(hsize_t)at, 0, 0}, count[3];
     *empty = 0;
     if ((*fs = H5Dget_space(d)) < 0) return -1;
@@ -271,7 +292,13 @@ static herr_t select_rows(hid_t d, int64_t at, int64_t n, int grow, hid_t *fs, h
     }
     hsize_t total = 1;
     count[0] = (hsize_t)n;
-    for (int i = 1; i < rank; i++) count[i] = dims[i];
+    for (int i = 1; i < rank; i++) {
+        count[i] = dims[i];
+        if (block) {
+            if (block[i - 1] > dims[i]) return -1;
+            count[i] = block[i - 1];
+        }
+    }
     for (int i = 0; i < rank; i++) total *= count[i];
     if (total == 0) {
         *empty = 1;
@@ -283,9 +310,14 @@ static herr_t select_rows(hid_t d, int64_t at, int64_t n, int grow, hid_t *fs, h
 }
 
 herr_t h5u_write_rows(hid_t d, hid_t mtype, int64_t at, int64_t n, const void *buf, int grow) {
+    return h5u_write_block(d, mtype, at, n, NULL, buf, grow);
+}
+
+herr_t h5u_write_block(hid_t d, hid_t mtype, int64_t at, int64_t n, const hsize_t *block, const void *buf,
+                       int grow) {
     hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
     int empty;
-    herr_t r = select_rows(d, at, n, grow, &fs, &ms, &empty);
+    herr_t r = select_rows(d, at, n, block, grow, &fs, &ms, &empty);
     if (r == 0 && !empty) r = H5Dwrite(d, mtype, ms, fs, H5P_DEFAULT, buf) < 0 ? -1 : 0;
     h5u_close(&ms);
     h5u_close(&fs);
@@ -293,9 +325,13 @@ herr_t h5u_write_rows(hid_t d, hid_t mtype, int64_t at, int64_t n, const void *b
 }
 
 herr_t h5u_read_rows(hid_t d, hid_t mtype, int64_t at, int64_t n, void *buf) {
+    return h5u_read_block(d, mtype, at, n, NULL, buf);
+}
+
+herr_t h5u_read_block(hid_t d, hid_t mtype, int64_t at, int64_t n, const hsize_t *block, void *buf) {
     hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
     int empty;
-    herr_t r = select_rows(d, at, n, 0, &fs, &ms, &empty);
+    herr_t r = select_rows(d, at, n, block, 0, &fs, &ms, &empty);
     if (r == 0 && !empty) r = H5Dread(d, mtype, ms, fs, H5P_DEFAULT, buf) < 0 ? -1 : 0;
     h5u_close(&ms);
     h5u_close(&fs);

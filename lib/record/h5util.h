@@ -81,7 +81,8 @@ int h5u_attr_get_ints(hid_t loc, const char *name, hid_t mtype, void *v, hssize_
 // datasets
 
 /* An extendible dataset [0, d1, d2][:rank] (fixed: d1, d2), chunk
- * (chunk0, d1, d2); no fill value for chunks of one row; shuffle + deflate
+ * (chunk0, d1, d2); no fill value for chunks of one whole row, else NaN for
+ * floats; shuffle + deflate
  * at level compress (> 0) when both filters are available; dapl its access
  * properties (H5P_DEFAULT). */
 hid_t h5u_make_ext(hid_t loc, const char *name, hid_t ftype, int rank, const hsize_t *fixed, hsize_t chunk0,
@@ -89,6 +90,12 @@ hid_t h5u_make_ext(hid_t loc, const char *name, hid_t ftype, int rank, const hsi
 
 /* Fixed-size dataset, space allocated at creation (no file-space allocation
  * once SWMR writing runs), no fill value. */
+/* The same with any chunk shape chunk[rank]; sparse: rows may stay
+ * unwritten, so a fill value (NaN for floats) is kept even for chunks of
+ * one whole row. */
+hid_t h5u_make_ext_chunk(hid_t loc, const char *name, hid_t ftype, int rank, const hsize_t *fixed,
+                         const hsize_t *chunk, int compress, int sparse, hid_t dapl);
+
 hid_t h5u_make_fixed(hid_t loc, const char *name, hid_t ftype, int rank, const hsize_t *dims);
 
 /* Current first dimension of a dataset, -1 on error. */
@@ -101,5 +108,11 @@ herr_t h5u_write_rows(hid_t d, hid_t mtype, int64_t at, int64_t n, const void *b
 
 /* Read rows [at, at+n) of a dataset of rank 1..3 into buf. */
 herr_t h5u_read_rows(hid_t d, hid_t mtype, int64_t at, int64_t n, void *buf);
+
+/* The same for the leading block[0] (x block[1]) elements of each row, buf
+ * holding them packed: e.g. the r x r corner of a [T, cap, cap] dataset. */
+herr_t h5u_write_block(hid_t d, hid_t mtype, int64_t at, int64_t n, const hsize_t *block, const void *buf,
+                       int grow);
+herr_t h5u_read_block(hid_t d, hid_t mtype, int64_t at, int64_t n, const hsize_t *block, void *buf);
 
 #endif

@@ -34,6 +34,7 @@
  * (vfd.c) can write snapshots by direct I/O, falling back to the page cache
  * while the disk lags; metrics rows are written in batches (MBATCH, MLAG).
  */
+#include "oialr/lowrank.h"
 #include "oialr/record.h"
 
 #include "h5util.h"
@@ -82,13 +83,14 @@ static void recorder_free(recorder *r) {
     }
     if (r->pool_map) munmap(r->pool_map, r->pool_map_bytes);
     for (int i = 0; i < OIALR_RECORD_POOL; i++) {
-        free(r->pool_bad[i]);
-        free(r->pool_rank[i]);
+        free(r->pool_snap[i]);
         free(r->pool[i]);
     }
     free(r->ck_f);
     free(r->ck_order);
     free(r->form_tmp);
+    free(r->fcap);
+    free(r->basis_ver);
     free(r->snap_len);
     free(r->ckeys);
     free(r->cvals);
@@ -137,6 +139,31 @@ static size_t copy_count(float *restrict dst, const float *restrict src, size_t 
     return bad + traj_count_nonfinite(src + i, n - i);
 }
 
+/* A low-rank layer's snapshot as its factors into dst (traj_snap kinds,
+ * internal.h): Σ alone while the file has the layer's current U and V, or
+ * U, V and Σ when they are new and take no more room than W. 0 if neither
+ * (then W is formed). */
+static int copy_factors(recorder *r, int i, const oialr_params *p, const oialr_param_info *pi, float *dst,
+                        traj_snap *sn) {
+    size_t k = (size_t)pi->rank, rows = (size_t)pi->rows, cols = (size_t)pi->cols, n = k * k;
+    const float *sigma = p->data + pi->offset;
+    if (r->fcap[i] <= 0 || pi->rank > r->fcap[i]) return 0;
+    if (r->basis_ver[i] == (int64_t)pi->basis_version) {
+        sn->kind = TRAJ_SNAP_SIGMA;
+    } else if ((rows + cols) * k + n <= rows * cols) {
+        sn->kind = TRAJ_SNAP_BASIS;
+        memcpy(dst, pi->u, rows * k * sizeof *dst);
+        memcpy(dst + rows * k, pi->v, cols * k * sizeof *dst);
+        dst += (rows + cols) * k;
+        r->basis_ver[i] = (int64_t)pi->basis_version;
+    } else {
+        return 0;
+    }
+    memcpy(dst, sigma, n * sizeof *dst);
+    sn->nonfinite = traj_count_nonfinite(sn->w, (sn->kind == TRAJ_SNAP_BASIS ? (rows + cols) * k : 0) + n);
+    return 1;
+}
+
 static int snapshot(recorder *r, oialr_trainer *t) {
     int64_t step = t->metrics.step;
     if (step == r->last_snap) return OIALR_OK;
@@ -146,13 +173,15 @@ static int snapshot(recorder *r, oialr_trainer *t) {
     for (int i = 0; i < r->nsel; i++) {
         const oialr_param_info *pi = &p->info[r->index[i]];
         float *dst = r->pool[j.slot][i];
-        r->pool_rank[j.slot][i] = (int32_t)pi->rank; /* 0: full */
+        traj_snap *sn = &r->pool_snap[j.slot][i];
+        *sn = (traj_snap){.w = dst, .rank = (int32_t)pi->rank, .kind = TRAJ_SNAP_FULL}; /* rank 0: full */
         if (pi->rank == 0) {
-            r->pool_bad[j.slot][i] = copy_count(dst, p->data + pi->offset, r->snap_len[i]);
+            sn->nonfinite = copy_count(dst, p->data + pi->offset, r->snap_len[i]);
             continue;
         }
-        /* a low-rank layer (OIALR): the snapshot is its W = U Σ Vᵀ, so the
-         * analysis reads the same matrix across the switch */
+        if (copy_factors(r, i, p, pi, dst, sn)) continue;
+        /* a low-rank layer whose new bases would take more room than W:
+         * its W = U Σ Vᵀ, so the analysis reads the same matrix */
         if (!r->form_tmp) { /* once, for the largest U Σ of any selected layer */
             size_t most = 1;
             for (int k = 0; k < r->nsel; k++) {
@@ -165,7 +194,7 @@ static int snapshot(recorder *r, oialr_trainer *t) {
         }
         int rc = oialr_params_weight(p, r->index[i], dst, r->form_tmp);
         if (rc) return rc;
-        r->pool_bad[j.slot][i] = traj_count_nonfinite(dst, r->snap_len[i]);
+        sn->nonfinite = traj_count_nonfinite(dst, r->snap_len[i]);
     }
     r->copy_s += oialr_now() - t0;
     r->last_snap = step;
@@ -269,7 +298,7 @@ static int alloc_pool(recorder *r, const oialr_params *p) {
     r->snap_floats = 0;
     size_t buf_floats = 0;
     for (int i = 0; i < r->nsel; i++) {
-        r->snap_len[i] = p->info[r->index[i]].size;
+        r->snap_len[i] = p->info[r->index[i]].capacity; /* rows * cols, also once low-rank */
         size_t padded = page_floats(r->snap_len[i]);
         if ((padded == 0 && r->snap_len[i] > 0) || padded > SIZE_MAX / sizeof(float) - buf_floats) {
             rc = oialr_seterr(OIALR_ERR_NOMEM, "%s: snapshot too large", r->path);
@@ -287,10 +316,9 @@ static int alloc_pool(recorder *r, const oialr_params *p) {
         goto done;
     }
     for (int i = 0; i < OIALR_RECORD_POOL; i++) {
-        r->pool_bad[i] = calloc((size_t)r->nsel + 1, sizeof(size_t));
-        r->pool_rank[i] = calloc((size_t)r->nsel + 1, sizeof(int32_t));
+        r->pool_snap[i] = calloc((size_t)r->nsel + 1, sizeof(traj_snap));
         r->pool[i] = calloc((size_t)r->nsel + 1, sizeof(float *));
-        if (!r->pool_bad[i] || !r->pool_rank[i] || !r->pool[i]) {
+        if (!r->pool_snap[i] || !r->pool[i]) {
             rc = oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", r->path);
             goto done;
         }
@@ -347,12 +375,22 @@ static int gather(recorder *r, oialr_trainer *t) {
     size_t cap = (size_t)(p->count ? p->count : 1);
     r->index = malloc(cap * sizeof *r->index);
     r->sel = malloc(cap * sizeof *r->sel);
-    if (!r->index || !r->sel) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", r->path);
+    r->fcap = calloc(cap, sizeof *r->fcap);
+    r->basis_ver = malloc(cap * sizeof *r->basis_ver);
+    if (!r->index || !r->sel || !r->fcap || !r->basis_ver)
+        return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", r->path);
+    /* with an OIALR controller in the run, the layers it can switch get
+     * factored snapshots (docs/format.md) */
+    int lowrank = 0;
+    for (int k = 0; k < t->nhooks; k++) lowrank |= oialr_lowrank_is_hook(&t->hooks[k]);
     for (int i = 0; i < p->count; i++) {
         const oialr_param_info *pi = &p->info[i];
         if (pi->kind != OIALR_PARAM_MATRIX) continue;
         if (r->layers && r->layers[0] && !oialr_glob_match(r->layers, pi->name)) continue;
         r->sel[r->nsel] = *pi; /* a copy: the writer must not read the trainer */
+        if (lowrank && t->model && oialr_model_lowrank_capable(t->model, i))
+            r->fcap[r->nsel] = pi->rows < pi->cols ? pi->rows : pi->cols;
+        r->basis_ver[r->nsel] = -1;
         r->index[r->nsel++] = i;
     }
     if (r->nsel == 0) {

@@ -51,8 +51,7 @@ static int job_write(recorder *r, const job *j) {
         rc = define_file(r);
         break;
     case JOB_SNAP: {
-        rc = traj_append_snapshot(tr, j->step, r->nsel, (const float *const *)r->pool[j->slot],
-                                  r->pool_bad[j->slot], r->pool_rank[j->slot]);
+        rc = traj_append_snapshot(tr, j->step, r->nsel, r->pool_snap[j->slot]);
         break;
     }
     case JOB_METRICS:
@@ -273,7 +272,10 @@ static int define_file(recorder *r) {
     int rc;
     for (int i = 0; i < r->nsel; i++) {
         const oialr_param_info *pi = &r->sel[i];
-        if ((rc = oialr_traj_declare_layer(tr, pi->name, pi->rows, pi->cols, pi->layer, pi->ndim, pi->shape, NULL)))
+        int index;
+        if ((rc = oialr_traj_declare_layer(tr, pi->name, pi->rows, pi->cols, pi->layer, pi->ndim, pi->shape,
+                                           &index)) ||
+            (r->fcap[i] > 0 && (rc = oialr_traj_declare_factors(tr, index, r->fcap[i]))))
             return rc;
     }
     for (int i = 0; i < r->nbase; i++)

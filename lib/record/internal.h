@@ -14,14 +14,25 @@
  * must leave the path as it was (the first snapshot publishes). */
 int traj_start(oialr_traj *t);
 
-/* A snapshot of layers 0..n-1 at one step (w[i]; nonfinite[i]: the NaN/Inf
- * the caller counted while copying, so the writer does not read w again),
- * with one flush of the file instead of three per layer: HDF5 writes raw
- * data before the metadata that makes it visible, and readers take the
- * smallest of a layer's three extents, so a live or killed file still never
- * shows a step whose weight is missing. */
-int traj_append_snapshot(oialr_traj *t, int64_t step, int n, const float *const *w, const size_t *nonfinite,
-                         const int32_t *ranks);
+/* One layer's part of a snapshot. FULL: w holds rows*cols floats (rank <= 0:
+ * full); for a layer declared with factors, SIGMA: w holds Σ (rank x rank)
+ * on the layer's previous basis; BASIS: a new basis, w holds u [rows x
+ * rank], v [cols x rank] and Σ, packed in that order. nonfinite: the NaN/Inf
+ * the caller counted while copying, so the writer does not read w again. */
+enum { TRAJ_SNAP_FULL = 0, TRAJ_SNAP_SIGMA = 1, TRAJ_SNAP_BASIS = 2 };
+typedef struct traj_snap {
+    const float *w;
+    int32_t rank;
+    int kind;
+    size_t nonfinite;
+} traj_snap;
+
+/* A snapshot of layers 0..n-1 at one step (s[i]), with one flush of the
+ * file instead of three per layer: HDF5 writes raw data before the
+ * metadata that makes it visible, and readers take the smallest of a
+ * layer's extents, so a live or killed file still never shows a step
+ * whose data is missing. */
+int traj_append_snapshot(oialr_traj *t, int64_t step, int n, const traj_snap *s);
 
 /* NaN and Inf among w[0, n) (exponent bits all ones): the one count, used
  * by the writer and for the tail of the hook's counting copy. */

@@ -7,6 +7,7 @@
 #define OIALR_RECORD_RECORDER_H
 
 #include "oialr/record.h"
+#include "internal.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -74,8 +75,10 @@ typedef struct recorder {
     void *pool_map;            /* one mapping for the pool, huge pages if it can */
     size_t pool_map_bytes;
     float **pool[OIALR_RECORD_POOL]; /* [nsel] each layer in buffer i, page-aligned */
-    size_t *pool_bad[OIALR_RECORD_POOL]; /* [nsel] NaN/Inf counts, taken while copying */
-    int32_t *pool_rank[OIALR_RECORD_POOL]; /* [nsel] rank of each layer in buffer i */
+    traj_snap *pool_snap[OIALR_RECORD_POOL]; /* [nsel] what buffer i holds of each layer:
+                               * full or factors, rank, NaN/Inf counted while copying */
+    int64_t *fcap;             /* [nsel] factor capacity declared (0: always full) */
+    int64_t *basis_ver;        /* [nsel] basis_version whose U, V the file has (-1: none) */
     float *form_tmp;           /* U Σ of a low-rank layer while its W is formed */
     float *ck_f;               /* as is each checkpoint array (direct I/O, vfd.h); */
     size_t ck_stride;          /* ck_f: the arrays of has[], this apart */

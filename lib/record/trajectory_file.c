@@ -50,9 +50,12 @@ void traj_free(oialr_traj *t) {
         h5u_close(&l->dw);
         h5u_close(&l->ds);
         h5u_close(&l->dr);
+        traj_close_factors(l);
         h5u_close(&l->grp);
         free(l->steps);
         free(l->ranks);
+        free(l->bases);
+        free(l->fbuf);
     }
     free(t->layers);
     for (int i = 0; i < t->ncol; i++) {
@@ -93,12 +96,22 @@ tlayer *traj_new_layer(oialr_traj *t) {
     tlayer *l = &t->layers[t->nlayers];
     memset(l, 0, sizeof *l);
     l->grp = l->dw = l->ds = l->dr = H5I_INVALID_HID;
+    l->dbasis = l->dsigma = l->du = l->dv = l->dbstep = H5I_INVALID_HID;
     l->raw = -1;
+    l->fbasis = -1;
     return l;
 }
 
+void traj_close_factors(tlayer *l) {
+    h5u_close(&l->dbasis);
+    h5u_close(&l->dsigma);
+    h5u_close(&l->du);
+    h5u_close(&l->dv);
+    h5u_close(&l->dbstep);
+}
+
 int traj_layer_grow(tlayer *l, int64_t n) {
-    if (n <= l->cap) return 0;
+    if (n <= l->cap && (l->pub.factor_capacity <= 0 || l->bases)) return 0;
     int64_t nc = l->cap ? l->cap : 64;
     while (nc < n) nc *= 2;
     int64_t *s = realloc(l->steps, (size_t)nc * sizeof *s);
@@ -107,6 +120,12 @@ int traj_layer_grow(tlayer *l, int64_t n) {
     int32_t *r = realloc(l->ranks, (size_t)nc * sizeof *r);
     if (!r) return -1;
     l->ranks = r;
+    if (l->pub.factor_capacity > 0) {
+        int32_t *b = realloc(l->bases, (size_t)nc * sizeof *b);
+        if (!b) return -1;
+        l->bases = b;
+        l->pub.bases = b;
+    }
     l->cap = nc;
     l->pub.steps = l->steps;
     l->pub.ranks = l->ranks;
@@ -339,6 +358,7 @@ static int close_file(oialr_traj *t, int keep) {
         for (int i = 0; i < t->nlayers; i++) {
             tlayer *l = &t->layers[i];
             h5u_close(&l->dw), h5u_close(&l->ds), h5u_close(&l->dr), h5u_close(&l->grp);
+            traj_close_factors(l);
         }
         (void)lrc;
         closerc = H5Fclose(f) < 0;

@@ -12,6 +12,8 @@
  *                            snapshots, metrics rows and events)
  *   trajectory_read.c        the reader: open (every format check), refresh,
  *                            the getters and reads
+ *   trajectory_factors.c     the reader's side of factored snapshots (a
+ *                            low-rank layer's U Σ Vᵀ): checks, forming W
  *   trajectory_checkpoint.c  the checkpoint: /checkpoint, its items, the
  *                            two slots written and read
  *   h5util.c                 the generic HDF5 helpers (also analysis/)
@@ -52,7 +54,14 @@ typedef struct tlayer {
     hid_t grp, dw, ds, dr; /* group, weight, step, rank */
     int64_t *steps;
     int32_t *ranks;
+    int32_t *bases;        /* factored layers: basis of each snapshot, -1 full */
     int64_t cap;
+    /* factored layers (pub.factor_capacity > 0; docs/format.md): */
+    hid_t dbasis, dsigma, du, dv, dbstep; /* basis [T], sigma, u, v, basis_step [K] */
+    int64_t nbasis;        /* K: bases written (writer) / complete (reader) */
+    float *fbuf;           /* reader: u, v, sigma, U·Σ of one snapshot */
+    int32_t fbasis, frank; /* reader: the basis and rank held in fbuf (-1: none) */
+    int32_t wbrank;        /* writer: rank of the last basis written */
     int warned_nonfinite;
     int raw; /* snapshots go in as raw chunks (-1: not known yet) */
 } tlayer;
@@ -117,6 +126,8 @@ void traj_free(oialr_traj *t);
  * of memory); room for n steps and ranks in a layer (0, or -1: no memory). */
 tlayer *traj_new_layer(oialr_traj *t);
 int traj_layer_grow(tlayer *l, int64_t n);
+/* Close a layer's factor datasets (any of them open). */
+void traj_close_factors(tlayer *l);
 /* Property lists: file access (writer: the direct-I/O driver), groups that
  * track creation order, weights without a chunk cache. */
 hid_t traj_file_fapl(int writer);
@@ -158,6 +169,23 @@ void traj_namelist_free(namelist *nl);
  * rank and the dims want[i] >= 0; expect: the format's description. */
 int traj_check_dset(oialr_traj *t, hid_t d, const char *obj, H5T_class_t cls, int rank, const int64_t *want,
                     const char *expect);
+/* 1 if chunk k (along dim 0) has storage, 0 if not, -1 on error; rows
+ * [0, *n) that can hold written data (the extent cut to the last allocated
+ * chunk). */
+int traj_chunk_allocated(hid_t d, hsize_t k, hsize_t chunk0);
+herr_t traj_rows_written(hid_t d, int64_t *n);
+// ----------------------------------------------------------------------------
+// trajectory_factors.c: the reader's side of factored snapshots
+/* Open and check a layer's factor datasets if it has them (pub.factor_capacity). */
+int traj_factors_open(oialr_traj *t, tlayer *l);
+/* Cut *n to the snapshots whose basis entry is written. */
+int traj_factors_bound(oialr_traj *t, tlayer *l, int64_t *n);
+/* Read and check bases[0, n) (ranks already read). */
+int traj_factors_load(oialr_traj *t, tlayer *l, int64_t n);
+/* Snapshot snap into out[rows * cols]: the weight row, or U Σ Vᵀ formed. */
+int traj_factors_read(oialr_traj *t, tlayer *l, int64_t snap, float *out);
+/* H5Drefresh of the factor datasets (SWMR read). */
+int traj_factors_refresh(oialr_traj *t, tlayer *l);
 
 // ----------------------------------------------------------------------------
 // trajectory_checkpoint.c

@@ -6,7 +6,7 @@
  * A reader trusts nothing in the file: every dataset's type class, rank and
  * shape is checked against docs/format.md before anything is read into a
  * buffer sized from it, and steps are checked to increase ("What a reader
- * checks" there). Row counts come from rows_written(), never from an extent
+ * checks" there). Row counts come from traj_rows_written(), never from an extent
  * alone.
  */
 #include "trajectory_impl.h"
@@ -81,7 +81,7 @@ done:
 
 /* 1 if chunk k (along dim 0) of a chunked dataset has storage, 0 if not,
  * -1 on error. */
-static int chunk_allocated(hid_t d, hsize_t k, hsize_t chunk0) {
+int traj_chunk_allocated(hid_t d, hsize_t k, hsize_t chunk0) {
     hsize_t off[H5S_MAX_RANK] = {0}, size = 0;
     unsigned mask = 0;
     haddr_t addr = HADDR_UNDEF;
@@ -95,7 +95,7 @@ static int chunk_allocated(hid_t d, hsize_t k, hsize_t chunk0) {
  * order). An extent grown without writing (a writer killed in between, a
  * damaged file) would otherwise read as fill values nobody wrote, and size
  * the reader's buffers: 10^7 "rows" from a file of four. */
-static herr_t rows_written(hid_t d, int64_t *n) {
+herr_t traj_rows_written(hid_t d, int64_t *n) {
     hid_t sp = H5Dget_space(d), dcpl = H5I_INVALID_HID;
     hsize_t dims[H5S_MAX_RANK], chunk[H5S_MAX_RANK];
     herr_t r = -1;
@@ -112,13 +112,13 @@ static herr_t rows_written(hid_t d, int64_t *n) {
     }
     if (H5Pget_chunk(dcpl, rank, chunk) != rank || chunk[0] == 0) goto done;
     hsize_t lo = 0, hi = (dims[0] - 1) / chunk[0];
-    int a = chunk_allocated(d, hi, chunk[0]);
+    int a = traj_chunk_allocated(d, hi, chunk[0]);
     if (a < 0) goto done;
     if (!a) {
         /* chunks [0, lo) have storage, chunk hi has none */
         while (lo < hi) {
             hsize_t mid = lo + (hi - lo) / 2;
-            if ((a = chunk_allocated(d, mid, chunk[0])) < 0) goto done;
+            if ((a = traj_chunk_allocated(d, mid, chunk[0])) < 0) goto done;
             if (a) lo = mid + 1;
             else hi = mid;
         }
@@ -137,10 +137,12 @@ done:
 static int load_layer_steps(oialr_traj *t, tlayer *l) {
     int rc = OIALR_OK;
     int64_t nw = 0, ns = 0, nr = 0;
-    if (rows_written(l->dw, &nw) < 0 || rows_written(l->ds, &ns) < 0 || rows_written(l->dr, &nr) < 0)
+    if (traj_rows_written(l->dw, &nw) < 0 || traj_rows_written(l->ds, &ns) < 0 || traj_rows_written(l->dr, &nr) < 0)
         return h5u_err(t->path, OIALR_ERR_HDF5, "layer %s: cannot read extents", l->pub.name);
-    int64_t n = nw < ns ? nw : ns;
+    /* a factored layer's weight rows stop at its switch: its basis bounds */
+    int64_t n = l->pub.factor_capacity > 0 ? ns : (nw < ns ? nw : ns);
     if (nr < n) n = nr;
+    if (l->pub.factor_capacity > 0 && (rc = traj_factors_bound(t, l, &n))) return rc;
     if (n > READ_MAX_SNAPSHOTS)
         return oialr_seterr(OIALR_ERR_OVERFLOW, "%s: layer %s: %lld snapshots, more than a reader accepts (%lld)",
                             t->path, l->pub.name, (long long)n, (long long)READ_MAX_SNAPSHOTS);
@@ -157,6 +159,7 @@ static int load_layer_steps(oialr_traj *t, tlayer *l) {
             l->pub.name);
     TRY_H5(h5u_read_rows(l->dr, H5T_NATIVE_INT32, 0, n, l->ranks), OIALR_ERR_IO, "layer %s: cannot read ranks",
             l->pub.name);
+    if (l->pub.factor_capacity > 0 && (rc = traj_factors_load(t, l, n))) return rc;
     for (int64_t i = 0; i < n; i++) {
         if (l->steps[i] < 0)
             return oialr_seterr(OIALR_ERR_FORMAT, "%s: /layers/%s/step: step[%lld] = %lld is negative", t->path,
@@ -231,6 +234,7 @@ static int open_layer(oialr_traj *t, hid_t lay, const char *name) {
         l->pub.shape[0] = l->pub.rows;
         l->pub.shape[1] = l->pub.cols;
     }
+    if ((rc = traj_factors_open(t, l))) goto done;
     rc = load_layer_steps(t, l);
 done:
     free(kind);
@@ -304,7 +308,7 @@ static int open_metrics(oialr_traj *t) {
         goto done;
     }
     int64_t rows = 0, r = 0;
-    TRY_H5(rows_written(t->dmstep, &rows), OIALR_ERR_HDF5, "cannot read the extent of /metrics/step");
+    TRY_H5(traj_rows_written(t->dmstep, &rows), OIALR_ERR_HDF5, "cannot read the extent of /metrics/step");
     for (int i = 0; i < nl.n; i++) {
         if (!strcmp(nl.v[i], "step")) continue;
         int k = t->ncol;
@@ -317,7 +321,7 @@ static int open_metrics(oialr_traj *t) {
         char obj[OIALR_TRAJ_NAME_MAX + 16];
         snprintf(obj, sizeof obj, "/metrics/%s", t->colnames[k]);
         if ((rc = traj_check_dset(t, t->dcol[k], obj, H5T_FLOAT, 1, NULL, "float [R]"))) goto done;
-        TRY_H5(rows_written(t->dcol[k], &r), OIALR_ERR_HDF5, "cannot read the extent of %s", obj);
+        TRY_H5(traj_rows_written(t->dcol[k], &r), OIALR_ERR_HDF5, "cannot read the extent of %s", obj);
         if (r < rows) rows = r;
     }
     t->info.ncolumns = t->ncol;
@@ -398,7 +402,7 @@ static int open_structure(oialr_traj *t) {
         TRY_H5(t->devents = H5Dopen2(t->file, "events", H5P_DEFAULT), OIALR_ERR_FORMAT, "/events is not a dataset");
         if ((rc = check_events(t))) goto done;
         int64_t e = 0;
-        TRY_H5(rows_written(t->devents, &e), OIALR_ERR_HDF5, "cannot read the extent of /events");
+        TRY_H5(traj_rows_written(t->devents, &e), OIALR_ERR_HDF5, "cannot read the extent of /events");
         t->info.nevents = e;
     }
     rc = traj_open_ckpt(t);
@@ -588,6 +592,10 @@ int oialr_traj_read(oialr_traj *t, int layer, int64_t snap, float *out, size_t n
                             l->pub.name, (long long)(l->pub.rows * l->pub.cols), n);
     int rc = OIALR_OK;
     h5u_quiet q = h5u_quiet_begin();
+    if (l->pub.factor_capacity > 0) {
+        rc = traj_factors_read(t, l, snap, out);
+        goto done;
+    }
     TRY_H5(h5u_read_rows(l->dw, H5T_NATIVE_FLOAT, snap, 1, out), OIALR_ERR_IO, "layer %s: cannot read snapshot %lld",
             l->pub.name, (long long)snap);
 done:
@@ -698,15 +706,15 @@ int oialr_traj_refresh(oialr_traj *t) {
         TRY_H5(H5Drefresh(l->dw), OIALR_ERR_IO, "layer %s: cannot refresh", l->pub.name);
         TRY_H5(H5Drefresh(l->dr), OIALR_ERR_IO, "layer %s: cannot refresh", l->pub.name);
         TRY_H5(H5Drefresh(l->ds), OIALR_ERR_IO, "layer %s: cannot refresh", l->pub.name);
-        if ((rc = load_layer_steps(t, l))) goto done;
+        if ((rc = traj_factors_refresh(t, l)) || (rc = load_layer_steps(t, l))) goto done;
     }
     if (t->dmstep >= 0) {
         TRY_H5(H5Drefresh(t->dmstep), OIALR_ERR_IO, "cannot refresh /metrics/step");
         int64_t rows = 0, r = 0;
-        TRY_H5(rows_written(t->dmstep, &rows), OIALR_ERR_HDF5, "cannot read the extent of /metrics/step");
+        TRY_H5(traj_rows_written(t->dmstep, &rows), OIALR_ERR_HDF5, "cannot read the extent of /metrics/step");
         for (int i = 0; i < t->ncol; i++) {
             TRY_H5(H5Drefresh(t->dcol[i]), OIALR_ERR_IO, "cannot refresh /metrics/%s", t->colnames[i]);
-            TRY_H5(rows_written(t->dcol[i], &r), OIALR_ERR_HDF5, "cannot read the extent of /metrics/%s",
+            TRY_H5(traj_rows_written(t->dcol[i], &r), OIALR_ERR_HDF5, "cannot read the extent of /metrics/%s",
                     t->colnames[i]);
             if (r < rows) rows = r;
         }
@@ -715,7 +723,7 @@ int oialr_traj_refresh(oialr_traj *t) {
     if (t->devents >= 0) {
         TRY_H5(H5Drefresh(t->devents), OIALR_ERR_IO, "cannot refresh /events");
         int64_t e = 0;
-        TRY_H5(rows_written(t->devents, &e), OIALR_ERR_HDF5, "cannot read the extent of /events");
+        TRY_H5(traj_rows_written(t->devents, &e), OIALR_ERR_HDF5, "cannot read the extent of /events");
         t->info.nevents = e;
     }
     if (t->dslot >= 0) {

@@ -54,7 +54,7 @@ int oialr_traj_create(oialr_traj **out, const char *path, const oialr_traj_optio
         goto done;
     }
     t->info.command_line = t->cmdline;
-    t->info.format_version = OIALR_TRAJ_FORMAT_VERSION;
+    t->info.format_version = 1; /* 2 once a layer is declared factored */
     t->info.seed = opt->seed;
     time_t now = time(NULL);
     struct tm tmv;
@@ -73,7 +73,7 @@ int oialr_traj_create(oialr_traj **out, const char *path, const oialr_traj_optio
     }
     if ((rc = traj_lock_take(t, t->out.tmp))) goto done;
     t->vfd = oialr_vfd_of(t->file);
-    int32_t ver = OIALR_TRAJ_FORMAT_VERSION;
+    int32_t ver = 1;
     TRY_H5(h5u_attr_put_str(t->file, "format", OIALR_TRAJ_FORMAT), OIALR_ERR_IO, "cannot write root attributes");
     TRY_H5(h5u_attr_put_num(t->file, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT32, &ver, 0), OIALR_ERR_IO,
             "cannot write root attributes");
@@ -208,6 +208,69 @@ done:
     }
     h5u_close(&dapl);
     h5u_close(&lay);
+    h5u_quiet_end(q);
+    return rc;
+}
+
+/* Chunks of the factor datasets: CHUNK_R columns of U and V, CHUNK_R x
+ * CHUNK_R of Σ, so a snapshot of rank r allocates about r columns, not
+ * the capacity's. */
+#define CHUNK_R 32
+
+int oialr_traj_declare_factors(oialr_traj *t, int layer, int64_t capacity) {
+    OIALR_ASSERT(t);
+    int rc = traj_need_define(t, "cannot declare factors");
+    if (rc) return rc;
+    if (layer < 0 || layer >= t->nlayers)
+        return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no layer with index %d", t->path, layer);
+    tlayer *l = &t->layers[layer];
+    int64_t kmax = l->pub.rows < l->pub.cols ? l->pub.rows : l->pub.cols;
+    if (capacity < 1 || capacity > kmax)
+        return oialr_seterr(OIALR_ERR_ARG, "%s: layer %s: factor capacity %lld outside 1..%lld", t->path,
+                            l->pub.name, (long long)capacity, (long long)kmax);
+    if (l->pub.factor_capacity > 0)
+        return oialr_seterr(OIALR_ERR_ARG, "%s: layer %s: factors declared twice", t->path, l->pub.name);
+    h5u_quiet q = h5u_quiet_begin();
+    hsize_t c = (hsize_t)(capacity < CHUNK_R ? capacity : CHUNK_R), cap = (hsize_t)capacity;
+    hsize_t fs[2] = {cap, cap}, cs[3] = {1, c, c};
+    hsize_t fu[2] = {(hsize_t)l->pub.rows, cap}, cu[3] = {1, (hsize_t)l->pub.rows, c};
+    hsize_t fv[2] = {(hsize_t)l->pub.cols, cap}, cv[3] = {1, (hsize_t)l->pub.cols, c};
+    hsize_t fw[2] = {(hsize_t)l->pub.rows, (hsize_t)l->pub.cols}, cw[3] = {1, fw[0], fw[1]};
+    hid_t dapl = H5I_INVALID_HID;
+    int32_t ver = 2;
+    const char *name = l->pub.name;
+    if (t->info.format_version < 2) {
+        TRY_H5(H5Adelete(t->file, "format_version"), OIALR_ERR_IO, "cannot rewrite format_version");
+        TRY_H5(h5u_attr_put_num(t->file, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT32, &ver, 0), OIALR_ERR_IO,
+                "cannot write root attributes");
+        t->info.format_version = 2;
+    }
+    /* the weight again, sparse: the rows of factored snapshots stay
+     * unwritten and must read as NaN, not as a plausible 0 (nothing is
+     * written in phase 1, so nothing is lost) */
+    h5u_close(&l->dw);
+    TRY_H5(H5Ldelete(l->grp, "weight", H5P_DEFAULT), OIALR_ERR_IO, "layer '%s': cannot redefine the weight", name);
+    TRY_H5(dapl = traj_weight_dapl(), OIALR_ERR_HDF5, "cannot set up dataset access");
+    TRY_H5(l->dw = h5u_make_ext_chunk(l->grp, "weight", H5T_IEEE_F32LE, 3, fw, cw, t->compress, 1, dapl),
+            OIALR_ERR_IO, "layer '%s': cannot create the weight dataset", name);
+    TRY_H5(l->dbasis = h5u_make_ext(l->grp, "basis", H5T_STD_I32LE, 1, NULL, 256, 0, H5P_DEFAULT), OIALR_ERR_IO,
+            "layer '%s': cannot create the basis dataset", name);
+    TRY_H5(l->dsigma = h5u_make_ext_chunk(l->grp, "sigma", H5T_IEEE_F32LE, 3, fs, cs, t->compress, 1, H5P_DEFAULT),
+            OIALR_ERR_IO, "layer '%s': cannot create the sigma dataset", name);
+    TRY_H5(l->du = h5u_make_ext_chunk(l->grp, "u", H5T_IEEE_F32LE, 3, fu, cu, t->compress, 1, H5P_DEFAULT),
+            OIALR_ERR_IO, "layer '%s': cannot create the u dataset", name);
+    TRY_H5(l->dv = h5u_make_ext_chunk(l->grp, "v", H5T_IEEE_F32LE, 3, fv, cv, t->compress, 1, H5P_DEFAULT),
+            OIALR_ERR_IO, "layer '%s': cannot create the v dataset", name);
+    TRY_H5(l->dbstep = h5u_make_ext(l->grp, "basis_step", H5T_STD_I64LE, 1, NULL, 64, 0, H5P_DEFAULT),
+            OIALR_ERR_IO, "layer '%s': cannot create the basis_step dataset", name);
+    l->pub.factor_capacity = capacity;
+    if (traj_layer_grow(l, 1)) rc = oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", t->path);
+done:
+    if (rc) {
+        traj_close_factors(l);
+        l->pub.factor_capacity = 0;
+    }
+    h5u_close(&dapl);
     h5u_quiet_end(q);
     return rc;
 }
@@ -389,26 +452,84 @@ static herr_t write_snapshot(tlayer *l, int64_t n, const float *w) {
     return H5Dwrite_chunk(l->dw, H5P_DEFAULT, 0, off, (size_t)l->pub.rows * (size_t)l->pub.cols * sizeof(float), w);
 }
 
-/* One layer's snapshot: weight, then rank, then step, each flushed when
- * flush is set (a reader of a live file then never sees a step whose weight
- * is missing). */
-static int append_layer(oialr_traj *t, int layer, int64_t step, const float *w, int32_t rank, size_t bad, int flush) {
+/* A factored snapshot's data: a new basis (u[k], v[k], basis_step[k]) when
+ * s brings one, then Σ, and the weight's extent grown over the row that
+ * stays unwritten (it reads as NaN). */
+static int write_factors(oialr_traj *t, tlayer *l, int64_t n, int64_t step, const traj_snap *s, int flush) {
+    int rc = OIALR_OK;
+    const int64_t r = s->rank, rows = l->pub.rows, cols = l->pub.cols;
+    const float *sigma = s->w;
+    if (s->kind == TRAJ_SNAP_BASIS) {
+        const int64_t k = l->nbasis;
+        const hsize_t bu[2] = {(hsize_t)rows, (hsize_t)r}, bv[2] = {(hsize_t)cols, (hsize_t)r};
+        TRY_H5(h5u_write_block(l->du, H5T_NATIVE_FLOAT, k, 1, bu, s->w, 1), OIALR_ERR_IO,
+                "layer %s: cannot write basis %lld (u)", l->pub.name, (long long)k);
+        TRY_H5(h5u_write_block(l->dv, H5T_NATIVE_FLOAT, k, 1, bv, s->w + rows * r, 1), OIALR_ERR_IO,
+                "layer %s: cannot write basis %lld (v)", l->pub.name, (long long)k);
+        TRY_H5(h5u_write_rows(l->dbstep, H5T_NATIVE_INT64, k, 1, &step, 1), OIALR_ERR_IO,
+                "layer %s: cannot write basis_step", l->pub.name);
+        if (flush)
+            TRY_H5(H5Dflush(l->du) < 0 || H5Dflush(l->dv) < 0 ? -1 : H5Dflush(l->dbstep), OIALR_ERR_IO,
+                    "layer %s: cannot flush basis %lld", l->pub.name, (long long)k);
+        l->nbasis = k + 1;
+        l->wbrank = (int32_t)r;
+        sigma = s->w + (rows + cols) * r;
+    }
+    const hsize_t bs[2] = {(hsize_t)r, (hsize_t)r};
+    hsize_t dims[3] = {(hsize_t)n + 1, (hsize_t)rows, (hsize_t)cols};
+    TRY_H5(h5u_write_block(l->dsigma, H5T_NATIVE_FLOAT, n, 1, bs, sigma, 1), OIALR_ERR_IO,
+            "layer %s: cannot write snapshot %lld (sigma)", l->pub.name, (long long)n);
+    if (flush)
+        TRY_H5(H5Dflush(l->dsigma), OIALR_ERR_IO, "layer %s: cannot flush snapshot %lld", l->pub.name, (long long)n);
+    TRY_H5(H5Dset_extent(l->dw, dims), OIALR_ERR_IO, "layer %s: cannot grow the weight", l->pub.name);
+done:
+    return rc;
+}
+
+/* One layer's snapshot: its data (weight, or factors), then basis, rank,
+ * step, each flushed when flush is set (a reader of a live file then never
+ * sees a step whose data is missing). */
+static int append_layer(oialr_traj *t, int layer, int64_t step, const traj_snap *s, int flush) {
     if (layer < 0 || layer >= t->nlayers)
         return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no layer with index %d", t->path, layer);
     tlayer *l = &t->layers[layer];
     int64_t n = l->pub.nsnap;
     int rc = OIALR_OK;
-    if (bad && !l->warned_nonfinite) {
+    int32_t rank = s->rank, basis = -1;
+    if (s->kind != TRAJ_SNAP_FULL) {
+        if (l->pub.factor_capacity <= 0)
+            return oialr_seterr(OIALR_ERR_ARG, "%s: layer %s was not declared with factors", t->path, l->pub.name);
+        if (rank < 1 || rank > l->pub.factor_capacity)
+            return oialr_seterr(OIALR_ERR_ARG, "%s: layer %s: rank %d outside 1..%lld (its factor capacity)",
+                                t->path, l->pub.name, (int)rank, (long long)l->pub.factor_capacity);
+        if (s->kind == TRAJ_SNAP_SIGMA && (l->nbasis == 0 || rank > l->wbrank))
+            return oialr_seterr(OIALR_ERR_ARG, "%s: layer %s: no earlier basis of rank >= %d to reuse", t->path,
+                                l->pub.name, (int)rank);
+        basis = (int32_t)(s->kind == TRAJ_SNAP_BASIS ? l->nbasis : l->nbasis - 1);
+    }
+    if (s->nonfinite && !l->warned_nonfinite) {
         l->warned_nonfinite = 1;
         oialr_log(OIALR_LOG_WARN, "%s: layer %s at step %lld has %zu NaN/Inf values; recorded as they are",
-                  t->path, l->pub.name, (long long)step, bad);
+                  t->path, l->pub.name, (long long)step, s->nonfinite);
     }
     if (rank <= 0) rank = (int32_t)(l->pub.rows < l->pub.cols ? l->pub.rows : l->pub.cols);
     if (traj_layer_grow(l, n + 1)) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", t->path);
     h5u_quiet q = h5u_quiet_begin();
-    TRY_H5(write_snapshot(l, n, w), OIALR_ERR_IO, "layer %s: cannot write snapshot %lld", l->pub.name, (long long)n);
-    if (flush)
-        TRY_H5(H5Dflush(l->dw), OIALR_ERR_IO, "layer %s: cannot flush snapshot %lld", l->pub.name, (long long)n);
+    if (s->kind == TRAJ_SNAP_FULL) {
+        TRY_H5(write_snapshot(l, n, s->w), OIALR_ERR_IO, "layer %s: cannot write snapshot %lld", l->pub.name,
+                (long long)n);
+        if (flush)
+            TRY_H5(H5Dflush(l->dw), OIALR_ERR_IO, "layer %s: cannot flush snapshot %lld", l->pub.name,
+                    (long long)n);
+    } else if ((rc = write_factors(t, l, n, step, s, flush))) {
+        goto done;
+    }
+    if (l->pub.factor_capacity > 0) {
+        TRY_H5(h5u_write_rows(l->dbasis, H5T_NATIVE_INT32, n, 1, &basis, 1), OIALR_ERR_IO,
+                "layer %s: cannot write basis", l->pub.name);
+        if (flush) TRY_H5(H5Dflush(l->dbasis), OIALR_ERR_IO, "layer %s: cannot flush basis", l->pub.name);
+        l->bases[n] = basis;
+    }
     TRY_H5(h5u_write_rows(l->dr, H5T_NATIVE_INT32, n, 1, &rank, 1), OIALR_ERR_IO, "layer %s: cannot write rank",
             l->pub.name);
     if (flush) TRY_H5(H5Dflush(l->dr), OIALR_ERR_IO, "layer %s: cannot flush rank", l->pub.name);
@@ -428,17 +549,46 @@ int oialr_traj_append(oialr_traj *t, int layer, int64_t step, const float *w, in
     if (layer < 0 || layer >= t->nlayers)
         return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no layer with index %d", t->path, layer);
     const tlayer *l = &t->layers[layer];
-    size_t bad = traj_count_nonfinite(w, (size_t)l->pub.rows * (size_t)l->pub.cols);
+    traj_snap s = {.w = w, .rank = rank, .kind = TRAJ_SNAP_FULL,
+                   .nonfinite = traj_count_nonfinite(w, (size_t)l->pub.rows * (size_t)l->pub.cols)};
     int rc = traj_need_record(t, "cannot append");
-    if (!rc) rc = append_layer(t, layer, step, w, rank, bad, 1);
+    if (!rc) rc = append_layer(t, layer, step, &s, 1);
     return rc ? rc : traj_publish(t);
 }
 
-int traj_append_snapshot(oialr_traj *t, int64_t step, int n, const float *const *w, const size_t *bad,
-                         const int32_t *ranks) {
-    OIALR_ASSERT(t && w && bad);
+int oialr_traj_append_factors(oialr_traj *t, int layer, int64_t step, int32_t rank, const float *u,
+                              const float *sigma, const float *v) {
+    OIALR_ASSERT(t && sigma);
+    if (layer < 0 || layer >= t->nlayers)
+        return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no layer with index %d", t->path, layer);
+    const tlayer *l = &t->layers[layer];
+    if (!u != !v) return oialr_seterr(OIALR_ERR_ARG, "%s: layer %s: u and v go together", t->path, l->pub.name);
+    if (rank < 1 || rank > l->pub.factor_capacity)
+        return oialr_seterr(OIALR_ERR_ARG, "%s: layer %s: rank %d outside 1..%lld (its factor capacity)", t->path,
+                            l->pub.name, (int)rank, (long long)l->pub.factor_capacity);
+    traj_snap s = {.w = sigma, .rank = rank, .kind = TRAJ_SNAP_SIGMA};
+    float *packed = NULL;
+    size_t r = (size_t)rank, nu = (size_t)l->pub.rows * r, nv = (size_t)l->pub.cols * r;
+    if (u) { /* the one layout of a new basis: u, v, Σ packed */
+        if (!(packed = malloc((nu + nv + r * r) * sizeof *packed)))
+            return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", t->path);
+        memcpy(packed, u, nu * sizeof *packed);
+        memcpy(packed + nu, v, nv * sizeof *packed);
+        memcpy(packed + nu + nv, sigma, r * r * sizeof *packed);
+        s.w = packed;
+        s.kind = TRAJ_SNAP_BASIS;
+    }
+    s.nonfinite = traj_count_nonfinite(s.w, (u ? nu + nv : 0) + r * r);
     int rc = traj_need_record(t, "cannot append");
-    for (int i = 0; i < n && !rc; i++) rc = append_layer(t, i, step, w[i], ranks ? ranks[i] : 0, bad[i], 0);
+    if (!rc) rc = append_layer(t, layer, step, &s, 1);
+    free(packed);
+    return rc ? rc : traj_publish(t);
+}
+
+int traj_append_snapshot(oialr_traj *t, int64_t step, int n, const traj_snap *s) {
+    OIALR_ASSERT(t && s);
+    int rc = traj_need_record(t, "cannot append");
+    for (int i = 0; i < n && !rc; i++) rc = append_layer(t, i, step, &s[i], 0);
     if (rc) return rc;
     h5u_quiet q = h5u_quiet_begin();
     if (H5Fflush(t->file, H5F_SCOPE_LOCAL) < 0)
