@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define PLOT_MAX_LAYERS 256
 /* Metrics rows `plot --run` reads: 2^21 rows are 117 MB of arrays and a
@@ -285,11 +286,19 @@ static int fig_stability(plot_ctx *c) {
             "set xlabel 'training step'\nset ylabel 'stability S'\n"
             "set yrange [*:1.01]\n",
             c->tau);
-    char extra[8192];
-    snprintf(extra, sizeof extra,
-             "'%s' using 1:2 skip 1 with lines lw 3 dt 1 lc rgb 'black' title 'mean', \\\n     %g with lines lw 1 dt 2 "
-             "lc rgb 'red' title 'tau = %g'",
-             mean, c->tau, c->tau);
+    char extra[16384], events[4096];
+    int k = snprintf(extra, sizeof extra,
+                     "'%s' using 1:2 skip 1 with lines lw 3 dt 1 lc rgb 'black' title 'mean', \\\n     %g with lines lw 1 "
+                     "dt 2 lc rgb 'red' title 'tau = %g'",
+                     mean, c->tau, c->tau);
+    /* where each layer switched to low rank (events.csv from analyze): a
+     * point at the stability the controller measured then, named */
+    if (!csv_path(c, "events.csv", events, sizeof events) && access(events, R_OK) == 0 && k > 0 &&
+        (size_t)k < sizeof extra)
+        snprintf(extra + k, sizeof extra - (size_t)k,
+                 ", \\\n     '%s' using 1:(strcol(3) eq 'switch' ? $4 : NaN):2 skip 1 with labels point pt 7 ps 1.2 "
+                 "lc rgb 'red' offset char 0,0.8 font ',8' tc rgb 'red' title 'switch to low rank (S at the check)'",
+                 events);
     plot_per_layer(f, c, metrics, "$7", extra);
     if ((rc = close_script(f, path)) || (rc = run_gnuplot(c, FIG_STABILITY))) return rc;
     c->drawn[FIG_STABILITY] = 1;

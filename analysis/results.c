@@ -36,7 +36,7 @@ struct ana_results {
     char name[128];
     FILE *metrics, *spectra;            /* open on their temporary files */
     ana_outputs outs;                   /* every output file of the run */
-    int i_h5, i_metrics, i_spectra, i_mean, i_replay; /* their indices in outs (-1: none) */
+    int i_h5, i_metrics, i_spectra, i_mean, i_replay, i_events; /* their indices in outs (-1: none) */
     step_s *ss;                         /* (step, S) of every layer, for the mean */
     size_t nss, capss;
     int64_t *mstep; double *mval; int32_t *mcnt;
@@ -131,7 +131,7 @@ int ana_results_open(ana_results **out, const ana_opts *o, const char *source_cr
     if (!r) return oialr_seterr(OIALR_ERR_NOMEM, "results: out of memory");
     r->o = o;
     r->file = r->layers = r->group = r->sigma = H5I_INVALID_HID;
-    r->i_h5 = r->i_metrics = r->i_spectra = r->i_mean = r->i_replay = -1;
+    r->i_h5 = r->i_metrics = r->i_spectra = r->i_mean = r->i_replay = r->i_events = -1;
     ana_outputs_init(&r->outs, o->force);
     *out = r;
     int rc = OIALR_OK;
@@ -143,6 +143,7 @@ int ana_results_open(ana_results **out, const ana_opts *o, const char *source_cr
                        (rc = add_csv(r, "metrics.csv", &r->i_metrics)) ||
                        (rc = add_csv(r, "spectra.csv", &r->i_spectra)) ||
                        (rc = add_csv(r, "mean_stability.csv", &r->i_mean)) ||
+                       (rc = add_csv(r, "events.csv", &r->i_events)) ||
                        (o->policy.kind && (rc = add_csv(r, "replay.csv", &r->i_replay)))))
         return rc;
     if ((rc = ana_outputs_begin(&r->outs))) return rc;
@@ -440,4 +441,21 @@ void ana_results_close(ana_results *r) {
     ana_outputs_close(&r->outs);
     free(r->ss); free(r->mstep); free(r->mval); free(r->mcnt);
     free(r);
+}
+
+int ana_results_events(ana_results *r, const oialr_traj_event *ev, int64_t n) {
+    if (!r->o->csv_dir) return OIALR_OK;
+    int rc = OIALR_OK;
+    FILE *f = open_csv(r, r->i_events, "step,layer,kind,stability,rank_before,rank_after\n", &rc);
+    if (rc) return rc;
+    for (int64_t i = 0; i < n; i++) {
+        fprintf(f, "%lld,", (long long)ev[i].step);
+        ana_csv_name(f, ev[i].layer);
+        fprintf(f, ",%s", oialr_traj_event_kind_name(ev[i].kind));
+        csv_num(f, ev[i].stability);
+        fprintf(f, ",%d,%d\n", (int)ev[i].rank_before, (int)ev[i].rank_after);
+    }
+    if (ferror(f)) rc = oialr_seterr(OIALR_ERR_IO, "%s: write error", r->o->csv_dir);
+    if (fclose(f) && !rc) rc = oialr_seterr(OIALR_ERR_IO, "%s: write error", r->o->csv_dir);
+    return rc;
 }

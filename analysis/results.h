@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "analyze.h"
+#include "oialr/trajectory.h"
 
 typedef struct ana_results ana_results;
 
@@ -32,6 +33,9 @@ int ana_results_layer_end(ana_results *r, const ana_row *rows, int64_t nsnap, in
 /* The replay's outcome for a layer already written: switch_step (-1:
  * never) and switch_rank as attributes of /layers/<layer>. */
 int ana_results_switch(ana_results *r, const char *layer, int64_t switch_step, int64_t switch_rank);
+/* events.csv (--csv): the trajectory's switch/rotate/truncate events, for
+ * the figures. */
+int ana_results_events(ana_results *r, const oialr_traj_event *ev, int64_t n);
 /* Mean stability over layers per step; root attributes. frac: trainable
  * fraction of a replayed policy (NaN: none). */
 int ana_results_finish(ana_results *r, double frac);

@@ -574,6 +574,41 @@ static int is_png_file(const char *path) {
     return ok;
 }
 
+/* The trajectory's events reach events.csv, and the stability figure marks
+ * each switch at the stability the controller saw (docs/analyze.md). */
+START_TEST(test_events_csv_and_switch_marks) {
+    oialr_traj *t = write_traj(traj, 8, 1);
+    oialr_traj_event ev = {.step = 40, .kind = OIALR_EVENT_SWITCH, .stability = 0.987, .rank_before = 24,
+                           .rank_after = 12};
+    snprintf(ev.layer, sizeof ev.layer, "fc1");
+    ck_assert_int_eq(oialr_traj_append_event(t, &ev), OIALR_OK);
+    ev.step = 60, ev.kind = OIALR_EVENT_TRUNCATE, ev.stability = NAN, ev.rank_before = 12, ev.rank_after = 9;
+    ck_assert_int_eq(oialr_traj_append_event(t, &ev), OIALR_OK);
+    ck_assert_int_eq(oialr_traj_close(t), OIALR_OK);
+    ck_assert_int_eq(run(6, traj, "--csv", csvdir, "--threads", "1", "-q"), 0);
+    char path[400], line[8192];
+    snprintf(path, sizeof path, "%s/events.csv", csvdir);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    const char *want[] = {"step,layer,kind,stability,rank_before,rank_after\n", "40,fc1,switch,0.987,24,12\n",
+                          "60,fc1,truncate,nan,12,9\n"};
+    for (int k = 0; k < 3; k++) {
+        ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+        ck_assert_str_eq(line, want[k]);
+    }
+    ck_assert_ptr_null(fgets(line, sizeof line, f));
+    fclose(f);
+    ck_assert_int_eq(run_plot(1, csvdir), 0);
+    snprintf(path, sizeof path, "%s/stability.gp", csvdir);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    int marks = 0;
+    while (fgets(line, sizeof line, f)) marks += strstr(line, "events.csv") && strstr(line, "'switch'");
+    fclose(f);
+    ck_assert_int_eq(marks, 1);
+}
+END_TEST
+
 /* (a) A device node, a symbolic link or a directory at an output path is
  * refused even with --force, and left as it was. */
 START_TEST(test_outputs_special_files) {
@@ -770,6 +805,7 @@ static Suite *analyze_suite(void) {
     tcase_add_test(core, test_ill_conditioned_auto_double);
     tcase_add_test(core, test_live_file);
     tcase_add_test(core, test_python_writer);
+    tcase_add_test(core, test_events_csv_and_switch_marks);
     tcase_set_timeout(core, 30);
     suite_add_tcase(s, core);
     TCase *lim = tcase_create("Limits");

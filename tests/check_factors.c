@@ -54,17 +54,23 @@ static float max_diff(const float *a, const float *b, int n) {
     return d;
 }
 
-/* Five snapshots: full; a basis of rank 3; Σ only; Σ only at rank 2 (a
- * truncation keeps the leading columns); a new basis of rank 2. The
- * expected W of each into want[5][ROWS*COLS]. */
-static void write_file(float want[5][ROWS * COLS]) {
+/* A new file at path with layer "fc.weight" (ROWS x COLS) declared as *a. */
+static oialr_traj *new_file(int *a) {
     oialr_traj *t = NULL;
     oialr_traj_options o;
     oialr_traj_options_default(&o);
     o.force = 1;
     OK(oialr_traj_create(&t, path, &o));
+    OK(oialr_traj_declare_layer(t, "fc.weight", ROWS, COLS, "dense", 0, NULL, a));
+    return t;
+}
+
+/* Five snapshots: full; a basis of rank 3; Σ only; Σ only at rank 2 (a
+ * truncation keeps the leading columns); a new basis of rank 2. The
+ * expected W of each into want[5][ROWS*COLS]. */
+static void write_file(float want[5][ROWS * COLS]) {
     int a;
-    OK(oialr_traj_declare_layer(t, "fc.weight", ROWS, COLS, "dense", 0, NULL, &a));
+    oialr_traj *t = new_file(&a);
     OK(oialr_traj_declare_factors(t, a, CAP));
     float w[ROWS * COLS], u[ROWS * CAP], s[CAP * CAP], v[COLS * CAP], s2[CAP * CAP];
     for (int i = 0; i < ROWS * COLS; i++) w[i] = want[0][i] = (float)(i - 7);
@@ -132,13 +138,8 @@ END_TEST
 
 /* A file with no factored layer stays version 1, which older readers read. */
 START_TEST(test_version1_without_factors) {
-    oialr_traj *t = NULL;
-    oialr_traj_options o;
-    oialr_traj_options_default(&o);
-    o.force = 1;
-    OK(oialr_traj_create(&t, path, &o));
     int a;
-    OK(oialr_traj_declare_layer(t, "fc.weight", ROWS, COLS, "dense", 0, NULL, &a));
+    oialr_traj *t = new_file(&a);
     float w[ROWS * COLS] = {0};
     OK(oialr_traj_append(t, a, 0, w, 0));
     OK(oialr_traj_close(t));
@@ -153,13 +154,8 @@ END_TEST
 /* The writer's arguments: each bad call fails with OIALR_ERR_ARG and writes
  * nothing; the file stays readable. */
 START_TEST(test_writer_limits) {
-    oialr_traj *t = NULL;
-    oialr_traj_options o;
-    oialr_traj_options_default(&o);
-    o.force = 1;
-    OK(oialr_traj_create(&t, path, &o));
     int a, b;
-    OK(oialr_traj_declare_layer(t, "fc.weight", ROWS, COLS, "dense", 0, NULL, &a));
+    oialr_traj *t = new_file(&a);
     OK(oialr_traj_declare_layer(t, "plain.weight", ROWS, COLS, "dense", 0, NULL, &b));
     ck_assert_int_eq(oialr_traj_declare_factors(t, a, 0), OIALR_ERR_ARG);
     ck_assert_int_eq(oialr_traj_declare_factors(t, a, COLS + 1), OIALR_ERR_ARG); /* > min(rows, cols) */

@@ -12,26 +12,32 @@ epochs=${OIALR_DEMO_EPOCHS:-10}
 threads=$(nproc 2>/dev/null || echo 2)
 
 mkdir -p "$out"
-echo "== 1/4 train: MLP 784-512-512-10 on Fashion-MNIST, $epochs epochs, recording every 50 steps"
+echo "== 1/5 train: MLP 784-512-512-10 on Fashion-MNIST, $epochs epochs, recording every 50 steps"
 "$oialr" train --model mlp:512,512 --dataset fashion-mnist --epochs "$epochs" --batch 128 \
     --opt sgd --lr 0.05 --momentum 0.9 --sched cosine --seed 0 --threads "$threads" \
     --record "$out/run.h5" --every 50 --force
 echo
-echo "== 2/4 analyse: basis stability, spectra and ranks of every layer"
+echo "== 2/5 analyse: basis stability, spectra and ranks of every layer"
 "$oialr" analyze "$out/run.h5" -o "$out/analysis.h5" --csv "$out/tables" --force \
     --policy stability:0.99
 echo
-echo "== 3/4 plot"
+echo "== 3/5 plot"
 "$oialr" plot "$out/tables" -o "$out/figures" --run "$out/run.h5" --force
 echo
-echo "== 4/4 the same training with OIALR: each layer switches to U Sigma V^T once its bases settle"
+echo "== 4/5 the same training with OIALR: each layer switches to U Sigma V^T once its bases settle"
 "$oialr" train --model mlp:512,512 --dataset fashion-mnist --epochs "$epochs" --batch 128 \
     --opt sgd --lr 0.05 --momentum 0.9 --sched cosine --seed 0 --threads "$threads" \
     --oialr auto --record "$out/oialr.h5" --every 215 --force
 echo
+echo "== 5/5 analyse and plot the OIALR run: the red points mark each layer's switch"
+"$oialr" analyze "$out/oialr.h5" --csv "$out/oialr-tables" --force -q
+"$oialr" plot "$out/oialr-tables" -o "$out/oialr-figures" --run "$out/oialr.h5" --force
+echo
 echo "results are in $out/:"
 echo "  run.h5          the trajectory (h5dump -H $out/run.h5; docs/format.md)"
 echo "  analysis.h5     per-layer metrics (docs/analyze.md)"
-echo "  tables/         metrics.csv, spectra.csv, mean_stability.csv, replay.csv"
+echo "  tables/         metrics.csv, spectra.csv, mean_stability.csv, events.csv, replay.csv"
 echo "  figures/        stability.png, ranks.png, spectra.png, training.png (+ .gp scripts)"
-echo "  oialr.h5        the OIALR run: its switches, rotations and cuts in /events (docs/lowrank.md)"
+echo "  oialr.h5        the OIALR run: its switches, rotations and cuts in /events (docs/lowrank.md);"
+echo "                  low-rank layers stored as factors (docs/format.md)"
+echo "  oialr-figures/  its figures: stability.png marks where each layer switched"
