@@ -13,11 +13,14 @@
  * Each switch, rotation and truncation goes to the recorder as an event.
  */
 #include "lowrank/internal.h"
+#include "nn/par.h"
 #include "oialr/metrics.h"
 #include "oialr/params.h"
 #include "oialr/record.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct ctl {
@@ -31,7 +34,7 @@ typedef struct ctl {
     int nlag;                    /* factors kept per layer: stability at lag nlag checks */
     oialr_factor **ring;         /* [nelig * (nlag + 1)] */
     int *filled;                 /* [nelig] checks factored so far */
-    oialr_svd_ws *ws;
+    oialr_svd_ws *ws[NN_MAX_THREADS]; /* one per thread of a check (measure) */
     oialr_policy_state *ps;
     double *s;
     int *done, *go;
@@ -49,6 +52,13 @@ void oialr_lowrank_options_default(oialr_lowrank_options *o) {
     o->moments = OIALR_MOMENTS_RESET; /* measured: docs/results-oialr.md */
 }
 
+static void free_ws(ctl *c) {
+    for (int t = 0; t < NN_MAX_THREADS; t++) {
+        oialr_svd_ws_free(c->ws[t]);
+        c->ws[t] = NULL;
+    }
+}
+
 static void ctl_free(ctl *c) {
     if (!c) return;
     for (int i = 0; c->ring && i < c->nelig * (c->nlag + 1); i++) oialr_factor_free(c->ring[i]);
@@ -60,7 +70,7 @@ static void ctl_free(ctl *c) {
     free(c->s);
     free(c->done);
     free(c->go);
-    oialr_svd_ws_free(c->ws);
+    free_ws(c);
     oialr_policy_state_free(c->ps);
     lr_work_free(&c->w);
     free(c);
@@ -178,28 +188,53 @@ static int rotate_all(ctl *c, oialr_trainer *t, int64_t step) {
     return OIALR_OK;
 }
 
-/* Step 2: the stability of every full-rank eligible layer. */
-static int measure(ctl *c, oialr_trainer *t) {
-    const oialr_params *p = t->params;
-    int left = 0;
-    for (int e = 0; e < c->nelig; e++) left += !c->done[e];
-    if (left && !c->ws) {
-        int rc = oialr_svd_ws_new(&c->ws, OIALR_PREC_F32);
-        if (rc) return rc;
+/* Step 2: the stability of every full-rank eligible layer. The layers are
+ * factored side by side, one per thread with single-threaded LAPACK
+ * (nn_parallel), as the analyzer does: gesdd on these sizes is bound by
+ * its matrix-vector half and gains little from a second BLAS thread, while
+ * two layers at once use both cores (docs/lowrank.md, "Cost of a check"). */
+typedef struct measure_job {
+    ctl *c;
+    const oialr_params *p;
+    int *todo, ntodo;
+    int rc[NN_MAX_THREADS];
+    char msg[NN_MAX_THREADS][256];
+} measure_job;
+
+static void measure_task(void *ctx, int t, int nt) {
+    measure_job *j = ctx;
+    ctl *c = j->c;
+    int rc = OIALR_OK;
+    /* layer k of the list goes to thread k % nt: the list is in graph order,
+     * so neighbours of similar size land on different threads */
+    for (int k = t; k < j->ntodo && !rc; k += nt) {
+        int e = j->todo[k], per = c->nlag + 1;
+        if (!c->ws[t] && (rc = oialr_svd_ws_new(&c->ws[t], OIALR_PREC_F32))) break;
+        oialr_factor *cur = c->ring[e * per + c->filled[e] % per];
+        rc = oialr_factor_compute(cur, c->ws[t], j->p->data + j->p->info[c->param[c->el[e]]].offset);
+        if (!rc && c->filled[e] >= c->nlag) {
+            const oialr_factor *old = c->ring[e * per + (c->filled[e] - c->nlag) % per];
+            rc = oialr_stability(old, cur, &c->s[e]);
+        }
+        if (!rc) c->filled[e]++;
     }
+    j->rc[t] = rc;
+    if (rc) snprintf(j->msg[t], sizeof j->msg[t], "%s", oialr_errmsg()); /* messages are per thread */
+}
+
+static int measure(ctl *c, oialr_trainer *t) {
+    measure_job j = {.c = c, .p = t->params};
+    if (!(j.todo = malloc((size_t)(c->nelig ? c->nelig : 1) * sizeof *j.todo)))
+        return oialr_seterr(OIALR_ERR_NOMEM, "OIALR: out of memory");
     for (int e = 0; e < c->nelig; e++) {
         c->s[e] = NAN;
-        if (c->done[e]) continue;
-        int per = c->nlag + 1;
-        oialr_factor *cur = c->ring[e * per + c->filled[e] % per];
-        int rc = oialr_factor_compute(cur, c->ws, p->data + p->info[c->param[c->el[e]]].offset);
-        if (rc) return rc;
-        if (c->filled[e] >= c->nlag) {
-            const oialr_factor *old = c->ring[e * per + (c->filled[e] - c->nlag) % per];
-            if ((rc = oialr_stability(old, cur, &c->s[e]))) return rc;
-        }
-        c->filled[e]++;
+        if (!c->done[e]) j.todo[j.ntodo++] = e;
     }
+    int nt = nn_threads() < j.ntodo ? nn_threads() : j.ntodo;
+    if (nt > 0) nn_parallel(measure_task, &j, nt);
+    free(j.todo);
+    for (int k = 0; k < nt; k++)
+        if (j.rc[k]) return oialr_seterr(j.rc[k], "%s", j.msg[k]);
     return OIALR_OK;
 }
 
@@ -208,8 +243,7 @@ static int switch_named(ctl *c, oialr_trainer *t, int64_t step) {
     if (oialr_policy_check(c->ps, step, c->o.min_steps, t->metrics.lr, c->s, c->done, c->go) == 0) return OIALR_OK;
     /* the SVD workspace is for full-size W and the switch brings its own:
      * release it first (measure() makes it again if layers remain) */
-    oialr_svd_ws_free(c->ws);
-    c->ws = NULL;
+    free_ws(c);
     for (int e = 0; e < c->nelig; e++) {
         if (!c->go[e]) continue;
         oialr_lowrank_layer *l = &c->layers[c->el[e]];
