@@ -186,6 +186,34 @@ START_TEST(test_writer_limits) {
 }
 END_TEST
 
+/* A file reopened for append continues on its newest basis (Σ only, up to
+ * the rank the basis was stored with) and reads back the same. */
+START_TEST(test_append_after_reopen) {
+    float want[5][ROWS * COLS], got[ROWS * COLS];
+    write_file(want);
+    oialr_traj *t = NULL;
+    OK(oialr_traj_open(&t, path, OIALR_TRAJ_APPEND));
+    float s5[4] = {1.0f, 0.5f, 0.0f, 2.0f};
+    ck_assert_int_eq(oialr_traj_append_factors(t, 0, 50, 3, NULL, s5, NULL), OIALR_ERR_ARG); /* basis 1 has rank 2 */
+    OK(oialr_traj_append_factors(t, 0, 50, 2, NULL, s5, NULL));
+    OK(oialr_traj_close(t));
+    OK(oialr_traj_open(&t, path, OIALR_TRAJ_READ));
+    const oialr_traj_layer *L = oialr_traj_layer_at(t, 0);
+    ck_assert_int_eq(L->nsnap, 6);
+    ck_assert_int_eq(L->bases[5], 1);
+    OK(oialr_traj_read(t, 0, 4, got, ROWS * COLS)); /* same basis as snapshot 4: W scales with Σ */
+    float w5[ROWS * COLS];
+    OK(oialr_traj_read(t, 0, 5, w5, ROWS * COLS));
+    ck_assert_float_le(max_diff(got, want[4], ROWS * COLS), 1e-5f);
+    float u4[ROWS * 2], v4[COLS * 2], e5[ROWS * COLS]; /* write_file's basis 1 */
+    for (int i = 0; i < ROWS * 2; i++) u4[i] = (float)(0.1 * i - 0.3);
+    for (int i = 0; i < COLS * 2; i++) v4[i] = (float)(0.2 * i + 0.1);
+    form(2, 2, u4, s5, v4, e5);
+    ck_assert_float_le(max_diff(w5, e5, ROWS * COLS), 1e-5f);
+    OK(oialr_traj_close(t));
+}
+END_TEST
+
 /* Damage one integer of a layer's 1-D dataset with plain HDF5. */
 static void poke_int(const char *dset, hsize_t at, int value) {
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
@@ -214,6 +242,18 @@ START_TEST(test_reader_limits) {
     write_file(want);
     poke_int("/layers/fc.weight/basis", 2, 7);
     expect_open_fails("basis index", "basis[2] = 7");
+    /* the same in the newest snapshot is a writer caught (or killed) in the
+     * middle of it: that snapshot is left out, the rest reads */
+    write_file(want);
+    poke_int("/layers/fc.weight/basis", 4, 2);
+    {
+        oialr_traj *t4 = NULL;
+        OK(oialr_traj_open(&t4, path, OIALR_TRAJ_READ));
+        ck_assert_int_eq(oialr_traj_layer_at(t4, 0)->nsnap, 4);
+        OK(oialr_traj_read(t4, 0, 3, got, ROWS * COLS));
+        ck_assert_float_le(max_diff(got, want[3], ROWS * COLS), 1e-5f);
+        OK(oialr_traj_close(t4));
+    }
     /* below -1 */
     write_file(want);
     poke_int("/layers/fc.weight/basis", 1, -2);
@@ -288,6 +328,7 @@ static Suite *factors_suite(void) {
     TCase *lim = tcase_create("Limits");
     tcase_add_checked_fixture(lim, setup, teardown);
     tcase_add_test(lim, test_writer_limits);
+    tcase_add_test(lim, test_append_after_reopen);
     tcase_add_test(lim, test_reader_limits);
     suite_add_tcase(s, lim);
     return s;

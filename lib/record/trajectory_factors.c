@@ -70,21 +70,56 @@ int traj_factors_bound(oialr_traj *t, tlayer *l, int64_t *n) {
     return OIALR_OK;
 }
 
-int traj_factors_load(oialr_traj *t, tlayer *l, int64_t n) {
-    int rc = OIALR_OK;
-    TRY_H5(h5u_read_rows(l->dbasis, H5T_NATIVE_INT32, 0, n, l->bases), OIALR_ERR_IO,
-            "layer %s: cannot read the basis of each snapshot", l->pub.name);
-    for (int64_t i = 0; i < n; i++) {
-        int32_t b = l->bases[i], r = l->ranks[i];
-        if (b < -1 || b >= l->nbasis)
-            return oialr_seterr(OIALR_ERR_FORMAT, "%s: /layers/%s/basis: basis[%lld] = %d, the file has %lld bases",
-                                t->path, l->pub.name, (long long)i, (int)b, (long long)l->nbasis);
-        if (b >= 0 && (r < 1 || r > l->pub.factor_capacity))
-            return oialr_seterr(OIALR_ERR_FORMAT,
-                                "%s: /layers/%s/rank: rank[%lld] = %d outside 1..%lld (the factors' capacity)",
-                                t->path, l->pub.name, (long long)i, (int)r, (long long)l->pub.factor_capacity);
+/* 1 if snapshot i's data can be read: its basis complete, its rank in
+ * range, its weight row or Σ allocated; 0 if not (message set), -1 on an
+ * HDF5 error. */
+static int snapshot_ok(oialr_traj *t, tlayer *l, int64_t i) {
+    int32_t b = l->bases[i], r = l->ranks[i];
+    if (b < -1 || b >= l->nbasis) {
+        oialr_seterr(OIALR_ERR_FORMAT, "%s: /layers/%s/basis: basis[%lld] = %d, the file has %lld bases", t->path,
+                     l->pub.name, (long long)i, (int)b, (long long)l->nbasis);
+        return 0;
     }
-    l->wbrank = 0; /* appending after a reopen: the first factored snapshot brings its bases */
+    if (b >= 0 && (r < 1 || r > l->pub.factor_capacity)) {
+        oialr_seterr(OIALR_ERR_FORMAT, "%s: /layers/%s/rank: rank[%lld] = %d outside 1..%lld (the factors' capacity)",
+                     t->path, l->pub.name, (long long)i, (int)r, (long long)l->pub.factor_capacity);
+        return 0;
+    }
+    return 1;
+}
+
+int traj_factors_load(oialr_traj *t, tlayer *l, int64_t *n) {
+    int rc = OIALR_OK;
+    TRY_H5(h5u_read_rows(l->dbasis, H5T_NATIVE_INT32, 0, *n, l->bases), OIALR_ERR_IO,
+            "layer %s: cannot read the basis of each snapshot", l->pub.name);
+    for (int64_t i = 0; i < *n; i++) {
+        int ok = snapshot_ok(t, l, i);
+        if (ok && i == *n - 1) { /* the newest: is its data there yet? */
+            int a = traj_chunk_allocated(l->bases[i] < 0 ? l->dw : l->dsigma, (hsize_t)i, 1);
+            if (a < 0) return h5u_err(t->path, OIALR_ERR_HDF5, "layer %s: cannot look up snapshot %lld",
+                                      l->pub.name, (long long)i);
+            ok = a;
+        }
+        if (ok) continue;
+        /* The recorder flushes a snapshot's datasets together, so a reader
+         * of a live file (or of one killed while writing) can see the newest
+         * snapshot's basis, rank and step before its bases or Σ: that one
+         * is not complete yet and is left out. Anywhere else it is damage. */
+        if (i == *n - 1) {
+            *n = i;
+            oialr_clearerr();
+            break;
+        }
+        return OIALR_ERR_FORMAT;
+    }
+    /* appending after a reopen: Σ-only snapshots may follow on the newest
+     * basis, with at most the rank it was stored with */
+    l->wbrank = 0;
+    for (int64_t i = 0; i < *n && l->nbasis > 0; i++)
+        if (l->bases[i] == l->nbasis - 1) {
+            l->wbrank = l->ranks[i];
+            break;
+        }
 done:
     return rc;
 }

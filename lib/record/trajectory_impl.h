@@ -180,8 +180,9 @@ herr_t traj_rows_written(hid_t d, int64_t *n);
 int traj_factors_open(oialr_traj *t, tlayer *l);
 /* Cut *n to the snapshots whose basis entry is written. */
 int traj_factors_bound(oialr_traj *t, tlayer *l, int64_t *n);
-/* Read and check bases[0, n) (ranks already read). */
-int traj_factors_load(oialr_traj *t, tlayer *l, int64_t n);
+/* Read and check bases[0, *n) (ranks already read); *n loses the newest
+ * snapshot if its data are not complete yet (a live or killed writer). */
+int traj_factors_load(oialr_traj *t, tlayer *l, int64_t *n);
 /* Snapshot snap into out[rows * cols]: the weight row, or U Σ Vᵀ formed. */
 int traj_factors_read(oialr_traj *t, tlayer *l, int64_t snap, float *out);
 /* H5Drefresh of the factor datasets (SWMR read). */

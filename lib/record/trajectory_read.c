@@ -159,7 +159,7 @@ static int load_layer_steps(oialr_traj *t, tlayer *l) {
             l->pub.name);
     TRY_H5(h5u_read_rows(l->dr, H5T_NATIVE_INT32, 0, n, l->ranks), OIALR_ERR_IO, "layer %s: cannot read ranks",
             l->pub.name);
-    if (l->pub.factor_capacity > 0 && (rc = traj_factors_load(t, l, n))) return rc;
+    if (l->pub.factor_capacity > 0 && (rc = traj_factors_load(t, l, &n))) return rc;
     for (int64_t i = 0; i < n; i++) {
         if (l->steps[i] < 0)
             return oialr_seterr(OIALR_ERR_FORMAT, "%s: /layers/%s/step: step[%lld] = %lld is negative", t->path,

@@ -481,7 +481,9 @@ static int write_factors(oialr_traj *t, tlayer *l, int64_t n, int64_t step, cons
             "layer %s: cannot write snapshot %lld (sigma)", l->pub.name, (long long)n);
     if (flush)
         TRY_H5(H5Dflush(l->dsigma), OIALR_ERR_IO, "layer %s: cannot flush snapshot %lld", l->pub.name, (long long)n);
-    TRY_H5(H5Dset_extent(l->dw, dims), OIALR_ERR_IO, "layer %s: cannot grow the weight", l->pub.name);
+    int64_t e = h5u_extent0(l->dw);
+    if (e < 0 || (e < n + 1 && H5Dset_extent(l->dw, dims) < 0))
+        TRY_H5(-1, OIALR_ERR_IO, "layer %s: cannot grow the weight", l->pub.name);
 done:
     return rc;
 }
