@@ -65,6 +65,11 @@ int traj_factors_bound(oialr_traj *t, tlayer *l, int64_t *n) {
         traj_rows_written(l->dv, &nv) < 0 || traj_rows_written(l->dbstep, &ns) < 0)
         return h5u_err(t->path, OIALR_ERR_HDF5, "layer %s: cannot read the factors' extents", l->pub.name);
     if (nb < *n) *n = nb;
+    /* every snapshot grows the weight, written or not: a reader of a live
+     * file can see the steps before the weight's new extent */
+    int64_t nw = h5u_extent0(l->dw);
+    if (nw < 0) return h5u_err(t->path, OIALR_ERR_HDF5, "layer %s: cannot read the weight's extent", l->pub.name);
+    if (nw < *n) *n = nw;
     int64_t k = nu < nv ? nu : nv;
     l->nbasis = ns < k ? ns : k; /* bases complete: u, v and their step */
     return OIALR_OK;
@@ -95,7 +100,9 @@ int traj_factors_load(oialr_traj *t, tlayer *l, int64_t *n) {
     for (int64_t i = 0; i < *n; i++) {
         int ok = snapshot_ok(t, l, i);
         if (ok && i == *n - 1) { /* the newest: is its data there yet? */
-            int a = traj_chunk_allocated(l->bases[i] < 0 ? l->dw : l->dsigma, (hsize_t)i, 1);
+            hid_t d = l->bases[i] < 0 ? l->dw : l->dsigma;
+            int64_t e = h5u_extent0(d);
+            int a = e < 0 ? -1 : e <= i ? 0 : traj_chunk_allocated(d, (hsize_t)i, 1);
             if (a < 0) return h5u_err(t->path, OIALR_ERR_HDF5, "layer %s: cannot look up snapshot %lld",
                                       l->pub.name, (long long)i);
             ok = a;
