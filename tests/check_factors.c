@@ -193,8 +193,8 @@ START_TEST(test_append_after_reopen) {
     write_file(want);
     oialr_traj *t = NULL;
     OK(oialr_traj_open(&t, path, OIALR_TRAJ_APPEND));
-    float s5[4] = {1.0f, 0.5f, 0.0f, 2.0f};
-    ck_assert_int_eq(oialr_traj_append_factors(t, 0, 50, 3, NULL, s5, NULL), OIALR_ERR_ARG); /* basis 1 has rank 2 */
+    float s5[4] = {1.0f, 0.5f, 0.0f, 2.0f}, s9[9] = {1.0f};
+    ck_assert_int_eq(oialr_traj_append_factors(t, 0, 50, 3, NULL, s9, NULL), OIALR_ERR_ARG); /* basis 1 has rank 2 */
     OK(oialr_traj_append_factors(t, 0, 50, 2, NULL, s5, NULL));
     OK(oialr_traj_close(t));
     OK(oialr_traj_open(&t, path, OIALR_TRAJ_READ));
