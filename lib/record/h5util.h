@@ -82,20 +82,19 @@ int h5u_attr_get_ints(hid_t loc, const char *name, hid_t mtype, void *v, hssize_
 
 /* An extendible dataset [0, d1, d2][:rank] (fixed: d1, d2), chunk
  * (chunk0, d1, d2); no fill value for chunks of one whole row, else NaN for
- * floats; shuffle + deflate
- * at level compress (> 0) when both filters are available; dapl its access
- * properties (H5P_DEFAULT). */
+ * floats; shuffle + deflate at level compress (> 0) when both filters are
+ * available; dapl its access properties (H5P_DEFAULT). */
 hid_t h5u_make_ext(hid_t loc, const char *name, hid_t ftype, int rank, const hsize_t *fixed, hsize_t chunk0,
                    int compress, hid_t dapl);
 
-/* Fixed-size dataset, space allocated at creation (no file-space allocation
- * once SWMR writing runs), no fill value. */
 /* The same with any chunk shape chunk[rank]; sparse: rows may stay
  * unwritten, so a fill value (NaN for floats) is kept even for chunks of
  * one whole row. */
 hid_t h5u_make_ext_chunk(hid_t loc, const char *name, hid_t ftype, int rank, const hsize_t *fixed,
                          const hsize_t *chunk, int compress, int sparse, hid_t dapl);
 
+/* Fixed-size dataset, space allocated at creation (no file-space allocation
+ * once SWMR writing runs), no fill value. */
 hid_t h5u_make_fixed(hid_t loc, const char *name, hid_t ftype, int rank, const hsize_t *dims);
 
 /* Current first dimension of a dataset, -1 on error. */

@@ -151,16 +151,18 @@ static int copy_factors(recorder *r, int i, const oialr_params *p, const oialr_p
     if (r->basis_ver[i] == (int64_t)pi->basis_version) {
         sn->kind = TRAJ_SNAP_SIGMA;
     } else if ((rows + cols) * k + n <= rows * cols) {
+        /* in dst: Σ, then U, then V */
         sn->kind = TRAJ_SNAP_BASIS;
-        memcpy(dst, pi->u, rows * k * sizeof *dst);
-        memcpy(dst + rows * k, pi->v, cols * k * sizeof *dst);
-        dst += (rows + cols) * k;
+        sn->u = dst + n;
+        sn->v = dst + n + rows * k;
+        memcpy(dst + n, pi->u, rows * k * sizeof *dst);
+        memcpy(dst + n + rows * k, pi->v, cols * k * sizeof *dst);
         r->basis_ver[i] = (int64_t)pi->basis_version;
     } else {
         return 0;
     }
     memcpy(dst, sigma, n * sizeof *dst);
-    sn->nonfinite = traj_count_nonfinite(sn->w, (sn->kind == TRAJ_SNAP_BASIS ? (rows + cols) * k : 0) + n);
+    sn->nonfinite = traj_count_nonfinite(dst, (sn->kind == TRAJ_SNAP_BASIS ? (rows + cols) * k : 0) + n);
     return 1;
 }
 

@@ -16,12 +16,13 @@ int traj_start(oialr_traj *t);
 
 /* One layer's part of a snapshot. FULL: w holds rows*cols floats (rank <= 0:
  * full); for a layer declared with factors, SIGMA: w holds Σ (rank x rank)
- * on the layer's previous basis; BASIS: a new basis, w holds u [rows x
- * rank], v [cols x rank] and Σ, packed in that order. nonfinite: the NaN/Inf
- * the caller counted while copying, so the writer does not read w again. */
+ * on the layer's previous basis; BASIS: w holds Σ on a new basis u [rows x
+ * rank], v [cols x rank]. nonfinite: the NaN/Inf the caller counted while
+ * copying, so the writer does not read the data again. */
 enum { TRAJ_SNAP_FULL = 0, TRAJ_SNAP_SIGMA = 1, TRAJ_SNAP_BASIS = 2 };
 typedef struct traj_snap {
     const float *w;
+    const float *u, *v; /* BASIS only */
     int32_t rank;
     int kind;
     size_t nonfinite;

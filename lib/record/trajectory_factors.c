@@ -75,9 +75,16 @@ int traj_factors_bound(oialr_traj *t, tlayer *l, int64_t *n) {
     return OIALR_OK;
 }
 
-/* 1 if snapshot i's data can be read: its basis complete, its rank in
- * range, its weight row or Σ allocated; 0 if not (message set), -1 on an
- * HDF5 error. */
+/* 1 if row `at` of d (chunks of one row along dim 0) is within its extent
+ * and has storage, 0 if not, -1 on an HDF5 error: a row grown but never
+ * written would read as NaN. */
+static int row_present(hid_t d, int64_t at) {
+    int64_t e = h5u_extent0(d);
+    return e < 0 ? -1 : e <= at ? 0 : traj_chunk_allocated(d, (hsize_t)at, 1);
+}
+
+/* 1 if snapshot i's basis index and rank are valid, else 0 with the
+ * message set. */
 static int snapshot_ok(oialr_traj *t, tlayer *l, int64_t i) {
     int32_t b = l->bases[i], r = l->ranks[i];
     if (b < -1 || b >= l->nbasis) {
@@ -100,9 +107,7 @@ int traj_factors_load(oialr_traj *t, tlayer *l, int64_t *n) {
     for (int64_t i = 0; i < *n; i++) {
         int ok = snapshot_ok(t, l, i);
         if (ok && i == *n - 1) { /* the newest: is its data there yet? */
-            hid_t d = l->bases[i] < 0 ? l->dw : l->dsigma;
-            int64_t e = h5u_extent0(d);
-            int a = e < 0 ? -1 : e <= i ? 0 : traj_chunk_allocated(d, (hsize_t)i, 1);
+            int a = row_present(l->bases[i] < 0 ? l->dw : l->dsigma, i);
             if (a < 0) return h5u_err(t->path, OIALR_ERR_HDF5, "layer %s: cannot look up snapshot %lld",
                                       l->pub.name, (long long)i);
             ok = a;
@@ -140,10 +145,9 @@ done:
     return rc;
 }
 
-/* OIALR_ERR_FORMAT unless row `at` of d (chunks of one row along dim 0)
- * has storage: a row grown but never written would read as NaN. */
+/* OIALR_ERR_FORMAT unless row `at` of d is present (row_present). */
 static int need_row(oialr_traj *t, tlayer *l, hid_t d, int64_t at, const char *what) {
-    int a = traj_chunk_allocated(d, (hsize_t)at, 1);
+    int a = row_present(d, at);
     if (a < 0) return h5u_err(t->path, OIALR_ERR_HDF5, "layer %s: cannot look up %s %lld", l->pub.name, what,
                               (long long)at);
     if (!a)

@@ -178,7 +178,8 @@ herr_t traj_rows_written(hid_t d, int64_t *n);
 // trajectory_factors.c: the reader's side of factored snapshots
 /* Open and check a layer's factor datasets if it has them (pub.factor_capacity). */
 int traj_factors_open(oialr_traj *t, tlayer *l);
-/* Cut *n to the snapshots whose basis entry is written. */
+/* Cut *n to the snapshots whose basis entry is written and that the
+ * weight's extent covers; count the complete bases. */
 int traj_factors_bound(oialr_traj *t, tlayer *l, int64_t *n);
 /* Read and check bases[0, *n) (ranks already read); *n loses the newest
  * snapshot if its data are not complete yet (a live or killed writer). */

@@ -443,12 +443,18 @@ static int raw_chunk_ok(const tlayer *l) {
 /* Snapshot n of a layer. A whole-chunk write when the bytes need no
  * conversion: HDF5 then skips the selection machinery (a quarter of the
  * writer's time in HDF5 for a 512x512 layer) and hands w to the driver. */
+/* The weight's extent grown to hold snapshot n (never shrunk). */
+static herr_t grow_weight(tlayer *l, int64_t n) {
+    int64_t e = h5u_extent0(l->dw);
+    hsize_t dims[3] = {(hsize_t)n + 1, (hsize_t)l->pub.rows, (hsize_t)l->pub.cols};
+    return e < 0 || (e < n + 1 && H5Dset_extent(l->dw, dims) < 0) ? -1 : 0;
+}
+
 static herr_t write_snapshot(tlayer *l, int64_t n, const float *w) {
     if (l->raw < 0) l->raw = raw_chunk_ok(l);
     if (!l->raw) return h5u_write_rows(l->dw, H5T_NATIVE_FLOAT, n, 1, w, 1);
-    int64_t e = h5u_extent0(l->dw);
-    hsize_t dims[3] = {(hsize_t)n + 1, (hsize_t)l->pub.rows, (hsize_t)l->pub.cols}, off[3] = {(hsize_t)n, 0, 0};
-    if (e < 0 || (e < n + 1 && H5Dset_extent(l->dw, dims) < 0)) return -1;
+    hsize_t off[3] = {(hsize_t)n, 0, 0};
+    if (grow_weight(l, n) < 0) return -1;
     return H5Dwrite_chunk(l->dw, H5P_DEFAULT, 0, off, (size_t)l->pub.rows * (size_t)l->pub.cols * sizeof(float), w);
 }
 
@@ -457,14 +463,13 @@ static herr_t write_snapshot(tlayer *l, int64_t n, const float *w) {
  * stays unwritten (it reads as NaN). */
 static int write_factors(oialr_traj *t, tlayer *l, int64_t n, int64_t step, const traj_snap *s, int flush) {
     int rc = OIALR_OK;
-    const int64_t r = s->rank, rows = l->pub.rows, cols = l->pub.cols;
-    const float *sigma = s->w;
+    const int64_t r = s->rank;
     if (s->kind == TRAJ_SNAP_BASIS) {
         const int64_t k = l->nbasis;
-        const hsize_t bu[2] = {(hsize_t)rows, (hsize_t)r}, bv[2] = {(hsize_t)cols, (hsize_t)r};
-        TRY_H5(h5u_write_block(l->du, H5T_NATIVE_FLOAT, k, 1, bu, s->w, 1), OIALR_ERR_IO,
+        const hsize_t bu[2] = {(hsize_t)l->pub.rows, (hsize_t)r}, bv[2] = {(hsize_t)l->pub.cols, (hsize_t)r};
+        TRY_H5(h5u_write_block(l->du, H5T_NATIVE_FLOAT, k, 1, bu, s->u, 1), OIALR_ERR_IO,
                 "layer %s: cannot write basis %lld (u)", l->pub.name, (long long)k);
-        TRY_H5(h5u_write_block(l->dv, H5T_NATIVE_FLOAT, k, 1, bv, s->w + rows * r, 1), OIALR_ERR_IO,
+        TRY_H5(h5u_write_block(l->dv, H5T_NATIVE_FLOAT, k, 1, bv, s->v, 1), OIALR_ERR_IO,
                 "layer %s: cannot write basis %lld (v)", l->pub.name, (long long)k);
         TRY_H5(h5u_write_rows(l->dbstep, H5T_NATIVE_INT64, k, 1, &step, 1), OIALR_ERR_IO,
                 "layer %s: cannot write basis_step", l->pub.name);
@@ -473,19 +478,30 @@ static int write_factors(oialr_traj *t, tlayer *l, int64_t n, int64_t step, cons
                     "layer %s: cannot flush basis %lld", l->pub.name, (long long)k);
         l->nbasis = k + 1;
         l->wbrank = (int32_t)r;
-        sigma = s->w + (rows + cols) * r;
     }
     const hsize_t bs[2] = {(hsize_t)r, (hsize_t)r};
-    hsize_t dims[3] = {(hsize_t)n + 1, (hsize_t)rows, (hsize_t)cols};
-    TRY_H5(h5u_write_block(l->dsigma, H5T_NATIVE_FLOAT, n, 1, bs, sigma, 1), OIALR_ERR_IO,
+    TRY_H5(h5u_write_block(l->dsigma, H5T_NATIVE_FLOAT, n, 1, bs, s->w, 1), OIALR_ERR_IO,
             "layer %s: cannot write snapshot %lld (sigma)", l->pub.name, (long long)n);
     if (flush)
         TRY_H5(H5Dflush(l->dsigma), OIALR_ERR_IO, "layer %s: cannot flush snapshot %lld", l->pub.name, (long long)n);
-    int64_t e = h5u_extent0(l->dw);
-    if (e < 0 || (e < n + 1 && H5Dset_extent(l->dw, dims) < 0))
-        TRY_H5(-1, OIALR_ERR_IO, "layer %s: cannot grow the weight", l->pub.name);
+    TRY_H5(grow_weight(l, n), OIALR_ERR_IO, "layer %s: cannot grow the weight", l->pub.name);
 done:
     return rc;
+}
+
+/* OIALR_OK if a factored snapshot of `kind` at `rank` fits layer l: declared
+ * with factors, rank within the capacity, and for Σ alone an earlier basis
+ * with at least `rank` columns. */
+static int check_factored(const oialr_traj *t, const tlayer *l, int kind, int32_t rank) {
+    if (l->pub.factor_capacity <= 0)
+        return oialr_seterr(OIALR_ERR_ARG, "%s: layer %s was not declared with factors", t->path, l->pub.name);
+    if (rank < 1 || rank > l->pub.factor_capacity)
+        return oialr_seterr(OIALR_ERR_ARG, "%s: layer %s: rank %d outside 1..%lld (its factor capacity)", t->path,
+                            l->pub.name, (int)rank, (long long)l->pub.factor_capacity);
+    if (kind == TRAJ_SNAP_SIGMA && (l->nbasis == 0 || rank > l->wbrank))
+        return oialr_seterr(OIALR_ERR_ARG, "%s: layer %s: no earlier basis of rank >= %d to reuse", t->path,
+                            l->pub.name, (int)rank);
+    return OIALR_OK;
 }
 
 /* One layer's snapshot: its data (weight, or factors), then basis, rank,
@@ -499,14 +515,7 @@ static int append_layer(oialr_traj *t, int layer, int64_t step, const traj_snap 
     int rc = OIALR_OK;
     int32_t rank = s->rank, basis = -1;
     if (s->kind != TRAJ_SNAP_FULL) {
-        if (l->pub.factor_capacity <= 0)
-            return oialr_seterr(OIALR_ERR_ARG, "%s: layer %s was not declared with factors", t->path, l->pub.name);
-        if (rank < 1 || rank > l->pub.factor_capacity)
-            return oialr_seterr(OIALR_ERR_ARG, "%s: layer %s: rank %d outside 1..%lld (its factor capacity)",
-                                t->path, l->pub.name, (int)rank, (long long)l->pub.factor_capacity);
-        if (s->kind == TRAJ_SNAP_SIGMA && (l->nbasis == 0 || rank > l->wbrank))
-            return oialr_seterr(OIALR_ERR_ARG, "%s: layer %s: no earlier basis of rank >= %d to reuse", t->path,
-                                l->pub.name, (int)rank);
+        if ((rc = check_factored(t, l, s->kind, rank))) return rc;
         basis = (int32_t)(s->kind == TRAJ_SNAP_BASIS ? l->nbasis : l->nbasis - 1);
     }
     if (s->nonfinite && !l->warned_nonfinite) {
@@ -565,25 +574,17 @@ int oialr_traj_append_factors(oialr_traj *t, int layer, int64_t step, int32_t ra
         return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no layer with index %d", t->path, layer);
     const tlayer *l = &t->layers[layer];
     if (!u != !v) return oialr_seterr(OIALR_ERR_ARG, "%s: layer %s: u and v go together", t->path, l->pub.name);
-    if (rank < 1 || rank > l->pub.factor_capacity)
-        return oialr_seterr(OIALR_ERR_ARG, "%s: layer %s: rank %d outside 1..%lld (its factor capacity)", t->path,
-                            l->pub.name, (int)rank, (long long)l->pub.factor_capacity);
-    traj_snap s = {.w = sigma, .rank = rank, .kind = TRAJ_SNAP_SIGMA};
-    float *packed = NULL;
-    size_t r = (size_t)rank, nu = (size_t)l->pub.rows * r, nv = (size_t)l->pub.cols * r;
-    if (u) { /* the one layout of a new basis: u, v, Σ packed */
-        if (!(packed = malloc((nu + nv + r * r) * sizeof *packed)))
-            return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", t->path);
-        memcpy(packed, u, nu * sizeof *packed);
-        memcpy(packed + nu, v, nv * sizeof *packed);
-        memcpy(packed + nu + nv, sigma, r * r * sizeof *packed);
-        s.w = packed;
-        s.kind = TRAJ_SNAP_BASIS;
-    }
-    s.nonfinite = traj_count_nonfinite(s.w, (u ? nu + nv : 0) + r * r);
-    int rc = traj_need_record(t, "cannot append");
+    traj_snap s = {.w = sigma, .u = u, .v = v, .rank = rank, .kind = u ? TRAJ_SNAP_BASIS : TRAJ_SNAP_SIGMA};
+    /* before reading the caller's rank-sized buffers */
+    int rc = check_factored(t, l, s.kind, rank);
+    if (rc) return rc;
+    size_t r = (size_t)rank;
+    s.nonfinite = traj_count_nonfinite(sigma, r * r);
+    if (u)
+        s.nonfinite += traj_count_nonfinite(u, (size_t)l->pub.rows * r) +
+                       traj_count_nonfinite(v, (size_t)l->pub.cols * r);
+    rc = traj_need_record(t, "cannot append");
     if (!rc) rc = append_layer(t, layer, step, &s, 1);
-    free(packed);
     return rc ? rc : traj_publish(t);
 }
 
