@@ -427,6 +427,22 @@ static int write_replay_csv(const ana_opts *o, const layer_sum *ls, int nl, doub
     return OIALR_OK;
 }
 
+/* The controller's decisions (/events) into events.csv, for the figures. */
+#define ANALYZE_MAX_EVENTS ((int64_t)1 << 21)
+static int copy_events(oialr_traj *t, const char *input, ana_results *res) {
+    int64_t ne = oialr_traj_get_info(t)->nevents, got = 0;
+    if (ne > ANALYZE_MAX_EVENTS)
+        return oialr_seterr(OIALR_ERR_OVERFLOW, "%s: %lld events; analyze reads at most %lld", input, (long long)ne,
+                            (long long)ANALYZE_MAX_EVENTS);
+    oialr_traj_event *ev = ne > 0 ? malloc((size_t)ne * sizeof *ev) : NULL;
+    if (ne > 0 && !ev)
+        return oialr_seterr(OIALR_ERR_NOMEM, "analyze: out of memory for %lld events", (long long)ne);
+    int rc = ne > 0 ? oialr_traj_read_events(t, ev, ne, &got) : OIALR_OK;
+    if (!rc) rc = ana_results_events(res, ev, got);
+    free(ev);
+    return rc;
+}
+
 int oialr_cmd_analyze(int argc, char **argv) {
     ana_opts o;
     int help;
@@ -494,20 +510,7 @@ int oialr_cmd_analyze(int argc, char **argv) {
     if ((rc = ana_engine_new(&e, o.threads, o.prec))) goto fail;
     ana_engine_set_angles(e, !o.no_angles);
     if ((rc = ana_results_open(&res, &o, info->created))) goto fail;
-    if (o.csv_dir) { /* the controller's decisions, for the figures */
-        int64_t ne = info->nevents, got = 0;
-        if (ne > ((int64_t)1 << 21)) {
-            rc = oialr_seterr(OIALR_ERR_OVERFLOW, "%s: %lld events; analyze reads at most %lld", o.input,
-                              (long long)ne, (long long)1 << 21);
-            goto fail;
-        }
-        oialr_traj_event *ev = ne > 0 ? malloc((size_t)ne * sizeof *ev) : NULL;
-        if (ne > 0 && !ev) { rc = oialr_seterr(OIALR_ERR_NOMEM, "analyze: out of memory for %lld events", (long long)ne); goto fail; }
-        rc = ne > 0 ? oialr_traj_read_events(t, ev, ne, &got) : OIALR_OK;
-        if (!rc) rc = ana_results_events(res, ev, got);
-        free(ev);
-        if (rc) goto fail;
-    }
+    if (o.csv_dir && (rc = copy_events(t, o.input, res))) goto fail;
 
     for (int i = 0; i < total; i++) {
         const oialr_traj_layer *L = oialr_traj_layer_at(t, i);

@@ -116,6 +116,14 @@ static FILE *open_csv(ana_results *r, int index, const char *header, int *rc) {
     return f;
 }
 
+/* fclose a table; OIALR_ERR_IO naming it if anything failed to write. */
+static int close_csv(ana_results *r, FILE *f, int index) {
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad)
+        return oialr_seterr(OIALR_ERR_IO, "%s: write error", ana_outputs_path(&r->outs, index));
+    return OIALR_OK;
+}
+
 void ana_csv_name(FILE *f, const char *name) {
     if (!strpbrk(name, ",\"\n\r")) { fputs(name, f); return; }
     fputc('"', f);
@@ -386,9 +394,7 @@ int ana_results_finish(ana_results *r, double frac) {
         if (!f) return rc;
         for (size_t i = 0; i < r->nmean; i++)
             fprintf(f, "%lld,%.9g,%d\n", (long long)r->mstep[i], r->mval[i], (int)r->mcnt[i]);
-        int bad = ferror(f);
-        if (fclose(f) != 0 || bad)
-            return oialr_seterr(OIALR_ERR_IO, "%s: write error", ana_outputs_path(&r->outs, r->i_mean));
+        if ((rc = close_csv(r, f, r->i_mean))) return rc;
     }
     return OIALR_OK;
 }
@@ -422,9 +428,8 @@ static int close_files(ana_results *r) {
     int idx[2] = {r->i_metrics, r->i_spectra};
     for (int i = 0; i < 2; i++) {
         if (!f[i]) continue;
-        int bad = ferror(f[i]);
-        if ((fclose(f[i]) != 0 || bad) && !rc)
-            rc = oialr_seterr(OIALR_ERR_IO, "%s: write error", ana_outputs_path(&r->outs, idx[i]));
+        int crc = close_csv(r, f[i], idx[i]);
+        if (!rc) rc = crc;
     }
     r->metrics = r->spectra = NULL;
     return rc;
@@ -447,7 +452,7 @@ int ana_results_events(ana_results *r, const oialr_traj_event *ev, int64_t n) {
     if (!r->o->csv_dir) return OIALR_OK;
     int rc = OIALR_OK;
     FILE *f = open_csv(r, r->i_events, "step,layer,kind,stability,rank_before,rank_after\n", &rc);
-    if (rc) return rc;
+    if (!f) return rc;
     for (int64_t i = 0; i < n; i++) {
         fprintf(f, "%lld,", (long long)ev[i].step);
         ana_csv_name(f, ev[i].layer);
@@ -455,7 +460,5 @@ int ana_results_events(ana_results *r, const oialr_traj_event *ev, int64_t n) {
         csv_num(f, ev[i].stability);
         fprintf(f, ",%d,%d\n", (int)ev[i].rank_before, (int)ev[i].rank_after);
     }
-    if (ferror(f)) rc = oialr_seterr(OIALR_ERR_IO, "%s: write error", r->o->csv_dir);
-    if (fclose(f) && !rc) rc = oialr_seterr(OIALR_ERR_IO, "%s: write error", r->o->csv_dir);
-    return rc;
+    return close_csv(r, f, r->i_events);
 }
