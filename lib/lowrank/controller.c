@@ -196,19 +196,19 @@ static int rotate_all(ctl *c, oialr_trainer *t, int64_t step) {
 typedef struct measure_job {
     ctl *c;
     const oialr_params *p;
-    int *todo, ntodo;
     int rc[NN_MAX_THREADS];
-    char msg[NN_MAX_THREADS][256];
+    char msg[NN_MAX_THREADS][1024]; /* oialr_errmsg()'s size */
 } measure_job;
 
 static void measure_task(void *ctx, int t, int nt) {
     measure_job *j = ctx;
     ctl *c = j->c;
     int rc = OIALR_OK;
-    /* layer k of the list goes to thread k % nt: the list is in graph order,
-     * so neighbours of similar size land on different threads */
-    for (int k = t; k < j->ntodo && !rc; k += nt) {
-        int e = j->todo[k], per = c->nlag + 1;
+    /* the k-th layer still full rank goes to thread k % nt: the layers are
+     * in graph order, so neighbours of similar size land on different threads */
+    for (int e = 0, k = 0; e < c->nelig && !rc; e++) {
+        if (c->done[e] || k++ % nt != t) continue;
+        int per = c->nlag + 1;
         if (!c->ws[t] && (rc = oialr_svd_ws_new(&c->ws[t], OIALR_PREC_F32))) break;
         oialr_factor *cur = c->ring[e * per + c->filled[e] % per];
         rc = oialr_factor_compute(cur, c->ws[t], j->p->data + j->p->info[c->param[c->el[e]]].offset);
@@ -224,15 +224,13 @@ static void measure_task(void *ctx, int t, int nt) {
 
 static int measure(ctl *c, oialr_trainer *t) {
     measure_job j = {.c = c, .p = t->params};
-    if (!(j.todo = malloc((size_t)(c->nelig ? c->nelig : 1) * sizeof *j.todo)))
-        return oialr_seterr(OIALR_ERR_NOMEM, "OIALR: out of memory");
+    int left = 0;
     for (int e = 0; e < c->nelig; e++) {
         c->s[e] = NAN;
-        if (!c->done[e]) j.todo[j.ntodo++] = e;
+        left += !c->done[e];
     }
-    int nt = nn_threads() < j.ntodo ? nn_threads() : j.ntodo;
+    int nt = nn_threads() < left ? nn_threads() : left;
     if (nt > 0) nn_parallel(measure_task, &j, nt);
-    free(j.todo);
     for (int k = 0; k < nt; k++)
         if (j.rc[k]) return oialr_seterr(j.rc[k], "%s", j.msg[k]);
     return OIALR_OK;
