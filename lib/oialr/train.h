@@ -69,6 +69,15 @@ typedef struct oialr_hook {
     int (*eval_end)(oialr_trainer *t, void *user);
     int (*epoch_end)(oialr_trainer *t, void *user);
     int (*run_end)(oialr_trainer *t, void *user);
+    /* Optional: the hook's own part of a checkpoint, for hooks that keep
+     * state the run's result depends on (the OIALR controller). state_size
+     * gives the bytes state_save writes, fixed for a run; it may be called
+     * before the hook's run_begin (by the recorder, whose run_begin comes
+     * first). When a run resumes (oialr_trainer_resume), state_load gets
+     * back what state_save wrote, right after the hook's run_begin. */
+    size_t (*state_size)(oialr_trainer *t, void *user);
+    int (*state_save)(oialr_trainer *t, void *user, void *buf, size_t n);
+    int (*state_load)(oialr_trainer *t, void *user, const void *buf, size_t n);
 } oialr_hook;
 
 #define OIALR_MAX_HOOKS 16
@@ -86,6 +95,11 @@ struct oialr_trainer {
     int stop;                          /* set to 1 (e.g. from a signal) to stop after this step */
     oialr_hook hooks[OIALR_MAX_HOOKS];
     int nhooks;
+    int at_epoch_end;                  /* 1 while the epoch_end hooks run */
+    int resumed;                       /* 1: this run continues a checkpoint (oialr_trainer_resume) */
+    int resume_in_epoch;               /*   it stopped inside its epoch (not at an epoch end) */
+    void *hook_state[OIALR_MAX_HOOKS]; /* resumed: each hook's state_save bytes (a copy; NULL: none) */
+    size_t hook_state_n[OIALR_MAX_HOOKS];
     float *xbuf;                       /* [batch, c*h*w] */
     uint8_t *ybuf;                     /* [batch] */
     int64_t epoch_seen, epoch_correct;
@@ -94,21 +108,35 @@ struct oialr_trainer {
 
 /* What a checkpoint holds of a trainer: views into its state (valid until
  * the next step) and the scalars that place a run, so that a checkpoint
- * writer (the recorder) needs nothing of the trainer's internals. */
+ * writer (the recorder) needs nothing of the trainer's internals. A state
+ * taken between two steps (step_begin, epoch_end) and given back to
+ * oialr_trainer_resume continues the run exactly where it was: with one
+ * thread, bit for bit. */
 typedef struct oialr_train_state {
     const float *params;            /* [n] the parameter buffer */
     const float *optim_m, *optim_v; /* [n] the optimizer's moments, NULL if it keeps none */
     size_t n;
     int64_t optim_t;                /* the optimizer's update count */
-    int64_t step, epochs_done;      /* epochs_done: epoch in progress + 1 at an epoch end */
+    int64_t step, epochs_done;      /* epochs_done: epoch in progress + 1 at an epoch end, else the epoch in progress */
+    int at_epoch_end;               /* 1: taken at an epoch end (its evaluation done) */
     double seconds;                 /* wall time since run_begin */
     const int64_t *loader_order;    /* [loader_n] the training data order of this epoch */
     int64_t loader_n, loader_cursor;
     oialr_rng model_rng, loader_rng; /* model_rng zero if the model has none */
+    int64_t epoch_seen, epoch_correct; /* the epoch's running accuracy so far */
+    float loss, lr, val_loss, val_acc, test_loss, test_acc; /* the latest metrics */
 } oialr_train_state;
 
 /* Fill s from t (t's optimizer must be initialised: from run_begin on). */
 OIALR_API void oialr_trainer_get_state(const oialr_trainer *t, oialr_train_state *s);
+
+/* Continue from s (a checkpoint of this same run: same model, data and
+ * configuration) at the next oialr_train_run: parameters, moments, step,
+ * data order, generators and metrics are copied in now; hook_state[h] (or
+ * NULL; copied) goes to hook h's state_load after its run_begin. Hooks see
+ * t->resumed = 1 in run_begin. OIALR_ERR_MISMATCH if s does not fit t. */
+OIALR_API int oialr_trainer_resume(oialr_trainer *t, const oialr_train_state *s, const void *const *hook_state,
+                                   const size_t *hook_state_n);
 
 /* The trainer borrows model and loaders; it owns the optimizer state. */
 OIALR_API int oialr_trainer_init(oialr_trainer *t, const oialr_train_config *cfg, oialr_model *model,

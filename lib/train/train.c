@@ -10,6 +10,7 @@
 #include "oialr/train.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void oialr_train_defaults(oialr_train_config *cfg) {
@@ -61,6 +62,10 @@ int oialr_trainer_init(oialr_trainer *t, const oialr_train_config *cfg, oialr_mo
 
 void oialr_trainer_free(oialr_trainer *t) {
     oialr_optim_free(&t->optim);
+    for (int h = 0; h < OIALR_MAX_HOOKS; h++) {
+        free(t->hook_state[h]);
+        t->hook_state[h] = NULL;
+    }
     free(t->xbuf);
     free(t->ybuf);
     t->xbuf = NULL;
@@ -75,7 +80,8 @@ void oialr_trainer_get_state(const oialr_trainer *t, oialr_train_state *s) {
     s->optim_v = t->optim.v;
     s->optim_t = t->optim.t;
     s->step = t->metrics.step;
-    s->epochs_done = (int64_t)t->metrics.epoch + 1;
+    s->at_epoch_end = t->at_epoch_end;
+    s->epochs_done = (int64_t)t->metrics.epoch + (t->at_epoch_end ? 1 : 0);
     s->seconds = t->metrics.seconds;
     s->loader_order = t->train->idx;
     s->loader_n = t->train->n;
@@ -83,6 +89,71 @@ void oialr_trainer_get_state(const oialr_trainer *t, oialr_train_state *s) {
     s->loader_rng = t->train->rng;
     const oialr_rng *mr = oialr_model_rng(t->model);
     if (mr) s->model_rng = *mr;
+    s->epoch_seen = t->epoch_seen;
+    s->epoch_correct = t->epoch_correct;
+    const oialr_train_metrics *m = &t->metrics;
+    s->loss = m->loss;
+    s->lr = m->lr;
+    s->val_loss = m->val_loss;
+    s->val_acc = m->val_acc;
+    s->test_loss = m->test_loss;
+    s->test_acc = m->test_acc;
+}
+
+int oialr_trainer_resume(oialr_trainer *t, const oialr_train_state *s, const void *const *hook_state,
+                         const size_t *hook_state_n) {
+    if (s->n != t->params->total)
+        return oialr_seterr(OIALR_ERR_MISMATCH, "resume: the checkpoint has %zu parameters, the model %zu", s->n,
+                            t->params->total);
+    if (s->loader_n != t->train->n)
+        return oialr_seterr(OIALR_ERR_MISMATCH, "resume: the checkpoint's data order has %lld samples, the training set %lld",
+                            (long long)s->loader_n, (long long)t->train->n);
+    if ((s->optim_m != NULL) != (t->optim.m != NULL) || (s->optim_v != NULL) != (t->optim.v != NULL))
+        return oialr_seterr(OIALR_ERR_MISMATCH, "resume: the checkpoint's optimizer keeps other moments");
+    if (s->step < 0 || s->step > t->total_steps || s->epochs_done < 0 || s->epochs_done > t->cfg.epochs ||
+        s->loader_cursor < 0 || s->loader_cursor > s->loader_n)
+        return oialr_seterr(OIALR_ERR_MISMATCH, "resume: the checkpoint's step %lld / epoch %lld do not fit this run",
+                            (long long)s->step, (long long)s->epochs_done);
+    for (int64_t i = 0; i < s->loader_n; i++)
+        if (s->loader_order[i] < 0 || s->loader_order[i] >= t->train->ds->n)
+            return oialr_seterr(OIALR_ERR_MISMATCH, "resume: the checkpoint's data order names sample %lld of %lld",
+                                (long long)s->loader_order[i], (long long)t->train->ds->n);
+    memcpy(t->params->data, s->params, s->n * sizeof *s->params);
+    if (s->optim_m) memcpy(t->optim.m, s->optim_m, s->n * sizeof *s->optim_m);
+    if (s->optim_v) memcpy(t->optim.v, s->optim_v, s->n * sizeof *s->optim_v);
+    t->optim.t = s->optim_t;
+    memcpy(t->train->idx, s->loader_order, (size_t)s->loader_n * sizeof *s->loader_order);
+    t->train->cursor = s->loader_cursor;
+    t->train->rng = s->loader_rng;
+    oialr_rng *mr = oialr_model_rng(t->model);
+    if (mr) *mr = s->model_rng;
+    oialr_train_metrics *m = &t->metrics;
+    m->step = s->step;
+    m->seconds = s->seconds;
+    m->loss = s->loss;
+    m->lr = s->lr;
+    m->val_loss = s->val_loss;
+    m->val_acc = s->val_acc;
+    m->test_loss = s->test_loss;
+    m->test_acc = s->test_acc;
+    t->epoch_seen = s->epoch_seen;
+    t->epoch_correct = s->epoch_correct;
+    m->train_acc = s->epoch_seen ? (float)s->epoch_correct / (float)s->epoch_seen : NAN;
+    /* an epoch-end state continues with the next epoch's shuffle */
+    t->resume_in_epoch = !s->at_epoch_end;
+    m->epoch = (int)s->epochs_done;
+    t->resumed = 1;
+    for (int h = 0; h < OIALR_MAX_HOOKS; h++) {
+        free(t->hook_state[h]);
+        t->hook_state[h] = NULL;
+        t->hook_state_n[h] = 0;
+        if (!hook_state || !hook_state[h] || !hook_state_n) continue;
+        if (!(t->hook_state[h] = malloc(hook_state_n[h] ? hook_state_n[h] : 1)))
+            return oialr_seterr(OIALR_ERR_NOMEM, "resume: out of memory for the state of hook %d", h);
+        memcpy(t->hook_state[h], hook_state[h], hook_state_n[h]);
+        t->hook_state_n[h] = hook_state_n[h];
+    }
+    return OIALR_OK;
 }
 
 int oialr_trainer_add_hook(oialr_trainer *t, const oialr_hook *hook) {
@@ -129,19 +200,49 @@ static float trainable_fraction(const oialr_trainer *t, size_t full) {
     return full ? (float)oialr_params_trainable(t->params) / (float)full : 1.0f;
 }
 
+/* Resuming: each hook with a state gets back what it saved. */
+static int load_hook_states(oialr_trainer *t) {
+    for (int h = 0; h < t->nhooks; h++) {
+        const oialr_hook *k = &t->hooks[h];
+        if (!k->state_load || !k->state_size) continue;
+        size_t want = k->state_size(t, k->user);
+        if (want == 0) continue;
+        if (!t->hook_state[h])
+            return oialr_seterr(OIALR_ERR_MISMATCH, "resume: the checkpoint holds no state of hook '%s'",
+                                k->name ? k->name : "?");
+        if (t->hook_state_n[h] != want)
+            return oialr_seterr(OIALR_ERR_MISMATCH, "resume: hook '%s' keeps %zu bytes of state, the checkpoint %zu",
+                                k->name ? k->name : "?", want, t->hook_state_n[h]);
+        int rc = k->state_load(t, k->user, t->hook_state[h], want);
+        if (rc) return rc;
+    }
+    return OIALR_OK;
+}
+
 static int run_epochs(oialr_trainer *t) {
     oialr_train_metrics *mt = &t->metrics;
     size_t full = oialr_params_trainable(t->params);
     CALL_HOOKS(t, run_begin);
+    if (t->resumed) {
+        int rc = load_hook_states(t);
+        if (rc) return rc;
+    }
+    /* a resumed run inside an epoch goes on with that epoch's order */
+    int keep_order = t->resumed && t->resume_in_epoch;
     for (int epoch = mt->epoch; epoch < t->cfg.epochs && mt->step < t->total_steps; epoch++) {
         mt->epoch = epoch;
-        oialr_loader_reset(t->train);
-        t->epoch_seen = t->epoch_correct = 0;
+        if (!keep_order) {
+            oialr_loader_reset(t->train);
+            t->epoch_seen = t->epoch_correct = 0;
+        }
+        keep_order = 0;
         t->epoch_t0 = oialr_now();
         CALL_HOOKS(t, epoch_begin);
-        int got;
-        while (mt->step < t->total_steps && (got = oialr_loader_next(t->train, t->xbuf, t->ybuf, t->cfg.batch)) > 0) {
+        /* step_begin comes before the batch is drawn: between two steps the
+         * state is whole (a checkpoint there resumes exactly) */
+        while (mt->step < t->total_steps && t->train->cursor < t->train->n) {
             CALL_HOOKS(t, step_begin);
+            int got = oialr_loader_next(t->train, t->xbuf, t->ybuf, t->cfg.batch);
             float lr = oialr_schedule_lr(&t->cfg.schedule, mt->step);
             float loss;
             int correct;
@@ -177,7 +278,15 @@ static int run_epochs(oialr_trainer *t) {
             return rc;
         mt->seconds = oialr_now() - t->t0;
         CALL_HOOKS(t, eval_end);
-        CALL_HOOKS(t, epoch_end);
+        t->at_epoch_end = 1;
+        for (int h_ = 0; h_ < t->nhooks; h_++) {
+            int r_ = t->hooks[h_].epoch_end ? t->hooks[h_].epoch_end(t, t->hooks[h_].user) : 0;
+            if (r_) {
+                t->at_epoch_end = 0;
+                return r_;
+            }
+        }
+        t->at_epoch_end = 0;
     }
     return OIALR_OK;
 }
