@@ -109,6 +109,13 @@ OIALR_API int oialr_traj_create(oialr_traj **out, const char *path, const oialr_
  * if newer than this library). An APPEND-mode handle is in phase 2. */
 OIALR_API int oialr_traj_open(oialr_traj **out, const char *path, int mode);
 
+/* Open for appending (mode APPEND or RECOVER) after dropping everything
+ * recorded after `step`: snapshots (and the bases only they use), metrics
+ * rows and events. A run resumed from its checkpoint at `step` then writes
+ * the later steps again, with no gap and no duplicate. The file is closed
+ * once in between (another writer could take it then). */
+OIALR_API int oialr_traj_open_rewind(oialr_traj **out, const char *path, int mode, int64_t step);
+
 /* Flush and close; frees t even when it returns an error (e.g. disk full).
  * A new file still under its temporary name is completed and renamed into
  * place first. t may be NULL. */

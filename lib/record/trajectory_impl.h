@@ -174,6 +174,8 @@ int traj_check_dset(oialr_traj *t, hid_t d, const char *obj, H5T_class_t cls, in
  * chunk). */
 int traj_chunk_allocated(hid_t d, hsize_t k, hsize_t chunk0);
 herr_t traj_rows_written(hid_t d, int64_t *n);
+/* oialr_traj_open, with SWMR writing started (swmr = 1) or not (a rewind). */
+int traj_open_mode(oialr_traj **out, const char *path, int mode, int swmr);
 // ----------------------------------------------------------------------------
 // trajectory_factors.c: the reader's side of factored snapshots
 /* Open and check a layer's factor datasets if it has them (pub.factor_capacity). */

@@ -417,7 +417,9 @@ done:
 // ----------------------------------------------------------------------------
 // open
 
-int oialr_traj_open(oialr_traj **out, const char *path, int mode) {
+int oialr_traj_open(oialr_traj **out, const char *path, int mode) { return traj_open_mode(out, path, mode, 1); }
+
+int traj_open_mode(oialr_traj **out, const char *path, int mode, int swmr) {
     OIALR_ASSERT(out && path);
     *out = NULL;
     if (mode < OIALR_TRAJ_READ || mode > OIALR_TRAJ_RECOVER)
@@ -519,7 +521,9 @@ int oialr_traj_open(oialr_traj **out, const char *path, int mode) {
             goto done;
         }
         t->compress = 0;
-        if (H5Fstart_swmr_write(t->file) < 0) {
+        if (!swmr) {
+            /* a rewind (trajectory_rewind.c): shrinking needs the plain mode */
+        } else if (H5Fstart_swmr_write(t->file) < 0) {
             h5u_stack s = h5u_stack_get();
             oialr_log(OIALR_LOG_WARN, "%s: appending without SWMR (%s)", path, s.last);
         } else if ((rc = traj_reopen_weights(t))) {
