@@ -77,6 +77,12 @@ typedef struct oialr_record_options {
     int force;                 /* overwrite an existing file */
     int compress;              /* 0: none, 1..9: shuffle + deflate level */
     int checkpoint;            /* write the checkpoint at epoch ends (default 1) */
+    int64_t checkpoint_every;  /* and every N steps, between two steps (default
+                                * OIALR_RECORD_CHECKPOINT_EVERY; 0: epoch ends only) */
+    int resume;                /* continue the trajectory at path: the trainer resumes
+                                * from its checkpoint (oialr_record_resume); at
+                                * run_begin the file is reopened and what was
+                                * recorded after the checkpoint's step is dropped */
     uint64_t seed;             /* root attribute "seed" */
     const char *command_line;  /* root attribute "command_line" */
     int nconfig;               /* extra /config attributes */
@@ -84,12 +90,23 @@ typedef struct oialr_record_options {
     const char *const *config_values;
 } oialr_record_options;
 
-/* every = 50, checkpoint = 1, the rest 0/NULL. */
+#define OIALR_RECORD_CHECKPOINT_EVERY 1000
+
+/* every = 50, checkpoint = 1, checkpoint_every = 1000, the rest 0/NULL. */
 OIALR_API void oialr_record_options_default(oialr_record_options *opt);
 
 /* Fill *hook and create the trajectory file now (so "file exists" or a bad
  * directory is reported before training). The options' strings are copied. */
 OIALR_API int oialr_record_hook_init(oialr_hook *hook, const oialr_record_options *opt);
+
+/* Continue a stopped or killed run: read the checkpoint of the trajectory
+ * at path into t (oialr_trainer_resume), the hooks' states included. Call
+ * it after every hook is added and before oialr_train_run; t must be built
+ * as the run was (model, data, configuration, the same hooks in the same
+ * order); a recorder hook among them should have been made with resume = 1
+ * and the same path. OIALR_ERR_NOTFOUND if the file has no checkpoint,
+ * OIALR_ERR_MISMATCH (naming the item) if it does not fit t. */
+OIALR_API int oialr_record_resume(oialr_trainer *t, const char *path);
 
 /* Close the file if still open and free the hook's state. Safe to call
  * twice, and on a hook whose init failed. */

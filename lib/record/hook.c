@@ -68,6 +68,7 @@ void oialr_record_options_default(oialr_record_options *opt) {
     memset(opt, 0, sizeof *opt);
     opt->every = 50;
     opt->checkpoint = 1;
+    opt->checkpoint_every = OIALR_RECORD_CHECKPOINT_EVERY;
 }
 
 
@@ -88,6 +89,7 @@ static void recorder_free(recorder *r) {
     }
     free(r->ck_f);
     free(r->ck_order);
+    for (int h = 0; h < r->nhst; h++) free(r->hst[h].buf);
     free(r->form_tmp);
     free(r->fcap);
     free(r->basis_ver);
@@ -221,6 +223,15 @@ static int metrics_row(recorder *r, oialr_trainer *t) {
     return rec_submit(r, &j);
 }
 
+/* The checkpoint buffer back, when no checkpoint job was queued after all. */
+static void release_ckpt(recorder *r) {
+    if (!r->running) return;
+    pthread_mutex_lock(&r->mu);
+    r->ck_busy = 0;
+    pthread_cond_broadcast(&r->cv_space);
+    pthread_mutex_unlock(&r->mu);
+}
+
 static int checkpoint(recorder *r, oialr_trainer *t) {
     if (r->running) {
         pthread_mutex_lock(&r->mu);
@@ -239,6 +250,16 @@ static int checkpoint(recorder *r, oialr_trainer *t) {
         f += r->ck_stride;
     }
     memcpy(r->ck_order, s.loader_order, (size_t)r->loader_n * sizeof *r->ck_order);
+    for (int h = 0; h < r->nhst; h++) {
+        const oialr_hook *k = &t->hooks[r->hst[h].hook];
+        r->hst[h].buf[(r->hst[h].bytes + 7) / 8 - 1] = 0; /* the padding */
+        int rc = k->state_save(t, k->user, r->hst[h].buf, r->hst[h].bytes);
+        if (rc) {
+            release_ckpt(r);
+            return rc;
+        }
+    }
+    r->last_ckpt = s.step;
     job j = {.kind = JOB_CKPT, .step = s.step};
     uint64_t *v = j.u.ck.v;
     v[CKS_OPTIM_T] = (uint64_t)s.optim_t;
@@ -250,6 +271,14 @@ static int checkpoint(recorder *r, oialr_trainer *t) {
     v[CKS_MODEL_RNG_INC] = s.model_rng.inc;
     v[CKS_LOADER_RNG_STATE] = s.loader_rng.state;
     v[CKS_LOADER_RNG_INC] = s.loader_rng.inc;
+    v[CKS_AT_EPOCH_END] = (uint64_t)s.at_epoch_end;
+    v[CKS_EPOCH_SEEN] = (uint64_t)s.epoch_seen;
+    v[CKS_EPOCH_CORRECT] = (uint64_t)s.epoch_correct;
+    const float fm[] = {s.loss, s.lr, s.val_loss, s.val_acc, s.test_loss, s.test_acc};
+    for (int i = 0; i < 6; i++) {
+        double d = fm[i];
+        memcpy(&v[CKS_LOSS + i], &d, sizeof d);
+    }
     r->copy_s += oialr_now() - t0;
     return rec_submit(r, &j);
 }
@@ -426,8 +455,27 @@ static int gather(recorder *r, oialr_trainer *t) {
     config_put(r, "record_every", "%lld", (long long)r->every);
     config_put(r, "record_layers", "%s", r->layers ? r->layers : "*");
     /* checkpoint items */
-    r->ckpt_declare = r->checkpoint;
+    r->ckpt_declare = r->checkpoint && !r->resume;
+    r->nhst = 0;
     if (r->checkpoint) {
+        /* the states of the hooks that keep one (the OIALR controller) */
+        for (int k = 0; k < t->nhooks; k++) {
+            const oialr_hook *h = &t->hooks[k];
+            if (h->user == r || !h->state_size || !h->state_save) continue;
+            size_t bytes = h->state_size(t, h->user);
+            if (bytes == 0) continue;
+            if (bytes == (size_t)-1) return OIALR_ERR_NOMEM; /* its message is set */
+            if (r->nhst == REC_STATE_MAX)
+                return oialr_seterr(OIALR_ERR_ARG, "%s: more than %d hooks keep a state", r->path, REC_STATE_MAX);
+            snprintf(r->hst[r->nhst].name, sizeof r->hst[r->nhst].name, REC_CK_STATE "%s", h->name ? h->name : "hook");
+            r->hst[r->nhst].hook = k;
+            r->hst[r->nhst].bytes = bytes;
+            if (!(r->hst[r->nhst].buf = calloc((bytes + 7) / 8, 8)))
+                return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory for the state of hook %s (%zu bytes)", r->path,
+                                    h->name ? h->name : "?", bytes);
+            r->held_bytes += (bytes + 7) / 8 * 8;
+            r->nhst++;
+        }
         oialr_train_state s;
         oialr_trainer_get_state(t, &s);
         r->total = s.n;
@@ -452,16 +500,44 @@ static int gather(recorder *r, oialr_trainer *t) {
 
 #define FAILED(r) atomic_load_explicit(&(r)->failed, memory_order_acquire)
 
+/* A resumed run: the file back at the checkpoint's step, for appending, and
+ * the same layers as this run records. */
+static int reopen(recorder *r, oialr_trainer *t) {
+    if (!t->resumed)
+        return oialr_seterr(OIALR_ERR_ARG, "%s: a resuming recorder needs a resumed trainer (oialr_record_resume)",
+                            r->path);
+    int64_t step = t->metrics.step;
+    int rc = oialr_traj_open_rewind(&r->traj, r->path, OIALR_TRAJ_RECOVER, step);
+    if (rc) return rc;
+    if (oialr_traj_nlayers(r->traj) != r->nsel)
+        return oialr_seterr(OIALR_ERR_MISMATCH, "%s: the file records %d layers, this run %d", r->path,
+                            oialr_traj_nlayers(r->traj), r->nsel);
+    for (int i = 0; i < r->nsel; i++) {
+        const oialr_traj_layer *l = oialr_traj_layer_at(r->traj, i);
+        const oialr_param_info *pi = &r->sel[i];
+        if (strcmp(l->name, pi->name) || l->rows != pi->rows || l->cols != pi->cols ||
+            (l->factor_capacity > 0 ? l->factor_capacity : 0) != r->fcap[i])
+            return oialr_seterr(OIALR_ERR_MISMATCH, "%s: layer %d is %s %lldx%lld in the file, %s %lldx%lld in this run",
+                                r->path, i, l->name, (long long)l->rows, (long long)l->cols, pi->name,
+                                (long long)pi->rows, (long long)pi->cols);
+    }
+    r->last_snap = step; /* the file has this step's snapshot, if it was due */
+    r->last_ckpt = step;
+    oialr_log(OIALR_LOG_INFO, "%s: resuming at step %lld", r->path, (long long)step);
+    return OIALR_OK;
+}
+
 static int do_run_begin(recorder *r, oialr_trainer *t) {
-    if (!r->traj || r->running)
+    if ((!r->traj && !r->resume) || r->running || (r->resume && r->traj))
         return oialr_seterr(OIALR_ERR_ARG, "%s: recorder already closed (hook reused?)", r->path);
     int rc = gather(r, t);
+    if (!rc && r->resume) rc = reopen(r, t);
     if (!rc) rc = alloc_buffers(r, t);
     if (!rc && rec_start_writer(r)) oialr_log(OIALR_LOG_WARN, "%s; writing synchronously", oialr_errmsg());
     job begin = {.kind = JOB_BEGIN};
     if (!rc) rc = rec_submit(r, &begin);
-    if (!rc) rc = snapshot(r, t);
-    if (!rc) rc = metrics_row(r, t);
+    if (!rc && !r->resume) rc = snapshot(r, t);
+    if (!rc && !r->resume) rc = metrics_row(r, t);
     return rc;
 }
 
@@ -480,6 +556,16 @@ static int rec_step_end(oialr_trainer *t, void *user) {
     TIMED(r, do_step_end(r, t));
 }
 
+/* Between two steps: the periodic checkpoint. */
+static int rec_step_begin(oialr_trainer *t, void *user) {
+    recorder *r = user;
+    if (FAILED(r)) return rec_writer_error(r);
+    int64_t step = t->metrics.step;
+    if (!r->checkpoint || r->ckpt_every <= 0 || step == 0 || step % r->ckpt_every != 0 || step == r->last_ckpt)
+        return OIALR_OK;
+    TIMED(r, checkpoint(r, t));
+}
+
 static int rec_eval_end(oialr_trainer *t, void *user) {
     recorder *r = user;
     if (FAILED(r)) return rec_writer_error(r);
@@ -489,7 +575,7 @@ static int rec_eval_end(oialr_trainer *t, void *user) {
 static int do_epoch_end(recorder *r, oialr_trainer *t) {
     int rc = OIALR_OK;
     if (r->every_epoch) rc = snapshot(r, t);
-    if (!rc && r->checkpoint) rc = checkpoint(r, t);
+    if (!rc && r->checkpoint && t->metrics.step != r->last_ckpt) rc = checkpoint(r, t);
     return rc;
 }
 
@@ -506,6 +592,10 @@ static int do_run_end(recorder *r, oialr_trainer *t) {
     /* the final state, even after a stop or a training error: it is what the
      * run did (not after a write error: the file is failing) */
     if (r->nsel > 0 && (r->running || r->nfree > 0) && !FAILED(r)) rc = snapshot(r, t);
+    /* a run stopped between two steps (a signal) can go on from here */
+    if (!rc && t->status == OIALR_ERR_INTERRUPTED && r->checkpoint && r->ck_f && !FAILED(r) &&
+        t->metrics.step != r->last_ckpt)
+        rc = checkpoint(r, t);
     rec_stop_writer(r); /* drains the queue */
     if (!rc && r->werr) {
         if (r->reported) {
@@ -563,7 +653,10 @@ int oialr_record_hook_init(oialr_hook *hook, const oialr_record_options *opt) {
     r->every = opt->every;
     r->every_epoch = opt->every_epoch;
     r->checkpoint = opt->checkpoint;
+    r->ckpt_every = opt->checkpoint_every;
+    r->resume = opt->resume;
     r->last_snap = -1;
+    r->last_ckpt = -1;
     if (!r->path || (opt->layers && !r->layers)) goto oom;
     if (opt->nconfig > 0) {
         r->ckeys = calloc((size_t)opt->nconfig, sizeof *r->ckeys);
@@ -576,6 +669,19 @@ int oialr_record_hook_init(oialr_hook *hook, const oialr_record_options *opt) {
             if (!r->ckeys[i] || !r->cvals[i]) goto oom;
         }
     }
+    if (opt->checkpoint_every < 0) {
+        recorder_free(r);
+        return oialr_seterr(OIALR_ERR_ARG, "%s: checkpoint interval must be >= 0", opt->path);
+    }
+    hook->name = "record";
+    hook->user = r;
+    hook->run_begin = rec_run_begin;
+    hook->step_begin = rec_step_begin;
+    hook->step_end = rec_step_end;
+    hook->eval_end = rec_eval_end;
+    hook->epoch_end = rec_epoch_end;
+    hook->run_end = rec_run_end;
+    if (r->resume) return OIALR_OK; /* the file is reopened at run_begin, at the checkpoint's step */
     oialr_traj_options to;
     oialr_traj_options_default(&to);
     to.force = opt->force;
@@ -585,15 +691,9 @@ int oialr_record_hook_init(oialr_hook *hook, const oialr_record_options *opt) {
     int rc = oialr_traj_create(&r->traj, opt->path, &to);
     if (rc) {
         recorder_free(r);
+        memset(hook, 0, sizeof *hook);
         return rc;
     }
-    hook->name = "record";
-    hook->user = r;
-    hook->run_begin = rec_run_begin;
-    hook->step_end = rec_step_end;
-    hook->eval_end = rec_eval_end;
-    hook->epoch_end = rec_epoch_end;
-    hook->run_end = rec_run_end;
     return OIALR_OK;
 oom:
     recorder_free(r);

@@ -18,12 +18,8 @@
 #include <time.h>
 
 /* The checkpoint items' names (their order: recorder.h's CKA_ and CKS_). */
-static const char *const CK_ARRAY[CKA_N] = {"params", "optim_m", "optim_v"};
-#define CK_ORDER "loader_order"
-static const struct {
-    const char *name;
-    int is_unsigned;
-} CK_SCALAR[CKS_N] = {
+const char *const REC_CK_ARRAY[CKA_N] = {"params", "optim_m", "optim_v"};
+const rec_ck_scalar REC_CK_SCALAR[CKS_N] = {
     [CKS_OPTIM_T] = {"optim_t", 0},
     [CKS_STEP] = {"step", 0},
     [CKS_EPOCHS_DONE] = {"epochs_done", 0},
@@ -33,6 +29,15 @@ static const struct {
     [CKS_MODEL_RNG_INC] = {"model_rng_inc", 1},
     [CKS_LOADER_RNG_STATE] = {"loader_rng_state", 1},
     [CKS_LOADER_RNG_INC] = {"loader_rng_inc", 1},
+    [CKS_AT_EPOCH_END] = {"at_epoch_end", 0},
+    [CKS_EPOCH_SEEN] = {"epoch_seen", 0},
+    [CKS_EPOCH_CORRECT] = {"epoch_correct", 0},
+    [CKS_LOSS] = {"loss_bits", 1},
+    [CKS_LR] = {"lr_bits", 1},
+    [CKS_VAL_LOSS] = {"val_loss_bits", 1},
+    [CKS_VAL_ACC] = {"val_acc_bits", 1},
+    [CKS_TEST_LOSS] = {"test_loss_bits", 1},
+    [CKS_TEST_ACC] = {"test_acc_bits", 1},
 };
 
 
@@ -66,15 +71,18 @@ static int job_write(recorder *r, const job *j) {
         if ((rc = oialr_traj_ckpt_start(tr))) return rc;
         for (int a = 0; a < CKA_N; a++) {
             if (!r->has[a]) continue;
-            if ((rc = oialr_traj_ckpt_put_array(tr, CK_ARRAY[a], f, r->total))) return rc;
+            if ((rc = oialr_traj_ckpt_put_array(tr, REC_CK_ARRAY[a], f, r->total))) return rc;
             f += r->ck_stride;
         }
         for (int i = 0; i < CKS_N; i++) {
-            rc = CK_SCALAR[i].is_unsigned ? oialr_traj_ckpt_put_u64(tr, CK_SCALAR[i].name, c->v[i])
-                                          : oialr_traj_ckpt_put_i64(tr, CK_SCALAR[i].name, (int64_t)c->v[i]);
+            rc = REC_CK_SCALAR[i].is_unsigned ? oialr_traj_ckpt_put_u64(tr, REC_CK_SCALAR[i].name, c->v[i])
+                                          : oialr_traj_ckpt_put_i64(tr, REC_CK_SCALAR[i].name, (int64_t)c->v[i]);
             if (rc) return rc;
         }
-        if ((rc = oialr_traj_ckpt_put_array_i64(tr, CK_ORDER, r->ck_order, (size_t)r->loader_n))) return rc;
+        if ((rc = oialr_traj_ckpt_put_array_i64(tr, REC_CK_ORDER, r->ck_order, (size_t)r->loader_n))) return rc;
+        for (int h = 0; h < r->nhst; h++)
+            if ((rc = oialr_traj_ckpt_put_array_i64(tr, r->hst[h].name, r->hst[h].buf, (r->hst[h].bytes + 7) / 8)))
+                return rc;
         rc = oialr_traj_ckpt_commit(tr);
         break;
     }
@@ -270,6 +278,7 @@ int rec_take_slot(recorder *r) {
 static int define_file(recorder *r) {
     oialr_traj *tr = r->traj;
     int rc;
+    if (r->resume) return OIALR_OK; /* reopened for appending at run_begin (hook.c) */
     for (int i = 0; i < r->nsel; i++) {
         const oialr_param_info *pi = &r->sel[i];
         int index;
@@ -285,11 +294,13 @@ static int define_file(recorder *r) {
     if ((rc = oialr_traj_declare_metrics(tr, OIALR_TRAJ_METRICS_DEFAULT))) return rc;
     if (r->ckpt_declare) {
         for (int a = 0; a < CKA_N; a++)
-            if (r->has[a] && (rc = oialr_traj_declare_ckpt_array(tr, CK_ARRAY[a], r->total))) return rc;
+            if (r->has[a] && (rc = oialr_traj_declare_ckpt_array(tr, REC_CK_ARRAY[a], r->total))) return rc;
         for (int i = 0; i < CKS_N; i++)
-            if ((rc = oialr_traj_declare_ckpt_scalar(tr, CK_SCALAR[i].name, CK_SCALAR[i].is_unsigned))) return rc;
-        if (r->loader_n > 0 && (rc = oialr_traj_declare_ckpt_array_i64(tr, CK_ORDER, (size_t)r->loader_n)))
+            if ((rc = oialr_traj_declare_ckpt_scalar(tr, REC_CK_SCALAR[i].name, REC_CK_SCALAR[i].is_unsigned))) return rc;
+        if (r->loader_n > 0 && (rc = oialr_traj_declare_ckpt_array_i64(tr, REC_CK_ORDER, (size_t)r->loader_n)))
             return rc;
+        for (int h = 0; h < r->nhst; h++)
+            if ((rc = oialr_traj_declare_ckpt_array_i64(tr, r->hst[h].name, (r->hst[h].bytes + 7) / 8))) return rc;
     }
     return traj_start(tr);
 }

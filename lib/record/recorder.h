@@ -25,8 +25,21 @@ enum { JOB_BEGIN, JOB_SNAP, JOB_METRICS, JOB_CKPT, JOB_EVENT };
 enum { CKA_PARAMS, CKA_OPTIM_M, CKA_OPTIM_V, CKA_N };
 enum {
     CKS_OPTIM_T, CKS_STEP, CKS_EPOCHS_DONE, CKS_SECONDS_US, CKS_LOADER_CURSOR,
-    CKS_MODEL_RNG_STATE, CKS_MODEL_RNG_INC, CKS_LOADER_RNG_STATE, CKS_LOADER_RNG_INC, CKS_N
+    CKS_MODEL_RNG_STATE, CKS_MODEL_RNG_INC, CKS_LOADER_RNG_STATE, CKS_LOADER_RNG_INC,
+    CKS_AT_EPOCH_END, CKS_EPOCH_SEEN, CKS_EPOCH_CORRECT,
+    /* the latest metrics, as the bits of a double */
+    CKS_LOSS, CKS_LR, CKS_VAL_LOSS, CKS_VAL_ACC, CKS_TEST_LOSS, CKS_TEST_ACC, CKS_N
 };
+/* Their names in /checkpoint (hook_writer.c), and those of the arrays. */
+typedef struct rec_ck_scalar {
+    const char *name;
+    int is_unsigned;
+} rec_ck_scalar;
+extern const rec_ck_scalar REC_CK_SCALAR[CKS_N];
+extern const char *const REC_CK_ARRAY[CKA_N];
+#define REC_CK_ORDER "loader_order"
+#define REC_CK_STATE "state_" /* + a hook's name: its state_save bytes, as int64 */
+#define REC_STATE_MAX 8       /* hooks with a state in one run */
 
 typedef struct ckpt_meta {
     uint64_t v[CKS_N]; /* signed items as their two's complement */
@@ -62,6 +75,15 @@ typedef struct recorder {
     } base_cfg[24];  /* /config from the trainer, gathered at run_begin */
     int nbase;
     int ckpt_declare; /* declare the checkpoint items */
+    int resume;       /* append to the file of the run being resumed (opened at run_begin) */
+    int64_t ckpt_every, last_ckpt; /* checkpoint every N steps too (0: epoch ends); step of the last (-1) */
+    struct {
+        int hook;     /* trainer hook index */
+        char name[OIALR_TRAJ_NAME_MAX];
+        size_t bytes;
+        int64_t *buf; /* [ceil(bytes / 8)], part of the checkpoint buffer */
+    } hst[REC_STATE_MAX];
+    int nhst;
     int64_t last_snap; /* step of the last snapshot queued (-1: none) */
     int has[CKA_N];  /* the checkpoint arrays this optimizer has */
     size_t total;
