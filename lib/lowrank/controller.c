@@ -13,6 +13,7 @@
  * Each switch, rotation and truncation goes to the recorder as an event.
  */
 #include "lowrank/internal.h"
+#include "metrics/internal.h"
 #include "nn/par.h"
 #include "oialr/metrics.h"
 #include "oialr/params.h"
@@ -40,6 +41,7 @@ typedef struct ctl {
     int *done, *go;
     lr_work w;
     double seconds;
+    int planned; /* begin() done (by run_begin, or by state_size before it) */
     int began;
 } ctl;
 
@@ -160,17 +162,157 @@ static int begin(ctl *c, oialr_trainer *t) {
 
 static int measure(ctl *c, oialr_trainer *t);
 
+static int plan(ctl *c, oialr_trainer *t) {
+    if (c->planned) return OIALR_OK;
+    c->planned = 1;
+    return begin(c, t);
+}
+
 static int rc_begin(oialr_trainer *t, void *user) {
     ctl *c = user;
     if (c->began) return oialr_seterr(OIALR_ERR_ARG, "OIALR: controller reused for a second run");
     c->began = 1;
     double t0 = oialr_now();
-    int rc = begin(c, t);
+    int rc = plan(c, t);
     /* the factors at the start, so the first check has a stability (the
-     * recorder's snapshot 0 gives a replay the same) */
-    if (!rc) rc = measure(c, t);
+     * recorder's snapshot 0 gives a replay the same); a resumed run gets
+     * its factors back from the checkpoint (rc_state_load) */
+    if (!rc && !t->resumed) rc = measure(c, t);
     c->seconds += oialr_now() - t0;
     return rc;
+}
+
+// ----------------------------------------------------------------------------
+// the controller's part of a checkpoint (train.h: state_size/save/load)
+//
+//   header   int64 [4]: magic, nlayers, nelig, nlag
+//   layers   per layer: switch_step int64, switch_stability double, rank int64
+//   eligible per eligible layer: done, filled (int64), then a region of
+//            region_bytes(): while full rank the factors of its last checks,
+//            once low-rank its U [rows, rank] and V [cols, rank]
+//   policy   policy_state_bytes()
+// Σ and the optimizer's moments are in the trainer's own checkpoint.
+
+#define STATE_MAGIC 0x4f49414c52435431LL /* "OIALRCT1" */
+
+static size_t region_bytes(const ctl *c, int e) {
+    const oialr_lowrank_layer *l = &c->layers[c->el[e]];
+    size_t k = (size_t)(l->rows < l->cols ? l->rows : l->cols);
+    size_t uv = (size_t)(l->rows + l->cols) * k * sizeof(float);
+    size_t ring = (size_t)(c->nlag + 1) * factor_state_bytes_shape(l->rows, l->cols, OIALR_PREC_F32);
+    return uv > ring ? uv : ring;
+}
+
+static size_t rc_state_size(oialr_trainer *t, void *user) {
+    ctl *c = user;
+    if (plan(c, t)) return (size_t)-1;
+    size_t n = 4 * sizeof(int64_t) + (size_t)c->nlayers * 3 * sizeof(int64_t);
+    for (int e = 0; e < c->nelig; e++) n += 2 * sizeof(int64_t) + region_bytes(c, e);
+    return n + policy_state_bytes(c->ps);
+}
+
+static unsigned char *put64(unsigned char *p, const void *v) {
+    memcpy(p, v, 8);
+    return p + 8;
+}
+
+static int rc_state_save(oialr_trainer *t, void *user, void *buf, size_t n) {
+    ctl *c = user;
+    (void)n;
+    unsigned char *p = buf;
+    int64_t h[4] = {STATE_MAGIC, c->nlayers, c->nelig, c->nlag};
+    for (int i = 0; i < 4; i++) p = put64(p, &h[i]);
+    for (int i = 0; i < c->nlayers; i++) {
+        const oialr_lowrank_layer *l = &c->layers[i];
+        int64_t rank = l->rank;
+        p = put64(p, &l->switch_step);
+        p = put64(p, &l->switch_stability);
+        p = put64(p, &rank);
+    }
+    for (int e = 0; e < c->nelig; e++) {
+        int64_t done = c->done[e], filled = c->filled[e];
+        p = put64(p, &done);
+        p = put64(p, &filled);
+        size_t region = region_bytes(c, e);
+        unsigned char *q = p;
+        if (c->done[e]) {
+            const oialr_param_info *pi = &t->params->info[c->param[c->el[e]]];
+            memcpy(q, pi->u, (size_t)pi->rows * (size_t)pi->rank * sizeof(float));
+            q += (size_t)pi->rows * (size_t)pi->rank * sizeof(float);
+            memcpy(q, pi->v, (size_t)pi->cols * (size_t)pi->rank * sizeof(float));
+        } else {
+            for (int k = 0; k <= c->nlag; k++) {
+                factor_state_save(c->ring[e * (c->nlag + 1) + k], q);
+                q += factor_state_bytes(c->ring[e * (c->nlag + 1) + k]);
+            }
+        }
+        p += region;
+    }
+    policy_state_save(c->ps, p);
+    return OIALR_OK;
+}
+
+static const unsigned char *get64(const unsigned char *p, void *v) {
+    memcpy(v, p, 8);
+    return p + 8;
+}
+
+static int rc_state_load(oialr_trainer *t, void *user, const void *buf, size_t n) {
+    ctl *c = user;
+    (void)n;
+    const unsigned char *p = buf;
+    int64_t h[4];
+    for (int i = 0; i < 4; i++) p = get64(p, &h[i]);
+    if (h[0] != STATE_MAGIC || h[1] != c->nlayers || h[2] != c->nelig || h[3] != c->nlag)
+        return oialr_seterr(OIALR_ERR_MISMATCH, "OIALR: the checkpoint's controller state is of another run "
+                            "(%lld layers, %lld eligible, lag %lld; this run %d, %d, %d)", (long long)h[1],
+                            (long long)h[2], (long long)h[3], c->nlayers, c->nelig, c->nlag);
+    for (int i = 0; i < c->nlayers; i++) {
+        oialr_lowrank_layer *l = &c->layers[i];
+        int64_t rank;
+        p = get64(p, &l->switch_step);
+        p = get64(p, &l->switch_stability);
+        p = get64(p, &rank);
+        l->rank = (int)rank;
+    }
+    for (int e = 0; e < c->nelig; e++) {
+        int64_t done, filled;
+        p = get64(p, &done);
+        p = get64(p, &filled);
+        c->done[e] = (int)done;
+        c->filled[e] = (int)filled;
+        const unsigned char *q = p;
+        int per = c->nlag + 1;
+        if (done) {
+            /* low-rank since its switch: U and V here, Σ in the parameters */
+            const oialr_lowrank_layer *l = &c->layers[c->el[e]];
+            int param = c->param[c->el[e]];
+            for (int k = 0; k < per; k++) {
+                oialr_factor_free(c->ring[e * per + k]);
+                c->ring[e * per + k] = NULL;
+            }
+            size_t ub = (size_t)l->rows * (size_t)l->rank * sizeof(float);
+            const float *sigma = t->params->data + t->params->info[param].offset;
+            float *u = malloc(ub), *v = malloc((size_t)l->cols * (size_t)l->rank * sizeof(float));
+            int rc = u && v ? OIALR_OK : oialr_seterr(OIALR_ERR_NOMEM, "OIALR: out of memory");
+            if (!rc) {
+                memcpy(u, q, ub);
+                memcpy(v, q + ub, (size_t)l->cols * (size_t)l->rank * sizeof(float));
+                rc = oialr_model_lowrank_set(t->model, param, u, sigma, v, l->rank);
+            }
+            free(u);
+            free(v);
+            if (rc) return rc;
+        } else {
+            for (int k = 0; k < per; k++) {
+                factor_state_load(c->ring[e * per + k], q);
+                q += factor_state_bytes(c->ring[e * per + k]);
+            }
+        }
+        p += region_bytes(c, e);
+    }
+    policy_state_load(c->ps, p);
+    return OIALR_OK;
 }
 
 /* Step 1: rotate and truncate every layer that is low-rank. */
@@ -300,6 +442,9 @@ int oialr_lowrank_hook_init(oialr_hook *hook, const oialr_lowrank_options *opt) 
     hook->user = c;
     hook->run_begin = rc_begin;
     hook->step_end = rc_step_end;
+    hook->state_size = rc_state_size;
+    hook->state_save = rc_state_save;
+    hook->state_load = rc_state_load;
     return OIALR_OK;
 }
 

@@ -26,4 +26,11 @@ int lr_switch(oialr_model *m, oialr_optim *o, int param, double beta, int moment
 int lr_rotate(oialr_model *m, oialr_optim *o, int param, double beta, int moments, lr_work *w, int *rank_before,
               int *rank_after);
 
+/* The policy's state as bytes (a checkpoint of the controller, controller.c):
+ * policy_state_bytes of them, loaded into a state made for the same policy
+ * and layer count. */
+size_t policy_state_bytes(const oialr_policy_state *st);
+void policy_state_save(const oialr_policy_state *st, unsigned char *buf);
+void policy_state_load(oialr_policy_state *st, const unsigned char *buf);
+
 #endif

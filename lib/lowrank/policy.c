@@ -25,7 +25,7 @@
  * a two-epoch span fires at 1290-1505 at two check intervals). With no
  * span given (0) the rule compares with the check AUTO_SPAN checks before.
  */
-#include "oialr/lowrank.h"
+#include "lowrank/internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -211,4 +211,30 @@ int oialr_policy_check(oialr_policy_state *st, int64_t step, int64_t min_steps, 
         return count;
     default: return 0;
     }
+}
+
+// ----------------------------------------------------------------------------
+// the state as bytes, for a checkpoint (lowrank/internal.h)
+
+size_t policy_state_bytes(const oialr_policy_state *st) {
+    size_t n = st->n > 0 ? (size_t)st->n : 1;
+    return n * (sizeof *st->rot + sizeof *st->at + sizeof *st->seen);
+}
+
+void policy_state_save(const oialr_policy_state *st, unsigned char *buf) {
+    size_t n = st->n > 0 ? (size_t)st->n : 1;
+    memcpy(buf, st->rot, n * sizeof *st->rot);
+    buf += n * sizeof *st->rot;
+    memcpy(buf, st->at, n * sizeof *st->at);
+    buf += n * sizeof *st->at;
+    memcpy(buf, st->seen, n * sizeof *st->seen);
+}
+
+void policy_state_load(oialr_policy_state *st, const unsigned char *buf) {
+    size_t n = st->n > 0 ? (size_t)st->n : 1;
+    memcpy(st->rot, buf, n * sizeof *st->rot);
+    buf += n * sizeof *st->rot;
+    memcpy(st->at, buf, n * sizeof *st->at);
+    buf += n * sizeof *st->at;
+    memcpy(st->seen, buf, n * sizeof *st->seen);
 }

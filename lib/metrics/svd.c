@@ -7,7 +7,7 @@
  * equal to its row count (A[i + j*m]). "elem" is float or double according
  * to the precision of the workspace/factor.
  */
-#include "oialr/metrics.h"
+#include "metrics/internal.h"
 
 #include <cblas.h>
 #include <lapacke.h>
@@ -474,4 +474,36 @@ double oialr_grassmann(const double *theta, int64_t k) {
     double acc = 0;
     for (int64_t i = 0; i < k; i++) acc += theta[i] * theta[i];
     return sqrt(acc);
+}
+
+// ----------------------------------------------------------------------------
+// a factor's state as bytes (metrics/internal.h)
+
+size_t factor_state_bytes_shape(int64_t rows, int64_t cols, int prec) {
+    int64_t m = rows < cols ? cols : rows, n = rows < cols ? rows : cols;
+    return 2 * sizeof(int64_t) + (size_t)(m * n + n * n) * prec_size(prec) + (size_t)n * sizeof(double);
+}
+
+size_t factor_state_bytes(const oialr_factor *f) { return factor_state_bytes_shape(f->rows, f->cols, f->prec); }
+
+void factor_state_save(const oialr_factor *f, unsigned char *buf) {
+    int64_t head[2] = {f->valid, f->rank};
+    size_t q = (size_t)(f->m * f->n) * f->esz, vt = (size_t)(f->n * f->n) * f->esz;
+    memcpy(buf, head, sizeof head);
+    buf += sizeof head;
+    memcpy(buf, f->q, q);
+    memcpy(buf + q, f->vt, vt);
+    memcpy(buf + q + vt, f->sigma, (size_t)f->n * sizeof(double));
+}
+
+void factor_state_load(oialr_factor *f, const unsigned char *buf) {
+    int64_t head[2];
+    size_t q = (size_t)(f->m * f->n) * f->esz, vt = (size_t)(f->n * f->n) * f->esz;
+    memcpy(head, buf, sizeof head);
+    buf += sizeof head;
+    f->valid = (int)head[0];
+    f->rank = head[1];
+    memcpy(f->q, buf, q);
+    memcpy(f->vt, buf + q, vt);
+    memcpy(f->sigma, buf + q + vt, (size_t)f->n * sizeof(double));
 }

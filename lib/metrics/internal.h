@@ -1,0 +1,21 @@
+/*
+ * metrics/internal.h — what the library's other parts need of a factor
+ * beyond the public API: its whole state as bytes, for a checkpoint (the
+ * OIALR controller keeps the factors of its last checks). Not installed.
+ */
+#ifndef OIALR_METRICS_INTERNAL_H
+#define OIALR_METRICS_INTERNAL_H
+
+#include "oialr/metrics.h"
+
+#include <stddef.h>
+
+/* Bytes factor_state_save writes for f (fixed by its shape and precision). */
+size_t factor_state_bytes(const oialr_factor *f);
+/* The same for a factor oialr_factor_new(rows, cols, prec) would make. */
+size_t factor_state_bytes_shape(int64_t rows, int64_t cols, int prec);
+void factor_state_save(const oialr_factor *f, unsigned char *buf);
+/* Back from factor_state_save of a factor of the same shape and precision. */
+void factor_state_load(oialr_factor *f, const unsigned char *buf);
+
+#endif
