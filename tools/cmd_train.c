@@ -62,6 +62,10 @@ static void train_usage(FILE *f) {
             "                        comma-separated patterns, e.g. 'fc*,head'\n"
             "  --force               replace FILE if it is an existing regular file\n"
             "  --compress            shuffle + deflate the snapshots (smaller, slower)\n"
+            "  --checkpoint-every N  also checkpoint every N steps (1000; 0: epoch ends only)\n"
+            "  --resume FILE         continue the run recorded in FILE from its last\n"
+            "                        checkpoint (after a kill or Ctrl-C), with its own\n"
+            "                        flags; only --threads and --quiet may be given too\n"
             "\n"
             "low-rank training (OIALR, docs/lowrank.md):\n"
             "  --oialr POLICY        switch each eligible layer to U Sigma V^T once its\n"
@@ -167,79 +171,238 @@ static void print_lowrank(const oialr_hook *h, const oialr_params *p) {
     fprintf(stderr, "oialr: trainable %.2f%% of the full-rank model's parameters\n", full ? 100.0 * now / full : 100.0);
 }
 
-int cmd_train(int argc, char **argv) {
-    const char *C = "train";
-    const char *spec = "mlp:512,512", *dataset = "fashion-mnist", *data_dir = NULL;
-    long long val_n = -1, limit = 0, threads = 0, seed = 0;
-    int quiet = 0, opt_kind = OIALR_OPT_SGD;
-    double lr = -1, momentum = 0.9, wd = -1, beta1 = 0.9, beta2 = 0.999, ls = 0.0, gamma = 0.1;
-    long long epochs = 10, batch = 128, warmup = 0, step_size = 0, max_steps = 0, eval_every = 0;
-    int sched = OIALR_SCHED_CONSTANT, nesterov = 0;
-    const char *record = NULL, *record_layers = NULL;
-    long long record_every = 50;
-    int record_epoch = 0, record_force = 0, record_compress = 0;
-    const char *lowrank = NULL;
-    oialr_lowrank_options lo;
-    oialr_lowrank_options_default(&lo);
-    long long lo_every = 0, lo_min = 0;
-    static const char *const moment_names[] = {"project", "reset", NULL};
-    int rc = 0;
+/* Everything the flags set. The numbers come first and are compared as
+ * bytes (a resume refuses a flag that changes one), the strings after. */
+typedef struct train_args {
+    struct {
+        long long val_n, limit, threads, seed;
+        int quiet, opt_kind;
+        double lr, momentum, wd, beta1, beta2, ls, gamma;
+        long long epochs, batch, warmup, step_size, max_steps, eval_every;
+        int sched, nesterov;
+        long long record_every, ckpt_every;
+        int record_epoch, record_force, record_compress;
+        oialr_lowrank_options lo;
+        long long lo_every, lo_min;
+    } n;
+    const char *spec, *dataset, *data_dir, *record, *record_layers, *lowrank, *resume;
+} train_args;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
+static const char *const moment_names[] = {"project", "reset", NULL};
+
+static void args_default(train_args *a) {
+    memset(a, 0, sizeof *a);
+    a->spec = "mlp:512,512";
+    a->dataset = "fashion-mnist";
+    a->n.val_n = -1;
+    a->n.opt_kind = OIALR_OPT_SGD;
+    a->n.lr = -1;
+    a->n.momentum = 0.9;
+    a->n.wd = -1;
+    a->n.beta1 = 0.9;
+    a->n.beta2 = 0.999;
+    a->n.gamma = 0.1;
+    a->n.epochs = 10;
+    a->n.batch = 128;
+    a->n.sched = OIALR_SCHED_CONSTANT;
+    a->n.record_every = 50;
+    a->n.ckpt_every = OIALR_RECORD_CHECKPOINT_EVERY;
+    oialr_lowrank_options_default(&a->n.lo);
+}
+
+/* Flag i (and its value) of argv into a. Returns 0, 2 for a usage error
+ * (printed), or -1 for --help (printed). */
+static int parse_flag(train_args *a, int argc, char **argv, int *ip) {
+    const char *C = "train";
+    int i = *ip, rc = 0;
+    const char *x = argv[i], *v = NULL;
 #define VALUE() do { if (!(v = cli_value(C, argc, argv, &i))) return 2; } while (0)
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { train_usage(stdout); return 0; }
-        else if (!strcmp(a, "--model")) { VALUE(); spec = v; }
-        else if (!strcmp(a, "--dataset")) { VALUE(); dataset = v; }
-        else if (!strcmp(a, "--data")) { VALUE(); data_dir = v; }
-        else if (!strcmp(a, "--val")) { VALUE(); rc = cli_int(C, a, v, 0, 1000000000, &val_n); }
-        else if (!strcmp(a, "--limit")) { VALUE(); rc = cli_int(C, a, v, 0, 1000000000, &limit); }
-        else if (!strcmp(a, "--epochs")) { VALUE(); rc = cli_int(C, a, v, 1, 100000, &epochs); }
-        else if (!strcmp(a, "--batch")) { VALUE(); rc = cli_int(C, a, v, 1, 65536, &batch); }
-        else if (!strcmp(a, "--opt")) { VALUE(); rc = cli_choice(C, a, v, oialr_opt_names, &opt_kind); }
-        else if (!strcmp(a, "--lr")) { VALUE(); rc = cli_float(C, a, v, 0, 100, &lr); }
-        else if (!strcmp(a, "--momentum")) { VALUE(); rc = cli_float(C, a, v, 0, 0.9999, &momentum); }
-        else if (!strcmp(a, "--nesterov")) nesterov = 1;
-        else if (!strcmp(a, "--wd")) { VALUE(); rc = cli_float(C, a, v, 0, 10, &wd); }
-        else if (!strcmp(a, "--beta1")) { VALUE(); rc = cli_float(C, a, v, 0, 0.9999999, &beta1); }
-        else if (!strcmp(a, "--beta2")) { VALUE(); rc = cli_float(C, a, v, 0, 0.9999999, &beta2); }
-        else if (!strcmp(a, "--sched")) { VALUE(); rc = cli_choice(C, a, v, oialr_sched_names, &sched); }
-        else if (!strcmp(a, "--warmup")) { VALUE(); rc = cli_int(C, a, v, 0, 1LL << 40, &warmup); }
-        else if (!strcmp(a, "--step-size")) { VALUE(); rc = cli_int(C, a, v, 1, 1LL << 40, &step_size); }
-        else if (!strcmp(a, "--gamma")) { VALUE(); rc = cli_float(C, a, v, 0, 1, &gamma); }
-        else if (!strcmp(a, "--label-smoothing")) { VALUE(); rc = cli_float(C, a, v, 0, 0.99, &ls); }
-        else if (!strcmp(a, "--max-steps")) { VALUE(); rc = cli_int(C, a, v, 0, 1LL << 40, &max_steps); }
-        else if (!strcmp(a, "--eval-every")) { VALUE(); rc = cli_int(C, a, v, 0, INT_MAX, &eval_every); }
-        else if (!strcmp(a, "--seed")) { VALUE(); rc = cli_int(C, a, v, 0, (1LL << 62), &seed); }
-        else if (!strcmp(a, "--threads")) { VALUE(); rc = cli_int(C, a, v, 1, max_threads(), &threads); }
-        else if (!strcmp(a, "--quiet")) quiet = 1;
-        else if (!strcmp(a, "--record")) { VALUE(); record = v; }
-        else if (!strcmp(a, "--every")) { VALUE(); rc = cli_int(C, a, v, 0, 1LL << 40, &record_every); }
-        else if (!strcmp(a, "--every-epoch")) record_epoch = 1;
-        else if (!strcmp(a, "--record-layers")) { VALUE(); record_layers = v; }
-        else if (!strcmp(a, "--force")) record_force = 1;
-        else if (!strcmp(a, "--compress")) record_compress = 1;
-        else if (!strcmp(a, "--oialr")) {
-            VALUE();
-            lowrank = v;
-            if (oialr_policy_parse(v, &lo.policy)) {
-                fprintf(stderr, "oialr train: --oialr: %s\n", oialr_errmsg());
-                return 2;
-            }
-        }
-        else if (!strcmp(a, "--oialr-every")) { VALUE(); rc = cli_int(C, a, v, 1, 1LL << 40, &lo_every); }
-        else if (!strcmp(a, "--oialr-min-steps")) { VALUE(); rc = cli_int(C, a, v, 0, 1LL << 40, &lo_min); }
-        else if (!strcmp(a, "--beta")) { VALUE(); rc = cli_float(C, a, v, 0, 0.999, &lo.beta); }
-        else if (!strcmp(a, "--oialr-keep-first")) lo.keep_first = 1;
-        else if (!strcmp(a, "--oialr-classifier")) lo.keep_last = 0;
-        else if (!strcmp(a, "--oialr-moments")) { VALUE(); rc = cli_choice(C, a, v, moment_names, &lo.moments); }
-        else {
-            fprintf(stderr, "oialr train: unknown option '%s' (try 'oialr train --help')\n", a);
+    if (!strcmp(x, "-h") || !strcmp(x, "--help")) { train_usage(stdout); return -1; }
+    else if (!strcmp(x, "--model")) { VALUE(); a->spec = v; }
+    else if (!strcmp(x, "--dataset")) { VALUE(); a->dataset = v; }
+    else if (!strcmp(x, "--data")) { VALUE(); a->data_dir = v; }
+    else if (!strcmp(x, "--val")) { VALUE(); rc = cli_int(C, x, v, 0, 1000000000, &a->n.val_n); }
+    else if (!strcmp(x, "--limit")) { VALUE(); rc = cli_int(C, x, v, 0, 1000000000, &a->n.limit); }
+    else if (!strcmp(x, "--epochs")) { VALUE(); rc = cli_int(C, x, v, 1, 100000, &a->n.epochs); }
+    else if (!strcmp(x, "--batch")) { VALUE(); rc = cli_int(C, x, v, 1, 65536, &a->n.batch); }
+    else if (!strcmp(x, "--opt")) { VALUE(); rc = cli_choice(C, x, v, oialr_opt_names, &a->n.opt_kind); }
+    else if (!strcmp(x, "--lr")) { VALUE(); rc = cli_float(C, x, v, 0, 100, &a->n.lr); }
+    else if (!strcmp(x, "--momentum")) { VALUE(); rc = cli_float(C, x, v, 0, 0.9999, &a->n.momentum); }
+    else if (!strcmp(x, "--nesterov")) a->n.nesterov = 1;
+    else if (!strcmp(x, "--wd")) { VALUE(); rc = cli_float(C, x, v, 0, 10, &a->n.wd); }
+    else if (!strcmp(x, "--beta1")) { VALUE(); rc = cli_float(C, x, v, 0, 0.9999999, &a->n.beta1); }
+    else if (!strcmp(x, "--beta2")) { VALUE(); rc = cli_float(C, x, v, 0, 0.9999999, &a->n.beta2); }
+    else if (!strcmp(x, "--sched")) { VALUE(); rc = cli_choice(C, x, v, oialr_sched_names, &a->n.sched); }
+    else if (!strcmp(x, "--warmup")) { VALUE(); rc = cli_int(C, x, v, 0, 1LL << 40, &a->n.warmup); }
+    else if (!strcmp(x, "--step-size")) { VALUE(); rc = cli_int(C, x, v, 1, 1LL << 40, &a->n.step_size); }
+    else if (!strcmp(x, "--gamma")) { VALUE(); rc = cli_float(C, x, v, 0, 1, &a->n.gamma); }
+    else if (!strcmp(x, "--label-smoothing")) { VALUE(); rc = cli_float(C, x, v, 0, 0.99, &a->n.ls); }
+    else if (!strcmp(x, "--max-steps")) { VALUE(); rc = cli_int(C, x, v, 0, 1LL << 40, &a->n.max_steps); }
+    else if (!strcmp(x, "--eval-every")) { VALUE(); rc = cli_int(C, x, v, 0, INT_MAX, &a->n.eval_every); }
+    else if (!strcmp(x, "--seed")) { VALUE(); rc = cli_int(C, x, v, 0, (1LL << 62), &a->n.seed); }
+    else if (!strcmp(x, "--threads")) { VALUE(); rc = cli_int(C, x, v, 1, max_threads(), &a->n.threads); }
+    else if (!strcmp(x, "--quiet")) a->n.quiet = 1;
+    else if (!strcmp(x, "--record")) { VALUE(); a->record = v; }
+    else if (!strcmp(x, "--every")) { VALUE(); rc = cli_int(C, x, v, 0, 1LL << 40, &a->n.record_every); }
+    else if (!strcmp(x, "--every-epoch")) a->n.record_epoch = 1;
+    else if (!strcmp(x, "--record-layers")) { VALUE(); a->record_layers = v; }
+    else if (!strcmp(x, "--force")) a->n.record_force = 1;
+    else if (!strcmp(x, "--compress")) a->n.record_compress = 1;
+    else if (!strcmp(x, "--checkpoint-every")) { VALUE(); rc = cli_int(C, x, v, 0, 1LL << 40, &a->n.ckpt_every); }
+    else if (!strcmp(x, "--resume")) { VALUE(); a->resume = v; }
+    else if (!strcmp(x, "--oialr")) {
+        VALUE();
+        a->lowrank = v;
+        if (oialr_policy_parse(v, &a->n.lo.policy)) {
+            fprintf(stderr, "oialr train: --oialr: %s\n", oialr_errmsg());
             return 2;
         }
-        if (rc) return rc;
-#undef VALUE
     }
+    else if (!strcmp(x, "--oialr-every")) { VALUE(); rc = cli_int(C, x, v, 1, 1LL << 40, &a->n.lo_every); }
+    else if (!strcmp(x, "--oialr-min-steps")) { VALUE(); rc = cli_int(C, x, v, 0, 1LL << 40, &a->n.lo_min); }
+    else if (!strcmp(x, "--beta")) { VALUE(); rc = cli_float(C, x, v, 0, 0.999, &a->n.lo.beta); }
+    else if (!strcmp(x, "--oialr-keep-first")) a->n.lo.keep_first = 1;
+    else if (!strcmp(x, "--oialr-classifier")) a->n.lo.keep_last = 0;
+    else if (!strcmp(x, "--oialr-moments")) { VALUE(); rc = cli_choice(C, x, v, moment_names, &a->n.lo.moments); }
+    else {
+        fprintf(stderr, "oialr train: unknown option '%s' (try 'oialr train --help')\n", x);
+        return 2;
+    }
+#undef VALUE
+    *ip = i;
+    return rc;
+}
+
+static int parse_args(train_args *a, int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        int rc = parse_flag(a, argc, argv, &i);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int same_str(const char *x, const char *y) { return (!x && !y) || (x && y && !strcmp(x, y)); }
+
+static int args_same(const train_args *x, const train_args *y) {
+    return !memcmp(&x->n, &y->n, sizeof x->n) && same_str(x->spec, y->spec) && same_str(x->dataset, y->dataset) &&
+           same_str(x->data_dir, y->data_dir) && same_str(x->record, y->record) &&
+           same_str(x->record_layers, y->record_layers) && same_str(x->lowrank, y->lowrank);
+}
+
+static int train_main(train_args *A, int argc, char **argv);
+
+/* The arguments of the recorded run, kept in /config/argv (one per line). */
+#define ARGV_KEY "argv"
+
+/* --resume FILE: the run's own flags from FILE, then the ones given now,
+ * each of which may not change what the run was (--threads and --quiet may
+ * differ: they change neither the result nor the file). */
+static int resume_args(train_args *a, int argc, char **argv, char **saved, char ***sargv) {
+    const char *file = a->resume;
+    oialr_traj *t = NULL;
+    int rc = oialr_traj_open(&t, file, OIALR_TRAJ_READ);
+    char *buf = NULL;
+    if (!rc) {
+        size_t cap = 1 << 16;
+        buf = malloc(cap);
+        rc = buf ? oialr_traj_get_config(t, ARGV_KEY, buf, cap) : OIALR_ERR_NOMEM;
+        if (rc == OIALR_ERR_NOTFOUND)
+            oialr_seterr(rc, "%s: no /config/argv (recorded by an older oialr, or not by oialr train): cannot resume",
+                         file);
+    }
+    char cmdline[1024] = "";
+    if (t && oialr_traj_get_info(t)->command_line)
+        snprintf(cmdline, sizeof cmdline, "%s", oialr_traj_get_info(t)->command_line);
+    if (t) oialr_traj_close(t);
+    if (rc) {
+        fprintf(stderr, "oialr train: --resume: %s\n", oialr_errmsg());
+        free(buf);
+        return 1;
+    }
+    int n = 1;
+    for (char *p = buf; *p; p++) n += *p == '\n';
+    char **v = calloc((size_t)n + 2, sizeof *v);
+    if (!v) {
+        free(buf);
+        return 1;
+    }
+    int k = 0;
+    v[k++] = argv[0];
+    for (char *p = strtok(buf, "\n"); p; p = strtok(NULL, "\n")) v[k++] = p;
+    *saved = buf;
+    *sargv = v;
+    train_args run;
+    args_default(&run);
+    if ((rc = parse_args(&run, k, v))) {
+        fprintf(stderr, "oialr train: --resume: %s: its stored arguments do not parse\n", file);
+        return rc < 0 ? 1 : rc;
+    }
+    if (!run.record || strcmp(run.record, file)) {
+        /* the file may have been moved: it is the one to append to */
+        run.record = file;
+    }
+    /* each flag given now, on top of the run's */
+    for (int i = 1; i < argc; i++) {
+        train_args x = run;
+        memcpy(&x.n, &run.n, sizeof x.n); /* bytes, padding included */
+        const char *flag = argv[i];
+        if ((rc = parse_flag(&x, argc, argv, &i))) return rc < 0 ? 0 : rc;
+        if (!strcmp(flag, "--resume") || !strcmp(flag, "--quiet") || !strcmp(flag, "--threads")) {
+            run.n.quiet = x.n.quiet;
+            run.n.threads = x.n.threads;
+            continue;
+        }
+        if (!strcmp(flag, "--record") && same_str(x.record, file)) continue;
+        if (!args_same(&x, &run)) {
+            fprintf(stderr,
+                    "oialr train: --resume: %s contradicts the run being resumed (%s was recorded with: %s); "
+                    "leave it out to continue the run as it was\n",
+                    flag, file, cmdline);
+            return 2;
+        }
+    }
+    run.resume = file;
+    *a = run;
+    memcpy(&a->n, &run.n, sizeof a->n);
+    return 0;
+}
+
+int cmd_train(int argc, char **argv) {
+    train_args A;
+    args_default(&A);
+    char *saved = NULL, **sargv = NULL;
+    int rc = parse_args(&A, argc, argv);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (A.resume) {
+        int rrc = resume_args(&A, argc, argv, &saved, &sargv);
+        if (rrc || !A.resume) {
+            free(saved);
+            free(sargv);
+            return rrc;
+        }
+    }
+    int status = train_main(&A, argc, argv);
+    free(saved);
+    free(sargv);
+    return status;
+}
+
+static int train_main(train_args *A, int argc, char **argv) {
+    const char *spec = A->spec, *dataset = A->dataset, *data_dir = A->data_dir;
+    long long val_n = A->n.val_n, limit = A->n.limit, threads = A->n.threads, seed = A->n.seed;
+    int quiet = A->n.quiet, opt_kind = A->n.opt_kind;
+    double lr = A->n.lr, momentum = A->n.momentum, wd = A->n.wd, beta1 = A->n.beta1, beta2 = A->n.beta2,
+           ls = A->n.ls, gamma = A->n.gamma;
+    long long epochs = A->n.epochs, batch = A->n.batch, warmup = A->n.warmup, step_size = A->n.step_size,
+              max_steps = A->n.max_steps, eval_every = A->n.eval_every;
+    int sched = A->n.sched, nesterov = A->n.nesterov;
+    const char *record = A->record, *record_layers = A->record_layers;
+    long long record_every = A->n.record_every;
+    int record_epoch = A->n.record_epoch, record_force = A->n.record_force, record_compress = A->n.record_compress;
+    const char *lowrank = A->lowrank;
+    oialr_lowrank_options lo = A->n.lo;
+    long long lo_every = A->n.lo_every, lo_min = A->n.lo_min;
+    int rc = 0;
     if (sched == OIALR_SCHED_STEP && step_size == 0) {
         fprintf(stderr, "oialr train: --sched step needs --step-size N\n");
         return 2;
@@ -252,7 +415,7 @@ int cmd_train(int argc, char **argv) {
     lo.min_steps = lo_min;
     if (quiet) oialr_set_log(NULL, NULL, OIALR_LOG_WARN); /* no notices (switches, ...): the final line */
     if (threads) oialr_set_threads((int)threads);
-    if (record && oialr_output_check(record, record_force)) {
+    if (record && !A->resume && oialr_output_check(record, record_force)) {
         fprintf(stderr, "oialr train: %s\n", oialr_errmsg());
         return 1;
     }
@@ -363,7 +526,23 @@ int cmd_train(int argc, char **argv) {
     oialr_trainer_add_hook(&trainer, &ui_hook);
     if (record) {
         char *cmdline = cli_join(argc, argv);
-        const char *keys[] = {"dataset", "data_dir", "val", "limit", "oialr", "oialr_every", "oialr_min_steps",
+        /* the flags as given, one per line, for --resume */
+        size_t an = 1;
+        for (int i = 1; i < argc; i++) an += strlen(argv[i]) + 1;
+        char *args = malloc(an);
+        if (args) {
+            args[0] = '\0';
+            for (int i = 1; i < argc; i++) {
+                if (strchr(argv[i], '\n')) {
+                    oialr_log(OIALR_LOG_WARN, "an argument holds a newline: this run cannot be resumed");
+                    args[0] = '\0';
+                    break;
+                }
+                strcat(args, argv[i]);
+                if (i + 1 < argc) strcat(args, "\n");
+            }
+        }
+        const char *keys[] = {ARGV_KEY, "dataset", "data_dir", "val", "limit", "oialr", "oialr_every", "oialr_min_steps",
                               "oialr_beta", "oialr_keep_first", "oialr_classifier", "oialr_moments"};
         char val_s[32], limit_s[32], pol_s[64] = "none", every_s[32], min_s[32], beta_s[32];
         snprintf(val_s, sizeof val_s, "%lld", val_n);
@@ -372,7 +551,7 @@ int cmd_train(int argc, char **argv) {
         snprintf(every_s, sizeof every_s, "%lld", lo_every ? lo_every : (long long)((trainer.steps_per_epoch + 1) / 2));
         snprintf(min_s, sizeof min_s, "%lld", lo_min);
         snprintf(beta_s, sizeof beta_s, "%g", lo.beta);
-        const char *vals[] = {dataset, data_dir ? data_dir : "", val_s, limit_s, pol_s, every_s, min_s, beta_s,
+        const char *vals[] = {args ? args : "", dataset, data_dir ? data_dir : "", val_s, limit_s, pol_s, every_s, min_s, beta_s,
                               lo.keep_first ? "1" : "0", lo.keep_last ? "0" : "1", moment_names[lo.moments]};
         oialr_record_options ro;
         oialr_record_options_default(&ro);
@@ -384,11 +563,14 @@ int cmd_train(int argc, char **argv) {
         ro.compress = record_compress ? 4 : 0;
         ro.seed = (uint64_t)seed;
         ro.command_line = cmdline;
-        ro.nconfig = lowrank ? 11 : 4;
+        ro.nconfig = lowrank ? 12 : 5;
         ro.config_keys = keys;
         ro.config_values = vals;
+        ro.checkpoint_every = A->n.ckpt_every;
+        ro.resume = A->resume != NULL;
         rc = oialr_record_hook_init(&rec_hook, &ro);
         free(cmdline);
+        free(args);
         if (rc) {
             status = fail("record", rc);
             goto out;
@@ -404,6 +586,16 @@ int cmd_train(int argc, char **argv) {
         }
         oialr_trainer_add_hook(&trainer, &lr_hook);
     }
+    if (A->resume) {
+        if ((rc = oialr_record_resume(&trainer, record))) {
+            status = fail("--resume", rc);
+            goto out;
+        }
+        if (!quiet)
+            fprintf(stderr, "resume: %s: from its checkpoint at step %lld of %lld (epoch %d)\n", record,
+                    (long long)trainer.metrics.step, (long long)trainer.total_steps,
+                    trainer.metrics.epoch + (trainer.resume_in_epoch ? 1 : 0));
+    }
 
     g_trainer = &trainer;
     signal(SIGINT, on_signal);
@@ -415,6 +607,7 @@ int cmd_train(int argc, char **argv) {
 
     if (rc == OIALR_ERR_INTERRUPTED) {
         fprintf(stderr, "\noialr train: interrupted at step %lld\n", (long long)trainer.metrics.step);
+        if (record) fprintf(stderr, "oialr train: continue it with: oialr train --resume %s\n", record);
         status = 130;
     } else if (rc) {
         status = fail("training", rc);
