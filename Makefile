@@ -97,7 +97,7 @@ results: deps
 tests: $(TEST_BINS)
 
 _check: all $(TEST_BINS)
-	$(Q)sh tests/run.sh $(BUILD) $(TEST_BINS)
+	$(Q)sh tests/run.sh $(BUILD) $(TEST_BINS) tests/check_symbols.sh
 
 _demo: all
 	$(Q)sh tools/demo.sh $(BUILD)
