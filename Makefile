@@ -14,6 +14,7 @@ DESTDIR ?=
 BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
 PKG_CONFIG ?= pkg-config
+OBJCOPY ?= objcopy
 
 DEPS_PKGS := openblas lapacke hdf5 zlib
 STD   := -std=c11 -D_GNU_SOURCE
@@ -66,6 +67,9 @@ BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 
 VERSION    := $(shell sed -n 's/^\#define OIALR_VERSION_STRING "\(.*\)"/\1/p' lib/oialr/base.h)
 STATIC_LIB := $(BUILD)/liboialr.a
+# the same objects with their internal names global, for the CLI, analysis/,
+# tests and benchmarks (docs/api.md)
+INT_LIB    := $(BUILD)/liboialr-internal.a
 SHARED_LIB := $(BUILD)/liboialr.so.$(word 1,$(subst ., ,$(VERSION)))
 CLI        := $(BUILD)/oialr
 
@@ -74,7 +78,7 @@ CLI        := $(BUILD)/oialr
 .SECONDARY:
 .DEFAULT_GOAL := all
 
-all: $(STATIC_LIB) $(SHARED_LIB) $(CLI)
+all: $(STATIC_LIB) $(SHARED_LIB) $(INT_LIB) $(CLI)
 
 # --- set-up: find or install what is missing (tools/deps.sh) ---------------
 deps:
@@ -93,7 +97,7 @@ results: deps
 tests: $(TEST_BINS)
 
 _check: all $(TEST_BINS)
-	$(Q)sh tests/run.sh $(BUILD) $(TEST_BINS)
+	$(Q)sh tests/run.sh $(BUILD) $(TEST_BINS) tests/check_symbols.sh
 
 _demo: all
 	$(Q)sh tools/demo.sh $(BUILD)
@@ -110,7 +114,15 @@ $(BUILD)/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(FINAL_CFLAGS) -c $< -o $@
 
+# The installed archive is one relocatable object whose hidden symbols are
+# made local, so that only the OIALR_API names can clash with a user's
+# (docs/api.md; tests/check_symbols.sh checks it).
 $(STATIC_LIB): $(LIB_OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ $(@:.a=.o) && $(LD) -r -o $(@:.a=.o) $^ && $(OBJCOPY) --localize-hidden $(@:.a=.o) && \
+		$(AR) rcs $@ $(@:.a=.o) && rm -f $(@:.a=.o)
+
+$(INT_LIB): $(LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
@@ -119,23 +131,23 @@ $(SHARED_LIB): $(LIB_OBJS)
 	$(Q)$(CC) -shared -Wl,-soname,liboialr.so.$(word 1,$(subst ., ,$(VERSION))) $(FINAL_LDFLAGS) -o $@ $^ $(FINAL_LIBS)
 	$(Q)ln -sf $(notdir $@) $(BUILD)/liboialr.so
 
-$(CLI): $(TOOL_OBJS) $(ANA_OBJS) $(STATIC_LIB)
+$(CLI): $(TOOL_OBJS) $(ANA_OBJS) $(INT_LIB)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(FINAL_LDFLAGS) -o $@ $(TOOL_OBJS) $(ANA_OBJS) $(STATIC_LIB) $(FINAL_LIBS)
+	$(Q)$(CC) $(FINAL_LDFLAGS) -o $@ $(TOOL_OBJS) $(ANA_OBJS) $(INT_LIB) $(FINAL_LIBS)
 
 # analysis/ holds the analyze and plot commands, which parse their flags
 # with tools/cli.c: whatever links analysis/ links that too
 ANA_LINK := $(ANA_OBJS) $(BUILD)/tools/cli.o
 
-$(BUILD)/tests/%: tests/%.c $(TEST_UOBJS) $(ANA_LINK) $(STATIC_LIB)
+$(BUILD)/tests/%: tests/%.c $(TEST_UOBJS) $(ANA_LINK) $(INT_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
-	$(Q)$(CC) $(FINAL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(TEST_UOBJS) $(ANA_LINK) $(STATIC_LIB) $(FINAL_LDFLAGS) $(CHECK_LIBS) $(FINAL_LIBS)
+	$(Q)$(CC) $(FINAL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(TEST_UOBJS) $(ANA_LINK) $(INT_LIB) $(FINAL_LDFLAGS) $(CHECK_LIBS) $(FINAL_LIBS)
 
-$(BUILD)/bench/%: tests/bench/%.c $(ANA_LINK) $(STATIC_LIB)
+$(BUILD)/bench/%: tests/bench/%.c $(ANA_LINK) $(INT_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  BENCH   $@")
-	$(Q)$(CC) $(FINAL_CFLAGS) -o $@ $< $(ANA_LINK) $(STATIC_LIB) $(FINAL_LDFLAGS) $(FINAL_LIBS)
+	$(Q)$(CC) $(FINAL_CFLAGS) -o $@ $< $(ANA_LINK) $(INT_LIB) $(FINAL_LDFLAGS) $(FINAL_LIBS)
 
 # --- install ----------------------------------------------------------------
 PUB_HEADERS := $(sort $(wildcard lib/oialr/*.h))

@@ -4,6 +4,12 @@
  * batch gathering). On x86-64 with GCC they are compiled three times
  * (baseline, AVX2 and AVX-512 levels) and the loader picks the best one the
  * CPU has, so the binary stays portable. Elsewhere it expands to nothing.
+ *
+ * Only on static functions, called from a plain entry point if other files
+ * need it: for an extern function GCC (12) makes the ifunc and its
+ * .resolver global with default visibility, ignoring -fvisibility=hidden and
+ * visibility attributes, so liboialr.so would export them
+ * (tests/check_symbols.sh fails on that).
  */
 #ifndef OIALR_HOT_H
 #define OIALR_HOT_H

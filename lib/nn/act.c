@@ -108,20 +108,37 @@ void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
     nn_parallel(gelu_bwd_share, &j, n >= GELU_PAR_MIN ? nn_threads() : 1);
 }
 
-OIALR_HOT void tanh_forward(float *out, const float *inp, size_t n) {
+/* The clones are static and the entry points plain functions: GCC gives the
+ * ifunc of an extern target_clones function default visibility whatever
+ * -fvisibility or a visibility attribute says (base/hot.h). */
+OIALR_HOT static void tanh_forward_range(float *out, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
 }
 
-OIALR_HOT void tanh_backward(float *dinp, const float *dout, const float *out, size_t n) {
+OIALR_HOT static void tanh_backward_range(float *dinp, const float *dout, const float *out, size_t n) {
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
 }
 
-OIALR_HOT void dropout_forward(float *out, const float *inp, const float *mask, size_t n) {
+OIALR_HOT static void dropout_forward_range(float *out, const float *inp, const float *mask, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = inp[i] * mask[i];
 }
 
-OIALR_HOT void dropout_backward(float *dinp, const float *dout, const float *mask, size_t n) {
+OIALR_HOT static void dropout_backward_range(float *dinp, const float *dout, const float *mask, size_t n) {
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * mask[i];
+}
+
+void tanh_forward(float *out, const float *inp, size_t n) { tanh_forward_range(out, inp, n); }
+
+void tanh_backward(float *dinp, const float *dout, const float *out, size_t n) {
+    tanh_backward_range(dinp, dout, out, n);
+}
+
+void dropout_forward(float *out, const float *inp, const float *mask, size_t n) {
+    dropout_forward_range(out, inp, mask, n);
+}
+
+void dropout_backward(float *dinp, const float *dout, const float *mask, size_t n) {
+    dropout_backward_range(dinp, dout, mask, n);
 }
 
 OIALR_HOT static void add_forward_range(float *restrict out, const float *restrict a, const float *restrict b,
