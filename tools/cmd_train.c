@@ -300,7 +300,10 @@ static int train_main(train_args *A, int argc, char **argv);
 static int resume_args(train_args *a, int argc, char **argv, char **saved, char ***sargv) {
     const char *file = a->resume;
     oialr_traj *t = NULL;
+    /* a killed run's file opens in SWMR-read mode: no need to say so here */
+    oialr_set_log(NULL, NULL, OIALR_LOG_WARN);
     int rc = oialr_traj_open(&t, file, OIALR_TRAJ_READ);
+    oialr_set_log(NULL, NULL, OIALR_LOG_INFO);
     char *buf = NULL;
     if (!rc) {
         size_t cap = 1 << 16;
