@@ -4,7 +4,8 @@
  * deterministically at a known step, each checking the code
  * (OIALR_ERR_DIVERGED), the message (step, epoch, parameter, kind) and the
  * trajectory the recorder leaves (the last checkpoint from before the
- * divergence, every snapshot finite, none of the failed update).
+ * divergence, every snapshot finite, none of the failed update); and the
+ * command line's exit status 3 for a divergence.
  */
 #include <check.h>
 #include <float.h>
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "oialr.h"
 #include "oialr/record.h"
@@ -193,6 +196,42 @@ START_TEST(diverge_weight) {
 }
 END_TEST
 
+// ----------------------------------------------------------------------------
+// the command line
+
+static char out[65536];
+
+/* Run "oialr ARGS" in the temp dir; capture stdout+stderr; return the exit status. */
+static int run(const char *args) {
+    const char *b = getenv("OIALR_BUILD");
+    char bin[512], cwd[512], cmd[2048];
+    snprintf(bin, sizeof bin, "%s/oialr", b ? b : "build");
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    ck_assert_msg(access(bin, X_OK) == 0, "%s not built", bin); /* the command runs in dir: absolute path */
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s%s%s' %s 2>&1", dir, bin[0] == '/' ? "" : cwd, bin[0] == '/' ? "" : "/",
+             bin, args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* A learning rate of 100 diverges within the first epoch: exit status 3,
+ * one line that names the step; the trajectory opens and analyses. */
+START_TEST(cli_diverged_exit_status) {
+    int st = run("train --dataset synthetic --limit 2000 --val 200 --model mlp:32 --lr 100 --epochs 2 --quiet "
+                 "--record run.h5 --every 2");
+    ck_assert_msg(st == 3, "exit %d:\n%s", st, out);
+    const char *line = strstr(out, "oialr train: training diverged at step ");
+    ck_assert_msg(line != NULL, "%s", out);
+    ck_assert_msg(strstr(line, "lower the learning rate\n"), "%s", out);
+    ck_assert_msg(run("analyze run.h5 -o an.h5 -q") == 0, "%s", out);
+    ck_assert_msg(run("--help") == 0 && strstr(out, "3 training diverged"), "%s", out);
+}
+END_TEST
+
 static Suite *diverge_suite(void) {
     Suite *s = suite_create("diverge");
     TCase *lim = tcase_create("Limits");
@@ -201,6 +240,7 @@ static Suite *diverge_suite(void) {
     tcase_add_test(lim, diverge_loss);
     tcase_add_test(lim, diverge_gradient);
     tcase_add_test(lim, diverge_weight);
+    tcase_add_test(lim, cli_diverged_exit_status);
     suite_add_tcase(s, lim);
     return s;
 }

@@ -416,6 +416,11 @@ int cmd_train(int argc, char **argv) {
     if (rc == OIALR_ERR_INTERRUPTED) {
         fprintf(stderr, "\noialr train: interrupted at step %lld\n", (long long)trainer.metrics.step);
         status = 130;
+    } else if (rc == OIALR_ERR_DIVERGED) {
+        /* a status of its own (docs/engine.md): a sweep can tell a learning
+         * rate that diverged from a run that broke */
+        fprintf(stderr, "%soialr train: %s\n", ui.prog.tty && !quiet ? "\n" : "", oialr_errmsg());
+        status = 3;
     } else if (rc) {
         status = fail("training", rc);
     } else {
