@@ -85,7 +85,10 @@ static void train_usage(FILE *f) {
             "  --threads N           BLAS threads, 1..4 x the online cores (here 1..%lld;\n"
             "                        default: OpenBLAS's choice)\n"
             "  --quiet               only the final line\n"
-            "  -h, --help            this help\n",
+            "  -h, --help            this help\n"
+            "\n"
+            "exit status: 0 done, 1 failure, 2 usage error, 3 training diverged (NaN/Inf),\n"
+            "130 stopped by a signal (the run checkpoints: continue it with --resume)\n",
             max_threads());
 }
 
@@ -612,6 +615,11 @@ static int train_main(train_args *A, int argc, char **argv) {
         fprintf(stderr, "\noialr train: interrupted at step %lld\n", (long long)trainer.metrics.step);
         if (record) fprintf(stderr, "oialr train: continue it with: oialr train --resume %s\n", record);
         status = 130;
+    } else if (rc == OIALR_ERR_DIVERGED) {
+        /* a status of its own (docs/engine.md): a sweep can tell a learning
+         * rate that diverged from a run that broke */
+        fprintf(stderr, "%soialr train: %s\n", ui.prog.tty && !quiet ? "\n" : "", oialr_errmsg());
+        status = 3;
     } else if (rc) {
         status = fail("training", rc);
     } else {

@@ -34,7 +34,11 @@ static void usage(FILE *f) {
     fprintf(f,
             "\n"
             "  oialr <command> --help   options of a command\n"
-            "  oialr --version          print the version\n");
+            "  oialr --version          print the version\n"
+            "\n"
+            "exit status: 0 success, 1 failure (one line on stderr), 2 usage error,\n"
+            "  3 training diverged (train: NaN/Inf in the loss, a gradient or a weight),\n"
+            "  130 interrupted (train: Ctrl-C or SIGTERM, files closed)\n");
 }
 
 int main(int argc, char **argv) {

@@ -28,6 +28,7 @@ const char *oialr_strerror(int code) {
     case OIALR_ERR_LOCKED: return "file is locked by a writer";
     case OIALR_ERR_INTERRUPTED: return "interrupted";
     case OIALR_ERR_OVERFLOW: return "size overflow";
+    case OIALR_ERR_DIVERGED: return "training diverged (NaN/Inf)";
     default: return "unknown error";
     }
 }

@@ -53,6 +53,7 @@ enum oialr_status {
     OIALR_ERR_LOCKED = -13,    /* file is open by a writer (or was, and the writer died) */
     OIALR_ERR_INTERRUPTED = -14, /* stopped by a signal or a hook */
     OIALR_ERR_OVERFLOW = -15,  /* size arithmetic would overflow */
+    OIALR_ERR_DIVERGED = -16,  /* training diverged: NaN/Inf in the loss, a gradient or a weight */
 };
 
 /* Short, fixed description of an error code ("truncated file"). */

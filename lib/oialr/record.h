@@ -24,8 +24,12 @@
  *   epoch_end  snapshot if every_epoch, then the checkpoint (parameters,
  *              optimizer moments and count, step, epoch, RNG states, data
  *              order) if checkpoint is set;
- *   run_end    snapshot of the final state unless already taken, wait until
- *              everything queued is written, close.
+ *   run_end    snapshot of the final state unless already taken (not after
+ *              a write error, nor after a divergence that left NaN/Inf in
+ *              the parameters: OIALR_ERR_DIVERGED in trainer->status), wait
+ *              until everything queued is written, close. An error stops
+ *              the run before its epoch_end, so the checkpoint stays the
+ *              last epoch end's.
  *
  * Asynchronous writing. The training thread only copies: each snapshot goes
  * into one of OIALR_RECORD_POOL buffers (the checkpoint into one buffer of

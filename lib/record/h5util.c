@@ -206,6 +206,17 @@ done:
 // ----------------------------------------------------------------------------
 // datasets
 
+/* Close a and b; after a failure (failed) without losing the error stack
+ * that h5u_err() reads: every HDF5 API call, a close too, clears it first,
+ * which left "cannot create checkpoint array" without its cause ("File too
+ * large"). */
+static void close_two(hid_t *a, hid_t *b, int failed) {
+    hid_t es = failed ? H5Eget_current_stack() : H5I_INVALID_HID;
+    h5u_close(a);
+    h5u_close(b);
+    if (es >= 0) H5Eset_current_stack(es);
+}
+
 hid_t h5u_make_ext(hid_t loc, const char *name, hid_t ftype, int rank, const hsize_t *fixed, hsize_t chunk0,
                    int compress, hid_t dapl) {
     hsize_t chunk[3] = {chunk0, 0, 0};
@@ -242,8 +253,7 @@ hid_t h5u_make_ext_chunk(hid_t loc, const char *name, hid_t ftype, int rank, con
     }
     d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, dcpl, dapl);
 done:
-    h5u_close(&dcpl);
-    h5u_close(&sp);
+    close_two(&dcpl, &sp, d < 0);
     return d;
 }
 
@@ -255,8 +265,7 @@ hid_t h5u_make_fixed(hid_t loc, const char *name, hid_t ftype, int rank, const h
     if (H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0) goto done;
     d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
 done:
-    h5u_close(&dcpl);
-    h5u_close(&sp);
+    close_two(&dcpl, &sp, d < 0);
     return d;
 }
 
@@ -319,8 +328,7 @@ herr_t h5u_write_block(hid_t d, hid_t mtype, int64_t at, int64_t n, const hsize_
     int empty;
     herr_t r = select_rows(d, at, n, block, grow, &fs, &ms, &empty);
     if (r == 0 && !empty) r = H5Dwrite(d, mtype, ms, fs, H5P_DEFAULT, buf) < 0 ? -1 : 0;
-    h5u_close(&ms);
-    h5u_close(&fs);
+    close_two(&ms, &fs, r < 0);
     return r;
 }
 

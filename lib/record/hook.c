@@ -585,13 +585,27 @@ static int rec_epoch_end(oialr_trainer *t, void *user) {
     TIMED(r, do_epoch_end(r, t));
 }
 
+/* 1 if the run diverged and a parameter holds NaN/Inf. The trainer checks
+ * every update, so the parameters are then those of the update that failed,
+ * not the state of any completed step (metrics.step still counts the last
+ * good one): they are not recorded. After a divergence in the loss or a
+ * gradient they are the finite state the failing step began from. */
+static int diverged_params(const oialr_trainer *t) {
+    if (t->status != OIALR_ERR_DIVERGED) return 0;
+    const oialr_params *p = t->params;
+    for (int i = 0; i < p->count; i++)
+        if (traj_count_nonfinite(p->data + p->info[i].offset, p->info[i].size)) return 1;
+    return 0;
+}
+
 static int do_run_end(recorder *r, oialr_trainer *t) {
     if (!r->traj) return OIALR_OK;
     double t0 = oialr_now();
     int rc = OIALR_OK;
     /* the final state, even after a stop or a training error: it is what the
-     * run did (not after a write error: the file is failing) */
-    if (r->nsel > 0 && (r->running || r->nfree > 0) && !FAILED(r)) rc = snapshot(r, t);
+     * run did (not after a write error: the file is failing; nor the NaN of
+     * a divergence over the last good snapshot) */
+    if (r->nsel > 0 && (r->running || r->nfree > 0) && !FAILED(r) && !diverged_params(t)) rc = snapshot(r, t);
     /* a run stopped between two steps (a signal) can go on from here */
     if (!rc && t->status == OIALR_ERR_INTERRUPTED && r->checkpoint && r->ck_f && !FAILED(r) &&
         t->metrics.step != r->last_ckpt)

@@ -24,6 +24,7 @@ struct oialr_vfd_file {
     int fd;     /* page cache: metadata, small and unaligned writes, reads */
     int dfd;    /* O_DIRECT on the same file; -1 when refused */
     int direct; /* use dfd (oialr_vfd_set_direct) */
+    int writable;
     haddr_t eoa, eof;
     dev_t dev;
     ino_t ino;
@@ -56,6 +57,7 @@ static H5FD_t *d_open(const char *name, unsigned flags, hid_t fapl, haddr_t maxa
     }
     f->dfd = -1;
     f->direct = 1;
+    f->writable = (flags & H5F_ACC_RDWR) != 0;
     struct stat st;
     if ((f->fd = open(name, o | O_CLOEXEC, 0666)) < 0) {
         FAIL_ERRNO(H5E_FILE, H5E_CANTOPENFILE, "cannot open the file");
@@ -113,9 +115,25 @@ static haddr_t d_get_eoa(const H5FD_t *file, H5FD_mem_t type) {
     return ((const dfile *)file)->eoa;
 }
 
+/* HDF5 allocates file space by moving the end of the address space (EOA),
+ * which the superblock then records. A writable file is extended to it at
+ * once (a hole: no disk blocks), so an allocation the file size limit
+ * (RLIMIT_FSIZE) refuses fails here, before it is recorded: otherwise the
+ * superblock of a file whose write failed there claims more than the file
+ * holds, and HDF5 refuses to open it ("truncated file"), losing every
+ * snapshot written before. On a full disk the hole costs no block, and the
+ * write that needs one fails as before. */
 static herr_t d_set_eoa(H5FD_t *file, H5FD_mem_t type, haddr_t addr) {
     (void)type;
-    ((dfile *)file)->eoa = addr;
+    dfile *f = (dfile *)file;
+    if (f->writable && addr > f->eof) {
+        if (ftruncate(f->fd, (off_t)addr) < 0) {
+            FAIL_ERRNO(H5E_IO, H5E_SEEKERROR, "cannot extend the file");
+            return -1;
+        }
+        f->eof = addr;
+    }
+    f->eoa = addr;
     return 0;
 }
 

@@ -8,6 +8,7 @@
  * between runs.
  */
 #include "oialr/train.h"
+#include "base/hot.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -219,6 +220,47 @@ static int load_hook_states(oialr_trainer *t) {
     return OIALR_OK;
 }
 
+// ----------------------------------------------------------------------------
+// divergence: a NaN or Inf in a gradient or a weight stops the run
+
+/* 1 if one of x[0..n) is NaN or Inf (exponent bits all ones). The largest
+ * magnitude's bits are an integer max, which gcc vectorises at -O2, where a
+ * float sum would need -ffast-math's reassociation; and no finite value
+ * can make it overflow into a false alarm. */
+OIALR_HOT static int any_nonfinite(const float *x, size_t n) {
+    uint32_t most = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, sizeof u);
+        u &= 0x7fffffffu;
+        most = u > most ? u : most;
+    }
+    return most >= 0x7f800000u;
+}
+
+/* After the backward (grads: the trainable parameters' gradients) or the
+ * update (every parameter's value): OIALR_OK, or OIALR_ERR_DIVERGED naming
+ * the step, the epoch and the first parameter holding a NaN or Inf. */
+static int check_finite(const oialr_trainer *t, int grads) {
+    const oialr_params *p = t->params;
+    for (int i = 0; i < p->count; i++) {
+        const oialr_param_info *pi = &p->info[i];
+        if (grads && (!pi->trainable || pi->kind == OIALR_PARAM_BUFFER)) continue;
+        const float *x = (grads ? p->grad : p->data) + pi->offset;
+        if (!any_nonfinite(x, pi->size)) continue;
+        size_t bad = 0, first = 0;
+        for (size_t k = pi->size; k-- > 0;)
+            if (!isfinite(x[k])) bad++, first = k;
+        return oialr_seterr(OIALR_ERR_DIVERGED,
+                            "training diverged at step %lld (epoch %d): %s%s holds %zu NaN/Inf value%s%s "
+                            "(%g at index %zu); lower the learning rate",
+                            (long long)t->metrics.step, t->metrics.epoch + 1, grads ? "the gradient of " : "",
+                            pi->name, bad, bad == 1 ? "" : "s", grads ? "" : " after the update", (double)x[first],
+                            first);
+    }
+    return OIALR_OK;
+}
+
 static int run_epochs(oialr_trainer *t) {
     oialr_train_metrics *mt = &t->metrics;
     size_t full = oialr_params_trainable(t->params);
@@ -248,11 +290,14 @@ static int run_epochs(oialr_trainer *t) {
             int correct;
             int rc = oialr_model_forward(t->model, t->xbuf, t->ybuf, got, 1, &loss, &correct);
             if (rc == OIALR_ERR_NUMERIC)
-                return oialr_seterr(rc, "training diverged at step %lld (epoch %d): loss is %g; lower the learning rate",
+                return oialr_seterr(OIALR_ERR_DIVERGED,
+                                    "training diverged at step %lld (epoch %d): loss is %g; lower the learning rate",
                                     (long long)mt->step, epoch + 1, (double)loss);
             if (rc) return rc;
             if ((rc = oialr_model_backward(t->model))) return rc;
+            if ((rc = check_finite(t, 1))) return rc;
             oialr_optim_step(&t->optim, t->params, lr);
+            if ((rc = check_finite(t, 0))) return rc;
             mt->step++;
             mt->loss = loss;
             mt->lr = lr;
