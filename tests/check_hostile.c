@@ -9,8 +9,8 @@
  * broken file from it (cut at an offset, bits flipped with a seed, wrong
  * types and ranks, huge declared sizes, a foreign HDF5 file, datasets that
  * disagree in length, a gzip stream broken inside) and runs the reader on it
- * in Check's forked child, under an address-space limit, an alarm and an
- * allocation-size check (below). A case ends in success, where the damage
+ * in a forked child of its own (16 files to a Check test), under an
+ * address-space limit, an alarm and an allocation-size check (below). A case ends in success, where the damage
  * leaves a valid file, or in an error code with a one-line message naming
  * the broken file; never in a crash, a hang, or an allocation sized by what
  * the file declares rather than what it holds. The existing Limits tests
@@ -628,7 +628,7 @@ static int walk_traj(const char *path, int64_t *counts) {
     double *col = malloc((size_t)(k + 1) * sizeof *col);
     int64_t *st = malloc((size_t)(k + 1) * sizeof *st);
     ck_assert(col && st);
-    if (!bad && t) bad = getter(oialr_traj_read_metric_steps(t, st, k, &got), path, &rc);
+    if (!bad) bad = getter(oialr_traj_read_metric_steps(t, st, k, &got), path, &rc);
     if (!bad) bad = getter(oialr_traj_read_column(t, "step", col, k, &got), path, &rc);
     for (int i = 0; i < in->ncolumns && !bad; i++) {
         const char *name = oialr_traj_column_name(t, i);
@@ -785,9 +785,8 @@ static void attr_str(hid_t loc, const char *name, const char *s) {
 }
 
 /* Store raw bytes as chunk 0 of d (HDF5 does not look at them). */
-static void raw_chunk(hid_t d, int rank, const void *p, size_t n) {
+static void raw_chunk(hid_t d, const void *p, size_t n) {
     hsize_t off[3] = {0, 0, 0};
-    (void)rank;
     ck_assert_int_ge(H5Dwrite_chunk(d, H5P_DEFAULT, 0, off, n, p), 0);
 }
 
@@ -1238,7 +1237,7 @@ static void struct_case(int k, const char *p) {
         oialr_rng r;
         oialr_rng_seed(&r, (uint64_t)k, 3);
         for (size_t i = 0; i < sizeof junk; i++) junk[i] = (unsigned char)oialr_rng_u32(&r);
-        raw_chunk(d, rank, junk, k == 71 ? 4 : k == 70 ? L0_ROWS * L0_COLS * 4 + 4 : sizeof junk);
+        raw_chunk(d, junk, k == 71 ? 4 : k == 70 ? L0_ROWS * L0_COLS * 4 + 4 : sizeof junk);
         H5Dclose(d);
         break;
     }
@@ -1332,7 +1331,6 @@ static void run_tables(const hcase *c) {
     if (c->kind == TB_CUT) b.n = c->arg;
     if (c->kind == TB_FLIP) flip_bits(&b, c->arg, 8, 0, b.n);
     if (c->kind == TB_NAMED) {
-        FILE *f;
         switch (c->arg) {
         case 0: b.n = 0; break;
         case 1: b.n = (size_t)((unsigned char *)strchr((char *)b.p, '\n') - b.p + 1); break;
@@ -1372,7 +1370,6 @@ static void run_tables(const hcase *c) {
             break;
         }
         }
-        (void)f;
     }
     if (!(c->kind == TB_NAMED && (c->arg == 11 || c->arg == 15 || (c->arg >= 12 && c->arg <= 14))))
         write_blob(m, b.p, b.n);
