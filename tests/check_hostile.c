@@ -1396,15 +1396,15 @@ static void run_tables(const hcase *c) {
 static void build_corpus(void) {
     /* IDX */
     first[R_IDX] = ncases;
-    for (uint32_t at = 0; at < idx_img.n; at += at < 24 ? 1 : 23) add(R_IDX, I_CUT_IMG, MUST_FAIL, at, NULL);
+    for (uint32_t at = 0; at < idx_img.n; at += at < 24 ? 1 : 37) add(R_IDX, I_CUT_IMG, MUST_FAIL, at, NULL);
     add(R_IDX, I_CUT_IMG, MUST_FAIL, (uint32_t)idx_img.n - 1, NULL);
     for (uint32_t at = 0; at < idx_lab.n; at++) add(R_IDX, I_CUT_LAB, MUST_FAIL, at, NULL);
-    for (uint32_t at = 0; at < idx_img_gz.n; at += at < 24 || at > idx_img_gz.n - 12 ? 1 : 7)
+    for (uint32_t at = 0; at < idx_img_gz.n; at += at < 24 || at > idx_img_gz.n - 12 ? 1 : 11)
         add(R_IDX, I_CUT_GZ, MUST_FAIL, at, NULL);
-    for (uint32_t at = 0; at < idx_img_gz0.n; at += 13) add(R_IDX, I_CUT_GZ0, MUST_FAIL, at, NULL);
+    for (uint32_t at = 0; at < idx_img_gz0.n; at += 29) add(R_IDX, I_CUT_GZ0, MUST_FAIL, at, NULL);
     for (uint32_t s = 1; s <= 24; s++) add(R_IDX, I_FLIP_IMG, MAY_LOAD, s, NULL);
     for (uint32_t s = 1; s <= 12; s++) add(R_IDX, I_FLIP_LAB, MAY_LOAD, s, NULL);
-    for (uint32_t s = 1; s <= 60; s++) add(R_IDX, I_FLIP_GZ, MUST_FAIL, s, NULL);
+    for (uint32_t s = 1; s <= 40; s++) add(R_IDX, I_FLIP_GZ, MUST_FAIL, s, NULL);
     /* header bits: ID1 ID2 CM FLG fail; MTIME, XFL, OS do not matter */
     for (uint32_t bit = 0; bit < 80; bit += 3) /* FTEXT (bit 24) is a hint */
         add(R_IDX, I_FLIP_GZHDR, bit < 32 && bit != 24 ? MUST_FAIL : MAY_LOAD, bit, NULL);
@@ -1434,10 +1434,10 @@ static void build_corpus(void) {
     /* trajectories */
     first[R_TRAJ] = ncases;
     for (uint32_t at = 0; at < 512; at += 24) add(R_TRAJ, T_CUT, MUST_FAIL, at, NULL);
-    for (int i = 1; i < 40; i++) add(R_TRAJ, T_CUT, MUST_FAIL, (uint32_t)(traj.n * (size_t)i / 40), NULL);
+    for (int i = 1; i < 24; i++) add(R_TRAJ, T_CUT, MUST_FAIL, (uint32_t)(traj.n * (size_t)i / 24), NULL);
     static const uint32_t tail[] = {1, 2, 8, 64, 511};
     for (size_t i = 0; i < sizeof tail / sizeof *tail; i++) add(R_TRAJ, T_CUT, MUST_FAIL, (uint32_t)traj.n - tail[i], NULL);
-    for (uint32_t s = 1; s <= 150; s++) add(R_TRAJ, T_FLIP, MAY_LOAD, s, NULL);
+    for (uint32_t s = 1; s <= 100; s++) add(R_TRAJ, T_FLIP, MAY_LOAD, s, NULL);
     for (uint32_t s = 1; s <= 40; s++) add(R_TRAJ, T_FLIPS, MAY_LOAD, s, NULL);
     for (uint32_t s = 1; s <= 20; s++) add(R_TRAJ, T_ZERO, MAY_LOAD, s, NULL);
     for (int i = 0; i < NSTRUCT; i++) add(R_TRAJ, T_STRUCT, STRUCT[i].expect, (uint32_t)i, STRUCT[i].what);
@@ -1446,7 +1446,7 @@ static void build_corpus(void) {
     static const uint32_t tcut[] = {1, 5, 11, 40};
     for (size_t i = 0; i < sizeof tcut / sizeof *tcut; i++) add(R_TABLES, TB_CUT, MUST_FAIL, tcut[i], NULL);
     add(R_TABLES, TB_CUT, MAY_LOAD, (uint32_t)metrics_csv.n / 2, NULL);
-    for (uint32_t s = 1; s <= 4; s++) add(R_TABLES, TB_FLIP, MAY_LOAD, s, NULL);
+    for (uint32_t s = 1; s <= 2; s++) add(R_TABLES, TB_FLIP, MAY_LOAD, s, NULL);
     static const int tb_must[NTABLES] = {[0] = 1, [1] = 1, [2] = 1, [3] = 1, [11] = 1, [15] = 1};
     for (int i = 0; i < NTABLES; i++) add(R_TABLES, TB_NAMED, tb_must[i] ? MUST_FAIL : MAY_LOAD, (uint32_t)i, TABLES[i]);
     first[NREADERS] = ncases;
