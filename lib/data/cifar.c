@@ -9,6 +9,10 @@
 #include <unistd.h>
 
 #define CIFAR_REC 3073
+/* CIFAR-10 has 60000 images in all (5 training batches and a test batch of
+ * 10000): a file of more records is not CIFAR-10, and allocating for it is
+ * what a sparse file of 200 GB would ask. */
+#define CIFAR_MAX_RECORDS 60000
 
 int oialr_cifar10_load(oialr_dataset *ds, const char *const *paths, int npaths) {
     memset(ds, 0, sizeof *ds);
@@ -23,6 +27,9 @@ int oialr_cifar10_load(oialr_dataset *ds, const char *const *paths, int npaths) 
             return oialr_seterr(size > CIFAR_REC ? OIALR_ERR_TRUNCATED : OIALR_ERR_FORMAT,
                                 "%s: size %lld is not a whole number of CIFAR-10 records (%d bytes each)",
                                 paths[i], (long long)size, CIFAR_REC);
+        if (size / CIFAR_REC > CIFAR_MAX_RECORDS)
+            return oialr_seterr(OIALR_ERR_FORMAT, "%s: %lld records, more than CIFAR-10 has (%d)", paths[i],
+                                (long long)(size / CIFAR_REC), CIFAR_MAX_RECORDS);
         total += size / CIFAR_REC;
     }
     if (total == 0) return oialr_seterr(OIALR_ERR_NOTFOUND, "cifar10: no batch files given");

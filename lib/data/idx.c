@@ -68,8 +68,31 @@ static uint32_t be32(const unsigned char *b) {
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
-/* Open an IDX file of unsigned bytes with ndim dimensions; return dims. */
-static int idx_open(gzFile *out, const char *path, int ndim, uint32_t *dims) {
+/* Deflate's largest ratio: 258-byte matches of one bit each, ~1032:1. */
+#define DEFLATE_MAX_RATIO 1032
+
+/* The payload a header declares must fit in the file (size bytes, of which
+ * header are the header's): exactly, for a plain file; at deflate's largest
+ * ratio, for gzip. Checked before anything is allocated for it: a 16-byte
+ * header declaring 4096 x 4096 x 2^32 images is not a reason to ask for
+ * 2^56 bytes. */
+static int idx_check_size(gzFile f, const char *path, int64_t size, size_t header, size_t payload,
+                          const char *what) {
+    uint64_t room = size > (int64_t)header ? (uint64_t)size - header : 0;
+    if (gzdirect(f)) {
+        if (payload <= room) return OIALR_OK;
+        return oialr_seterr(OIALR_ERR_TRUNCATED, "%s: truncated: the header declares %zu bytes of %s, the file holds %llu",
+                            path, payload, what, (unsigned long long)room);
+    }
+    if (payload / DEFLATE_MAX_RATIO <= (uint64_t)size) return OIALR_OK;
+    return oialr_seterr(OIALR_ERR_TRUNCATED,
+                        "%s: truncated: the header declares %zu bytes of %s, more than %lld bytes of gzip can hold",
+                        path, payload, what, (long long)size);
+}
+
+/* Open an IDX file of unsigned bytes with ndim dimensions; return dims and
+ * the file's size. */
+static int idx_open(gzFile *out, const char *path, int ndim, uint32_t *dims, int64_t *size_out) {
     int fd;
     int64_t size;
     int rc = data_open_regular(path, &fd, &size);
@@ -100,6 +123,7 @@ static int idx_open(gzFile *out, const char *path, int ndim, uint32_t *dims) {
     }
     for (int i = 0; i < ndim; i++) dims[i] = be32(db + 4 * i);
     *out = f;
+    *size_out = size;
     return OIALR_OK;
 }
 
@@ -146,9 +170,10 @@ int data_idx_load(oialr_dataset *ds, const char *images_path, const char *labels
     memset(ds, 0, sizeof *ds);
     gzFile fi = NULL, fl = NULL;
     uint32_t di[3], dl[1];
-    int rc = idx_open(&fi, images_path, 3, di);
+    int64_t si = 0, sl = 0;
+    int rc = idx_open(&fi, images_path, 3, di, &si);
     if (rc) return rc;
-    if ((rc = idx_open(&fl, labels_path, 1, dl))) goto fail;
+    if ((rc = idx_open(&fl, labels_path, 1, dl, &sl))) goto fail;
     if (di[0] != dl[0]) {
         rc = oialr_seterr(OIALR_ERR_MISMATCH, "%s holds %u images but %s holds %u labels", images_path, di[0],
                           labels_path, dl[0]);
@@ -163,6 +188,9 @@ int data_idx_load(oialr_dataset *ds, const char *images_path, const char *labels
         rc = OIALR_ERR_OVERFLOW;
         goto fail;
     }
+    if ((rc = idx_check_size(fi, images_path, si, 16, bytes, "image data")) ||
+        (rc = idx_check_size(fl, labels_path, sl, 8, di[0], "label data")))
+        goto fail;
     ds->x = malloc(bytes);
     ds->y = malloc(di[0]);
     if (!ds->x || !ds->y) {

@@ -37,7 +37,8 @@ OIALR_API int oialr_dataset_load(oialr_dataset *ds, const char *name, const char
  * labels >= 100 are refused, and a warning is logged when the largest label
  * leaves classes above 9 without a sample. */
 OIALR_API int oialr_idx_load(oialr_dataset *ds, const char *images_path, const char *labels_path);
-/* Read CIFAR-10 binary batch files (each 10000 x (1 + 3072) bytes). */
+/* Read CIFAR-10 binary batch files (each 10000 x (1 + 3072) bytes; a file of
+ * more than the 60000 records CIFAR-10 has is OIALR_ERR_FORMAT). */
 OIALR_API int oialr_cifar10_load(oialr_dataset *ds, const char *const *paths, int npaths);
 /* Synthetic classification data: nclass noisy prototypes, deterministic. */
 OIALR_API int oialr_dataset_synthetic(oialr_dataset *ds, int64_t n, int c, int h, int w, int nclass,

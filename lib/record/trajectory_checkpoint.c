@@ -205,7 +205,7 @@ int traj_open_ckpt(oialr_traj *t) {
         TRY_H5(c->d = H5Dopen2(t->gckpt, nl.v[i], H5P_DEFAULT), OIALR_ERR_FORMAT, "checkpoint item %s", nl.v[i]);
         TRY_H5(ty = H5Dget_type(c->d), OIALR_ERR_HDF5, "checkpoint item %s", nl.v[i]);
         TRY_H5(sp = H5Dget_space(c->d), OIALR_ERR_HDF5, "checkpoint item %s", nl.v[i]);
-        hsize_t dims[2] = {0, 0};
+        hsize_t dims[H5S_MAX_RANK] = {0};
         int nd = H5Sget_simple_extent_dims(sp, dims, NULL);
         if (H5Tget_class(ty) == H5T_FLOAT && nd == 2 && dims[0] == 2) {
             c->type = CK_ARRAY;
