@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hdf5.h>
+
 #include "analyze.h"
 #include "oialr.h"
 #include "oialr/record.h"
@@ -344,6 +346,44 @@ START_TEST(test_stop_and_resume) {
 }
 END_TEST
 
+/* Limits: a checkpoint that does not fit the run, or whose controller
+ * state is damaged, is refused with a message; nothing of it is used. */
+START_TEST(test_resume_limits) {
+    char full[512], low[512];
+    snprintf(full, sizeof full, "%s/full.h5", dir);
+    snprintf(low, sizeof low, "%s/low.h5", dir);
+    ck_assert_int_eq(run(full, 0, 0, NULL), OIALR_OK);
+    ck_assert_int_eq(run(low, 1, 0, NULL), OIALR_OK);
+    /* an OIALR run from a full-rank run's file: no controller state */
+    ck_assert_int_ne(run(full, 1, 1, NULL), OIALR_OK);
+    ck_assert_msg(strstr(oialr_errmsg(), "state_oialr"), "%s", oialr_errmsg());
+    /* the controller state with a rank above the layer's */
+    hid_t f = H5Fopen(low, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    hid_t d = H5Dopen2(f, "checkpoint/state_oialr", H5P_DEFAULT), ds = H5Dopen2(f, "checkpoint/slot", H5P_DEFAULT);
+    int64_t slot = -1;
+    ck_assert_int_ge(H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &slot), 0);
+    hid_t sp = H5Dget_space(d);
+    hsize_t dims[2];
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    int64_t *row = malloc(dims[1] * sizeof *row);
+    hsize_t at[2] = {(hsize_t)slot, 0}, cnt[2] = {1, dims[1]};
+    hid_t ms = H5Screate_simple(1, &dims[1], NULL);
+    H5Sselect_hyperslab(sp, H5S_SELECT_SET, at, NULL, cnt, NULL);
+    ck_assert_int_ge(H5Dread(d, H5T_NATIVE_INT64, ms, sp, H5P_DEFAULT, row), 0);
+    row[4 + 2] = 1 << 30; /* layer 0's rank: after the header, its switch step and stability */
+    ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_INT64, ms, sp, H5P_DEFAULT, row), 0);
+    free(row);
+    H5Sclose(ms);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Dclose(ds);
+    H5Fclose(f);
+    ck_assert_int_eq(run(low, 1, 1, NULL), OIALR_ERR_FORMAT);
+    ck_assert_msg(strstr(oialr_errmsg(), "damaged"), "%s", oialr_errmsg());
+}
+END_TEST
+
 // ----------------------------------------------------------------------------
 // the CLI
 
@@ -414,6 +454,7 @@ static Suite *suite(void) {
     tcase_add_test(k, test_kill_full_rank);
     tcase_add_test(k, test_kill_oialr);
     tcase_add_test(k, test_stop_and_resume);
+    tcase_add_test(k, test_resume_limits);
     tcase_add_test(k, test_cli_kill_resume);
     suite_add_tcase(s, k);
     return s;

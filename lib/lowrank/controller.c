@@ -267,6 +267,29 @@ static int rc_state_load(oialr_trainer *t, void *user, const void *buf, size_t n
         return oialr_seterr(OIALR_ERR_MISMATCH, "OIALR: the checkpoint's controller state is of another run "
                             "(%lld layers, %lld eligible, lag %lld; this run %d, %d, %d)", (long long)h[1],
                             (long long)h[2], (long long)h[3], c->nlayers, c->nelig, c->nlag);
+    /* a damaged or foreign checkpoint is refused before anything changes */
+    const unsigned char *chk = p;
+    for (int i = 0; i < c->nlayers; i++) {
+        const oialr_lowrank_layer *l = &c->layers[i];
+        int64_t sw, rank, kmax = l->rows < l->cols ? l->rows : l->cols;
+        double st;
+        chk = get64(chk, &sw);
+        chk = get64(chk, &st);
+        chk = get64(chk, &rank);
+        if (rank < 1 || rank > kmax || sw < -1 || sw > t->total_steps)
+            return oialr_seterr(OIALR_ERR_FORMAT, "OIALR: the checkpoint's controller state is damaged (layer %s: "
+                                "rank %lld of %lld, switch step %lld)", l->name, (long long)rank, (long long)kmax,
+                                (long long)sw);
+    }
+    for (int e = 0; e < c->nelig; e++) {
+        int64_t done, filled;
+        chk = get64(chk, &done);
+        chk = get64(chk, &filled);
+        if ((done != 0 && done != 1) || filled < 0 || filled > t->total_steps + 1)
+            return oialr_seterr(OIALR_ERR_FORMAT, "OIALR: the checkpoint's controller state is damaged (layer %s)",
+                                c->layers[c->el[e]].name);
+        chk += region_bytes(c, e);
+    }
     for (int i = 0; i < c->nlayers; i++) {
         oialr_lowrank_layer *l = &c->layers[i];
         int64_t rank;

@@ -237,4 +237,7 @@ void policy_state_load(oialr_policy_state *st, const unsigned char *buf) {
     memcpy(st->at, buf, n * sizeof *st->at);
     buf += n * sizeof *st->at;
     memcpy(st->seen, buf, n * sizeof *st->seen);
+    for (size_t i = 0; i < n; i++)
+        if (st->seen[i] < 0 || st->seen[i] > AUTO_HIST) /* only min(seen, AUTO_HIST) counts */
+            st->seen[i] = st->seen[i] < 0 ? 0 : AUTO_HIST; /* a damaged checkpoint: never a bad index */
 }

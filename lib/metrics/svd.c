@@ -501,8 +501,8 @@ void factor_state_load(oialr_factor *f, const unsigned char *buf) {
     size_t q = (size_t)(f->m * f->n) * f->esz, vt = (size_t)(f->n * f->n) * f->esz;
     memcpy(head, buf, sizeof head);
     buf += sizeof head;
-    f->valid = (int)head[0];
-    f->rank = head[1];
+    f->valid = head[0] == 1 && head[1] >= 0 && head[1] <= f->n; /* damaged: invalid, never trusted */
+    f->rank = f->valid ? head[1] : 0;
     memcpy(f->q, buf, q);
     memcpy(f->vt, buf + q, vt);
     memcpy(f->sigma, buf + q + vt, (size_t)f->n * sizeof(double));
