@@ -1,0 +1,51 @@
+/*
+ * fuzz.h — what the libFuzzer targets (tests/fuzz/fuzz_<target>.c) share.
+ *
+ * Each target defines LLVMFuzzerTestOneInput. `make fuzz` builds it with
+ * clang -fsanitize=fuzzer,address,undefined (build-fuzz/fuzz/fuzz_<target>);
+ * the Check test tests/check_fuzz.c links the same source compiled by gcc
+ * with -DLLVMFuzzerTestOneInput=fuzz_replay_<target>, a plain function, and
+ * replays tests/fuzz/corpus/<target>/ and tests/fuzz/crashes/<target>/
+ * through it (docs/fuzzing.md).
+ *
+ * A target returns 0 for every input: a reader refusing bad input with an
+ * error code is the expected outcome. A crash, a sanitizer report or a
+ * failed FUZZ_ASSERT (a property the target checks) is a finding.
+ */
+#ifndef OIALR_FUZZ_H
+#define OIALR_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A property of the code under test; abort() (a crash to libFuzzer, a
+ * failing test to Check) with file and line when it does not hold. */
+#define FUZZ_ASSERT(x)                                                                             \
+    do {                                                                                           \
+        if (!(x)) {                                                                                \
+            fprintf(stderr, "%s:%d: fuzz property failed: %s\n", __FILE__, __LINE__, #x);         \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* The library's log silenced (once per process): a reader refusing input
+ * is not news, and printing it costs more than reading it. */
+void fuzz_quiet(void);
+
+/* An in-memory file holding data[0, size) (memfd_create): *fd and a path
+ * naming it, "/proc/self/fd/N", for readers that take a path. The file is
+ * regular and seekable, as on disk, and nothing touches the disk. Returns 0,
+ * or -1 (nothing to close). Close with fuzz_file_close. */
+typedef struct fuzz_file {
+    int fd;
+    char path[32];
+} fuzz_file;
+
+int fuzz_file_open(fuzz_file *f, const uint8_t *data, size_t size);
+void fuzz_file_close(fuzz_file *f);
+
+#endif
