@@ -68,11 +68,11 @@ static uint32_t be32(const unsigned char *b) {
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
-/* Open an IDX file of unsigned bytes with ndim dimensions; return dims. */
-static int idx_open(gzFile *out, const char *path, int ndim, uint32_t *dims) {
+/* Open an IDX file of unsigned bytes with ndim dimensions; return dims
+ * and the file's size in bytes. */
+static int idx_open(gzFile *out, const char *path, int ndim, uint32_t *dims, int64_t *size) {
     int fd;
-    int64_t size;
-    int rc = data_open_regular(path, &fd, &size);
+    int rc = data_open_regular(path, &fd, size);
     if (rc) return rc;
     gzFile f = gzdopen(fd, "rb");
     if (!f) {
@@ -146,9 +146,10 @@ int data_idx_load(oialr_dataset *ds, const char *images_path, const char *labels
     memset(ds, 0, sizeof *ds);
     gzFile fi = NULL, fl = NULL;
     uint32_t di[3], dl[1];
-    int rc = idx_open(&fi, images_path, 3, di);
+    int64_t si, sl;
+    int rc = idx_open(&fi, images_path, 3, di, &si);
     if (rc) return rc;
-    if ((rc = idx_open(&fl, labels_path, 1, dl))) goto fail;
+    if ((rc = idx_open(&fl, labels_path, 1, dl, &sl))) goto fail;
     if (di[0] != dl[0]) {
         rc = oialr_seterr(OIALR_ERR_MISMATCH, "%s holds %u images but %s holds %u labels", images_path, di[0],
                           labels_path, dl[0]);
@@ -161,6 +162,16 @@ int data_idx_load(oialr_dataset *ds, const char *images_path, const char *labels
     size_t per = (size_t)di[1] * di[2], bytes;
     if (oialr_mul_size(per, di[0], &bytes)) {
         rc = OIALR_ERR_OVERFLOW;
+        goto fail;
+    }
+    /* No more than the file can hold is allocated: a plain file holds its
+     * payload after the 16-byte header, a gzip stream at most 1032 bytes
+     * per byte (deflate's largest ratio). An images file of 16 bytes, a
+     * header claiming 200 images of 4096x4096, asked for 3.3 GB. */
+    double most = gzdirect(fi) ? (double)si - 16 : 1032.0 * (double)si;
+    if ((double)bytes > most) {
+        rc = oialr_seterr(OIALR_ERR_TRUNCATED, "%s: truncated: the header declares %u images of %ux%u (%zu bytes), "
+                          "more than its %lld bytes can hold", images_path, di[0], di[1], di[2], bytes, (long long)si);
         goto fail;
     }
     ds->x = malloc(bytes);
