@@ -26,11 +26,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * failing test to Check) with file and line when it does not hold. */
 #define FUZZ_ASSERT(x)                                                                             \
     do {                                                                                           \
-        if (!(x)) {                                                                                \
-            fprintf(stderr, "%s:%d: fuzz property failed: %s\n", __FILE__, __LINE__, #x);         \
-            abort();                                                                               \
-        }                                                                                          \
+        if (!(x)) fuzz_fail(__FILE__, __LINE__, #x);                                               \
     } while (0)
+
+/* Print "file:line: fuzz property failed: expr" (and fuzz_input, if set)
+ * on fuzz_report_fd (stderr unless changed), then abort(). check_fuzz
+ * points both at its own stderr and the input under way, as it sends the
+ * targets' output to /dev/null. */
+extern int fuzz_report_fd;
+extern const char *fuzz_input;
+void fuzz_fail(const char *file, int line, const char *expr) __attribute__((noreturn));
 
 /* The library's log silenced (once per process): a reader refusing input
  * is not news, and printing it costs more than reading it. */

@@ -8,7 +8,9 @@
  * follows; the rest is the images file.
  * Checked: a load either fails with an error code and leaves nothing
  * allocated, or returns a data set whose shape the files declared, with
- * every label below its class count.
+ * every label below its class count; and it never runs out of memory: no
+ * header makes the reader allocate more than its file can hold (libFuzzer
+ * stops any allocation above 2 GB, check_fuzz limits its address space).
  */
 #include "fuzz.h"
 
@@ -34,6 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int rc = data_idx_load(&ds, img.path, lab.path, nclass, "MNIST");
     if (rc) {
         FUZZ_ASSERT(rc < 0 && !ds.x && !ds.y && ds.n == 0);
+        FUZZ_ASSERT(rc != OIALR_ERR_NOMEM);
     } else {
         FUZZ_ASSERT(ds.n > 0 && ds.c == 1 && ds.h > 0 && ds.w > 0 && ds.x && ds.y);
         FUZZ_ASSERT(nclass == 0 ? ds.nclass >= 10 && ds.nclass <= 100 : ds.nclass == nclass);

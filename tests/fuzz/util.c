@@ -9,6 +9,15 @@
 
 #include "oialr/base.h"
 
+int fuzz_report_fd = 2;
+const char *fuzz_input;
+
+void fuzz_fail(const char *file, int line, const char *expr) {
+    dprintf(fuzz_report_fd, "%s:%d: fuzz property failed: %s%s%s\n", file, line, expr, fuzz_input ? " on " : "",
+            fuzz_input ? fuzz_input : "");
+    abort();
+}
+
 void fuzz_quiet(void) {
     static int done;
     if (done) return;
