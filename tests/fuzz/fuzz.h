@@ -44,13 +44,20 @@ void fuzz_quiet(void);
 /* An in-memory file holding data[0, size) (memfd_create): *fd and a path
  * naming it, "/proc/self/fd/N", for readers that take a path. The file is
  * regular and seekable, as on disk, and nothing touches the disk. Returns 0,
- * or -1 (nothing to close). Close with fuzz_file_close. */
+ * or -1 (nothing to close). Close with fuzz_file_close.
+ *
+ * fuzz_file_named: the same as a file with a real name, path/NAME in a
+ * directory of the process's own on /dev/shm (RAM; /tmp if there is none),
+ * for HDF5, which resolves the real path of a file it opens and refuses a
+ * memfd's ("can't retrieve real path"). fuzz_file_close removes it. */
 typedef struct fuzz_file {
     int fd;
-    char path[32];
+    int named;
+    char path[128];
 } fuzz_file;
 
 int fuzz_file_open(fuzz_file *f, const uint8_t *data, size_t size);
+int fuzz_file_named(fuzz_file *f, const uint8_t *data, size_t size, const char *name);
 void fuzz_file_close(fuzz_file *f);
 
 #endif

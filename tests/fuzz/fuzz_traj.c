@@ -1,9 +1,10 @@
 /*
  * fuzz_traj.c — the trajectory reader (lib/record/trajectory_read.c,
  * trajectory_factors.c, trajectory_checkpoint.c) on an HDF5 image in
- * memory: the input is the file, handed to oialr_traj_open() as an in
- * memory file with a path (fuzz.h), so the public open path runs whole
- * (H5Fis_hdf5, the writer-lock probe, the plain and SWMR-read opens).
+ * memory: the input is the file, written to /dev/shm (fuzz_file_named) and
+ * handed to oialr_traj_open() by its path, so the public open path runs
+ * whole (H5Fis_hdf5, the writer-lock probe, the plain and SWMR-read opens)
+ * and the reader needs no entry point of its own.
  *
  * After a successful open, everything a reader can ask is asked, as
  * `oialr analyze` would: every layer's snapshots (of at most 2^20 floats,
@@ -107,7 +108,7 @@ static void read_ckpt(oialr_traj *t, float *buf) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_quiet();
     fuzz_file f;
-    if (fuzz_file_open(&f, data, size)) return 0;
+    if (fuzz_file_named(&f, data, size, "run.h5")) return 0;
     oialr_traj *t = NULL;
     int rc = oialr_traj_open(&t, f.path, OIALR_TRAJ_READ);
     if (rc) {

@@ -4,6 +4,7 @@
  */
 #include "fuzz.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -25,23 +26,63 @@ void fuzz_quiet(void) {
     oialr_set_log(NULL, NULL, OIALR_LOG_ERROR - 1);
 }
 
+static int write_all(int fd, const uint8_t *data, size_t size) {
+    for (size_t off = 0; off < size;) {
+        ssize_t w = write(fd, data + off, size - off);
+        if (w <= 0) return -1;
+        off += (size_t)w;
+    }
+    return 0;
+}
+
 int fuzz_file_open(fuzz_file *f, const uint8_t *data, size_t size) {
+    f->named = 0;
     f->fd = memfd_create("oialr-fuzz", MFD_CLOEXEC);
     if (f->fd < 0) return -1;
-    for (size_t off = 0; off < size;) {
-        ssize_t w = write(f->fd, data + off, size - off);
-        if (w <= 0) {
-            close(f->fd);
-            f->fd = -1;
-            return -1;
-        }
-        off += (size_t)w;
+    if (write_all(f->fd, data, size)) {
+        close(f->fd);
+        f->fd = -1;
+        return -1;
     }
     snprintf(f->path, sizeof f->path, "/proc/self/fd/%d", f->fd);
     return 0;
 }
 
+static char dir[64];
+
+static void remove_dir(void) {
+    if (dir[0]) rmdir(dir);
+}
+
+int fuzz_file_named(fuzz_file *f, const uint8_t *data, size_t size, const char *name) {
+    f->fd = -1;
+    f->named = 0;
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/dev/shm/oialr-fuzz.XXXXXX");
+        if (!mkdtemp(dir)) {
+            snprintf(dir, sizeof dir, "/tmp/oialr-fuzz.XXXXXX");
+            if (!mkdtemp(dir)) {
+                dir[0] = '\0';
+                return -1;
+            }
+        }
+        atexit(remove_dir);
+    }
+    snprintf(f->path, sizeof f->path, "%s/%s", dir, name);
+    int fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    int bad = write_all(fd, data, size);
+    if (close(fd) != 0 || bad) {
+        unlink(f->path);
+        return -1;
+    }
+    f->named = 1;
+    return 0;
+}
+
 void fuzz_file_close(fuzz_file *f) {
     if (f->fd >= 0) close(f->fd);
+    if (f->named) unlink(f->path);
     f->fd = -1;
+    f->named = 0;
 }
