@@ -10,9 +10,9 @@
  * "Core" replays each target's corpus, "Limits" its crashes; one loop test
  * per target, every file of it inside, named in the failure message (run
  * by hand: build-fuzz/fuzz/fuzz_<target> FILE, or this test with CK_FORK=no
- * under gdb; OIALR_FUZZ_VERBOSE=1 names each input on stderr). The
- * targets' own messages (usage errors) go to /dev/null. OIALR_FUZZ_DIR
- * overrides tests/fuzz.
+ * under gdb; OIALR_FUZZ_VERBOSE=1 names each input on stderr and leaves
+ * stderr open, for a sanitizer's report). The targets' own messages (usage
+ * errors) go to /dev/null otherwise. OIALR_FUZZ_DIR overrides tests/fuzz.
  */
 #include <check.h>
 #include <dirent.h>
@@ -131,7 +131,7 @@ static int replay(int t, const char *kind) {
         fuzz_report_fd = err;
         fuzz_input = path;
         dup2(null, 1);
-        dup2(null, 2);
+        if (!verbose) dup2(null, 2); /* verbose: a sanitizer's report shows */
         int rc = targets[t].run(data, size);
         fflush(stdout);
         fflush(stderr);
