@@ -47,17 +47,22 @@ void fuzz_quiet(void);
  * or -1 (nothing to close). Close with fuzz_file_close.
  *
  * fuzz_file_named: the same as a file with a real name, path/NAME in a
- * directory of the process's own on /dev/shm (RAM; /tmp if there is none),
- * for HDF5, which resolves the real path of a file it opens and refuses a
- * memfd's ("can't retrieve real path"). fuzz_file_close removes it. */
+ * directory of the process's own (fuzz_tmpdir), for HDF5, which resolves
+ * the real path of a file it opens and refuses a memfd's ("can't retrieve
+ * real path"). fuzz_file_close removes it. */
 typedef struct fuzz_file {
     int fd;
     int named;
-    char path[128];
+    char path[256];
 } fuzz_file;
 
 int fuzz_file_open(fuzz_file *f, const uint8_t *data, size_t size);
 int fuzz_file_named(fuzz_file *f, const uint8_t *data, size_t size, const char *name);
 void fuzz_file_close(fuzz_file *f);
+
+/* A new directory out[n] = BASE/oialr-fuzz-WHAT.XXXXXX, BASE being
+ * $OIALR_FUZZ_TMPDIR (run.sh sets one per run and removes it after, with
+ * whatever a crashed target left in it), else /dev/shm, else /tmp. 0 or -1. */
+int fuzz_tmpdir(char *out, size_t n, const char *what);
 
 #endif

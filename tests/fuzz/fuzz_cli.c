@@ -6,7 +6,7 @@
  *
  * Input: lines; the first names the command (train, analyze, plot, or
  * cli for the helpers alone), each further line is one argument (at
- * most 64). The command runs in an empty directory of its own under /tmp,
+ * most 64). The command runs in an empty directory of its own (fuzz_tmpdir),
  * so a parse that succeeds ends at the first file it looks for: analyze
  * and plot find no input there, and train is given `--dataset
  * __fuzz_stop__` after the fuzzed arguments (an unknown data set, or, if
@@ -27,7 +27,7 @@
 
 #define MAX_ARGS 64
 
-static char dir[64];
+static char dir[160];
 
 static void leave_dir(void) {
     if (dir[0]) rmdir(dir);
@@ -36,8 +36,7 @@ static void leave_dir(void) {
 /* An empty working directory, once per process. */
 static int enter_dir(void) {
     if (dir[0]) return 0;
-    snprintf(dir, sizeof dir, "/tmp/oialr-fuzz-cli.XXXXXX");
-    if (!mkdtemp(dir) || chdir(dir) != 0) {
+    if (fuzz_tmpdir(dir, sizeof dir, "cli") || chdir(dir) != 0) {
         dir[0] = '\0';
         return -1;
     }

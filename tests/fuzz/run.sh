@@ -21,6 +21,11 @@ build=$1; secs=$2; shift 2
 case "$build" in /*) ;; *) build="$(pwd)/$build" ;; esac
 top=$(pwd)
 export LSAN_OPTIONS="suppressions=$top/tests/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+# the targets' scratch files (fuzz.h: fuzz_tmpdir), removed at the end even
+# when a crash left some behind
+OIALR_FUZZ_TMPDIR=$(mktemp -d /dev/shm/oialr-fuzz-run.XXXXXX 2>/dev/null || mktemp -d /tmp/oialr-fuzz-run.XXXXXX) || exit 1
+export OIALR_FUZZ_TMPDIR
+trap 'rm -rf "$OIALR_FUZZ_TMPDIR"' EXIT
 
 # 0 if the report in log $1 is HDF5's: the first frame of the failing stack
 # past the sanitizer's and libFuzzer's own is in libhdf5, and no frame of

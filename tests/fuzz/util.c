@@ -48,7 +48,17 @@ int fuzz_file_open(fuzz_file *f, const uint8_t *data, size_t size) {
     return 0;
 }
 
-static char dir[64];
+int fuzz_tmpdir(char *out, size_t n, const char *what) {
+    const char *base = getenv("OIALR_FUZZ_TMPDIR");
+    const char *bases[] = {base && *base ? base : "/dev/shm", "/tmp"};
+    for (int i = 0; i < 2; i++) {
+        if ((size_t)snprintf(out, n, "%s/oialr-fuzz-%s.XXXXXX", bases[i], what) < n && mkdtemp(out)) return 0;
+    }
+    out[0] = '\0';
+    return -1;
+}
+
+static char dir[160];
 
 static void remove_dir(void) {
     if (dir[0]) rmdir(dir);
@@ -58,17 +68,10 @@ int fuzz_file_named(fuzz_file *f, const uint8_t *data, size_t size, const char *
     f->fd = -1;
     f->named = 0;
     if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/dev/shm/oialr-fuzz.XXXXXX");
-        if (!mkdtemp(dir)) {
-            snprintf(dir, sizeof dir, "/tmp/oialr-fuzz.XXXXXX");
-            if (!mkdtemp(dir)) {
-                dir[0] = '\0';
-                return -1;
-            }
-        }
+        if (fuzz_tmpdir(dir, sizeof dir, "file")) return -1;
         atexit(remove_dir);
     }
-    snprintf(f->path, sizeof f->path, "%s/%s", dir, name);
+    if ((size_t)snprintf(f->path, sizeof f->path, "%s/%s", dir, name) >= sizeof f->path) return -1;
     int fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return -1;
     int bad = write_all(fd, data, size);
