@@ -4,6 +4,7 @@
 #   make check     install what is missing, build, run every test
 #   make bench     benchmarks against PyTorch / numpy / the sgemm ceiling
 #   make results   long accuracy runs (docs/results.md)
+#   make fuzz      libFuzzer targets for FUZZ_SECONDS each (docs/fuzzing.md)
 #   make install   PREFIX=/usr/local DESTDIR=
 #
 # Options: WERROR=1, SANITIZER=address|undefined|address,undefined, V=1,
@@ -148,6 +149,52 @@ $(BUILD)/bench/%: tests/bench/%.c $(ANA_LINK) $(INT_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  BENCH   $@")
 	$(Q)$(CC) $(FINAL_CFLAGS) -o $@ $< $(ANA_LINK) $(INT_LIB) $(FINAL_LDFLAGS) $(FINAL_LIBS)
+
+# --- fuzz: libFuzzer targets (tests/fuzz/, docs/fuzzing.md) -----------------
+#   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="idx traj"]
+# builds every tests/fuzz/fuzz_<target>.c with clang -fsanitize=fuzzer,
+# address,undefined (the library too) into $(FUZZ_BUILD)/, runs each for
+# FUZZ_SECONDS on a copy of its seed corpus (new inputs and crashes stay in
+# $(FUZZ_BUILD)/), and fails if one crashes. make check replays the seeds
+# and tests/fuzz/crashes/ through the same sources (tests/check_fuzz.c).
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_ALL     := $(patsubst tests/fuzz/fuzz_%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+# the objects every target links besides the library: its helpers, and
+# the commands whose flags fuzz_cli parses (not tools/oialr.c: its main)
+FUZZ_LINK    := $(BUILD)/tests/fuzz/util.o $(BUILD)/tools/cmd_train.o $(ANA_LINK)
+FUZZ_REPLAY  := $(FUZZ_ALL:%=$(BUILD)/tests/fuzz/replay_%.o)
+
+.PHONY: fuzz _fuzz
+fuzz:
+	$(Q)OIALR_DEPS_EXTRA="$(OIALR_DEPS_EXTRA) clang libclang-rt-14-dev" sh tools/deps.sh
+	$(Q)$(MAKE) --no-print-directory _fuzz BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) SANITIZER= \
+		OPT="-O1 -g -Wno-string-plus-int" SAN_FLAGS="$(FUZZ_SAN)" FUZZ_TARGETS="$(FUZZ_TARGETS)"
+
+_fuzz: $(FUZZ_BINS)
+	$(Q)sh tests/fuzz/run.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LINK) $(INT_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(CC) $(FINAL_CFLAGS) -Itests/fuzz -fsanitize=fuzzer -o $@ $< $(FUZZ_LINK) $(INT_LIB) $(FINAL_LDFLAGS) $(FINAL_LIBS)
+
+# the Check replay: each target's entry point renamed to a plain function
+$(BUILD)/tests/fuzz/replay_%.o: tests/fuzz/fuzz_%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (replay)")
+	$(Q)$(CC) $(FINAL_CFLAGS) -Itests/fuzz -DLLVMFuzzerTestOneInput=fuzz_replay_$* -c $< -o $@
+
+$(BUILD)/tests/check_fuzz: tests/check_fuzz.c $(FUZZ_REPLAY) $(FUZZ_LINK) $(TEST_UOBJS) $(INT_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(FINAL_CFLAGS) $(CHECK_CFLAGS) -Itests -Itests/fuzz -o $@ $< $(FUZZ_REPLAY) $(FUZZ_LINK) $(TEST_UOBJS) $(INT_LIB) $(FINAL_LDFLAGS) $(CHECK_LIBS) $(FINAL_LIBS)
+
+-include $(FUZZ_REPLAY:.o=.d) $(BUILD)/tests/fuzz/util.d
 
 # --- install ----------------------------------------------------------------
 PUB_HEADERS := $(sort $(wildcard lib/oialr/*.h))

@@ -161,9 +161,11 @@ static void gap_bwd(oialr_model *m, node *n, int B) {
 const op_def op_gap = {"gap", gap_fwd, gap_bwd, NULL};
 
 int graph_gap(oialr_model *m, int in) {
+    /* the input's shape read first: graph_node may move m->nodes */
     const node *src = &m->nodes[in];
-    int id = graph_node(m, OP_GAP, NULL, in, -1, src->shape[0], 1, 1);
+    int C = src->shape[0], HW = src->shape[1] * src->shape[2];
+    int id = graph_node(m, OP_GAP, NULL, in, -1, C, 1, 1);
     if (id < 0) return id;
-    m->nodes[id].arg.gap = (struct gap_args){.c = src->shape[0], .hw = src->shape[1] * src->shape[2]};
+    m->nodes[id].arg.gap = (struct gap_args){.c = C, .hw = HW};
     return id;
 }
