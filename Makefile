@@ -3,6 +3,7 @@
 #   make demo      install what is missing, build, train + record + analyse + plot
 #   make check     install what is missing, build, run every test (plain,
 #                  ASan+UBSan, TSan: docs/sanitizers.md)
+#   make valgrind  a short train + record + analyze under memcheck
 #   make bench     benchmarks against PyTorch / numpy / the sgemm ceiling
 #   make results   long accuracy runs (docs/results.md)
 #   make install   PREFIX=/usr/local DESTDIR=
@@ -80,8 +81,8 @@ STATIC_LIB := $(BUILD)/liboialr.a
 SHARED_LIB := $(BUILD)/liboialr.so.$(word 1,$(subst ., ,$(VERSION)))
 CLI        := $(BUILD)/oialr
 
-.PHONY: all deps check check-plain check-asan check-tsan demo bench results install uninstall clean \
-	_check _check_tsan _demo _bench _results tests
+.PHONY: all deps check check-plain check-asan check-tsan valgrind demo bench results install uninstall clean \
+	_check _check_tsan _valgrind _demo _bench _results tests
 # keep the test helpers' objects between builds
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -141,6 +142,14 @@ _check: all $(TEST_BINS)
 # (tests/tsan.supp), and the tests set the BLAS thread count themselves
 _check_tsan: all $(TSAN_TESTS:%=$(BUILD)/tests/%)
 	$(Q)$(SAN_ENV) sh tests/run.sh $(BUILD) $(TSAN_TESTS:%=$(BUILD)/tests/%)
+
+# make valgrind: a short train + record + analyze under memcheck
+# (tests/valgrind.sh, docs/sanitizers.md); installs valgrind if missing
+valgrind:
+	$(Q)OIALR_DEPS_EXTRA="$${OIALR_DEPS_EXTRA:-} valgrind" sh tools/deps.sh
+	$(Q)$(SUB) _valgrind
+_valgrind: all
+	$(Q)sh tests/valgrind.sh $(BUILD)
 
 _demo: all
 	$(Q)sh tools/demo.sh $(BUILD)
