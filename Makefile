@@ -108,24 +108,24 @@ TSAN_BUILD ?= $(BUILD)-tsan
 # check_lowrank run nn_parallel too but take minutes under TSan: add them
 # with TSAN_TESTS=... (docs/sanitizers.md).
 TSAN_TESTS ?= check_record check_oialr check_analyze
-SUB := $(MAKE) --no-print-directory
+SUB := --no-print-directory
 check: deps
 ifeq ($(SANITIZER),)
 	$(Q)rm -f $(BUILD)/tests/summary $(ASAN_BUILD)/tests/summary $(TSAN_BUILD)/tests/summary
-	$(Q)$(SUB) _check
-	$(Q)$(SUB) BUILD=$(ASAN_BUILD) SANITIZER=address,undefined _check
-	$(Q)$(SUB) BUILD=$(TSAN_BUILD) SANITIZER=thread _check_tsan
+	$(Q)$(MAKE) $(SUB) _check
+	$(Q)$(MAKE) $(SUB) BUILD=$(ASAN_BUILD) SANITIZER=address,undefined _check
+	$(Q)$(MAKE) $(SUB) BUILD=$(TSAN_BUILD) SANITIZER=thread _check_tsan
 	$(Q)cat $(BUILD)/tests/summary $(ASAN_BUILD)/tests/summary $(TSAN_BUILD)/tests/summary | \
 	    awk '{p += $$1; f += $$2} END {printf "tests: %d passed, %d failed (all passes)\n", p, f; exit f > 0}'
 else
-	$(Q)$(SUB) _check
+	$(Q)$(MAKE) $(SUB) _check
 endif
 check-plain: deps
-	$(Q)$(SUB) SANITIZER= _check
+	$(Q)$(MAKE) $(SUB) SANITIZER= _check
 check-asan: deps
-	$(Q)$(SUB) BUILD=$(ASAN_BUILD) SANITIZER=address,undefined _check
+	$(Q)$(MAKE) $(SUB) BUILD=$(ASAN_BUILD) SANITIZER=address,undefined _check
 check-tsan: deps
-	$(Q)$(SUB) BUILD=$(TSAN_BUILD) SANITIZER=thread _check_tsan
+	$(Q)$(MAKE) $(SUB) BUILD=$(TSAN_BUILD) SANITIZER=thread _check_tsan
 demo: deps
 	$(Q)$(MAKE) --no-print-directory _demo
 bench: deps
@@ -147,7 +147,7 @@ _check_tsan: all $(TSAN_TESTS:%=$(BUILD)/tests/%)
 # (tests/valgrind.sh, docs/sanitizers.md); installs valgrind if missing
 valgrind:
 	$(Q)OIALR_DEPS_EXTRA="$${OIALR_DEPS_EXTRA:-} valgrind" sh tools/deps.sh
-	$(Q)$(SUB) _valgrind
+	$(Q)$(MAKE) $(SUB) _valgrind
 _valgrind: all
 	$(Q)sh tests/valgrind.sh $(BUILD)
 
