@@ -1,13 +1,15 @@
 # oialr — build, tests, demo, benchmarks, install.
 #
 #   make demo      install what is missing, build, train + record + analyse + plot
-#   make check     install what is missing, build, run every test
+#   make check     install what is missing, build, run every test (plain,
+#                  ASan+UBSan, TSan: docs/sanitizers.md)
+#   make valgrind  a short train + record + analyze under memcheck
 #   make bench     benchmarks against PyTorch / numpy / the sgemm ceiling
 #   make results   long accuracy runs (docs/results.md)
 #   make fuzz      libFuzzer targets for FUZZ_SECONDS each (docs/fuzzing.md)
 #   make install   PREFIX=/usr/local DESTDIR=
 #
-# Options: WERROR=1, SANITIZER=address|undefined|address,undefined, V=1,
+# Options: WERROR=1, SANITIZER=address|undefined|address,undefined|thread, V=1,
 # DEBUG=1. The user's CFLAGS/LDFLAGS are appended last and never replaced.
 
 PREFIX  ?= /usr/local
@@ -28,15 +30,25 @@ ifeq ($(WERROR),1)
 WARN  += -Werror
 endif
 
+# Sanitizers (docs/sanitizers.md): every report is fatal, at build time
+# (no recovery) and at run time (SAN_ENV, set for every test run).
 comma := ,
 SAN_FLAGS :=
 ifneq ($(SANITIZER),)
-ifeq ($(filter-out address undefined,$(subst $(comma), ,$(SANITIZER))),)
-SAN_FLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer
+ifeq ($(SANITIZER),thread)
+# no target_clones (lib/base/hot.h): their ifunc resolvers run, instrumented,
+# while the dynamic loader relocates, before TSan's runtime is up (SIGSEGV)
+SAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer -DOIALR_NO_CLONES
+else ifeq ($(filter-out address undefined,$(subst $(comma), ,$(SANITIZER))),)
+SAN_FLAGS := -fsanitize=$(SANITIZER) -fno-sanitize-recover=all -fno-omit-frame-pointer
 else
-$(error SANITIZER must be address, undefined or address,undefined (got '$(SANITIZER)'))
+$(error SANITIZER must be address, undefined, address,undefined or thread (got '$(SANITIZER)'))
 endif
 endif
+# The user's own *SAN_OPTIONS come last and win.
+SAN_ENV := ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1:$$ASAN_OPTIONS" \
+	UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:$$UBSAN_OPTIONS" \
+	TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp:$$TSAN_OPTIONS"
 
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS_PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(DEPS_PKGS) 2>/dev/null)
@@ -74,7 +86,8 @@ INT_LIB    := $(BUILD)/liboialr-internal.a
 SHARED_LIB := $(BUILD)/liboialr.so.$(word 1,$(subst ., ,$(VERSION)))
 CLI        := $(BUILD)/oialr
 
-.PHONY: all deps check demo bench results install uninstall clean _check _demo _bench _results tests
+.PHONY: all deps check check-plain check-asan check-tsan valgrind demo bench results install uninstall clean \
+	_check _check_tsan _valgrind _demo _bench _results tests
 # keep the test helpers' objects between builds
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -86,8 +99,38 @@ deps:
 	$(Q)sh tools/deps.sh
 
 # The real work runs in a second make so that pkg-config is read after deps.
+#
+# make check: the suite as built (BUILD), again under ASan+UBSan
+# (ASAN_BUILD), and the threaded tests under TSan (TSAN_BUILD), each pass
+# with its own summary line, then the total (docs/sanitizers.md). With
+# SANITIZER given, only that pass, in BUILD. check-plain, check-asan and
+# check-tsan run one pass each.
+ASAN_BUILD ?= $(BUILD)-asan
+TSAN_BUILD ?= $(BUILD)-tsan
+# the tests with threads of their own: the recorder's writer (check_record),
+# the OIALR checks' workers and nn_parallel's shares (check_oialr), the
+# analyzer's engine (check_analyze). check_engine, check_layers and
+# check_lowrank run nn_parallel too but take minutes under TSan: add them
+# with TSAN_TESTS=... (docs/sanitizers.md).
+TSAN_TESTS ?= check_record check_oialr check_analyze
+SUB := --no-print-directory
 check: deps
-	$(Q)$(MAKE) --no-print-directory _check
+ifeq ($(SANITIZER),)
+	$(Q)rm -f $(BUILD)/tests/summary $(ASAN_BUILD)/tests/summary $(TSAN_BUILD)/tests/summary
+	$(Q)$(MAKE) $(SUB) _check
+	$(Q)$(MAKE) $(SUB) BUILD=$(ASAN_BUILD) SANITIZER=address,undefined _check
+	$(Q)$(MAKE) $(SUB) BUILD=$(TSAN_BUILD) SANITIZER=thread _check_tsan
+	$(Q)cat $(BUILD)/tests/summary $(ASAN_BUILD)/tests/summary $(TSAN_BUILD)/tests/summary | \
+	    awk '{p += $$1; f += $$2} END {printf "tests: %d passed, %d failed (all passes)\n", p, f; exit f > 0}'
+else
+	$(Q)$(MAKE) $(SUB) _check
+endif
+check-plain: deps
+	$(Q)$(MAKE) $(SUB) SANITIZER= _check
+check-asan: deps
+	$(Q)$(MAKE) $(SUB) BUILD=$(ASAN_BUILD) SANITIZER=address,undefined _check
+check-tsan: deps
+	$(Q)$(MAKE) $(SUB) BUILD=$(TSAN_BUILD) SANITIZER=thread _check_tsan
 demo: deps
 	$(Q)$(MAKE) --no-print-directory _demo
 bench: deps
@@ -98,7 +141,20 @@ results: deps
 tests: $(TEST_BINS)
 
 _check: all $(TEST_BINS)
-	$(Q)sh tests/run.sh $(BUILD) $(TEST_BINS) tests/check_symbols.sh
+	$(Q)$(SAN_ENV) sh tests/run.sh $(BUILD) $(TEST_BINS) tests/check_symbols.sh
+
+# OpenBLAS's threads stay on: their false positives are suppressed
+# (tests/tsan.supp), and the tests set the BLAS thread count themselves
+_check_tsan: all $(TSAN_TESTS:%=$(BUILD)/tests/%)
+	$(Q)$(SAN_ENV) sh tests/run.sh $(BUILD) $(TSAN_TESTS:%=$(BUILD)/tests/%)
+
+# make valgrind: a short train + record + analyze under memcheck
+# (tests/valgrind.sh, docs/sanitizers.md); installs valgrind if missing
+valgrind:
+	$(Q)OIALR_DEPS_EXTRA="$${OIALR_DEPS_EXTRA:-} valgrind" sh tools/deps.sh
+	$(Q)$(MAKE) $(SUB) _valgrind
+_valgrind: all
+	$(Q)sh tests/valgrind.sh $(BUILD)
 
 _demo: all
 	$(Q)sh tools/demo.sh $(BUILD)

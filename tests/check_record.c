@@ -15,6 +15,7 @@
 #include <hdf5.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1453,6 +1454,39 @@ START_TEST(test_nan_recorded_as_is) {
 }
 END_TEST
 
+/* The log callback is process-wide and called from the writer thread too:
+ * threads log while this one swaps the callback. Each callback counts
+ * without a lock of its own (oialr_set_log's contract: calls come one at a
+ * time), and every message reaches one of them. Under TSan (make check) an
+ * unsynchronised swap or call is a reported race. */
+static long g_log_count[2];
+static void count_log_0(int level, const char *msg, void *user) {
+    (void)level, (void)msg, (void)user;
+    g_log_count[0]++;
+}
+static void count_log_1(int level, const char *msg, void *user) {
+    (void)level, (void)msg, (void)user;
+    g_log_count[1]++;
+}
+enum { LOG_THREADS = 2, LOG_EACH = 2000 };
+static void *log_many(void *arg) {
+    (void)arg;
+    for (int i = 0; i < LOG_EACH; i++) oialr_log(OIALR_LOG_WARN, "message %d", i);
+    return NULL;
+}
+
+START_TEST(test_log_from_threads) {
+    g_log_count[0] = g_log_count[1] = 0;
+    oialr_set_log(count_log_0, NULL, OIALR_LOG_WARN);
+    pthread_t th[LOG_THREADS];
+    for (int i = 0; i < LOG_THREADS; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, log_many, NULL), 0);
+    for (int k = 0; k < 200; k++) oialr_set_log(k % 2 ? count_log_0 : count_log_1, NULL, OIALR_LOG_WARN);
+    for (int i = 0; i < LOG_THREADS; i++) ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+    oialr_set_log(quiet_log, NULL, OIALR_LOG_DEBUG);
+    ck_assert_int_eq(g_log_count[0] + g_log_count[1], LOG_THREADS * LOG_EACH);
+}
+END_TEST
+
 START_TEST(test_misuse) {
     char p[512];
     path_of(p, sizeof p, "x.h5");
@@ -1617,6 +1651,7 @@ static Suite *record_suite(void) {
     tcase_add_test(lim, test_nan_recorded_as_is);
     tcase_add_test(lim, test_hook_counts_nonfinite);
     tcase_add_test(lim, test_misuse);
+    tcase_add_test(lim, test_log_from_threads);
     tcase_add_test(lim, test_disk_full);
     tcase_add_test(lim, test_hook_write_error);
     suite_add_tcase(s, lim);

@@ -2,7 +2,8 @@
 # deps.sh — find what oialr needs; install what is missing with apt-get when
 # running as root, otherwise print the exact command and stop.
 # Quiet and quick when everything is there. Used by `make demo|check|bench`.
-#   OIALR_DEPS_EXTRA="python3-torch"  adds packages (make bench does this)
+#   OIALR_DEPS_EXTRA="python3-torch"  adds packages (make bench does this;
+#   make valgrind adds valgrind)
 set -u
 PYTHON=${PYTHON:-/usr/bin/python3}
 missing=""
@@ -32,6 +33,7 @@ fi
 for extra in ${OIALR_DEPS_EXTRA:-}; do
     case "$extra" in
     python3-torch) "$PYTHON" -c 'import torch' >/dev/null 2>&1 || need python3-torch ;;
+    valgrind) command -v valgrind >/dev/null 2>&1 || need valgrind ;;
     *) dpkg -s "$extra" >/dev/null 2>&1 || need "$extra" ;;
     esac
 done

@@ -1,11 +1,13 @@
 /*
- * log.c — the library's only voice: a log callback, a monotonic clock and
- * the BLAS thread count.
+ * log.c — the library's only voice: a log callback (thread-safe), a
+ * monotonic clock and the BLAS thread count.
  */
 #include "oialr/base.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <time.h>
 
 static void log_stderr(int level, const char *msg, void *user) {
@@ -15,24 +17,36 @@ static void log_stderr(int level, const char *msg, void *user) {
             level <= OIALR_LOG_WARN ? ": " : "", msg);
 }
 
+/* The callback is called from any thread that logs (the recorder's writer,
+ * the OIALR checks' workers): log_mu orders oialr_set_log() with the calls
+ * and keeps them one at a time, so a callback needs no lock of its own, and
+ * once oialr_set_log() returns no thread is still inside the old callback
+ * (its user data may be freed). Recursive: a callback may log. log_max is
+ * also read without the lock, to drop a message before formatting it. */
+static pthread_mutex_t log_mu = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static oialr_log_fn log_fn = log_stderr;
 static void *log_user = NULL;
-static int log_max = OIALR_LOG_INFO;
+static atomic_int log_max = OIALR_LOG_INFO;
 
 void oialr_set_log(oialr_log_fn fn, void *user, int max_level) {
+    pthread_mutex_lock(&log_mu);
     log_fn = fn ? fn : log_stderr;
     log_user = user;
-    log_max = max_level;
+    atomic_store_explicit(&log_max, max_level, memory_order_relaxed);
+    pthread_mutex_unlock(&log_mu);
 }
 
 void oialr_log(int level, const char *fmt, ...) {
-    if (level > log_max) return;
+    if (level > atomic_load_explicit(&log_max, memory_order_relaxed)) return;
     char buf[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    log_fn(level, buf, log_user);
+    pthread_mutex_lock(&log_mu);
+    /* the level again: oialr_set_log() may have lowered it meanwhile */
+    if (level <= atomic_load_explicit(&log_max, memory_order_relaxed)) log_fn(level, buf, log_user);
+    pthread_mutex_unlock(&log_mu);
 }
 
 double oialr_now(void) {

@@ -104,7 +104,9 @@ OIALR_API uint32_t oialr_rng_below(oialr_rng *r, uint32_t n); /* [0, n) unbiased
 enum oialr_log_level { OIALR_LOG_ERROR = 0, OIALR_LOG_WARN = 1, OIALR_LOG_INFO = 2, OIALR_LOG_DEBUG = 3 };
 typedef void (*oialr_log_fn)(int level, const char *msg, void *user);
 /* Send every message of level <= max_level to fn (NULL: back to the stderr
- * default); process-wide, and called from the recorder's writer thread too. */
+ * default); process-wide, and called from the recorder's writer thread too.
+ * Calls of fn come one at a time, whatever thread logs; once this returns,
+ * no thread is inside the previous fn. */
 OIALR_API void oialr_set_log(oialr_log_fn fn, void *user, int max_level);
 /* Format one line (no newline needed) and pass it to the log callback. */
 OIALR_API void oialr_log(int level, const char *fmt, ...) OIALR_PRINTF(2, 3);
