@@ -193,6 +193,7 @@ static blob read_blob(const char *path) {
     blob b = {malloc((size_t)n + 1), (size_t)n};
     NEED((b.p) != NULL);
     NEED((fread(b.p, 1, b.n, f)) == (b.n));
+    b.p[b.n] = 0; /* a string for strchr/strstr, not counted in n */
     fclose(f);
     return b;
 }
@@ -1333,7 +1334,7 @@ static void run_tables(const hcase *c) {
     if (c->kind == TB_NAMED) {
         switch (c->arg) {
         case 0: b.n = 0; break;
-        case 1: b.n = (size_t)((unsigned char *)strchr((char *)b.p, '\n') - b.p + 1); break;
+        case 1: b.n = (size_t)((unsigned char *)memchr(b.p, '\n', b.n) - b.p + 1); break;
         case 2: memcpy(b.p, "layer,stop,", 11); break;
         case 3: b.n = 4096 > b.n ? b.n : 4096, flip_bits(&b, 1, 4096, 0, b.n); break;
         case 7: b.p[b.n / 2] = 0, b.p[b.n / 3] = 0; break;
@@ -1353,7 +1354,7 @@ static void run_tables(const hcase *c) {
         case 15: unlink(m); b.n = 0; break;
         default: {
             char *s = malloc(70000);
-            size_t k = (size_t)((unsigned char *)strchr((char *)b.p, '\n') - b.p + 1);
+            size_t k = (size_t)((unsigned char *)memchr(b.p, '\n', b.n) - b.p + 1);
             memcpy(s, b.p, k);
             if (c->arg == 4) memset(s + k, 'x', 65536), k += 65536;
             if (c->arg == 5) k += (size_t)sprintf(s + k, "\"fc1.weight,0,dense,6,4,1,0.5\n");
