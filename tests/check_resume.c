@@ -439,6 +439,17 @@ START_TEST(test_cli_kill_resume) {
     /* a finished run resumes to nothing new: its checkpoint is at the end */
     snprintf(cmd, sizeof cmd, "cd %s && %s train --resume ref.h5 --threads 1 --quiet 2>&1", dir, bin);
     ck_assert_msg(sh(cmd, out, sizeof out) == 0, "%s", out);
+    /* a second writer: --resume while the run still records is refused,
+     * and the run goes on unharmed */
+    snprintf(cmd, sizeof cmd,
+             "cd %s && rm -f live.h5 && (exec 2>/dev/null; %s train %s --epochs 40 --record live.h5 >/dev/null 2>&1 & "
+             "p=$!; while [ ! -s live.h5 ] && kill -0 $p 2>/dev/null; do sleep 0.01; done; sleep 0.3; "
+             "%s train --resume live.h5 --threads 1 2>&1; echo \"resume status $?\"; wait $p; echo \"run status $?\")",
+             dir, bin, args, bin);
+    sh(cmd, out, sizeof out);
+    ck_assert_msg(strstr(out, "a writer process is recording this trajectory") && strstr(out, "resume status 1") &&
+                      strstr(out, "run status 0"),
+                  "%s", out);
     /* a file oialr train did not record (no /config/argv) */
     snprintf(cmd, sizeof cmd, "cd %s && printf 'x' > junk.h5 && %s train --resume junk.h5 2>&1", dir, bin);
     ck_assert_int_eq(sh(cmd, out, sizeof out), 1);
