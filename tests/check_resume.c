@@ -267,7 +267,16 @@ static void kill_and_resume(int lowrank, const char *ref, killer *k, int i) {
     unlink(out);
 }
 
-/* 12 seeded kills of one kind of run: at step ends, during checkpoint
+/* Kills per kind of run: 12 (24 in all, the issue asks for >= 20); under
+ * ASan, whose pass of make check repeats the plain one at 3x the cost, 4
+ * of each moment's kind — the same code paths, checked for memory errors. */
+#if defined(__SANITIZE_ADDRESS__)
+#define KILLS 4
+#else
+#define KILLS 12
+#endif
+
+/* KILLS seeded kills of one kind of run: at step ends, during checkpoint
  * writes and (OIALR) during the switch, at random steps and delays. */
 static void kill_test(int lowrank, unsigned seed) {
     char ref[512];
@@ -277,7 +286,7 @@ static void kill_test(int lowrank, unsigned seed) {
     oialr_rng r;
     oialr_rng_seed(&r, seed, 1);
     int64_t total = 71 * EPOCHS;
-    for (int i = 0; i < 12; i++) {
+    for (int i = 0; i < KILLS; i++) {
         killer k = {.mode = KILL_STEP};
         switch (i % 4) {
         case 0: case 1: /* a step's end, anywhere after the first checkpoint */
