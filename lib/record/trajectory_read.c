@@ -454,7 +454,9 @@ int traj_open_mode(oialr_traj **out, const char *path, int mode, int swmr) {
         if (t->file < 0) {
             h5u_stack s = h5u_stack_get();
             int locked = s.locked; /* HDF5's "unable to lock": another process holds the file */
-            if (s.truncated) {
+            /* a live writer's file may end short of the space HDF5 has
+             * reserved in it for a moment: SWMR-read does not check that */
+            if (s.truncated && !t->info.writer_alive) {
                 rc = oialr_seterr(OIALR_ERR_TRUNCATED, "%s: truncated file (%s)", path, s.last);
                 goto done;
             }
