@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "oialr.h"
+#include "util_cli.h"
 #include "oialr/trajectory.h"
 
 #define OK(expr)                                                                                             \
@@ -63,22 +64,8 @@ static void setup(void) {
 
 static void teardown(void) { cleanup(); }
 
-/* Run "oialr ARGS" in dir; capture stdout+stderr; return the exit status. */
-static int run(const char *args) {
-    const char *b = getenv("OIALR_BUILD");
-    char bin[512], cwd[512], cmd[2048];
-    snprintf(bin, sizeof bin, "%s/oialr", b ? b : "build");
-    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
-    ck_assert_msg(access(bin, X_OK) == 0, "%s not built", bin); /* the command runs in dir: absolute path */
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s%s%s' %s 2>&1", dir, bin[0] == '/' ? "" : cwd, bin[0] == '/' ? "" : "/",
-             bin, args);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
+/* Run "oialr ARGS" in dir; its output in out; the exit status. */
+static int run(const char *args) { return tu_cli_run(dir, args, out, sizeof out); }
 
 /* The line of out that holds needle (case-insensitive), copied into line;
  * 0 if none. */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "oialr.h"
+#include "util_cli.h"
 #include "oialr/record.h"
 #include "oialr/trajectory.h"
 
@@ -201,22 +202,8 @@ END_TEST
 
 static char out[65536];
 
-/* Run "oialr ARGS" in the temp dir; capture stdout+stderr; return the exit status. */
-static int run(const char *args) {
-    const char *b = getenv("OIALR_BUILD");
-    char bin[512], cwd[512], cmd[2048];
-    snprintf(bin, sizeof bin, "%s/oialr", b ? b : "build");
-    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
-    ck_assert_msg(access(bin, X_OK) == 0, "%s not built", bin); /* the command runs in dir: absolute path */
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s%s%s' %s 2>&1", dir, bin[0] == '/' ? "" : cwd, bin[0] == '/' ? "" : "/",
-             bin, args);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
+/* Run "oialr ARGS" in the temp dir; its output in out; the exit status. */
+static int run(const char *args) { return tu_cli_run(dir, args, out, sizeof out); }
 
 /* A learning rate of 100 diverges within the first epoch: exit status 3,
  * one line that names the step; the trajectory opens and analyses. */
