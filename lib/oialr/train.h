@@ -95,7 +95,7 @@ struct oialr_trainer {
     int stop;                          /* set to 1 (e.g. from a signal) to stop after this step */
     oialr_hook hooks[OIALR_MAX_HOOKS];
     int nhooks;
-    int at_epoch_end;                  /* 1 while the epoch_end hooks run */
+    int at_epoch_end;                  /* 1 while the epoch_end hooks run (and after, if one stops the run) */
     int resumed;                       /* 1: this run continues a checkpoint (oialr_trainer_resume) */
     int resume_in_epoch;               /*   it stopped inside its epoch (not at an epoch end) */
     void *hook_state[OIALR_MAX_HOOKS]; /* resumed: each hook's state_save bytes (a copy; NULL: none) */

@@ -233,6 +233,7 @@ static void release_ckpt(recorder *r) {
 }
 
 static int checkpoint(recorder *r, oialr_trainer *t) {
+    if (t->metrics.step == r->last_ckpt) return OIALR_OK; /* e.g. a periodic one at an epoch's end */
     if (r->running) {
         pthread_mutex_lock(&r->mu);
         WAIT_UNTIL(r, !r->ck_busy);
@@ -561,8 +562,7 @@ static int rec_step_begin(oialr_trainer *t, void *user) {
     recorder *r = user;
     if (FAILED(r)) return rec_writer_error(r);
     int64_t step = t->metrics.step;
-    if (!r->checkpoint || r->ckpt_every <= 0 || step == 0 || step % r->ckpt_every != 0 || step == r->last_ckpt)
-        return OIALR_OK;
+    if (!r->checkpoint || r->ckpt_every <= 0 || step == 0 || step % r->ckpt_every != 0) return OIALR_OK;
     TIMED(r, checkpoint(r, t));
 }
 
@@ -575,7 +575,7 @@ static int rec_eval_end(oialr_trainer *t, void *user) {
 static int do_epoch_end(recorder *r, oialr_trainer *t) {
     int rc = OIALR_OK;
     if (r->every_epoch) rc = snapshot(r, t);
-    if (!rc && r->checkpoint && t->metrics.step != r->last_ckpt) rc = checkpoint(r, t);
+    if (!rc && r->checkpoint) rc = checkpoint(r, t);
     return rc;
 }
 
@@ -607,9 +607,7 @@ static int do_run_end(recorder *r, oialr_trainer *t) {
      * a divergence over the last good snapshot) */
     if (r->nsel > 0 && (r->running || r->nfree > 0) && !FAILED(r) && !diverged_params(t)) rc = snapshot(r, t);
     /* a run stopped between two steps (a signal) can go on from here */
-    if (!rc && t->status == OIALR_ERR_INTERRUPTED && r->checkpoint && r->ck_f && !FAILED(r) &&
-        t->metrics.step != r->last_ckpt)
-        rc = checkpoint(r, t);
+    if (!rc && t->status == OIALR_ERR_INTERRUPTED && r->checkpoint && r->ck_f && !FAILED(r)) rc = checkpoint(r, t);
     rec_stop_writer(r); /* drains the queue */
     if (!rc && r->werr) {
         if (r->reported) {

@@ -323,14 +323,8 @@ static int run_epochs(oialr_trainer *t) {
             return rc;
         mt->seconds = oialr_now() - t->t0;
         CALL_HOOKS(t, eval_end);
-        t->at_epoch_end = 1;
-        for (int h_ = 0; h_ < t->nhooks; h_++) {
-            int r_ = t->hooks[h_].epoch_end ? t->hooks[h_].epoch_end(t, t->hooks[h_].user) : 0;
-            if (r_) {
-                t->at_epoch_end = 0;
-                return r_;
-            }
-        }
+        t->at_epoch_end = 1; /* stays 1 if a hook stops the run here: the state is this epoch's end */
+        CALL_HOOKS(t, epoch_end);
         t->at_epoch_end = 0;
     }
     return OIALR_OK;
