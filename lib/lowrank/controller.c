@@ -314,17 +314,12 @@ static int rc_state_load(oialr_trainer *t, void *user, const void *buf, size_t n
                 oialr_factor_free(c->ring[e * per + k]);
                 c->ring[e * per + k] = NULL;
             }
-            size_t ub = (size_t)l->rows * (size_t)l->rank * sizeof(float);
+            /* every field and region before is a whole number of floats from
+             * the 8-aligned start, and oialr_model_lowrank_set copies them */
+            const float *u = (const float *)(const void *)q;
+            const float *v = u + (size_t)l->rows * (size_t)l->rank;
             const float *sigma = t->params->data + t->params->info[param].offset;
-            float *u = malloc(ub), *v = malloc((size_t)l->cols * (size_t)l->rank * sizeof(float));
-            int rc = u && v ? OIALR_OK : oialr_seterr(OIALR_ERR_NOMEM, "OIALR: out of memory");
-            if (!rc) {
-                memcpy(u, q, ub);
-                memcpy(v, q + ub, (size_t)l->cols * (size_t)l->rank * sizeof(float));
-                rc = oialr_model_lowrank_set(t->model, param, u, sigma, v, l->rank);
-            }
-            free(u);
-            free(v);
+            int rc = oialr_model_lowrank_set(t->model, param, u, sigma, v, l->rank);
             if (rc) return rc;
         } else {
             for (int k = 0; k < per; k++) {
