@@ -45,7 +45,7 @@ static const char *USAGE =
     "                       stability:TAU[,lag=STEPS], mean-stability:TAU or\n"
     "                       delay:STEPS; one check per snapshot (record at the\n"
     "                       check interval to replay an online run exactly)\n"
-    "  -q, --quiet          no summary on stdout\n"
+    "  -q, --quiet          no progress line on stderr, no summary on stdout\n"
     "  -h, --help           this help\n";
 
 /* --------------------------------------------------------------------------- */
@@ -137,6 +137,42 @@ static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
 
 static int layer_selected(const char *name, const char *globs) { return !globs || oialr_glob_match(globs, name); }
 
+/* --layers: a warning for each pattern that matches no layer (PyTorch names
+ * a layer's weight "conv1.weight", not "conv1"). */
+static void warn_unmatched(oialr_traj *t, const char *globs, const char *input) {
+    int total = oialr_traj_nlayers(t);
+    for (const char *g = globs; g; g = strchr(g, ',') ? strchr(g, ',') + 1 : NULL) {
+        char one[256];
+        size_t len = strcspn(g, ",");
+        if (len == 0 || len >= sizeof one) continue;
+        memcpy(one, g, len);
+        one[len] = '\0';
+        int hit = 0, dotw = 0;
+        for (int i = 0; i < total && !hit; i++) {
+            const char *nm = oialr_traj_layer_at(t, i)->name;
+            hit = oialr_glob_match(one, nm);
+            dotw |= !strncmp(nm, one, len) && !strcmp(nm + len, ".weight");
+        }
+        if (!hit)
+            fprintf(stderr, "oialr analyze: warning: --layers: '%s' matches no layer of %s%s%s%s\n", one, input,
+                    dotw ? " (did you mean '" : "", dotw ? one : "", dotw ? ".weight'?)" : "");
+    }
+}
+
+/* The layer names "a, b, c" into buf (cut with "..." when long). */
+static void layer_names(oialr_traj *t, char *buf, size_t size) {
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < oialr_traj_nlayers(t); i++) {
+        const char *nm = oialr_traj_layer_at(t, i)->name;
+        if (at + strlen(nm) + 8 >= size) {
+            snprintf(buf + at, size - at, "%s...", i ? ", " : "");
+            return;
+        }
+        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? ", " : "", nm);
+    }
+}
+
 /* Per-layer summary kept for the table and the replay. */
 typedef struct layer_sum {
     char name[OIALR_TRAJ_NAME_MAX];
@@ -187,7 +223,7 @@ static int emit_cb(void *user, int64_t snap, const ana_row *row, const double *s
     if (c->check_condition && row->valid && row->sp.condition > ANA_F32_MAX_COND) return ANA_RESTART;
     c->rows[snap] = *row;
     int rc = ana_results_row(c->res, snap, row, sigma, n);
-    if (!rc && progress_fn) progress_fn(c->L->name, snap + 1, c->L->nsnap, c->layer_no, c->nlayers);
+    if (!rc && progress_fn && !c->o->quiet) progress_fn(c->L->name, snap + 1, c->L->nsnap, c->layer_no, c->nlayers);
     return rc;
 }
 
@@ -474,9 +510,12 @@ int oialr_cmd_analyze(int argc, char **argv) {
             if (L->nsnap > maxsnap) maxsnap = L->nsnap;
         }
     }
+    if (o.layers) warn_unmatched(t, o.layers, o.input);
     if (nsel == 0) {
-        rc = oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no layer matches '%s' (%d layer%s in the file)", o.input,
-                          o.layers ? o.layers : "*", total, total == 1 ? "" : "s");
+        char names[640];
+        layer_names(t, names, sizeof names);
+        rc = oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no layer matches '%s' (%d layer%s in the file%s%s)", o.input,
+                          o.layers ? o.layers : "*", total, total == 1 ? "" : "s", total ? ": " : "", names);
         goto fail;
     }
     if (o.policy.kind == OIALR_POLICY_AUTO && o.policy.span == 0) {

@@ -44,28 +44,19 @@ struct ana_results {
 };
 
 /* The HDF5 helpers are lib/record/h5util.h's. The results file's strings
- * are fixed-length (attr_str), not the trajectory's variable-length ones,
+ * are variable-length UTF-8, as the trajectory's (h5py reads them as str),
  * and its datasets have the default creation properties (write_1d), not
- * h5u_make_fixed's early allocation: both stay as the format has them. */
+ * h5u_make_fixed's early allocation. */
 
 /* An HDF5 failure writing what (of name), with HDF5's innermost message. */
 static int h5fail(const char *what, const char *name) {
     return h5u_err("results", OIALR_ERR_HDF5, "HDF5 error writing %s%s%s", what, name ? " of " : "", name ? name : "");
 }
 
-/* Fixed-length, null-terminated UTF-8 string attribute. */
+/* Variable-length UTF-8 string attribute (fixed-length ones came back
+ * from h5py as bytes). */
 static int attr_str(hid_t obj, const char *key, const char *val) {
-    hid_t ty = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR), a = H5I_INVALID_HID;
-    int rc = OIALR_OK;
-    H5Tset_size(ty, strlen(val) + 1);
-    H5Tset_strpad(ty, H5T_STR_NULLTERM);
-    H5Tset_cset(ty, H5T_CSET_UTF8);
-    a = H5Acreate2(obj, key, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0 || H5Awrite(a, ty, val) < 0) rc = h5fail("attribute", key);
-    h5u_close(&a);
-    h5u_close(&sp);
-    h5u_close(&ty);
-    return rc;
+    return h5u_attr_put_str(obj, key, val) < 0 ? h5fail("attribute", key) : OIALR_OK;
 }
 
 static int attr_i64(hid_t o, const char *k, int64_t v) {

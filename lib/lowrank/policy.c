@@ -89,7 +89,9 @@ int oialr_policy_parse(const char *s, oialr_policy *p) {
     *arg++ = '\0';
     if (!strcmp(buf, "stability")) {
         p->kind = OIALR_POLICY_STABILITY;
-        char *comma = strchr(arg, ',');
+        /* ';' too: replay.csv writes the policy so (one CSV field), and
+         * what it says must paste back into --policy */
+        char *comma = strpbrk(arg, ",;");
         if (comma) {
             *comma++ = '\0';
             if (strncmp(comma, "lag=", 4)) return bad(s, "expected ',lag=STEPS' after the threshold");

@@ -365,9 +365,20 @@ static int open_structure(oialr_traj *t) {
         rc = h5u_err(t->path, OIALR_ERR_FORMAT, "cannot read the 'format' attribute of the root group");
         goto done;
     }
+    if (got == 1 && !strcmp(fmt, "oialr-analysis")) { /* a common mix-up: name the file's kind and source */
+        char *src = NULL;
+        int has = h5u_attr_get_str(t->file, "source", &src) == 1 && src[0];
+        rc = oialr_seterr(OIALR_ERR_FORMAT,
+                          "%s: an analysis results file (format \"oialr-analysis\", written by oialr analyze), "
+                          "not a trajectory: give the trajectory it was made from%s%s%s",
+                          t->path, has ? " (" : "", has ? src : "", has ? ")" : "");
+        free(src);
+        goto done;
+    }
     if (got != 1 || strcmp(fmt, OIALR_TRAJ_FORMAT) != 0) {
-        rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: HDF5 file but not an oialr trajectory (%s)", t->path,
-                          got != 1 ? "no 'format' attribute" : "format attribute is not \"" OIALR_TRAJ_FORMAT "\"");
+        rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: HDF5 file but not an oialr trajectory (%s%.64s%s)", t->path,
+                          got != 1 ? "no 'format' attribute" : "its format attribute is \"", got == 1 ? fmt : "",
+                          got == 1 ? "\", not \"" OIALR_TRAJ_FORMAT "\"" : "");
         goto done;
     }
     int32_t ver = 0;
