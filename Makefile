@@ -113,8 +113,12 @@ TSAN_BUILD ?= $(BUILD)-tsan
 # check_lowrank run nn_parallel too but take minutes under TSan: add them
 # with TSAN_TESTS=... (docs/sanitizers.md).
 TSAN_TESTS ?= check_record check_oialr check_analyze
+# tests/check_python runs tests/python/test_oialr.py with Debian's python3
+# and CPU torch, in the plain pass only (the sanitized builds skip it)
+CHECK_DEPS := python3-torch
 SUB := --no-print-directory
 check: deps
+	$(Q)OIALR_DEPS_EXTRA="$${OIALR_DEPS_EXTRA:-} $(CHECK_DEPS)" sh tools/deps.sh
 ifeq ($(SANITIZER),)
 	$(Q)rm -f $(BUILD)/tests/summary $(ASAN_BUILD)/tests/summary $(TSAN_BUILD)/tests/summary
 	$(Q)$(MAKE) $(SUB) _check
@@ -126,6 +130,7 @@ else
 	$(Q)$(MAKE) $(SUB) _check
 endif
 check-plain: deps
+	$(Q)OIALR_DEPS_EXTRA="$${OIALR_DEPS_EXTRA:-} $(CHECK_DEPS)" sh tools/deps.sh
 	$(Q)$(MAKE) $(SUB) SANITIZER= _check
 check-asan: deps
 	$(Q)$(MAKE) $(SUB) BUILD=$(ASAN_BUILD) SANITIZER=address,undefined _check
@@ -255,7 +260,24 @@ $(BUILD)/tests/check_fuzz: tests/check_fuzz.c $(FUZZ_REPLAY) $(FUZZ_LINK) $(TEST
 # --- install ----------------------------------------------------------------
 PUB_HEADERS := $(sort $(wildcard lib/oialr/*.h))
 
-install: all
+# The Python module (tools/python/oialr, docs/python.md) goes where Debian's
+# python3 looks: /usr/lib/python3/dist-packages for PREFIX=/usr, else
+# PREFIX/lib/python3.X/dist-packages (Debian's site.py; /usr/local/lib/
+# python3/dist-packages is not on its path). PYTHON_SITE=DIR overrides.
+PY_SRCS     := $(sort $(wildcard tools/python/oialr/*.py))
+PYTHON_SITE ?= $(shell $(PYTHON) -c 'import sys; p = "$(PREFIX)"; print(p + ("/lib/python3/dist-packages" if p == "/usr" else "/lib/python%d.%d/dist-packages" % sys.version_info[:2]))' 2>/dev/null)
+
+.PHONY: install-python uninstall-python
+install-python:
+	@test -n "$(PYTHON_SITE)" || { echo "install: $(PYTHON) not found: set PYTHON_SITE=DIR" >&2; exit 1; }
+	install -d $(DESTDIR)$(PYTHON_SITE)/oialr
+	install -m 644 $(PY_SRCS) $(DESTDIR)$(PYTHON_SITE)/oialr/
+	@echo "install: the Python module oialr is in $(DESTDIR)$(PYTHON_SITE)/oialr (import oialr; python3 -m oialr)"
+
+uninstall-python:
+	rm -rf $(DESTDIR)$(PYTHON_SITE)/oialr
+
+install: all install-python
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/oialr $(DESTDIR)$(PREFIX)/bin
 	install -m 644 $(STATIC_LIB) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(SHARED_LIB) $(DESTDIR)$(PREFIX)/lib/
@@ -265,7 +287,7 @@ install: all
 	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' tools/oialr.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/oialr.pc
 
-uninstall:
+uninstall: uninstall-python
 	rm -f $(DESTDIR)$(PREFIX)/lib/liboialr.a $(DESTDIR)$(PREFIX)/lib/liboialr.so $(DESTDIR)$(PREFIX)/lib/$(notdir $(SHARED_LIB))
 	rm -f $(DESTDIR)$(PREFIX)/include/oialr.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/oialr.pc $(DESTDIR)$(PREFIX)/bin/oialr
 	rm -rf $(DESTDIR)$(PREFIX)/include/oialr

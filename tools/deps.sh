@@ -3,7 +3,8 @@
 # running as root, otherwise print the exact command and stop.
 # Quiet and quick when everything is there. Used by `make demo|check|bench`.
 #   OIALR_DEPS_EXTRA="python3-torch"  adds packages (make bench does this;
-#   make valgrind adds valgrind)
+#   make valgrind adds valgrind; make check and check-plain add
+#   python3-torch for tests/check_python; python3-pandas is optional)
 set -u
 PYTHON=${PYTHON:-/usr/bin/python3}
 missing=""

@@ -343,17 +343,18 @@ _KINDS = {"Linear": "dense", "LazyLinear": "dense", "Bilinear": "bilinear", "Con
 
 def _kind_of(model, pname, ndim):
     mod, _, leaf = pname.rpartition(".")
-    cls = None
+    mro = []
     if hasattr(model, "get_submodule"):
         try:
-            cls = type(model.get_submodule(mod)).__name__
+            mro = [c.__name__ for c in type(model.get_submodule(mod)).__mro__]
         except (AttributeError, TypeError):
-            cls = None
-    if cls in _KINDS:
-        k = _KINDS[cls]
-        return f"attn.{leaf}" if k == "attn" else k
-    if cls:
-        return cls.lower()
+            mro = []
+    for cls in mro:  # a subclass of Linear is dense too (attention's out_proj)
+        if cls in _KINDS:
+            k = _KINDS[cls]
+            return f"attn.{leaf}" if k == "attn" else k
+    if mro:
+        return mro[0].lower()
     return "dense" if ndim == 2 else "conv%dd" % (ndim - 2)
 
 
