@@ -356,6 +356,10 @@ def duplicate_steps_refused():
         except ValueError as e:
             assert "never decrease" in str(e)
         tw.append("a", 6, w)
+        tw.append_event(6, "a", "truncate", 0.5, 3, 2)
+    with oialr.open_trajectory(path) as t:
+        ev = t.events()
+        assert ev.tolist() == [(6, "a", "truncate", 0.5, 3, 2)], ev
     with h5py.File(path, "r") as f:
         assert f["layers/a/step"][:].tolist() == [0, 5, 6] and f["layers/a/weight"].shape[0] == 3
         assert f["metrics/step"][:].tolist() == [5, 5]

@@ -169,8 +169,8 @@ class Trajectory:
         if self.swmr:
             e.refresh()
         raw = e[:]
-        names = {v: k for k, v in h5py.check_enum_dtype(e.dtype).items()} if h5py.check_enum_dtype(e.dtype) \
-            else {0: "switch", 1: "rotate", 2: "truncate"}
+        enum = h5py.check_enum_dtype(e.dtype["kind"]) or {"switch": 0, "rotate": 1, "truncate": 2}
+        names = {v: k for k, v in enum.items()}
         out = np.empty(len(raw), dtype=[("step", "<i8"), ("layer", "O"), ("kind", "O"), ("stability", "<f8"),
                                         ("rank_before", "<i4"), ("rank_after", "<i4")])
         for k in ("step", "stability", "rank_before", "rank_after"):
