@@ -23,7 +23,8 @@ static const char *USAGE =
     "\n"
     "Per layer and snapshot: basis stability S = tr(Q_a^T Q_b)/n against the\n"
     "snapshot LAG back, principal angles of the top-r_beta singular subspaces,\n"
-    "singular values and rank metrics (docs/metrics.md, docs/analyze.md).\n"
+    "singular values, rank metrics and WeightWatcher's power-law alpha\n"
+    "(docs/metrics.md, docs/analyze.md).\n"
     "\n"
     "  -o, --output FILE    results HDF5 (never the input file)\n"
     "      --force          replace FILE and the tables in DIR if they are existing\n"
@@ -31,6 +32,8 @@ static const char *USAGE =
     "      --csv DIR        write metrics.csv, spectra.csv, mean_stability.csv\n"
     "                       (and replay.csv with --policy) into DIR\n"
     "      --lag K          compare each snapshot with the one K back (default 1)\n"
+    "      --lag-steps N    compare each snapshot at step s with the latest valid\n"
+    "                       one at step <= s - N (instead of --lag)\n"
     "      --layers GLOBS   comma-separated name patterns (default: all layers)\n"
     "      --beta B         cutoff r_beta = #{sigma_i >= B sigma_1} (default 0.15)\n"
     "      --tau T          stability threshold (default 0.99)\n"
@@ -105,6 +108,10 @@ static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
             if (cli_int("analyze", name, v, 1, 1000000, &ll)) return 2;
             o->lag = (int)ll;
             lag_given = 1;
+        } else if (!strcmp(name, "--lag-steps")) {
+            VALUE();
+            if (cli_int("analyze", name, v, 1, (long long)1 << 50, &ll)) return 2;
+            o->lag_steps = ll;
         } else if (!strcmp(name, "--beta")) { VALUE(); if (cli_float("analyze", name, v, 0.0, 1.0, &o->beta)) return 2; }
         else if (!strcmp(name, "--tau")) { VALUE(); if (cli_float("analyze", name, v, -1.0, 1.0, &o->tau)) return 2; }
         else if (!strcmp(name, "--threads")) {
@@ -128,8 +135,10 @@ static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
         fprintf(stderr, "oialr analyze: no input file\n%s", USAGE);
         return 2;
     }
-    if (o->policy.kind == OIALR_POLICY_STABILITY && o->policy.lag && lag_given)
-        return bad("--policy", "lag", "give the lag once: --lag K (snapshots) or lag=STEPS in the policy");
+    if (o->policy.kind == OIALR_POLICY_STABILITY && o->policy.lag && (lag_given || o->lag_steps))
+        return bad("--policy", "lag", "give the lag once: --lag K (snapshots), --lag-steps N or lag=STEPS in the policy");
+    if (o->lag_steps && lag_given)
+        return bad("--lag-steps", "", "give either --lag K (snapshots) or --lag-steps N (training steps), not both");
     return 0;
 }
 
@@ -146,6 +155,7 @@ typedef struct layer_sum {
     int64_t stable_step;     /* first step from which S >= tau holds to the end; -1 never */
     int64_t cutoff_rank;     /* at the last valid snapshot */
     double param_share;
+    double alpha;            /* power-law α at the last valid snapshot (NaN: undefined) */
     double max_condition;    /* over the valid snapshots */
     int prec;                /* working precision used */
     int64_t switch_step;     /* replay: -1 never / not eligible */
@@ -203,6 +213,7 @@ static void summarise(const ana_opts *o, const oialr_traj_layer *L, const ana_ro
     s->stable_step = -1;
     s->cutoff_rank = -1;
     s->param_share = NAN;
+    s->alpha = NAN;
     s->switch_step = -1;
     s->switch_rank = -1;
     s->switch_s = NAN;
@@ -216,6 +227,7 @@ static void summarise(const ana_opts *o, const oialr_traj_layer *L, const ana_ro
     if (last_valid >= 0) {
         s->cutoff_rank = r[last_valid].sp.cutoff_rank;
         s->param_share = r[last_valid].sp.param_share;
+        s->alpha = r[last_valid].pl.alpha;
     }
     /* sustained: walk back from the end while S >= tau */
     for (int64_t j = L->nsnap - 1; j >= 0; j--) {
@@ -331,25 +343,33 @@ static int replay_policy(const ana_opts *o, layer_sum *ls, int nl, lr_series *lr
     return rc;
 }
 
+/* "lag 1" or "lag 234 steps", for the summary */
+static const char *lag_text(const ana_opts *o, char *buf, size_t size) {
+    if (o->lag_steps > 0) snprintf(buf, size, "lag %lld steps", (long long)o->lag_steps);
+    else snprintf(buf, size, "lag %d", o->lag);
+    return buf;
+}
+
 static void print_summary(const ana_opts *o, const oialr_traj_info *info, const layer_sum *ls, int nl,
                           const ana_results *res, double secs) {
-    printf("oialr analyze: %s: %d layer%s, lag %d, beta %g, tau %g, %s, %d thread%s, %.2f s%s\n", o->input, nl,
-           nl == 1 ? "" : "s", o->lag, o->beta, o->tau,
+    char lag[48];
+    printf("oialr analyze: %s: %d layer%s, %s, beta %g, tau %g, %s, %d thread%s, %.2f s%s\n", o->input, nl,
+           nl == 1 ? "" : "s", lag_text(o, lag, sizeof lag), o->beta, o->tau,
            o->auto_prec ? "float32 (float64 where ill-conditioned)" : o->prec == OIALR_PREC_F64 ? "float64" : "float32",
            o->threads,
            o->threads == 1 ? "" : "s", secs,
            !info->swmr_read ? ""
            : info->writer_alive ? " (live file: analysed what is there so far)"
                                 : " (its writer died: analysed every snapshot it flushed)");
-    printf("%-24s %11s %6s %10s %14s %7s %7s\n", "layer", "shape", "snaps", "final S", "stable from", "r_beta",
-           "share");
+    printf("%-24s %11s %6s %10s %14s %7s %7s %7s\n", "layer", "shape", "snaps", "final S", "stable from", "r_beta",
+           "share", "alpha");
     for (int i = 0; i < nl; i++) {
         char shape[32], st[32];
         snprintf(shape, sizeof shape, "%lldx%lld", (long long)ls[i].rows, (long long)ls[i].cols);
         if (ls[i].stable_step >= 0) snprintf(st, sizeof st, "step %lld", (long long)ls[i].stable_step);
         else snprintf(st, sizeof st, "never");
-        printf("%-24s %11s %6lld %10.6f %14s %7lld %7.3f", ls[i].name, shape, (long long)ls[i].nsnap, ls[i].final_s, st,
-               (long long)ls[i].cutoff_rank, ls[i].param_share);
+        printf("%-24s %11s %6lld %10.6f %14s %7lld %7.3f %7.3f", ls[i].name, shape, (long long)ls[i].nsnap,
+               ls[i].final_s, st, (long long)ls[i].cutoff_rank, ls[i].param_share, ls[i].alpha);
         if (o->auto_prec && ls[i].prec == OIALR_PREC_F64)
             printf("  (float64: condition number up to %.3g)", ls[i].max_condition);
         if (ls[i].skipped) printf("  (%lld snapshot%s with NaN/Inf skipped)", (long long)ls[i].skipped,
@@ -380,8 +400,9 @@ static double replay(const ana_opts *o, const layer_sum *ls, int nl, FILE *out) 
     if (!out) return frac;
     char pol[96];
     oialr_policy_format(&o->policy, pol, sizeof pol);
-    fprintf(out, "replay: policy %s at lag %d, one check per snapshot (oialr train --oialr %s)\n", pol, o->lag,
-            pol);
+    char lag[48];
+    fprintf(out, "replay: policy %s at %s, one check per snapshot (oialr train --oialr %s)\n", pol,
+            lag_text(o, lag, sizeof lag), pol);
     fprintf(out, "%-24s %14s %10s %7s %10s\n", "layer", "freezes at", "S", "rank", "trainable");
     for (int i = 0; i < nl; i++) {
         char at[32];
@@ -498,7 +519,19 @@ int oialr_cmd_analyze(int argc, char **argv) {
         }
         o.lag = (int)(o.policy.lag / d);
     }
-    if (maxsnap <= o.lag) {
+    if (o.lag_steps > 0) {
+        int64_t span = 0; /* a pair needs two snapshots N steps apart */
+        for (int i = 0; i < total; i++) {
+            const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
+            if (layer_selected(L->name, o.layers) && L->nsnap >= 2 && L->steps[L->nsnap - 1] - L->steps[0] > span)
+                span = L->steps[L->nsnap - 1] - L->steps[0];
+        }
+        if (span < o.lag_steps) {
+            rc = oialr_seterr(OIALR_ERR_ARG, "%s: --lag-steps %lld: no layer has two snapshots that far apart (the "
+                              "longest spans %lld steps)", o.input, (long long)o.lag_steps, (long long)span);
+            goto fail;
+        }
+    } else if (maxsnap <= o.lag) {
         rc = oialr_seterr(OIALR_ERR_ARG, "%s: lag %d needs more than %d snapshots; the longest layer has %lld",
                           o.input, o.lag, o.lag, (long long)maxsnap);
         goto fail;
@@ -509,6 +542,7 @@ int oialr_cmd_analyze(int argc, char **argv) {
     oialr_set_threads(o.blas_threads);
     if ((rc = ana_engine_new(&e, o.threads, o.prec))) goto fail;
     ana_engine_set_angles(e, !o.no_angles);
+    ana_engine_set_lag_steps(e, o.lag_steps);
     if ((rc = ana_results_open(&res, &o, info->created))) goto fail;
     if (o.csv_dir && (rc = copy_events(t, o.input, res))) goto fail;
 

@@ -37,6 +37,8 @@ typedef struct ana_opts {
     const char *csv_dir;  /* directory for the CSV tables (NULL: none) */
     const char *layers;   /* comma-separated globs (NULL: all) */
     int lag;
+    int64_t lag_steps;    /* > 0: --lag-steps N, the reference is the latest
+                           * valid snapshot at step <= step - N (lag unused) */
     double beta, tau;
     int threads;          /* analysis threads */
     int blas_threads;     /* OpenBLAS threads per analysis thread */
@@ -60,6 +62,7 @@ typedef struct ana_row {
     double grass_left, grass_right;   /* Grassmann distances */
     double max_left, max_right;       /* largest principal angle */
     oialr_spectrum sp;
+    oialr_powerlaw pl;    /* WeightWatcher's α of σ² (NaN fields if undefined) */
 } ana_row;
 
 /* Per-thread state and the computation of one layer (engine.c). */
@@ -81,6 +84,10 @@ int ana_engine_set_prec(ana_engine *e, int prec);
 int ana_engine_prec(const ana_engine *e);
 /* Principal angles on (default) or off. */
 void ana_engine_set_angles(ana_engine *e, int on);
+/* lag_steps > 0: the next layers pair snapshot j with the latest valid
+ * snapshot at step <= steps[j] - lag_steps (the `lag` argument of
+ * ana_engine_layer is then ignored); 0: j with j - lag (the default). */
+void ana_engine_set_lag_steps(ana_engine *e, int64_t lag_steps);
 /* Analyse one layer of nsnap snapshots with the given steps. */
 int ana_engine_layer(ana_engine *e, int64_t rows, int64_t cols, int64_t nsnap, const int64_t *steps, int lag,
                      double beta, ana_read_fn read, ana_emit_fn emit, void *user);

@@ -435,6 +435,268 @@ START_TEST(test_bad_inputs) {
 END_TEST
 
 /* --------------------------------------------------------------------------- */
+/* α columns and --lag-steps */
+
+/* The i-th comma-separated field of a CSV line (no quoted fields here). */
+static int csv_field(const char *line, int i, char *field, size_t size) {
+    const char *p = line;
+    for (int k = 0; k < i; k++) {
+        p = strchr(p, ',');
+        if (!p) return -1;
+        p++;
+    }
+    size_t len = strcspn(p, ",\n");
+    if (len >= size) return -1;
+    memcpy(field, p, len);
+    field[len] = '\0';
+    return 0;
+}
+
+static int csv_index(const char *header, const char *name) {
+    char f[64];
+    for (int i = 0; csv_field(header, i, f, sizeof f) == 0; i++)
+        if (!strcmp(f, name)) return i;
+    return -1;
+}
+
+/* metrics.csv keeps its old columns in place and ends with alpha,
+ * alpha_xmin, alpha_ks; the values are the fit of the σ the analyzer wrote
+ * (HDF5 and CSV agree); NaN where undefined: head has n = 3 < 10
+ * eigenvalues, fc2's snapshot 5 holds a NaN. */
+START_TEST(test_alpha_columns) {
+    write_traj(traj, NSNAP, 0);
+    ck_assert_int_eq(run(6, traj, "-o", out, "--csv", csvdir, "-q"), 0);
+    static const char *old =
+        "layer,step,ref_step,rows,cols,valid,stability,sigma1,sigma_min,frobenius,stable_rank,effective_rank,rank,"
+        "cutoff_rank,param_share,trainable_share,condition,angles_k,grassmann_left,grassmann_right,max_angle_left,"
+        "max_angle_right,precision,";
+    char p[400], line[2048];
+    snprintf(p, sizeof p, "%s/metrics.csv", csvdir);
+    FILE *c = fopen(p, "r");
+    ck_assert_ptr_nonnull(c);
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, c));
+    ck_assert_int_eq(strncmp(line, old, strlen(old)), 0); /* readers by position keep working */
+    ck_assert_str_eq(line + strlen(old), "alpha,alpha_xmin,alpha_ks\n");
+    int ia = csv_index(line, "alpha"), ix = csv_index(line, "alpha_xmin"), ik = csv_index(line, "alpha_ks");
+    ck_assert(ia == 23 && ix == 24 && ik == 25);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    int rows_seen[NL] = {0};
+    for (int l = 0; l < NL; l++) {
+        int n = LAYERS[l].rows < LAYERS[l].cols ? LAYERS[l].rows : LAYERS[l].cols;
+        double al[NSNAP], xm[NSNAP], ks[NSNAP], *sig = malloc(sizeof(double) * NSNAP * n);
+        int64_t nt[NSNAP];
+        char path[128];
+#define RD(NAME, TYPE, BUF) snprintf(path, sizeof path, "/layers/%s/" NAME, LAYERS[l].name), read_vec(f, path, TYPE, BUF)
+        RD("alpha", H5T_NATIVE_DOUBLE, al);
+        RD("alpha_xmin", H5T_NATIVE_DOUBLE, xm);
+        RD("alpha_ks", H5T_NATIVE_DOUBLE, ks);
+        RD("alpha_n_tail", H5T_NATIVE_INT64, nt);
+        RD("sigma", H5T_NATIVE_DOUBLE, sig);
+#undef RD
+        for (int j = 0; j < NSNAP; j++) {
+            oialr_powerlaw pl;
+            int rc = oialr_powerlaw_fit(sig + (size_t)j * n, n, &pl);
+            if (n < OIALR_POWERLAW_MIN_EVALS || (l == 1 && j == 5)) {
+                ck_assert_msg(isnan(al[j]) && isnan(xm[j]) && isnan(ks[j]) && nt[j] == 0, "%s snap %d",
+                              LAYERS[l].name, j);
+                continue;
+            }
+            ck_assert_int_eq(rc, OIALR_OK);
+            ck_assert_double_eq(al[j], pl.alpha);
+            ck_assert_double_eq(xm[j], pl.xmin);
+            ck_assert_double_eq(ks[j], pl.ks);
+            ck_assert_int_eq(nt[j], pl.n_tail);
+            ck_assert(al[j] > 1 && nt[j] >= 2 && ks[j] >= 0 && ks[j] < 1);
+        }
+        /* the CSV rows of this layer say the same */
+        rewind(c);
+        ck_assert_ptr_nonnull(fgets(line, sizeof line, c));
+        while (fgets(line, sizeof line, c)) {
+            char name[64], v[64];
+            ck_assert_int_eq(csv_field(line, 0, name, sizeof name), 0);
+            if (strcmp(name, LAYERS[l].name)) continue;
+            ck_assert_int_eq(csv_field(line, 1, v, sizeof v), 0);
+            int j = atoi(v) / 10;
+            double got[3];
+            for (int k = 0; k < 3; k++) {
+                ck_assert_int_eq(csv_field(line, ia + k, v, sizeof v), 0);
+                got[k] = strtod(v, NULL);
+            }
+            double want[3] = {al[j], xm[j], ks[j]};
+            for (int k = 0; k < 3; k++)
+                if (isnan(want[k])) ck_assert_msg(isnan(got[k]), "%s snap %d col %d: %g", name, j, k, got[k]);
+                else ck_assert_double_eq_tol(got[k], want[k], 1e-8 * fabs(want[k]));
+            rows_seen[l]++;
+        }
+        free(sig);
+    }
+    fclose(c);
+    for (int l = 0; l < NL; l++) ck_assert_int_eq(rows_seen[l], NSNAP);
+    H5Fclose(f);
+}
+END_TEST
+
+/* Irregular steps; layer "a"'s snapshot at step 151 holds a NaN. */
+static const int64_t IRR_STEPS[] = {0, 10, 15, 40, 41, 42, 100, 150, 151, 300, 301, 302};
+#define NIRR 12
+#define IRR_BAD 8
+
+static void irregular_matrix(float *w, int l, int j) {
+    layer_matrix(w, LAYERS[l].rows, LAYERS[l].cols, 0, 100 + 10 * l, 1.0);
+    /* move the bases by an amount that grows with the step: a plane rotation
+     * of the stored rows (any orthogonal change of W works: S is computed
+     * independently below) */
+    int rows = LAYERS[l].rows, cols = LAYERS[l].cols;
+    double th = 0.004 * (double)IRR_STEPS[j];
+    for (int c = 0; c < cols; c++) {
+        double x = w[0 * cols + c], y = w[1 * cols + c];
+        w[0 * cols + c] = (float)(cos(th) * x - sin(th) * y);
+        w[1 * cols + c] = (float)(sin(th) * x + cos(th) * y);
+    }
+    (void)rows;
+    if (l == 0 && j == IRR_BAD) w[3] = NAN;
+}
+
+static void write_irregular(const char *path) {
+    oialr_traj *t;
+    oialr_traj_options opt;
+    oialr_traj_options_default(&opt);
+    opt.force = 1;
+    ck_assert_int_eq(oialr_traj_create(&t, path, &opt), OIALR_OK);
+    for (int l = 0; l < 2; l++)
+        ck_assert_int_eq(oialr_traj_declare_layer(t, l ? "b" : "a", LAYERS[l].rows, LAYERS[l].cols, "dense", 0, NULL,
+                                                  NULL),
+                         OIALR_OK);
+    float *w = malloc(sizeof(float) * 40 * 40);
+    for (int j = 0; j < NIRR; j++)
+        for (int l = 0; l < 2; l++) {
+            irregular_matrix(w, l, j);
+            ck_assert_int_eq(oialr_traj_append(t, l, IRR_STEPS[j], w, 0), OIALR_OK);
+        }
+    free(w);
+    ck_assert_int_eq(oialr_traj_close(t), OIALR_OK);
+}
+
+/* The reference by definition: the latest valid snapshot at step <= s - N. */
+static int naive_ref(int l, int j, int64_t lag_steps) {
+    for (int a = j - 1; a >= 0; a--)
+        if (IRR_STEPS[a] <= IRR_STEPS[j] - lag_steps && !(l == 0 && a == IRR_BAD)) return a;
+    return -1;
+}
+
+/* S between snapshots a and b of layer l, computed here in float64. */
+static double direct_s(int l, int a, int b) {
+    int rows = LAYERS[l].rows, cols = LAYERS[l].cols;
+    oialr_svd_ws *ws;
+    oialr_factor *fa, *fb;
+    float *w = malloc(sizeof(float) * rows * cols);
+    double *wd = malloc(sizeof(double) * rows * cols);
+    ck_assert_int_eq(oialr_svd_ws_new(&ws, OIALR_PREC_F64), OIALR_OK);
+    ck_assert_int_eq(oialr_factor_new(&fa, rows, cols, OIALR_PREC_F64), OIALR_OK);
+    ck_assert_int_eq(oialr_factor_new(&fb, rows, cols, OIALR_PREC_F64), OIALR_OK);
+    irregular_matrix(w, l, a);
+    for (int i = 0; i < rows * cols; i++) wd[i] = w[i];
+    ck_assert_int_eq(oialr_factor_compute_f64(fa, ws, wd), OIALR_OK);
+    irregular_matrix(w, l, b);
+    for (int i = 0; i < rows * cols; i++) wd[i] = w[i];
+    ck_assert_int_eq(oialr_factor_compute_f64(fb, ws, wd), OIALR_OK);
+    double s;
+    ck_assert_int_eq(oialr_stability(fa, fb, &s), OIALR_OK);
+    oialr_factor_free(fa), oialr_factor_free(fb), oialr_svd_ws_free(ws);
+    free(w), free(wd);
+    return s;
+}
+
+/* --lag-steps on irregular steps, 1 and 2 threads, several N: ref_step is
+ * the definition's (falling back over the NaN snapshot) and S is the
+ * direct float64 computation's. */
+START_TEST(test_lag_steps_irregular) {
+    write_irregular(traj);
+    static const char *lags[] = {"30", "1", "60", "250"};
+    char th[16];
+    snprintf(th, sizeof th, "%d", _i + 1);
+    for (int k = 0; k < 4; k++) {
+        int64_t N = atoll(lags[k]);
+        ck_assert_int_eq(run(9, traj, "-o", out, "--force", "--lag-steps", lags[k], "--threads", th, "-q"), 0);
+        hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+        ck_assert(f >= 0);
+        ck_assert_int_eq(read_attr_i64(f, "/", "lag_steps"), N);
+        for (int l = 0; l < 2; l++) {
+            double s[NIRR];
+            int64_t ref[NIRR];
+            read_vec(f, l ? "/layers/b/stability" : "/layers/a/stability", H5T_NATIVE_DOUBLE, s);
+            read_vec(f, l ? "/layers/b/ref_step" : "/layers/a/ref_step", H5T_NATIVE_INT64, ref);
+            for (int j = 0; j < NIRR; j++) {
+                int a = naive_ref(l, j, N);
+                ck_assert_msg(ref[j] == (a >= 0 ? IRR_STEPS[a] : -1), "N=%lld layer %d snap %d: ref_step %lld, want %lld",
+                              (long long)N, l, j, (long long)ref[j], (long long)(a >= 0 ? IRR_STEPS[a] : -1));
+                if (a < 0 || (l == 0 && j == IRR_BAD)) {
+                    ck_assert(isnan(s[j]));
+                    continue;
+                }
+                double want = direct_s(l, a, j);
+                ck_assert_msg(fabs(s[j] - want) < 1e-4, "N=%lld layer %d snap %d: S %.8f want %.8f", (long long)N, l, j,
+                              s[j], want);
+            }
+        }
+        H5Fclose(f);
+    }
+    /* the case the fallback exists for: N = 100 at step 300 wants step 151 (NaN) and takes 150 */
+    ck_assert_int_eq(naive_ref(0, 9, 100), 7);
+}
+END_TEST
+
+/* Regular steps: --lag-steps 10 is --lag 1, except after the NaN snapshot
+ * (fc2, step 50): --lag 1 gives NaN at step 60, --lag-steps 10 takes step 40. */
+START_TEST(test_lag_steps_regular) {
+    write_traj(traj, NSNAP, 0);
+    char out2[320];
+    snprintf(out2, sizeof out2, "%s/res2.h5", dir);
+    ck_assert_int_eq(run(6, traj, "-o", out, "--lag", "1", "-q"), 0);
+    ck_assert_int_eq(run(6, traj, "-o", out2, "--lag-steps", "10", "-q"), 0);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT), g = H5Fopen(out2, H5F_ACC_RDONLY, H5P_DEFAULT);
+    double s1[NSNAP], s2[NSNAP];
+    int64_t r1[NSNAP], r2[NSNAP];
+    for (int l = 0; l < NL; l++) {
+        char p[96];
+        snprintf(p, sizeof p, "/layers/%s/stability", LAYERS[l].name);
+        read_vec(f, p, H5T_NATIVE_DOUBLE, s1);
+        read_vec(g, p, H5T_NATIVE_DOUBLE, s2);
+        snprintf(p, sizeof p, "/layers/%s/ref_step", LAYERS[l].name);
+        read_vec(f, p, H5T_NATIVE_INT64, r1);
+        read_vec(g, p, H5T_NATIVE_INT64, r2);
+        for (int j = 0; j < NSNAP; j++) {
+            if (l == 1 && j == 6) {
+                ck_assert(isnan(s1[j]) && !isnan(s2[j]));
+                ck_assert_int_eq(r1[j], 50);
+                ck_assert_int_eq(r2[j], 40);
+                continue;
+            }
+            ck_assert_int_eq(r1[j], r2[j]);
+            if (isnan(s1[j])) ck_assert(isnan(s2[j]));
+            else ck_assert_double_eq(s1[j], s2[j]);
+        }
+    }
+    ck_assert_int_eq(read_attr_i64(g, "/", "lag"), 0);
+    H5Fclose(f);
+    H5Fclose(g);
+}
+END_TEST
+
+START_TEST(test_lag_steps_bad) {
+    write_traj(traj, 4, 0); /* steps 0..30 */
+    ck_assert_int_eq(run(3, traj, "--lag-steps", "0"), 2);
+    ck_assert_int_eq(run(3, traj, "--lag-steps", "-3"), 2);
+    ck_assert_int_eq(run(3, traj, "--lag-steps", "ten"), 2);
+    ck_assert_int_eq(run(5, traj, "--lag-steps", "10", "--lag", "2"), 2);
+    ck_assert_int_eq(run(5, traj, "--lag-steps", "10", "--policy", "stability:0.9,lag=10"), 2);
+    ck_assert_int_eq(run(4, traj, "--lag-steps", "31", "-q"), 1); /* no two snapshots 31 steps apart */
+    ck_assert_int_eq(run(4, traj, "--lag-steps", "30", "-q"), 0);
+}
+END_TEST
+
+/* --------------------------------------------------------------------------- */
 /* Outputs: the results file, the CSV tables and the figures follow the rule
  * of oialr/base.h ("Output files"): nothing but a regular file (or nothing)
  * is ever written over, an existing file only with --force and only once the
@@ -806,12 +1068,16 @@ static Suite *analyze_suite(void) {
     tcase_add_test(core, test_live_file);
     tcase_add_test(core, test_python_writer);
     tcase_add_test(core, test_events_csv_and_switch_marks);
+    tcase_add_test(core, test_alpha_columns);
+    tcase_add_loop_test(core, test_lag_steps_irregular, 0, 2);
+    tcase_add_test(core, test_lag_steps_regular);
     tcase_set_timeout(core, 30);
     suite_add_tcase(s, core);
     TCase *lim = tcase_create("Limits");
     tcase_add_checked_fixture(lim, setup, teardown);
     tcase_add_test(lim, test_bad_flags);
     tcase_add_test(lim, test_bad_inputs);
+    tcase_add_test(lim, test_lag_steps_bad);
     suite_add_tcase(s, lim);
     TCase *outs = tcase_create("Outputs");
     tcase_add_checked_fixture(outs, setup, teardown);
