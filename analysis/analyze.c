@@ -10,9 +10,11 @@
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "oialr/params.h"
@@ -44,6 +46,10 @@ static const char *USAGE =
     "      --threads N      analysis threads (default: online cores)\n"
     "      --blas-threads N OpenBLAS threads per analysis thread (default 1)\n"
     "      --no-angles      skip the principal angles (faster; NaN in the tables)\n"
+    "      --follow         keep analysing a file a writer is still recording:\n"
+    "                       new snapshots every --interval seconds, until the\n"
+    "                       writer stops or Ctrl-C; the outputs are written then\n"
+    "      --interval S     seconds between two looks at the file (default 2)\n"
     "      --policy P       replay a switch policy of oialr train --oialr: auto,\n"
     "                       stability:TAU[,lag=STEPS], mean-stability:TAU or\n"
     "                       delay:STEPS; one check per snapshot (record at the\n"
@@ -81,6 +87,7 @@ static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
     o->blas_threads = 1;
     o->prec = OIALR_PREC_F32;
     o->auto_prec = 1;
+    o->interval = -1;
     int lag_given = 0;
     *help = 0;
     for (int i = 1; i < argc; i++) {
@@ -127,6 +134,11 @@ static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
         else if (!strcmp(name, "--float") && !eq) { o->prec = OIALR_PREC_F32; o->auto_prec = 0; }
         else if (!strcmp(name, "--force") && !eq) o->force = 1;
         else if (!strcmp(name, "--no-angles") && !eq) o->no_angles = 1;
+        else if (!strcmp(name, "--follow") && !eq) o->follow = 1;
+        else if (!strcmp(name, "--interval")) {
+            VALUE();
+            if (cli_float("analyze", name, v, 0.01, 3600.0, &o->interval)) return 2;
+        }
         else if ((!strcmp(name, "-q") || !strcmp(name, "--quiet")) && !eq) o->quiet = 1;
         else return bad("option", a, "unknown option (try --help)");
 #undef VALUE
@@ -139,6 +151,10 @@ static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
         return bad("--policy", "lag", "give the lag once: --lag K (snapshots), --lag-steps N or lag=STEPS in the policy");
     if (o->lag_steps && lag_given)
         return bad("--lag-steps", "", "give either --lag K (snapshots) or --lag-steps N (training steps), not both");
+    if (o->interval > 0 && !o->follow) return bad("--interval", "", "only with --follow");
+    if (o->interval <= 0) o->interval = 2.0;
+    if (o->follow && o->policy.kind == OIALR_POLICY_STABILITY && o->policy.lag)
+        return bad("--policy", "lag", "with --follow give the lag in steps as --lag-steps N");
     return 0;
 }
 
@@ -351,14 +367,15 @@ static const char *lag_text(const ana_opts *o, char *buf, size_t size) {
 }
 
 static void print_summary(const ana_opts *o, const oialr_traj_info *info, const layer_sum *ls, int nl,
-                          const ana_results *res, double secs) {
+                          const ana_results *res, double secs, const char *note) {
     char lag[48];
     printf("oialr analyze: %s: %d layer%s, %s, beta %g, tau %g, %s, %d thread%s, %.2f s%s\n", o->input, nl,
            nl == 1 ? "" : "s", lag_text(o, lag, sizeof lag), o->beta, o->tau,
            o->auto_prec ? "float32 (float64 where ill-conditioned)" : o->prec == OIALR_PREC_F64 ? "float64" : "float32",
            o->threads,
            o->threads == 1 ? "" : "s", secs,
-           !info->swmr_read ? ""
+           note ? note
+           : !info->swmr_read ? ""
            : info->writer_alive ? " (live file: analysed what is there so far)"
                                 : " (its writer died: analysed every snapshot it flushed)");
     printf("%-24s %11s %6s %10s %14s %7s %7s %7s\n", "layer", "shape", "snaps", "final S", "stable from", "r_beta",
@@ -464,6 +481,134 @@ static int copy_events(oialr_traj *t, const char *input, ana_results *res) {
     return rc;
 }
 
+/* --------------------------------------------------------------------------- */
+/* --follow: analyse a live file as it grows. Each selected layer keeps its
+ * ring of factors between looks (ana_engine_layer_more), so a snapshot is
+ * factored once; its row and singular values are kept in memory and the
+ * outputs are written at the end by the same calls as a plain run, so the
+ * tables are those a plain analyze of the finished file writes. */
+
+typedef struct follow_layer {
+    int idx;                  /* layer index in the trajectory */
+    ana_layer_state *st;
+    int prec;                 /* working precision (float64 once a snapshot needs it) */
+    int64_t n, count, cap;    /* σ per snapshot; snapshots analysed; capacity */
+    ana_row *rows;
+    double *sigma;            /* cap × n */
+} follow_layer;
+
+typedef struct follow_ctx {
+    const ana_opts *o;
+    oialr_traj *t;
+    follow_layer *fl;
+    const oialr_traj_layer *L;
+    int check_condition, layer_no, nlayers;
+} follow_ctx;
+
+#define ANA_STOP 2 /* emit: Ctrl-C, stop the layer where it is */
+static volatile sig_atomic_t follow_stop;
+static void follow_on_signal(int sig) {
+    (void)sig;
+    follow_stop = 1;
+}
+
+static int follow_read(void *user, int64_t snap, float *buf, size_t n) {
+    follow_ctx *c = user;
+    return oialr_traj_read(c->t, c->fl->idx, snap, buf, n);
+}
+
+static int follow_emit(void *user, int64_t snap, const ana_row *row, const double *sigma, int64_t n) {
+    follow_ctx *c = user;
+    follow_layer *f = c->fl;
+    if (follow_stop) return ANA_STOP;
+    if (c->check_condition && row->valid && row->sp.condition > ANA_F32_MAX_COND) return ANA_RESTART;
+    if (snap >= f->cap) {
+        int64_t cap = f->cap ? 2 * f->cap : 64;
+        while (cap <= snap) cap *= 2;
+        ana_row *r = realloc(f->rows, (size_t)cap * sizeof *r);
+        if (r) f->rows = r;
+        double *sg = r ? realloc(f->sigma, (size_t)cap * (size_t)f->n * sizeof *sg) : NULL;
+        if (!sg) return oialr_seterr(OIALR_ERR_NOMEM, "analyze --follow: out of memory for %lld snapshots", (long long)cap);
+        f->sigma = sg;
+        f->cap = cap;
+    }
+    f->rows[snap] = *row;
+    if (sigma) memcpy(f->sigma + (size_t)snap * (size_t)n, sigma, (size_t)n * sizeof *sigma);
+    f->count = snap + 1;
+    if (progress_fn) progress_fn(c->L->name, snap + 1, c->L->nsnap, c->layer_no, c->nlayers);
+    return OIALR_OK;
+}
+
+/* The snapshots of one layer appended since the last look. */
+static int follow_layer_more(follow_ctx *c, ana_engine *e) {
+    const ana_opts *o = c->o;
+    follow_layer *f = c->fl;
+    const oialr_traj_layer *L = c->L;
+    for (;;) {
+        int rc = ana_engine_set_prec(e, f->prec);
+        if (rc) return rc;
+        c->check_condition = o->auto_prec && f->prec == OIALR_PREC_F32;
+        rc = ana_engine_layer_more(e, &f->st, L->rows, L->cols, L->nsnap, L->steps, o->lag, o->beta, follow_read,
+                                   follow_emit, c);
+        if (rc != ANA_RESTART) return rc;
+        oialr_log(OIALR_LOG_DEBUG, "%s: condition number above %.3g: float64", L->name, ANA_F32_MAX_COND);
+        f->prec = OIALR_PREC_F64; /* the engine starts the layer again from snapshot 0 */
+        f->count = 0;
+    }
+}
+
+static void follow_sleep(double seconds) {
+    for (double left = seconds; left > 0 && !follow_stop; left -= 0.05) {
+        struct timespec ts = {0, (long)(1e9 * (left < 0.05 ? left : 0.05))};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Analyse, look again every o->interval seconds, until the writer no
+ * longer holds the file (what it wrote before is all seen by the last
+ * refresh) or SIGINT/SIGTERM. *stopped: by a signal. */
+static int follow_run(const ana_opts *o, oialr_traj *t, ana_engine *e, follow_layer *fl, int nfl, int *stopped) {
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = follow_on_signal;
+    sigemptyset(&sa.sa_mask);
+    follow_stop = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    int rc = OIALR_OK, looks = 0;
+    for (;;) {
+        const oialr_traj_info *info = oialr_traj_get_info(t);
+        int live = info->swmr_read && info->writer_alive; /* as of the last refresh, made before its reads */
+        for (int k = 0; k < nfl && !rc && !follow_stop; k++) {
+            const oialr_traj_layer *L = oialr_traj_layer_at(t, fl[k].idx);
+            if (L->nsnap <= fl[k].count) continue;
+            follow_ctx c = {.o = o, .t = t, .fl = &fl[k], .L = L, .layer_no = k, .nlayers = nfl};
+            rc = follow_layer_more(&c, e);
+        }
+        if (rc == ANA_STOP) rc = OIALR_OK;
+        if (rc || !live || follow_stop) break;
+        if (looks++ == 0 && !o->quiet)
+            fprintf(stderr, "oialr analyze: %s: following the live file (every %g s) until its writer stops or Ctrl-C\n",
+                    o->input, o->interval);
+        follow_sleep(o->interval);
+        if (follow_stop) break;
+        if ((rc = oialr_traj_refresh(t))) break;
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    *stopped = follow_stop;
+    return rc;
+}
+
+static void follow_free(follow_layer *fl, int nfl) {
+    for (int k = 0; fl && k < nfl; k++) {
+        ana_layer_state_free(fl[k].st);
+        free(fl[k].rows);
+        free(fl[k].sigma);
+    }
+    free(fl);
+}
+
 int oialr_cmd_analyze(int argc, char **argv) {
     ana_opts o;
     int help;
@@ -482,6 +627,8 @@ int oialr_cmd_analyze(int argc, char **argv) {
     ana_row *rows = NULL;
     int nl = 0;
     int saved_threads = oialr_get_threads();
+    follow_layer *fl = NULL;
+    int nfl = 0, stopped = 0;
 
     if ((rc = oialr_traj_open(&t, o.input, OIALR_TRAJ_READ))) goto fail;
     const oialr_traj_info *info = oialr_traj_get_info(t);
@@ -504,6 +651,29 @@ int oialr_cmd_analyze(int argc, char **argv) {
         /* auto's span, two epochs, as the online controller sets it */
         char buf[32];
         if (oialr_traj_get_config(t, "steps_per_epoch", buf, sizeof buf) == OIALR_OK) o.policy.span = 2 * atoll(buf);
+    }
+    if (o.follow) {
+        /* the outputs are checked first, then the file is followed; the
+         * checks below then see the finished file, as a plain run would */
+        if (!(fl = calloc((size_t)nsel, sizeof *fl))) { rc = oialr_seterr(OIALR_ERR_NOMEM, "analyze: out of memory"); goto fail; }
+        for (int i = 0; i < total; i++) {
+            const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
+            if (!layer_selected(L->name, o.layers)) continue;
+            fl[nfl].idx = i;
+            fl[nfl].prec = o.prec;
+            fl[nfl].n = L->rows < L->cols ? L->rows : L->cols;
+            nfl++;
+        }
+        oialr_set_threads(o.blas_threads);
+        if ((rc = ana_engine_new(&e, o.threads, o.prec))) goto fail;
+        ana_engine_set_angles(e, !o.no_angles);
+        ana_engine_set_lag_steps(e, o.lag_steps);
+        if ((rc = ana_results_open(&res, &o, info->created))) goto fail;
+        if ((rc = follow_run(&o, t, e, fl, nfl, &stopped))) goto fail;
+        info = oialr_traj_get_info(t);
+        maxsnap = 0;
+        for (int k = 0; k < nfl; k++)
+            if (oialr_traj_layer_at(t, fl[k].idx)->nsnap > maxsnap) maxsnap = oialr_traj_layer_at(t, fl[k].idx)->nsnap;
     }
     if (o.policy.kind == OIALR_POLICY_STABILITY && o.policy.lag) {
         /* lag=STEPS, as online: in snapshots of this file */
@@ -540,15 +710,31 @@ int oialr_cmd_analyze(int argc, char **argv) {
     rows = calloc((size_t)maxsnap, sizeof *rows);
     if (!ls || !rows) { rc = oialr_seterr(OIALR_ERR_NOMEM, "analyze: out of memory"); goto fail; }
     oialr_set_threads(o.blas_threads);
-    if ((rc = ana_engine_new(&e, o.threads, o.prec))) goto fail;
+    if (!e && (rc = ana_engine_new(&e, o.threads, o.prec))) goto fail;
     ana_engine_set_angles(e, !o.no_angles);
     ana_engine_set_lag_steps(e, o.lag_steps);
-    if ((rc = ana_results_open(&res, &o, info->created))) goto fail;
+    if (!res && (rc = ana_results_open(&res, &o, info->created))) goto fail;
     if (o.csv_dir && (rc = copy_events(t, o.input, res))) goto fail;
 
-    for (int i = 0; i < total; i++) {
+    for (int i = 0, k = 0; i < total; i++) {
         const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
         if (!layer_selected(L->name, o.layers)) continue;
+        if (o.follow) { /* rows analysed while following: written as a plain run writes them */
+            follow_layer *f = &fl[k++];
+            oialr_traj_layer Lc = *L;
+            Lc.nsnap = f->count; /* < L->nsnap only after Ctrl-C */
+            if ((rc = ana_results_layer_begin(res, L->name, L->kind, L->rows, L->cols, Lc.nsnap))) goto fail;
+            ana_results_layer_prec(res, f->prec);
+            for (int64_t j = 0; j < f->count; j++)
+                if ((rc = ana_results_row(res, j, &f->rows[j], f->rows[j].valid ? f->sigma + (size_t)j * (size_t)f->n : NULL,
+                                          f->n)))
+                    goto fail;
+            summarise(&o, &Lc, f->rows, f->prec, &ls[nl]);
+            nl++;
+            if ((rc = keep_series(&Lc, f->rows, &ls[nl - 1]))) goto fail;
+            if ((rc = ana_results_layer_end(res, f->rows, Lc.nsnap, ls[nl - 1].stable_step))) goto fail;
+            continue;
+        }
         run_ctx c = {.o = &o, .t = t, .layer = i, .L = L, .rows = rows, .res = res, .layer_no = nl, .nlayers = nsel};
         if ((rc = ana_results_layer_begin(res, L->name, L->kind, L->rows, L->cols, L->nsnap))) goto fail;
         int prec = o.prec;
@@ -589,7 +775,10 @@ int oialr_cmd_analyze(int argc, char **argv) {
     if ((rc = ana_results_commit(res))) goto fail;
     double secs = oialr_now() - t0;
     if (!o.quiet) {
-        print_summary(&o, info, ls, nl, res, secs);
+        print_summary(&o, info, ls, nl, res, secs,
+                      !o.follow || !info->swmr_read ? NULL
+                      : stopped                     ? " (followed until interrupted: every snapshot analysed by then)"
+                                                    : " (followed until its writer stopped)");
         if (o.policy.kind) replay(&o, ls, nl, stdout);
     }
     status = 0;
@@ -604,6 +793,7 @@ done:
     for (int i = 0; ls && i < nl; i++) free(ls[i].steps), free(ls[i].cutoff), free(ls[i].s);
     free(ls);
     free(rows);
+    follow_free(fl, nfl);
     if (saved_threads > 0) oialr_set_threads(saved_threads);
     return status;
 }

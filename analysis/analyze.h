@@ -48,6 +48,8 @@ typedef struct ana_opts {
     int force;            /* overwrite the output */
     int quiet;            /* no summary on stdout */
     int no_angles;        /* skip the principal angles (NaN in the outputs) */
+    int follow;           /* --follow: analyse a live file as it grows */
+    double interval;      /* --interval: seconds between refreshes */
     oialr_policy policy;  /* --policy (kind NONE: no replay) */
 } ana_opts;
 
@@ -91,6 +93,16 @@ void ana_engine_set_lag_steps(ana_engine *e, int64_t lag_steps);
 /* Analyse one layer of nsnap snapshots with the given steps. */
 int ana_engine_layer(ana_engine *e, int64_t rows, int64_t cols, int64_t nsnap, const int64_t *steps, int lag,
                      double beta, ana_read_fn read, ana_emit_fn emit, void *user);
+/* Follow mode: analyse the snapshots of a layer appended since the last
+ * call for it (all of them at the first call, *st NULL), keeping the layer's
+ * ring of factors in *st between calls, so that no old snapshot is factored
+ * again. A call in another precision than the last, a failure, ANA_RESTART,
+ * or a --lag-steps reference now more snapshots back than the ring holds
+ * start the layer again from its first snapshot (emitted again). */
+typedef struct ana_layer_state ana_layer_state;
+int ana_engine_layer_more(ana_engine *e, ana_layer_state **st, int64_t rows, int64_t cols, int64_t nsnap,
+                          const int64_t *steps, int lag, double beta, ana_read_fn read, ana_emit_fn emit, void *user);
+void ana_layer_state_free(ana_layer_state *st);
 /* Seconds spent inside the factorisations, summed over threads (for the
  * benchmark's LAPACK bound), and bytes held at the peak. */
 double ana_engine_svd_seconds(const ana_engine *e);

@@ -273,8 +273,12 @@ double ana_engine_svd_seconds(const ana_engine *e) {
 
 size_t ana_engine_peak_bytes(const ana_engine *e) { return e->peak; }
 
-int ana_engine_layer(ana_engine *e, int64_t rows, int64_t cols, int64_t nsnap, const int64_t *steps, int lag,
-                     double beta, ana_read_fn read, ana_emit_fn emit, void *user) {
+/* Snapshots from..nsnap-1 of a layer. from > 0 (follow mode): the ring
+ * holds the layer's snapshots before `from` (ana_engine_layer_more put it
+ * back); if --lag-steps now spans more snapshots than it was sized for,
+ * the layer starts again from 0. */
+static int engine_layer(ana_engine *e, int64_t from, int64_t rows, int64_t cols, int64_t nsnap, const int64_t *steps,
+                        int lag, double beta, ana_read_fn read, ana_emit_fn emit, void *user) {
     if (lag < 1 || nsnap < 0 || rows <= 0 || cols <= 0)
         return oialr_seterr(OIALR_ERR_ARG, "analyze: bad layer parameters");
     int rc = OIALR_OK;
@@ -282,16 +286,21 @@ int ana_engine_layer(ana_engine *e, int64_t rows, int64_t cols, int64_t nsnap, c
     int64_t n = rows < cols ? rows : cols;
     size_t mn = (size_t)rows * (size_t)cols;
     if (e->lag_steps > 0 && (rc = lag_steps_refs(e, nsnap, steps, &lag))) return rc;
-    free_ring(e);
-    e->nring = lag + T;
-    e->ring = calloc((size_t)e->nring, sizeof *e->ring);
-    e->ring_ok = calloc((size_t)e->nring, sizeof *e->ring_ok);
-    if (!e->ring || !e->ring_ok) return oialr_seterr(OIALR_ERR_NOMEM, "analyze: out of memory");
+    if (from > 0 && lag + T > e->nring) from = 0;
+    if (from == 0) {
+        free_ring(e);
+        e->nring = lag + T;
+        e->ring = calloc((size_t)e->nring, sizeof *e->ring);
+        e->ring_ok = calloc((size_t)e->nring, sizeof *e->ring_ok);
+        if (!e->ring || !e->ring_ok) return oialr_seterr(OIALR_ERR_NOMEM, "analyze: out of memory");
+    }
+    lag = e->nring - T; /* a ring kept from an earlier call may be larger than needed */
     /* Slot i holds snapshots i, i+R, ...: slots >= nsnap are never used, so
      * a short layer with a big lag costs nothing. */
     for (int i = 0; i < e->nring && i < nsnap; i++)
-        if ((rc = oialr_factor_new(&e->ring[i], rows, cols, e->prec))) return rc;
-    if (e->lag_steps > 0 && nsnap > e->nring && (rc = oialr_factor_new(&e->pin, rows, cols, e->prec))) return rc;
+        if (!e->ring[i] && (rc = oialr_factor_new(&e->ring[i], rows, cols, e->prec))) return rc;
+    if (e->lag_steps > 0 && nsnap > e->nring && !e->pin && (rc = oialr_factor_new(&e->pin, rows, cols, e->prec)))
+        return rc;
     size_t bytes = e->pin ? oialr_factor_bytes(e->pin) : 0;
     for (int i = 0; i < e->nring; i++) bytes += oialr_factor_bytes(e->ring[i]);
     for (int t = 0; t < T; t++) {
@@ -308,7 +317,7 @@ int ana_engine_layer(ana_engine *e, int64_t rows, int64_t cols, int64_t nsnap, c
     e->steps = steps;
     e->lag = lag;
     e->beta = beta;
-    for (int64_t j0 = 0; j0 < nsnap; j0 += T) {
+    for (int64_t j0 = from; j0 < nsnap; j0 += T) {
         int b = (int)(nsnap - j0 < T ? nsnap - j0 : T);
         /* read straight into the slots' own buffers: the factors they held are
          * older than j0 - lag, which no pair of this batch needs */
@@ -343,4 +352,61 @@ int ana_engine_layer(ana_engine *e, int64_t rows, int64_t cols, int64_t nsnap, c
         }
     }
     return OIALR_OK;
+}
+
+int ana_engine_layer(ana_engine *e, int64_t rows, int64_t cols, int64_t nsnap, const int64_t *steps, int lag,
+                     double beta, ana_read_fn read, ana_emit_fn emit, void *user) {
+    return engine_layer(e, 0, rows, cols, nsnap, steps, lag, beta, read, emit, user);
+}
+
+/* ---------------------------------------------------------------------------
+ * Follow mode: a layer's ring, kept between the calls of one layer. */
+
+struct ana_layer_state {
+    oialr_factor **ring, *pin;
+    int *ring_ok;
+    int nring, prec;
+    int64_t pin_index;
+    int64_t next;         /* snapshots analysed so far */
+};
+
+/* Move the ring out of e into s (e is left with none). */
+static void ring_detach(ana_engine *e, ana_layer_state *s) {
+    s->ring = e->ring, s->ring_ok = e->ring_ok, s->nring = e->nring, s->pin = e->pin, s->pin_index = e->pin_index;
+    s->prec = e->prec;
+    e->ring = NULL, e->ring_ok = NULL, e->nring = 0, e->pin = NULL, e->pin_index = -1;
+}
+
+static void state_drop_ring(ana_layer_state *s) {
+    for (int i = 0; i < s->nring; i++) oialr_factor_free(s->ring[i]);
+    oialr_factor_free(s->pin);
+    free(s->ring);
+    free(s->ring_ok);
+    s->ring = NULL, s->ring_ok = NULL, s->nring = 0, s->pin = NULL, s->pin_index = -1, s->next = 0;
+}
+
+void ana_layer_state_free(ana_layer_state *s) {
+    if (!s) return;
+    state_drop_ring(s);
+    free(s);
+}
+
+int ana_engine_layer_more(ana_engine *e, ana_layer_state **st, int64_t rows, int64_t cols, int64_t nsnap,
+                          const int64_t *steps, int lag, double beta, ana_read_fn read, ana_emit_fn emit, void *user) {
+    if (!*st && !(*st = calloc(1, sizeof **st))) return oialr_seterr(OIALR_ERR_NOMEM, "analyze: out of memory");
+    ana_layer_state *s = *st;
+    int64_t from = 0;
+    free_ring(e);
+    if (s->ring && s->prec == e->prec) { /* put the layer's ring back */
+        e->ring = s->ring, e->ring_ok = s->ring_ok, e->nring = s->nring, e->pin = s->pin, e->pin_index = s->pin_index;
+        s->ring = NULL, s->ring_ok = NULL, s->nring = 0, s->pin = NULL;
+        from = s->next;
+    } else {
+        state_drop_ring(s); /* none yet, or of the other precision */
+    }
+    int rc = engine_layer(e, from, rows, cols, nsnap, steps, lag, beta, read, emit, user);
+    ring_detach(e, s);
+    s->next = nsnap;
+    if (rc) state_drop_ring(s); /* a failed or restarted layer starts again from 0 */
+    return rc;
 }
