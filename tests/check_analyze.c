@@ -1218,7 +1218,15 @@ START_TEST(test_follow_restart_and_lag_steps) {
     char prec[16] = "";
     hid_t a = H5Aopen_by_name(fa, "/layers/ill", "precision", H5P_DEFAULT, H5P_DEFAULT);
     hid_t ty = H5Aget_type(a);
-    ck_assert(H5Aread(a, ty, prec) >= 0);
+    if (H5Tis_variable_str(ty) > 0) { /* variable-length or fixed-length: either reads here */
+        char *v = NULL;
+        ck_assert(H5Aread(a, ty, &v) >= 0);
+        snprintf(prec, sizeof prec, "%s", v ? v : "");
+        H5free_memory(v);
+    } else {
+        ck_assert(H5Tget_size(ty) <= sizeof prec);
+        ck_assert(H5Aread(a, ty, prec) >= 0);
+    }
     H5Tclose(ty), H5Aclose(a);
     ck_assert_str_eq(prec, "float64");
     H5Fclose(fa), H5Fclose(fb);
