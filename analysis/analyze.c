@@ -481,6 +481,38 @@ static int copy_events(oialr_traj *t, const char *input, ana_results *res) {
     return rc;
 }
 
+/* The lag against the file: a policy's lag=STEPS into snapshots (o->lag),
+ * and whether any pair exists at all. */
+static int check_lag(ana_opts *o, oialr_traj *t, int total, int64_t maxsnap) {
+    if (o->policy.kind == OIALR_POLICY_STABILITY && o->policy.lag) {
+        /* lag=STEPS, as online: in snapshots of this file */
+        int64_t d = 0;
+        for (int i = 0; i < total && !d; i++) {
+            const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
+            if (layer_selected(L->name, o->layers) && L->nsnap >= 2) d = L->steps[1] - L->steps[0];
+        }
+        if (d <= 0 || o->policy.lag % d)
+            return oialr_seterr(OIALR_ERR_ARG, "%s: --policy lag=%lld is not a multiple of the snapshot interval %lld",
+                                o->input, (long long)o->policy.lag, (long long)d);
+        o->lag = (int)(o->policy.lag / d);
+    }
+    if (o->lag_steps > 0) {
+        int64_t span = 0; /* a pair needs two snapshots N steps apart */
+        for (int i = 0; i < total; i++) {
+            const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
+            if (layer_selected(L->name, o->layers) && L->nsnap >= 2 && L->steps[L->nsnap - 1] - L->steps[0] > span)
+                span = L->steps[L->nsnap - 1] - L->steps[0];
+        }
+        if (span < o->lag_steps)
+            return oialr_seterr(OIALR_ERR_ARG, "%s: --lag-steps %lld: no layer has two snapshots that far apart (the "
+                                "longest spans %lld steps)", o->input, (long long)o->lag_steps, (long long)span);
+    } else if (maxsnap <= o->lag) {
+        return oialr_seterr(OIALR_ERR_ARG, "%s: lag %d needs more than %d snapshots; the longest layer has %lld",
+                            o->input, o->lag, o->lag, (long long)maxsnap);
+    }
+    return OIALR_OK;
+}
+
 /* --------------------------------------------------------------------------- */
 /* --follow: analyse a live file as it grows. Each selected layer keeps its
  * ring of factors between looks (ana_engine_layer_more), so a snapshot is
@@ -609,6 +641,28 @@ static void follow_free(follow_layer *fl, int nfl) {
     free(fl);
 }
 
+/* --follow in oialr_cmd_analyze, once the outputs are checked: the file
+ * followed to its end (or Ctrl-C), then the lag checked against it. */
+static int follow_start(ana_opts *o, oialr_traj *t, ana_engine *e, int total, int nsel, follow_layer **out, int *nfl,
+                        int *stopped) {
+    follow_layer *fl = calloc((size_t)nsel, sizeof *fl);
+    if (!(*out = fl)) return oialr_seterr(OIALR_ERR_NOMEM, "analyze: out of memory");
+    for (int i = 0; i < total; i++) {
+        const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
+        if (!layer_selected(L->name, o->layers)) continue;
+        fl[*nfl].idx = i;
+        fl[*nfl].prec = o->prec;
+        fl[*nfl].n = L->rows < L->cols ? L->rows : L->cols;
+        (*nfl)++;
+    }
+    int rc = follow_run(o, t, e, fl, *nfl, stopped);
+    if (rc) return rc;
+    int64_t maxsnap = 0;
+    for (int k = 0; k < *nfl; k++)
+        if (oialr_traj_layer_at(t, fl[k].idx)->nsnap > maxsnap) maxsnap = oialr_traj_layer_at(t, fl[k].idx)->nsnap;
+    return check_lag(o, t, total, maxsnap);
+}
+
 int oialr_cmd_analyze(int argc, char **argv) {
     ana_opts o;
     int help;
@@ -652,68 +706,19 @@ int oialr_cmd_analyze(int argc, char **argv) {
         char buf[32];
         if (oialr_traj_get_config(t, "steps_per_epoch", buf, sizeof buf) == OIALR_OK) o.policy.span = 2 * atoll(buf);
     }
-    if (o.follow) {
-        /* the outputs are checked first, then the file is followed; the
-         * checks below then see the finished file, as a plain run would */
-        if (!(fl = calloc((size_t)nsel, sizeof *fl))) { rc = oialr_seterr(OIALR_ERR_NOMEM, "analyze: out of memory"); goto fail; }
-        for (int i = 0; i < total; i++) {
-            const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
-            if (!layer_selected(L->name, o.layers)) continue;
-            fl[nfl].idx = i;
-            fl[nfl].prec = o.prec;
-            fl[nfl].n = L->rows < L->cols ? L->rows : L->cols;
-            nfl++;
-        }
-        oialr_set_threads(o.blas_threads);
-        if ((rc = ana_engine_new(&e, o.threads, o.prec))) goto fail;
-        ana_engine_set_angles(e, !o.no_angles);
-        ana_engine_set_lag_steps(e, o.lag_steps);
-        if ((rc = ana_results_open(&res, &o, info->created))) goto fail;
-        if ((rc = follow_run(&o, t, e, fl, nfl, &stopped))) goto fail;
-        info = oialr_traj_get_info(t);
-        maxsnap = 0;
-        for (int k = 0; k < nfl; k++)
-            if (oialr_traj_layer_at(t, fl[k].idx)->nsnap > maxsnap) maxsnap = oialr_traj_layer_at(t, fl[k].idx)->nsnap;
-    }
-    if (o.policy.kind == OIALR_POLICY_STABILITY && o.policy.lag) {
-        /* lag=STEPS, as online: in snapshots of this file */
-        int64_t d = 0;
-        for (int i = 0; i < total && !d; i++) {
-            const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
-            if (layer_selected(L->name, o.layers) && L->nsnap >= 2) d = L->steps[1] - L->steps[0];
-        }
-        if (d <= 0 || o.policy.lag % d) {
-            rc = oialr_seterr(OIALR_ERR_ARG, "%s: --policy lag=%lld is not a multiple of the snapshot interval %lld",
-                              o.input, (long long)o.policy.lag, (long long)d);
-            goto fail;
-        }
-        o.lag = (int)(o.policy.lag / d);
-    }
-    if (o.lag_steps > 0) {
-        int64_t span = 0; /* a pair needs two snapshots N steps apart */
-        for (int i = 0; i < total; i++) {
-            const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
-            if (layer_selected(L->name, o.layers) && L->nsnap >= 2 && L->steps[L->nsnap - 1] - L->steps[0] > span)
-                span = L->steps[L->nsnap - 1] - L->steps[0];
-        }
-        if (span < o.lag_steps) {
-            rc = oialr_seterr(OIALR_ERR_ARG, "%s: --lag-steps %lld: no layer has two snapshots that far apart (the "
-                              "longest spans %lld steps)", o.input, (long long)o.lag_steps, (long long)span);
-            goto fail;
-        }
-    } else if (maxsnap <= o.lag) {
-        rc = oialr_seterr(OIALR_ERR_ARG, "%s: lag %d needs more than %d snapshots; the longest layer has %lld",
-                          o.input, o.lag, o.lag, (long long)maxsnap);
-        goto fail;
-    }
+    if (!o.follow && (rc = check_lag(&o, t, total, maxsnap))) goto fail; /* --follow: once it ends */
     ls = calloc((size_t)nsel, sizeof *ls);
-    rows = calloc((size_t)maxsnap, sizeof *rows);
+    rows = calloc((size_t)(maxsnap > 0 ? maxsnap : 1), sizeof *rows);
     if (!ls || !rows) { rc = oialr_seterr(OIALR_ERR_NOMEM, "analyze: out of memory"); goto fail; }
     oialr_set_threads(o.blas_threads);
-    if (!e && (rc = ana_engine_new(&e, o.threads, o.prec))) goto fail;
+    if ((rc = ana_engine_new(&e, o.threads, o.prec))) goto fail;
     ana_engine_set_angles(e, !o.no_angles);
+    if ((rc = ana_results_open(&res, &o, info->created))) goto fail;
     ana_engine_set_lag_steps(e, o.lag_steps);
-    if (!res && (rc = ana_results_open(&res, &o, info->created))) goto fail;
+    if (o.follow) { /* the outputs are checked; now follow the file, then check the lag on the finished file */
+        if ((rc = follow_start(&o, t, e, total, nsel, &fl, &nfl, &stopped))) goto fail;
+        info = oialr_traj_get_info(t);
+    }
     if (o.csv_dir && (rc = copy_events(t, o.input, res))) goto fail;
 
     for (int i = 0, k = 0; i < total; i++) {

@@ -84,12 +84,12 @@ void ana_engine_free(ana_engine *e);
 /* Working precision for the next layers (frees the workspaces of the other). */
 int ana_engine_set_prec(ana_engine *e, int prec);
 int ana_engine_prec(const ana_engine *e);
-/* Principal angles on (default) or off. */
-void ana_engine_set_angles(ana_engine *e, int on);
 /* lag_steps > 0: the next layers pair snapshot j with the latest valid
  * snapshot at step <= steps[j] - lag_steps (the `lag` argument of
  * ana_engine_layer is then ignored); 0: j with j - lag (the default). */
 void ana_engine_set_lag_steps(ana_engine *e, int64_t lag_steps);
+/* Principal angles on (default) or off. */
+void ana_engine_set_angles(ana_engine *e, int on);
 /* Analyse one layer of nsnap snapshots with the given steps. */
 int ana_engine_layer(ana_engine *e, int64_t rows, int64_t cols, int64_t nsnap, const int64_t *steps, int lag,
                      double beta, ana_read_fn read, ana_emit_fn emit, void *user);

@@ -248,8 +248,6 @@ void ana_engine_free(ana_engine *e) {
 
 void ana_engine_set_angles(ana_engine *e, int on) { e->no_angles = !on; }
 
-void ana_engine_set_lag_steps(ana_engine *e, int64_t lag_steps) { e->lag_steps = lag_steps > 0 ? lag_steps : 0; }
-
 int ana_engine_set_prec(ana_engine *e, int prec) {
     if (prec == e->prec) return OIALR_OK;
     free_ring(e); /* factors of the other precision */
@@ -264,6 +262,8 @@ int ana_engine_set_prec(ana_engine *e, int prec) {
 }
 
 int ana_engine_prec(const ana_engine *e) { return e->prec; }
+
+void ana_engine_set_lag_steps(ana_engine *e, int64_t lag_steps) { e->lag_steps = lag_steps > 0 ? lag_steps : 0; }
 
 double ana_engine_svd_seconds(const ana_engine *e) {
     double s = 0;
