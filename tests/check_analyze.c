@@ -697,6 +697,258 @@ START_TEST(test_lag_steps_bad) {
 END_TEST
 
 /* --------------------------------------------------------------------------- */
+/* --follow */
+
+/* from the Outputs section below */
+static char *slurp(const char *path, size_t *n);
+static int parts_in(const char *dirpath);
+
+/* Snapshots from..nsnap-1 of write_traj's trajectory appended to an open
+ * writer, `pause_us` between two appends. */
+static void append_rest(oialr_traj *t, int from, int nsnap, int pause_us) {
+    float *w = malloc(sizeof(float) * 40 * 40);
+    for (int j = from; j < nsnap; j++)
+        for (int l = 0; l < NL; l++) {
+            layer_matrix(w, LAYERS[l].rows, LAYERS[l].cols, j, 100 + 10 * l, 1.0 + 0.01 * j);
+            if (l == 1 && j == 5) w[7] = NAN;
+            if (oialr_traj_append(t, l, 10 * j, w, 0) != OIALR_OK) _exit(5);
+            usleep((useconds_t)pause_us);
+        }
+    free(w);
+}
+
+/* Byte-identical files. */
+static void assert_same_file(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    ck_assert_msg(x && y, "cannot read %s or %s", a, b);
+    ck_assert_msg(na == nb && memcmp(x, y, na) == 0, "%s and %s differ", a, b);
+    free(x), free(y);
+}
+
+/* Every per-snapshot dataset of every layer equal in two results files. */
+static void assert_same_results(const char *a, const char *b, int nsnap) {
+    static const char *dsets[] = {"step", "ref_step", "stability", "sigma", "alpha", "alpha_xmin", "alpha_ks",
+                                  "cutoff_rank", "grassmann_left", "condition"};
+    hid_t fa = H5Fopen(a, H5F_ACC_RDONLY, H5P_DEFAULT), fb = H5Fopen(b, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(fa >= 0 && fb >= 0);
+    double *x = malloc(sizeof(double) * nsnap * 40), *y = malloc(sizeof(double) * nsnap * 40);
+    for (int l = 0; l < NL; l++)
+        for (int d = 0; d < 10; d++) {
+            char p[128];
+            snprintf(p, sizeof p, "/layers/%s/%s", LAYERS[l].name, dsets[d]);
+            hid_t da = H5Dopen2(fa, p, H5P_DEFAULT), db = H5Dopen2(fb, p, H5P_DEFAULT);
+            ck_assert_msg(da >= 0 && db >= 0, "no %s", p);
+            hid_t sa = H5Dget_space(da), sb = H5Dget_space(db);
+            ck_assert_int_eq(H5Sget_simple_extent_npoints(sa), H5Sget_simple_extent_npoints(sb));
+            hssize_t np = H5Sget_simple_extent_npoints(sa);
+            ck_assert(np <= nsnap * 40);
+            ck_assert(H5Dread(da, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+            ck_assert(H5Dread(db, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, y) >= 0);
+            for (hssize_t i = 0; i < np; i++)
+                ck_assert_msg((isnan(x[i]) && isnan(y[i])) || x[i] == y[i], "%s[%lld]: %.17g vs %.17g", p,
+                              (long long)i, x[i], y[i]);
+            H5Sclose(sa), H5Sclose(sb), H5Dclose(da), H5Dclose(db);
+        }
+    free(x), free(y);
+    H5Fclose(fa), H5Fclose(fb);
+}
+
+/* A writer process (the C recorder API) appends while `analyze --follow`
+ * runs; --follow returns once the writer has closed the file, and its
+ * tables and results are those of a plain analyze of the closed file. */
+START_TEST(test_follow_live_writer) {
+    int c2p[2];
+    ck_assert_int_eq(pipe(c2p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        oialr_traj *t = write_traj(traj, 3, 1);
+        char c = 'r';
+        if (write(c2p[1], &c, 1) != 1) _exit(3);
+        append_rest(t, 3, NSNAP, 15000); /* ~0.4 s: several looks at 50 ms */
+        _exit(oialr_traj_close(t) == OIALR_OK ? 0 : 6);
+    }
+    char c;
+    ck_assert_int_eq(read(c2p[0], &c, 1), 1);
+    char csv2[320], out2[320];
+    snprintf(csv2, sizeof csv2, "%s/csv2", dir);
+    snprintf(out2, sizeof out2, "%s/res2.h5", dir);
+    const char *th = _i ? "2" : "1";
+    ck_assert_int_eq(run(10, traj, "--follow", "--interval", "0.05", "-o", out, "--csv", csvdir, "--threads", th, "-q"), 0);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(run(8, traj, "-o", out2, "--csv", csv2, "--threads", th, "-q"), 0);
+    static const char *tables[] = {"metrics.csv", "spectra.csv", "mean_stability.csv", "events.csv"};
+    for (int k = 0; k < 4; k++) {
+        char a[400], b[400];
+        snprintf(a, sizeof a, "%s/%s", csvdir, tables[k]);
+        snprintf(b, sizeof b, "%s/%s", csv2, tables[k]);
+        assert_same_file(a, b);
+    }
+    assert_same_results(out, out2, NSNAP);
+    /* and every snapshot is there */
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int64_t step[NSNAP];
+    read_vec(f, "/layers/head/step", H5T_NATIVE_INT64, step);
+    ck_assert_int_eq(step[NSNAP - 1], 10 * (NSNAP - 1));
+    H5Fclose(f);
+}
+END_TEST
+
+/* An ill-conditioned layer turns float64 while followed (the layer is
+ * redone from its first snapshot, as a plain run redoes it); --lag-steps
+ * and --follow together; the results equal a plain run's. */
+START_TEST(test_follow_restart_and_lag_steps) {
+    const int n = 30, T = 8;
+    int c2p[2];
+    ck_assert_int_eq(pipe(c2p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        oialr_traj *t;
+        oialr_traj_options opt;
+        oialr_traj_options_default(&opt);
+        opt.force = 1;
+        if (oialr_traj_create(&t, traj, &opt) != OIALR_OK) _exit(2);
+        int idx;
+        if (oialr_traj_declare_layer(t, "ill", n, n, "dense", 0, NULL, &idx) != OIALR_OK) _exit(2);
+        double *u = malloc(sizeof(double) * n * n), *v = malloc(sizeof(double) * n * n), *sg = malloc(sizeof(double) * n);
+        double *wd = malloc(sizeof(double) * n * n);
+        float *w = malloc(sizeof(float) * n * n);
+        tu_orthonormal(v, n, n, 5);
+        for (int j = 0; j < T; j++) {
+            /* well conditioned for 3 snapshots, then condition 1e5 */
+            for (int i = 0; i < n; i++) sg[i] = pow(10.0, -(j < 3 ? 1.0 : 5.0) * i / (n - 1));
+            tu_orthonormal(u, n, n, 4);
+            tu_rotate_cols(u, n, 0, 1, 0.01 * j);
+            tu_compose(wd, n, n, u, sg, v);
+            tu_to_float(w, wd, (size_t)n * n);
+            if (oialr_traj_append(t, idx, 7 * j + (j > 4 ? 20 : 0), w, 0) != OIALR_OK) _exit(5);
+            if (j == 1) {
+                char c = 'r';
+                if (write(c2p[1], &c, 1) != 1) _exit(3);
+            }
+            usleep(60000);
+        }
+        free(u), free(v), free(sg), free(wd), free(w);
+        _exit(oialr_traj_close(t) == OIALR_OK ? 0 : 6);
+    }
+    char c;
+    ck_assert_int_eq(read(c2p[0], &c, 1), 1);
+    char out2[320];
+    snprintf(out2, sizeof out2, "%s/res2.h5", dir);
+    ck_assert_int_eq(run(9, traj, "--follow", "--interval", "0.03", "--lag-steps", "10", "-o", out, "-q"), 0);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(run(6, traj, "--lag-steps", "10", "-o", out2, "-q"), 0);
+    hid_t fa = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT), fb = H5Fopen(out2, H5F_ACC_RDONLY, H5P_DEFAULT);
+    double sa[8], sb[8];
+    int64_t ra[8], rb[8];
+    read_vec(fa, "/layers/ill/stability", H5T_NATIVE_DOUBLE, sa);
+    read_vec(fb, "/layers/ill/stability", H5T_NATIVE_DOUBLE, sb);
+    read_vec(fa, "/layers/ill/ref_step", H5T_NATIVE_INT64, ra);
+    read_vec(fb, "/layers/ill/ref_step", H5T_NATIVE_INT64, rb);
+    for (int j = 0; j < T; j++) {
+        ck_assert_int_eq(ra[j], rb[j]);
+        ck_assert((isnan(sa[j]) && isnan(sb[j])) || sa[j] == sb[j]);
+    }
+    ck_assert_int_eq(ra[2], 0);  /* step 14: the latest at <= 4 is step 0 */
+    ck_assert_int_eq(ra[5], 28); /* steps 0 7 14 21 28 55 62 69: at 55, the latest at <= 45 is 28 */
+    ck_assert_int_eq(ra[7], 55); /* at 69, <= 59: 55 */
+    char prec[16] = "";
+    hid_t a = H5Aopen_by_name(fa, "/layers/ill", "precision", H5P_DEFAULT, H5P_DEFAULT);
+    hid_t ty = H5Aget_type(a);
+    if (H5Tis_variable_str(ty) > 0) { /* variable-length or fixed-length: either reads here */
+        char *v = NULL;
+        ck_assert(H5Aread(a, ty, &v) >= 0);
+        snprintf(prec, sizeof prec, "%s", v ? v : "");
+        H5free_memory(v);
+    } else {
+        ck_assert(H5Tget_size(ty) <= sizeof prec);
+        ck_assert(H5Aread(a, ty, prec) >= 0);
+    }
+    H5Tclose(ty), H5Aclose(a);
+    ck_assert_str_eq(prec, "float64");
+    H5Fclose(fa), H5Fclose(fb);
+}
+END_TEST
+
+/* Ctrl-C while following a writer that does not stop: exit 0 and complete
+ * outputs up to the snapshots analysed by then, no temporary file left.
+ * The SIGINT is raised from the progress callback, at a known snapshot:
+ * _i = 0 after the first look (4 snapshots of every layer), _i = 1 in the
+ * middle of the first layer (fc1 keeps 2 rows, the others none). */
+static int interrupt_layer, interrupt_done;
+static void interrupt_at(const char *layer, int64_t done, int64_t total, int layer_no, int nlayers) {
+    (void)layer, (void)total, (void)nlayers;
+    if (layer_no == interrupt_layer && done == interrupt_done) raise(SIGINT);
+}
+
+START_TEST(test_follow_interrupted) {
+    int c2p[2], p2c[2];
+    ck_assert_int_eq(pipe(c2p), 0);
+    ck_assert_int_eq(pipe(p2c), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        oialr_traj *t = write_traj(traj, 4, 1);
+        char c = 'r';
+        if (write(c2p[1], &c, 1) != 1) _exit(3);
+        if (read(p2c[0], &c, 1) != 1) _exit(4); /* keep the file open until told */
+        _exit(oialr_traj_close(t) == OIALR_OK ? 0 : 6);
+    }
+    char c;
+    ck_assert_int_eq(read(c2p[0], &c, 1), 1);
+    interrupt_layer = _i ? 0 : NL - 1;
+    interrupt_done = _i ? 2 : 4;
+    oialr_analyze_set_progress(interrupt_at);
+    struct sigaction before, after;
+    sigaction(SIGINT, NULL, &before);
+    int rc = run(8, traj, "--follow", "--interval", "0.05", "-o", out, "--csv", csvdir, "-q");
+    oialr_analyze_set_progress(NULL);
+    sigaction(SIGINT, NULL, &after);
+    c = 'x';
+    ck_assert_int_eq(write(p2c[1], &c, 1), 1);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(rc, 0);
+    ck_assert(after.sa_handler == before.sa_handler); /* the handler is gone again */
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    for (int l = 0; l < NL; l++) {
+        char p[96];
+        snprintf(p, sizeof p, "/layers/%s/step", LAYERS[l].name);
+        hid_t d = H5Dopen2(f, p, H5P_DEFAULT);
+        ck_assert(d >= 0);
+        hid_t sp = H5Dget_space(d);
+        ck_assert_int_eq(H5Sget_simple_extent_npoints(sp), _i ? (l == 0 ? 2 : 0) : 4);
+        H5Sclose(sp), H5Dclose(d);
+    }
+    double s[4];
+    read_vec(f, "/layers/fc1/stability", H5T_NATIVE_DOUBLE, s);
+    for (int j = 1; j < (_i ? 2 : 4); j++) ck_assert(fabs(s[j] - expect_s(j, 24)) < 1e-4);
+    H5Fclose(f);
+    ck_assert_int_eq(parts_in(dir), 0);
+    ck_assert_int_eq(parts_in(csvdir), 0);
+}
+END_TEST
+
+START_TEST(test_follow_bad_flags) {
+    write_traj(traj, 4, 0);
+    ck_assert_int_eq(run(3, traj, "--interval", "1"), 2);                    /* without --follow */
+    ck_assert_int_eq(run(4, traj, "--follow", "--interval", "0"), 2);
+    ck_assert_int_eq(run(4, traj, "--follow", "--interval", "x"), 2);
+    ck_assert_int_eq(run(4, traj, "--follow", "--policy", "stability:0.9,lag=10"), 2);
+    ck_assert_int_eq(run(4, traj, "--follow", "--lag", "4", "-q"), 1);       /* lag >= snapshots, once it ends */
+    ck_assert_int_eq(run(3, traj, "--follow", "-q"), 0);                     /* a closed file: one pass */
+}
+END_TEST
+
+/* --------------------------------------------------------------------------- */
 /* Outputs: the results file, the CSV tables and the figures follow the rule
  * of oialr/base.h ("Output files"): nothing but a regular file (or nothing)
  * is ever written over, an existing file only with --force and only once the
@@ -1054,254 +1306,6 @@ START_TEST(test_outputs_success_no_temporaries) {
     }
     ck_assert_int_eq(parts_in(dir), 0);
     ck_assert_int_eq(parts_in(csvdir), 0);
-}
-END_TEST
-
-/* --------------------------------------------------------------------------- */
-/* --follow */
-
-/* Snapshots from..nsnap-1 of write_traj's trajectory appended to an open
- * writer, `pause_us` between two appends. */
-static void append_rest(oialr_traj *t, int from, int nsnap, int pause_us) {
-    float *w = malloc(sizeof(float) * 40 * 40);
-    for (int j = from; j < nsnap; j++)
-        for (int l = 0; l < NL; l++) {
-            layer_matrix(w, LAYERS[l].rows, LAYERS[l].cols, j, 100 + 10 * l, 1.0 + 0.01 * j);
-            if (l == 1 && j == 5) w[7] = NAN;
-            if (oialr_traj_append(t, l, 10 * j, w, 0) != OIALR_OK) _exit(5);
-            usleep((useconds_t)pause_us);
-        }
-    free(w);
-}
-
-/* Byte-identical files. */
-static void assert_same_file(const char *a, const char *b) {
-    size_t na = 0, nb = 0;
-    char *x = slurp(a, &na), *y = slurp(b, &nb);
-    ck_assert_msg(x && y, "cannot read %s or %s", a, b);
-    ck_assert_msg(na == nb && memcmp(x, y, na) == 0, "%s and %s differ", a, b);
-    free(x), free(y);
-}
-
-/* Every per-snapshot dataset of every layer equal in two results files. */
-static void assert_same_results(const char *a, const char *b, int nsnap) {
-    static const char *dsets[] = {"step", "ref_step", "stability", "sigma", "alpha", "alpha_xmin", "alpha_ks",
-                                  "cutoff_rank", "grassmann_left", "condition"};
-    hid_t fa = H5Fopen(a, H5F_ACC_RDONLY, H5P_DEFAULT), fb = H5Fopen(b, H5F_ACC_RDONLY, H5P_DEFAULT);
-    ck_assert(fa >= 0 && fb >= 0);
-    double *x = malloc(sizeof(double) * nsnap * 40), *y = malloc(sizeof(double) * nsnap * 40);
-    for (int l = 0; l < NL; l++)
-        for (int d = 0; d < 10; d++) {
-            char p[128];
-            snprintf(p, sizeof p, "/layers/%s/%s", LAYERS[l].name, dsets[d]);
-            hid_t da = H5Dopen2(fa, p, H5P_DEFAULT), db = H5Dopen2(fb, p, H5P_DEFAULT);
-            ck_assert_msg(da >= 0 && db >= 0, "no %s", p);
-            hid_t sa = H5Dget_space(da), sb = H5Dget_space(db);
-            ck_assert_int_eq(H5Sget_simple_extent_npoints(sa), H5Sget_simple_extent_npoints(sb));
-            hssize_t np = H5Sget_simple_extent_npoints(sa);
-            ck_assert(np <= nsnap * 40);
-            ck_assert(H5Dread(da, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
-            ck_assert(H5Dread(db, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, y) >= 0);
-            for (hssize_t i = 0; i < np; i++)
-                ck_assert_msg((isnan(x[i]) && isnan(y[i])) || x[i] == y[i], "%s[%lld]: %.17g vs %.17g", p,
-                              (long long)i, x[i], y[i]);
-            H5Sclose(sa), H5Sclose(sb), H5Dclose(da), H5Dclose(db);
-        }
-    free(x), free(y);
-    H5Fclose(fa), H5Fclose(fb);
-}
-
-/* A writer process (the C recorder API) appends while `analyze --follow`
- * runs; --follow returns once the writer has closed the file, and its
- * tables and results are those of a plain analyze of the closed file. */
-START_TEST(test_follow_live_writer) {
-    int c2p[2];
-    ck_assert_int_eq(pipe(c2p), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        oialr_traj *t = write_traj(traj, 3, 1);
-        char c = 'r';
-        if (write(c2p[1], &c, 1) != 1) _exit(3);
-        append_rest(t, 3, NSNAP, 15000); /* ~0.4 s: several looks at 50 ms */
-        _exit(oialr_traj_close(t) == OIALR_OK ? 0 : 6);
-    }
-    char c;
-    ck_assert_int_eq(read(c2p[0], &c, 1), 1);
-    char csv2[320], out2[320];
-    snprintf(csv2, sizeof csv2, "%s/csv2", dir);
-    snprintf(out2, sizeof out2, "%s/res2.h5", dir);
-    const char *th = _i ? "2" : "1";
-    ck_assert_int_eq(run(10, traj, "--follow", "--interval", "0.05", "-o", out, "--csv", csvdir, "--threads", th, "-q"), 0);
-    int status;
-    waitpid(pid, &status, 0);
-    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    ck_assert_int_eq(run(8, traj, "-o", out2, "--csv", csv2, "--threads", th, "-q"), 0);
-    static const char *tables[] = {"metrics.csv", "spectra.csv", "mean_stability.csv", "events.csv"};
-    for (int k = 0; k < 4; k++) {
-        char a[400], b[400];
-        snprintf(a, sizeof a, "%s/%s", csvdir, tables[k]);
-        snprintf(b, sizeof b, "%s/%s", csv2, tables[k]);
-        assert_same_file(a, b);
-    }
-    assert_same_results(out, out2, NSNAP);
-    /* and every snapshot is there */
-    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
-    int64_t step[NSNAP];
-    read_vec(f, "/layers/head/step", H5T_NATIVE_INT64, step);
-    ck_assert_int_eq(step[NSNAP - 1], 10 * (NSNAP - 1));
-    H5Fclose(f);
-}
-END_TEST
-
-/* An ill-conditioned layer turns float64 while followed (the layer is
- * redone from its first snapshot, as a plain run redoes it); --lag-steps
- * and --follow together; the results equal a plain run's. */
-START_TEST(test_follow_restart_and_lag_steps) {
-    const int n = 30, T = 8;
-    int c2p[2];
-    ck_assert_int_eq(pipe(c2p), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        oialr_traj *t;
-        oialr_traj_options opt;
-        oialr_traj_options_default(&opt);
-        opt.force = 1;
-        if (oialr_traj_create(&t, traj, &opt) != OIALR_OK) _exit(2);
-        int idx;
-        if (oialr_traj_declare_layer(t, "ill", n, n, "dense", 0, NULL, &idx) != OIALR_OK) _exit(2);
-        double *u = malloc(sizeof(double) * n * n), *v = malloc(sizeof(double) * n * n), *sg = malloc(sizeof(double) * n);
-        double *wd = malloc(sizeof(double) * n * n);
-        float *w = malloc(sizeof(float) * n * n);
-        tu_orthonormal(v, n, n, 5);
-        for (int j = 0; j < T; j++) {
-            /* well conditioned for 3 snapshots, then condition 1e5 */
-            for (int i = 0; i < n; i++) sg[i] = pow(10.0, -(j < 3 ? 1.0 : 5.0) * i / (n - 1));
-            tu_orthonormal(u, n, n, 4);
-            tu_rotate_cols(u, n, 0, 1, 0.01 * j);
-            tu_compose(wd, n, n, u, sg, v);
-            tu_to_float(w, wd, (size_t)n * n);
-            if (oialr_traj_append(t, idx, 7 * j + (j > 4 ? 20 : 0), w, 0) != OIALR_OK) _exit(5);
-            if (j == 1) {
-                char c = 'r';
-                if (write(c2p[1], &c, 1) != 1) _exit(3);
-            }
-            usleep(60000);
-        }
-        free(u), free(v), free(sg), free(wd), free(w);
-        _exit(oialr_traj_close(t) == OIALR_OK ? 0 : 6);
-    }
-    char c;
-    ck_assert_int_eq(read(c2p[0], &c, 1), 1);
-    char out2[320];
-    snprintf(out2, sizeof out2, "%s/res2.h5", dir);
-    ck_assert_int_eq(run(9, traj, "--follow", "--interval", "0.03", "--lag-steps", "10", "-o", out, "-q"), 0);
-    int status;
-    waitpid(pid, &status, 0);
-    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    ck_assert_int_eq(run(6, traj, "--lag-steps", "10", "-o", out2, "-q"), 0);
-    hid_t fa = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT), fb = H5Fopen(out2, H5F_ACC_RDONLY, H5P_DEFAULT);
-    double sa[8], sb[8];
-    int64_t ra[8], rb[8];
-    read_vec(fa, "/layers/ill/stability", H5T_NATIVE_DOUBLE, sa);
-    read_vec(fb, "/layers/ill/stability", H5T_NATIVE_DOUBLE, sb);
-    read_vec(fa, "/layers/ill/ref_step", H5T_NATIVE_INT64, ra);
-    read_vec(fb, "/layers/ill/ref_step", H5T_NATIVE_INT64, rb);
-    for (int j = 0; j < T; j++) {
-        ck_assert_int_eq(ra[j], rb[j]);
-        ck_assert((isnan(sa[j]) && isnan(sb[j])) || sa[j] == sb[j]);
-    }
-    ck_assert_int_eq(ra[2], 0);  /* step 14: the latest at <= 4 is step 0 */
-    ck_assert_int_eq(ra[5], 28); /* steps 0 7 14 21 28 55 62 69: at 55, the latest at <= 45 is 28 */
-    ck_assert_int_eq(ra[7], 55); /* at 69, <= 59: 55 */
-    char prec[16] = "";
-    hid_t a = H5Aopen_by_name(fa, "/layers/ill", "precision", H5P_DEFAULT, H5P_DEFAULT);
-    hid_t ty = H5Aget_type(a);
-    if (H5Tis_variable_str(ty) > 0) { /* variable-length or fixed-length: either reads here */
-        char *v = NULL;
-        ck_assert(H5Aread(a, ty, &v) >= 0);
-        snprintf(prec, sizeof prec, "%s", v ? v : "");
-        H5free_memory(v);
-    } else {
-        ck_assert(H5Tget_size(ty) <= sizeof prec);
-        ck_assert(H5Aread(a, ty, prec) >= 0);
-    }
-    H5Tclose(ty), H5Aclose(a);
-    ck_assert_str_eq(prec, "float64");
-    H5Fclose(fa), H5Fclose(fb);
-}
-END_TEST
-
-/* Ctrl-C while following a writer that does not stop: exit 0 and complete
- * outputs up to the snapshots analysed by then, no temporary file left.
- * The SIGINT is raised from the progress callback, at a known snapshot:
- * _i = 0 after the first look (4 snapshots of every layer), _i = 1 in the
- * middle of the first layer (fc1 keeps 2 rows, the others none). */
-static int interrupt_layer, interrupt_done;
-static void interrupt_at(const char *layer, int64_t done, int64_t total, int layer_no, int nlayers) {
-    (void)layer, (void)total, (void)nlayers;
-    if (layer_no == interrupt_layer && done == interrupt_done) raise(SIGINT);
-}
-
-START_TEST(test_follow_interrupted) {
-    int c2p[2], p2c[2];
-    ck_assert_int_eq(pipe(c2p), 0);
-    ck_assert_int_eq(pipe(p2c), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        oialr_traj *t = write_traj(traj, 4, 1);
-        char c = 'r';
-        if (write(c2p[1], &c, 1) != 1) _exit(3);
-        if (read(p2c[0], &c, 1) != 1) _exit(4); /* keep the file open until told */
-        _exit(oialr_traj_close(t) == OIALR_OK ? 0 : 6);
-    }
-    char c;
-    ck_assert_int_eq(read(c2p[0], &c, 1), 1);
-    interrupt_layer = _i ? 0 : NL - 1;
-    interrupt_done = _i ? 2 : 4;
-    oialr_analyze_set_progress(interrupt_at);
-    struct sigaction before, after;
-    sigaction(SIGINT, NULL, &before);
-    int rc = run(8, traj, "--follow", "--interval", "0.05", "-o", out, "--csv", csvdir, "-q");
-    oialr_analyze_set_progress(NULL);
-    sigaction(SIGINT, NULL, &after);
-    c = 'x';
-    ck_assert_int_eq(write(p2c[1], &c, 1), 1);
-    int status;
-    waitpid(pid, &status, 0);
-    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    ck_assert_int_eq(rc, 0);
-    ck_assert(after.sa_handler == before.sa_handler); /* the handler is gone again */
-    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
-    ck_assert(f >= 0);
-    for (int l = 0; l < NL; l++) {
-        char p[96];
-        snprintf(p, sizeof p, "/layers/%s/step", LAYERS[l].name);
-        hid_t d = H5Dopen2(f, p, H5P_DEFAULT);
-        ck_assert(d >= 0);
-        hid_t sp = H5Dget_space(d);
-        ck_assert_int_eq(H5Sget_simple_extent_npoints(sp), _i ? (l == 0 ? 2 : 0) : 4);
-        H5Sclose(sp), H5Dclose(d);
-    }
-    double s[4];
-    read_vec(f, "/layers/fc1/stability", H5T_NATIVE_DOUBLE, s);
-    for (int j = 1; j < (_i ? 2 : 4); j++) ck_assert(fabs(s[j] - expect_s(j, 24)) < 1e-4);
-    H5Fclose(f);
-    ck_assert_int_eq(parts_in(dir), 0);
-    ck_assert_int_eq(parts_in(csvdir), 0);
-}
-END_TEST
-
-START_TEST(test_follow_bad_flags) {
-    write_traj(traj, 4, 0);
-    ck_assert_int_eq(run(3, traj, "--interval", "1"), 2);                    /* without --follow */
-    ck_assert_int_eq(run(4, traj, "--follow", "--interval", "0"), 2);
-    ck_assert_int_eq(run(4, traj, "--follow", "--interval", "x"), 2);
-    ck_assert_int_eq(run(4, traj, "--follow", "--policy", "stability:0.9,lag=10"), 2);
-    ck_assert_int_eq(run(4, traj, "--follow", "--lag", "4", "-q"), 1);       /* lag >= snapshots, once it ends */
-    ck_assert_int_eq(run(3, traj, "--follow", "-q"), 0);                     /* a closed file: one pass */
 }
 END_TEST
 
