@@ -10,9 +10,11 @@
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "oialr/params.h"
@@ -23,7 +25,8 @@ static const char *USAGE =
     "\n"
     "Per layer and snapshot: basis stability S = tr(Q_a^T Q_b)/n against the\n"
     "snapshot LAG back, principal angles of the top-r_beta singular subspaces,\n"
-    "singular values and rank metrics (docs/metrics.md, docs/analyze.md).\n"
+    "singular values, rank metrics and WeightWatcher's power-law alpha\n"
+    "(docs/metrics.md, docs/analyze.md).\n"
     "\n"
     "  -o, --output FILE    results HDF5 (never the input file)\n"
     "      --force          replace FILE and the tables in DIR if they are existing\n"
@@ -31,6 +34,8 @@ static const char *USAGE =
     "      --csv DIR        write metrics.csv, spectra.csv, mean_stability.csv\n"
     "                       (and replay.csv with --policy) into DIR\n"
     "      --lag K          compare each snapshot with the one K back (default 1)\n"
+    "      --lag-steps N    compare each snapshot at step s with the latest valid\n"
+    "                       one at step <= s - N (instead of --lag)\n"
     "      --layers GLOBS   comma-separated name patterns (default: all layers)\n"
     "      --beta B         cutoff r_beta = #{sigma_i >= B sigma_1} (default 0.15)\n"
     "      --tau T          stability threshold (default 0.99)\n"
@@ -41,6 +46,10 @@ static const char *USAGE =
     "      --threads N      analysis threads (default: online cores)\n"
     "      --blas-threads N OpenBLAS threads per analysis thread (default 1)\n"
     "      --no-angles      skip the principal angles (faster; NaN in the tables)\n"
+    "      --follow         keep analysing a file a writer is still recording:\n"
+    "                       new snapshots every --interval seconds, until the\n"
+    "                       writer stops or Ctrl-C; the outputs are written then\n"
+    "      --interval S     seconds between two looks at the file (default 2)\n"
     "      --policy P       replay a switch policy of oialr train --oialr: auto,\n"
     "                       stability:TAU[,lag=STEPS], mean-stability:TAU or\n"
     "                       delay:STEPS; one check per snapshot (record at the\n"
@@ -78,6 +87,7 @@ static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
     o->blas_threads = 1;
     o->prec = OIALR_PREC_F32;
     o->auto_prec = 1;
+    o->interval = -1;
     int lag_given = 0;
     *help = 0;
     for (int i = 1; i < argc; i++) {
@@ -105,6 +115,10 @@ static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
             if (cli_int("analyze", name, v, 1, 1000000, &ll)) return 2;
             o->lag = (int)ll;
             lag_given = 1;
+        } else if (!strcmp(name, "--lag-steps")) {
+            VALUE();
+            if (cli_int("analyze", name, v, 1, (long long)1 << 50, &ll)) return 2;
+            o->lag_steps = ll;
         } else if (!strcmp(name, "--beta")) { VALUE(); if (cli_float("analyze", name, v, 0.0, 1.0, &o->beta)) return 2; }
         else if (!strcmp(name, "--tau")) { VALUE(); if (cli_float("analyze", name, v, -1.0, 1.0, &o->tau)) return 2; }
         else if (!strcmp(name, "--threads")) {
@@ -120,6 +134,11 @@ static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
         else if (!strcmp(name, "--float") && !eq) { o->prec = OIALR_PREC_F32; o->auto_prec = 0; }
         else if (!strcmp(name, "--force") && !eq) o->force = 1;
         else if (!strcmp(name, "--no-angles") && !eq) o->no_angles = 1;
+        else if (!strcmp(name, "--follow") && !eq) o->follow = 1;
+        else if (!strcmp(name, "--interval")) {
+            VALUE();
+            if (cli_float("analyze", name, v, 0.01, 3600.0, &o->interval)) return 2;
+        }
         else if ((!strcmp(name, "-q") || !strcmp(name, "--quiet")) && !eq) o->quiet = 1;
         else return bad("option", a, "unknown option (try --help)");
 #undef VALUE
@@ -128,8 +147,14 @@ static int parse_args(int argc, char **argv, ana_opts *o, int *help) {
         fprintf(stderr, "oialr analyze: no input file\n%s", USAGE);
         return 2;
     }
-    if (o->policy.kind == OIALR_POLICY_STABILITY && o->policy.lag && lag_given)
-        return bad("--policy", "lag", "give the lag once: --lag K (snapshots) or lag=STEPS in the policy");
+    if (o->policy.kind == OIALR_POLICY_STABILITY && o->policy.lag && (lag_given || o->lag_steps))
+        return bad("--policy", "lag", "give the lag once: --lag K (snapshots), --lag-steps N or lag=STEPS in the policy");
+    if (o->lag_steps && lag_given)
+        return bad("--lag-steps", "", "give either --lag K (snapshots) or --lag-steps N (training steps), not both");
+    if (o->interval > 0 && !o->follow) return bad("--interval", "", "only with --follow");
+    if (o->interval <= 0) o->interval = 2.0;
+    if (o->follow && o->policy.kind == OIALR_POLICY_STABILITY && o->policy.lag)
+        return bad("--policy", "lag", "with --follow give the lag in steps as --lag-steps N");
     return 0;
 }
 
@@ -182,6 +207,7 @@ typedef struct layer_sum {
     int64_t stable_step;     /* first step from which S >= tau holds to the end; -1 never */
     int64_t cutoff_rank;     /* at the last valid snapshot */
     double param_share;
+    double alpha;            /* power-law α at the last valid snapshot (NaN: undefined) */
     double max_condition;    /* over the valid snapshots */
     int prec;                /* working precision used */
     int64_t switch_step;     /* replay: -1 never / not eligible */
@@ -239,6 +265,7 @@ static void summarise(const ana_opts *o, const oialr_traj_layer *L, const ana_ro
     s->stable_step = -1;
     s->cutoff_rank = -1;
     s->param_share = NAN;
+    s->alpha = NAN;
     s->switch_step = -1;
     s->switch_rank = -1;
     s->switch_s = NAN;
@@ -252,6 +279,7 @@ static void summarise(const ana_opts *o, const oialr_traj_layer *L, const ana_ro
     if (last_valid >= 0) {
         s->cutoff_rank = r[last_valid].sp.cutoff_rank;
         s->param_share = r[last_valid].sp.param_share;
+        s->alpha = r[last_valid].pl.alpha;
     }
     /* sustained: walk back from the end while S >= tau */
     for (int64_t j = L->nsnap - 1; j >= 0; j--) {
@@ -367,25 +395,34 @@ static int replay_policy(const ana_opts *o, layer_sum *ls, int nl, lr_series *lr
     return rc;
 }
 
+/* "lag 1" or "lag 234 steps", for the summary */
+static const char *lag_text(const ana_opts *o, char *buf, size_t size) {
+    if (o->lag_steps > 0) snprintf(buf, size, "lag %lld steps", (long long)o->lag_steps);
+    else snprintf(buf, size, "lag %d", o->lag);
+    return buf;
+}
+
 static void print_summary(const ana_opts *o, const oialr_traj_info *info, const layer_sum *ls, int nl,
-                          const ana_results *res, double secs) {
-    printf("oialr analyze: %s: %d layer%s, lag %d, beta %g, tau %g, %s, %d thread%s, %.2f s%s\n", o->input, nl,
-           nl == 1 ? "" : "s", o->lag, o->beta, o->tau,
+                          const ana_results *res, double secs, const char *note) {
+    char lag[48];
+    printf("oialr analyze: %s: %d layer%s, %s, beta %g, tau %g, %s, %d thread%s, %.2f s%s\n", o->input, nl,
+           nl == 1 ? "" : "s", lag_text(o, lag, sizeof lag), o->beta, o->tau,
            o->auto_prec ? "float32 (float64 where ill-conditioned)" : o->prec == OIALR_PREC_F64 ? "float64" : "float32",
            o->threads,
            o->threads == 1 ? "" : "s", secs,
-           !info->swmr_read ? ""
+           note ? note
+           : !info->swmr_read ? ""
            : info->writer_alive ? " (live file: analysed what is there so far)"
                                 : " (its writer died: analysed every snapshot it flushed)");
-    printf("%-24s %11s %6s %10s %14s %7s %7s\n", "layer", "shape", "snaps", "final S", "stable from", "r_beta",
-           "share");
+    printf("%-24s %11s %6s %10s %14s %7s %7s %7s\n", "layer", "shape", "snaps", "final S", "stable from", "r_beta",
+           "share", "alpha");
     for (int i = 0; i < nl; i++) {
         char shape[32], st[32];
         snprintf(shape, sizeof shape, "%lldx%lld", (long long)ls[i].rows, (long long)ls[i].cols);
         if (ls[i].stable_step >= 0) snprintf(st, sizeof st, "step %lld", (long long)ls[i].stable_step);
         else snprintf(st, sizeof st, "never");
-        printf("%-24s %11s %6lld %10.6f %14s %7lld %7.3f", ls[i].name, shape, (long long)ls[i].nsnap, ls[i].final_s, st,
-               (long long)ls[i].cutoff_rank, ls[i].param_share);
+        printf("%-24s %11s %6lld %10.6f %14s %7lld %7.3f %7.3f", ls[i].name, shape, (long long)ls[i].nsnap,
+               ls[i].final_s, st, (long long)ls[i].cutoff_rank, ls[i].param_share, ls[i].alpha);
         if (o->auto_prec && ls[i].prec == OIALR_PREC_F64)
             printf("  (float64: condition number up to %.3g)", ls[i].max_condition);
         if (ls[i].skipped) printf("  (%lld snapshot%s with NaN/Inf skipped)", (long long)ls[i].skipped,
@@ -416,8 +453,9 @@ static double replay(const ana_opts *o, const layer_sum *ls, int nl, FILE *out) 
     if (!out) return frac;
     char pol[96];
     oialr_policy_format(&o->policy, pol, sizeof pol);
-    fprintf(out, "replay: policy %s at lag %d, one check per snapshot (oialr train --oialr %s)\n", pol, o->lag,
-            pol);
+    char lag[48];
+    fprintf(out, "replay: policy %s at %s, one check per snapshot (oialr train --oialr %s)\n", pol,
+            lag_text(o, lag, sizeof lag), pol);
     fprintf(out, "%-24s %14s %10s %7s %10s\n", "layer", "freezes at", "S", "rank", "trainable");
     for (int i = 0; i < nl; i++) {
         char at[32];
@@ -479,6 +517,188 @@ static int copy_events(oialr_traj *t, const char *input, ana_results *res) {
     return rc;
 }
 
+/* The lag against the file: a policy's lag=STEPS into snapshots (o->lag),
+ * and whether any pair exists at all. */
+static int check_lag(ana_opts *o, oialr_traj *t, int total, int64_t maxsnap) {
+    if (o->policy.kind == OIALR_POLICY_STABILITY && o->policy.lag) {
+        /* lag=STEPS, as online: in snapshots of this file */
+        int64_t d = 0;
+        for (int i = 0; i < total && !d; i++) {
+            const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
+            if (layer_selected(L->name, o->layers) && L->nsnap >= 2) d = L->steps[1] - L->steps[0];
+        }
+        if (d <= 0 || o->policy.lag % d)
+            return oialr_seterr(OIALR_ERR_ARG, "%s: --policy lag=%lld is not a multiple of the snapshot interval %lld",
+                                o->input, (long long)o->policy.lag, (long long)d);
+        o->lag = (int)(o->policy.lag / d);
+    }
+    if (o->lag_steps > 0) {
+        int64_t span = 0; /* a pair needs two snapshots N steps apart */
+        for (int i = 0; i < total; i++) {
+            const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
+            if (layer_selected(L->name, o->layers) && L->nsnap >= 2 && L->steps[L->nsnap - 1] - L->steps[0] > span)
+                span = L->steps[L->nsnap - 1] - L->steps[0];
+        }
+        if (span < o->lag_steps)
+            return oialr_seterr(OIALR_ERR_ARG, "%s: --lag-steps %lld: no layer has two snapshots that far apart (the "
+                                "longest spans %lld steps)", o->input, (long long)o->lag_steps, (long long)span);
+    } else if (maxsnap <= o->lag) {
+        return oialr_seterr(OIALR_ERR_ARG, "%s: lag %d needs more than %d snapshots; the longest layer has %lld",
+                            o->input, o->lag, o->lag, (long long)maxsnap);
+    }
+    return OIALR_OK;
+}
+
+/* --------------------------------------------------------------------------- */
+/* --follow: analyse a live file as it grows. Each selected layer keeps its
+ * ring of factors between looks (ana_engine_layer_more), so a snapshot is
+ * factored once; its row and singular values are kept in memory and the
+ * outputs are written at the end by the same calls as a plain run, so the
+ * tables are those a plain analyze of the finished file writes. */
+
+typedef struct follow_layer {
+    int idx;                  /* layer index in the trajectory */
+    ana_layer_state *st;
+    int prec;                 /* working precision (float64 once a snapshot needs it) */
+    int64_t n, count, cap;    /* σ per snapshot; snapshots analysed; capacity */
+    ana_row *rows;
+    double *sigma;            /* cap × n */
+} follow_layer;
+
+typedef struct follow_ctx {
+    const ana_opts *o;
+    oialr_traj *t;
+    follow_layer *fl;
+    const oialr_traj_layer *L;
+    int check_condition, layer_no, nlayers;
+} follow_ctx;
+
+#define ANA_STOP 2 /* emit: Ctrl-C, stop the layer where it is */
+static volatile sig_atomic_t follow_stop;
+static void follow_on_signal(int sig) {
+    (void)sig;
+    follow_stop = 1;
+}
+
+static int follow_read(void *user, int64_t snap, float *buf, size_t n) {
+    follow_ctx *c = user;
+    return oialr_traj_read(c->t, c->fl->idx, snap, buf, n);
+}
+
+static int follow_emit(void *user, int64_t snap, const ana_row *row, const double *sigma, int64_t n) {
+    follow_ctx *c = user;
+    follow_layer *f = c->fl;
+    if (follow_stop) return ANA_STOP;
+    if (c->check_condition && row->valid && row->sp.condition > ANA_F32_MAX_COND) return ANA_RESTART;
+    if (snap >= f->cap) {
+        int64_t cap = f->cap ? 2 * f->cap : 64;
+        while (cap <= snap) cap *= 2;
+        ana_row *r = realloc(f->rows, (size_t)cap * sizeof *r);
+        if (r) f->rows = r;
+        double *sg = r ? realloc(f->sigma, (size_t)cap * (size_t)f->n * sizeof *sg) : NULL;
+        if (!sg) return oialr_seterr(OIALR_ERR_NOMEM, "analyze --follow: out of memory for %lld snapshots", (long long)cap);
+        f->sigma = sg;
+        f->cap = cap;
+    }
+    f->rows[snap] = *row;
+    if (sigma) memcpy(f->sigma + (size_t)snap * (size_t)n, sigma, (size_t)n * sizeof *sigma);
+    f->count = snap + 1;
+    if (progress_fn) progress_fn(c->L->name, snap + 1, c->L->nsnap, c->layer_no, c->nlayers);
+    return OIALR_OK;
+}
+
+/* The snapshots of one layer appended since the last look. */
+static int follow_layer_more(follow_ctx *c, ana_engine *e) {
+    const ana_opts *o = c->o;
+    follow_layer *f = c->fl;
+    const oialr_traj_layer *L = c->L;
+    for (;;) {
+        int rc = ana_engine_set_prec(e, f->prec);
+        if (rc) return rc;
+        c->check_condition = o->auto_prec && f->prec == OIALR_PREC_F32;
+        rc = ana_engine_layer_more(e, &f->st, L->rows, L->cols, L->nsnap, L->steps, o->lag, o->beta, follow_read,
+                                   follow_emit, c);
+        if (rc != ANA_RESTART) return rc;
+        oialr_log(OIALR_LOG_DEBUG, "%s: condition number above %.3g: float64", L->name, ANA_F32_MAX_COND);
+        f->prec = OIALR_PREC_F64; /* the engine starts the layer again from snapshot 0 */
+        f->count = 0;
+    }
+}
+
+static void follow_sleep(double seconds) {
+    for (double left = seconds; left > 0 && !follow_stop; left -= 0.05) {
+        struct timespec ts = {0, (long)(1e9 * (left < 0.05 ? left : 0.05))};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Analyse, look again every o->interval seconds, until the writer no
+ * longer holds the file (what it wrote before is all seen by the last
+ * refresh) or SIGINT/SIGTERM. *stopped: by a signal. */
+static int follow_run(const ana_opts *o, oialr_traj *t, ana_engine *e, follow_layer *fl, int nfl, int *stopped) {
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = follow_on_signal;
+    sigemptyset(&sa.sa_mask);
+    follow_stop = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    int rc = OIALR_OK, looks = 0;
+    for (;;) {
+        const oialr_traj_info *info = oialr_traj_get_info(t);
+        int live = info->swmr_read && info->writer_alive; /* as of the last refresh, made before its reads */
+        for (int k = 0; k < nfl && !rc && !follow_stop; k++) {
+            const oialr_traj_layer *L = oialr_traj_layer_at(t, fl[k].idx);
+            if (L->nsnap <= fl[k].count) continue;
+            follow_ctx c = {.o = o, .t = t, .fl = &fl[k], .L = L, .layer_no = k, .nlayers = nfl};
+            rc = follow_layer_more(&c, e);
+        }
+        if (rc == ANA_STOP) rc = OIALR_OK;
+        if (rc || !live || follow_stop) break;
+        if (looks++ == 0 && !o->quiet)
+            fprintf(stderr, "oialr analyze: %s: following the live file (every %g s) until its writer stops or Ctrl-C\n",
+                    o->input, o->interval);
+        follow_sleep(o->interval);
+        if (follow_stop) break;
+        if ((rc = oialr_traj_refresh(t))) break;
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    *stopped = follow_stop;
+    return rc;
+}
+
+static void follow_free(follow_layer *fl, int nfl) {
+    for (int k = 0; fl && k < nfl; k++) {
+        ana_layer_state_free(fl[k].st);
+        free(fl[k].rows);
+        free(fl[k].sigma);
+    }
+    free(fl);
+}
+
+/* --follow in oialr_cmd_analyze, once the outputs are checked: the file
+ * followed to its end (or Ctrl-C), then the lag checked against it. */
+static int follow_start(ana_opts *o, oialr_traj *t, ana_engine *e, int total, int nsel, follow_layer **out, int *nfl,
+                        int *stopped) {
+    follow_layer *fl = calloc((size_t)nsel, sizeof *fl);
+    if (!(*out = fl)) return oialr_seterr(OIALR_ERR_NOMEM, "analyze: out of memory");
+    for (int i = 0; i < total; i++) {
+        const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
+        if (!layer_selected(L->name, o->layers)) continue;
+        fl[*nfl].idx = i;
+        fl[*nfl].prec = o->prec;
+        fl[*nfl].n = L->rows < L->cols ? L->rows : L->cols;
+        (*nfl)++;
+    }
+    int rc = follow_run(o, t, e, fl, *nfl, stopped);
+    if (rc) return rc;
+    int64_t maxsnap = 0;
+    for (int k = 0; k < *nfl; k++)
+        if (oialr_traj_layer_at(t, fl[k].idx)->nsnap > maxsnap) maxsnap = oialr_traj_layer_at(t, fl[k].idx)->nsnap;
+    return check_lag(o, t, total, maxsnap);
+}
+
 int oialr_cmd_analyze(int argc, char **argv) {
     ana_opts o;
     int help;
@@ -497,6 +717,8 @@ int oialr_cmd_analyze(int argc, char **argv) {
     ana_row *rows = NULL;
     int nl = 0;
     int saved_threads = oialr_get_threads();
+    follow_layer *fl = NULL;
+    int nfl = 0, stopped = 0;
 
     if ((rc = oialr_traj_open(&t, o.input, OIALR_TRAJ_READ))) goto fail;
     const oialr_traj_info *info = oialr_traj_get_info(t);
@@ -523,37 +745,40 @@ int oialr_cmd_analyze(int argc, char **argv) {
         char buf[32];
         if (oialr_traj_get_config(t, "steps_per_epoch", buf, sizeof buf) == OIALR_OK) o.policy.span = 2 * atoll(buf);
     }
-    if (o.policy.kind == OIALR_POLICY_STABILITY && o.policy.lag) {
-        /* lag=STEPS, as online: in snapshots of this file */
-        int64_t d = 0;
-        for (int i = 0; i < total && !d; i++) {
-            const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
-            if (layer_selected(L->name, o.layers) && L->nsnap >= 2) d = L->steps[1] - L->steps[0];
-        }
-        if (d <= 0 || o.policy.lag % d) {
-            rc = oialr_seterr(OIALR_ERR_ARG, "%s: --policy lag=%lld is not a multiple of the snapshot interval %lld",
-                              o.input, (long long)o.policy.lag, (long long)d);
-            goto fail;
-        }
-        o.lag = (int)(o.policy.lag / d);
-    }
-    if (maxsnap <= o.lag) {
-        rc = oialr_seterr(OIALR_ERR_ARG, "%s: lag %d needs more than %d snapshots; the longest layer has %lld",
-                          o.input, o.lag, o.lag, (long long)maxsnap);
-        goto fail;
-    }
+    if (!o.follow && (rc = check_lag(&o, t, total, maxsnap))) goto fail; /* --follow: once it ends */
     ls = calloc((size_t)nsel, sizeof *ls);
-    rows = calloc((size_t)maxsnap, sizeof *rows);
+    rows = calloc((size_t)(maxsnap > 0 ? maxsnap : 1), sizeof *rows);
     if (!ls || !rows) { rc = oialr_seterr(OIALR_ERR_NOMEM, "analyze: out of memory"); goto fail; }
     oialr_set_threads(o.blas_threads);
     if ((rc = ana_engine_new(&e, o.threads, o.prec))) goto fail;
     ana_engine_set_angles(e, !o.no_angles);
     if ((rc = ana_results_open(&res, &o, info->created))) goto fail;
+    ana_engine_set_lag_steps(e, o.lag_steps);
+    if (o.follow) { /* the outputs are checked; now follow the file, then check the lag on the finished file */
+        if ((rc = follow_start(&o, t, e, total, nsel, &fl, &nfl, &stopped))) goto fail;
+        info = oialr_traj_get_info(t);
+    }
     if (o.csv_dir && (rc = copy_events(t, o.input, res))) goto fail;
 
-    for (int i = 0; i < total; i++) {
+    for (int i = 0, k = 0; i < total; i++) {
         const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
         if (!layer_selected(L->name, o.layers)) continue;
+        if (o.follow) { /* rows analysed while following: written as a plain run writes them */
+            follow_layer *f = &fl[k++];
+            oialr_traj_layer Lc = *L;
+            Lc.nsnap = f->count; /* < L->nsnap only after Ctrl-C */
+            if ((rc = ana_results_layer_begin(res, L->name, L->kind, L->rows, L->cols, Lc.nsnap))) goto fail;
+            ana_results_layer_prec(res, f->prec);
+            for (int64_t j = 0; j < f->count; j++)
+                if ((rc = ana_results_row(res, j, &f->rows[j], f->rows[j].valid ? f->sigma + (size_t)j * (size_t)f->n : NULL,
+                                          f->n)))
+                    goto fail;
+            summarise(&o, &Lc, f->rows, f->prec, &ls[nl]);
+            nl++;
+            if ((rc = keep_series(&Lc, f->rows, &ls[nl - 1]))) goto fail;
+            if ((rc = ana_results_layer_end(res, f->rows, Lc.nsnap, ls[nl - 1].stable_step))) goto fail;
+            continue;
+        }
         run_ctx c = {.o = &o, .t = t, .layer = i, .L = L, .rows = rows, .res = res, .layer_no = nl, .nlayers = nsel};
         if ((rc = ana_results_layer_begin(res, L->name, L->kind, L->rows, L->cols, L->nsnap))) goto fail;
         int prec = o.prec;
@@ -594,7 +819,10 @@ int oialr_cmd_analyze(int argc, char **argv) {
     if ((rc = ana_results_commit(res))) goto fail;
     double secs = oialr_now() - t0;
     if (!o.quiet) {
-        print_summary(&o, info, ls, nl, res, secs);
+        print_summary(&o, info, ls, nl, res, secs,
+                      !o.follow || !info->swmr_read ? NULL
+                      : stopped                     ? " (followed until interrupted: every snapshot analysed by then)"
+                                                    : " (followed until its writer stopped)");
         if (o.policy.kind) replay(&o, ls, nl, stdout);
     }
     status = 0;
@@ -609,6 +837,7 @@ done:
     for (int i = 0; ls && i < nl; i++) free(ls[i].steps), free(ls[i].cutoff), free(ls[i].s);
     free(ls);
     free(rows);
+    follow_free(fl, nfl);
     if (saved_threads > 0) oialr_set_threads(saved_threads);
     return status;
 }

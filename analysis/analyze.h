@@ -37,6 +37,8 @@ typedef struct ana_opts {
     const char *csv_dir;  /* directory for the CSV tables (NULL: none) */
     const char *layers;   /* comma-separated globs (NULL: all) */
     int lag;
+    int64_t lag_steps;    /* > 0: --lag-steps N, the reference is the latest
+                           * valid snapshot at step <= step - N (lag unused) */
     double beta, tau;
     int threads;          /* analysis threads */
     int blas_threads;     /* OpenBLAS threads per analysis thread */
@@ -46,6 +48,8 @@ typedef struct ana_opts {
     int force;            /* overwrite the output */
     int quiet;            /* no summary on stdout */
     int no_angles;        /* skip the principal angles (NaN in the outputs) */
+    int follow;           /* --follow: analyse a live file as it grows */
+    double interval;      /* --interval: seconds between refreshes */
     oialr_policy policy;  /* --policy (kind NONE: no replay) */
 } ana_opts;
 
@@ -60,6 +64,7 @@ typedef struct ana_row {
     double grass_left, grass_right;   /* Grassmann distances */
     double max_left, max_right;       /* largest principal angle */
     oialr_spectrum sp;
+    oialr_powerlaw pl;    /* WeightWatcher's α of σ² (NaN fields if undefined) */
 } ana_row;
 
 /* Per-thread state and the computation of one layer (engine.c). */
@@ -79,11 +84,25 @@ void ana_engine_free(ana_engine *e);
 /* Working precision for the next layers (frees the workspaces of the other). */
 int ana_engine_set_prec(ana_engine *e, int prec);
 int ana_engine_prec(const ana_engine *e);
+/* lag_steps > 0: the next layers pair snapshot j with the latest valid
+ * snapshot at step <= steps[j] - lag_steps (the `lag` argument of
+ * ana_engine_layer is then ignored); 0: j with j - lag (the default). */
+void ana_engine_set_lag_steps(ana_engine *e, int64_t lag_steps);
 /* Principal angles on (default) or off. */
 void ana_engine_set_angles(ana_engine *e, int on);
 /* Analyse one layer of nsnap snapshots with the given steps. */
 int ana_engine_layer(ana_engine *e, int64_t rows, int64_t cols, int64_t nsnap, const int64_t *steps, int lag,
                      double beta, ana_read_fn read, ana_emit_fn emit, void *user);
+/* Follow mode: analyse the snapshots of a layer appended since the last
+ * call for it (all of them at the first call, *st NULL), keeping the layer's
+ * ring of factors in *st between calls, so that no old snapshot is factored
+ * again. A call in another precision than the last, a failure, ANA_RESTART,
+ * or a --lag-steps reference now more snapshots back than the ring holds
+ * start the layer again from its first snapshot (emitted again). */
+typedef struct ana_layer_state ana_layer_state;
+int ana_engine_layer_more(ana_engine *e, ana_layer_state **st, int64_t rows, int64_t cols, int64_t nsnap,
+                          const int64_t *steps, int lag, double beta, ana_read_fn read, ana_emit_fn emit, void *user);
+void ana_layer_state_free(ana_layer_state *st);
 /* Seconds spent inside the factorisations, summed over threads (for the
  * benchmark's LAPACK bound), and bytes held at the peak. */
 double ana_engine_svd_seconds(const ana_engine *e);

@@ -160,7 +160,9 @@ int ana_results_open(ana_results **out, const ana_opts *o, const char *source_cr
             (rc = attr_str(r->file, "created", created)) || (rc = attr_str(r->file, "source", o->input)) ||
             (rc = attr_str(r->file, "source_created", source_created ? source_created : "")) ||
             (rc = attr_str(r->file, "library", "oialr " OIALR_VERSION_STRING)) ||
-            (rc = attr_i64(r->file, "lag", o->lag)) || (rc = attr_f64(r->file, "beta", o->beta)) ||
+            (rc = attr_i64(r->file, "lag", o->lag_steps > 0 ? 0 : o->lag)) ||
+            (rc = attr_i64(r->file, "lag_steps", o->lag_steps)) ||
+            (rc = attr_f64(r->file, "beta", o->beta)) ||
             (rc = attr_f64(r->file, "tau", o->tau)) ||
             (rc = attr_str(r->file, "precision",
                            o->auto_prec ? "auto: float32, float64 for a layer whose condition number exceeds 8.4e3"
@@ -174,6 +176,11 @@ int ana_results_open(ana_results **out, const ana_opts *o, const char *source_cr
             (rc = attr_str(r->file, "angles_definition",
                            "principal angles between the top-k left (m-side) and right (n-side) singular subspaces "
                            "of a and b, k = min(cutoff_rank(b), rank(a), rank(b)); small angles from sines")) ||
+            (rc = attr_str(r->file, "alpha_definition",
+                           "WeightWatcher's power-law exponent of lambda_i = sigma_i^2 of the stored matrix: "
+                           "alpha = 1 + t / sum ln(lambda_i / alpha_xmin) over the t lambda_i >= alpha_xmin, "
+                           "alpha_xmin among the lambda_i with the smallest KS distance alpha_ks; NaN with fewer "
+                           "than 10 nonzero lambda_i")) ||
             (rc = attr_str(r->file, "docs", "docs/analyze.md, docs/metrics.md")))
             return rc;
         r->layers = H5Gcreate2(r->file, "layers", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -183,7 +190,8 @@ int ana_results_open(ana_results **out, const ana_opts *o, const char *source_cr
         r->metrics = open_csv(r, r->i_metrics,
                               "layer,step,ref_step,rows,cols,valid,stability,sigma1,sigma_min,frobenius,stable_rank,"
                               "effective_rank,rank,cutoff_rank,param_share,trainable_share,condition,angles_k,"
-                              "grassmann_left,grassmann_right,max_angle_left,max_angle_right,precision\n",
+                              "grassmann_left,grassmann_right,max_angle_left,max_angle_right,precision,"
+                              "alpha,alpha_xmin,alpha_ks\n",
                               &rc);
         if (rc) return rc;
         r->spectra = open_csv(r, r->i_spectra, "layer,step,index,sigma\n", &rc);
@@ -276,7 +284,9 @@ int ana_results_row(ana_results *r, int64_t snap, const ana_row *row, const doub
         csv_num(f, s->param_share); csv_num(f, s->trainable_share); csv_num(f, s->condition);
         fprintf(f, ",%lld", (long long)row->angles_k);
         csv_num(f, row->grass_left); csv_num(f, row->grass_right); csv_num(f, row->max_left); csv_num(f, row->max_right);
-        fprintf(f, ",%s\n", r->prec == OIALR_PREC_F64 ? "float64" : "float32");
+        fprintf(f, ",%s", r->prec == OIALR_PREC_F64 ? "float64" : "float32");
+        csv_num(f, row->pl.alpha); csv_num(f, row->pl.xmin); csv_num(f, row->pl.ks);
+        fputc('\n', f);
         if (sigma)
             for (int64_t i = 0; i < n; i++) {
                 ana_csv_name(r->spectra, r->name);
@@ -319,6 +329,10 @@ int ana_results_layer_end(ana_results *r, const ana_row *rows, int64_t nsnap, in
     F64("grassmann_right", rows[j].grass_right);
     F64("max_angle_left", rows[j].max_left);
     F64("max_angle_right", rows[j].max_right);
+    F64("alpha", rows[j].pl.alpha);
+    F64("alpha_xmin", rows[j].pl.xmin);
+    F64("alpha_ks", rows[j].pl.ks);
+    I64("alpha_n_tail", rows[j].pl.n_tail);
 #undef I64
 #undef F64
     if ((rc = attr_str(r->group, "precision", r->prec == OIALR_PREC_F64 ? "float64" : "float32")) ||

@@ -436,6 +436,520 @@ START_TEST(test_bad_inputs) {
 END_TEST
 
 /* --------------------------------------------------------------------------- */
+/* α columns and --lag-steps */
+
+/* The i-th comma-separated field of a CSV line (no quoted fields here). */
+static int csv_field(const char *line, int i, char *field, size_t size) {
+    const char *p = line;
+    for (int k = 0; k < i; k++) {
+        p = strchr(p, ',');
+        if (!p) return -1;
+        p++;
+    }
+    size_t len = strcspn(p, ",\n");
+    if (len >= size) return -1;
+    memcpy(field, p, len);
+    field[len] = '\0';
+    return 0;
+}
+
+static int csv_index(const char *header, const char *name) {
+    char f[64];
+    for (int i = 0; csv_field(header, i, f, sizeof f) == 0; i++)
+        if (!strcmp(f, name)) return i;
+    return -1;
+}
+
+/* metrics.csv keeps its old columns in place and ends with alpha,
+ * alpha_xmin, alpha_ks; the values are the fit of the σ the analyzer wrote
+ * (HDF5 and CSV agree); NaN where undefined: head has n = 3 < 10
+ * eigenvalues, fc2's snapshot 5 holds a NaN. */
+START_TEST(test_alpha_columns) {
+    write_traj(traj, NSNAP, 0);
+    ck_assert_int_eq(run(6, traj, "-o", out, "--csv", csvdir, "-q"), 0);
+    static const char *old =
+        "layer,step,ref_step,rows,cols,valid,stability,sigma1,sigma_min,frobenius,stable_rank,effective_rank,rank,"
+        "cutoff_rank,param_share,trainable_share,condition,angles_k,grassmann_left,grassmann_right,max_angle_left,"
+        "max_angle_right,precision,";
+    char p[400], line[2048];
+    snprintf(p, sizeof p, "%s/metrics.csv", csvdir);
+    FILE *c = fopen(p, "r");
+    ck_assert_ptr_nonnull(c);
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, c));
+    ck_assert_int_eq(strncmp(line, old, strlen(old)), 0); /* readers by position keep working */
+    ck_assert_str_eq(line + strlen(old), "alpha,alpha_xmin,alpha_ks\n");
+    int ia = csv_index(line, "alpha"), ix = csv_index(line, "alpha_xmin"), ik = csv_index(line, "alpha_ks");
+    ck_assert(ia == 23 && ix == 24 && ik == 25);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    int rows_seen[NL] = {0};
+    for (int l = 0; l < NL; l++) {
+        int n = LAYERS[l].rows < LAYERS[l].cols ? LAYERS[l].rows : LAYERS[l].cols;
+        double al[NSNAP], xm[NSNAP], ks[NSNAP], *sig = malloc(sizeof(double) * NSNAP * n);
+        int64_t nt[NSNAP];
+        char path[128];
+#define RD(NAME, TYPE, BUF) snprintf(path, sizeof path, "/layers/%s/" NAME, LAYERS[l].name), read_vec(f, path, TYPE, BUF)
+        RD("alpha", H5T_NATIVE_DOUBLE, al);
+        RD("alpha_xmin", H5T_NATIVE_DOUBLE, xm);
+        RD("alpha_ks", H5T_NATIVE_DOUBLE, ks);
+        RD("alpha_n_tail", H5T_NATIVE_INT64, nt);
+        RD("sigma", H5T_NATIVE_DOUBLE, sig);
+#undef RD
+        for (int j = 0; j < NSNAP; j++) {
+            oialr_powerlaw pl;
+            int rc = oialr_powerlaw_fit(sig + (size_t)j * n, n, &pl);
+            if (n < OIALR_POWERLAW_MIN_EVALS || (l == 1 && j == 5)) {
+                ck_assert_msg(isnan(al[j]) && isnan(xm[j]) && isnan(ks[j]) && nt[j] == 0, "%s snap %d",
+                              LAYERS[l].name, j);
+                continue;
+            }
+            ck_assert_int_eq(rc, OIALR_OK);
+            ck_assert_double_eq(al[j], pl.alpha);
+            ck_assert_double_eq(xm[j], pl.xmin);
+            ck_assert_double_eq(ks[j], pl.ks);
+            ck_assert_int_eq(nt[j], pl.n_tail);
+            ck_assert(al[j] > 1 && nt[j] >= 2 && ks[j] >= 0 && ks[j] < 1);
+        }
+        /* the CSV rows of this layer say the same */
+        rewind(c);
+        ck_assert_ptr_nonnull(fgets(line, sizeof line, c));
+        while (fgets(line, sizeof line, c)) {
+            char name[64], v[64];
+            ck_assert_int_eq(csv_field(line, 0, name, sizeof name), 0);
+            if (strcmp(name, LAYERS[l].name)) continue;
+            ck_assert_int_eq(csv_field(line, 1, v, sizeof v), 0);
+            int j = atoi(v) / 10;
+            double got[3];
+            for (int k = 0; k < 3; k++) {
+                ck_assert_int_eq(csv_field(line, ia + k, v, sizeof v), 0);
+                got[k] = strtod(v, NULL);
+            }
+            double want[3] = {al[j], xm[j], ks[j]};
+            for (int k = 0; k < 3; k++)
+                if (isnan(want[k])) ck_assert_msg(isnan(got[k]), "%s snap %d col %d: %g", name, j, k, got[k]);
+                else ck_assert_double_eq_tol(got[k], want[k], 1e-8 * fabs(want[k]));
+            rows_seen[l]++;
+        }
+        free(sig);
+    }
+    fclose(c);
+    for (int l = 0; l < NL; l++) ck_assert_int_eq(rows_seen[l], NSNAP);
+    H5Fclose(f);
+}
+END_TEST
+
+/* Irregular steps; layer "a"'s snapshot at step 151 holds a NaN. */
+static const int64_t IRR_STEPS[] = {0, 10, 15, 40, 41, 42, 100, 150, 151, 300, 301, 302};
+#define NIRR 12
+#define IRR_BAD 8
+
+static void irregular_matrix(float *w, int l, int j) {
+    layer_matrix(w, LAYERS[l].rows, LAYERS[l].cols, 0, 100 + 10 * l, 1.0);
+    /* move the bases by an amount that grows with the step: a plane rotation
+     * of the stored rows (any orthogonal change of W works: S is computed
+     * independently below) */
+    int rows = LAYERS[l].rows, cols = LAYERS[l].cols;
+    double th = 0.004 * (double)IRR_STEPS[j];
+    for (int c = 0; c < cols; c++) {
+        double x = w[0 * cols + c], y = w[1 * cols + c];
+        w[0 * cols + c] = (float)(cos(th) * x - sin(th) * y);
+        w[1 * cols + c] = (float)(sin(th) * x + cos(th) * y);
+    }
+    (void)rows;
+    if (l == 0 && j == IRR_BAD) w[3] = NAN;
+}
+
+static void write_irregular(const char *path) {
+    oialr_traj *t;
+    oialr_traj_options opt;
+    oialr_traj_options_default(&opt);
+    opt.force = 1;
+    ck_assert_int_eq(oialr_traj_create(&t, path, &opt), OIALR_OK);
+    for (int l = 0; l < 2; l++)
+        ck_assert_int_eq(oialr_traj_declare_layer(t, l ? "b" : "a", LAYERS[l].rows, LAYERS[l].cols, "dense", 0, NULL,
+                                                  NULL),
+                         OIALR_OK);
+    float *w = malloc(sizeof(float) * 40 * 40);
+    for (int j = 0; j < NIRR; j++)
+        for (int l = 0; l < 2; l++) {
+            irregular_matrix(w, l, j);
+            ck_assert_int_eq(oialr_traj_append(t, l, IRR_STEPS[j], w, 0), OIALR_OK);
+        }
+    free(w);
+    ck_assert_int_eq(oialr_traj_close(t), OIALR_OK);
+}
+
+/* The reference by definition: the latest valid snapshot at step <= s - N. */
+static int naive_ref(int l, int j, int64_t lag_steps) {
+    for (int a = j - 1; a >= 0; a--)
+        if (IRR_STEPS[a] <= IRR_STEPS[j] - lag_steps && !(l == 0 && a == IRR_BAD)) return a;
+    return -1;
+}
+
+/* S between snapshots a and b of layer l, computed here in float64. */
+static double direct_s(int l, int a, int b) {
+    int rows = LAYERS[l].rows, cols = LAYERS[l].cols;
+    oialr_svd_ws *ws;
+    oialr_factor *fa, *fb;
+    float *w = malloc(sizeof(float) * rows * cols);
+    double *wd = malloc(sizeof(double) * rows * cols);
+    ck_assert_int_eq(oialr_svd_ws_new(&ws, OIALR_PREC_F64), OIALR_OK);
+    ck_assert_int_eq(oialr_factor_new(&fa, rows, cols, OIALR_PREC_F64), OIALR_OK);
+    ck_assert_int_eq(oialr_factor_new(&fb, rows, cols, OIALR_PREC_F64), OIALR_OK);
+    irregular_matrix(w, l, a);
+    for (int i = 0; i < rows * cols; i++) wd[i] = w[i];
+    ck_assert_int_eq(oialr_factor_compute_f64(fa, ws, wd), OIALR_OK);
+    irregular_matrix(w, l, b);
+    for (int i = 0; i < rows * cols; i++) wd[i] = w[i];
+    ck_assert_int_eq(oialr_factor_compute_f64(fb, ws, wd), OIALR_OK);
+    double s;
+    ck_assert_int_eq(oialr_stability(fa, fb, &s), OIALR_OK);
+    oialr_factor_free(fa), oialr_factor_free(fb), oialr_svd_ws_free(ws);
+    free(w), free(wd);
+    return s;
+}
+
+/* --lag-steps on irregular steps, 1 and 2 threads, several N: ref_step is
+ * the definition's (falling back over the NaN snapshot) and S is the
+ * direct float64 computation's. */
+START_TEST(test_lag_steps_irregular) {
+    write_irregular(traj);
+    static const char *lags[] = {"30", "1", "60", "250"};
+    char th[16];
+    snprintf(th, sizeof th, "%d", _i + 1);
+    for (int k = 0; k < 4; k++) {
+        int64_t N = atoll(lags[k]);
+        ck_assert_int_eq(run(9, traj, "-o", out, "--force", "--lag-steps", lags[k], "--threads", th, "-q"), 0);
+        hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+        ck_assert(f >= 0);
+        ck_assert_int_eq(read_attr_i64(f, "/", "lag_steps"), N);
+        for (int l = 0; l < 2; l++) {
+            double s[NIRR];
+            int64_t ref[NIRR];
+            read_vec(f, l ? "/layers/b/stability" : "/layers/a/stability", H5T_NATIVE_DOUBLE, s);
+            read_vec(f, l ? "/layers/b/ref_step" : "/layers/a/ref_step", H5T_NATIVE_INT64, ref);
+            for (int j = 0; j < NIRR; j++) {
+                int a = naive_ref(l, j, N);
+                ck_assert_msg(ref[j] == (a >= 0 ? IRR_STEPS[a] : -1), "N=%lld layer %d snap %d: ref_step %lld, want %lld",
+                              (long long)N, l, j, (long long)ref[j], (long long)(a >= 0 ? IRR_STEPS[a] : -1));
+                if (a < 0 || (l == 0 && j == IRR_BAD)) {
+                    ck_assert(isnan(s[j]));
+                    continue;
+                }
+                double want = direct_s(l, a, j);
+                ck_assert_msg(fabs(s[j] - want) < 1e-4, "N=%lld layer %d snap %d: S %.8f want %.8f", (long long)N, l, j,
+                              s[j], want);
+            }
+        }
+        H5Fclose(f);
+    }
+    /* the case the fallback exists for: N = 100 at step 300 wants step 151 (NaN) and takes 150 */
+    ck_assert_int_eq(naive_ref(0, 9, 100), 7);
+}
+END_TEST
+
+/* Regular steps: --lag-steps 10 is --lag 1, except after the NaN snapshot
+ * (fc2, step 50): --lag 1 gives NaN at step 60, --lag-steps 10 takes step 40. */
+START_TEST(test_lag_steps_regular) {
+    write_traj(traj, NSNAP, 0);
+    char out2[320];
+    snprintf(out2, sizeof out2, "%s/res2.h5", dir);
+    ck_assert_int_eq(run(6, traj, "-o", out, "--lag", "1", "-q"), 0);
+    ck_assert_int_eq(run(6, traj, "-o", out2, "--lag-steps", "10", "-q"), 0);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT), g = H5Fopen(out2, H5F_ACC_RDONLY, H5P_DEFAULT);
+    double s1[NSNAP], s2[NSNAP];
+    int64_t r1[NSNAP], r2[NSNAP];
+    for (int l = 0; l < NL; l++) {
+        char p[96];
+        snprintf(p, sizeof p, "/layers/%s/stability", LAYERS[l].name);
+        read_vec(f, p, H5T_NATIVE_DOUBLE, s1);
+        read_vec(g, p, H5T_NATIVE_DOUBLE, s2);
+        snprintf(p, sizeof p, "/layers/%s/ref_step", LAYERS[l].name);
+        read_vec(f, p, H5T_NATIVE_INT64, r1);
+        read_vec(g, p, H5T_NATIVE_INT64, r2);
+        for (int j = 0; j < NSNAP; j++) {
+            if (l == 1 && j == 6) {
+                ck_assert(isnan(s1[j]) && !isnan(s2[j]));
+                ck_assert_int_eq(r1[j], 50);
+                ck_assert_int_eq(r2[j], 40);
+                continue;
+            }
+            ck_assert_int_eq(r1[j], r2[j]);
+            if (isnan(s1[j])) ck_assert(isnan(s2[j]));
+            else ck_assert_double_eq(s1[j], s2[j]);
+        }
+    }
+    ck_assert_int_eq(read_attr_i64(g, "/", "lag"), 0);
+    H5Fclose(f);
+    H5Fclose(g);
+}
+END_TEST
+
+START_TEST(test_lag_steps_bad) {
+    write_traj(traj, 4, 0); /* steps 0..30 */
+    ck_assert_int_eq(run(3, traj, "--lag-steps", "0"), 2);
+    ck_assert_int_eq(run(3, traj, "--lag-steps", "-3"), 2);
+    ck_assert_int_eq(run(3, traj, "--lag-steps", "ten"), 2);
+    ck_assert_int_eq(run(5, traj, "--lag-steps", "10", "--lag", "2"), 2);
+    ck_assert_int_eq(run(5, traj, "--lag-steps", "10", "--policy", "stability:0.9,lag=10"), 2);
+    ck_assert_int_eq(run(4, traj, "--lag-steps", "31", "-q"), 1); /* no two snapshots 31 steps apart */
+    ck_assert_int_eq(run(4, traj, "--lag-steps", "30", "-q"), 0);
+}
+END_TEST
+
+/* --------------------------------------------------------------------------- */
+/* --follow */
+
+/* from the Outputs section below */
+static char *slurp(const char *path, size_t *n);
+static int parts_in(const char *dirpath);
+
+/* Snapshots from..nsnap-1 of write_traj's trajectory appended to an open
+ * writer, `pause_us` between two appends. */
+static void append_rest(oialr_traj *t, int from, int nsnap, int pause_us) {
+    float *w = malloc(sizeof(float) * 40 * 40);
+    for (int j = from; j < nsnap; j++)
+        for (int l = 0; l < NL; l++) {
+            layer_matrix(w, LAYERS[l].rows, LAYERS[l].cols, j, 100 + 10 * l, 1.0 + 0.01 * j);
+            if (l == 1 && j == 5) w[7] = NAN;
+            if (oialr_traj_append(t, l, 10 * j, w, 0) != OIALR_OK) _exit(5);
+            usleep((useconds_t)pause_us);
+        }
+    free(w);
+}
+
+/* Byte-identical files. */
+static void assert_same_file(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    ck_assert_msg(x && y, "cannot read %s or %s", a, b);
+    ck_assert_msg(na == nb && memcmp(x, y, na) == 0, "%s and %s differ", a, b);
+    free(x), free(y);
+}
+
+/* Every per-snapshot dataset of every layer equal in two results files. */
+static void assert_same_results(const char *a, const char *b, int nsnap) {
+    static const char *dsets[] = {"step", "ref_step", "stability", "sigma", "alpha", "alpha_xmin", "alpha_ks",
+                                  "cutoff_rank", "grassmann_left", "condition"};
+    hid_t fa = H5Fopen(a, H5F_ACC_RDONLY, H5P_DEFAULT), fb = H5Fopen(b, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(fa >= 0 && fb >= 0);
+    double *x = malloc(sizeof(double) * nsnap * 40), *y = malloc(sizeof(double) * nsnap * 40);
+    for (int l = 0; l < NL; l++)
+        for (int d = 0; d < 10; d++) {
+            char p[128];
+            snprintf(p, sizeof p, "/layers/%s/%s", LAYERS[l].name, dsets[d]);
+            hid_t da = H5Dopen2(fa, p, H5P_DEFAULT), db = H5Dopen2(fb, p, H5P_DEFAULT);
+            ck_assert_msg(da >= 0 && db >= 0, "no %s", p);
+            hid_t sa = H5Dget_space(da), sb = H5Dget_space(db);
+            ck_assert_int_eq(H5Sget_simple_extent_npoints(sa), H5Sget_simple_extent_npoints(sb));
+            hssize_t np = H5Sget_simple_extent_npoints(sa);
+            ck_assert(np <= nsnap * 40);
+            ck_assert(H5Dread(da, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+            ck_assert(H5Dread(db, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, y) >= 0);
+            for (hssize_t i = 0; i < np; i++)
+                ck_assert_msg((isnan(x[i]) && isnan(y[i])) || x[i] == y[i], "%s[%lld]: %.17g vs %.17g", p,
+                              (long long)i, x[i], y[i]);
+            H5Sclose(sa), H5Sclose(sb), H5Dclose(da), H5Dclose(db);
+        }
+    free(x), free(y);
+    H5Fclose(fa), H5Fclose(fb);
+}
+
+/* A writer process (the C recorder API) appends while `analyze --follow`
+ * runs; --follow returns once the writer has closed the file, and its
+ * tables and results are those of a plain analyze of the closed file. */
+START_TEST(test_follow_live_writer) {
+    int c2p[2];
+    ck_assert_int_eq(pipe(c2p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        oialr_traj *t = write_traj(traj, 3, 1);
+        char c = 'r';
+        if (write(c2p[1], &c, 1) != 1) _exit(3);
+        append_rest(t, 3, NSNAP, 15000); /* ~0.4 s: several looks at 50 ms */
+        _exit(oialr_traj_close(t) == OIALR_OK ? 0 : 6);
+    }
+    char c;
+    ck_assert_int_eq(read(c2p[0], &c, 1), 1);
+    char csv2[320], out2[320];
+    snprintf(csv2, sizeof csv2, "%s/csv2", dir);
+    snprintf(out2, sizeof out2, "%s/res2.h5", dir);
+    const char *th = _i ? "2" : "1";
+    ck_assert_int_eq(run(10, traj, "--follow", "--interval", "0.05", "-o", out, "--csv", csvdir, "--threads", th, "-q"), 0);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(run(8, traj, "-o", out2, "--csv", csv2, "--threads", th, "-q"), 0);
+    static const char *tables[] = {"metrics.csv", "spectra.csv", "mean_stability.csv", "events.csv"};
+    for (int k = 0; k < 4; k++) {
+        char a[400], b[400];
+        snprintf(a, sizeof a, "%s/%s", csvdir, tables[k]);
+        snprintf(b, sizeof b, "%s/%s", csv2, tables[k]);
+        assert_same_file(a, b);
+    }
+    assert_same_results(out, out2, NSNAP);
+    /* and every snapshot is there */
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int64_t step[NSNAP];
+    read_vec(f, "/layers/head/step", H5T_NATIVE_INT64, step);
+    ck_assert_int_eq(step[NSNAP - 1], 10 * (NSNAP - 1));
+    H5Fclose(f);
+}
+END_TEST
+
+/* An ill-conditioned layer turns float64 while followed (the layer is
+ * redone from its first snapshot, as a plain run redoes it); --lag-steps
+ * and --follow together; the results equal a plain run's. */
+START_TEST(test_follow_restart_and_lag_steps) {
+    const int n = 30, T = 8;
+    int c2p[2];
+    ck_assert_int_eq(pipe(c2p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        oialr_traj *t;
+        oialr_traj_options opt;
+        oialr_traj_options_default(&opt);
+        opt.force = 1;
+        if (oialr_traj_create(&t, traj, &opt) != OIALR_OK) _exit(2);
+        int idx;
+        if (oialr_traj_declare_layer(t, "ill", n, n, "dense", 0, NULL, &idx) != OIALR_OK) _exit(2);
+        double *u = malloc(sizeof(double) * n * n), *v = malloc(sizeof(double) * n * n), *sg = malloc(sizeof(double) * n);
+        double *wd = malloc(sizeof(double) * n * n);
+        float *w = malloc(sizeof(float) * n * n);
+        tu_orthonormal(v, n, n, 5);
+        for (int j = 0; j < T; j++) {
+            /* well conditioned for 3 snapshots, then condition 1e5 */
+            for (int i = 0; i < n; i++) sg[i] = pow(10.0, -(j < 3 ? 1.0 : 5.0) * i / (n - 1));
+            tu_orthonormal(u, n, n, 4);
+            tu_rotate_cols(u, n, 0, 1, 0.01 * j);
+            tu_compose(wd, n, n, u, sg, v);
+            tu_to_float(w, wd, (size_t)n * n);
+            if (oialr_traj_append(t, idx, 7 * j + (j > 4 ? 20 : 0), w, 0) != OIALR_OK) _exit(5);
+            if (j == 1) {
+                char c = 'r';
+                if (write(c2p[1], &c, 1) != 1) _exit(3);
+            }
+            usleep(60000);
+        }
+        free(u), free(v), free(sg), free(wd), free(w);
+        _exit(oialr_traj_close(t) == OIALR_OK ? 0 : 6);
+    }
+    char c;
+    ck_assert_int_eq(read(c2p[0], &c, 1), 1);
+    char out2[320];
+    snprintf(out2, sizeof out2, "%s/res2.h5", dir);
+    ck_assert_int_eq(run(9, traj, "--follow", "--interval", "0.03", "--lag-steps", "10", "-o", out, "-q"), 0);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(run(6, traj, "--lag-steps", "10", "-o", out2, "-q"), 0);
+    hid_t fa = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT), fb = H5Fopen(out2, H5F_ACC_RDONLY, H5P_DEFAULT);
+    double sa[8], sb[8];
+    int64_t ra[8], rb[8];
+    read_vec(fa, "/layers/ill/stability", H5T_NATIVE_DOUBLE, sa);
+    read_vec(fb, "/layers/ill/stability", H5T_NATIVE_DOUBLE, sb);
+    read_vec(fa, "/layers/ill/ref_step", H5T_NATIVE_INT64, ra);
+    read_vec(fb, "/layers/ill/ref_step", H5T_NATIVE_INT64, rb);
+    for (int j = 0; j < T; j++) {
+        ck_assert_int_eq(ra[j], rb[j]);
+        ck_assert((isnan(sa[j]) && isnan(sb[j])) || sa[j] == sb[j]);
+    }
+    ck_assert_int_eq(ra[2], 0);  /* step 14: the latest at <= 4 is step 0 */
+    ck_assert_int_eq(ra[5], 28); /* steps 0 7 14 21 28 55 62 69: at 55, the latest at <= 45 is 28 */
+    ck_assert_int_eq(ra[7], 55); /* at 69, <= 59: 55 */
+    char prec[16] = "";
+    hid_t a = H5Aopen_by_name(fa, "/layers/ill", "precision", H5P_DEFAULT, H5P_DEFAULT);
+    hid_t ty = H5Aget_type(a);
+    if (H5Tis_variable_str(ty) > 0) { /* variable-length or fixed-length: either reads here */
+        char *v = NULL;
+        ck_assert(H5Aread(a, ty, &v) >= 0);
+        snprintf(prec, sizeof prec, "%s", v ? v : "");
+        H5free_memory(v);
+    } else {
+        ck_assert(H5Tget_size(ty) <= sizeof prec);
+        ck_assert(H5Aread(a, ty, prec) >= 0);
+    }
+    H5Tclose(ty), H5Aclose(a);
+    ck_assert_str_eq(prec, "float64");
+    H5Fclose(fa), H5Fclose(fb);
+}
+END_TEST
+
+/* Ctrl-C while following a writer that does not stop: exit 0 and complete
+ * outputs up to the snapshots analysed by then, no temporary file left.
+ * The SIGINT is raised from the progress callback, at a known snapshot:
+ * _i = 0 after the first look (4 snapshots of every layer), _i = 1 in the
+ * middle of the first layer (fc1 keeps 2 rows, the others none). */
+static int interrupt_layer, interrupt_done;
+static void interrupt_at(const char *layer, int64_t done, int64_t total, int layer_no, int nlayers) {
+    (void)layer, (void)total, (void)nlayers;
+    if (layer_no == interrupt_layer && done == interrupt_done) raise(SIGINT);
+}
+
+START_TEST(test_follow_interrupted) {
+    int c2p[2], p2c[2];
+    ck_assert_int_eq(pipe(c2p), 0);
+    ck_assert_int_eq(pipe(p2c), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        oialr_traj *t = write_traj(traj, 4, 1);
+        char c = 'r';
+        if (write(c2p[1], &c, 1) != 1) _exit(3);
+        if (read(p2c[0], &c, 1) != 1) _exit(4); /* keep the file open until told */
+        _exit(oialr_traj_close(t) == OIALR_OK ? 0 : 6);
+    }
+    char c;
+    ck_assert_int_eq(read(c2p[0], &c, 1), 1);
+    interrupt_layer = _i ? 0 : NL - 1;
+    interrupt_done = _i ? 2 : 4;
+    oialr_analyze_set_progress(interrupt_at);
+    struct sigaction before, after;
+    sigaction(SIGINT, NULL, &before);
+    int rc = run(8, traj, "--follow", "--interval", "0.05", "-o", out, "--csv", csvdir, "-q");
+    oialr_analyze_set_progress(NULL);
+    sigaction(SIGINT, NULL, &after);
+    c = 'x';
+    ck_assert_int_eq(write(p2c[1], &c, 1), 1);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(rc, 0);
+    ck_assert(after.sa_handler == before.sa_handler); /* the handler is gone again */
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    for (int l = 0; l < NL; l++) {
+        char p[96];
+        snprintf(p, sizeof p, "/layers/%s/step", LAYERS[l].name);
+        hid_t d = H5Dopen2(f, p, H5P_DEFAULT);
+        ck_assert(d >= 0);
+        hid_t sp = H5Dget_space(d);
+        ck_assert_int_eq(H5Sget_simple_extent_npoints(sp), _i ? (l == 0 ? 2 : 0) : 4);
+        H5Sclose(sp), H5Dclose(d);
+    }
+    double s[4];
+    read_vec(f, "/layers/fc1/stability", H5T_NATIVE_DOUBLE, s);
+    for (int j = 1; j < (_i ? 2 : 4); j++) ck_assert(fabs(s[j] - expect_s(j, 24)) < 1e-4);
+    H5Fclose(f);
+    ck_assert_int_eq(parts_in(dir), 0);
+    ck_assert_int_eq(parts_in(csvdir), 0);
+}
+END_TEST
+
+START_TEST(test_follow_bad_flags) {
+    write_traj(traj, 4, 0);
+    ck_assert_int_eq(run(3, traj, "--interval", "1"), 2);                    /* without --follow */
+    ck_assert_int_eq(run(4, traj, "--follow", "--interval", "0"), 2);
+    ck_assert_int_eq(run(4, traj, "--follow", "--interval", "x"), 2);
+    ck_assert_int_eq(run(4, traj, "--follow", "--policy", "stability:0.9,lag=10"), 2);
+    ck_assert_int_eq(run(4, traj, "--follow", "--lag", "4", "-q"), 1);       /* lag >= snapshots, once it ends */
+    ck_assert_int_eq(run(3, traj, "--follow", "-q"), 0);                     /* a closed file: one pass */
+}
+END_TEST
+
+/* --------------------------------------------------------------------------- */
 /* Outputs: the results file, the CSV tables and the figures follow the rule
  * of oialr/base.h ("Output files"): nothing but a regular file (or nothing)
  * is ever written over, an existing file only with --force and only once the
@@ -807,12 +1321,20 @@ static Suite *analyze_suite(void) {
     tcase_add_test(core, test_live_file);
     tcase_add_test(core, test_python_writer);
     tcase_add_test(core, test_events_csv_and_switch_marks);
+    tcase_add_test(core, test_alpha_columns);
+    tcase_add_loop_test(core, test_lag_steps_irregular, 0, 2);
+    tcase_add_test(core, test_lag_steps_regular);
+    tcase_add_loop_test(core, test_follow_live_writer, 0, 2);
+    tcase_add_test(core, test_follow_restart_and_lag_steps);
+    tcase_add_loop_test(core, test_follow_interrupted, 0, 2);
     tcase_set_timeout(core, 30);
     suite_add_tcase(s, core);
     TCase *lim = tcase_create("Limits");
     tcase_add_checked_fixture(lim, setup, teardown);
     tcase_add_test(lim, test_bad_flags);
     tcase_add_test(lim, test_bad_inputs);
+    tcase_add_test(lim, test_lag_steps_bad);
+    tcase_add_test(lim, test_follow_bad_flags);
     suite_add_tcase(s, lim);
     TCase *outs = tcase_create("Outputs");
     tcase_add_checked_fixture(outs, setup, teardown);

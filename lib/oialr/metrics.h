@@ -1,7 +1,8 @@
 /*
  * oialr/metrics.h — the orthogonal-basis and spectrum metrics of one weight
  * matrix and of a pair of snapshots: polar factor, stability, principal
- * angles, Grassmann distance, singular values and rank metrics.
+ * angles, Grassmann distance, singular values and rank metrics, and the
+ * power-law exponent α of the eigenvalue spectrum (WeightWatcher's).
  *
  * The analyzer (`oialr analyze`, offline over a stored trajectory) is the
  * user today; these are also the functions an online controller is to call,
@@ -148,6 +149,32 @@ typedef struct oialr_spectrum {
  * beta is not in [0, 1], or NaN). */
 OIALR_API int oialr_spectrum_metrics(const double *sigma, int64_t rows, int64_t cols,
                                      double beta, oialr_spectrum *out);
+
+/* ---------------------------------------------------------------------------
+ * Power-law exponent α of the eigenvalue spectrum λ_i = σ_i², fitted as
+ * WeightWatcher does (docs/metrics.md, "Power-law exponent α"): for every
+ * candidate x_min among the λ_i (all but the largest), the continuous
+ * maximum-likelihood α = 1 + t / Σ_{λ_i >= x_min} ln(λ_i / x_min) over the
+ * t eigenvalues of the tail, and the x_min kept is the one of the smallest
+ * Kolmogorov–Smirnov distance between the tail and the fitted law. */
+typedef struct oialr_powerlaw {
+    double alpha;     /* the exponent (> 1); NaN if undefined */
+    double xmin;      /* λ where the fitted tail starts (units of σ²); NaN if undefined */
+    double ks;        /* KS distance D at xmin, in [0, 1]; NaN if undefined */
+    int64_t n_tail;   /* eigenvalues >= xmin (0 if undefined) */
+    int64_t n_used;   /* nonzero eigenvalues fitted: λ_i > 1e-12 λ_1 */
+} oialr_powerlaw;
+
+/* Fewer nonzero eigenvalues than this: no fit (WeightWatcher's min_evals). */
+#define OIALR_POWERLAW_MIN_EVALS 10
+
+/* sigma: n singular values, descending, >= 0 (OIALR_ERR_ARG otherwise).
+ * OIALR_ERR_NUMERIC, with out's fields NaN / 0 (n_used still set), when α
+ * is undefined: fewer than OIALR_POWERLAW_MIN_EVALS nonzero eigenvalues, or
+ * all of them equal. Allocates 2·n doubles of scratch per call
+ * (OIALR_ERR_NOMEM). Thread-safe; O(n) memory, and milliseconds for
+ * n = 4096 (the KS scan stops each candidate as soon as it cannot win). */
+OIALR_API int oialr_powerlaw_fit(const double *sigma, int64_t n, oialr_powerlaw *out);
 
 #ifdef __cplusplus
 }

@@ -244,7 +244,8 @@ typedef struct oialr_traj_info {
     const char *path;          /* owned by the handle */
     int swmr_read;             /* opened in SWMR-read mode: a writer has the
                                 * file open, or was killed (h5clear -s) */
-    int writer_alive;          /* an oialr writer process holds the file now */
+    int writer_alive;          /* an oialr writer process holds the file now
+                                * (as of the open or the last refresh) */
     int nlayers;
     int ncolumns;              /* metric columns, "step" not counted */
     int64_t nmetrics;          /* complete metrics rows */

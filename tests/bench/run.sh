@@ -289,6 +289,7 @@ plugin kernels "CNN / ViT kernels (issue 3)" 150
 plugin analyze "Analyzer vs h5py + numpy (issue 5)" 450
 plugin record "Recording overhead (issue 4)" 450
 plugin lowrank "OIALR low-rank training" 300
+plugin powerlaw "Power-law fit (alpha): pruned KS scan vs the naive scan (issue 13)" 60
 
 say ""
 say "== done in $(($(date +%s) - T0)) s; markdown report: $REPORT"
