@@ -41,3 +41,10 @@ echo "  figures/        stability.png, ranks.png, spectra.png, training.png (+ .
 echo "  oialr.h5        the OIALR run: its switches, rotations and cuts in /events (docs/lowrank.md);"
 echo "                  low-rank layers stored as factors (docs/format.md)"
 echo "  oialr-figures/  its figures: stability.png marks where each layer switched"
+echo
+echo "== report: one page on the run, the OIALR run beside it"
+"$oialr" report "$out/run.h5" -o "$out/report" --compare "$out/oialr.h5" --labels full-rank,oialr-auto \
+    --policy stability:0.99 --force
+echo
+echo "open this page in a browser (it fetches nothing; images beside it):"
+echo "  $out/report/index.html"
