@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "oialr/base.h"
 #include "plot.h"
+#include "report.h"
 
 #include <errno.h>
 #include <math.h>
@@ -213,7 +214,7 @@ int cmp_job_draw(cmp_job *c, ana_outputs *outs) {
     plot_script_head(f, &pj, outs, &g, 1280, 900);
     fprintf(f, "set multiplot layout 2,2 title 'Runs compared on shared axes (one colour per run)'\n"
                "set xlabel 'training step'\nset key inside right top font ',9' box opaque\n");
-    const char *acc = have[1] ? "val_acc" : have[2] ? "test_acc" : "train_acc";
+    const char *acc = have[1] ? "validation accuracy" : have[2] ? "test accuracy" : "training accuracy (running)";
     int acc_col = have[1] ? 5 : have[2] ? 6 : 7;
     struct {
         const char *ylabel, *extra;
@@ -309,6 +310,7 @@ int oialr_cmd_compare(int argc, char **argv) {
     plot_signals_catch();
     int rc = cmp_job_init(&c, n, paths, labels);
     if (!rc) rc = plot_have_gnuplot();
+    for (int i = 0; !rc && i < n; i++) rc = report_check_run(paths[i]);
     if (!rc) rc = cmp_job_prepare(&c);
     if (!rc) rc = cmp_job_plan(&c, &outs);
     if (!rc) rc = ana_outputs_begin(&outs);

@@ -172,25 +172,31 @@ static int fig_heatmap(plot_job *j, ana_outputs *o, plot_fig *g) {
     int rc = plot_close(d, o, g->data[0]);
     if (rc || npts == 0) return rc;
     int nl = j->nlayers;
-    lo = floor(lo * 20.0) / 20.0;
-    if (lo > j->tau - 0.1) lo = j->tau - 0.1;
-    if (lo < -1.0) lo = -1.0;
+    /* colour: 1 - S on a log scale, so "moving slowly" (0.999) and
+     * "settled" (0.99999) differ; yellow at and above tau */
+    double umax = 1.0 - lo, umin = 1e-5, utau = 1.0 - j->tau;
+    if (umax < 10 * utau) umax = 10 * utau;
+    if (umax > 2.0) umax = 2.0;
+    double gt = (log10(utau) - log10(umin)) / (log10(umax) - log10(umin)); /* tau's place on the colour bar */
     int row = nl <= 30 ? 24 : nl <= 60 ? 14 : 10, font = nl <= 30 ? 9 : nl <= 60 ? 8 : 7;
     int every = nl * row > 1800 ? (nl * 10 + 1799) / 1800 : 1; /* thin the names past ~180 rows */
     if (nl * row > 1800) row = 1800 / nl > 3 ? 1800 / nl : 3;
-    int height = 200 + (nl * row > 360 ? nl * row : 360);
+    int height = 220 + (nl * row > 360 ? nl * row : 360);
     FILE *f = plot_open_tmp(o, g->gp);
     if (!f) return OIALR_ERR_IO;
     plot_script_head(f, j, o, g, 1280, height);
+    int nsw = count_events(j, "switch", -1);
     fprintf(f,
-            "set title 'Stability S of every layer (rows) at every snapshot (columns); yellow: S >= tau = %g'\n"
+            "set title 'Stability S of every layer (rows) at every snapshot (columns); yellow: S >= tau = %g%s'\n"
             "set xlabel 'training step'\nunset ylabel\nunset grid\n"
             "set xrange [%lld:%lld]\nset yrange [%d.5:0.5]\n"
-            "set cbrange [%g:1]\nset cblabel 'stability S'\n"
-            "set palette defined (%g '#30123b', %g '#4686fb', %g '#1be5b5', %g '#a4fc3c', %g '#fde725', 1 '#fde725')\n"
-            "set key outside below center horizontal\n",
-            j->tau, (long long)xmin, (long long)xmax, nl, lo, lo, lo + 0.4 * (j->tau - lo), lo + 0.8 * (j->tau - lo),
-            j->tau - 1e-6, j->tau);
+            "# colour = 1 - S, log scale: the colour bar is labelled in S\n"
+            "set logscale cb\nset cbrange [%g:%g]\nset cblabel 'stability S (log scale of 1 - S)'\n"
+            "set cbtics ('1 - 1e-5' 1e-5, '0.9999' 1e-4, '0.999' 1e-3, '0.99' 1e-2, '0.9' 0.1, '0' 1, '-1' 2)\n"
+            "set palette defined (0 '#fff7bc', %.4f '#fde725', %.4f '#21a585', %.4f '#3b528b', 1 '#30123b')\n"
+            "set key off\n",
+            j->tau, nsw ? "; red x: switch to low rank" : "", (long long)xmin, (long long)xmax, nl, umin, umax, gt,
+            gt + 1e-4, gt + 0.5 * (1 - gt));
     fprintf(f, "set ytics font ',%d' (", font);
     for (int k = 1, c = 0; k <= nl; k++) {
         if ((k - 1) % every) continue;
@@ -199,10 +205,14 @@ static int fig_heatmap(plot_job *j, ana_outputs *o, plot_fig *g) {
         fprintf(f, " %d", k);
     }
     fprintf(f, ")\n");
-    fprintf(f, "plot data using 3:1:4:5:($1 - 0.5):($1 + 0.5):6 skip 1 with boxxyerror fs solid 1.0 noborder lc palette notitle");
-    if (count_events(j, "switch", -1))
+    fprintf(f, "u(s) = 1 - s < %g ? %g : 1 - s\n"
+               "# each cell a little wider than its share, so no seam shows between cells\n"
+               "plot data using 3:1:($4 - 0.02*($5-$4)):($5 + 0.02*($5-$4)):($1 - 0.52):($1 + 0.52):(u($6)) skip 1 "
+               "with boxxyerror fs solid 1.0 noborder lc palette notitle",
+            umin, umin);
+    if (nsw)
         fprintf(f, ", \\\n     events using (strcol(4) eq 'switch' ? $3 : NaN):1 skip 1 with points pt 2 ps 2 lw 3 "
-                   "lc rgb 'red' title 'switch to low rank'");
+                   "lc rgb 'red' notitle");
     fprintf(f, "\n");
     if ((rc = plot_close(f, o, g->gp)) || (rc = plot_run_gnuplot(j, o, g))) return rc;
     snprintf(g->title, sizeof g->title, "Stability heatmap: which layer settled when");
@@ -366,12 +376,14 @@ static int fig_evolution(plot_job *j, ana_outputs *o, plot_fig *g) {
             "set xrange [%lld:%lld]\nset yrange [0.5:%lld.5]\nset cbrange [%.4g:%.4g]\n"
             "set cblabel 'log10 sigma_i'\n"
             "set palette defined (0 '#000004', 0.25 '#3b0f70', 0.5 '#8c2981', 0.75 '#de4968', 0.9 '#fe9f6d', 1 '#fcfdbf')\n"
-            "set key outside below center horizontal\n",
+            "set key at screen 0.5, screen 0.02 center bottom horizontal\nset bmargin 6\n",
             (long long)xmin, (long long)xmax, (long long)l->n, top - 4, top);
-    fprintf(f, "plot data using 1:4:2:3:5:6:8 skip 1 with boxxyerror fs solid 1.0 noborder lc palette notitle, \\\n"
+    fprintf(f, "# each cell a little larger than its share, so no seam shows between cells\n"
+               "plot data using 1:4:($2 - 0.02*($3-$2)):($3 + 0.02*($3-$2)):($5):($6 + 0.5*($6-$5)):8 skip 1 "
+               "with boxxyerror fs solid 1.0 noborder lc palette notitle, \\\n"
                "     data2 using 1:2 skip 1 with lines lw 2.5 lc rgb '#00e5ff' title 'cutoff rank r_beta'");
     if (lowrank)
-        fprintf(f, ", \\\n     data2 using 1:3 skip 1 with steps lw 2.5 dt 2 lc rgb 'white' title 'rank the run kept'");
+        fprintf(f, ", \\\n     data2 using 1:3 skip 1 with steps lw 2.5 dt 2 lc rgb '#39ff14' title 'rank the run kept'");
     if (ntrunc)
         fprintf(f, ", \\\n     events using ($1 == %d && strcol(4) eq 'truncate' ? $3 : NaN):7 skip 1 with points pt 9 ps "
                    "1.6 lc rgb 'red' title 'truncation (rank after)'",
@@ -382,7 +394,7 @@ static int fig_evolution(plot_job *j, ana_outputs *o, plot_fig *g) {
     snprintf(g->caption, sizeof g->caption,
              "Every column is one snapshot of %s, its singular values from the largest (bottom) up, coloured by "
              "log10 sigma_i (4 decades shown). The cyan line is the cutoff rank r_beta (values >= beta*sigma_1)%s%s.",
-             l->name, lowrank ? "; the white dashed line the rank the OIALR run kept" : "",
+             l->name, lowrank ? "; the green dashed line the rank the OIALR run kept (black above it: the values it dropped)" : "",
              ntrunc ? ", red triangles its truncations" : "");
     g->drawn = 1;
     return OIALR_OK;
@@ -466,9 +478,9 @@ static int fig_ranks(plot_job *j, ana_outputs *o, plot_fig *g) {
         } else fprintf(f, " notitle");
         fprintf(f, ", \\\n     data using ($1 == %d ? $3 : NaN):($6/$4) skip 1 with lines lw 1.2 dt 2 ", k);
         layer_lc(f, k, nl);
-        fprintf(f, " %s, \\\n     ", k == 1 ? "title 'cutoff rank r_beta / n (dashed)'" : "notitle");
+        fprintf(f, " notitle, \\\n     ");
     }
-    fprintf(f, "NaN notitle");
+    fprintf(f, "NaN with lines lw 1.2 dt 2 lc rgb 'black' title 'dashed: cutoff rank r_beta / n'");
     if (ntr)
         fprintf(f, ", \\\n     events using (strcol(4) eq 'truncate' ? $3 : NaN):($7/$8)%s skip 1 with points pt 9 ps 1.4 %s "
                    "title 'truncation (rank after)'",

@@ -201,6 +201,20 @@ static double csv_num(const csv_file *c, int col) {
     return end == c->fld[col] ? NAN : v;
 }
 
+/* An integer field that must be one (a step, an index): else a message
+ * naming the file and the row. */
+static int csv_int(const csv_file *c, int col, int64_t row, int64_t *out) {
+    char *end;
+    const char *s = col >= 0 && col < c->nf ? c->fld[col] : "";
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end || errno)
+        return oialr_seterr(OIALR_ERR_FORMAT, "%s: row %lld: '%s' is not an integer (column %d)", c->path,
+                            (long long)row, s, col + 1);
+    *out = v;
+    return OIALR_OK;
+}
+
 static void csv_close(csv_file *c) {
     if (c->f) fclose(c->f);
     free(c->line);
@@ -238,10 +252,16 @@ static int read_metrics(plot_job *j) {
     int crk = csv_col(&c, "rank"), ccut = csv_col(&c, "cutoff_rank"), ct = csv_col(&c, "trainable_share");
     int cp = csv_col(&c, "param_share"), ca = csv_col(&c, "alpha");
     j->has_alpha = ca >= 0;
-    int64_t cap = 0, lcap = 0;
+    int64_t cap = 0, lcap = 0, row = 1, step = 0;
     int capped = 0;
     while (!rc && csv_next(&c)) {
-        if (c.nf <= cc) continue;
+        row++;
+        if (c.nf <= cc) {
+            rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: row %lld: %d fields, expected at least %d", c.path, (long long)row,
+                              c.nf, cc + 1);
+            break;
+        }
+        if ((rc = csv_int(&c, cs, row, &step))) break;
         int li = find_layer(j, c.fld[0]);
         if (li < 0) {
             if (j->nlayers == PLOT_MAX_LAYERS) {
@@ -271,7 +291,7 @@ static int read_metrics(plot_job *j) {
         if ((rc = grow((void **)&j->rows, &cap, j->nrows + 1, sizeof *j->rows))) break;
         plot_mrow *r = &j->rows[j->nrows++];
         r->layer = li;
-        r->step = (int64_t)csv_num(&c, cs);
+        r->step = step;
         r->valid = cv < 0 || csv_num(&c, cv) != 0;
         r->stability = csv_num(&c, cst);
         r->effective_rank = csv_num(&c, ce);
@@ -348,17 +368,27 @@ static int read_spectra(plot_job *j) {
     csv_file c;
     int rc = csv_open(&c, j->csv_dir, "spectra.csv", 1);
     int cur = -1;
+    int64_t row = 1;
     char curname[OIALR_TRAJ_NAME_MAX] = "";
     while (!rc && csv_next(&c)) {
-        if (c.nf < 4) continue;
+        row++;
+        if (c.nf < 4) {
+            rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: row %lld: %d fields, expected 4", c.path, (long long)row, c.nf);
+            break;
+        }
         if (strcmp(c.fld[0], curname)) {
             snprintf(curname, sizeof curname, "%s", c.fld[0]);
             cur = find_layer(j, curname);
         }
         if (cur < 0 || !j->layers[cur].selected) continue;
         plot_layer *l = &j->layers[cur];
-        int64_t step = (int64_t)csv_num(&c, 1), idx = (int64_t)csv_num(&c, 2);
-        if (idx < 1 || idx > l->n) continue;
+        int64_t step, idx;
+        if ((rc = csv_int(&c, 1, row, &step)) || (rc = csv_int(&c, 2, row, &idx))) break;
+        if (idx < 1 || idx > l->n) {
+            rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: row %lld: index %lld outside 1..%lld", c.path, (long long)row,
+                              (long long)idx, (long long)l->n);
+            break;
+        }
         if (l->nspec == 0 || l->spec_step[l->nspec - 1] != step) {
             int64_t cap = l->spec_cap;
             if ((rc = grow((void **)&l->spec_step, &cap, l->nspec + 1, sizeof *l->spec_step))) break;

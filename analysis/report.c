@@ -339,14 +339,46 @@ static int write_html(const report_opts *o, const plot_job *pj, const cmp_job *c
 
 /* --------------------------------------------------------------------------- */
 
+/* The analysis in DIR is this run's (its source and creation time) and
+ * newer than the run: it is reused. */
 static int fresh(const char *tables, const char *analysis, const char *run) {
     char p[8300];
-    struct stat a, m, r;
+    struct stat a, m, r, ms;
     snprintf(p, sizeof p, "%s/metrics.csv", tables);
     if (stat(p, &m) != 0 || stat(analysis, &a) != 0 || stat(run, &r) != 0) return 0;
     snprintf(p, sizeof p, "%s/mean_stability.csv", tables);
-    struct stat ms;
-    return stat(p, &ms) == 0 && m.st_mtime >= r.st_mtime && a.st_mtime >= r.st_mtime;
+    if (stat(p, &ms) != 0 || m.st_mtime < r.st_mtime || a.st_mtime < r.st_mtime) return 0;
+    oialr_traj *t = NULL;
+    if (oialr_traj_open(&t, run, OIALR_TRAJ_READ)) return 0;
+    char created[64];
+    snprintf(created, sizeof created, "%s", oialr_traj_get_info(t)->created);
+    oialr_traj_close(t);
+    h5u_quiet q = h5u_quiet_begin();
+    hid_t f = H5Fopen(analysis, H5F_ACC_RDONLY, H5P_DEFAULT);
+    char *src = NULL, *src_created = NULL;
+    int same = 0;
+    if (f >= 0) {
+        same = h5u_attr_get_str(f, "source", &src) == 1 && h5u_attr_get_str(f, "source_created", &src_created) == 1 &&
+               !strcmp(src, run) && !strcmp(src_created, created);
+        H5Fclose(f);
+    }
+    h5u_quiet_end(q);
+    free(src), free(src_created);
+    return same;
+}
+
+/* The run must hold at least one snapshot: one line otherwise, before any
+ * analysis (also the message for a file that is not a trajectory). */
+int report_check_run(const char *path) {
+    oialr_traj *t = NULL;
+    int rc = oialr_traj_open(&t, path, OIALR_TRAJ_READ);
+    if (rc) return rc;
+    int64_t snaps = 0;
+    for (int i = 0; i < oialr_traj_nlayers(t); i++) snaps += oialr_traj_layer_at(t, i)->nsnap;
+    if (oialr_traj_nlayers(t) == 0) rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: no layers recorded (an empty trajectory)", path);
+    else if (snaps == 0) rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: no snapshots recorded (an empty trajectory)", path);
+    oialr_traj_close(t);
+    return rc;
 }
 
 static int analyse(const report_opts *o, const char *tables, const char *analysis) {
@@ -452,6 +484,8 @@ int oialr_cmd_report(int argc, char **argv) {
     /* the checks a user can fix, before the analysis runs */
     if (access(o.run, R_OK) != 0) rc = oialr_seterr(OIALR_ERR_NOTFOUND, "%s: %s", o.run, strerror(errno));
     if (!rc) rc = plot_have_gnuplot();
+    if (!rc) rc = report_check_run(o.run);
+    for (int i = 0; !rc && i < o.ncompare; i++) rc = report_check_run(o.compare[i]);
     if (!rc && stat(o.dir, &st) == 0 && !S_ISDIR(st.st_mode))
         rc = oialr_seterr(OIALR_ERR_EXISTS, "%s exists and is not a directory", o.dir);
     if (!rc && (rc = ana_outputs_dir(&outs, figures)) == OIALR_OK) rc = ana_outputs_add(&outs, index, &html);

@@ -8,4 +8,8 @@
 /* argv[0] is the command name. Returns the exit status; never exits. */
 int oialr_cmd_report(int argc, char **argv);
 
+/* OIALR_OK if path is a trajectory with at least one snapshot; else a
+ * one-line message (also used by compare). */
+int report_check_run(const char *path);
+
 #endif

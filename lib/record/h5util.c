@@ -165,7 +165,9 @@ int h5u_attr_get_str(hid_t loc, const char *name, char **out) {
         H5free_memory(s);
     } else {
         size_t sz = H5Tget_size(ft);
-        if ((mt = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mt, sz + 1) < 0) goto done;
+        /* the file's character set too: HDF5 does not convert ASCII <-> UTF-8 */
+        if ((mt = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mt, sz + 1) < 0 || H5Tset_cset(mt, H5Tget_cset(ft)) < 0)
+            goto done;
         char *s = calloc(1, sz + 1);
         if (!s) goto done;
         if (H5Aread(a, mt, s) < 0) {
