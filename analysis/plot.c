@@ -538,7 +538,7 @@ void plot_script_head(FILE *f, const plot_job *j, const ana_outputs *outs, const
         if (fig->data[d] >= 0)
             fprintf(f, "if (!exists(\"%s\")) %s = '%s'\n", fig->data_var[d], fig->data_var[d],
                     base_name(ana_outputs_path(outs, fig->data[d])));
-    if (fig->uses_events) fprintf(f, "if (!exists(\"events\")) events = 'events.csv'\n");
+    if (fig->uses_events) fprintf(f, "if (!exists(\"events\")) events = 'figure-events.csv'\n");
     fprintf(f, "set datafile separator ','\nset datafile missing 'nan'\nset grid\n");
 }
 
@@ -702,11 +702,12 @@ int plot_job_plan(plot_job *j, ana_outputs *outs) {
             if ((rc = plot_add_output(j, outs, name, ".csv", &g->data[1]))) return rc;
         }
     }
-    return plot_add_output(j, outs, "events", ".csv", &j->events_out);
+    return plot_add_output(j, outs, "figure-events", ".csv", &j->events_out);
 }
 
-/* events.csv of the figures: the trajectory's events with the layer's
- * index (its colour in the figures) and n (to draw ranks as r / n). */
+/* figure-events.csv (not events.csv: plot may write into the tables'
+ * directory): the trajectory's events with the layer's index (its colour
+ * in the figures) and n (to draw ranks as r / n). */
 static int write_events(plot_job *j, ana_outputs *outs) {
     FILE *f = plot_open_tmp(outs, j->events_out);
     if (!f) return OIALR_ERR_IO;

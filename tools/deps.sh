@@ -3,7 +3,7 @@
 # running as root, otherwise print the exact command and stop.
 # Quiet and quick when everything is there. Used by `make demo|check|bench`.
 #   OIALR_DEPS_EXTRA="python3-torch"  adds packages (make bench does this;
-#   make valgrind adds valgrind)
+#   make valgrind adds valgrind, make check adds chromium)
 set -u
 PYTHON=${PYTHON:-/usr/bin/python3}
 missing=""
@@ -34,6 +34,7 @@ for extra in ${OIALR_DEPS_EXTRA:-}; do
     case "$extra" in
     python3-torch) "$PYTHON" -c 'import torch' >/dev/null 2>&1 || need python3-torch ;;
     valgrind) command -v valgrind >/dev/null 2>&1 || need valgrind ;;
+    chromium) command -v chromium >/dev/null 2>&1 || need chromium ;;
     *) dpkg -s "$extra" >/dev/null 2>&1 || need "$extra" ;;
     esac
 done
