@@ -218,8 +218,8 @@ static int fig_heatmap(plot_job *j, ana_outputs *o, plot_fig *g) {
     snprintf(g->title, sizeof g->title, "Stability heatmap: which layer settled when");
     snprintf(g->caption, sizeof g->caption,
              "Each row is a layer (first at the top), each column a snapshot; the colour is the stability S "
-             "against the previous snapshot. Yellow cells have S >= tau = %g: a row that turns yellow and stays "
-             "so is a layer whose bases settled%s.",
+             "against the previous snapshot, on a log scale of 1 - S. Yellow cells have S >= tau = %g (paler: "
+             "closer to 1): a row that turns yellow and stays so is a layer whose bases settled%s.",
              j->tau, count_events(j, "switch", -1) ? "; a red cross marks each layer's switch to low rank" : "");
     g->drawn = 1;
     return OIALR_OK;

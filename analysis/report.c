@@ -109,10 +109,12 @@ static herr_t cfg_one(hid_t loc, const char *name, const H5A_info_t *info, void 
     fputs("<tr><th>", c->f);
     esc(c->f, name);
     fputs("</th><td>", c->f);
-    if (strchr(v, '\n')) {
-        fputs("<pre>", c->f);
+    if (strchr(v, '\n')) { /* argv: one flag per line, shown as the command line it was */
+        for (char *p = v; *p; p++)
+            if (*p == '\n') *p = ' ';
+        fputs("<code>", c->f);
         esc(c->f, v);
-        fputs("</pre>", c->f);
+        fputs("</code>", c->f);
     } else {
         esc(c->f, v);
     }
@@ -210,7 +212,7 @@ static void write_layers(FILE *f, const plot_job *pj, const char *tables, const 
         esc(f, l->name);
         fprintf(f, "</td><td class=n>%lld&times;%lld</td><td class=n>%lld</td>", (long long)l->rows, (long long)l->cols,
                 (long long)nsnap);
-        td_num(f, fs, 4);
+        td_num(f, fs, 6); /* S near 1 is the point: 0.9999 and 0.999999 differ */
         if (l->switch_step >= 0) {
             fprintf(f, "<td class=n>%lld</td>", (long long)l->switch_step);
             td_num(f, l->switch_s, 4);
@@ -264,7 +266,9 @@ static int write_html(const report_opts *o, const plot_job *pj, const cmp_job *c
     esc(f, o->run);
     fputs(" &mdash; how each layer's orthogonal bases moved during training (basis stability S = "
           "tr(Q<sub>a</sub><sup>T</sup>Q<sub>b</sub>)/n of Q = UV<sup>T</sup>), their spectra and ranks, and "
-          "the training curves. Written by <code>oialr report</code>; docs/report.md explains every part.</p>\n",
+          "the training curves. A layer whose bases have settled (S close to 1) can be trained low rank: OIALR "
+          "then freezes U and V and trains only &Sigma;. Written by <code>oialr report</code>; docs/report.md "
+          "explains every part.</p>\n",
           f);
     fputs("<nav><a href=\"#summary\">summary</a><a href=\"#layers\">layers</a><a href=\"#figures\">figures</a>"
           "<a href=\"#training\">training</a>",
