@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "compare.h"
 #include "oialr/base.h"
+#include "oialr/lowrank.h"
 #include "oialr/trajectory.h"
 #include "outputs.h"
 #include "plot.h"
@@ -39,7 +40,8 @@ static void report_usage(FILE *f) {
             "\n"
             "One static page on a run: DIR/index.html with its configuration, a per-layer\n"
             "summary, every figure and the training curves (docs/report.md). Analyses the\n"
-            "run into DIR/analysis.h5 and DIR/tables/ unless they are newer than it.\n"
+            "run into DIR/analysis.h5 and DIR/tables/ unless they hold its analysis with\n"
+            "the same --tau, --beta and --policy, newer than the run.\n"
             "Open DIR/index.html in any browser; it fetches nothing.\n"
             "\n"
             "  -o, --output DIR      where to write (created if missing)\n"
@@ -51,7 +53,6 @@ static void report_usage(FILE *f) {
             "      --steps LIST      the steps of the spectrum figures (plot --steps)\n"
             "      --tau T --beta B  threshold and cutoff (defaults 0.99, 0.15)\n"
             "  -f, --force           replace files of an earlier report (regular files only)\n"
-            "                        and analyse again\n"
             "  -h, --help            this help\n");
 }
 
@@ -343,31 +344,45 @@ static int write_html(const report_opts *o, const plot_job *pj, const cmp_job *c
 
 /* --------------------------------------------------------------------------- */
 
-/* The analysis in DIR is this run's (its source and creation time) and
- * newer than the run: it is reused. */
-static int fresh(const char *tables, const char *analysis, const char *run) {
+/* The analysis in DIR is this run's (its source and creation time), newer
+ * than it, and made with this tau, beta and (if one is asked) policy: it
+ * is reused. */
+static int attr_f64_is(hid_t f, const char *name, double want) {
+    double v = NAN;
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    if (a < 0) return 0;
+    int ok = H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0 && v == want;
+    H5Aclose(a);
+    return ok;
+}
+
+static int fresh(const report_opts *o, const char *tables, const char *analysis) {
     char p[8300];
     struct stat a, m, r, ms;
     snprintf(p, sizeof p, "%s/metrics.csv", tables);
-    if (stat(p, &m) != 0 || stat(analysis, &a) != 0 || stat(run, &r) != 0) return 0;
+    if (stat(p, &m) != 0 || stat(analysis, &a) != 0 || stat(o->run, &r) != 0) return 0;
     snprintf(p, sizeof p, "%s/mean_stability.csv", tables);
     if (stat(p, &ms) != 0 || m.st_mtime < r.st_mtime || a.st_mtime < r.st_mtime) return 0;
     oialr_traj *t = NULL;
-    if (oialr_traj_open(&t, run, OIALR_TRAJ_READ)) return 0;
-    char created[64];
+    if (oialr_traj_open(&t, o->run, OIALR_TRAJ_READ)) return 0;
+    char created[64], pol[96] = "";
     snprintf(created, sizeof created, "%s", oialr_traj_get_info(t)->created);
     oialr_traj_close(t);
+    oialr_policy want;
+    if (o->policy && oialr_policy_parse(o->policy, &want) == OIALR_OK) oialr_policy_format(&want, pol, sizeof pol);
     h5u_quiet q = h5u_quiet_begin();
     hid_t f = H5Fopen(analysis, H5F_ACC_RDONLY, H5P_DEFAULT);
-    char *src = NULL, *src_created = NULL;
+    char *src = NULL, *src_created = NULL, *src_pol = NULL;
     int same = 0;
     if (f >= 0) {
         same = h5u_attr_get_str(f, "source", &src) == 1 && h5u_attr_get_str(f, "source_created", &src_created) == 1 &&
-               !strcmp(src, run) && !strcmp(src_created, created);
+               !strcmp(src, o->run) && !strcmp(src_created, created) && attr_f64_is(f, "tau", o->pj.tau) &&
+               attr_f64_is(f, "beta", o->pj.beta);
+        if (same && o->policy) same = h5u_attr_get_str(f, "policy", &src_pol) == 1 && !strcmp(src_pol, pol);
         H5Fclose(f);
     }
     h5u_quiet_end(q);
-    free(src), free(src_created);
+    free(src), free(src_created), free(src_pol);
     return same;
 }
 
@@ -503,12 +518,12 @@ int oialr_cmd_report(int argc, char **argv) {
         if (mkdir(o.dir, 0777) == 0) made = 1;
         else if (errno != EEXIST) rc = oialr_seterr(OIALR_ERR_IO, "%s: %s", o.dir, strerror(errno));
     }
-    if (!rc && (o.force || !fresh(tables, analysis, o.run))) {
+    if (!rc && !fresh(&o, tables, analysis)) {
         printf("report: analysing %s\n", o.run);
         fflush(stdout);
         if (analyse(&o, tables, analysis)) rc = oialr_seterr(OIALR_ERR_IO, "the analysis of %s failed (message above)", o.run);
     } else if (!rc) {
-        printf("report: %s is newer than %s: reused\n", tables, o.run);
+        printf("report: %s (the analysis of %s with these settings) reused\n", tables, o.run);
     }
     o.pj.csv_dir = tables;
     o.pj.out_dir = figures;

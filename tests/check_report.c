@@ -540,7 +540,9 @@ START_TEST(test_report_and_compare) {
     ck_assert_msg(run("report full.h5 -o rep --format svg") == 0, "%s", out);
     ck_assert_msg(strstr(out, "reused"), "%s", out);
     ck_assert(is_svg("rep/figures/heatmap.svg"));
-    ck_assert_msg(run("report full.h5 -o rep --force") == 0, "%s", out);
+    ck_assert_msg(run("report full.h5 -o rep --force --policy stability:0.99") == 0, "%s", out);
+    ck_assert_msg(strstr(out, "reused") && !strstr(out, "analysing"), "%s", out);
+    ck_assert_msg(run("report full.h5 -o rep --force --tau 0.95") == 0, "%s", out); /* another tau: analysed again */
     ck_assert_msg(strstr(out, "analysing"), "%s", out);
     /* compare on its own */
     ck_assert_msg(run("compare full.h5 lr.h5 -o cmp") == 0, "%s", out);

@@ -43,8 +43,10 @@ echo "                  low-rank layers stored as factors (docs/format.md)"
 echo "  oialr-figures/  its figures: stability.png marks where each layer switched"
 echo
 echo "== report: one page on the run, the OIALR run beside it"
-"$oialr" report "$out/run.h5" -o "$out/report" --compare "$out/oialr.h5" --labels full-rank,oialr-auto \
+# it reuses the analysis of step 2 (same run, tau, beta and policy) and
+# redraws figures/ with the trajectory's ranks and curves
+"$oialr" report "$out/run.h5" -o "$out" --compare "$out/oialr.h5" --labels full-rank,oialr-auto \
     --policy stability:0.99 --force
 echo
 echo "open this page in a browser (it fetches nothing; images beside it):"
-echo "  $out/report/index.html"
+echo "  $out/index.html"
