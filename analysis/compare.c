@@ -213,7 +213,9 @@ int cmp_job_draw(cmp_job *c, ana_outputs *outs) {
     if (!f) return OIALR_ERR_IO;
     plot_script_head(f, &pj, outs, &g, 1280, 900);
     fprintf(f, "set multiplot layout 2,2 title 'Runs compared on shared axes (one colour per run)'\n"
-               "set xlabel 'training step'\nset key inside right top font ',9' box opaque\n");
+               "set xlabel 'training step'\n"
+               "# the keys sit above their panels, off the curves\n"
+               "set key outside top center horizontal font ',9' samplen 2\n");
     const char *acc = have[1] ? "validation accuracy" : have[2] ? "test accuracy" : "training accuracy (running)";
     int acc_col = have[1] ? 5 : have[2] ? 6 : 7;
     struct {
@@ -221,9 +223,9 @@ int cmp_job_draw(cmp_job *c, ana_outputs *outs) {
         int col, ok, data2, points;
     } panel[4] = {
         {"training loss (last batch)", "set logscale y", 4, have[0], 0, 0},
-        {acc, "unset logscale y\nset key inside right bottom", acc_col, have[1] || have[2] || have[3], 0, have[1] || have[2]},
-        {"mean basis stability S", "set key inside right bottom", 4, have_s, 1, 0},
-        {"trainable fraction", "set yrange [0:1.05]\nset key inside right top", 8, have[4], 0, 0},
+        {acc, "unset logscale y", acc_col, have[1] || have[2] || have[3], 0, have[1] || have[2]},
+        {"mean basis stability S", "", 4, have_s, 1, 0},
+        {"trainable fraction", "set yrange [0:1.05]", 8, have[4], 0, 0},
     };
     for (int q = 0; q < 4; q++) {
         fprintf(f, "set ylabel '%s'\n%s\n", panel[q].ylabel, panel[q].extra);

@@ -563,13 +563,15 @@ static int fig_training(plot_job *j, ana_outputs *o, plot_fig *g) {
     }
     plot_script_head(f, j, o, g, 1280, 120 + 380 * rows);
     fprintf(f, "set multiplot layout %d,%d title 'Training curves: every metric the run recorded'\n"
-               "set xlabel 'training step'\nset key inside right top font ',9' box opaque\n",
+               "set xlabel 'training step'\n"
+               "# the keys sit above their panels, off the curves\n"
+               "set key outside top center horizontal font ',9' samplen 2\n",
             rows, cols);
     for (int p = 0; p < 2; p++) {
         if (!has[p]) continue;
         fprintf(f, "set ylabel '%s'\n%s\n%s\nplot ", p == P_LOSS ? "loss" : "accuracy",
                 p == P_LOSS && logloss ? "set logscale y" : "unset logscale y",
-                p == P_ACC ? "set key inside right bottom" : "set key inside right top");
+                "set key outside top center horizontal");
         int c = 0;
         for (int k = 0; k < j->ncol; k++) {
             if (!finite[k]) continue;
@@ -582,7 +584,7 @@ static int fig_training(plot_job *j, ana_outputs *o, plot_fig *g) {
         }
         fprintf(f, "\n");
     }
-    fprintf(f, "unset logscale y\nset key inside right top\n");
+    fprintf(f, "unset logscale y\nunset key  # one column a panel: its y label names it\n");
     for (int k = 0; k < j->ncol; k++) {
         if (!finite[k] || strstr(j->col[k], "loss") || strstr(j->col[k], "acc")) continue;
         fprintf(f, "set ylabel ");
