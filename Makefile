@@ -113,9 +113,10 @@ TSAN_BUILD ?= $(BUILD)-tsan
 # check_lowrank run nn_parallel too but take minutes under TSan: add them
 # with TSAN_TESTS=... (docs/sanitizers.md).
 TSAN_TESTS ?= check_record check_oialr check_analyze
-# tests/check_python runs tests/python/test_oialr.py with Debian's python3
-# and CPU torch, in the plain pass only (the sanitized builds skip it)
-CHECK_DEPS := python3-torch
+# dependencies of the tests, not of the demo, each used in the plain pass
+# only: tests/check_python runs tests/python/test_oialr.py with Debian's
+# python3 and CPU torch; tests/check_report opens a report in headless Chromium
+CHECK_DEPS := python3-torch chromium
 SUB := --no-print-directory
 check: deps
 	$(Q)OIALR_DEPS_EXTRA="$${OIALR_DEPS_EXTRA:-} $(CHECK_DEPS)" sh tools/deps.sh

@@ -30,9 +30,19 @@ int ana_outputs_dir(ana_outputs *s, const char *dir) {
 }
 
 int ana_outputs_add(ana_outputs *s, const char *path, int *index) {
-    OIALR_ASSERT(s && path && s->n < ANA_OUTPUTS_MAX);
+    OIALR_ASSERT(s && path);
     int rc = oialr_output_check(path, s->force);
     if (rc) return rc;
+    if (s->n == s->cap) { /* a plot of many layers has many figures */
+        int cap = s->cap ? 2 * s->cap : 16;
+        char **p = realloc(s->path, (size_t)cap * sizeof *p);
+        if (p) s->path = p;
+        oialr_output *o = p ? realloc(s->out, (size_t)cap * sizeof *o) : NULL;
+        if (!o) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", path);
+        s->out = o;
+        memset(s->out + s->cap, 0, (size_t)(cap - s->cap) * sizeof *o);
+        s->cap = cap;
+    }
     if (!(s->path[s->n] = strdup(path))) return oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory", path);
     if (index) *index = s->n;
     s->n++;
@@ -92,5 +102,7 @@ void ana_outputs_close(ana_outputs *s) {
     /* rmdir removes only an empty directory: one this run made and left empty */
     if (s->made_dir && !s->committed) rmdir(s->dir);
     free(s->dir);
+    free(s->path);
+    free(s->out);
     memset(s, 0, sizeof *s);
 }

@@ -19,13 +19,11 @@
 
 #include "oialr/base.h"
 
-#define ANA_OUTPUTS_MAX 12
-
 typedef struct ana_outputs {
     int force;                           /* replace existing regular files */
-    int n;                               /* files added */
-    char *path[ANA_OUTPUTS_MAX];         /* final paths */
-    oialr_output out[ANA_OUTPUTS_MAX];   /* their temporary files once begun */
+    int n, cap;                          /* files added; room in the arrays */
+    char **path;                         /* [n] final paths */
+    oialr_output *out;                   /* [n] their temporary files once begun */
     char *dir;                           /* a directory to create at begin (NULL: none) */
     int made_dir;                        /* begin created it */
     int committed;                       /* files already renamed into place */

@@ -1,34 +1,43 @@
 /*
  * plot.c — `oialr plot`: gnuplot figures from the tables of `oialr analyze
- * --csv DIR` (and, optionally, the training curves of the trajectory).
+ * --csv DIR` (and, with --run RUN.h5, the trajectory's own training curves
+ * and stored ranks). This file is the driver: options, reading the tables,
+ * choosing the figures, the output files and running gnuplot. The figures
+ * themselves (their data files and scripts) are drawn by figures.c.
  *
- * For each figure it writes the gnuplot script next to the PNG, so a user
- * can edit and re-run it (`gnuplot stability.gp`); the layer list and the
- * first/last snapshot of each layer are read from metrics.csv here, which
- * keeps the scripts free of shell tricks.
+ *   stability      S(step) per layer, the mean in bold, tau, each switch
+ *   heatmap        S as colour, layers x steps
+ *   spectrum-L     sigma_i of layer L at a few steps, log scale, beta*sigma_1
+ *   evolution-L    log10 sigma_i of layer L as colour, index x step
+ *   ranks          rank / n per layer, truncations, trainable fraction
+ *   training       every metric column of the run (with --run)
  *
- *   stability.png  S(step) per layer, mean stability, threshold tau
- *   ranks.png      effective rank / n and cutoff rank r_beta / n per layer
- *   spectra.png    sigma_i / sigma_1 against i / n, first and last snapshot
- *   training.png   loss and accuracies (with --run RUN.h5)
+ * Every figure keeps the data it draws beside it (NAME.csv, with a header),
+ * and its script reads that file by a relative name, so a figures directory
+ * can be moved, edited and redrawn with `gnuplot NAME.gp` on its own.
  *
- * Outputs (docs/analyze.md, "Output files"): every script, figure and
- * training.csv is checked before anything is drawn (a regular file there is
- * replaced only with --force; nothing else ever is), written under a
- * temporary name beside its path, and renamed into place only once every
- * figure is drawn. A script names its figure through a variable with the
- * final name as default, `if (!exists("out")) out = 'stability.png'`, so
- * `gnuplot stability.gp` draws stability.png while this command runs
- * `gnuplot -e "out='<temporary>'"` on the script's temporary file.
+ * Outputs (docs/analyze.md, "Output files"): every script, figure and data
+ * file is checked before anything is drawn (a regular file there is replaced
+ * only with --force; nothing else ever is), written under a temporary name
+ * beside its path, and renamed into place only once every figure is drawn.
+ * A script names its figure and data through variables with the final names
+ * as defaults, `if (!exists("out")) out = 'stability.png'`, so `gnuplot
+ * stability.gp` draws stability.png while this command runs `gnuplot -e
+ * "out='<temporary>'; data='<temporary>'"` on the script's temporary file.
+ * A signal (Ctrl-C, SIGTERM) stops the command at the next figure and the
+ * temporary files are removed: a plot is all or nothing.
  */
 #include "plot.h"
 #include "cli.h"
 #include "oialr/base.h"
+#include "oialr/params.h"
 #include "oialr/trajectory.h"
 #include "outputs.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,51 +45,69 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PLOT_MAX_LAYERS 256
-/* Metrics rows `plot --run` reads: 2^21 rows are 117 MB of arrays and a
- * 60 MB CSV, far more than a training curve needs; a file claiming more is
- * refused before anything is allocated for it. */
+#define PLOT_MAX_LAYERS 1024
+/* Metrics rows `plot --run` reads: 2^21 rows are far more than a training
+ * curve needs; a file claiming more is refused before anything is
+ * allocated for it. */
 #define PLOT_MAX_ROWS ((int64_t)1 << 21)
-
-typedef struct plot_layer {
-    char name[OIALR_TRAJ_NAME_MAX];
-    int64_t first, last; /* steps of the first and last valid snapshot */
-    int64_t n;           /* min(rows, cols) */
-} plot_layer;
-
-enum { FIG_STABILITY, FIG_RANKS, FIG_SPECTRA, FIG_TRAINING, NFIG };
-static const char *const FIG_NAME[NFIG] = {"stability", "ranks", "spectra", "training"};
-
-typedef struct plot_ctx {
-    const char *csv_dir, *out_dir, *run;
-    double tau;
-    int force;                         /* replace existing regular files */
-    ana_outputs outs;                  /* every file this run writes */
-    int gp[NFIG], png[NFIG];           /* their indices in outs (-1: not written) */
-    int data;                          /* training.csv (-1: no --run) */
-    int drawn[NFIG];                   /* the PNG was drawn */
-    plot_layer layers[PLOT_MAX_LAYERS];
-    int nlayers;
-    int capped; /* a table had more layers than PLOT_MAX_LAYERS (warned once) */
-} plot_ctx;
+/* The default spectrum/evolution layers: every layer up to this many, else
+ * this many spread from the first to the last. */
+#define PLOT_DEFAULT_LAYERS 4
 
 static void plot_usage(FILE *f) {
     fprintf(f,
             "usage: oialr plot CSVDIR [options]\n"
             "\n"
-            "Draw gnuplot figures (PNG, with their .gp scripts) from the tables that\n"
-            "'oialr analyze RUN.h5 --csv CSVDIR' wrote.\n"
+            "Draw gnuplot figures (with their .gp scripts and the data each draws) from\n"
+            "the tables that 'oialr analyze RUN.h5 --csv CSVDIR' wrote (docs/report.md).\n"
             "\n"
             "  -o, --output DIR   where to write the figures (default: CSVDIR)\n"
-            "  -f, --force        replace figures, scripts and training.csv in DIR if they\n"
+            "  -f, --force        replace figures, scripts and data files in DIR if they\n"
             "                     are existing regular files (never anything else)\n"
-            "      --run RUN.h5   also plot the training curves stored in the trajectory\n"
+            "      --run RUN.h5   also the training curves and the ranks stored in the\n"
+            "                     trajectory\n"
+            "      --format F     png (default) or svg\n"
+            "      --layers GLOBS the layers that get a spectrum and an evolution figure\n"
+            "                     (default: all up to 4 layers, else 4 spread out)\n"
+            "      --steps LIST   the steps of the spectrum figures, e.g. 0,500,4300\n"
+            "                     (default: five spread over the run)\n"
             "      --tau T        stability threshold line (default 0.99)\n"
+            "      --beta B       the cutoff beta*sigma_1 drawn on the spectra (default 0.15)\n"
             "  -h, --help         this help\n");
 }
 
-/* Split one CSV line in place; handles the analyzer's quoted layer names. */
-static int csv_fields(char *line, char **f, int max) {
+/* --------------------------------------------------------------------------- */
+/* signals: a plot interrupted is cleaned up, not left half written */
+
+static volatile sig_atomic_t plot_sig;
+static struct sigaction plot_old[3];
+static const int PLOT_SIGS[3] = {SIGINT, SIGTERM, SIGHUP};
+static int plot_caught;
+
+static void plot_on_signal(int sig) { plot_sig = sig; }
+
+void plot_signals_catch(void) {
+    if (plot_caught++) return;
+    plot_sig = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = plot_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (int i = 0; i < 3; i++) sigaction(PLOT_SIGS[i], &sa, &plot_old[i]);
+}
+
+void plot_signals_restore(void) {
+    if (!plot_caught || --plot_caught) return;
+    for (int i = 0; i < 3; i++) sigaction(PLOT_SIGS[i], &plot_old[i], NULL);
+}
+
+int plot_interrupted(void) { return plot_sig; }
+
+/* --------------------------------------------------------------------------- */
+/* CSV reading */
+
+int plot_csv_fields(char *line, char **f, int max) {
     int n = 0;
     char *p = line;
     while (n < max) {
@@ -110,55 +137,379 @@ static int csv_fields(char *line, char **f, int max) {
     return n;
 }
 
-static int read_layers(plot_ctx *c) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/metrics.csv", c->csv_dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: %s (run 'oialr analyze RUN.h5 --csv %s' first)", path,
-                                strerror(errno), c->csv_dir);
-    char line[8192];
-    char *fld[32];
-    int rc = OIALR_OK;
-    if (!fgets(line, sizeof line, f) || strncmp(line, "layer,step,", 11) != 0) {
-        rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: not a metrics table of 'oialr analyze'", path);
-        goto done;
+void plot_csv_name(FILE *f, const char *name) {
+    if (!strpbrk(name, ",\"\n\r")) {
+        fputs(name, f);
+        return;
     }
-    while (fgets(line, sizeof line, f)) {
-        int nf = csv_fields(line, fld, 32);
-        if (nf < 7) continue;
-        int64_t step = strtoll(fld[1], NULL, 10);
-        int64_t rows = strtoll(fld[3], NULL, 10), cols = strtoll(fld[4], NULL, 10);
-        int valid = atoi(fld[5]);
-        int i;
-        for (i = 0; i < c->nlayers; i++)
-            if (strcmp(c->layers[i].name, fld[0]) == 0) break;
-        if (i == c->nlayers) {
-            if (c->nlayers == PLOT_MAX_LAYERS) {
-                if (!c->capped)
-                    oialr_log(OIALR_LOG_WARN, "%s: more than %d layers; the figures show the first %d", path,
+    fputc('"', f);
+    for (const char *p = name; *p; p++) {
+        if (*p == '"') fputc('"', f);
+        fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+#define CSV_MAXF 64
+typedef struct csv_file {
+    FILE *f;
+    char path[4200];
+    char *line;
+    size_t cap;
+    char *fld[CSV_MAXF];
+    int nf;
+    char *head[CSV_MAXF]; /* the header's names (owned) */
+    int nhead;
+} csv_file;
+
+static int csv_open(csv_file *c, const char *dir, const char *name, int must) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->path, sizeof c->path, "%s/%s", dir, name);
+    c->f = fopen(c->path, "r");
+    if (!c->f) {
+        if (!must && errno == ENOENT) return OIALR_ERR_NOTFOUND;
+        return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: %s (run 'oialr analyze RUN.h5 --csv %s' first)", c->path,
+                            strerror(errno), dir);
+    }
+    if (getline(&c->line, &c->cap, c->f) < 0)
+        return oialr_seterr(OIALR_ERR_FORMAT, "%s: empty (not a table of 'oialr analyze')", c->path);
+    int n = plot_csv_fields(c->line, c->fld, CSV_MAXF);
+    for (int i = 0; i < n; i++)
+        if (!(c->head[c->nhead++] = strdup(c->fld[i]))) return oialr_seterr(OIALR_ERR_NOMEM, "out of memory");
+    return OIALR_OK;
+}
+
+static int csv_col(const csv_file *c, const char *name) {
+    for (int i = 0; i < c->nhead; i++)
+        if (!strcmp(c->head[i], name)) return i;
+    return -1;
+}
+
+/* Next row (1) or the end (0). */
+static int csv_next(csv_file *c) {
+    while (getline(&c->line, &c->cap, c->f) >= 0) {
+        c->nf = plot_csv_fields(c->line, c->fld, CSV_MAXF);
+        if (c->nf >= 2 || (c->nf == 1 && c->fld[0][0])) return 1;
+    }
+    return 0;
+}
+
+static double csv_num(const csv_file *c, int col) {
+    if (col < 0 || col >= c->nf) return NAN;
+    char *end;
+    double v = strtod(c->fld[col], &end);
+    return end == c->fld[col] ? NAN : v;
+}
+
+/* An integer field that must be one (a step, an index): else a message
+ * naming the file and the row. */
+static int csv_int(const csv_file *c, int col, int64_t row, int64_t *out) {
+    char *end;
+    const char *s = col >= 0 && col < c->nf ? c->fld[col] : "";
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end || errno)
+        return oialr_seterr(OIALR_ERR_FORMAT, "%s: row %lld: '%s' is not an integer (column %d)", c->path,
+                            (long long)row, s, col + 1);
+    *out = v;
+    return OIALR_OK;
+}
+
+static void csv_close(csv_file *c) {
+    if (c->f) fclose(c->f);
+    free(c->line);
+    for (int i = 0; i < c->nhead; i++) free(c->head[i]);
+    memset(c, 0, sizeof *c);
+}
+
+/* --------------------------------------------------------------------------- */
+/* the tables */
+
+static int find_layer(const plot_job *j, const char *name) {
+    for (int i = 0; i < j->nlayers; i++)
+        if (!strcmp(j->layers[i].name, name)) return i;
+    return -1;
+}
+
+static int grow(void **p, int64_t *cap, int64_t need, size_t size) {
+    if (need <= *cap) return OIALR_OK;
+    int64_t c = *cap ? *cap : 64;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, (size_t)c * size);
+    if (!q) return oialr_seterr(OIALR_ERR_NOMEM, "plot: out of memory");
+    *p = q;
+    *cap = c;
+    return OIALR_OK;
+}
+
+static int read_metrics(plot_job *j) {
+    csv_file c;
+    int rc = csv_open(&c, j->csv_dir, "metrics.csv", 1);
+    int cl = csv_col(&c, "layer"), cs = csv_col(&c, "step"), cr = csv_col(&c, "rows"), cc = csv_col(&c, "cols");
+    if (!rc && (cl != 0 || cs < 0 || cr < 0 || cc < 0))
+        rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: not a metrics table of 'oialr analyze'", c.path);
+    int cv = csv_col(&c, "valid"), cst = csv_col(&c, "stability"), ce = csv_col(&c, "effective_rank");
+    int crk = csv_col(&c, "rank"), ccut = csv_col(&c, "cutoff_rank"), ct = csv_col(&c, "trainable_share");
+    int cp = csv_col(&c, "param_share"), ca = csv_col(&c, "alpha");
+    j->has_alpha = ca >= 0;
+    int64_t cap = 0, lcap = 0, row = 1, step = 0;
+    int capped = 0;
+    while (!rc && csv_next(&c)) {
+        row++;
+        if (c.nf <= cc) {
+            rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: row %lld: %d fields, expected at least %d", c.path, (long long)row,
+                              c.nf, cc + 1);
+            break;
+        }
+        if ((rc = csv_int(&c, cs, row, &step))) break;
+        int li = find_layer(j, c.fld[0]);
+        if (li < 0) {
+            if (j->nlayers == PLOT_MAX_LAYERS) {
+                if (!capped)
+                    oialr_log(OIALR_LOG_WARN, "%s: more than %d layers; the figures show the first %d", c.path,
                               PLOT_MAX_LAYERS, PLOT_MAX_LAYERS);
-                c->capped = 1;
+                capped = 1;
                 continue;
             }
-            plot_layer *l = &c->layers[c->nlayers++];
-            snprintf(l->name, sizeof l->name, "%s", fld[0]);
-            l->first = -1;
-            l->last = -1;
-            l->n = rows < cols ? rows : cols;
+            if ((rc = grow((void **)&j->layers, &lcap, j->nlayers + 1, sizeof *j->layers))) break;
+            plot_layer *l = &j->layers[j->nlayers];
+            memset(l, 0, sizeof *l);
+            snprintf(l->name, sizeof l->name, "%s", c.fld[0]);
+            snprintf(l->file, sizeof l->file, "%s", c.fld[0]);
+            for (char *p = l->file; *p; p++)
+                if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_')) *p = '_';
+            if (l->file[0] == '.') l->file[0] = '_';
+            l->rows = (int64_t)csv_num(&c, cr);
+            l->cols = (int64_t)csv_num(&c, cc);
+            l->n = l->rows < l->cols ? l->rows : l->cols;
+            l->m = l->rows < l->cols ? l->cols : l->rows;
+            l->first = l->last = -1;
+            l->switch_step = -1;
+            l->switch_s = NAN;
+            li = j->nlayers++;
         }
-        if (!valid) continue;
-        plot_layer *l = &c->layers[i];
-        if (l->first < 0 || step < l->first) l->first = step;
-        if (step > l->last) l->last = step;
+        if ((rc = grow((void **)&j->rows, &cap, j->nrows + 1, sizeof *j->rows))) break;
+        plot_mrow *r = &j->rows[j->nrows++];
+        r->layer = li;
+        r->step = step;
+        r->valid = cv < 0 || csv_num(&c, cv) != 0;
+        r->stability = csv_num(&c, cst);
+        r->effective_rank = csv_num(&c, ce);
+        r->rank = csv_num(&c, crk);
+        r->cutoff_rank = csv_num(&c, ccut);
+        r->trainable_share = csv_num(&c, ct);
+        r->param_share = csv_num(&c, cp);
+        r->alpha = csv_num(&c, ca);
+        plot_layer *l = &j->layers[li];
+        if (r->valid) {
+            if (l->first < 0 || r->step < l->first) l->first = r->step;
+            if (r->step > l->last) l->last = r->step;
+        }
     }
-    if (c->nlayers == 0) rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: no layers in the table", path);
-done:
-    fclose(f);
+    if (!rc && j->nlayers == 0) rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: no layers in the table (an empty trajectory?)", c.path);
+    csv_close(&c);
     return rc;
 }
 
-/* gnuplot string literal of a layer name (single quotes, '' escapes). */
-static void gp_quote(FILE *f, const char *s) {
+static int read_mean(plot_job *j) {
+    csv_file c;
+    int rc = csv_open(&c, j->csv_dir, "mean_stability.csv", 0);
+    if (rc == OIALR_ERR_NOTFOUND && !c.f) {
+        csv_close(&c);
+        oialr_clearerr();
+        return OIALR_OK;
+    }
+    int64_t cap = 0, cap2 = 0;
+    while (!rc && csv_next(&c)) {
+        if ((rc = grow((void **)&j->mean_step, &cap, j->nmean + 1, sizeof *j->mean_step)) ||
+            (rc = grow((void **)&j->mean_s, &cap2, j->nmean + 1, sizeof *j->mean_s)))
+            break;
+        j->mean_step[j->nmean] = (int64_t)csv_num(&c, 0);
+        j->mean_s[j->nmean++] = csv_num(&c, 1);
+    }
+    csv_close(&c);
+    return rc;
+}
+
+static int read_events(plot_job *j) {
+    csv_file c;
+    int rc = csv_open(&c, j->csv_dir, "events.csv", 0);
+    if (rc == OIALR_ERR_NOTFOUND && !c.f) {
+        csv_close(&c);
+        oialr_clearerr();
+        return OIALR_OK;
+    }
+    int64_t cap = 0;
+    while (!rc && csv_next(&c)) {
+        if (c.nf < 6) continue;
+        if ((rc = grow((void **)&j->ev, &cap, j->nev + 1, sizeof *j->ev))) break;
+        plot_event *e = &j->ev[j->nev++];
+        e->step = (int64_t)csv_num(&c, 0);
+        e->layer = find_layer(j, c.fld[1]);
+        snprintf(e->kind, sizeof e->kind, "%s", c.fld[2]);
+        e->stability = csv_num(&c, 3);
+        e->rank_before = (int32_t)csv_num(&c, 4);
+        e->rank_after = (int32_t)csv_num(&c, 5);
+        if (e->layer >= 0 && !strcmp(e->kind, "switch") && j->layers[e->layer].switch_step < 0) {
+            j->layers[e->layer].switch_step = e->step;
+            j->layers[e->layer].switch_s = e->stability;
+            j->layers[e->layer].switch_rank = e->rank_after;
+        }
+    }
+    csv_close(&c);
+    return rc;
+}
+
+/* The singular values of the selected layers. */
+static int read_spectra(plot_job *j) {
+    int any = 0;
+    for (int i = 0; i < j->nlayers; i++) any |= j->layers[i].selected;
+    if (!any) return OIALR_OK;
+    csv_file c;
+    int rc = csv_open(&c, j->csv_dir, "spectra.csv", 1);
+    int cur = -1;
+    int64_t row = 1;
+    char curname[OIALR_TRAJ_NAME_MAX] = "";
+    while (!rc && csv_next(&c)) {
+        row++;
+        if (c.nf < 4) {
+            rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: row %lld: %d fields, expected 4", c.path, (long long)row, c.nf);
+            break;
+        }
+        if (strcmp(c.fld[0], curname)) {
+            snprintf(curname, sizeof curname, "%s", c.fld[0]);
+            cur = find_layer(j, curname);
+        }
+        if (cur < 0 || !j->layers[cur].selected) continue;
+        plot_layer *l = &j->layers[cur];
+        int64_t step, idx;
+        if ((rc = csv_int(&c, 1, row, &step)) || (rc = csv_int(&c, 2, row, &idx))) break;
+        if (idx < 1 || idx > l->n) {
+            rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: row %lld: index %lld outside 1..%lld", c.path, (long long)row,
+                              (long long)idx, (long long)l->n);
+            break;
+        }
+        if (l->nspec == 0 || l->spec_step[l->nspec - 1] != step) {
+            int64_t cap = l->spec_cap;
+            if ((rc = grow((void **)&l->spec_step, &cap, l->nspec + 1, sizeof *l->spec_step))) break;
+            int64_t cap2 = l->spec_cap;
+            if ((rc = grow((void **)&l->spec, &cap2, l->nspec + 1, (size_t)l->n * sizeof *l->spec))) break;
+            l->spec_cap = cap < cap2 ? cap : cap2;
+            for (int64_t k = 0; k < l->n; k++) l->spec[l->nspec * l->n + k] = NAN;
+            l->spec_step[l->nspec++] = step;
+        }
+        l->spec[(l->nspec - 1) * l->n + idx - 1] = csv_num(&c, 3);
+    }
+    csv_close(&c);
+    return rc;
+}
+
+/* The run's metrics (every column) and each layer's stored ranks. */
+static int read_run(plot_job *j) {
+    oialr_traj *t = NULL;
+    int rc = oialr_traj_open(&t, j->run, OIALR_TRAJ_READ);
+    if (rc) return rc;
+    const oialr_traj_info *info = oialr_traj_get_info(t);
+    int64_t cap = info->nmetrics;
+    if (cap > PLOT_MAX_ROWS) {
+        oialr_traj_close(t);
+        return oialr_seterr(OIALR_ERR_OVERFLOW, "%s: %lld metrics rows; plot --run reads at most %lld", j->run,
+                            (long long)cap, (long long)PLOT_MAX_ROWS);
+    }
+    if (cap > 0 && info->ncolumns > 0) {
+        j->ncol = info->ncolumns;
+        j->col = calloc((size_t)j->ncol, sizeof *j->col);
+        j->mstep = malloc((size_t)cap * sizeof *j->mstep);
+        j->mval = malloc((size_t)cap * (size_t)j->ncol * sizeof *j->mval);
+        if (!j->col || !j->mstep || !j->mval) {
+            rc = oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory for %lld metrics rows", j->run, (long long)cap);
+            goto done;
+        }
+        if ((rc = oialr_traj_read_metric_steps(t, j->mstep, cap, &j->nm))) goto done;
+        for (int k = 0; k < j->ncol; k++) {
+            const char *name = oialr_traj_column_name(t, k);
+            if (!(j->col[k] = strdup(name ? name : "?"))) {
+                rc = oialr_seterr(OIALR_ERR_NOMEM, "out of memory");
+                goto done;
+            }
+            int64_t got = 0;
+            double *v = j->mval + (size_t)k * (size_t)cap;
+            rc = oialr_traj_read_column(t, j->col[k], v, cap, &got);
+            if (rc == OIALR_ERR_NOTFOUND) rc = OIALR_OK, got = 0; /* absent: drawn as absent */
+            if (rc) goto done;
+            for (int64_t i = got; i < cap; i++) v[i] = NAN;
+        }
+        /* the rows of every column are cap apart: compact to nm */
+        if (j->nm < cap)
+            for (int k = 1; k < j->ncol; k++)
+                memmove(j->mval + (size_t)k * (size_t)j->nm, j->mval + (size_t)k * (size_t)cap,
+                        (size_t)j->nm * sizeof *j->mval);
+    }
+    for (int i = 0; i < oialr_traj_nlayers(t); i++) {
+        const oialr_traj_layer *L = oialr_traj_layer_at(t, i);
+        int li = L ? find_layer(j, L->name) : -1;
+        if (li < 0 || L->nsnap <= 0) continue;
+        plot_layer *l = &j->layers[li];
+        l->stored_step = malloc((size_t)L->nsnap * sizeof *l->stored_step);
+        l->stored_rank = malloc((size_t)L->nsnap * sizeof *l->stored_rank);
+        if (!l->stored_step || !l->stored_rank) {
+            rc = oialr_seterr(OIALR_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        memcpy(l->stored_step, L->steps, (size_t)L->nsnap * sizeof *l->stored_step);
+        memcpy(l->stored_rank, L->ranks, (size_t)L->nsnap * sizeof *l->stored_rank);
+        l->nstored = L->nsnap;
+    }
+done:
+    oialr_traj_close(t);
+    return rc;
+}
+
+int plot_metric_col(const plot_job *j, const char *name) {
+    for (int k = 0; k < j->ncol; k++)
+        if (!strcmp(j->col[k], name)) return k;
+    return -1;
+}
+
+double plot_metric_last(const plot_job *j, const char *name, int64_t *step) {
+    int k = plot_metric_col(j, name);
+    if (step) *step = -1;
+    if (k < 0) return NAN;
+    for (int64_t i = j->nm - 1; i >= 0; i--) {
+        double v = j->mval[(size_t)k * (size_t)j->nm + (size_t)i];
+        if (isfinite(v)) {
+            if (step) *step = j->mstep[i];
+            return v;
+        }
+    }
+    return NAN;
+}
+
+/* --------------------------------------------------------------------------- */
+/* outputs and gnuplot */
+
+const char *plot_ext(const plot_job *j) { return j->svg ? "svg" : "png"; }
+
+int plot_add_output(const plot_job *j, ana_outputs *outs, const char *name, const char *ext, int *index) {
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s%s", j->out_dir, name, ext) >= sizeof path)
+        return oialr_seterr(OIALR_ERR_ARG, "%s: path too long", j->out_dir);
+    return ana_outputs_add(outs, path, index);
+}
+
+FILE *plot_open_tmp(const ana_outputs *outs, int i) {
+    FILE *f = fopen(ana_outputs_tmp(outs, i), "w");
+    if (!f) oialr_seterr(OIALR_ERR_IO, "%s: cannot write it: %s", ana_outputs_path(outs, i), strerror(errno));
+    return f;
+}
+
+int plot_close(FILE *f, const ana_outputs *outs, int i) {
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) return oialr_seterr(OIALR_ERR_IO, "%s: write error", ana_outputs_path(outs, i));
+    return OIALR_OK;
+}
+
+void plot_gp_quote(FILE *f, const char *s) {
     fputc('\'', f);
     for (; *s; s++) {
         if (*s == '\'') fputc('\'', f);
@@ -167,53 +518,28 @@ static void gp_quote(FILE *f, const char *s) {
     fputc('\'', f);
 }
 
-/* Open the script of a figure (on its temporary file); *path: the final
- * path, for messages. */
-static FILE *open_script(const plot_ctx *c, int fig, const char **path) {
-    const char *name = FIG_NAME[fig];
-    *path = ana_outputs_path(&c->outs, c->gp[fig]);
-    FILE *f = fopen(ana_outputs_tmp(&c->outs, c->gp[fig]), "w");
-    if (!f) {
-        oialr_seterr(OIALR_ERR_IO, "%s: cannot write it: %s", *path, strerror(errno));
-        return NULL;
-    }
-    fprintf(f,
-            "# %s.gp — written by 'oialr plot'; re-run with: gnuplot %s.gp\n"
-            "# (gnuplot -e \"out='other.png'\" %s.gp draws into other.png)\n"
-            "set terminal pngcairo size 1200,720 noenhanced font ',10'\n"
-            "if (!exists(\"out\")) out = '%s.png'\n"
-            "set output out\n"
-            "set datafile separator ','\n"
-            "set datafile missing 'nan'\n"
-            "set grid\n"
-            "set key outside right top Left reverse samplen 2 spacing 0.9 font ',8'\n",
-            name, name, name, name);
-    return f;
-}
-
-static int close_script(FILE *f, const char *path) {
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) return oialr_seterr(OIALR_ERR_IO, "%s: write error", path);
-    return OIALR_OK;
-}
-
-/* The layers as a gnuplot array-like word list is fragile with dots; emit
- * one plot clause per layer instead. */
-static void plot_per_layer(FILE *f, const plot_ctx *c, const char *file, const char *ycol, const char *extra) {
-    for (int i = 0; i < c->nlayers; i++) {
-        fprintf(f, "%s '%s' using (strcol(1) eq ", i ? ", \\\n     " : "plot ", file);
-        gp_quote(f, c->layers[i].name);
-        fprintf(f, " ? $2 : NaN):(%s) with lines lw 1.5 title ", ycol);
-        gp_quote(f, c->layers[i].name);
-    }
-    if (extra) fprintf(f, ", \\\n     %s", extra);
-    fputc('\n', f);
-}
-
 /* The file name of a path (the temporary files live in out_dir itself). */
 static const char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
+}
+
+void plot_script_head(FILE *f, const plot_job *j, const ana_outputs *outs, const plot_fig *fig, int width, int height) {
+    fprintf(f, "# %s.gp — written by 'oialr plot' (docs/report.md); re-run with: gnuplot %s.gp\n", fig->name,
+            fig->name);
+    fprintf(f, "# (gnuplot -e \"out='other.%s'\" %s.gp draws into other.%s)\n", plot_ext(j), fig->name, plot_ext(j));
+    fprintf(f, "# %s\n", fig->title);
+    if (j->svg)
+        fprintf(f, "set terminal svg size %d,%d noenhanced font 'sans,10' background rgb 'white'\n", width, height);
+    else
+        fprintf(f, "set terminal pngcairo size %d,%d noenhanced font 'sans,10'\n", width, height);
+    fprintf(f, "if (!exists(\"out\")) out = '%s.%s'\nset output out\n", fig->name, plot_ext(j));
+    for (int d = 0; d < PLOT_FIG_DATA; d++)
+        if (fig->data[d] >= 0)
+            fprintf(f, "if (!exists(\"%s\")) %s = '%s'\n", fig->data_var[d], fig->data_var[d],
+                    base_name(ana_outputs_path(outs, fig->data[d])));
+    if (fig->uses_events) fprintf(f, "if (!exists(\"events\")) events = 'figure-events.csv'\n");
+    fprintf(f, "set datafile separator ','\nset datafile missing 'nan'\nset grid\n");
 }
 
 /* dst = src with every `from` replaced by `to` (truncated to n). */
@@ -232,17 +558,21 @@ static void replace_all(char *dst, size_t n, const char *src, const char *from, 
 }
 
 /* Run gnuplot on a figure's temporary script inside the output directory,
- * drawing into the figure's temporary file (and reading the training table
- * from its temporary file). The temporary names are generated ones: letters,
+ * drawing into the figure's temporary file and reading its data from their
+ * temporary files. The temporary names are generated ones: letters,
  * digits and dots, safe inside the quotes below. */
-static int run_gnuplot(const plot_ctx *c, int fig) {
-    const char *script = base_name(ana_outputs_tmp(&c->outs, c->gp[fig]));
-    const char *png = base_name(ana_outputs_tmp(&c->outs, c->png[fig]));
-    char vars[1024], dir[8192], cmd[16384];
-    int n = snprintf(vars, sizeof vars, "out='%s'", png);
-    if (fig == FIG_TRAINING)
-        snprintf(vars + n, sizeof vars - (size_t)n, "; data='%s'", base_name(ana_outputs_tmp(&c->outs, c->data)));
-    replace_all(dir, sizeof dir, c->out_dir, "'", "'\\''"); /* inside '...' for sh */
+int plot_run_gnuplot(const plot_job *j, const ana_outputs *outs, const plot_fig *fig) {
+    if (plot_interrupted()) return oialr_seterr(OIALR_ERR_IO, "interrupted by signal %d", plot_interrupted());
+    const char *script = base_name(ana_outputs_tmp(outs, fig->gp));
+    char vars[2048], dir[8192], cmd[16384];
+    int n = snprintf(vars, sizeof vars, "out='%s'", base_name(ana_outputs_tmp(outs, fig->img)));
+    for (int d = 0; d < PLOT_FIG_DATA; d++)
+        if (fig->data[d] >= 0 && ana_outputs_tmp(outs, fig->data[d]))
+            n += snprintf(vars + n, sizeof vars - (size_t)n, "; %s='%s'", fig->data_var[d],
+                          base_name(ana_outputs_tmp(outs, fig->data[d])));
+    if (fig->uses_events && j->events_out >= 0)
+        snprintf(vars + n, sizeof vars - (size_t)n, "; events='%s'", base_name(ana_outputs_tmp(outs, j->events_out)));
+    replace_all(dir, sizeof dir, j->out_dir, "'", "'\\''"); /* inside '...' for sh */
     snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot -e \"%s\" '%s' 2>&1", dir, vars, script);
     FILE *p = popen(cmd, "r");
     if (!p) return oialr_seterr(OIALR_ERR_IO, "cannot run gnuplot: %s", strerror(errno));
@@ -250,273 +580,241 @@ static int run_gnuplot(const plot_ctx *c, int fig) {
     while (fgets(buf, sizeof buf, p)) {
         size_t l = strcspn(buf, "\r\n");
         buf[l] = '\0';
-        if (l && strspn(buf, " ^") != l) snprintf(last, sizeof last, "%s", buf); /* gnuplot's error comes last */
+        /* gnuplot's error comes last; its warnings are not errors */
+        if (l && strspn(buf, " ^") != l && !strstr(buf, "warning:")) snprintf(last, sizeof last, "%s", buf);
     }
     int st = pclose(p);
+    if (plot_interrupted()) return oialr_seterr(OIALR_ERR_IO, "interrupted by signal %d", plot_interrupted());
     if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
+        if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 127)
             return oialr_seterr(OIALR_ERR_NOTFOUND, "gnuplot not found: install it with 'apt-get install gnuplot-nox'");
-        char name[64], msg[1024];
-        snprintf(name, sizeof name, "%s.gp", FIG_NAME[fig]);
+        char name[128], msg[1024];
+        snprintf(name, sizeof name, "%s.gp", fig->name);
         replace_all(msg, sizeof msg, last, script, name); /* the message names the script as the user knows it */
-        return oialr_seterr(OIALR_ERR_IO, "gnuplot failed on %s: %s", ana_outputs_path(&c->outs, c->gp[fig]), msg);
+        return oialr_seterr(OIALR_ERR_IO, "gnuplot failed on %s: %s", ana_outputs_path(outs, fig->gp), msg);
     }
     return OIALR_OK;
 }
 
-static int csv_path(const plot_ctx *c, const char *file, char *out, size_t n) {
-    /* scripts run inside out_dir: give them an absolute path to the tables */
-    char dir[4096];
-    if (!realpath(c->csv_dir, dir)) return oialr_seterr(OIALR_ERR_IO, "%s: %s", c->csv_dir, strerror(errno));
-    if ((size_t)snprintf(out, n, "%s/%s", dir, file) >= n)
-        return oialr_seterr(OIALR_ERR_ARG, "%s: path too long", c->csv_dir);
+/* gnuplot on PATH, checked before anything is written: one clear line. */
+static int have_gnuplot(void) {
+    const char *path = getenv("PATH");
+    if (!path) path = "/usr/bin:/bin";
+    char buf[4096];
+    for (const char *p = path; *p;) {
+        size_t l = strcspn(p, ":");
+        if ((size_t)snprintf(buf, sizeof buf, "%.*s/gnuplot", (int)(l ? l : 1), l ? p : ".") < sizeof buf &&
+            access(buf, X_OK) == 0)
+            return 1;
+        p += l;
+        if (*p == ':') p++;
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------------------------- */
+/* the plan */
+
+static int add_fig(plot_job *j, int kind, int layer, const char *name) {
+    plot_fig *f = realloc(j->figs, (size_t)(j->nfigs + 1) * sizeof *f);
+    if (!f) return oialr_seterr(OIALR_ERR_NOMEM, "out of memory");
+    j->figs = f;
+    plot_fig *g = &j->figs[j->nfigs++];
+    memset(g, 0, sizeof *g);
+    g->kind = kind;
+    g->layer = layer;
+    snprintf(g->name, sizeof g->name, "%s", name);
+    g->gp = g->img = -1;
+    for (int d = 0; d < PLOT_FIG_DATA; d++) g->data[d] = -1;
     return OIALR_OK;
 }
 
-static int fig_stability(plot_ctx *c) {
-    char metrics[4096], mean[4096];
-    const char *path;
-    int rc;
-    if ((rc = csv_path(c, "metrics.csv", metrics, sizeof metrics)) || (rc = csv_path(c, "mean_stability.csv", mean, sizeof mean)))
-        return rc;
-    FILE *f = open_script(c, FIG_STABILITY, &path);
-    if (!f) return OIALR_ERR_IO;
-    fprintf(f,
-            "set title 'Basis stability S = tr(Q_a^T Q_b)/n of each layer (Q = U V^T), threshold %g'\n"
-            "set xlabel 'training step'\nset ylabel 'stability S'\n"
-            "set yrange [*:1.01]\n",
-            c->tau);
-    char extra[16384], events[4096];
-    int k = snprintf(extra, sizeof extra,
-                     "'%s' using 1:2 skip 1 with lines lw 3 dt 1 lc rgb 'black' title 'mean', \\\n     %g with lines lw 1 "
-                     "dt 2 lc rgb 'red' title 'tau = %g'",
-                     mean, c->tau, c->tau);
-    /* where each layer switched to low rank (events.csv from analyze): a
-     * point at the stability the controller measured then, named */
-    if (!csv_path(c, "events.csv", events, sizeof events) && access(events, R_OK) == 0 && k > 0 &&
-        (size_t)k < sizeof extra)
-        snprintf(extra + k, sizeof extra - (size_t)k,
-                 ", \\\n     '%s' using 1:(strcol(3) eq 'switch' ? $4 : NaN):2 skip 1 with labels point pt 7 ps 1.2 "
-                 "lc rgb 'red' offset char 0,0.8 font ',8' tc rgb 'red' title 'switch to low rank (S at the check)'",
-                 events);
-    plot_per_layer(f, c, metrics, "$7", extra);
-    if ((rc = close_script(f, path)) || (rc = run_gnuplot(c, FIG_STABILITY))) return rc;
-    c->drawn[FIG_STABILITY] = 1;
-    return OIALR_OK;
+static void select_layers(plot_job *j) {
+    if (j->layers_glob) {
+        for (int i = 0; i < j->nlayers; i++) j->layers[i].selected = oialr_glob_match(j->layers_glob, j->layers[i].name);
+        return;
+    }
+    if (j->nlayers <= PLOT_DEFAULT_LAYERS) {
+        for (int i = 0; i < j->nlayers; i++) j->layers[i].selected = 1;
+        return;
+    }
+    for (int k = 0; k < PLOT_DEFAULT_LAYERS; k++)
+        j->layers[(int)((double)k * (j->nlayers - 1) / (PLOT_DEFAULT_LAYERS - 1) + 0.5)].selected = 1;
 }
 
-static int fig_ranks(plot_ctx *c) {
-    char metrics[4096];
-    const char *path;
+int plot_job_read(plot_job *j) {
     int rc;
-    if ((rc = csv_path(c, "metrics.csv", metrics, sizeof metrics))) return rc;
-    FILE *f = open_script(c, FIG_RANKS, &path);
-    if (!f) return OIALR_ERR_IO;
-    fprintf(f, "set multiplot layout 2,1 title 'Rank metrics of each layer, as a fraction of n = min(rows, cols)'\n"
-               "set ylabel 'effective rank / n'\nset yrange [0:1.02]\nunset xlabel\n");
-    plot_per_layer(f, c, metrics, "$12/($4<$5?$4:$5)", NULL);
-    fprintf(f, "set ylabel 'cutoff rank r_beta / n'\nset xlabel 'training step'\nset key off\n");
-    plot_per_layer(f, c, metrics, "$14/($4<$5?$4:$5)", NULL);
-    fprintf(f, "unset multiplot\n");
-    if ((rc = close_script(f, path)) || (rc = run_gnuplot(c, FIG_RANKS))) return rc;
-    c->drawn[FIG_RANKS] = 1;
-    return OIALR_OK;
+    if ((rc = read_metrics(j)) || (rc = read_mean(j)) || (rc = read_events(j))) return rc;
+    return j->run ? read_run(j) : OIALR_OK;
 }
 
-static int fig_spectra(plot_ctx *c) {
-    char spectra[4096];
-    const char *path;
+int plot_have_gnuplot(void) {
+    if (have_gnuplot()) return OIALR_OK;
+    return oialr_seterr(OIALR_ERR_NOTFOUND, "gnuplot not found on PATH: install it with 'apt-get install gnuplot-nox'");
+}
+
+int plot_job_plan(plot_job *j, ana_outputs *outs) {
     int rc;
-    if ((rc = csv_path(c, "spectra.csv", spectra, sizeof spectra))) return rc;
-    FILE *f = open_script(c, FIG_SPECTRA, &path);
-    if (!f) return OIALR_ERR_IO;
-    fprintf(f,
-            "set title 'Singular values sigma_i / sigma_1 of each layer: first snapshot (dashed), last (solid)'\n"
-            "set xlabel 'i / n'\nset ylabel 'sigma_i / sigma_1'\nset logscale y\nset xrange [0:1]\n");
-    /* sigma_1 is the first row of each (layer, step) block: keep it in a variable */
-    fprintf(f, "s1 = 1.0\n");
-    int k = 0;
-    for (int i = 0; i < c->nlayers; i++) {
-        const plot_layer *l = &c->layers[i];
-        if (l->last < 0) continue;
-        for (int pass = 0; pass < 2; pass++) {
-            int64_t step = pass == 0 ? l->first : l->last;
-            fprintf(f, "%s '%s' using (strcol(1) eq ", k++ ? ", \\\n     " : "plot ", spectra);
-            gp_quote(f, l->name);
-            fprintf(f,
-                    " && $2 == %lld ? ($3 == 1 ? (s1 = $4, $3/%lld.0) : $3/%lld.0) : NaN):($4/s1) with lines lw 1.5 "
-                    "dt %d lc %d ",
-                    (long long)step, (long long)l->n, (long long)l->n, pass == 0 ? 2 : 1, i + 1);
-            if (pass == 1) {
-                fprintf(f, "title ");
-                gp_quote(f, l->name);
-            } else {
-                fprintf(f, "notitle");
-            }
+    j->events_out = -1;
+    if ((rc = plot_have_gnuplot())) return rc;
+    if (!outs->dir && (rc = ana_outputs_dir(outs, j->out_dir))) return rc; /* a report set its own */
+    if ((rc = plot_job_read(j))) return rc;
+    select_layers(j);
+    int nsel = 0;
+    for (int i = 0; i < j->nlayers; i++) nsel += j->layers[i].selected;
+    if (j->layers_glob && nsel == 0) {
+        char names[1024] = "";
+        size_t k = 0;
+        for (int i = 0; i < j->nlayers && k + 80 < sizeof names; i++)
+            k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", i ? ", " : "", j->layers[i].name);
+        return oialr_seterr(OIALR_ERR_NOTFOUND, "--layers '%s' matches no layer of %s/metrics.csv (layers: %s)",
+                            j->layers_glob, j->csv_dir, names);
+    }
+    if ((rc = read_spectra(j))) return rc;
+    char name[160];
+    if ((rc = add_fig(j, FIG_STABILITY, -1, "stability")) || (rc = add_fig(j, FIG_HEATMAP, -1, "heatmap"))) return rc;
+    for (int i = 0; i < j->nlayers; i++) {
+        if (!j->layers[i].selected) continue;
+        snprintf(name, sizeof name, "spectrum-%s", j->layers[i].file);
+        if ((rc = add_fig(j, FIG_SPECTRUM, i, name))) return rc;
+    }
+    for (int i = 0; i < j->nlayers; i++) {
+        if (!j->layers[i].selected) continue;
+        snprintf(name, sizeof name, "evolution-%s", j->layers[i].file);
+        if ((rc = add_fig(j, FIG_EVOLUTION, i, name))) return rc;
+    }
+    if ((rc = add_fig(j, FIG_RANKS, -1, "ranks"))) return rc;
+    if (j->run && (rc = add_fig(j, FIG_TRAINING, -1, "training"))) return rc;
+    char ext[8];
+    snprintf(ext, sizeof ext, ".%s", plot_ext(j));
+    for (int f = 0; f < j->nfigs; f++) {
+        plot_fig *g = &j->figs[f];
+        g->data_var[0] = "data";
+        g->data_var[1] = "data2";
+        g->uses_events = g->kind == FIG_STABILITY || g->kind == FIG_HEATMAP || g->kind == FIG_RANKS ||
+                         g->kind == FIG_EVOLUTION;
+        if ((rc = plot_add_output(j, outs, g->name, ".gp", &g->gp)) ||
+            (rc = plot_add_output(j, outs, g->name, ext, &g->img)) ||
+            (rc = plot_add_output(j, outs, g->name, ".csv", &g->data[0])))
+            return rc;
+        if (g->kind == FIG_EVOLUTION || g->kind == FIG_RANKS) {
+            snprintf(name, sizeof name, "%s-%s", g->name, g->kind == FIG_RANKS ? "trainable" : "ranks");
+            if ((rc = plot_add_output(j, outs, name, ".csv", &g->data[1]))) return rc;
         }
     }
-    fputc('\n', f);
-    if ((rc = close_script(f, path))) return rc;
-    if (k == 0) { /* no valid snapshot at all: no figure, and an old one is left alone */
-        ana_outputs_drop(&c->outs, c->png[FIG_SPECTRA]);
-        return OIALR_OK;
-    }
-    if ((rc = run_gnuplot(c, FIG_SPECTRA))) return rc;
-    c->drawn[FIG_SPECTRA] = 1;
-    return OIALR_OK;
+    return plot_add_output(j, outs, "figure-events", ".csv", &j->events_out);
 }
 
-/* Training curves: write the trajectory's metrics as a CSV, then plot. */
-static int fig_training(plot_ctx *c) {
-    oialr_traj *t = NULL;
-    int rc = oialr_traj_open(&t, c->run, OIALR_TRAJ_READ);
-    if (rc) return rc;
-    static const char *const cols[] = {"epoch", "loss", "train_acc", "val_acc", "test_acc", "lr"};
-    enum { NC = 6 };
-    int64_t n = 0, cap = oialr_traj_get_info(t)->nmetrics;
-    if (cap <= 0) {
-        oialr_traj_close(t);
-        return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no training metrics recorded", c->run);
+/* figure-events.csv (not events.csv: plot may write into the tables'
+ * directory): the trajectory's events with the layer's index (its colour
+ * in the figures) and n (to draw ranks as r / n). */
+static int write_events(plot_job *j, ana_outputs *outs) {
+    FILE *f = plot_open_tmp(outs, j->events_out);
+    if (!f) return OIALR_ERR_IO;
+    fprintf(f, "layer_index,layer,step,kind,stability,rank_before,rank_after,n\n");
+    for (int64_t i = 0; i < j->nev; i++) {
+        const plot_event *e = &j->ev[i];
+        if (e->layer < 0) continue;
+        fprintf(f, "%d,", e->layer + 1);
+        plot_csv_name(f, j->layers[e->layer].name);
+        fprintf(f, ",%lld,%s,%.9g,%d,%d,%lld\n", (long long)e->step, e->kind, e->stability, e->rank_before,
+                e->rank_after, (long long)j->layers[e->layer].n);
     }
-    if (cap > PLOT_MAX_ROWS) {
-        oialr_traj_close(t);
-        return oialr_seterr(OIALR_ERR_OVERFLOW, "%s: %lld metrics rows; plot --run reads at most %lld", c->run,
-                            (long long)cap, (long long)PLOT_MAX_ROWS);
-    }
-    int64_t *steps = malloc((size_t)cap * sizeof *steps);
-    double *v = calloc((size_t)cap * NC, sizeof *v);
-    if (!steps || !v) {
-        rc = oialr_seterr(OIALR_ERR_NOMEM, "%s: out of memory for %lld metrics rows", c->run, (long long)cap);
-        goto done;
-    }
-    if ((rc = oialr_traj_read_metric_steps(t, steps, cap, &n))) goto done;
-    for (int j = 0; j < NC; j++) {
-        int64_t got = 0;
-        double *col = v + (size_t)j * cap;
-        rc = oialr_traj_read_column(t, cols[j], col, cap, &got);
-        if (rc == OIALR_ERR_NOTFOUND) { /* not recorded by this writer: plotted as missing */
-            for (int64_t i = 0; i < cap; i++) col[i] = NAN;
-            rc = OIALR_OK;
-        } else if (rc) {
-            goto done; /* unreadable: the message names the file and the column */
+    return plot_close(f, outs, j->events_out);
+}
+
+int plot_job_draw(plot_job *j, ana_outputs *outs) {
+    int rc = write_events(j, outs);
+    for (int f = 0; !rc && f < j->nfigs; f++) {
+        if (plot_interrupted()) return oialr_seterr(OIALR_ERR_IO, "interrupted by signal %d", plot_interrupted());
+        rc = fig_draw(j, outs, &j->figs[f]);
+        if (!rc && !j->figs[f].drawn) { /* nothing to draw: no figure, and an old one is left alone */
+            ana_outputs_drop(outs, j->figs[f].img);
+            ana_outputs_drop(outs, j->figs[f].gp);
+            for (int d = 0; d < PLOT_FIG_DATA; d++)
+                if (j->figs[f].data[d] >= 0) ana_outputs_drop(outs, j->figs[f].data[d]);
         }
     }
-    const char *path = ana_outputs_path(&c->outs, c->data);
-    FILE *f = fopen(ana_outputs_tmp(&c->outs, c->data), "w");
-    if (!f) {
-        rc = oialr_seterr(OIALR_ERR_IO, "%s: cannot write it: %s", path, strerror(errno));
-        goto done;
-    }
-    fprintf(f, "step,epoch,loss,train_acc,val_acc,test_acc,lr\n");
-    for (int64_t i = 0; i < n; i++) {
-        fprintf(f, "%lld", (long long)steps[i]);
-        for (int j = 0; j < NC; j++) {
-            double x = v[(size_t)j * cap + i];
-            /* validation/test values are carried between evaluations: keep
-             * only the row where a new evaluation appears */
-            if ((j == 3 || j == 4) && i > 0 && x == v[(size_t)j * cap + i - 1]) x = NAN;
-            fprintf(f, ",%.9g", x);
-        }
-        fputc('\n', f);
-    }
-    if ((rc = close_script(f, path))) goto done;
-    f = open_script(c, FIG_TRAINING, &path);
-    if (!f) {
-        rc = OIALR_ERR_IO;
-        goto done;
-    }
-    /* the table by a variable too: this command reads its temporary file */
-    fprintf(f,
-            "if (!exists(\"data\")) data = 'training.csv'\n"
-            "set multiplot layout 1,2 title 'Training curves'\n"
-            "set xlabel 'training step'\nset ylabel 'training loss'\nset logscale y\n"
-            "plot data using 1:3 skip 1 with lines lw 1.5 title 'loss'\n"
-            "unset logscale y\nset ylabel 'accuracy'\nset yrange [*:1]\nset key inside right bottom\n"
-            "plot data using 1:4 skip 1 with lines lw 1.5 title 'train (running, epoch)', \\\n"
-            "     '' using 1:5 skip 1 with points pt 7 ps 1.2 title 'validation', \\\n"
-            "     '' using 1:6 skip 1 with points pt 5 ps 1.2 title 'test'\n"
-            "unset multiplot\n");
-    if ((rc = close_script(f, path)) || (rc = run_gnuplot(c, FIG_TRAINING))) goto done;
-    c->drawn[FIG_TRAINING] = 1;
-done:
-    free(steps);
-    free(v);
-    oialr_traj_close(t);
     return rc;
 }
 
-static int add_output(plot_ctx *c, const char *name, const char *ext, int *index) {
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s%s", c->out_dir, name, ext) >= sizeof path)
-        return oialr_seterr(OIALR_ERR_ARG, "%s: path too long", c->out_dir);
-    return ana_outputs_add(&c->outs, path, index);
+void plot_job_free(plot_job *j) {
+    for (int i = 0; i < j->nlayers; i++) {
+        plot_layer *l = &j->layers[i];
+        free(l->stored_step), free(l->stored_rank), free(l->spec_step), free(l->spec);
+    }
+    free(j->layers), free(j->rows), free(j->mean_step), free(j->mean_s), free(j->ev);
+    for (int k = 0; k < j->ncol; k++) free(j->col[k]);
+    free(j->col), free(j->mstep), free(j->mval), free(j->figs);
+    j->layers = NULL, j->rows = NULL, j->mean_step = NULL, j->mean_s = NULL, j->ev = NULL, j->col = NULL;
+    j->mstep = NULL, j->mval = NULL, j->figs = NULL;
+    j->nlayers = j->nfigs = j->ncol = 0;
 }
 
-/* Every output of the run, checked now (nothing is touched): the scripts
- * and figures, and training.csv with --run. */
-static int plan_outputs(plot_ctx *c) {
-    c->data = -1;
-    for (int fig = 0; fig < NFIG; fig++) c->gp[fig] = c->png[fig] = -1;
-    int rc = ana_outputs_dir(&c->outs, c->out_dir);
-    if (rc) return rc;
-    for (int fig = 0; fig < NFIG; fig++) {
-        if (fig == FIG_TRAINING && !c->run) continue;
-        if ((rc = add_output(c, FIG_NAME[fig], ".gp", &c->gp[fig])) ||
-            (rc = add_output(c, FIG_NAME[fig], ".png", &c->png[fig])))
-            return rc;
-    }
-    return c->run ? add_output(c, "training", ".csv", &c->data) : OIALR_OK;
-}
+/* --------------------------------------------------------------------------- */
+/* the command */
 
 int oialr_cmd_plot(int argc, char **argv) {
-    plot_ctx c = {.tau = 0.99};
+    plot_job j = {.tau = 0.99, .beta = 0.15};
+    int force = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             plot_usage(stdout);
             return 0;
         } else if (!strcmp(a, "-f") || !strcmp(a, "--force")) {
-            c.force = 1;
-        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--run") || !strcmp(a, "--tau"))) {
+            force = 1;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--run") || !strcmp(a, "--tau") ||
+                   !strcmp(a, "--beta") || !strcmp(a, "--format") || !strcmp(a, "--layers") || !strcmp(a, "--steps")) {
             const char *v = cli_value("plot", argc, argv, &i);
             if (!v) return 2;
-            if (!strcmp(a, "--run")) c.run = v;
+            if (!strcmp(a, "--run")) j.run = v;
             else if (!strcmp(a, "--tau")) {
-                if (cli_float("plot", a, v, -1.0, 1.0, &c.tau)) return 2;
-            } else c.out_dir = v;
+                if (cli_float("plot", a, v, -1.0, 1.0, &j.tau)) return 2;
+            } else if (!strcmp(a, "--beta")) {
+                if (cli_float("plot", a, v, 0.0, 1.0, &j.beta)) return 2;
+            } else if (!strcmp(a, "--format")) {
+                static const char *const fmts[] = {"png", "svg", NULL};
+                if (cli_choice("plot", a, v, fmts, &j.svg)) return 2;
+            } else if (!strcmp(a, "--layers")) j.layers_glob = v;
+            else if (!strcmp(a, "--steps")) j.steps = v;
+            else j.out_dir = v;
         } else if (a[0] == '-') {
             fprintf(stderr, "oialr plot: unknown option '%s' (try 'oialr plot --help')\n", a);
             return 2;
-        } else if (!c.csv_dir) {
-            c.csv_dir = a;
+        } else if (!j.csv_dir) {
+            j.csv_dir = a;
         } else {
-            fprintf(stderr, "oialr plot: one table directory only (got '%s' and '%s')\n", c.csv_dir, a);
+            fprintf(stderr, "oialr plot: one table directory only (got '%s' and '%s')\n", j.csv_dir, a);
             return 2;
         }
     }
-    if (!c.csv_dir) {
+    if (!j.csv_dir) {
         plot_usage(stderr);
         return 2;
     }
-    if (!c.out_dir) c.out_dir = c.csv_dir;
-    ana_outputs_init(&c.outs, c.force);
-    int rc = plan_outputs(&c);
-    if (!rc) rc = read_layers(&c);
-    if (!rc) rc = ana_outputs_begin(&c.outs); /* creates out_dir if missing */
-    if (!rc) rc = fig_stability(&c);
-    if (!rc) rc = fig_ranks(&c);
-    if (!rc) rc = fig_spectra(&c);
-    if (!rc && c.run) rc = fig_training(&c);
+    if (!j.out_dir) j.out_dir = j.csv_dir;
+    ana_outputs outs;
+    ana_outputs_init(&outs, force);
+    plot_signals_catch();
+    int rc = plot_job_plan(&j, &outs);
+    if (!rc) rc = ana_outputs_begin(&outs); /* creates out_dir if missing */
+    if (!rc) rc = plot_job_draw(&j, &outs);
     /* every figure is drawn: only now replace the old files */
-    if (!rc) rc = ana_outputs_commit(&c.outs);
-    ana_outputs_close(&c.outs); /* after a failure: removes the temporary files, nothing else */
+    if (!rc && plot_interrupted()) rc = oialr_seterr(OIALR_ERR_IO, "interrupted by signal %d", plot_interrupted());
+    if (!rc) rc = ana_outputs_commit(&outs);
+    ana_outputs_close(&outs); /* after a failure: removes the temporary files, nothing else */
+    int sig = plot_interrupted();
+    plot_signals_restore();
     if (rc) {
         fprintf(stderr, "oialr plot: %s\n", oialr_errmsg()[0] ? oialr_errmsg() : oialr_strerror(rc));
-        return 1;
+        plot_job_free(&j);
+        return sig ? 128 + sig : 1;
     }
-    printf("figures:");
-    for (int fig = 0; fig < NFIG; fig++)
-        if (c.drawn[fig]) printf(" %s/%s.png", c.out_dir, FIG_NAME[fig]);
+    printf("figures in %s:", j.out_dir);
+    for (int f = 0; f < j.nfigs; f++)
+        if (j.figs[f].drawn) printf(" %s.%s", j.figs[f].name, plot_ext(&j));
     printf("\n");
+    plot_job_free(&j);
     return 0;
 }

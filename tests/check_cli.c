@@ -59,7 +59,8 @@ static int lines(const char *s) {
 }
 
 START_TEST(help_everywhere) {
-    static const char *const cmds[] = {"--help", "train --help", "analyze --help", "plot --help"};
+    static const char *const cmds[] = {"--help", "train --help", "analyze --help", "plot --help", "report --help",
+                                       "compare --help"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         ck_assert_msg(run(cmds[i]) == 0, "oialr %s: exit != 0", cmds[i]);
         ck_assert_msg(strstr(out, "usage: oialr") != NULL, "oialr %s: no usage line:\n%s", cmds[i], out);
@@ -152,7 +153,9 @@ START_TEST(train_record_analyze_plot) {
     ck_assert_msg(rc == 0, "plot failed:\n%s", out);
     ck_assert(is_png("figures/stability.png"));
     ck_assert(is_png("figures/ranks.png"));
-    ck_assert(is_png("figures/spectra.png"));
+    ck_assert(is_png("figures/heatmap.png"));
+    ck_assert(is_png("figures/spectrum-fc1.weight.png"));
+    ck_assert(is_png("figures/evolution-fc2.weight.png"));
     ck_assert(is_png("figures/training.png"));
     char gp[512];
     snprintf(gp, sizeof gp, "%s/figures/stability.gp", dir);

@@ -29,7 +29,7 @@ echo "== 4/5 the same training with OIALR: each layer switches to U Sigma V^T on
     --opt sgd --lr 0.05 --momentum 0.9 --sched cosine --seed 0 --threads "$threads" \
     --oialr auto --record "$out/oialr.h5" --every 215 --force
 echo
-echo "== 5/5 analyse and plot the OIALR run: the red points mark each layer's switch"
+echo "== 5/5 analyse and plot the OIALR run: the dots on stability.png mark each layer's switch"
 "$oialr" analyze "$out/oialr.h5" --csv "$out/oialr-tables" --force -q
 "$oialr" plot "$out/oialr-tables" -o "$out/oialr-figures" --run "$out/oialr.h5" --force
 echo
@@ -37,7 +37,16 @@ echo "results are in $out/:"
 echo "  run.h5          the trajectory (h5dump -H $out/run.h5; docs/format.md)"
 echo "  analysis.h5     per-layer metrics (docs/analyze.md)"
 echo "  tables/         metrics.csv, spectra.csv, mean_stability.csv, events.csv, replay.csv"
-echo "  figures/        stability.png, ranks.png, spectra.png, training.png (+ .gp scripts)"
+echo "  figures/        stability, heatmap, spectrum-*, evolution-*, ranks, training .png (+ .gp scripts, .csv data)"
 echo "  oialr.h5        the OIALR run: its switches, rotations and cuts in /events (docs/lowrank.md);"
 echo "                  low-rank layers stored as factors (docs/format.md)"
 echo "  oialr-figures/  its figures: stability.png marks where each layer switched"
+echo
+echo "== report: one page on the run, the OIALR run beside it"
+# it reuses the analysis of step 2 (same run, tau, beta and policy) and
+# redraws figures/ with the trajectory's ranks and curves
+"$oialr" report "$out/run.h5" -o "$out" --compare "$out/oialr.h5" --labels full-rank,oialr-auto \
+    --policy stability:0.99 --force
+echo
+echo "open this page in a browser (it fetches nothing; images beside it):"
+echo "  $out/index.html"

@@ -4,7 +4,8 @@
 # Quiet and quick when everything is there. Used by `make demo|check|bench`.
 #   OIALR_DEPS_EXTRA="python3-torch"  adds packages (make bench does this;
 #   make valgrind adds valgrind; make check and check-plain add
-#   python3-torch for tests/check_python; python3-pandas is optional)
+#   python3-torch (tests/check_python) and chromium (tests/check_report);
+#   python3-pandas is optional)
 set -u
 PYTHON=${PYTHON:-/usr/bin/python3}
 missing=""
@@ -35,6 +36,7 @@ for extra in ${OIALR_DEPS_EXTRA:-}; do
     case "$extra" in
     python3-torch) "$PYTHON" -c 'import torch' >/dev/null 2>&1 || need python3-torch ;;
     valgrind) command -v valgrind >/dev/null 2>&1 || need valgrind ;;
+    chromium) command -v chromium >/dev/null 2>&1 || need chromium ;;
     *) dpkg -s "$extra" >/dev/null 2>&1 || need "$extra" ;;
     esac
 done

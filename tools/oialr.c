@@ -3,7 +3,9 @@
  */
 #include "analyze.h"
 #include "cli.h"
+#include "compare.h"
 #include "plot.h"
+#include "report.h"
 #include "oialr/base.h"
 
 #include <signal.h>
@@ -18,6 +20,8 @@ static const struct {
     {"train", cmd_train, "train a model (MLP, CNN, ViT) on Fashion-MNIST, MNIST or CIFAR-10"},
     {"analyze", oialr_cmd_analyze, "per-layer basis stability, spectra and ranks of a recorded trajectory"},
     {"plot", oialr_cmd_plot, "gnuplot figures of an analysis (stability, ranks, spectra, training curves)"},
+    {"report", oialr_cmd_report, "one static HTML page on a run: configuration, layers, every figure"},
+    {"compare", oialr_cmd_compare, "several runs side by side: curves on shared axes and a table"},
 };
 
 static void usage(FILE *f) {
