@@ -165,7 +165,10 @@ int h5u_attr_get_str(hid_t loc, const char *name, char **out) {
         H5free_memory(s);
     } else {
         size_t sz = H5Tget_size(ft);
-        if ((mt = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mt, sz + 1) < 0) goto done;
+        /* the file's character set: HDF5 converts no string between ASCII and UTF-8 */
+        H5T_cset_t cs = H5Tget_cset(ft);
+        if (cs < 0 || (mt = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mt, sz + 1) < 0 || H5Tset_cset(mt, cs) < 0)
+            goto done;
         char *s = calloc(1, sz + 1);
         if (!s) goto done;
         if (H5Aread(a, mt, s) < 0) {
