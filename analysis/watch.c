@@ -487,8 +487,10 @@ static int draw(watch *w, const char *note) {
         if (L->nsnap && L->steps[L->nsnap - 1] > maxstep) maxstep = L->steps[L->nsnap - 1];
     }
     double step = isfinite(m.last_step) && m.last_step > (double)maxstep ? m.last_step : (double)maxstep;
-    /* two header lines, the plots, and the line the cursor rests on */
-    if (!rc) rc = write_script(w, cols, rows - 3, step, nloss, nacc, nstab);
+    /* two header lines, the plots, and two lines below them: the cursor
+     * rests on the first, so a last message and the shell prompt do not
+     * scroll the header away */
+    if (!rc) rc = write_script(w, cols, rows - 4, step, nloss, nacc, nstab);
     char gperr[512] = "";
     int gprc = rc ? rc : run_gnuplot(w, gperr, sizeof gperr);
     /* gnuplot failing on this frame's data is shown in the frame; the
@@ -527,17 +529,17 @@ static int draw(watch *w, const char *note) {
     int used = 0;
     h1[cols < (int)sizeof h1 ? cols : (int)sizeof h1 - 1] = '\0'; /* one screen line each */
     h2[cols < (int)sizeof h2 ? cols : (int)sizeof h2 - 1] = '\0';
-    put_lines(w, h1, rows - 1, &used);
-    put_lines(w, h2, rows - 1, &used);
+    put_lines(w, h1, rows - 2, &used);
+    put_lines(w, h2, rows - 2, &used);
     if (gprc) {
         char msg[600];
         snprintf(msg, sizeof msg, "gnuplot failed: %s", gperr[0] ? gperr : "(no message)");
-        put_lines(w, msg, rows - 1, &used);
+        put_lines(w, msg, rows - 2, &used);
     } else {
         const char *s = w->frame;
         while (*s == '\f') s++;
         if (*s == '\n') s++; /* the dumb terminal's first line is empty */
-        put_lines(w, s, rows - 1, &used);
+        put_lines(w, s, rows - 2, &used);
     }
     if (w->tty) fputs("\033[J", stdout);
     else fputc('\n', stdout);
