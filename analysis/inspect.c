@@ -289,8 +289,12 @@ static void print_text(oialr_traj *t, const facts *f) {
     if (f->nl && same) printf(", %lld snapshot%s each", (long long)snaps, snaps == 1 ? "" : "s");
     printf("%s\n", anyfac ? "; OIALR layers may be stored as factors U S V^T" : "");
     if (f->nl) {
-        printf("  %-22s %-8s %-12s %-10s %5s %-18s %-10s %s\n", "layer", "kind", "shape", "matrix", "snaps",
-               "steps /every", "rank", anyfac ? "stored" : "");
+        if (anyfac)
+            printf("  %-22s %-8s %-12s %-10s %5s %-18s %-10s stored\n", "layer", "kind", "shape", "matrix", "snaps",
+                   "steps /every", "rank");
+        else
+            printf("  %-22s %-8s %-12s %-10s %5s %-18s rank\n", "layer", "kind", "shape", "matrix", "snaps",
+                   "steps /every");
         for (int i = 0; i < f->nl; i++) {
             const layer_facts *l = &f->lf[i];
             const oialr_traj_layer *L = l->L;
@@ -301,8 +305,9 @@ static void print_text(oialr_traj *t, const facts *f) {
             if (L->nsnap == 0) snprintf(rank, sizeof rank, "-");
             else if (l->rank_last == l->n && l->rank_min == l->n) snprintf(rank, sizeof rank, "full");
             else snprintf(rank, sizeof rank, "%d/%lld", (int)l->rank_last, (long long)l->n);
-            printf("  %-22s %-8s %-12s %-10s %5lld %-18s %-10s", L->name, L->kind, shape, mat, (long long)L->nsnap,
-                   steps, rank);
+            int more = anyfac || l->switch_step >= 0; /* columns follow the rank: pad it */
+            printf("  %-22s %-8s %-12s %-10s %5lld %-18s %-*s", L->name, L->kind, shape, mat, (long long)L->nsnap,
+                   steps, more ? 10 : 0, rank);
             if (L->factor_capacity > 0) {
                 if (l->factored) printf(" %lld factored from step %lld (%d bas%s)", (long long)l->factored,
                                         (long long)l->first_factored, l->nbases, l->nbases == 1 ? "is" : "es");

@@ -280,10 +280,12 @@ static int cmp_pair(const void *a, const void *b) {
  * validation value only where a new evaluation appears) and stab.dat
  * (block 0: step mean min over the layers; block 1+i: layer i). Returns
  * how many points each plot has. */
-static int write_data(watch *w, const wmetrics *m, int64_t *nloss, int64_t *nacc, int64_t *nstab, double *mean_last) {
+static int write_data(watch *w, const wmetrics *m, int64_t *nloss, int64_t *nacc, int64_t *nstab, double *mean_last,
+                      double *smin) {
     char p[320];
     *nloss = *nacc = *nstab = 0;
     *mean_last = NAN;
+    *smin = 1;
     snprintf(p, sizeof p, "%s/metrics.dat", w->dir);
     FILE *f = fopen(p, "w");
     if (!f) return oialr_seterr(OIALR_ERR_IO, "%s: %s", p, strerror(errno));
@@ -316,6 +318,7 @@ static int write_data(watch *w, const wmetrics *m, int64_t *nloss, int64_t *nacc
             if (all[b].s < mn) mn = all[b].s;
         }
         *mean_last = sum / (double)(b - a);
+        if (mn < *smin) *smin = mn; /* the lowest curve drawn: the minimum or a layer */
         fprintf(f, "%lld %.9g %.9g\n", (long long)all[a].step, *mean_last, mn);
         a = b;
     }
@@ -352,15 +355,22 @@ static void placeholder(FILE *f, const char *title, const char *why) {
 
 /* A tic spacing of 1, 2 or 5 times a power of ten giving at most n tics
  * over [0, range]: gnuplot's own choice crowds the text terminal. */
-static double tic_step(double range, int n) {
-    if (!(range > 0) || n < 1) return 1;
+static double nice_step(double range, int n) {
+    if (!(range > 0)) return 1;
+    if (n < 1) n = 1;
     double raw = range / n, p = pow(10, floor(log10(raw)));
     double m = raw / p;
-    double step = (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
-    return step < 1 ? 1 : step;
+    return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
 }
 
-static int write_script(watch *w, int cols, int rows, double maxstep, int64_t nloss, int64_t nacc, int64_t nstab) {
+/* steps are integers */
+static double tic_step(double range, int n) {
+    double s = nice_step(range, n);
+    return s < 1 ? 1 : s;
+}
+
+static int write_script(watch *w, int cols, int rows, double maxstep, int64_t nloss, int64_t nacc, int64_t nstab,
+                        double smin) {
     char p[320];
     snprintf(p, sizeof p, "%s/frame.gp", w->dir);
     FILE *f = fopen(p, "w");
@@ -384,9 +394,14 @@ static int write_script(watch *w, int cols, int rows, double maxstep, int64_t nl
     if (nstab) {
         fprintf(f, "set title 'basis stability S = tr(Q_a^T Q_b)/n, lag %d snapshot%s'\nset key outside right top\n",
                 w->lag, w->lag == 1 ? "" : "s");
-        /* S near 1 must not sit on the frame; the mean is drawn last, on top */
-        fprintf(f, "set offsets 0, 0, 0.04, 0\n"
-                   "plot 0.99 with lines dt 2 title 'tau 0.99'");
+        /* S <= 1: the range ends just above 1, so S near 1 is not drawn on
+         * the frame, and holds tau; tics at most every other line */
+        double lo = smin < 0.99 ? smin : 0.99, span = 1 - lo;
+        if (span < 0.01) span = 0.01;
+        double pad = span * 0.08, step = nice_step(span + 2 * pad, (rows / 2 - 4) / 2);
+        fprintf(f, "set yrange [%.9g:%.9g]\nset ytics %.9g\n"
+                   "plot 0.99 with lines dt 2 title 'tau 0.99'",
+                lo - pad, 1 + pad, step);
         if (w->nl <= WATCH_MAX_LINES) {
             for (int i = 0; i < w->nl; i++) {
                 fprintf(f, ", 'stab.dat' index %d using 1:2 with lines title ", i + 1);
@@ -473,13 +488,13 @@ static void put_lines(const watch *w, const char *s, int maxlines, int *used) {
 static int draw(watch *w, const char *note) {
     wmetrics m;
     int64_t nloss = 0, nacc = 0, nstab = 0;
-    double mean_s = NAN;
+    double mean_s = NAN, smin = 1;
     int cols, rows;
     term_size(&cols, &rows);
     if (cols < 40) cols = 40;
     if (rows < 12) rows = 12;
     int rc = metrics_read(w, &m);
-    if (!rc) rc = write_data(w, &m, &nloss, &nacc, &nstab, &mean_s);
+    if (!rc) rc = write_data(w, &m, &nloss, &nacc, &nstab, &mean_s, &smin);
     int64_t snaps = 0, maxstep = -1;
     for (int i = 0; i < w->nl; i++) {
         const oialr_traj_layer *L = oialr_traj_layer_at(w->t, i);
@@ -490,7 +505,7 @@ static int draw(watch *w, const char *note) {
     /* two header lines, the plots, and two lines below them: the cursor
      * rests on the first, so a last message and the shell prompt do not
      * scroll the header away */
-    if (!rc) rc = write_script(w, cols, rows - 4, step, nloss, nacc, nstab);
+    if (!rc) rc = write_script(w, cols, rows - 4, step, nloss, nacc, nstab, smin);
     char gperr[512] = "";
     int gprc = rc ? rc : run_gnuplot(w, gperr, sizeof gperr);
     /* gnuplot failing on this frame's data is shown in the frame; the
