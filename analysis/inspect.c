@@ -359,7 +359,8 @@ static void print_text(oialr_traj *t, const facts *f) {
     if (!in->has_ckpt) printf("checkpoint  none committed\n");
     else if (f->ckpt_step >= 0) {
         printf("checkpoint  at step %lld", (long long)f->ckpt_step);
-        if (f->ckpt_epochs >= 0) printf(" (%lld epoch%s done)", (long long)f->ckpt_epochs, f->ckpt_epochs == 1 ? "" : "s");
+        if (f->ckpt_epochs >= 0)
+            printf(" (%lld epoch%s done)", (long long)f->ckpt_epochs, f->ckpt_epochs == 1 ? "" : "s");
         printf("; oialr train --resume continues from it\n");
     } else {
         printf("checkpoint  present (no step recorded in it)\n");

@@ -186,15 +186,23 @@ static int factor_one(watch *w, int i) {
     return series_add(&l->st, L->steps[j], s);
 }
 
-static void count_pending(watch *w) {
+static int count_pending(watch *w) {
     w->pending = 0;
-    for (int i = 0; i < w->nl; i++) w->pending += oialr_traj_layer_at(w->t, i)->nsnap - w->l[i].done;
+    for (int i = 0; i < w->nl; i++) {
+        int64_t n = oialr_traj_layer_at(w->t, i)->nsnap;
+        if (n < w->l[i].done) /* a resume cut the file back to its checkpoint */
+            return oialr_seterr(OIALR_ERR_MISMATCH, "%s: layer %s lost snapshots (%lld, had %lld): rewound by a "
+                                "resume? watch it again", w->path, w->l[i].name, (long long)n, (long long)w->l[i].done);
+        w->pending += n - w->l[i].done;
+    }
+    return OIALR_OK;
 }
 
 /* Factor the new snapshots in step order across layers until none is left
  * or the deadline (< 0: none) has passed. */
 static int factor_new(watch *w, double deadline) {
-    count_pending(w);
+    int rc0 = count_pending(w);
+    if (rc0) return rc0;
     while (w->pending > 0 && !g_stop) {
         int64_t step = INT64_MAX;
         int at = -1;
@@ -369,6 +377,23 @@ static double tic_step(double range, int n) {
     return s < 1 ? 1 : s;
 }
 
+/* The switch events' steps (the first WATCH_MAX_MARKS), for the marks on
+ * the stability plot; none if they cannot be read. */
+#define WATCH_MAX_MARKS 64
+static int switch_steps(watch *w, int64_t *steps) {
+    int64_t ne = oialr_traj_get_info(w->t)->nevents, got = 0;
+    if (ne <= 0) return 0;
+    if (ne > 4096) ne = 4096;
+    oialr_traj_event *ev = malloc((size_t)ne * sizeof *ev);
+    int n = 0;
+    if (ev && oialr_traj_read_events(w->t, ev, ne, &got) == OIALR_OK)
+        for (int64_t i = 0; i < got && n < WATCH_MAX_MARKS; i++)
+            if (ev[i].kind == OIALR_EVENT_SWITCH) steps[n++] = ev[i].step;
+    free(ev);
+    oialr_clearerr();
+    return n;
+}
+
 static int write_script(watch *w, int cols, int rows, double maxstep, int64_t nloss, int64_t nacc, int64_t nstab,
                         double smin) {
     char p[320];
@@ -399,18 +424,24 @@ static int write_script(watch *w, int cols, int rows, double maxstep, int64_t nl
         double lo = smin < 0.99 ? smin : 0.99, span = 1 - lo;
         if (span < 0.01) span = 0.01;
         double pad = span * 0.08, step = nice_step(span + 2 * pad, (rows / 2 - 4) / 2);
-        fprintf(f, "set yrange [%.9g:%.9g]\nset ytics %.9g\n"
-                   "plot 0.99 with lines dt 2 title 'tau 0.99'",
-                lo - pad, 1 + pad, step);
+        fprintf(f, "set yrange [%.9g:%.9g]\nset ytics %.9g\n", lo - pad, 1 + pad, step);
+        /* a layer switched to low rank: a mark on the step axis */
+        int64_t sw[WATCH_MAX_MARKS];
+        int nsw = switch_steps(w, sw);
+        for (int i = 0; i < nsw; i++)
+            fprintf(f, "set label %d '^' at %lld, graph 0 center front offset 0,0.6\n", 10 + i, (long long)sw[i]);
+        fprintf(f, "plot 0.99 with lines lt 1 dt 2 title 'tau 0.99'");
+        if (nsw) fprintf(f, ", NaN with lines lt -2 title '^ switch'");
         if (w->nl <= WATCH_MAX_LINES) {
             for (int i = 0; i < w->nl; i++) {
-                fprintf(f, ", 'stab.dat' index %d using 1:2 with lines title ", i + 1);
+                fprintf(f, ", 'stab.dat' index %d using 1:2 with lines lt %d title ", i + 1, i + 2);
                 gp_name(f, w->l[i].name);
             }
         } else {
-            fprintf(f, ", 'stab.dat' index 0 using 1:3 with lines title 'min of %d layers'", w->nl);
+            fprintf(f, ", 'stab.dat' index 0 using 1:3 with lines lt 2 title 'min of %d layers'", w->nl);
         }
-        fprintf(f, ", 'stab.dat' index 0 using 1:2 with lines title 'mean'\n");
+        fprintf(f, ", 'stab.dat' index 0 using 1:2 with lines lt %d title 'mean'\n",
+                w->nl <= WATCH_MAX_LINES ? w->nl + 2 : 3);
     } else {
         char why[96];
         snprintf(why, sizeof why, "waiting for %d snapshot%s of a layer", w->lag + 1, w->lag ? "s" : "");
@@ -613,10 +644,6 @@ static int reopen(watch *w) {
     if (oialr_traj_nlayers(w->t) != w->nl)
         return oialr_seterr(OIALR_ERR_MISMATCH, "%s: the file changed under the watch (%d layers, were %d)", w->path,
                             oialr_traj_nlayers(w->t), w->nl);
-    for (int i = 0; i < w->nl; i++)
-        if (oialr_traj_layer_at(w->t, i)->nsnap < w->l[i].done)
-            return oialr_seterr(OIALR_ERR_MISMATCH, "%s: layer %s lost snapshots (replaced or rewound?)", w->path,
-                                w->l[i].name);
     w->state = ana_writer_state(oialr_traj_get_info(w->t));
     if (!strcmp(w->state, "live")) w->state = "killed"; /* a new writer already: not ours to follow */
     return OIALR_OK;

@@ -452,6 +452,9 @@ START_TEST(watch_once) {
     ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
     HAS("lr.h5  writer closed  step 40");
     HAS("events 3");
+    /* its switch (step 20) marked on the stability plot's step axis */
+    HAS("^ switch");
+    HAS("-^-");
     /* one snapshot only: the plots wait */
     run r;
     char p[512];
