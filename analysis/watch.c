@@ -35,7 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -332,7 +331,8 @@ static int write_data(watch *w, const wmetrics *m, int64_t *nloss, int64_t *nacc
     }
     *nstab = total;
     free(all);
-    for (int i = 0; i < w->nl; i++) {
+    /* the layers' own curves, when they are drawn */
+    for (int i = 0; i < w->nl && w->nl <= WATCH_MAX_LINES; i++) {
         fprintf(f, "\n\n");
         for (int64_t j = 0; j < w->l[i].st.n; j++)
             fprintf(f, "%lld %.9g\n", (long long)w->l[i].st.step[j], w->l[i].st.s[j]);
@@ -564,6 +564,8 @@ static int draw(watch *w, const char *note) {
     FIELD("val", m.last_val, "%.4f")
     FIELD("mean S", mean_s, "%.4f")
 #undef FIELD
+    if (w->skipped && k < (int)sizeof h2)
+        k += snprintf(h2 + k, sizeof h2 - (size_t)k, "%s%lld with NaN/Inf", k ? "  " : "", (long long)w->skipped);
     if (k < (int)sizeof h2) {
         if (w->pending > 0)
             k += snprintf(h2 + k, sizeof h2 - (size_t)k, "%s(factoring %lld/%lld)", k ? "  " : "",

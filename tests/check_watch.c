@@ -118,7 +118,8 @@ static void fixed(float *w) {
 typedef struct run {
     oialr_traj *t;
     int l0, l1;
-    int k; /* snapshots written */
+    int k;      /* snapshots written */
+    int nan_at; /* this snapshot of fc1 holds a NaN (0: none) */
 } run;
 
 static int run_create(run *r, const char *path) {
@@ -146,6 +147,7 @@ static int run_create(run *r, const char *path) {
 static int run_snap(run *r) {
     float w[16], c[72];
     rotation(w, r->k);
+    if (r->nan_at && r->k == r->nan_at) w[5] = NAN;
     fixed(c);
     int64_t step = 10 * r->k;
     double row[4] = {r->k / 2.0, 0.5 - r->k / 10.0, 0.5 + r->k / 10.0, 0.85};
@@ -465,6 +467,16 @@ START_TEST(watch_once) {
     rc = sh("COLUMNS=100 LINES=40 '%s' watch one.h5", bin);
     ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
     HAS("waiting for 2 snapshots of a layer");
+    /* a snapshot with a NaN is counted and skipped: no S with it on either
+     * side, the others as before */
+    path_of(p, sizeof p, "nan.h5");
+    OK(run_create(&r, p));
+    r.nan_at = 2;
+    for (int k = 0; k < NSNAP; k++) OK(run_snap(&r));
+    OK(oialr_traj_close(r.t));
+    rc = sh("COLUMNS=100 LINES=40 '%s' watch nan.h5", bin);
+    ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
+    HAS("mean S 0.8750  1 with NaN/Inf");
 }
 END_TEST
 
