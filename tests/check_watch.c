@@ -420,6 +420,80 @@ START_TEST(inspect_limits) {
 END_TEST
 
 // ----------------------------------------------------------------------------
+// the two reader functions inspect and watch added (lib/record)
+
+/* oialr_traj_config_key lists /config in name order, then NOTFOUND */
+START_TEST(reader_config_keys) {
+    write_closed("run.h5");
+    char p[512], key[64], small[4];
+    path_of(p, sizeof p, "run.h5");
+    oialr_traj *t = NULL;
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    static const char *const want[] = {"argv", "model", "steps_per_epoch"};
+    for (int i = 0; i < 3; i++) {
+        OK(oialr_traj_config_key(t, i, key, sizeof key));
+        ck_assert_str_eq(key, want[i]);
+    }
+    ck_assert_int_eq(oialr_traj_config_key(t, 3, key, sizeof key), OIALR_ERR_NOTFOUND);
+    ck_assert_ptr_nonnull(strstr(oialr_errmsg(), "run.h5"));
+    ck_assert_str_eq(key, "");
+    ck_assert_int_eq(oialr_traj_config_key(t, -1, key, sizeof key), OIALR_ERR_NOTFOUND);
+    OK(oialr_traj_config_key(t, 2, small, sizeof small)); /* cut, terminated */
+    ck_assert_str_eq(small, "ste");
+    OK(oialr_traj_close(t));
+    /* a file with no /config at all (another writer's) */
+    path_of(p, sizeof p, "bare.h5");
+    hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    hid_t ty = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+    H5Tset_size(ty, H5T_VARIABLE);
+    const char *fmt = OIALR_TRAJ_FORMAT;
+    hid_t a = H5Acreate2(f, "format", ty, sp, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_int_ge(H5Awrite(a, ty, &fmt), 0);
+    H5Aclose(a);
+    int32_t ver = 1;
+    a = H5Acreate2(f, "format_version", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_int_ge(H5Awrite(a, H5T_NATIVE_INT32, &ver), 0);
+    H5Aclose(a);
+    H5Tclose(ty), H5Sclose(sp);
+    H5Gclose(H5Gcreate2(f, "layers", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5Fclose(f);
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    ck_assert_int_eq(oialr_traj_config_key(t, 0, key, sizeof key), OIALR_ERR_NOTFOUND);
+    OK(oialr_traj_close(t));
+    int rc = cli("inspect bare.h5");
+    ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
+    HAS("layers      0 weight matrices");
+    HAS("config      (none recorded)");
+    HAS("checkpoint  none committed");
+}
+END_TEST
+
+/* oialr_traj_refresh updates writer_alive: 1 while the writer runs, 0 once
+ * it has closed the file */
+START_TEST(reader_refresh_writer_alive) {
+    child c;
+    child_start(&c, "live.h5", 2);
+    child_ready(&c);
+    char p[512];
+    path_of(p, sizeof p, "live.h5");
+    oialr_traj *t = NULL;
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    ck_assert_int_eq(oialr_traj_get_info(t)->writer_alive, 1);
+    child_cmd(&c, 'n');
+    child_ready(&c);
+    OK(oialr_traj_refresh(t));
+    ck_assert_int_eq(oialr_traj_get_info(t)->writer_alive, 1);
+    ck_assert_int_eq(oialr_traj_layer_at(t, 0)->nsnap, 3);
+    child_close(&c);
+    OK(oialr_traj_refresh(t));
+    ck_assert_int_eq(oialr_traj_get_info(t)->writer_alive, 0);
+    ck_assert_int_eq(oialr_traj_layer_at(t, 0)->nsnap, 3);
+    OK(oialr_traj_close(t));
+}
+END_TEST
+
+// ----------------------------------------------------------------------------
 // watch: one frame (stdout is not a terminal here)
 
 START_TEST(watch_once) {
@@ -668,6 +742,7 @@ static Suite *suite(void) {
     tcase_add_test(ins, inspect_closed);
     tcase_add_test(ins, inspect_oialr);
     tcase_add_test(ins, inspect_live_and_killed);
+    tcase_add_test(ins, reader_refresh_writer_alive);
     tcase_set_timeout(ins, 60);
     suite_add_tcase(s, ins);
     TCase *w = tcase_create("watch");
@@ -681,6 +756,7 @@ static Suite *suite(void) {
     TCase *lim = tcase_create("Limits");
     tcase_add_checked_fixture(lim, setup, teardown);
     tcase_add_test(lim, inspect_limits);
+    tcase_add_test(lim, reader_config_keys);
     tcase_add_test(lim, watch_limits);
     tcase_set_timeout(lim, 60);
     suite_add_tcase(s, lim);
