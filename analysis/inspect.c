@@ -456,9 +456,7 @@ static void print_json(oialr_traj *t, const facts *f) {
 // ----------------------------------------------------------------------------
 // files that are not trajectories
 
-/* After the reader refused path as "not an oialr trajectory": an analysis
- * results file gets a message that says so (and names its source). */
-static void explain_foreign(const char *path) {
+void ana_explain_not_trajectory(const char *path) {
     h5u_quiet q = h5u_quiet_begin();
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     char *fmt = NULL, *src = NULL;
@@ -466,7 +464,7 @@ static void explain_foreign(const char *path) {
         if (h5u_attr_get_str(f, "source", &src) == 1 && src[0])
             oialr_seterr(OIALR_ERR_FORMAT,
                          "%s: an oialr analysis results file (written by oialr analyze from %s), not a trajectory: "
-                         "inspect %s instead",
+                         "give %s instead",
                          path, src, src);
         else
             oialr_seterr(OIALR_ERR_FORMAT, "%s: an oialr analysis results file (written by oialr analyze), not a "
@@ -507,7 +505,7 @@ int oialr_cmd_inspect(int argc, char **argv) {
     oialr_traj *t = NULL;
     facts f = {.path = path};
     int rc = oialr_traj_open(&t, path, OIALR_TRAJ_READ);
-    if (rc == OIALR_ERR_FORMAT && strstr(oialr_errmsg(), "not an oialr trajectory")) explain_foreign(path);
+    if (rc == OIALR_ERR_FORMAT) ana_explain_not_trajectory(path);
     if (!rc) rc = gather(t, &f);
     if (rc) {
         fprintf(stderr, "oialr inspect: %s\n", oialr_errmsg()[0] ? oialr_errmsg() : oialr_strerror(rc));

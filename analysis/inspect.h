@@ -16,4 +16,9 @@ int oialr_cmd_inspect(int argc, char **argv);
 struct oialr_traj_info;
 const char *ana_writer_state(const struct oialr_traj_info *info);
 
+/* After oialr_traj_open refused path with OIALR_ERR_FORMAT: if it is an
+ * analysis results file (`oialr analyze -o`), the error message says so and
+ * names the trajectory it was made from; otherwise it is left as it is. */
+void ana_explain_not_trajectory(const char *path);
+
 #endif

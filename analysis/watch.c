@@ -653,7 +653,10 @@ static int reopen(watch *w) {
 
 static int run(watch *w) {
     int rc;
-    if ((rc = oialr_traj_open(&w->t, w->path, OIALR_TRAJ_READ))) return rc;
+    if ((rc = oialr_traj_open(&w->t, w->path, OIALR_TRAJ_READ))) {
+        if (rc == OIALR_ERR_FORMAT) ana_explain_not_trajectory(w->path);
+        return rc;
+    }
     w->state = ana_writer_state(oialr_traj_get_info(w->t));
     if ((rc = setup_layers(w))) return rc;
     snprintf(w->dir, sizeof w->dir, "%s/oialr-watch-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");

@@ -383,7 +383,7 @@ START_TEST(inspect_limits) {
     rc = cli("inspect res.h5");
     ck_assert_msg(rc == 1 && lines(out) == 1, "exit %d:\n%s", rc, out);
     HAS("oialr inspect: res.h5: an oialr analysis results file (written by oialr analyze from run.h5), not a "
-        "trajectory: inspect run.h5 instead");
+        "trajectory: give run.h5 instead");
     /* a foreign HDF5 file */
     char p[512];
     path_of(p, sizeof p, "foreign.h5");
@@ -718,7 +718,8 @@ START_TEST(watch_limits) {
     rc = cli("analyze run.h5 -o res.h5 --quiet --threads 1");
     ck_assert_int_eq(rc, 0);
     rc = cli("watch res.h5");
-    ck_assert_msg(rc == 1 && lines(out) == 1 && strstr(out, "not an oialr trajectory"), "exit %d:\n%s", rc, out);
+    ck_assert_msg(rc == 1 && lines(out) == 1 && strstr(out, "an oialr analysis results file"), "exit %d:\n%s", rc,
+                  out);
     /* usage */
     ck_assert_int_eq(cli("watch"), 2);
     ck_assert_int_eq(cli("watch run.h5 --interval 0"), 2);

@@ -156,19 +156,21 @@ int h5u_attr_get_str(hid_t loc, const char *name, char **out) {
     if (H5Tget_class(ft) != H5T_STRING) goto done;
     if ((sp = H5Aget_space(a)) < 0 || H5Sget_simple_extent_npoints(sp) != 1) goto done;
     htri_t vl = H5Tis_variable_str(ft);
-    /* read in the file's character set: HDF5 converts no string between
-     * ASCII and UTF-8 (h5py writes str as UTF-8, bytes and C writers ASCII) */
-    H5T_cset_t cs = H5Tget_cset(ft);
-    if (vl < 0 || cs < 0) goto done;
+    if (vl < 0) goto done;
     if (vl) {
         char *s = NULL;
-        if ((mt = h5u_str_type()) < 0 || H5Tset_cset(mt, cs) < 0) goto done;
+        /* in the file's character set too: an ASCII one (C writers, h5py given bytes) does not read as UTF-8 */
+        if ((mt = h5u_str_type()) < 0 || H5Tset_cset(mt, H5Tget_cset(ft)) < 0) goto done;
         if (H5Aread(a, mt, &s) < 0) goto done;
         *out = h5u_strdup(s ? s : "");
         H5free_memory(s);
     } else {
         size_t sz = H5Tget_size(ft);
-        if ((mt = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mt, sz + 1) < 0 || H5Tset_cset(mt, cs) < 0) goto done;
+        /* the file's character set: HDF5 converts none into another (a
+         * fixed-length UTF-8 string, as oialr analyze wrote until
+         * 2026-12-02, did not read as ASCII) */
+        if ((mt = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mt, sz + 1) < 0 || H5Tset_cset(mt, H5Tget_cset(ft)) < 0)
+            goto done;
         char *s = calloc(1, sz + 1);
         if (!s) goto done;
         if (H5Aread(a, mt, s) < 0) {
