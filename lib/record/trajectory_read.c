@@ -735,7 +735,7 @@ done:
 int oialr_traj_refresh(oialr_traj *t) {
     OIALR_ASSERT(t);
     if (t->writable || !t->info.swmr_read) return OIALR_OK; /* nothing can change under us */
-    t->info.writer_alive = traj_lock_held(t->path);
+    t->info.writer_alive = traj_lock_held(t->path); /* before the refresh: 0 means all it wrote is seen below */
     int rc = OIALR_OK;
     h5u_quiet q = h5u_quiet_begin();
     for (int i = 0; i < t->nlayers; i++) {
