@@ -593,6 +593,8 @@ static int draw(watch *w, const char *note) {
     else fputc('\n', stdout);
     fflush(stdout);
     metrics_free(&m);
+    /* the last frame (it has a note) must be drawn: the exit status says so */
+    if (gprc && note) return oialr_seterr(OIALR_ERR_IO, "gnuplot failed on the last frame: %s", gperr);
     return OIALR_OK;
 }
 

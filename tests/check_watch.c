@@ -709,6 +709,12 @@ START_TEST(watch_limits) {
     int rc = sh("PATH=/nonexistent '%s' watch run.h5", bin);
     ck_assert_msg(rc == 1 && lines(out) == 1, "exit %d:\n%s", rc, out);
     HAS("oialr watch: gnuplot not found: install it with 'apt-get install gnuplot-nox'");
+    /* a gnuplot that fails: its last words, exit 1 (the frame was not drawn) */
+    rc = sh("mkdir fake && printf '#!/bin/sh\\necho \"frame.gp line 3: no such option\" >&2\\nexit 1\\n' > fake/gnuplot && "
+            "chmod +x fake/gnuplot && PATH=\"$PWD/fake:$PATH\" '%s' watch run.h5 2>&1 >/dev/null; s=$?; rm -r fake; exit $s",
+            bin);
+    ck_assert_msg(rc == 1 && lines(out) == 1, "exit %d:\n%s", rc, out);
+    HAS("oialr watch: gnuplot failed on the last frame: frame.gp line 3: no such option");
     /* files that are not trajectories */
     rc = sh("echo 'text' > text.h5");
     rc = cli("watch text.h5");
