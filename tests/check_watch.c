@@ -646,8 +646,6 @@ START_TEST(watch_live_tmux) {
     child_ready(&c);
     tmux_start("watch live.h5 --interval 0.2");
     await_screen("live.h5  writer live  step 10", "snapshots 2", "basis stability", "+-----", NULL);
-    char first[sizeof out];
-    memcpy(first, out, sizeof out);
     /* the header follows the writer */
     for (int k = 2; k < 4; k++) {
         child_cmd(&c, 'n');
@@ -667,8 +665,6 @@ START_TEST(watch_live_tmux) {
     ck_assert_msg(!strncmp(out, "live.h5  writer closed  step 30", 31), "not the header on top:\n%s", out);
     HAS("(run ended: writer closed the file)");
     HAS("basis stability");
-    /* for the record: the first and last screens */
-    printf("check_watch: first screen under tmux:\n%s\ncheck_watch: last screen:\n%s\n", first, out);
 }
 END_TEST
 
