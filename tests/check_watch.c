@@ -15,7 +15,7 @@
  * and --json, parsed by python3), a live file (a forked writer holding it
  * open), a killed one (SIGKILL). Suite "watch": one frame of a file no
  * writer records (the known stabilities in its header), a killed file, and
- * under tmux (its own server socket) a live writer that adds snapshots on
+ * under tmux (its own server socket, in the test's directory) a live writer that adds snapshots on
  * the test's command: the captured screen shows the header's step advance
  * and the plot frames, watch exits 0 by itself once the writer closes, and
  * Ctrl-C gives 130 with the cursor shown again. "Limits" of each: results
@@ -572,9 +572,9 @@ END_TEST
 // ----------------------------------------------------------------------------
 // watch under tmux, against a live writer
 
-static char tmux_sock[128];
+static char tmux_sock[320];
 
-/* tmux on its own server socket (-L), so nobody else's sessions are seen */
+/* tmux on its own server socket (-S), so nobody else's sessions are seen */
 static int tmux(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int tmux(const char *fmt, ...) {
     char args[4096];
@@ -582,7 +582,7 @@ static int tmux(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    return sh("tmux -L '%s' %s", tmux_sock, args);
+    return sh("tmux -S '%s' %s", tmux_sock, args);
 }
 
 static void capture(void) { ck_assert_int_eq(tmux("capture-pane -p -t w"), 0); }
@@ -600,7 +600,10 @@ static void await_screen(const char *s1, ...) {
         if (all) return;
         usleep(50000);
     }
-    ck_abort_msg("the screen never showed '%s' (and the rest):\n%s", s1, out);
+    static char last[sizeof out];
+    memcpy(last, out, sizeof out);
+    tmux("kill-server"); /* no session left behind */
+    ck_abort_msg("the screen never showed '%s' (and the rest):\n%s", s1, last);
 }
 
 /* Poll for the file watch's exit status is written to (20 s at most). */
@@ -617,6 +620,7 @@ static int await_status(const char *name) {
         }
         usleep(50000);
     }
+    tmux("kill-server");
     ck_abort_msg("watch did not exit");
     return -1;
 }
@@ -624,7 +628,8 @@ static int await_status(const char *name) {
 static void tmux_start(const char *args) {
     char bin[PATH_MAX];
     tu_cli_bin(bin, sizeof bin);
-    snprintf(tmux_sock, sizeof tmux_sock, "oialr-check-watch-%d", (int)getpid());
+    /* the server's socket in the test's directory: teardown removes it */
+    snprintf(tmux_sock, sizeof tmux_sock, "%s/tmux.sock", dir);
     /* the pane stays after watch exits, to be looked at */
     int rc = tmux("-f /dev/null new-session -d -s w -x 100 -y 40 \"cd '%s' && '%s' %s; echo \\$? > status; "
                   "sleep 60\"",
