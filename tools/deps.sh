@@ -25,6 +25,7 @@ fi
 command -v h5dump >/dev/null 2>&1 || need hdf5-tools
 command -v h5clear >/dev/null 2>&1 || need hdf5-tools
 command -v gnuplot >/dev/null 2>&1 || need gnuplot-nox
+command -v tmux >/dev/null 2>&1 || need tmux # tests/check_watch.c drives oialr watch in it
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need dataset-fashion-mnist
 if [ -x "$PYTHON" ]; then
     "$PYTHON" -c 'import numpy' >/dev/null 2>&1 || need python3-numpy

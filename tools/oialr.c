@@ -2,11 +2,13 @@
  * oialr.c — the command-line entry point: dispatches to the subcommands.
  */
 #include "analyze.h"
+#include "inspect.h"
 #include "cli.h"
 #include "compare.h"
 #include "plot.h"
 #include "report.h"
 #include "oialr/base.h"
+#include "watch.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +21,8 @@ static const struct {
 } commands[] = {
     {"train", cmd_train, "train a model (MLP, CNN, ViT) on Fashion-MNIST, MNIST or CIFAR-10"},
     {"analyze", oialr_cmd_analyze, "per-layer basis stability, spectra and ranks of a recorded trajectory"},
+    {"inspect", oialr_cmd_inspect, "what a trajectory holds: layers, snapshots, metrics, events, writer state"},
+    {"watch", oialr_cmd_watch, "follow a run in the terminal: loss, accuracy and stability, redrawn live"},
     {"plot", oialr_cmd_plot, "gnuplot figures of an analysis (stability, ranks, spectra, training curves)"},
     {"report", oialr_cmd_report, "one static HTML page on a run: configuration, layers, every figure"},
     {"compare", oialr_cmd_compare, "several runs side by side: curves on shared axes and a table"},

@@ -301,6 +301,10 @@ OIALR_API int oialr_traj_read_events(oialr_traj *t, oialr_traj_event *out, int64
 /* A /config attribute; OIALR_ERR_NOTFOUND if absent. Copies at most
  * size-1 bytes and NUL-terminates. */
 OIALR_API int oialr_traj_get_config(oialr_traj *t, const char *key, char *buf, size_t size);
+/* The name of the i-th /config attribute (0-based, in name order) into buf
+ * (cut at size-1 bytes); OIALR_ERR_NOTFOUND once i is past the last, so
+ * `for (i = 0; !oialr_traj_config_key(t, i, k, sizeof k); i++)` lists them. */
+OIALR_API int oialr_traj_config_key(oialr_traj *t, int i, char *buf, size_t size);
 
 /* Checkpoint reading (the current slot). OIALR_ERR_NOTFOUND if no checkpoint
  * was committed or the item was not declared. */
@@ -312,7 +316,8 @@ OIALR_API int oialr_traj_ckpt_get_i64(oialr_traj *t, const char *name, int64_t *
 OIALR_API int oialr_traj_ckpt_get_u64(oialr_traj *t, const char *name, uint64_t *v);
 
 /* Follow a live file: pick up snapshots, rows and events appended since
- * open or the last refresh. */
+ * open or the last refresh, and update oialr_traj_info.writer_alive (0 once
+ * the writer has closed the file or died: open it again to tell which). */
 OIALR_API int oialr_traj_refresh(oialr_traj *t);
 
 #ifdef __cplusplus

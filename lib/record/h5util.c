@@ -159,7 +159,8 @@ int h5u_attr_get_str(hid_t loc, const char *name, char **out) {
     if (vl < 0) goto done;
     if (vl) {
         char *s = NULL;
-        if ((mt = h5u_str_type()) < 0) goto done;
+        /* in the file's character set too: an ASCII one (C writers, h5py given bytes) does not read as UTF-8 */
+        if ((mt = h5u_str_type()) < 0 || H5Tset_cset(mt, H5Tget_cset(ft)) < 0) goto done;
         if (H5Aread(a, mt, &s) < 0) goto done;
         *out = h5u_strdup(s ? s : "");
         H5free_memory(s);

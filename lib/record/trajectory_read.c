@@ -720,6 +720,29 @@ done:
     return rc;
 }
 
+int oialr_traj_config_key(oialr_traj *t, int i, char *buf, size_t size) {
+    OIALR_ASSERT(t && buf && size > 0);
+    int rc = OIALR_OK;
+    hid_t g = H5I_INVALID_HID;
+    H5O_info_t oi;
+    buf[0] = '\0';
+    h5u_quiet q = h5u_quiet_begin();
+    TRY_H5(g = H5Gopen2(t->file, "config", H5P_DEFAULT), OIALR_ERR_NOTFOUND, "no /config group");
+    TRY_H5(H5Oget_info2(g, &oi, H5O_INFO_NUM_ATTRS), OIALR_ERR_HDF5, "cannot read /config");
+    if (i < 0 || (hsize_t)i >= oi.num_attrs) {
+        rc = oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no config attribute number %d (%llu in /config)", t->path, i,
+                          (unsigned long long)oi.num_attrs);
+        goto done;
+    }
+    /* by name: /config does not track the order its attributes were made in */
+    TRY_H5(H5Aget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, (hsize_t)i, buf, size, H5P_DEFAULT),
+           OIALR_ERR_HDF5, "cannot read the name of config attribute %d", i);
+done:
+    h5u_close(&g);
+    h5u_quiet_end(q);
+    return rc;
+}
+
 int oialr_traj_refresh(oialr_traj *t) {
     OIALR_ASSERT(t);
     if (t->writable || !t->info.swmr_read) return OIALR_OK; /* nothing can change under us */
