@@ -87,7 +87,7 @@ static int run(int np, const char *env, const char *args) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-/* The whole of a file (NULL if absent); *n its bytes. */
+/* The whole of a file (NULL if absent), NUL-terminated; *n its bytes. */
 static char *slurp(const char *name, size_t *n) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -96,9 +96,10 @@ static char *slurp(const char *name, size_t *n) {
     fseek(f, 0, SEEK_END);
     long len = ftell(f);
     rewind(f);
-    char *b = malloc(len > 0 ? (size_t)len : 1);
+    char *b = malloc(len > 0 ? (size_t)len + 1 : 1);
     ck_assert_ptr_nonnull(b);
-    *n = fread(b, 1, (size_t)len, f);
+    *n = fread(b, 1, len > 0 ? (size_t)len : 0, f);
+    b[*n] = '\0'; /* text files are read as strings */
     fclose(f);
     return b;
 }
