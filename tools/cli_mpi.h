@@ -25,6 +25,7 @@ typedef struct cli_mpi {
     int run_collective; /* the training loop ended where every process did */
     int check_failed;   /* the parameter check found a difference */
     long long check_every; /* --mpi-check-every (steps; 0: at the end only) */
+    int threads;           /* BLAS threads of each process (0: OpenBLAS's choice) */
     double reduce_seconds, reduce_calls;
     double first_bytes, last_bytes; /* all-reduced by the first / the last step */
     long long first_step, last_step;
@@ -56,7 +57,8 @@ unsigned long long cli_mpi_checksum(const oialr_params *p);
 /* Test mode (OIALR_MPI_DUMP=PREFIX): this process's parameters and factors
  * into PREFIX.rankN.bin. 0 or -1 (errno). */
 int cli_mpi_dump(const char *prefix, const oialr_params *p);
-/* rank 0's summary line on stderr: processes, bytes per step, checks. */
+/* rank 0's summary line on stderr: processes, threads, bytes per step,
+ * time in all-reduces, checks. */
 void cli_mpi_report(const oialr_trainer *t);
 
 #endif

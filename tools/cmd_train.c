@@ -457,6 +457,7 @@ static int train_main(train_args *A, int argc, char **argv) {
     }
     lo.every = lo_every;
     lo.min_steps = lo_min;
+    g_mpi.threads = (int)threads;
     if (quiet) oialr_set_log(NULL, NULL, OIALR_LOG_WARN); /* no notices (switches, ...): the final line */
     if (threads) oialr_set_threads((int)threads);
     if (record && !A->resume && oialr_output_check(record, record_force)) {
@@ -689,7 +690,7 @@ static int train_main(train_args *A, int argc, char **argv) {
     }
     if (lowrank && !quiet) print_lowrank(&lr_hook, trainer.params);
     if (dist) {
-        cli_mpi_report(&trainer);
+        if (!quiet) cli_mpi_report(&trainer);
         /* test mode: each process's final parameters, to compare bytes */
         const char *dump = getenv("OIALR_MPI_DUMP");
         if (dump && cli_mpi_dump(dump, trainer.params))

@@ -244,10 +244,10 @@ void cli_mpi_report(const oialr_trainer *t) {
     if (!g_mpi.on || g_mpi.rank != 0) return;
     double full = g_mpi.first_bytes, last = g_mpi.last_bytes;
     fprintf(stderr,
-            "mpi: %d processes (%d on this machine); all-reduced per step: %.0f bytes at step %lld, %.0f at step %lld "
+            "mpi: %d processes (%d on this machine, %d BLAS threads each); all-reduced per step: %.0f bytes at step %lld, %.0f at step %lld "
             "(%.2f%%; trainable %.2f%%); %.2fs in %.0f all-reduces (%.1f%% of the run); %lld parameter checks, "
             "last %016llx\n",
-            g_mpi.size, g_mpi.local_size, full, g_mpi.first_step, last, g_mpi.last_step,
+            g_mpi.size, g_mpi.local_size, g_mpi.threads, full, g_mpi.first_step, last, g_mpi.last_step,
             full > 0 ? 100.0 * last / full : 0.0, 100.0 * t->metrics.trainable_fraction, g_mpi.reduce_seconds,
             g_mpi.reduce_calls, t->metrics.seconds > 0 ? 100.0 * g_mpi.reduce_seconds / t->metrics.seconds : 0.0,
             g_mpi.checks, g_mpi.checksum);
