@@ -284,10 +284,12 @@ START_TEST(test_stop_resume) {
     ck_assert_int_eq(fscanf(pf, "%d", &pid), 1);
     fclose(pf);
     /* once process 0 has created the file, training has begun and every
-     * process has its handler. The processes (mpirun's children) are
-     * frozen (SIGSTOP), sent SIGTERM and thawed: the stop request is there
-     * when they run again, however loaded the machine, and they stop
-     * together at a step and checkpoint there */
+     * process has its handler. Then, until the file holds the first OIALR
+     * event (the switch at step 20): freeze the processes (mpirun's
+     * children, SIGSTOP), look, thaw them. Frozen after the switch, they are
+     * sent SIGTERM and thawed: the stop request is there when they run
+     * again, however loaded the machine, and they stop together at a step
+     * after the switch and checkpoint there */
     snprintf(path, sizeof path, "%s/part.h5", dir);
     for (int i = 0; i < 3000 && access(path, F_OK) != 0; i++) usleep(10000);
     ck_assert_msg(access(path, F_OK) == 0, "part.h5 not created after 30 s");
@@ -298,7 +300,19 @@ START_TEST(test_stop_resume) {
     while (nk < 2 && fscanf(p, "%d", &kids[nk]) == 1) nk++;
     pclose(p);
     ck_assert_int_eq(nk, 2);
-    for (int k = 0; k < nk; k++) ck_assert_int_eq(kill(kids[k], SIGSTOP), 0);
+    int64_t events = 0;
+    for (int i = 0; i < 1500 && events == 0; i++) {
+        for (int k = 0; k < nk; k++) ck_assert_int_eq(kill(kids[k], SIGSTOP), 0);
+        oialr_traj *t = NULL;
+        if (oialr_traj_open(&t, path, OIALR_TRAJ_READ) == OIALR_OK) {
+            events = oialr_traj_get_info(t)->nevents;
+            oialr_traj_close(t);
+        }
+        if (events) break;
+        for (int k = 0; k < nk; k++) ck_assert_int_eq(kill(kids[k], SIGCONT), 0);
+        usleep(20000);
+    }
+    ck_assert_msg(events > 0, "no OIALR event in part.h5 after 30 s");
     for (int k = 0; k < nk; k++) ck_assert_int_eq(kill(kids[k], SIGTERM), 0);
     for (int k = 0; k < nk; k++) ck_assert_int_eq(kill(kids[k], SIGCONT), 0);
     for (int i = 0; i < 400 && kill(pid, 0) == 0; i++) usleep(50000);
@@ -308,6 +322,7 @@ START_TEST(test_stop_resume) {
     const char *at = strstr(log, "interrupted at step");
     ck_assert_msg(at, "not interrupted: %s", log);
     fprintf(stderr, "check_mpi: stop/resume: %.*s of 232\n", (int)strcspn(at, "\n"), at);
+    ck_assert_int_ge(atoi(at + strlen("interrupted at step")), 20); /* after the switch */
     free(log);
     char cp[1024];
     snprintf(cp, sizeof cp, "cp '%s/part.h5' '%s/part1.h5'", dir, dir);
