@@ -17,7 +17,8 @@
  *           count (refused, exit 2); a process that drifts (test mode
  *           OIALR_MPI_TEST_PERTURB): the parameter check stops the run; a
  *           process killed with SIGKILL: mpirun ends the others, with its
- *           message, within KILL_LIMIT seconds.
+ *           message, within KILL_LIMIT seconds; the disk full on process 0
+ *           alone: its message, and the job aborted (not left waiting).
  *
  * mpirun is run as root with --allow-run-as-root, as OpenMPI requires on
  * these machines. Plain pass of make check only: OpenMPI under ASan/TSan
@@ -365,6 +366,35 @@ START_TEST(test_drift_detected) {
 }
 END_TEST
 
+/* The disk fills on process 0 alone (a 2 MB tmpfs, mounted in a mount
+ * namespace of the test's own, where the machine lets it: root or
+ * CAP_SYS_ADMIN): it fails alone, says why, and aborts the job instead of
+ * leaving process 1 in an all-reduce. */
+START_TEST(test_disk_full_alone) {
+    char cmd[8192], bin[PATH_MAX];
+    tu_cli_bin(bin, sizeof bin);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/small' && unshare -m sh -c \"mount -t tmpfs -o size=2m tmpfs '%s/small'\" 2>/dev/null",
+             dir, dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "check_mpi: disk full: skipped (cannot mount a tmpfs in a mount namespace here)\n");
+        return;
+    }
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && timeout 120 unshare -m sh -c \"mount -t tmpfs -o size=2m tmpfs '%s/small' && "
+             "mpirun --allow-run-as-root --oversubscribe -np 2 '%s' train --dataset synthetic --model mlp:128,64 "
+             "--epochs 5 --batch 64 --threads 1 --quiet --every 1 --record small/full.h5\" 2>&1",
+             dir, dir, bin);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != 124, "exit %d: %s", st, out);
+    ck_assert_msg(strstr(out, "No space left on device"), "no reason given: %s", out);
+    ck_assert_msg(strstr(out, "stopping every process"), "no abort: %s", out);
+}
+END_TEST
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -441,6 +471,7 @@ static Suite *suite(void) {
     tcase_add_test(l, test_batch_too_small);
     tcase_add_test(l, test_drift_detected);
     tcase_add_test(l, test_killed_process);
+    tcase_add_test(l, test_disk_full_alone);
     suite_add_tcase(s, l);
     return s;
 }
