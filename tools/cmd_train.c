@@ -3,6 +3,7 @@
  * train with progress, report validation and test accuracy per epoch.
  */
 #include "cli.h"
+#include "cli_mpi.h"
 #include "oialr.h"
 #include "oialr/record.h"
 
@@ -85,6 +86,10 @@ static void train_usage(FILE *f) {
             "  --threads N           BLAS threads, 1..4 x the online cores (here 1..%lld;\n"
             "                        default: OpenBLAS's choice)\n"
             "  --quiet               only the final line\n"
+            "  --mpi-check-every N   under mpirun (docs/distributed.md): compare the\n"
+            "                        processes' parameters every N steps (100; 0: at\n"
+            "                        the end only); under mpirun, --threads defaults\n"
+            "                        to a machine's cores shared by its processes\n"
             "  -h, --help            this help\n"
             "\n"
             "exit status: 0 done, 1 failure, 2 usage error, 3 training diverged (NaN/Inf),\n"
@@ -187,6 +192,7 @@ typedef struct train_args {
         int record_epoch, record_force, record_compress;
         oialr_lowrank_options lo;
         long long lo_every, lo_min;
+        long long mpi_check_every;
     } n;
     const char *spec, *dataset, *data_dir, *record, *record_layers, *lowrank, *resume;
 } train_args;
@@ -211,6 +217,7 @@ static void args_default(train_args *a) {
     a->n.record_every = 50;
     a->n.ckpt_every = OIALR_RECORD_CHECKPOINT_EVERY;
     oialr_lowrank_options_default(&a->n.lo);
+    a->n.mpi_check_every = 100;
 }
 
 /* Flag i (and its value) of argv into a. Returns 0, 2 for a usage error
@@ -245,6 +252,7 @@ static int parse_flag(train_args *a, int argc, char **argv, int *ip) {
     else if (!strcmp(x, "--seed")) { VALUE(); rc = cli_int(C, x, v, 0, (1LL << 62), &a->n.seed); }
     else if (!strcmp(x, "--threads")) { VALUE(); rc = cli_int(C, x, v, 1, max_threads(), &a->n.threads); }
     else if (!strcmp(x, "--quiet")) a->n.quiet = 1;
+    else if (!strcmp(x, "--mpi-check-every")) { VALUE(); rc = cli_int(C, x, v, 0, 1LL << 40, &a->n.mpi_check_every); }
     else if (!strcmp(x, "--record")) { VALUE(); a->record = v; }
     else if (!strcmp(x, "--every")) { VALUE(); rc = cli_int(C, x, v, 0, 1LL << 40, &a->n.record_every); }
     else if (!strcmp(x, "--every-epoch")) a->n.record_epoch = 1;
@@ -353,9 +361,11 @@ static int resume_args(train_args *a, int argc, char **argv, char **saved, char 
         memcpy(&x.n, &run.n, sizeof x.n); /* bytes, padding included */
         const char *flag = argv[i];
         if ((rc = parse_flag(&x, argc, argv, &i))) return rc < 0 ? 0 : rc;
-        if (!strcmp(flag, "--resume") || !strcmp(flag, "--quiet") || !strcmp(flag, "--threads")) {
+        if (!strcmp(flag, "--resume") || !strcmp(flag, "--quiet") || !strcmp(flag, "--threads") ||
+            !strcmp(flag, "--mpi-check-every")) {
             run.n.quiet = x.n.quiet;
             run.n.threads = x.n.threads;
+            run.n.mpi_check_every = x.n.mpi_check_every;
             continue;
         }
         if (!strcmp(flag, "--record") && same_str(x.record, file)) continue;
@@ -373,7 +383,16 @@ static int resume_args(train_args *a, int argc, char **argv, char **saved, char 
     return 0;
 }
 
+static int train_cmd(int argc, char **argv);
+
+/* Under mpirun every process runs this with the same arguments; MPI starts
+ * and ends here (tools/mpi.c), and nowhere else in the CLI. */
 int cmd_train(int argc, char **argv) {
+    cli_mpi_start(&argc, &argv);
+    return cli_mpi_finish(train_cmd(argc, argv));
+}
+
+static int train_cmd(int argc, char **argv) {
     train_args A;
     args_default(&A);
     char *saved = NULL, **sargv = NULL;
@@ -387,7 +406,9 @@ int cmd_train(int argc, char **argv) {
             return rrc;
         }
     }
-    int status = train_main(&A, argc, argv);
+    /* a --resume file one process could not read stops all */
+    int status = cli_mpi_agree(0);
+    if (!status) status = train_main(&A, argc, argv);
     free(saved);
     free(sargv);
     return status;
@@ -409,6 +430,24 @@ static int train_main(train_args *A, int argc, char **argv) {
     oialr_lowrank_options lo = A->n.lo;
     long long lo_every = A->n.lo_every, lo_min = A->n.lo_min;
     int rc = 0;
+    /* data-parallel (docs/distributed.md): only process 0 speaks and writes */
+    const char *resume = A->resume ? record : NULL;
+    int dist = g_mpi.size > 1;
+    if (g_mpi.rank > 0) {
+        quiet = 1;
+        record = NULL;
+    }
+    g_mpi.check_every = A->n.mpi_check_every;
+    if (dist && batch < g_mpi.size) {
+        fprintf(stderr, "oialr train: --batch %lld is smaller than the %d processes: each needs a share of the batch\n",
+                batch, g_mpi.size);
+        return 2;
+    }
+    if (dist && !threads) {
+        /* the cores of this machine shared by its processes */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cores > 0 && cores / g_mpi.local_size > 1 ? cores / g_mpi.local_size : 1;
+    }
     if (sched == OIALR_SCHED_STEP && step_size == 0) {
         fprintf(stderr, "oialr train: --sched step needs --step-size N\n");
         return 2;
@@ -419,6 +458,7 @@ static int train_main(train_args *A, int argc, char **argv) {
     }
     lo.every = lo_every;
     lo.min_steps = lo_min;
+    g_mpi.threads = (int)threads;
     if (quiet) oialr_set_log(NULL, NULL, OIALR_LOG_WARN); /* no notices (switches, ...): the final line */
     if (threads) oialr_set_threads((int)threads);
     if (record && !A->resume && oialr_output_check(record, record_force)) {
@@ -437,7 +477,7 @@ static int train_main(train_args *A, int argc, char **argv) {
     oialr_model *model = NULL;
     oialr_trainer trainer;
     memset(&trainer, 0, sizeof trainer);
-    oialr_hook rec_hook = {0}, lr_hook = {0};
+    oialr_hook rec_hook = {0}, lr_hook = {0}, mpi_hook = {0};
     int status = 0;
     double t0 = oialr_now();
     if (!strcmp(dataset, "synthetic")) {
@@ -521,6 +561,11 @@ static int train_main(train_args *A, int argc, char **argv) {
     cfg.schedule.warmup = warmup;
     cfg.schedule.step_size = step_size;
     cfg.schedule.gamma = (float)gamma;
+    if (dist) {
+        cfg.dist.rank = g_mpi.rank;
+        cfg.dist.size = g_mpi.size;
+        cfg.dist.allreduce = cli_mpi_allreduce;
+    }
 
     if ((rc = oialr_trainer_init(&trainer, &cfg, model, &trl, &val, &tel))) {
         status = fail("trainer", rc);
@@ -532,6 +577,14 @@ static int train_main(train_args *A, int argc, char **argv) {
     oialr_trainer_add_hook(&trainer, &ui_hook);
     if (record) {
         char *cmdline = cli_join(argc, argv);
+        if (dist && cmdline) {
+            /* the trajectory says how the run was launched */
+            size_t cn = strlen(cmdline) + 32;
+            char *c2 = malloc(cn);
+            if (c2) snprintf(c2, cn, "mpirun -np %d %s", g_mpi.size, cmdline);
+            free(cmdline);
+            cmdline = c2;
+        }
         /* the flags as given, one per line, for --resume */
         size_t an = 1;
         for (int i = 1; i < argc; i++) an += strlen(argv[i]) + 1;
@@ -592,17 +645,26 @@ static int train_main(train_args *A, int argc, char **argv) {
         }
         oialr_trainer_add_hook(&trainer, &lr_hook);
     }
-    if (A->resume) {
-        if ((rc = oialr_record_resume(&trainer, record))) {
+    if (dist) {
+        cli_mpi_hook(&mpi_hook);
+        oialr_trainer_add_hook(&trainer, &mpi_hook);
+    }
+    if (resume) {
+        /* every process reads the checkpoint (before process 0 opens the
+         * file to append: the agreement below comes first) */
+        if ((rc = oialr_record_resume(&trainer, resume))) {
             status = fail("--resume", rc);
             goto out;
         }
         if (!quiet)
-            fprintf(stderr, "resume: %s: from its checkpoint at step %lld of %lld (epoch %d)\n", record,
+            fprintf(stderr, "resume: %s: from its checkpoint at step %lld of %lld (epoch %d)\n", resume,
                     (long long)trainer.metrics.step, (long long)trainer.total_steps,
                     trainer.metrics.epoch + (trainer.resume_in_epoch ? 1 : 0));
     }
 
+    /* every process is set up (or all stop here) */
+    if ((status = cli_mpi_agree(0))) goto out;
+    g_mpi.in_run = 1;
     g_trainer = &trainer;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -628,6 +690,13 @@ static int train_main(train_args *A, int argc, char **argv) {
                (long long)m->step, (double)m->val_acc, (double)m->test_acc, (double)m->loss, m->seconds);
     }
     if (lowrank && !quiet) print_lowrank(&lr_hook, trainer.params);
+    if (dist) {
+        if (!quiet) cli_mpi_report(&trainer);
+        /* test mode: each process's final parameters, to compare bytes */
+        const char *dump = getenv("OIALR_MPI_DUMP");
+        if (dump && cli_mpi_dump(dump, trainer.params))
+            fprintf(stderr, "oialr train: OIALR_MPI_DUMP: %s: %s\n", dump, strerror(errno));
+    }
     if (record) {
         oialr_record_info ri;
         oialr_record_get_info(&rec_hook, &ri);

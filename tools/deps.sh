@@ -19,6 +19,7 @@ if command -v pkg-config >/dev/null 2>&1; then
     pkg-config --exists hdf5 || need libhdf5-dev
     pkg-config --exists zlib || need zlib1g-dev
     pkg-config --exists check || need check
+    pkg-config --exists ompi-c || need libopenmpi-dev
 else
     need "libopenblas-dev liblapacke-dev libhdf5-dev zlib1g-dev check"
 fi
@@ -26,6 +27,7 @@ command -v h5dump >/dev/null 2>&1 || need hdf5-tools
 command -v h5clear >/dev/null 2>&1 || need hdf5-tools
 command -v gnuplot >/dev/null 2>&1 || need gnuplot-nox
 command -v tmux >/dev/null 2>&1 || need tmux # tests/check_watch.c drives oialr watch in it
+command -v mpirun >/dev/null 2>&1 || need openmpi-bin
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need dataset-fashion-mnist
 if [ -x "$PYTHON" ]; then
     "$PYTHON" -c 'import numpy' >/dev/null 2>&1 || need python3-numpy

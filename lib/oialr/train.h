@@ -29,6 +29,24 @@
 extern "C" {
 #endif
 
+/* Data-parallel training (docs/distributed.md): size processes run the same
+ * loop on the same data and parameters. Each takes rows [B·rank/size,
+ * B·(rank+1)/size) of every global batch of B samples (cfg.batch), weights
+ * its gradient by its share of B, and one allreduce per step sums the
+ * trainable gradients (packed: only what the optimizer updates), the
+ * non-trained buffers (batch-norm statistics, weighted likewise), the loss,
+ * the correct count and the stop flag; every process then makes the same
+ * update. Evaluation is sharded by batch and reduced too. The library knows
+ * no transport: allreduce is the caller's (the CLI fills it with MPI,
+ * tools/mpi.c). size 0 or 1: alone, and the loop is the plain one. */
+typedef struct oialr_train_dist {
+    int rank, size;
+    /* Sum x[0..n) over the processes in place, the same bits on every one;
+     * non-zero stops the run (it is returned by oialr_train_run). */
+    int (*allreduce)(float *x, size_t n, void *user);
+    void *user;
+} oialr_train_dist;
+
 typedef struct oialr_train_config {
     int epochs;
     int batch;
@@ -38,6 +56,7 @@ typedef struct oialr_train_config {
     int eval_every;           /* also evaluate every N steps (0: per epoch only) */
     oialr_optim_config optim;
     oialr_schedule schedule;  /* total/base_lr are filled by oialr_train_run if 0 */
+    oialr_train_dist dist;    /* data-parallel training (zero: alone) */
 } oialr_train_config;
 
 /* The defaults of oialr train (10 epochs, batch 128, SGD ...) in cfg. */
@@ -55,6 +74,7 @@ typedef struct oialr_train_metrics {
     float trainable_fraction;
     double seconds;        /* wall time since run_begin */
     double samples_per_s;  /* training throughput of the epoch so far */
+    double allreduce_bytes; /* data-parallel: bytes the last step all-reduced (0 alone) */
 } oialr_train_metrics;
 
 typedef struct oialr_trainer oialr_trainer;
@@ -104,6 +124,8 @@ struct oialr_trainer {
     uint8_t *ybuf;                     /* [batch] */
     int64_t epoch_seen, epoch_correct;
     double t0, epoch_t0;
+    float *dist_buf;                   /* data-parallel: the packed all-reduce buffer */
+    size_t dist_cap;                   /*   its floats */
 };
 
 /* What a checkpoint holds of a trainer: views into its state (valid until

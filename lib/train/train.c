@@ -28,6 +28,12 @@ int oialr_trainer_init(oialr_trainer *t, const oialr_train_config *cfg, oialr_mo
                        oialr_loader *val, oialr_loader *test) {
     memset(t, 0, sizeof *t);
     if (cfg->batch <= 0 || cfg->epochs <= 0) return oialr_seterr(OIALR_ERR_ARG, "epochs and batch must be > 0");
+    const oialr_train_dist *d = &cfg->dist;
+    if (d->size > 1 && (!d->allreduce || d->rank < 0 || d->rank >= d->size))
+        return oialr_seterr(OIALR_ERR_ARG, "data-parallel: rank %d of %d, or no allreduce", d->rank, d->size);
+    if (d->size > cfg->batch)
+        return oialr_seterr(OIALR_ERR_ARG, "the global batch (%d) must be at least the number of processes (%d)",
+                            cfg->batch, d->size);
     if (!train || train->n == 0) return oialr_seterr(OIALR_ERR_ARG, "empty training set");
     t->cfg = *cfg;
     t->model = model;
@@ -69,8 +75,10 @@ void oialr_trainer_free(oialr_trainer *t) {
     }
     free(t->xbuf);
     free(t->ybuf);
+    free(t->dist_buf);
     t->xbuf = NULL;
     t->ybuf = NULL;
+    t->dist_buf = NULL;
 }
 
 void oialr_trainer_get_state(const oialr_trainer *t, oialr_train_state *s) {
@@ -261,6 +269,139 @@ static int check_finite(const oialr_trainer *t, int grads) {
     return OIALR_OK;
 }
 
+// ----------------------------------------------------------------------------
+// data-parallel: shards of each global batch, one packed all-reduce per step
+
+static int dist_on(const oialr_trainer *t) { return t->cfg.dist.size > 1; }
+
+/* The floats of one step's all-reduce: the trainable gradients, the buffers
+ * and DIST_TAIL scalars. */
+enum { DIST_LOSS, DIST_CORRECT, DIST_STOP, DIST_TAIL };
+
+static size_t dist_count(const oialr_params *p) {
+    size_t n = DIST_TAIL;
+    for (int i = 0; i < p->count; i++)
+        if (p->info[i].trainable || p->info[i].kind == OIALR_PARAM_BUFFER) n += p->info[i].size;
+    return n;
+}
+
+static int dist_reserve(oialr_trainer *t, size_t n) {
+    if (n <= t->dist_cap) return OIALR_OK;
+    float *b = realloc(t->dist_buf, n * sizeof *b);
+    if (!b) return oialr_seterr(OIALR_ERR_NOMEM, "data-parallel: out of memory for the all-reduce buffer");
+    t->dist_buf = b;
+    t->dist_cap = n;
+    return OIALR_OK;
+}
+
+/* Pack (dir 1: buffer <- parameters, times w) or unpack (dir 0) the
+ * trainable gradients and the buffers' values, in parameter order; the
+ * number of floats. have 0: this process has no gradient (pack zeros). */
+static size_t dist_pack(oialr_trainer *t, int dir, int have, float w) {
+    oialr_params *p = t->params;
+    float *b = t->dist_buf;
+    size_t k = 0;
+    for (int i = 0; i < p->count; i++) {
+        const oialr_param_info *pi = &p->info[i];
+        int buffer = pi->kind == OIALR_PARAM_BUFFER;
+        if (!pi->trainable && !buffer) continue;
+        float *x = (buffer ? p->data : p->grad) + pi->offset;
+        if (!dir) memcpy(x, b + k, pi->size * sizeof *x);
+        else if (!have && !buffer) memset(b + k, 0, pi->size * sizeof *b);
+        else
+            for (size_t j = 0; j < pi->size; j++) b[k + j] = w * x[j];
+        k += pi->size;
+    }
+    return k;
+}
+
+/* This process's rows [lo, lo + n) of the next global batch of got samples
+ * (got: what is left of the epoch, at most the batch) into xbuf/ybuf; the
+ * loader moves past the whole global batch. */
+static int dist_next(oialr_trainer *t, int *got) {
+    oialr_loader *l = t->train;
+    int64_t c0 = l->cursor, left = l->n - c0;
+    int g = left < t->cfg.batch ? (int)left : t->cfg.batch;
+    int64_t r = t->cfg.dist.rank, P = t->cfg.dist.size;
+    int64_t lo = g * r / P, hi = g * (r + 1) / P;
+    l->cursor = c0 + lo;
+    int n = hi > lo ? oialr_loader_next(l, t->xbuf, t->ybuf, (int)(hi - lo)) : 0;
+    l->cursor = c0 + g;
+    *got = g;
+    return n;
+}
+
+/* Forward and backward of this process's shard, then the all-reduce: on
+ * return every process holds the global batch's mean gradient, the same
+ * buffers, mean loss and correct count. */
+static int dist_step(oialr_trainer *t, float *loss, int *correct, int *got, int *stop) {
+    int n = dist_next(t, got);
+    float w = (float)n / (float)*got, l = 0.0f;
+    int c = 0, have = 0, rc = OIALR_OK;
+    /* dropout: the run's generator (the same on every process, the one a
+     * checkpoint keeps) seeds a stream of this process's own for the step */
+    oialr_rng *mr = oialr_model_rng(t->model), g = {0, 0};
+    if (mr) {
+        g = *mr;
+        uint64_t seed = (uint64_t)oialr_rng_u32(&g) << 32 | oialr_rng_u32(&g);
+        oialr_rng_seed(mr, seed, 1000 + (uint64_t)t->cfg.dist.rank);
+    }
+    if (n > 0) {
+        rc = oialr_model_forward(t->model, t->xbuf, t->ybuf, n, 1, &l, &c);
+        if (rc == OIALR_ERR_NUMERIC) l = NAN, rc = OIALR_OK; /* every process learns it from the sum */
+        else if (!rc && !(rc = oialr_model_backward(t->model))) have = 1;
+    }
+    if (mr) *mr = g;
+    if (rc) return rc;
+    size_t total = dist_count(t->params);
+    if ((rc = dist_reserve(t, total))) return rc;
+    size_t k = dist_pack(t, 1, have, w);
+    float *tail = t->dist_buf + k;
+    tail[DIST_LOSS] = n > 0 ? w * l : 0.0f;
+    tail[DIST_CORRECT] = (float)c;
+    tail[DIST_STOP] = t->stop ? 1.0f : 0.0f;
+    if ((rc = t->cfg.dist.allreduce(t->dist_buf, total, t->cfg.dist.user))) return rc;
+    t->metrics.allreduce_bytes = (double)total * sizeof(float);
+    dist_pack(t, 0, 1, 1.0f);
+    *loss = tail[DIST_LOSS];
+    *correct = (int)tail[DIST_CORRECT];
+    *stop = tail[DIST_STOP] > 0.0f; /* all stop after the same step, whoever asked */
+    return OIALR_OK;
+}
+
+/* oialr_evaluate with the batches dealt round-robin to the processes and
+ * the sums all-reduced: the same numbers on every process. */
+static int dist_evaluate(oialr_trainer *t, oialr_loader *l, float *loss, float *acc) {
+    int64_t save = l->cursor, B = t->cfg.batch;
+    double total = 0.0;
+    int64_t correct = 0, seen = 0;
+    int rc = OIALR_OK;
+    for (int64_t b = t->cfg.dist.rank; b * B < l->n && !rc; b += t->cfg.dist.size) {
+        l->cursor = b * B;
+        int got = oialr_loader_next(l, t->xbuf, t->ybuf, (int)B);
+        float bl;
+        int bc;
+        if ((rc = oialr_model_forward(t->model, t->xbuf, t->ybuf, got, 0, &bl, &bc))) break;
+        total += (double)bl * got;
+        correct += bc;
+        seen += got;
+    }
+    l->cursor = save;
+    float s[4] = {(float)total, (float)correct, (float)seen, rc ? 1.0f : 0.0f};
+    int arc = t->cfg.dist.allreduce(s, 4, t->cfg.dist.user);
+    if (rc) return rc;
+    if (arc) return arc;
+    if (s[3] > 0.0f) return oialr_seterr(OIALR_ERR_NUMERIC, "evaluation failed on another process");
+    *loss = s[2] > 0 ? s[0] / s[2] : NAN;
+    *acc = s[2] > 0 ? s[1] / s[2] : NAN;
+    return OIALR_OK;
+}
+
+static int evaluate(oialr_trainer *t, oialr_loader *l, float *loss, float *acc) {
+    if (dist_on(t)) return dist_evaluate(t, l, loss, acc);
+    return oialr_evaluate(t->model, l, t->xbuf, t->cfg.batch, loss, acc);
+}
+
 static int run_epochs(oialr_trainer *t) {
     oialr_train_metrics *mt = &t->metrics;
     size_t full = oialr_params_trainable(t->params);
@@ -284,17 +425,22 @@ static int run_epochs(oialr_trainer *t) {
          * state is whole (a checkpoint there resumes exactly) */
         while (mt->step < t->total_steps && t->train->cursor < t->train->n) {
             CALL_HOOKS(t, step_begin);
-            int got = oialr_loader_next(t->train, t->xbuf, t->ybuf, t->cfg.batch);
             float lr = oialr_schedule_lr(&t->cfg.schedule, mt->step);
             float loss;
-            int correct;
-            int rc = oialr_model_forward(t->model, t->xbuf, t->ybuf, got, 1, &loss, &correct);
+            int correct, got, rc, stop = 0;
+            if (dist_on(t)) {
+                if ((rc = dist_step(t, &loss, &correct, &got, &stop))) return rc;
+                if (!isfinite(loss)) rc = OIALR_ERR_NUMERIC;
+            } else {
+                got = oialr_loader_next(t->train, t->xbuf, t->ybuf, t->cfg.batch);
+                rc = oialr_model_forward(t->model, t->xbuf, t->ybuf, got, 1, &loss, &correct);
+            }
             if (rc == OIALR_ERR_NUMERIC)
                 return oialr_seterr(OIALR_ERR_DIVERGED,
                                     "training diverged at step %lld (epoch %d): loss is %g; lower the learning rate",
                                     (long long)mt->step, epoch + 1, (double)loss);
             if (rc) return rc;
-            if ((rc = oialr_model_backward(t->model))) return rc;
+            if (!dist_on(t) && (rc = oialr_model_backward(t->model))) return rc;
             if ((rc = check_finite(t, 1))) return rc;
             oialr_optim_step(&t->optim, t->params, lr);
             if ((rc = check_finite(t, 0))) return rc;
@@ -310,17 +456,15 @@ static int run_epochs(oialr_trainer *t) {
             mt->trainable_fraction = trainable_fraction(t, full);
             CALL_HOOKS(t, step_end);
             if (t->cfg.eval_every > 0 && t->val && mt->step % t->cfg.eval_every == 0) {
-                if ((rc = oialr_evaluate(t->model, t->val, t->xbuf, t->cfg.batch, &mt->val_loss, &mt->val_acc)))
-                    return rc;
+                if ((rc = evaluate(t, t->val, &mt->val_loss, &mt->val_acc))) return rc;
                 CALL_HOOKS(t, eval_end);
             }
-            if (t->stop) return OIALR_ERR_INTERRUPTED;
+            /* data-parallel: a signal seen by one process stops all at the next step */
+            if (dist_on(t) ? stop : t->stop) return OIALR_ERR_INTERRUPTED;
         }
         int rc;
-        if (t->val && (rc = oialr_evaluate(t->model, t->val, t->xbuf, t->cfg.batch, &mt->val_loss, &mt->val_acc)))
-            return rc;
-        if (t->test && (rc = oialr_evaluate(t->model, t->test, t->xbuf, t->cfg.batch, &mt->test_loss, &mt->test_acc)))
-            return rc;
+        if (t->val && (rc = evaluate(t, t->val, &mt->val_loss, &mt->val_acc))) return rc;
+        if (t->test && (rc = evaluate(t, t->test, &mt->test_loss, &mt->test_acc))) return rc;
         mt->seconds = oialr_now() - t->t0;
         CALL_HOOKS(t, eval_end);
         t->at_epoch_end = 1; /* stays 1 if a hook stops the run here: the state is this epoch's end */

@@ -17,6 +17,7 @@
 #      analyze   tests/bench/section_analyze.sh, else BUILD/bench/bench_analyze*
 #                (a section script is the place to run peer_analyze.py)
 #      record    tests/bench/section_record.sh,  else BUILD/bench/bench_record*
+#      mpi       tests/bench/section_mpi.sh (mpirun -np 2: bytes per step, 2x1 vs 1x2 threads)
 #   A section script gets BUILD as $1, a binary no arguments; both have
 #   OIALR_BENCH_BUILD, OIALR_BENCH_REPS, OIALR_BENCH_PYTHON and OIALR_BENCH_GEMM_PEAK (sgemm
 #   GFLOP/s, 2 threads, measured in section 1) in the environment. Output lines
@@ -290,6 +291,7 @@ plugin analyze "Analyzer vs h5py + numpy (issue 5)" 450
 plugin record "Recording overhead (issue 4)" 450
 plugin lowrank "OIALR low-rank training" 300
 plugin powerlaw "Power-law fit (alpha): pruned KS scan vs the naive scan (issue 13)" 60
+plugin mpi "Data-parallel training under MPI (issue 15)" 600
 
 say ""
 say "== done in $(($(date +%s) - T0)) s; markdown report: $REPORT"
