@@ -279,8 +279,12 @@ static int read_metrics(plot_job *j) {
             for (char *p = l->file; *p; p++)
                 if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_')) *p = '_';
             if (l->file[0] == '.') l->file[0] = '_';
-            l->rows = (int64_t)csv_num(&c, cr);
-            l->cols = (int64_t)csv_num(&c, cc);
+            if ((rc = csv_int(&c, cr, row, &l->rows)) || (rc = csv_int(&c, cc, row, &l->cols))) break;
+            if (l->rows < 1 || l->cols < 1 || l->rows > INT32_MAX || l->cols > INT32_MAX) {
+                rc = oialr_seterr(OIALR_ERR_FORMAT, "%s: row %lld: layer '%s' of shape %lld x %lld", c.path,
+                                  (long long)row, l->name, (long long)l->rows, (long long)l->cols);
+                break;
+            }
             l->n = l->rows < l->cols ? l->rows : l->cols;
             l->m = l->rows < l->cols ? l->cols : l->rows;
             l->first = l->last = -1;
