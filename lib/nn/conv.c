@@ -39,6 +39,11 @@ int conv2d_chunk(const conv2d_dims *d, int B)
     return (int)nb;
 }
 
+const char *conv2d_kernel_name(const conv2d_dims *d, int B)
+{
+    return conv2d_chunk(d, B) == 1 ? "im2col + sgemm, 1 sample a chunk" : "im2col + sgemm, several samples a chunk";
+}
+
 double conv2d_flops(const conv2d_dims *d, int B)
 {
     return 2.0 * B * d->OC * (double)d->OH * d->OW * (double)d->C * d->KH * d->KW;
