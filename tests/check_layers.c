@@ -562,7 +562,10 @@ END_TEST
 typedef struct att_case {
     int B, T, NH, HS;
 } att_case;
-static const att_case att_cases[] = {{2, 5, 2, 4}, {1, 17, 4, 8}, {3, 3, 1, 6}, {2, 8, 3, 5}};
+/* HS a multiple of 16 and T <= 32: the fused kernel (attention_kernel_name);
+ * the others, and T = 33, the sgemm kernel */
+static const att_case att_cases[] = {{2, 5, 2, 4},  {1, 17, 4, 8}, {3, 3, 1, 6},  {2, 8, 3, 5},
+                                     {2, 17, 2, 16}, {1, 32, 1, 32}, {1, 3, 2, 64}, {1, 33, 1, 16}};
 #define NATT ((int)(sizeof att_cases / sizeof att_cases[0]))
 
 typedef struct att_ctx {
