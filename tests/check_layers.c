@@ -51,6 +51,12 @@ static const conv_case conv_cases[] = {
     {2, 3, 8, 8, 2, 1, 1, 2, 0, 1},   /* strided 1x1 (ResNet shortcut) */
     {2, 3, 5, 9, 4, 3, 3, 1, 1, 0},   /* same conv, non-square (shifted im2col) */
     {2, 2, 3, 3, 2, 5, 5, 1, 2, 1},   /* same 5x5 on 3x3: whole taps outside */
+    /* conv2d_kernel_name: the direct 3x3 kernel (OC a multiple of 16; for
+     * dinp C too) */
+    {2, 3, 6, 7, 16, 3, 3, 1, 1, 1},   /* direct forward, im2col backward */
+    {2, 16, 5, 6, 16, 3, 3, 1, 1, 0},  /* direct forward and dinp */
+    {1, 16, 3, 19, 32, 3, 3, 1, 1, 1}, /* rows longer than 16, two output blocks */
+    {1, 32, 2, 2, 16, 3, 3, 1, 1, 0},  /* 2x2 planes: every tap half outside */
 };
 #define NCONV ((int)(sizeof conv_cases / sizeof conv_cases[0]))
 
@@ -200,6 +206,7 @@ static const conv_case thread_cases[] = {
     {9, 64, 16, 16, 8, 3, 3, 1, 1, 0},  /* nb = 1 */
     {7, 64, 32, 32, 8, 3, 3, 2, 1, 1},  /* nb = 1, strided, bias */
     {13, 16, 16, 16, 8, 3, 3, 1, 1, 1}, /* nb > 1, uneven chunks */
+    {5, 16, 24, 24, 32, 3, 3, 1, 1, 1}, /* the direct kernel (nb = 1), uneven shares */
 };
 
 START_TEST(test_conv_threads)

@@ -39,9 +39,110 @@ int conv2d_chunk(const conv2d_dims *d, int B)
     return (int)nb;
 }
 
+// ---------------------------------------------------------------------------
+// The direct 3x3 kernel (stride 1, pad 1: the "same" convs of a ResNet).
+//
+// A plane is copied into a zero-bordered buffer of width Wp = W + 2, and the
+// output is computed in that width too: output q = oh*Wp + ow reads input
+// q + kh*Wp + kw for tap (kh, kw), so every tap of 16 consecutive outputs is
+// one contiguous 16-float load, and 16 output channels accumulate in 16
+// vectors (GCC vector extension: registers on AVX-512) from broadcast
+// weights. The two columns per row past W are computed and dropped. No
+// im2col is written and nothing is packed per call but the weights (into
+// [block of 16 outputs][input channel][tap][16]). The input gradient of such
+// a conv is the same kernel over dout with the weights flipped and
+// transposed, so it is used there too (when C is a multiple of 16); the
+// weight gradient stays im2col + sgemm.
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
+#define ld16(p) (*(const v16u *)(p))
+#define st16(p, v) (*(v16u *)(p) = (v))
+
+static int is_same3(const conv2d_dims *d)
+{
+    return d->KH == 3 && d->KW == 3 && d->stride == 1 && d->pad == 1;
+}
+static int direct_fwd(const conv2d_dims *d) { return is_same3(d) && d->OC % 16 == 0; }
+static int direct_dinp(const conv2d_dims *d) { return is_same3(d) && d->C % 16 == 0; }
+
+/* padded plane width, outputs computed per plane (a multiple of 16), and the
+ * floats of one padded input plane (every load in bounds) */
+static int dir_wp(const conv2d_dims *d) { return d->W + 2; }
+static size_t dir_nq(const conv2d_dims *d) { return ((size_t)d->H * dir_wp(d) + 15) & ~(size_t)15; }
+static size_t dir_lp(const conv2d_dims *d)
+{
+    return (dir_nq(d) + 2 * (size_t)dir_wp(d) + 2 + 15) & ~(size_t)15;
+}
+/* per thread: max(C, OC) padded planes + 16 output planes */
+static size_t direct_floats(const conv2d_dims *d)
+{
+    if (!direct_fwd(d) && !direct_dinp(d)) return 0;
+    size_t cmax = (size_t)(d->C > d->OC ? d->C : d->OC);
+    return cmax * dir_lp(d) + 16 * dir_nq(d);
+}
+
 const char *conv2d_kernel_name(const conv2d_dims *d, int B)
 {
+    if (direct_fwd(d) && direct_dinp(d)) return "direct 3x3 (fwd, dinp) + im2col/sgemm (dw)";
+    if (direct_fwd(d)) return "direct 3x3 (fwd) + im2col/sgemm (bwd)";
     return conv2d_chunk(d, B) == 1 ? "im2col + sgemm, 1 sample a chunk" : "im2col + sgemm, several samples a chunk";
+}
+
+/* obuf[o][q], o < 16, q < nq = sum over c < cin, taps t of wp[c][t][o] * in[c][q + off(t)] */
+OIALR_HOT static void direct_block(float *restrict obuf, const float *restrict in, const float *restrict wp, int cin,
+                                   size_t nq, size_t lp, int Wp)
+{
+    for (size_t q = 0; q < nq; q += 16) {
+        v16 acc[16];
+#pragma GCC unroll 16
+        for (int o = 0; o < 16; o++) acc[o] = (v16){0};
+        for (int c = 0; c < cin; c++) {
+            const float *x = in + (size_t)c * lp + q;
+            const float *wc = wp + (size_t)c * 9 * 16;
+            for (int kh = 0; kh < 3; kh++)
+                for (int kw = 0; kw < 3; kw++) {
+                    const v16 v = ld16(x + kh * Wp + kw);
+                    const float *wt = wc + (kh * 3 + kw) * 16;
+#pragma GCC unroll 16
+                    for (int o = 0; o < 16; o++) acc[o] += wt[o] * v;
+                }
+        }
+#pragma GCC unroll 16
+        for (int o = 0; o < 16; o++) st16(obuf + (size_t)o * nq + q, acc[o]);
+    }
+}
+
+/* planes [n][H][W] -> the interior of the zero-bordered buffers [n][lp]
+ * (the borders are zeroed by the caller once per call) */
+static void pad_planes(float *restrict buf, const float *restrict src, int n, const conv2d_dims *d)
+{
+    const int H = d->H, W = d->W, Wp = dir_wp(d);
+    const size_t lp = dir_lp(d);
+    for (int c = 0; c < n; c++)
+        for (int h = 0; h < H; h++)
+            memcpy(buf + (size_t)c * lp + (size_t)(h + 1) * Wp + 1, src + ((size_t)c * H + h) * W, sizeof(float) * (size_t)W);
+}
+
+/* forward weights: wp[ob][c][t][o] = w[ob*16+o][c][t] */
+static void pack_fwd(float *restrict wp, const float *restrict w, const conv2d_dims *d)
+{
+    const int C = d->C, OC = d->OC;
+    for (int ob = 0; ob < OC / 16; ob++)
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < 9; t++)
+                for (int o = 0; o < 16; o++)
+                    wp[(((size_t)ob * C + c) * 9 + t) * 16 + o] = w[((size_t)(ob * 16 + o) * C + c) * 9 + t];
+}
+/* input-gradient weights: flipped and transposed, wq[cb][oc][t][i] = w[oc][cb*16+i][8-t] */
+static void pack_dinp(float *restrict wq, const float *restrict w, const conv2d_dims *d)
+{
+    const int C = d->C, OC = d->OC;
+    for (int cb = 0; cb < C / 16; cb++)
+        for (int oc = 0; oc < OC; oc++)
+            for (int t = 0; t < 9; t++)
+                for (int i = 0; i < 16; i++)
+                    wq[(((size_t)cb * OC + oc) * 9 + t) * 16 + i] = w[((size_t)oc * C + cb * 16 + i) * 9 + (8 - t)];
 }
 
 double conv2d_flops(const conv2d_dims *d, int B)
@@ -223,25 +324,67 @@ static void col2im_add(float *inp, float *col, const conv2d_dims *d, int nb)
 // with its own slice of the scratch: col[K, nb*P], tmp[OC, nb*P] and, for the
 // backward, private dw[OC*K] and db[OC] accumulators summed after the join.
 
-static size_t thread_floats(const conv2d_dims *d, int nb)
+/* a thread's slice: col, tmp, private dw and db, then the direct kernel's
+ * buffers; after the NN_MAX_THREADS slices, the packed direct weights */
+static size_t gemm_floats(const conv2d_dims *d, int nb)
 {
     size_t K = (size_t)d->C * d->KH * d->KW, P = (size_t)d->OH * d->OW;
-    size_t n = (K + (size_t)d->OC) * (size_t)nb * P + (size_t)d->OC * K + (size_t)d->OC;
+    return (K + (size_t)d->OC) * (size_t)nb * P + (size_t)d->OC * K + (size_t)d->OC;
+}
+static size_t thread_floats(const conv2d_dims *d, int nb)
+{
+    size_t n = gemm_floats(d, nb) + direct_floats(d);
     return (n + 15) & ~(size_t)15; /* 64-byte slices: no false sharing */
+}
+static size_t packed_floats(const conv2d_dims *d)
+{
+    return direct_fwd(d) || direct_dinp(d) ? (size_t)d->OC * d->C * 9 : 0;
 }
 
 size_t conv2d_scratch_size(const conv2d_dims *d, int B)
 {
-    return (size_t)NN_MAX_THREADS * thread_floats(d, conv2d_chunk(d, B));
+    return (size_t)NN_MAX_THREADS * thread_floats(d, conv2d_chunk(d, B)) + packed_floats(d);
 }
 
 typedef struct conv_job {
     float *out, *dinp, *dw, *db;
     const float *inp, *w, *b, *dout;
     float *scratch;
+    const float *wp; /* packed weights of the direct kernel (NULL: not used) */
     const conv2d_dims *d;
     int B;
 } conv_job;
+
+/* The direct kernel over samples [lo, hi): dst[s] (=, or += with add) of
+ * cout = 16*nblk planes of H x W, from src[s] (cin planes), with weights
+ * packed per block of 16 outputs; bias (or NULL) for the forward. */
+static void direct_run(float *dst, const float *src, const float *wp, const float *bias, int cin, int cout, int add,
+                       float *buf, const conv2d_dims *d, int lo, int hi)
+{
+    const int H = d->H, W = d->W, Wp = dir_wp(d);
+    const size_t nq = dir_nq(d), lp = dir_lp(d), HW = (size_t)H * W;
+    float *obuf = buf + (size_t)cin * lp;
+    memset(buf, 0, sizeof(float) * (size_t)cin * lp);
+    for (int s = lo; s < hi; s++) {
+        pad_planes(buf, src + (size_t)s * cin * HW, cin, d);
+        for (int ob = 0; ob < cout / 16; ob++) {
+            direct_block(obuf, buf, wp + (size_t)ob * cin * 9 * 16, cin, nq, lp, Wp);
+            for (int o = 0; o < 16; o++) {
+                float *y = dst + ((size_t)s * cout + ob * 16 + o) * HW;
+                const float *r = obuf + (size_t)o * nq;
+                const float bb = bias ? bias[ob * 16 + o] : 0.0f;
+                for (int h = 0; h < H; h++) {
+                    const float *rr = r + (size_t)h * Wp;
+                    float *yy = y + (size_t)h * W;
+                    if (add)
+                        for (int x = 0; x < W; x++) yy[x] += rr[x];
+                    else
+                        for (int x = 0; x < W; x++) yy[x] = rr[x] + bb;
+                }
+            }
+        }
+    }
+}
 
 static void forward_share(void *ctx, int t, int nt)
 {
@@ -253,6 +396,10 @@ static void forward_share(void *ctx, int t, int nt)
     float *col = j->scratch + (size_t)t * thread_floats(d, nbmax), *tmp = col + (size_t)K * nbmax * P;
     int lo, hi;
     nn_share(j->B, t, nt, &lo, &hi);
+    if (j->wp) {
+        direct_run(j->out, j->inp, j->wp, j->b, d->C, OC, 0, col + gemm_floats(d, nbmax), d, lo, hi);
+        return;
+    }
     for (int s0 = lo; s0 < hi; s0 += nbmax) {
         int nb = hi - s0 < nbmax ? hi - s0 : nbmax;
         const size_t ld = (size_t)nb * P;
@@ -282,13 +429,24 @@ static void forward_share(void *ctx, int t, int nt)
 static int conv_threads(const conv2d_dims *d, int B)
 {
     int nt = nn_threads(), nc = (B + conv2d_chunk(d, B) - 1) / conv2d_chunk(d, B);
+    if (direct_fwd(d) || direct_dinp(d)) nc = B; /* the direct kernel goes sample by sample */
     return nt < nc ? nt : nc;
+}
+
+static float *packed_area(float *scratch, const conv2d_dims *d, int B)
+{
+    return scratch + (size_t)NN_MAX_THREADS * thread_floats(d, conv2d_chunk(d, B));
 }
 
 void conv2d_forward(float *out, const float *inp, const float *w, const float *b, float *scratch,
                     const conv2d_dims *d, int B)
 {
-    conv_job j = {out, NULL, NULL, NULL, inp, w, b, NULL, scratch, d, B};
+    conv_job j = {out, NULL, NULL, NULL, inp, w, b, NULL, scratch, NULL, d, B};
+    if (direct_fwd(d)) {
+        float *wp = packed_area(scratch, d, B);
+        pack_fwd(wp, w, d);
+        j.wp = wp;
+    }
     nn_parallel(forward_share, &j, conv_threads(d, B));
 }
 
@@ -336,7 +494,9 @@ static void backward_share(void *ctx, int t, int nt)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, (int)ld, 1.0f, gm, (int)ld, col, (int)ld,
                         1.0f, dw, K);
         }
-        if (j->dinp) {
+        if (j->dinp && j->wp) {
+            direct_run(j->dinp, j->dout, j->wp, NULL, OC, d->C, 1, col + gemm_floats(d, nbmax), d, s0, s0 + nb);
+        } else if (j->dinp) {
             /* dcol[K,ld] = w[OC,K]^T @ g[OC,ld], written over col */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, OC, 1.0f, j->w, K, gm, (int)ld, 0.0f,
                         col, (int)ld);
@@ -348,7 +508,12 @@ static void backward_share(void *ctx, int t, int nt)
 void conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                      float *scratch, const conv2d_dims *d, int B)
 {
-    conv_job j = {NULL, dinp, dw, db, inp, w, NULL, dout, scratch, d, B};
+    conv_job j = {NULL, dinp, dw, db, inp, w, NULL, dout, scratch, NULL, d, B};
+    if (dinp && direct_dinp(d)) {
+        float *wq = packed_area(scratch, d, B);
+        pack_dinp(wq, w, d);
+        j.wp = wq;
+    }
     const int nt = conv_threads(d, B);
     nn_parallel(backward_share, &j, nt);
     const int nbmax = conv2d_chunk(d, B);
