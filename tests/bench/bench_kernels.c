@@ -323,7 +323,8 @@ static void model_step(oialr_model *m, const float *x, const uint8_t *y, int B, 
         int ins[3] = {n->in0, n->in1, n->in2};
         for (int k = 0; k < 3; k++) {
             node *src = ins[k] > 0 ? &m->nodes[ins[k]] : NULL;
-            if (src && src->last_consumer == i) memset(node_dout(m, src), 0, (size_t)B * src->size * sizeof(float));
+            if (src && src->last_consumer == i && !src->grad_set)
+                memset(node_dout(m, src), 0, (size_t)B * src->size * sizeof(float));
         }
         oialr_ops[n->op]->backward(m, n, B);
         t1 = now();
