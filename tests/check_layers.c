@@ -59,6 +59,10 @@ static const conv_case conv_cases[] = {
     {2, 16, 5, 6, 16, 3, 3, 1, 1, 0},  /* direct forward and dinp */
     {1, 16, 3, 19, 32, 3, 3, 1, 1, 1}, /* rows longer than 16, two output blocks */
     {1, 32, 2, 2, 16, 3, 3, 1, 1, 0},  /* 2x2 planes: every tap half outside */
+    {2, 3, 7, 9, 16, 3, 3, 2, 1, 1},   /* stride 2 (phases), odd sizes */
+    {1, 5, 8, 8, 16, 3, 3, 2, 1, 0},   /* stride 2, even sizes */
+    {2, 4, 7, 6, 16, 1, 1, 2, 0, 1},   /* 1x1 stride 2 (the shortcut): im2col + sgemm, by measurement */
+    {1, 3, 5, 5, 32, 1, 1, 1, 0, 0},   /* 1x1 stride 1 */
 };
 #define NCONV ((int)(sizeof conv_cases / sizeof conv_cases[0]))
 
@@ -209,6 +213,7 @@ static const conv_case thread_cases[] = {
     {7, 64, 32, 32, 8, 3, 3, 2, 1, 1},  /* nb = 1, strided, bias */
     {13, 16, 16, 16, 8, 3, 3, 1, 1, 1}, /* nb > 1, uneven chunks */
     {5, 16, 24, 24, 32, 3, 3, 1, 1, 1}, /* the direct kernel (nb = 1), uneven shares */
+    {5, 16, 48, 48, 16, 3, 3, 2, 1, 0}, /* the direct kernel at stride 2 */
 };
 
 START_TEST(test_conv_threads)
