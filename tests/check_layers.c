@@ -17,6 +17,8 @@
 #include <cblas.h>
 
 #include "nn/attention.h"
+#include "model/graph.h"
+#include "nn/nn.h"
 #include "nn/conv.h"
 #include "nn/embed.h"
 #include "nn/norm.h"
@@ -51,6 +53,16 @@ static const conv_case conv_cases[] = {
     {2, 3, 8, 8, 2, 1, 1, 2, 0, 1},   /* strided 1x1 (ResNet shortcut) */
     {2, 3, 5, 9, 4, 3, 3, 1, 1, 0},   /* same conv, non-square (shifted im2col) */
     {2, 2, 3, 3, 2, 5, 5, 1, 2, 1},   /* same 5x5 on 3x3: whole taps outside */
+    /* conv2d_kernel_name: the direct 3x3 kernel (OC a multiple of 16; for
+     * dinp C too) */
+    {2, 3, 6, 7, 16, 3, 3, 1, 1, 1},   /* direct forward, im2col backward */
+    {2, 16, 5, 6, 16, 3, 3, 1, 1, 0},  /* direct forward and dinp */
+    {1, 16, 3, 19, 32, 3, 3, 1, 1, 1}, /* rows longer than 16, two output blocks */
+    {1, 32, 2, 2, 16, 3, 3, 1, 1, 0},  /* 2x2 planes: every tap half outside */
+    {2, 3, 7, 9, 16, 3, 3, 2, 1, 1},   /* stride 2 (phases), odd sizes */
+    {1, 5, 8, 8, 16, 3, 3, 2, 1, 0},   /* stride 2, even sizes */
+    {2, 4, 7, 6, 16, 1, 1, 2, 0, 1},   /* 1x1 stride 2 (the shortcut): im2col + sgemm, by measurement */
+    {1, 3, 5, 5, 32, 1, 1, 1, 0, 0},   /* 1x1 stride 1 */
 };
 #define NCONV ((int)(sizeof conv_cases / sizeof conv_cases[0]))
 
@@ -200,6 +212,8 @@ static const conv_case thread_cases[] = {
     {9, 64, 16, 16, 8, 3, 3, 1, 1, 0},  /* nb = 1 */
     {7, 64, 32, 32, 8, 3, 3, 2, 1, 1},  /* nb = 1, strided, bias */
     {13, 16, 16, 16, 8, 3, 3, 1, 1, 1}, /* nb > 1, uneven chunks */
+    {5, 16, 24, 24, 32, 3, 3, 1, 1, 1}, /* the direct kernel (nb = 1), uneven shares */
+    {5, 16, 48, 48, 16, 3, 3, 2, 1, 0}, /* the direct kernel at stride 2 */
 };
 
 START_TEST(test_conv_threads)
@@ -452,6 +466,128 @@ START_TEST(test_batchnorm_offset)
 }
 END_TEST
 
+/* Batch norm with the ReLU after it fused (what the graph runs when a norm
+ * feeds a ReLU alone) == the naive norm, then max(0, .); its backward from
+ * the ReLU's gradient == relu backward then the naive norm's backward, both
+ * accumulating and writing (set) an input gradient full of NaN. */
+START_TEST(test_batchnorm_relu)
+{
+    const bn_case *t = &bn_cases[_i];
+    const int B = t->B, C = t->C, HW = t->HW;
+    const size_t n = (size_t)B * C * HW;
+    tu_rng r;
+    tu_rng_seed(&r, 23 + (uint64_t)_i);
+    float *x = tu_alloc(n), *w = tu_alloc(C), *b = tu_alloc(C), *y1 = tu_alloc(n), *y2 = tu_alloc(n);
+    float *m1 = tu_alloc(C), *r1 = tu_alloc(C), *m2 = tu_alloc(C), *r2 = tu_alloc(C), *rm = tu_alloc(C), *rv = tu_alloc(C);
+    float *dy = tu_alloc(n), *g = tu_alloc(n), *dx1 = tu_alloc(n), *dx2 = tu_alloc(n), *dw1 = tu_alloc(C);
+    float *dw2 = tu_alloc(C), *db1 = tu_alloc(C), *db2 = tu_alloc(C);
+    tu_fill_uniform(x, n, &r, -1, 3);
+    tu_fill_uniform(w, C, &r, 0.5f, 1.5f);
+    tu_fill_uniform(b, C, &r, -1, 1);
+    tu_fill_uniform(dy, n, &r, -1, 1);
+    batchnorm2d_forward_train_act(y1, m1, r1, NULL, NULL, x, w, b, B, C, HW, 1e-5f, 0.1f, 1);
+    batchnorm2d_forward_train_naive(y2, m2, r2, NULL, NULL, x, w, b, B, C, HW, 1e-5f, 0.1f);
+    for (size_t i = 0; i < n; i++) y2[i] = y2[i] > 0 ? y2[i] : 0.0f;
+    ck_assert(tu_close_ratio(y1, y2, n, ATOL, RTOL) <= 1);
+    int pos = 0;
+    for (size_t i = 0; i < n; i++) pos += y1[i] > 0;
+    ck_assert(pos > 0 && (size_t)pos < n); /* the mask matters */
+    /* eval, with the batch's statistics as running ones */
+    for (int c = 0; c < C; c++) rm[c] = m1[c], rv[c] = 1.0f / (r1[c] * r1[c]) - 1e-5f;
+    batchnorm2d_forward_eval_act(dx1, x, w, b, rm, rv, B, C, HW, 1e-5f, 1);
+    ck_assert(tu_close_ratio(dx1, y2, n, 1e-4, 1e-3) <= 1);
+    for (size_t i = 0; i < n; i++) g[i] = y2[i] > 0 ? dy[i] : 0.0f;
+    for (int set = 0; set <= 1; set++) {
+        for (size_t i = 0; i < n; i++) dx1[i] = set ? NAN : 0.5f, dx2[i] = set ? 0.0f : 0.5f;
+        for (int c = 0; c < C; c++) dw1[c] = dw2[c] = db1[c] = db2[c] = 0.25f;
+        batchnorm2d_backward_act(dx1, dw1, db1, dy, y1, x, m1, r1, w, B, C, HW, set);
+        batchnorm2d_backward_naive(dx2, dw2, db2, g, x, m2, r2, w, B, C, HW);
+        ck_assert_msg(tu_close_ratio(dx1, dx2, n, ATOL, RTOL) <= 1, "dx, set %d", set);
+        ck_assert(tu_close_ratio(dw1, dw2, C, ATOL, RTOL) <= 1);
+        ck_assert(tu_close_ratio(db1, db2, C, ATOL, RTOL) <= 1);
+    }
+    /* set without the ReLU: the plain backward into zeros */
+    for (size_t i = 0; i < n; i++) dx1[i] = NAN, dx2[i] = 0.0f;
+    batchnorm2d_backward_act(dx1, NULL, NULL, dy, NULL, x, m1, r1, w, B, C, HW, 1);
+    batchnorm2d_backward_naive(dx2, NULL, NULL, dy, x, m2, r2, w, B, C, HW);
+    ck_assert(tu_close_ratio(dx1, dx2, n, ATOL, RTOL) <= 1);
+    free(x), free(w), free(b), free(y1), free(y2), free(m1), free(r1), free(m2), free(r2), free(rm), free(rv);
+    free(dy), free(g), free(dx1), free(dx2), free(dw1), free(dw2), free(db1), free(db2);
+}
+END_TEST
+
+/* The writing (set) variants of the ReLU and residual-add backward equal the
+ * accumulating ones into zeros, whatever the gradient held before; the
+ * accumulating ones add. Sizes across the threading threshold. */
+START_TEST(test_act_set)
+{
+    static const size_t sizes[] = {37, (size_t)1 << 19};
+    for (int k = 0; k < 2; k++) {
+        const size_t n = sizes[k];
+        tu_rng r;
+        tu_rng_seed(&r, 5);
+        float *x = tu_alloc(n), *g = tu_alloc(n), *d1 = tu_alloc(n), *d2 = tu_alloc(n);
+        tu_fill_uniform(x, n, &r, -1, 1);
+        tu_fill_uniform(g, n, &r, -1, 1);
+        for (size_t i = 0; i < n; i++) d1[i] = NAN, d2[i] = 0.0f;
+        relu_backward_set(d1, g, x, n);
+        relu_backward(d2, g, x, n);
+        for (size_t i = 0; i < n; i++) ck_assert_float_eq(d1[i], d2[i]);
+        for (size_t i = 0; i < n; i++) d1[i] = NAN, d2[i] = 1.0f;
+        add_backward(d1, d2, g, n, 1, 0);
+        for (size_t i = 0; i < n; i++) {
+            ck_assert_float_eq(d1[i], g[i]);
+            ck_assert_float_eq(d2[i], 1.0f + g[i]);
+        }
+        add_backward(NULL, d2, g, n, 0, 1);
+        for (size_t i = 0; i < n; i++) ck_assert_float_eq(d2[i], g[i]);
+        free(x), free(g), free(d1), free(d2);
+    }
+}
+END_TEST
+
+/* The graph's fusions (a batch norm writing the ReLU it feeds alone; input
+ * gradients written by their only consumer without a zeroing pass) give the
+ * plain graph's loss and gradients: the same model with the fusions undone
+ * by hand (every node counted as read twice, no gradient "set") as the
+ * reference. A ReLU CNN with residual blocks and a shortcut conv. */
+START_TEST(test_graph_fusion)
+{
+    const int B = 6, C = 1, H = 8, W = 8;
+    oialr_model *m[2];
+    for (int k = 0; k < 2; k++) ck_assert_int_eq(oialr_model_create(&m[k], "cnn:16,32,blocks=1", C, H, W, 4, B, 3), 0);
+    int fused = 0, set = 0;
+    for (int i = 0; i < m[0]->nnodes; i++) fused += bn_feeds_relu(m[0], &m[0]->nodes[i]), set += m[0]->nodes[i].grad_set;
+    ck_assert(fused >= 3 && set >= 6); /* stem, s1 and s2 first norms; norms, ReLUs, adds */
+    for (int i = 0; i < m[1]->nnodes; i++) {
+        m[1]->nodes[i].consumers = 2;
+        m[1]->nodes[i].grad_set = 0;
+    }
+    tu_rng r;
+    tu_rng_seed(&r, 31);
+    float *x = tu_alloc((size_t)B * C * H * W);
+    tu_fill_uniform(x, (size_t)B * C * H * W, &r, -1, 1);
+    uint8_t y[6] = {0, 1, 2, 3, 1, 2};
+    float loss[2];
+    for (int step = 0; step < 2; step++) { /* twice: stale gradients would show */
+        for (int k = 0; k < 2; k++) {
+            ck_assert_int_eq(oialr_model_forward(m[k], x, y, B, 1, &loss[k], NULL), 0);
+            ck_assert_int_eq(oialr_model_backward(m[k]), 0);
+        }
+        ck_assert_float_eq_tol(loss[0], loss[1], 1e-6);
+        const oialr_params *p0 = oialr_model_params(m[0]), *p1 = oialr_model_params(m[1]);
+        ck_assert(tu_close_ratio(p0->grad, p1->grad, p0->total, 1e-6, 1e-4) <= 1);
+        ck_assert(tu_close_ratio(oialr_model_logits(m[0]), oialr_model_logits(m[1]), (size_t)B * 4, 1e-6, 1e-5) <= 1);
+        /* eval mode too */
+        for (int k = 0; k < 2; k++) ck_assert_int_eq(oialr_model_forward(m[k], x, NULL, B, 0, NULL, NULL), 0);
+        ck_assert(tu_close_ratio(oialr_model_logits(m[0]), oialr_model_logits(m[1]), (size_t)B * 4, 1e-6, 1e-5) <= 1);
+    }
+    oialr_model_free(m[0]);
+    oialr_model_free(m[1]);
+    free(x);
+}
+END_TEST
+
 START_TEST(test_batchnorm_running)
 {
     enum { B = 16, C = 2, HW = 8 };
@@ -562,7 +698,10 @@ END_TEST
 typedef struct att_case {
     int B, T, NH, HS;
 } att_case;
-static const att_case att_cases[] = {{2, 5, 2, 4}, {1, 17, 4, 8}, {3, 3, 1, 6}, {2, 8, 3, 5}};
+/* HS a multiple of 16 and T <= 32: the fused kernel (attention_kernel_name);
+ * the others, and T = 33, the sgemm kernel */
+static const att_case att_cases[] = {{2, 5, 2, 4},  {1, 17, 4, 8}, {3, 3, 1, 6},  {2, 8, 3, 5},
+                                     {2, 17, 2, 16}, {1, 32, 1, 32}, {1, 3, 2, 64}, {1, 33, 1, 16}};
 #define NATT ((int)(sizeof att_cases / sizeof att_cases[0]))
 
 typedef struct att_ctx {
@@ -903,6 +1042,9 @@ static Suite *layers_suite(void)
     tcase_add_loop_test(core, test_conv_threads, 0, (int)(sizeof thread_cases / sizeof thread_cases[0]));
     tcase_add_loop_test(core, test_pool, 0, NPOOL);
     tcase_add_loop_test(core, test_batchnorm, 0, NBN);
+    tcase_add_loop_test(core, test_batchnorm_relu, 0, NBN);
+    tcase_add_test(core, test_act_set);
+    tcase_add_test(core, test_graph_fusion);
     tcase_add_test(core, test_batchnorm_running);
     tcase_add_test(core, test_batchnorm_threads);
     tcase_add_test(core, test_batchnorm_offset);

@@ -164,8 +164,18 @@ int graph_finalize(oialr_model *m, uint64_t seed) {
     for (int i = 1; i < m->nnodes; i++) {
         const node *n = &m->nodes[i];
         int ins[3] = {n->in0, n->in1, n->in2};
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 3; k++) {
             if (ins[k] >= 0 && m->nodes[ins[k]].last_consumer < i) m->nodes[ins[k]].last_consumer = i;
+            if (ins[k] >= 0) m->nodes[ins[k]].consumers++;
+        }
+    }
+    /* a gradient written (=) by its only consumer needs no zeroing pass */
+    for (int i = 1; i < m->nnodes; i++) {
+        const node *n = &m->nodes[i];
+        int ins[3] = {n->in0, n->in1, n->in2};
+        for (int k = 0; k < 3; k++)
+            if (ins[k] > 0 && m->nodes[ins[k]].consumers == 1 && op_sets_input_grad(n, k))
+                m->nodes[ins[k]].grad_set = 1;
     }
     for (int i = 1; i < m->nnodes; i++) {
         const op_def *od = oialr_ops[m->nodes[i].op];
@@ -322,7 +332,8 @@ int oialr_model_backward(oialr_model *m) {
         int ins[3] = {n->in0, n->in1, n->in2};
         for (int k = 0; k < 3; k++) {
             node *src = ins[k] > 0 ? &m->nodes[ins[k]] : NULL; /* node 0, the input, has no gradient */
-            if (src && src->last_consumer == i) memset(node_dout(m, src), 0, (size_t)B * src->size * sizeof(float));
+            if (src && src->last_consumer == i && !src->grad_set)
+                memset(node_dout(m, src), 0, (size_t)B * src->size * sizeof(float));
         }
         oialr_ops[n->op]->backward(m, n, B);
     }

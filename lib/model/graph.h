@@ -129,6 +129,8 @@ typedef struct node {
     size_t save_per_sample, save_fixed;
     int tokens;          /* output is T tokens of width D: shape (T, D, 1) */
     int last_consumer;   /* highest node index reading this one (its gradient is zeroed just before) */
+    int consumers;       /* how many input slots of later nodes read this one */
+    int grad_set;        /* its only consumer's backward writes (=) its gradient: never zeroed */
     node_lowrank *lr;    /* OP_DENSE_LR: the frozen factors (NULL otherwise) */
 } node;
 
@@ -185,6 +187,17 @@ static inline float *in_dout(oialr_model *m, const node *n, int which) {
     return node_dout(m, &m->nodes[which == 0 ? n->in0 : which == 1 ? n->in1 : n->in2]);
 }
 static inline float *node_save(oialr_model *m, const node *n) { return m->save + n->save_off; }
+
+/* ops.c: whether n's backward writes (=) the whole gradient of its input
+ * `which` when told to (node.grad_set of that input, which graph_finalize
+ * sets when n is the input's only consumer). */
+int op_sets_input_grad(const node *n, int which);
+/* A batch norm whose only consumer is a ReLU writes the ReLU's output itself
+ * (max(0, bn(x))) and takes the ReLU's gradient in its backward; the ReLU
+ * node then does nothing. */
+static inline int bn_feeds_relu(const oialr_model *m, const node *bn) {
+    return bn->op == OP_BATCHNORM && bn->consumers == 1 && m->nodes[bn->last_consumer].op == OP_RELU;
+}
 
 /* lowrank.c */
 void lowrank_free(node_lowrank *lr);

@@ -23,13 +23,18 @@ static void dense_bwd(oialr_model *m, node *n, int B) {
                    param_data(m, w), B * a->rows, a->c, a->oc);
 }
 
+/* after a batch norm that feeds it alone, the norm does the ReLU's work
+ * (bn_feeds_relu, ops_conv.c) */
 static void relu_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
+    if (bn_feeds_relu(m, &m->nodes[n->in0])) return;
     relu_forward(node_out(m, n), in_out(m, n, 0), (size_t)B * n->size);
 }
 static void relu_bwd(oialr_model *m, node *n, int B) {
     float *d = in_dout(m, n, 0);
-    if (d) relu_backward(d, node_dout(m, n), in_out(m, n, 0), (size_t)B * n->size);
+    if (!d || bn_feeds_relu(m, &m->nodes[n->in0])) return;
+    if (m->nodes[n->in0].grad_set) relu_backward_set(d, node_dout(m, n), in_out(m, n, 0), (size_t)B * n->size);
+    else relu_backward(d, node_dout(m, n), in_out(m, n, 0), (size_t)B * n->size);
 }
 static void gelu_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
@@ -71,13 +76,13 @@ static void add_fwd(oialr_model *m, node *n, int B, int train) {
                 (size_t)B * n->size);
 }
 static void add_bwd(oialr_model *m, node *n, int B) {
-    size_t count = (size_t)B * n->size;
-    const float *g = node_dout(m, n);
-    for (int k = 0; k < 2; k++) {
-        float *d = in_dout(m, n, k);
-        if (d)
-            for (size_t i = 0; i < count; i++) d[i] += g[i];
-    }
+    add_backward(in_dout(m, n, 0), in_dout(m, n, 1), node_dout(m, n), (size_t)B * n->size, m->nodes[n->in0].grad_set,
+                 m->nodes[n->in1].grad_set);
+}
+
+int op_sets_input_grad(const node *n, int which) {
+    (void)which;
+    return n->op == OP_RELU || n->op == OP_BATCHNORM || n->op == OP_ADD;
 }
 
 static const op_def op_input = {"input", input_fwd, input_bwd, NULL};

@@ -1,13 +1,16 @@
 /*
  * act.c — elementwise layers: ReLU, GELU (tanh approximation, as GPT-2 and
  * PyTorch's approximate='tanh'), tanh, dropout (inverted, mask from caller),
- * residual add. Backward accumulates into dinp.
+ * residual add. Backward accumulates into dinp; the *_set variants write
+ * it instead (the graph uses them when it is this layer's alone and has not
+ * been zeroed).
  */
 #include "nn/nn.h"
 #include "base/hot.h"
 #include "nn/par.h"
 
 #include <math.h>
+#include <string.h>
 
 OIALR_HOT static void relu_forward_range(float *restrict out, const float *restrict inp, size_t n) {
     /* written so that NaN propagates (NaN < 0 is false), as in PyTorch */
@@ -17,6 +20,10 @@ OIALR_HOT static void relu_forward_range(float *restrict out, const float *restr
 OIALR_HOT static void relu_backward_range(float *restrict dinp, const float *restrict dout,
                                           const float *restrict inp, size_t n) {
     for (size_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
+}
+OIALR_HOT static void relu_backward_set_range(float *restrict dinp, const float *restrict dout,
+                                              const float *restrict inp, size_t n) {
+    for (size_t i = 0; i < n; i++) dinp[i] = inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
@@ -146,9 +153,13 @@ OIALR_HOT static void add_forward_range(float *restrict out, const float *restri
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
+OIALR_HOT static void acc_range(float *restrict out, const float *restrict a, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] += a[i];
+}
+
 /* ReLU and the residual add of a CNN stage run over 1.6 M values per batch:
  * from ELT_PAR_MIN values on they are split like GELU. */
-enum { ELT_RELU_FWD, ELT_RELU_BWD, ELT_ADD };
+enum { ELT_RELU_FWD, ELT_RELU_BWD, ELT_RELU_BWD_SET, ELT_ADD, ELT_ACC, ELT_COPY };
 
 typedef struct elt_job {
     int op;
@@ -166,6 +177,9 @@ static void elt_share(void *ctx, int t, int nt) {
     switch (j->op) {
     case ELT_RELU_FWD: relu_forward_range(j->out + lo, j->a + lo, hi - lo); break;
     case ELT_RELU_BWD: relu_backward_range(j->out + lo, j->a + lo, j->b + lo, hi - lo); break;
+    case ELT_RELU_BWD_SET: relu_backward_set_range(j->out + lo, j->a + lo, j->b + lo, hi - lo); break;
+    case ELT_ACC: acc_range(j->out + lo, j->a + lo, hi - lo); break;
+    case ELT_COPY: memcpy(j->out + lo, j->a + lo, sizeof(float) * (hi - lo)); break;
     default: add_forward_range(j->out + lo, j->a + lo, j->b + lo, hi - lo); break;
     }
 }
@@ -182,3 +196,10 @@ void relu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
     elt_run(ELT_RELU_BWD, dinp, dout, inp, n);
 }
 void add_forward(float *out, const float *a, const float *b, size_t n) { elt_run(ELT_ADD, out, a, b, n); }
+void relu_backward_set(float *dinp, const float *dout, const float *inp, size_t n) {
+    elt_run(ELT_RELU_BWD_SET, dinp, dout, inp, n);
+}
+void add_backward(float *da, float *db, const float *dout, size_t n, int set_a, int set_b) {
+    if (da) elt_run(set_a ? ELT_COPY : ELT_ACC, da, dout, NULL, n);
+    if (db) elt_run(set_b ? ELT_COPY : ELT_ACC, db, dout, NULL, n);
+}

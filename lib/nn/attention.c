@@ -2,9 +2,18 @@
  * nn/attention.c — softmax(q kᵀ/sqrt(HS)) v per head, forward and backward
  * (see nn/attention.h).
  *
- * Fast path: one strided cblas_sgemm per (batch, head) for each of the
- * products, reading the heads in place (leading dimension C), so nothing is
- * packed or transposed by hand. Backward, with P = att and G = dout:
+ * Two kernels, chosen by the head's size (attention_kernel_name):
+ *   - fused (T <= 32 tokens, HS a multiple of 16 up to 64: the ViT's 17 x 16
+ *     heads): one pass per (batch, head) over 16-float vectors. kᵀ (and vᵀ
+ *     in the backward) is packed on the stack so that a row of scores is an
+ *     axpy along contiguous rows, the exponentials are a polynomial that
+ *     vectorizes (exp_neg below), and dk, dv collect in a local T x HS block
+ *     added to the caller's once. At 17 x 17 x 16 five separate
+ *     sgemm calls per head cost more in call and packing overhead than in
+ *     arithmetic (8-15% of the sgemm rate).
+ *   - sgemm: one strided cblas_sgemm per (batch, head) for each product,
+ *     reading the heads in place (leading dimension C), for longer sequences.
+ * Backward, with P = att and G = dout:
  *     dP = G vᵀ;  dS = P ∘ (dP - rowsum(P ∘ dP)) / sqrt(HS)
  *     dq += dS k;  dk += dSᵀ q;  dv += Pᵀ G
  */
@@ -12,7 +21,10 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
+#include "base/hot.h"
 #include "nn/par.h"
 
 size_t attention_scratch_size(int B, int T, int NH, int HS)
@@ -42,6 +54,162 @@ static void softmax_rows(float *a, int T)
     }
 }
 
+// ---------------------------------------------------------------------------
+// fused kernel: heads of T <= 32 tokens and HS = 16, 32, 48 or 64. A row of
+// scores is two 16-float vectors (padded with zeros past T), a row of q, k,
+// v, out is HS/16 of them; GCC's vector extension keeps them in registers
+// (plain loops over 17 and 16 left every axpy a store-to-load chain).
+
+#define ATT_TP 32     /* score rows padded to 32 */
+#define ATT_MAXHS 64
+
+typedef float v16 __attribute__((vector_size(64)));
+/* an unaligned view of 16 floats, allowed to alias them */
+typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
+#define ld16(p) (*(const v16u *)(p))
+#define st16(p, v) (*(v16u *)(p) = (v))
+static inline float hsum16(const v16 *v)
+{
+    float s = 0.0f;
+    for (int l = 0; l < 16; l++) s += (*v)[l];
+    return s;
+}
+
+static int use_fused(int T, int HS)
+{
+    return T <= ATT_TP && HS % 16 == 0 && HS <= ATT_MAXHS;
+}
+
+const char *attention_kernel_name(int T, int HS)
+{
+    return use_fused(T, HS) ? "fused per head" : "sgemm per head";
+}
+
+/* exp(x) for x <= 0 (a softmax row minus its max): 2^n * p(r), x = n ln2 + r,
+ * |r| <= ln2/2, p of degree 6 (relative error < 2e-7, as expf within a few
+ * ulp); below -87 the result is clamped to exp(-87) ~ 1.6e-38, which no sum
+ * containing exp(0) = 1 can tell from 0. A NaN stays NaN. Written without
+ * calls or branches so that a loop over it vectorizes. */
+static inline float exp_neg(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    float t = x * 1.44269504f + magic;
+    float n = t - magic;
+    float r = x - n * 0.693145752f; /* ln2 in two parts */
+    r = r - n * 1.42860677e-06f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    uint32_t bits;
+    memcpy(&bits, &t, sizeof bits); /* t = 1.5 * 2^23 + n: its low bits hold n */
+    bits = (bits - 0x4B400000u + 127u) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* kt[e][j] = k[j][e] for j < T, 0 up to ATT_TP */
+static inline void pack_t(float *restrict kt, const float *restrict k, int T, int HS, int C)
+{
+    memset(kt, 0, sizeof(float) * (size_t)HS * ATT_TP);
+    for (int j = 0; j < T; j++) {
+        const float *kj = k + (size_t)j * C;
+        for (int e = 0; e < HS; e++) kt[e * ATT_TP + j] = kj[e];
+    }
+}
+
+/* One head: q, k, v, o rows of HS floats C apart; a [T, T]. */
+OIALR_HOT static void head_forward(float *restrict o, float *restrict a, const float *restrict q,
+                                   const float *restrict k, const float *restrict v, int T, int HS, int C,
+                                   float scale)
+{
+    float kt[ATT_MAXHS * ATT_TP], r[ATT_TP];
+    pack_t(kt, k, T, HS, C);
+    for (int i = 0; i < T; i++) {
+        const float *qi = q + (size_t)i * C;
+        v16 s0 = {0}, s1 = {0};
+        for (int e = 0; e < HS; e++) {
+            const float qe = qi[e] * scale;
+            s0 += qe * ld16(kt + e * ATT_TP);
+            s1 += qe * ld16(kt + e * ATT_TP + 16);
+        }
+        st16(r, s0);
+        st16(r + 16, s1);
+        float m = r[0];
+        for (int j = 1; j < T; j++) m = r[j] > m ? r[j] : m;
+        for (int j = 0; j < ATT_TP; j++) r[j] = j < T ? exp_neg(r[j] - m) : 0.0f;
+        const v16 rs = ld16(r) + ld16(r + 16);
+        const float inv = 1.0f / hsum16(&rs);
+        st16(r, ld16(r) * inv);
+        st16(r + 16, ld16(r + 16) * inv);
+        memcpy(a + (size_t)i * T, r, sizeof(float) * (size_t)T);
+        for (int e0 = 0; e0 < HS; e0 += 16) {
+            v16 acc = {0};
+            for (int j = 0; j < T; j++) acc += r[j] * ld16(v + (size_t)j * C + e0);
+            st16(o + (size_t)i * C + e0, acc);
+        }
+    }
+}
+
+OIALR_HOT static void head_backward(float *restrict dq, float *restrict dk, float *restrict dv,
+                                    const float *restrict g, const float *restrict q, const float *restrict k,
+                                    const float *restrict v, const float *restrict a, int T, int HS, int C,
+                                    float scale)
+{
+    float vt[ATT_MAXHS * ATT_TP], dkl[ATT_TP * ATT_MAXHS], dvl[ATT_TP * ATT_MAXHS], p[ATT_TP], ds[ATT_TP];
+    const int n = T * HS;
+    for (int x = 0; x < n; x++) dkl[x] = 0.0f, dvl[x] = 0.0f;
+    if (dq || dk) pack_t(vt, v, T, HS, C);
+    for (int i = 0; i < T; i++) {
+        const float *ai = a + (size_t)i * T, *gi = g + (size_t)i * C, *qi = q + (size_t)i * C;
+        memcpy(p, ai, sizeof(float) * (size_t)T);
+        memset(p + T, 0, sizeof(float) * (size_t)(ATT_TP - T));
+        if (dv)
+            for (int j = 0; j < T; j++)
+                for (int e0 = 0; e0 < HS; e0 += 16) {
+                    float *d = dvl + j * HS + e0;
+                    st16(d, ld16(d) + p[j] * ld16(gi + e0));
+                }
+        if (!dq && !dk) continue;
+        v16 d0 = {0}, d1 = {0}; /* dP_i = g_i vᵀ */
+        for (int e = 0; e < HS; e++) {
+            const float ge = gi[e];
+            d0 += ge * ld16(vt + e * ATT_TP);
+            d1 += ge * ld16(vt + e * ATT_TP + 16);
+        }
+        const v16 p0 = ld16(p), p1 = ld16(p + 16);
+        const v16 pd = p0 * d0 + p1 * d1;
+        const float dot = hsum16(&pd);
+        st16(ds, p0 * (d0 - dot) * scale);
+        st16(ds + 16, p1 * (d1 - dot) * scale);
+        if (dq)
+            for (int e0 = 0; e0 < HS; e0 += 16) {
+                v16 acc = ld16(dq + (size_t)i * C + e0);
+                for (int j = 0; j < T; j++) acc += ds[j] * ld16(k + (size_t)j * C + e0);
+                st16(dq + (size_t)i * C + e0, acc);
+            }
+        if (dk)
+            for (int j = 0; j < T; j++)
+                for (int e0 = 0; e0 < HS; e0 += 16) {
+                    float *d = dkl + j * HS + e0;
+                    st16(d, ld16(d) + ds[j] * ld16(qi + e0));
+                }
+    }
+    for (int j = 0; j < T; j++)
+        for (int e0 = 0; e0 < HS; e0 += 16) {
+            if (dk) st16(dk + (size_t)j * C + e0, ld16(dk + (size_t)j * C + e0) + ld16(dkl + j * HS + e0));
+            if (dv) st16(dv + (size_t)j * C + e0, ld16(dv + (size_t)j * C + e0) + ld16(dvl + j * HS + e0));
+        }
+}
+
+// ---------------------------------------------------------------------------
+// threads and the sgemm kernel
+
 /* The (batch, head) problems are independent: batches are split across
  * nn_threads() (nn/par.h), each running its heads with single-threaded sgemm
  * (OpenBLAS takes its small-matrix path at T x T x HS = 17 x 17 x 16). */
@@ -64,10 +232,15 @@ static void forward_range(const att_job *j, int b0, int b1)
 {
     const int T = j->T, NH = j->NH, HS = j->HS, C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
+    const int fused = use_fused(T, HS);
     for (int b = b0; b < b1; b++)
         for (int h = 0; h < NH; h++) {
             const size_t off = (size_t)b * T * C + (size_t)h * HS;
             float *a = j->att + ((size_t)b * NH + h) * T * T;
+            if (fused) {
+                head_forward(j->out + off, a, j->q + off, j->k + off, j->v + off, T, HS, C, scale);
+                continue;
+            }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, scale, j->q + off, C, j->k + off, C,
                         0.0f, a, T);
             softmax_rows(a, T);
@@ -95,10 +268,16 @@ static void backward_range(const att_job *j, int b0, int b1)
 {
     const int T = j->T, NH = j->NH, HS = j->HS, C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
+    const int fused = use_fused(T, HS);
     for (int b = b0; b < b1; b++)
         for (int h = 0; h < NH; h++) {
             const size_t off = (size_t)b * T * C + (size_t)h * HS;
             const float *a = j->catt + ((size_t)b * NH + h) * T * T;
+            if (fused) {
+                head_backward(j->dq ? j->dq + off : NULL, j->dk ? j->dk + off : NULL, j->dv ? j->dv + off : NULL,
+                              j->dout + off, j->q + off, j->k + off, j->v + off, a, T, HS, C, scale);
+                continue;
+            }
             float *ds = j->scratch + ((size_t)b * NH + h) * T * T;
             if (j->dv)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, a, T, j->dout + off, C, 1.0f,

@@ -33,6 +33,10 @@ void attention_forward_naive(float *out, float *att, const float *q, const float
 void attention_backward_naive(float *dq, float *dk, float *dv, const float *dout, const float *q,
                               const float *k, const float *v, const float *att, int B, int T, int NH, int HS);
 
+/* The kernel attention_forward/backward use for heads of T x HS (a static
+ * string, for benchmarks): "fused per head" or "sgemm per head". */
+const char *attention_kernel_name(int T, int HS);
+
 /* FLOPs of one forward: 4*B*NH*T*T*HS (two T x T x HS products). */
 double attention_flops(int B, int T, int NH, int HS);
 

@@ -39,6 +39,170 @@ int conv2d_chunk(const conv2d_dims *d, int B)
     return (int)nb;
 }
 
+// ---------------------------------------------------------------------------
+// The direct kernel: 3x3 with pad 1 or 1x1 with pad 0, stride 1 or 2, OC a
+// multiple of 16 (the convs of a ResNet).
+//
+// Each input plane is copied into zero-bordered buffers, and for stride 2
+// split into its 4 phases (even/odd rows x even/odd columns), so that output
+// pixel (oh, ow) of tap (kh, kw) reads phase (kh%S, kw%S) at (oh + kh/S,
+// ow + kw/S). The output is computed in the buffers' width Wq too: output
+// q = oh*Wq + ow reads q + off(tap) in its phase, so every tap of 16
+// consecutive outputs is one contiguous 16-float load, and 16 output channels
+// accumulate in 16 vectors (GCC vector extension: registers on AVX-512) from
+// broadcast weights. The columns past OW are computed and dropped. No im2col
+// is written and nothing is packed per call but the weights (into [block of
+// 16 outputs][input channel][tap][16]). The input gradient of a stride-1 3x3
+// conv is the same kernel over dout with the weights flipped and transposed,
+// so it is used there too (C a multiple of 16); the weight gradient, and the
+// input gradient of the others, stay im2col + sgemm.
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
+#define ld16(p) (*(const v16u *)(p))
+#define st16(p, v) (*(v16u *)(p) = (v))
+
+static int direct_shape(const conv2d_dims *d)
+{
+    return d->KH == d->KW && ((d->KH == 3 && d->pad == 1) || (d->KH == 1 && d->pad == 0)) &&
+           (d->stride == 1 || d->stride == 2);
+}
+/* measured (bench_kernels): 1x1 stride 2 is slower direct (3/4 of the phase
+ * planes are copied for nothing), so the shortcuts stay on the GEMM */
+static int direct_fwd(const conv2d_dims *d)
+{
+    return direct_shape(d) && d->OC % 16 == 0 && !(d->KH == 1 && d->stride == 2);
+}
+static int direct_dinp(const conv2d_dims *d)
+{
+    return d->KH == 3 && d->KW == 3 && d->pad == 1 && d->stride == 1 && d->C % 16 == 0;
+}
+
+/* Where the kernel reads: H x W planes (zero padded by pad, split into S*S
+ * phases of Hq x Wq, each lq floats), nq outputs per plane (OH rows of Wq,
+ * a multiple of 16), tap t at off[t] from the channel's first phase. */
+typedef struct dir_geom {
+    int H, W, pad, S, K, OH, OW, Hq, Wq, ntap;
+    size_t nq, lq, lc; /* lc: floats per channel (S*S phases) */
+    size_t off[9];
+} dir_geom;
+
+static dir_geom dir_make(int H, int W, int K, int S, int pad, int OH, int OW)
+{
+    dir_geom g = {.H = H, .W = W, .pad = pad, .S = S, .K = K, .OH = OH, .OW = OW, .ntap = K * K};
+    g.Hq = (H + 2 * pad + S - 1) / S;
+    g.Wq = (W + 2 * pad + S - 1) / S;
+    g.nq = ((size_t)OH * g.Wq + 15) & ~(size_t)15;
+    const size_t maxoff = (size_t)((K - 1) / S) * g.Wq + (size_t)((K - 1) / S);
+    size_t lq = g.nq + maxoff + 1;
+    if (lq < (size_t)g.Hq * g.Wq) lq = (size_t)g.Hq * g.Wq;
+    g.lq = (lq + 15) & ~(size_t)15;
+    g.lc = (size_t)S * S * g.lq;
+    for (int kh = 0; kh < K; kh++)
+        for (int kw = 0; kw < K; kw++)
+            g.off[kh * K + kw] = (size_t)((kh % S) * S + kw % S) * g.lq + (size_t)(kh / S) * g.Wq + (size_t)(kw / S);
+    return g;
+}
+static dir_geom dir_fwd_geom(const conv2d_dims *d)
+{
+    return dir_make(d->H, d->W, d->KH, d->stride, d->pad, d->OH, d->OW);
+}
+/* the input gradient of a same 3x3 conv: a same 3x3 conv over dout */
+static dir_geom dir_dinp_geom(const conv2d_dims *d) { return dir_make(d->OH, d->OW, 3, 1, 1, d->H, d->W); }
+
+/* per thread: the channels' buffers + 16 output planes */
+static size_t direct_floats(const conv2d_dims *d)
+{
+    size_t n = 0;
+    if (direct_fwd(d)) {
+        dir_geom g = dir_fwd_geom(d);
+        n = (size_t)d->C * g.lc + 16 * g.nq;
+    }
+    if (direct_dinp(d)) {
+        dir_geom g = dir_dinp_geom(d);
+        size_t m = (size_t)d->OC * g.lc + 16 * g.nq;
+        if (m > n) n = m;
+    }
+    return n;
+}
+
+const char *conv2d_kernel_name(const conv2d_dims *d, int B)
+{
+    if (direct_fwd(d) && direct_dinp(d)) return "direct (fwd, dinp) + im2col/sgemm (dw)";
+    if (direct_fwd(d)) return "direct (fwd) + im2col/sgemm (bwd)";
+    return conv2d_chunk(d, B) == 1 ? "im2col + sgemm, 1 sample a chunk" : "im2col + sgemm, several samples a chunk";
+}
+
+/* obuf[o][q], o < 16, q < nq = sum over c < cin, taps t of wp[c][t][o] * in[c*lc + off[t] + q] */
+OIALR_HOT static void direct_block(float *restrict obuf, const float *restrict in, const float *restrict wp, int cin,
+                                   const dir_geom *g)
+{
+    const int nt = g->ntap;
+    const size_t nq = g->nq, lc = g->lc;
+    size_t off[9];
+    for (int t = 0; t < nt; t++) off[t] = g->off[t];
+    for (size_t q = 0; q < nq; q += 16) {
+        v16 acc[16];
+#pragma GCC unroll 16
+        for (int o = 0; o < 16; o++) acc[o] = (v16){0};
+        for (int c = 0; c < cin; c++) {
+            const float *x = in + (size_t)c * lc + q;
+            const float *wc = wp + (size_t)c * nt * 16;
+            for (int t = 0; t < nt; t++) {
+                const v16 v = ld16(x + off[t]);
+                const float *wt = wc + t * 16;
+#pragma GCC unroll 16
+                for (int o = 0; o < 16; o++) acc[o] += wt[o] * v;
+            }
+        }
+#pragma GCC unroll 16
+        for (int o = 0; o < 16; o++) st16(obuf + (size_t)o * nq + q, acc[o]);
+    }
+}
+
+/* planes [n][H][W] -> the buffers' interiors (the borders are zeroed by the
+ * caller once per call): row ih + pad of the padded plane is row (ih+pad)/S
+ * of phase row (ih+pad)%S */
+static void pad_planes(float *restrict buf, const float *restrict src, int n, const dir_geom *g)
+{
+    const int H = g->H, W = g->W, S = g->S, p = g->pad, Wq = g->Wq;
+    for (int c = 0; c < n; c++)
+        for (int h = 0; h < H; h++) {
+            const float *row = src + ((size_t)c * H + h) * W;
+            const int ph = h + p;
+            float *dst = buf + (size_t)c * g->lc + (size_t)(ph % S) * S * g->lq + (size_t)(ph / S) * Wq;
+            if (S == 1) {
+                memcpy(dst + p, row, sizeof(float) * (size_t)W);
+            } else {
+                for (int w = 0; w < W; w++) {
+                    const int pw = w + p;
+                    dst[(size_t)(pw % 2) * g->lq + (size_t)(pw / 2)] = row[w];
+                }
+            }
+        }
+}
+
+/* forward weights: wp[ob][c][t][o] = w[ob*16+o][c][t] */
+static void pack_fwd(float *restrict wp, const float *restrict w, const conv2d_dims *d)
+{
+    const int C = d->C, OC = d->OC, nt = d->KH * d->KW;
+    for (int ob = 0; ob < OC / 16; ob++)
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < nt; t++)
+                for (int o = 0; o < 16; o++)
+                    wp[(((size_t)ob * C + c) * nt + t) * 16 + o] = w[((size_t)(ob * 16 + o) * C + c) * nt + t];
+}
+/* input-gradient weights: flipped and transposed, wq[cb][oc][t][i] = w[oc][cb*16+i][8-t] */
+static void pack_dinp(float *restrict wq, const float *restrict w, const conv2d_dims *d)
+{
+    const int C = d->C, OC = d->OC;
+    for (int cb = 0; cb < C / 16; cb++)
+        for (int oc = 0; oc < OC; oc++)
+            for (int t = 0; t < 9; t++)
+                for (int i = 0; i < 16; i++)
+                    wq[(((size_t)cb * OC + oc) * 9 + t) * 16 + i] = w[((size_t)oc * C + cb * 16 + i) * 9 + (8 - t)];
+}
+
 double conv2d_flops(const conv2d_dims *d, int B)
 {
     return 2.0 * B * d->OC * (double)d->OH * d->OW * (double)d->C * d->KH * d->KW;
@@ -218,25 +382,67 @@ static void col2im_add(float *inp, float *col, const conv2d_dims *d, int nb)
 // with its own slice of the scratch: col[K, nb*P], tmp[OC, nb*P] and, for the
 // backward, private dw[OC*K] and db[OC] accumulators summed after the join.
 
-static size_t thread_floats(const conv2d_dims *d, int nb)
+/* a thread's slice: col, tmp, private dw and db, then the direct kernel's
+ * buffers; after the NN_MAX_THREADS slices, the packed direct weights */
+static size_t gemm_floats(const conv2d_dims *d, int nb)
 {
     size_t K = (size_t)d->C * d->KH * d->KW, P = (size_t)d->OH * d->OW;
-    size_t n = (K + (size_t)d->OC) * (size_t)nb * P + (size_t)d->OC * K + (size_t)d->OC;
+    return (K + (size_t)d->OC) * (size_t)nb * P + (size_t)d->OC * K + (size_t)d->OC;
+}
+static size_t thread_floats(const conv2d_dims *d, int nb)
+{
+    size_t n = gemm_floats(d, nb) + direct_floats(d);
     return (n + 15) & ~(size_t)15; /* 64-byte slices: no false sharing */
+}
+static size_t packed_floats(const conv2d_dims *d)
+{
+    return direct_fwd(d) || direct_dinp(d) ? (size_t)d->OC * d->C * d->KH * d->KW : 0;
 }
 
 size_t conv2d_scratch_size(const conv2d_dims *d, int B)
 {
-    return (size_t)NN_MAX_THREADS * thread_floats(d, conv2d_chunk(d, B));
+    return (size_t)NN_MAX_THREADS * thread_floats(d, conv2d_chunk(d, B)) + packed_floats(d);
 }
 
 typedef struct conv_job {
     float *out, *dinp, *dw, *db;
     const float *inp, *w, *b, *dout;
     float *scratch;
+    const float *wp; /* packed weights of the direct kernel (NULL: not used) */
     const conv2d_dims *d;
     int B;
 } conv_job;
+
+/* The direct kernel over samples [lo, hi): dst[s] (=, or += with add) of
+ * cout = 16*nblk planes of OH x OW, from src[s] (cin planes of H x W), with
+ * weights packed per block of 16 outputs; bias (or NULL) for the forward. */
+static void direct_run(float *dst, const float *src, const float *wp, const float *bias, int cin, int cout, int add,
+                       float *buf, const dir_geom *g, int lo, int hi)
+{
+    const int OH = g->OH, OW = g->OW, Wq = g->Wq, nt = g->ntap;
+    const size_t nq = g->nq, inS = (size_t)cin * g->H * g->W, P = (size_t)OH * OW;
+    float *obuf = buf + (size_t)cin * g->lc;
+    memset(buf, 0, sizeof(float) * (size_t)cin * g->lc);
+    for (int s = lo; s < hi; s++) {
+        pad_planes(buf, src + (size_t)s * inS, cin, g);
+        for (int ob = 0; ob < cout / 16; ob++) {
+            direct_block(obuf, buf, wp + (size_t)ob * cin * nt * 16, cin, g);
+            for (int o = 0; o < 16; o++) {
+                float *y = dst + ((size_t)s * cout + ob * 16 + o) * P;
+                const float *r = obuf + (size_t)o * nq;
+                const float bb = bias ? bias[ob * 16 + o] : 0.0f;
+                for (int h = 0; h < OH; h++) {
+                    const float *rr = r + (size_t)h * Wq;
+                    float *yy = y + (size_t)h * OW;
+                    if (add)
+                        for (int x = 0; x < OW; x++) yy[x] += rr[x];
+                    else
+                        for (int x = 0; x < OW; x++) yy[x] = rr[x] + bb;
+                }
+            }
+        }
+    }
+}
 
 static void forward_share(void *ctx, int t, int nt)
 {
@@ -248,6 +454,11 @@ static void forward_share(void *ctx, int t, int nt)
     float *col = j->scratch + (size_t)t * thread_floats(d, nbmax), *tmp = col + (size_t)K * nbmax * P;
     int lo, hi;
     nn_share(j->B, t, nt, &lo, &hi);
+    if (j->wp) {
+        const dir_geom g = dir_fwd_geom(d);
+        direct_run(j->out, j->inp, j->wp, j->b, d->C, OC, 0, col + gemm_floats(d, nbmax), &g, lo, hi);
+        return;
+    }
     for (int s0 = lo; s0 < hi; s0 += nbmax) {
         int nb = hi - s0 < nbmax ? hi - s0 : nbmax;
         const size_t ld = (size_t)nb * P;
@@ -277,13 +488,24 @@ static void forward_share(void *ctx, int t, int nt)
 static int conv_threads(const conv2d_dims *d, int B)
 {
     int nt = nn_threads(), nc = (B + conv2d_chunk(d, B) - 1) / conv2d_chunk(d, B);
+    if (direct_fwd(d)) nc = B; /* the direct kernel goes sample by sample */
     return nt < nc ? nt : nc;
+}
+
+static float *packed_area(float *scratch, const conv2d_dims *d, int B)
+{
+    return scratch + (size_t)NN_MAX_THREADS * thread_floats(d, conv2d_chunk(d, B));
 }
 
 void conv2d_forward(float *out, const float *inp, const float *w, const float *b, float *scratch,
                     const conv2d_dims *d, int B)
 {
-    conv_job j = {out, NULL, NULL, NULL, inp, w, b, NULL, scratch, d, B};
+    conv_job j = {out, NULL, NULL, NULL, inp, w, b, NULL, scratch, NULL, d, B};
+    if (direct_fwd(d)) {
+        float *wp = packed_area(scratch, d, B);
+        pack_fwd(wp, w, d);
+        j.wp = wp;
+    }
     nn_parallel(forward_share, &j, conv_threads(d, B));
 }
 
@@ -331,7 +553,10 @@ static void backward_share(void *ctx, int t, int nt)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, (int)ld, 1.0f, gm, (int)ld, col, (int)ld,
                         1.0f, dw, K);
         }
-        if (j->dinp) {
+        if (j->dinp && j->wp) {
+            const dir_geom g = dir_dinp_geom(d);
+            direct_run(j->dinp, j->dout, j->wp, NULL, OC, d->C, 1, col + gemm_floats(d, nbmax), &g, s0, s0 + nb);
+        } else if (j->dinp) {
             /* dcol[K,ld] = w[OC,K]^T @ g[OC,ld], written over col */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, OC, 1.0f, j->w, K, gm, (int)ld, 0.0f,
                         col, (int)ld);
@@ -343,7 +568,12 @@ static void backward_share(void *ctx, int t, int nt)
 void conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                      float *scratch, const conv2d_dims *d, int B)
 {
-    conv_job j = {NULL, dinp, dw, db, inp, w, NULL, dout, scratch, d, B};
+    conv_job j = {NULL, dinp, dw, db, inp, w, NULL, dout, scratch, NULL, d, B};
+    if (dinp && direct_dinp(d)) {
+        float *wq = packed_area(scratch, d, B);
+        pack_dinp(wq, w, d);
+        j.wp = wq;
+    }
     const int nt = conv_threads(d, B);
     nn_parallel(backward_share, &j, nt);
     const int nbmax = conv2d_chunk(d, B);

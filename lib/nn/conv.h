@@ -59,6 +59,10 @@ void conv2d_forward_naive(float *out, const float *inp, const float *w, const fl
 void conv2d_backward_naive(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                            const float *w, const conv2d_dims *d, int B);
 
+/* Which kernel conv2d_forward/backward use for these dims and batch, for
+ * benchmarks and docs: a static string. */
+const char *conv2d_kernel_name(const conv2d_dims *d, int B);
+
 /* FLOPs of one forward (2*B*OC*P*K); backward is twice that with dinp. */
 double conv2d_flops(const conv2d_dims *d, int B);
 

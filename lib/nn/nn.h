@@ -34,6 +34,8 @@ void dense_backward_naive(float *dinp, float *dw, float *db, const float *dout, 
 /* --- elementwise activations over n values ------------------------------ */
 void relu_forward(float *out, const float *inp, size_t n);
 void relu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+/* dinp = (inp > 0) * dout: for an input gradient nobody else writes, not zeroed */
+void relu_backward_set(float *dinp, const float *dout, const float *inp, size_t n);
 void gelu_forward(float *out, const float *inp, size_t n);   /* tanh approximation */
 void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
 void tanh_forward(float *out, const float *inp, size_t n);
@@ -44,6 +46,8 @@ void dropout_backward(float *dinp, const float *dout, const float *mask, size_t 
 
 /* --- residual add: out = a + b over n values ------------------------------ */
 void add_forward(float *out, const float *a, const float *b, size_t n);
+/* da += dout, db += dout (either may be NULL); set_a / set_b: = instead of += */
+void add_backward(float *da, float *db, const float *dout, size_t n, int set_a, int set_b);
 
 /* --- softmax cross-entropy over logits[N,NC] with integer targets.
  * Returns the mean loss; writes probs[N,NC]; counts correct argmax into

@@ -24,7 +24,9 @@
 typedef struct bn_job {
     float *out, *mean, *rstd, *running_mean, *running_var, *dinp, *dweight, *dbias;
     const float *inp, *weight, *bias, *dout, *cmean, *crstd, *rmean, *rvar;
+    const float *relu_out; /* backward of BN + ReLU: the ReLU's output (its mask) */
     int B, C, HW;
+    int relu, set;         /* forward: ReLU fused; backward: dinp = instead of += */
     float eps, momentum;
 } bn_job;
 
@@ -81,10 +83,45 @@ static inline void plane_dot(const float *restrict g, const float *restrict x, i
     *sx = tx;
 }
 
+/* the same with g masked where y <= 0 (the ReLU after the norm) */
+static inline void plane_dot_mask(const float *restrict g, const float *restrict y, const float *restrict x, int n,
+                                  float m, float *s, float *sx)
+{
+    float a[NN_LANES] = {0}, ax[NN_LANES] = {0};
+    int i = 0;
+    for (; i + NN_LANES <= n; i += NN_LANES)
+        for (int l = 0; l < NN_LANES; l++) {
+            const float gg = y[i + l] > 0.0f ? g[i + l] : 0.0f;
+            a[l] += gg;
+            ax[l] += gg * (x[i + l] - m);
+        }
+    float t = 0.0f, tx = 0.0f;
+    for (; i < n; i++) {
+        const float gg = y[i] > 0.0f ? g[i] : 0.0f;
+        t += gg;
+        tx += gg * (x[i] - m);
+    }
+    for (int l = 0; l < NN_LANES; l++) t += a[l], tx += ax[l];
+    *s = t;
+    *sx = tx;
+}
+
+/* out = x * g + sh, or max(0, that) with relu (NaN propagates) */
+static inline void affine_plane(float *restrict o, const float *restrict x, int n, float g, float sh, int relu)
+{
+    if (relu)
+        for (int i = 0; i < n; i++) {
+            const float v = x[i] * g + sh;
+            o[i] = v < 0.0f ? 0.0f : v;
+        }
+    else
+        for (int i = 0; i < n; i++) o[i] = x[i] * g + sh;
+}
+
 OIALR_HOT static void bn_train_range(float *restrict out, float *mean, float *rstd, float *running_mean,
                                      float *running_var, const float *restrict inp, const float *weight,
-                                     const float *bias, int B, int C, int HW, float eps, float momentum, int c0,
-                                     int c1)
+                                     const float *bias, int B, int C, int HW, float eps, float momentum, int relu,
+                                     int c0, int c1)
 {
     const double n = (double)B * HW;
     for (int c = c0; c < c1; c++) {
@@ -111,11 +148,8 @@ OIALR_HOT static void bn_train_range(float *restrict out, float *mean, float *rs
         rstd[c] = r;
         const float g = weight ? weight[c] * r : r, be = bias ? bias[c] : 0.0f;
         const float sh = be - (float)m * g;
-        for (int b = 0; b < B; b++) {
-            const float *x = inp + ((size_t)b * C + c) * HW;
-            float *o = out + ((size_t)b * C + c) * HW;
-            for (int i = 0; i < HW; i++) o[i] = x[i] * g + sh;
-        }
+        for (int b = 0; b < B; b++)
+            affine_plane(out + ((size_t)b * C + c) * HW, inp + ((size_t)b * C + c) * HW, HW, g, sh, relu);
         if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)m;
         if (running_var) {
             double vu = n > 1.0 ? v * n / (n - 1.0) : v;
@@ -126,23 +160,21 @@ OIALR_HOT static void bn_train_range(float *restrict out, float *mean, float *rs
 
 OIALR_HOT static void bn_eval_range(float *restrict out, const float *restrict inp, const float *weight,
                                     const float *bias, const float *running_mean, const float *running_var, int B,
-                                    int C, int HW, float eps, int c0, int c1)
+                                    int C, int HW, float eps, int relu, int c0, int c1)
 {
     for (int c = c0; c < c1; c++) {
         const float r = (float)(1.0 / sqrt((double)running_var[c] + eps));
         const float g = weight ? weight[c] * r : r, be = bias ? bias[c] : 0.0f;
         const float sh = be - running_mean[c] * g;
-        for (int b = 0; b < B; b++) {
-            const float *x = inp + ((size_t)b * C + c) * HW;
-            float *o = out + ((size_t)b * C + c) * HW;
-            for (int i = 0; i < HW; i++) o[i] = x[i] * g + sh;
-        }
+        for (int b = 0; b < B; b++)
+            affine_plane(out + ((size_t)b * C + c) * HW, inp + ((size_t)b * C + c) * HW, HW, g, sh, relu);
     }
 }
 
 OIALR_HOT static void bn_backward_range(float *restrict dinp, float *dweight, float *dbias,
-                                        const float *restrict dout, const float *restrict inp, const float *mean,
-                                        const float *rstd, const float *weight, int B, int C, int HW, int c0, int c1)
+                                        const float *restrict dout, const float *restrict yrelu,
+                                        const float *restrict inp, const float *mean, const float *rstd,
+                                        const float *weight, int B, int C, int HW, int set, int c0, int c1)
 {
     const double n = (double)B * HW;
     for (int c = c0; c < c1; c++) {
@@ -153,7 +185,8 @@ OIALR_HOT static void bn_backward_range(float *restrict dinp, float *dweight, fl
             const float *x = inp + ((size_t)b * C + c) * HW;
             const float *g = dout + ((size_t)b * C + c) * HW;
             float a, ax;
-            plane_dot(g, x, HW, m, &a, &ax);
+            if (yrelu) plane_dot_mask(g, yrelu + ((size_t)b * C + c) * HW, x, HW, m, &a, &ax);
+            else plane_dot(g, x, HW, m, &a, &ax);
             sg += a;
             sgx += (double)ax * r;
         }
@@ -167,7 +200,17 @@ OIALR_HOT static void bn_backward_range(float *restrict dinp, float *dweight, fl
             const float *x = inp + ((size_t)b * C + c) * HW;
             const float *g = dout + ((size_t)b * C + c) * HW;
             float *dx = dinp + ((size_t)b * C + c) * HW;
-            for (int i = 0; i < HW; i++) dx[i] += wr * (g[i] - k0 - (x[i] - m) * r * k1);
+            if (yrelu) {
+                const float *y = yrelu + ((size_t)b * C + c) * HW;
+                if (set)
+                    for (int i = 0; i < HW; i++) dx[i] = wr * ((y[i] > 0.0f ? g[i] : 0.0f) - k0 - (x[i] - m) * r * k1);
+                else
+                    for (int i = 0; i < HW; i++) dx[i] += wr * ((y[i] > 0.0f ? g[i] : 0.0f) - k0 - (x[i] - m) * r * k1);
+            } else if (set) {
+                for (int i = 0; i < HW; i++) dx[i] = wr * (g[i] - k0 - (x[i] - m) * r * k1);
+            } else {
+                for (int i = 0; i < HW; i++) dx[i] += wr * (g[i] - k0 - (x[i] - m) * r * k1);
+            }
         }
     }
 }
@@ -178,17 +221,25 @@ static void bn_train_share(void *ctx, int t, int nt)
     int c0, c1;
     nn_share(j->C, t, nt, &c0, &c1);
     bn_train_range(j->out, j->mean, j->rstd, j->running_mean, j->running_var, j->inp, j->weight, j->bias, j->B,
-                   j->C, j->HW, j->eps, j->momentum, c0, c1);
+                   j->C, j->HW, j->eps, j->momentum, j->relu, c0, c1);
+}
+
+void batchnorm2d_forward_train_act(float *out, float *mean, float *rstd, float *running_mean, float *running_var,
+                                   const float *inp, const float *weight, const float *bias, int B, int C, int HW,
+                                   float eps, float momentum, int relu)
+{
+    bn_job j = {.out = out, .mean = mean, .rstd = rstd, .running_mean = running_mean, .running_var = running_var,
+                .inp = inp, .weight = weight, .bias = bias, .B = B, .C = C, .HW = HW, .eps = eps,
+                .momentum = momentum, .relu = relu};
+    nn_parallel(bn_train_share, &j, bn_threads(B, C, HW));
 }
 
 void batchnorm2d_forward_train(float *out, float *mean, float *rstd, float *running_mean, float *running_var,
                                const float *inp, const float *weight, const float *bias, int B, int C, int HW,
                                float eps, float momentum)
 {
-    bn_job j = {.out = out, .mean = mean, .rstd = rstd, .running_mean = running_mean, .running_var = running_var,
-                .inp = inp, .weight = weight, .bias = bias, .B = B, .C = C, .HW = HW, .eps = eps,
-                .momentum = momentum};
-    nn_parallel(bn_train_share, &j, bn_threads(B, C, HW));
+    batchnorm2d_forward_train_act(out, mean, rstd, running_mean, running_var, inp, weight, bias, B, C, HW, eps,
+                                  momentum, 0);
 }
 
 static void bn_eval_share(void *ctx, int t, int nt)
@@ -196,16 +247,23 @@ static void bn_eval_share(void *ctx, int t, int nt)
     const bn_job *j = ctx;
     int c0, c1;
     nn_share(j->C, t, nt, &c0, &c1);
-    bn_eval_range(j->out, j->inp, j->weight, j->bias, j->rmean, j->rvar, j->B, j->C, j->HW, j->eps, c0, c1);
+    bn_eval_range(j->out, j->inp, j->weight, j->bias, j->rmean, j->rvar, j->B, j->C, j->HW, j->eps, j->relu, c0, c1);
+}
+
+void batchnorm2d_forward_eval_act(float *out, const float *inp, const float *weight, const float *bias,
+                                  const float *running_mean, const float *running_var, int B, int C, int HW,
+                                  float eps, int relu)
+{
+    bn_job j = {.out = out, .inp = inp, .weight = weight, .bias = bias, .rmean = running_mean,
+                .rvar = running_var, .B = B, .C = C, .HW = HW, .eps = eps, .relu = relu};
+    nn_parallel(bn_eval_share, &j, bn_threads(B, C, HW));
 }
 
 void batchnorm2d_forward_eval(float *out, const float *inp, const float *weight, const float *bias,
                               const float *running_mean, const float *running_var, int B, int C, int HW,
                               float eps)
 {
-    bn_job j = {.out = out, .inp = inp, .weight = weight, .bias = bias, .rmean = running_mean,
-                .rvar = running_var, .B = B, .C = C, .HW = HW, .eps = eps};
-    nn_parallel(bn_eval_share, &j, bn_threads(B, C, HW));
+    batchnorm2d_forward_eval_act(out, inp, weight, bias, running_mean, running_var, B, C, HW, eps, 0);
 }
 
 static void bn_backward_share(void *ctx, int t, int nt)
@@ -213,16 +271,23 @@ static void bn_backward_share(void *ctx, int t, int nt)
     const bn_job *j = ctx;
     int c0, c1;
     nn_share(j->C, t, nt, &c0, &c1);
-    bn_backward_range(j->dinp, j->dweight, j->dbias, j->dout, j->inp, j->cmean, j->crstd, j->weight, j->B, j->C,
-                      j->HW, c0, c1);
+    bn_backward_range(j->dinp, j->dweight, j->dbias, j->dout, j->relu_out, j->inp, j->cmean, j->crstd, j->weight,
+                      j->B, j->C, j->HW, j->set, c0, c1);
+}
+
+void batchnorm2d_backward_act(float *dinp, float *dweight, float *dbias, const float *dout, const float *relu_out,
+                              const float *inp, const float *mean, const float *rstd, const float *weight, int B,
+                              int C, int HW, int set)
+{
+    bn_job j = {.dinp = dinp, .dweight = dweight, .dbias = dbias, .dout = dout, .relu_out = relu_out, .inp = inp,
+                .cmean = mean, .crstd = rstd, .weight = weight, .B = B, .C = C, .HW = HW, .set = set};
+    nn_parallel(bn_backward_share, &j, bn_threads(B, C, HW));
 }
 
 void batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *mean, const float *rstd, const float *weight, int B, int C, int HW)
 {
-    bn_job j = {.dinp = dinp, .dweight = dweight, .dbias = dbias, .dout = dout, .inp = inp, .cmean = mean,
-                .crstd = rstd, .weight = weight, .B = B, .C = C, .HW = HW};
-    nn_parallel(bn_backward_share, &j, bn_threads(B, C, HW));
+    batchnorm2d_backward_act(dinp, dweight, dbias, dout, NULL, inp, mean, rstd, weight, B, C, HW, 0);
 }
 
 void batchnorm2d_forward_train_naive(float *out, float *mean, float *rstd, float *running_mean,

@@ -31,6 +31,22 @@ void batchnorm2d_forward_eval(float *out, const float *inp, const float *weight,
  * dinp[B,C,HW] += ..., dweight[C] += ..., dbias[C] += ... (dinp may be NULL). */
 void batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *mean, const float *rstd, const float *weight, int B, int C, int HW);
+/* Batch norm and a ReLU after it in one pass (the ReLU's output,
+ * max(0, bn(x)); the norm's own output is not written): relu = 1. relu = 0
+ * is the plain norm. */
+void batchnorm2d_forward_train_act(float *out, float *mean, float *rstd, float *running_mean, float *running_var,
+                                   const float *inp, const float *weight, const float *bias, int B, int C, int HW,
+                                   float eps, float momentum, int relu);
+void batchnorm2d_forward_eval_act(float *out, const float *inp, const float *weight, const float *bias,
+                                  const float *running_mean, const float *running_var, int B, int C, int HW,
+                                  float eps, int relu);
+/* The backward of either: with relu_out (the fused ReLU's output) dout is
+ * the ReLU's gradient, masked where relu_out <= 0; relu_out NULL: the plain
+ * norm. set: dinp = ... instead of += (an input gradient nobody else writes,
+ * not zeroed). */
+void batchnorm2d_backward_act(float *dinp, float *dweight, float *dbias, const float *dout, const float *relu_out,
+                              const float *inp, const float *mean, const float *rstd, const float *weight, int B,
+                              int C, int HW, int set);
 /* References in double precision, same signatures. */
 void batchnorm2d_forward_train_naive(float *out, float *mean, float *rstd, float *running_mean,
                                      float *running_var, const float *inp, const float *weight, const float *bias,

@@ -20,10 +20,17 @@
 int nn_threads(void);
 
 /* fn(ctx, t, nt) for t = 0..nt-1, share 0 on the calling thread, the others
- * on fresh pthreads; returns when all are done. nt <= 1 calls fn(ctx, 0, 1).
- * If a thread cannot be started its share runs on the caller (same result). */
+ * on the pool's workers (started on first use, then kept waiting); returns
+ * when all are done. nt <= 1 calls fn(ctx, 0, 1). A call made while the pool
+ * is in use (another thread, or a share calling nn_parallel) runs on fresh
+ * pthreads; if a thread cannot be started its share runs on the caller. The
+ * same shares run either way, so results do not depend on the path. */
 typedef void (*nn_task)(void *ctx, int t, int nt);
 void nn_parallel(nn_task fn, void *ctx, int nt);
+
+/* Join the pool's workers (waits for a call in progress). Registered with
+ * atexit on first use; a later nn_parallel starts new workers. */
+void nn_pool_shutdown(void);
 
 /* [lo, hi) of t's share of n items split evenly across nt. */
 static inline void nn_share(int n, int t, int nt, int *lo, int *hi)
