@@ -9,10 +9,12 @@
  *       ("largest": fc1 only, for the memory check);
  *   bench_analyze lapack TRAJ [THREADS]
  *       the raw LAPACK time: sgesdd('S') of every snapshot of every layer with
- *       one OpenBLAS thread, nothing else, summed ("lapack_seconds", the
- *       issue's bound is this divided by the cores), and the wall time of the
+ *       one OpenBLAS thread, nothing else, summed ("lapack_seconds", issue
+ *       5's bound is this divided by the cores), and the wall time of the
  *       same SVDs on THREADS (2) pthreads ("lapack_parallel_seconds": what
- *       the machine delivers in parallel);
+ *       the machine delivers in parallel), and the values-only sgesdd('N')
+ *       of every snapshot, 1 thread, summed ("lapack_values_seconds": the
+ *       bound of issue 16 is this divided by the cores);
  *   bench_analyze paths [REPS]
  *       the factorisation paths side by side on the real layer shapes (the
  *       MLP's, the default CNN's and ViT's largest): float32 and float64
@@ -106,7 +108,7 @@ static int lapack(const char *path, int threads) {
     oialr_traj *t;
     int rc = oialr_traj_open(&t, path, OIALR_TRAJ_READ);
     if (rc) return rc;
-    double total = 0, wall = 0;
+    double total = 0, wall = 0, values = 0;
     for (int l = 0; l < oialr_traj_nlayers(t); l++) {
         const oialr_traj_layer *L = oialr_traj_layer_at(t, l);
         size_t mn = (size_t)L->rows * L->cols;
@@ -116,6 +118,20 @@ static int lapack(const char *path, int threads) {
             if ((rc = oialr_traj_read(t, l, j, all + (size_t)j * mn, mn))) return rc;
         svd_job one = {all, (int)L->rows, (int)L->cols, (int)L->nsnap, 0, 1, 0, 0};
         svd_run(&one);
+        /* values only: sgesdd('N'), the issue's bound */
+        {
+            int m = L->rows >= L->cols ? (int)L->rows : (int)L->cols, n = (int)(L->rows + L->cols) - m;
+            float *w = malloc(mn * sizeof(float)), *s = malloc((size_t)n * sizeof(float)), d = 0;
+            if (!w || !s) return OIALR_ERR_NOMEM;
+            for (int64_t j = 0; j < L->nsnap; j++) {
+                memcpy(w, all + (size_t)j * mn, mn * sizeof(float));
+                double t0 = oialr_now();
+                if (LAPACKE_sgesdd(LAPACK_COL_MAJOR, 'N', (int)L->cols, (int)L->rows, w, (int)L->cols, s, &d, 1, &d, 1))
+                    one.rc = 1;
+                values += oialr_now() - t0;
+            }
+            free(w); free(s);
+        }
         svd_job jobs[16];
         pthread_t tid[16];
         double t0 = oialr_now();
@@ -133,7 +149,8 @@ static int lapack(const char *path, int threads) {
         total += one.secs;
         wall += w;
     }
-    printf("lapack_seconds=%.4f lapack_parallel_seconds=%.4f threads=%d\n", total, wall, threads);
+    printf("lapack_seconds=%.4f lapack_parallel_seconds=%.4f threads=%d lapack_values_seconds=%.4f\n", total, wall,
+           threads, values);
     return oialr_traj_close(t);
 }
 
