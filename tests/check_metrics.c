@@ -708,6 +708,31 @@ START_TEST(test_gram_f32_accuracy) {
 }
 END_TEST
 
+/* The analyzer reads a snapshot straight into the factor's own buffer
+ * (oialr_factor_input_buffer): the Gram path, which reads W by blocks and
+ * writes Q over it (wide) or works from a copy (tall), gives the same
+ * factor as from a separate input. */
+START_TEST(test_gram_input_buffer) {
+    prob p;
+    prob_init(&p, &CASES[_i], 900 + _i);
+    svd_ws_set_gram(p.ws, 1);
+    oialr_factor *a = factor_of(&p, p.u, p.s, p.v), *b;
+    ck_assert_int_eq(oialr_factor_new(&b, p.rows, p.cols, p.prec), OIALR_OK);
+    float *in = oialr_factor_input_buffer(b);
+    memcpy(in, p.wf, sizeof(float) * p.m * p.n); /* factor_of left W's float copy in p.wf */
+    if (p.prec == OIALR_PREC_F32) ck_assert_int_eq(oialr_factor_compute(b, p.ws, in), OIALR_OK);
+    else ck_assert_int_eq(oialr_factor_compute_f64(b, p.ws, p.w), OIALR_OK);
+    double *qa = malloc(sizeof(double) * p.m * p.n), *qb = malloc(sizeof(double) * p.m * p.n);
+    ck_assert_int_eq(oialr_factor_polar(a, qa), OIALR_OK);
+    ck_assert_int_eq(oialr_factor_polar(b, qb), OIALR_OK);
+    ck_assert_double_le(tu_maxdiff(qa, qb, (size_t)p.m * p.n), p.prec == OIALR_PREC_F64 ? 1e-12 : 1e-6);
+    ck_assert_double_le(tu_maxdiff(oialr_factor_sigma(a), oialr_factor_sigma(b), (size_t)p.n), 1e-12);
+    free(qa); free(qb);
+    oialr_factor_free(a); oialr_factor_free(b);
+    prob_free(&p);
+}
+END_TEST
+
 static Suite *metrics_suite(void) {
     Suite *s = suite_create("metrics");
     TCase *core = tcase_create("Core");
@@ -749,6 +774,7 @@ static Suite *metrics_suite(void) {
     tcase_add_loop_test(gram, test_gram_ill_conditioned, 0, 3);
     tcase_add_loop_test(gram, test_gram_forced_routes, 0, NCASES);
     tcase_add_test(gram, test_gram_f32_accuracy);
+    tcase_add_loop_test(gram, test_gram_input_buffer, 0, NCASES);
     suite_add_tcase(s, gram);
     return s;
 }

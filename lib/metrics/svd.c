@@ -20,6 +20,7 @@
 #include <lapacke.h>
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* --------------------------------------------------------------------------- */
@@ -41,8 +42,10 @@ struct oialr_svd_ws {
     /* the Gram path (svd_ws_set_gram) */
     int gram;
     double *g;    size_t g_n;   /* n×n: G, then H⁻¹ = V Σ⁻¹ Vᵀ */
-    double *z;    size_t z_n;   /* n×n: eigenvectors of G (ascending) */
-    double *blk;  size_t blk_n; /* 2 × GRAM_B×n: rows of W in double, rows of Q */
+    double *z;    size_t z_n;   /* n×n: eigenvectors of G (ascending); before
+                                 * and after them, blocks of rows of W in
+                                 * double and of Q (2 × gram_b × n) */
+    int gram_b;                 /* rows per block (<= GRAM_B) */
     double *ev;   size_t ev_n;  /* n eigenvalues, then dsyevr's work (ework_n) */
     lapack_int *eiw; size_t eiw_n; /* dsyevr: 2n isuppz, then its iwork (eiwork_n) */
     size_t ework_n, eiwork_n;
@@ -96,7 +99,7 @@ void oialr_svd_ws_free(oialr_svd_ws *ws) {
     if (!ws) return;
     free(ws->a); free(ws->u); free(ws->s);
     free(ws->work); free(ws->iwork);
-    free(ws->g); free(ws->z); free(ws->blk); free(ws->ev); free(ws->eiw);
+    free(ws->g); free(ws->z); free(ws->ev); free(ws->eiw);
     oialr_svd_ws_free(ws->ws64);
     oialr_factor_free(ws->f64);
     free(ws);
@@ -105,7 +108,7 @@ void oialr_svd_ws_free(oialr_svd_ws *ws) {
 size_t oialr_svd_ws_bytes(const oialr_svd_ws *ws) {
     if (!ws) return 0;
     return (ws->a_n + ws->u_n + ws->s_n + ws->work_n) * ws->esz + ws->iwork_n * sizeof(lapack_int) + sizeof *ws +
-           (ws->g_n + ws->z_n + ws->blk_n + ws->ev_n) * sizeof(double) + ws->eiw_n * sizeof(lapack_int) +
+           (ws->g_n + ws->z_n + ws->ev_n) * sizeof(double) + ws->eiw_n * sizeof(lapack_int) +
            oialr_svd_ws_bytes(ws->ws64) + oialr_factor_bytes(ws->f64);
 }
 
@@ -196,10 +199,15 @@ static int ws_reserve_tall(oialr_svd_ws *ws, int64_t m, int64_t n) {
         OIALR_ASSERT(info == 0);
         ws->ework_n = (size_t)wq > 26 * (size_t)n ? (size_t)wq : 26 * (size_t)n;
         ws->eiwork_n = (size_t)iq > 10 * (size_t)n ? (size_t)iq : 10 * (size_t)n;
-        size_t b = (size_t)(m < GRAM_B ? m : GRAM_B);
+        /* the row blocks share Z's room: n/2 rows (at least 1, at most
+         * GRAM_B) fit twice in n×n */
+        size_t b = (size_t)n / 2 < GRAM_B ? (size_t)n / 2 : GRAM_B;
+        if (b < 1) b = 1;
+        if (b > (size_t)m) b = (size_t)m;
+        ws->gram_b = (int)b;
+        size_t zn = nn > 2 * b * (size_t)n ? nn : 2 * b * (size_t)n;
         if ((rc = grow((void **)&ws->g, &ws->g_n, nn, sizeof(double))) ||
-            (rc = grow((void **)&ws->z, &ws->z_n, nn, sizeof(double))) ||
-            (rc = grow((void **)&ws->blk, &ws->blk_n, 2 * b * (size_t)n, sizeof(double))) ||
+            (rc = grow((void **)&ws->z, &ws->z_n, zn, sizeof(double))) ||
             (rc = grow((void **)&ws->ev, &ws->ev_n, (size_t)n + ws->ework_n, sizeof(double))) ||
             (rc = grow((void **)&ws->eiw, &ws->eiw_n, 2 * (size_t)n + ws->eiwork_n, sizeof(lapack_int))))
             return rc;
@@ -325,6 +333,18 @@ static int64_t copy_input(const oialr_factor *f, oialr_svd_ws *ws, const void *w
     return src_f64 ? copy_fd(ws->a, w, f->rows, f->cols) : copy_ff(ws->a, w, f->rows, f->cols);
 }
 
+/* The number of NaN/Inf among n floats or doubles (branch-free first pass,
+ * as in COPY_TALL). */
+static int64_t count_nonfinite(const void *w, size_t n, int f64) {
+    double acc = 0;
+    if (f64) for (size_t i = 0; i < n; i++) { double x = ((const double *)w)[i]; acc += x - x; }
+    else for (size_t i = 0; i < n; i++) { float x = ((const float *)w)[i]; acc += (double)(x - x); }
+    if (acc == 0) return 0;
+    int64_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += !isfinite(f64 ? ((const double *)w)[i] : (double)((const float *)w)[i]);
+    return bad;
+}
+
 /* gesdd('S') of ws->a into ws->s, ws->u, f->vt; on non-convergence recopy
  * the input and use gesvd. */
 static int factor_svd(oialr_factor *f, oialr_svd_ws *ws, const void *w, int src_f64) {
@@ -362,35 +382,51 @@ static int factor_compute(oialr_factor *f, oialr_svd_ws *ws, const void *w, int 
 
 #define GRAM_MAX_COND 1e5
 
-/* Rows i0..i0+b of the tall m×n column-major W (ws->a, in the factor's
- * precision) into the b×n double block dst (ld b). */
-static void rows_to_double(const oialr_factor *f, const oialr_svd_ws *ws, int64_t i0, int64_t b, double *dst) {
-    int64_t m = f->m, n = f->n;
+/* Where the Gram path reads W (m×n tall) from: the column-major copy in
+ * ws->a, or the caller's stored matrix itself (row-major rows×cols, which
+ * is W column-major when rows < cols), float or double. */
+typedef struct {
+    const void *p;
+    int f64;         /* elements are double */
+    int rowmajor;    /* W[i, j] = p[i*ld + j], else p[i + j*ld] */
+    int64_t ld;
+} wsrc;
+
+/* Rows i0..i0+b of W into the b×n double block dst (ld b). */
+static void rows_to_double(const wsrc *w, int64_t n, int64_t i0, int64_t b, double *dst) {
+    if (w->rowmajor) {
+        for (int64_t i = 0; i < b; i++)
+            for (int64_t j = 0; j < n; j++) {
+                size_t at = (size_t)((i0 + i) * w->ld + j);
+                dst[i + j * b] = w->f64 ? ((const double *)w->p)[at] : (double)((const float *)w->p)[at];
+            }
+        return;
+    }
     for (int64_t j = 0; j < n; j++) {
-        if (f->prec == OIALR_PREC_F64) {
-            const double *src = (const double *)ws->a + i0 + j * m;
-            for (int64_t i = 0; i < b; i++) dst[i + j * b] = src[i];
-        } else {
-            const float *src = (const float *)ws->a + i0 + j * m;
-            for (int64_t i = 0; i < b; i++) dst[i + j * b] = (double)src[i];
-        }
+        size_t at = (size_t)(i0 + j * w->ld);
+        if (w->f64) for (int64_t i = 0; i < b; i++) dst[i + j * b] = ((const double *)w->p)[at + i];
+        else for (int64_t i = 0; i < b; i++) dst[i + j * b] = (double)((const float *)w->p)[at + i];
     }
 }
 
-/* The factor of the tall W in ws->a by the Gram path. Returns 1 (and
- * leaves f->q untouched: it may hold the input) when W is too
- * ill-conditioned for it or dsyevr failed, 0 when f holds the factor. */
-static int gram_factor(oialr_factor *f, oialr_svd_ws *ws) {
+/* The factor of W by the Gram path: W is ws->a for a float64 factor, and
+ * *src (by blocks of rows) for a float32 one. Returns 1 (and leaves f->q
+ * untouched: it may hold the input) when W is too ill-conditioned for it or
+ * dsyevr failed, 0 when f holds the factor. Q is written by blocks of rows
+ * after every row of W was read for G, and each block of W is read again
+ * just before its block of Q is written over the same rows, so src may be
+ * f->q itself when both are column-major m×n. */
+static int gram_factor(oialr_factor *f, oialr_svd_ws *ws, const wsrc *src) {
     int m = (int)f->m, n = (int)f->n;
     double *g = ws->g, *z = ws->z, *ev = ws->ev;
     if (f->prec == OIALR_PREC_F64) {
         cblas_dsyrk(CblasColMajor, CblasLower, CblasTrans, n, m, 1.0, ws->a, m, 0.0, g, n);
     } else {
-        int B = m < GRAM_B ? m : GRAM_B;
-        for (int i0 = 0; i0 < m; i0 += B) {
+        int B = ws->gram_b;
+        for (int i0 = 0; i0 < m; i0 += B) { /* blocks in Z's room, before Z */
             int b = m - i0 < B ? m - i0 : B;
-            rows_to_double(f, ws, i0, b, ws->blk);
-            cblas_dsyrk(CblasColMajor, CblasLower, CblasTrans, n, b, 1.0, ws->blk, b, i0 ? 1.0 : 0.0, g, n);
+            rows_to_double(src, n, i0, b, z);
+            cblas_dsyrk(CblasColMajor, CblasLower, CblasTrans, n, b, 1.0, z, b, i0 ? 1.0 : 0.0, g, n);
         }
     }
     lapack_int found = 0;
@@ -421,11 +457,11 @@ static int gram_factor(oialr_factor *f, oialr_svd_ws *ws) {
     if (f->prec == OIALR_PREC_F64) {
         cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, m, n, n, 1.0, ws->a, m, g, n, 0.0, f->q, m);
     } else {
-        int B = m < GRAM_B ? m : GRAM_B;
-        double *in = ws->blk, *out = ws->blk + (size_t)B * n;
+        int B = ws->gram_b;
+        double *in = z, *out = z + (size_t)B * n; /* Z (T) is not needed any more */
         for (int i0 = 0; i0 < m; i0 += B) {
             int b = m - i0 < B ? m - i0 : B;
-            rows_to_double(f, ws, i0, b, in);
+            rows_to_double(src, n, i0, b, in);
             cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, b, n, n, 1.0, in, b, g, n, 0.0, out, b);
             float *q = (float *)f->q + i0;
             for (int j = 0; j < n; j++)
@@ -467,19 +503,27 @@ static int factor_compute(oialr_factor *f, oialr_svd_ws *ws, const void *w, int 
     f->valid = 0;
     int rc = ws_reserve_tall(ws, f->m, f->n);
     if (rc) return rc;
-    int64_t bad = copy_input(f, ws, w, src_f64);
+    /* The Gram path of a float32 factor reads the input where it is, unless
+     * it is the factor's own buffer in another layout (stored rows >= cols):
+     * the blocks of Q written there would overwrite rows still to be read. */
+    size_t total = (size_t)(f->rows * f->cols), esz_in = src_f64 ? sizeof(double) : sizeof(float);
+    uintptr_t w0 = (uintptr_t)w, w1 = w0 + total * esz_in, q0 = (uintptr_t)f->q, q1 = q0 + total * f->esz;
+    int direct = ws->gram && f->prec == OIALR_PREC_F32 && (f->transposed || w1 <= q0 || q1 <= w0);
+    int64_t bad = direct ? count_nonfinite(w, total, src_f64) : copy_input(f, ws, w, src_f64);
     if (bad)
         return oialr_seterr(OIALR_ERR_NUMERIC, "%lld non-finite value(s) (NaN/Inf) in %lldx%lld matrix", (long long)bad,
                             (long long)f->rows, (long long)f->cols);
     if (ws->gram) {
-        if (gram_factor(f, ws) == 0) {
+        wsrc src = {ws->a, f->prec == OIALR_PREC_F64, 0, f->m};
+        if (direct) src = (wsrc){w, src_f64, !f->transposed, f->transposed ? f->m : f->cols};
+        if (gram_factor(f, ws, &src) == 0) {
             ws->gram_done++;
             f->valid = 1;
             return OIALR_OK;
         }
         ws->gram_ill++;
         if (f->prec == OIALR_PREC_F32) return gram_ill_f32(f, ws, w, src_f64);
-        copy_input(f, ws, w, src_f64); /* dsyevr did not touch ws->a, but be plain about it */
+        copy_input(f, ws, w, src_f64); /* the float64 factor's copy: dsyevr did not touch it, but be plain */
     }
     if ((rc = factor_svd(f, ws, w, src_f64))) return rc;
 
