@@ -199,11 +199,10 @@ static int ws_reserve_tall(oialr_svd_ws *ws, int64_t m, int64_t n) {
         OIALR_ASSERT(info == 0);
         ws->ework_n = (size_t)wq > 26 * (size_t)n ? (size_t)wq : 26 * (size_t)n;
         ws->eiwork_n = (size_t)iq > 10 * (size_t)n ? (size_t)iq : 10 * (size_t)n;
-        /* the row blocks share Z's room: n/2 rows (at least 1, at most
-         * GRAM_B) fit twice in n×n */
-        size_t b = (size_t)n / 2 < GRAM_B ? (size_t)n / 2 : GRAM_B;
-        if (b < 1) b = 1;
-        if (b > (size_t)m) b = (size_t)m;
+        /* the row blocks share Z's room, which holds two blocks of
+         * GRAM_B rows for n >= 2 GRAM_B and is made that big below it
+         * (narrow blocks make many tiny BLAS calls) */
+        size_t b = (size_t)m < GRAM_B ? (size_t)m : GRAM_B;
         ws->gram_b = (int)b;
         size_t zn = nn > 2 * b * (size_t)n ? nn : 2 * b * (size_t)n;
         if ((rc = grow((void **)&ws->g, &ws->g_n, nn, sizeof(double))) ||
