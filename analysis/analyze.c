@@ -39,10 +39,10 @@ static const char *USAGE =
     "      --layers GLOBS   comma-separated name patterns (default: all layers)\n"
     "      --beta B         cutoff r_beta = #{sigma_i >= B sigma_1} (default 0.15)\n"
     "      --tau T          stability threshold (default 0.99)\n"
-    "      --double         float64 SVD for every layer\n"
-    "      --float          float32 SVD for every layer (default: float32, and\n"
-    "                       float64 for a layer whose condition number exceeds\n"
-    "                       1e-3/FLT_EPSILON = 8.4e3, where float32 is not exact)\n"
+    "      --double         float64 SVD (gesdd) for every layer\n"
+    "      --float          float32 SVD for every layer (default: float64 from the\n"
+    "                       eigen-decomposition of W^T W, float64 gesdd for a\n"
+    "                       snapshot whose condition number exceeds 1e5)\n"
     "      --threads N      analysis threads (default: online cores)\n"
     "      --blas-threads N OpenBLAS threads per analysis thread (default 1)\n"
     "      --no-angles      skip the principal angles (faster; NaN in the tables)\n"
@@ -210,6 +210,7 @@ typedef struct layer_sum {
     double alpha;            /* power-law α at the last valid snapshot (NaN: undefined) */
     double max_condition;    /* over the valid snapshots */
     int prec;                /* working precision used */
+    int64_t gesdd;           /* Gram path: snapshots sent on to float64 gesdd */
     int64_t switch_step;     /* replay: -1 never / not eligible */
     int64_t switch_rank;
     double switch_s;
@@ -407,7 +408,7 @@ static void print_summary(const ana_opts *o, const oialr_traj_info *info, const 
     char lag[48];
     printf("oialr analyze: %s: %d layer%s, %s, beta %g, tau %g, %s, %d thread%s, %.2f s%s\n", o->input, nl,
            nl == 1 ? "" : "s", lag_text(o, lag, sizeof lag), o->beta, o->tau,
-           o->auto_prec ? "float32 (float64 where ill-conditioned)" : o->prec == OIALR_PREC_F64 ? "float64" : "float32",
+           o->auto_prec ? "float64 (Gram eigen-decomposition; gesdd where ill-conditioned)" : o->prec == OIALR_PREC_F64 ? "float64" : "float32",
            o->threads,
            o->threads == 1 ? "" : "s", secs,
            note ? note
@@ -425,6 +426,9 @@ static void print_summary(const ana_opts *o, const oialr_traj_info *info, const 
                ls[i].final_s, st, (long long)ls[i].cutoff_rank, ls[i].param_share, ls[i].alpha);
         if (o->auto_prec && ls[i].prec == OIALR_PREC_F64)
             printf("  (float64: condition number up to %.3g)", ls[i].max_condition);
+        if (ls[i].gesdd)
+            printf("  (%lld snapshot%s by gesdd: condition number up to %.3g)", (long long)ls[i].gesdd,
+                   ls[i].gesdd == 1 ? "" : "s", ls[i].max_condition);
         if (ls[i].skipped) printf("  (%lld snapshot%s with NaN/Inf skipped)", (long long)ls[i].skipped,
                                   ls[i].skipped == 1 ? "" : "s");
         printf("\n");
@@ -561,6 +565,7 @@ typedef struct follow_layer {
     ana_layer_state *st;
     int prec;                 /* working precision (float64 once a snapshot needs it) */
     int64_t n, count, cap;    /* σ per snapshot; snapshots analysed; capacity */
+    int64_t gesdd;            /* Gram path: snapshots sent on to float64 gesdd */
     ana_row *rows;
     double *sigma;            /* cap × n */
 } follow_layer;
@@ -615,9 +620,11 @@ static int follow_layer_more(follow_ctx *c, ana_engine *e) {
     for (;;) {
         int rc = ana_engine_set_prec(e, f->prec);
         if (rc) return rc;
-        c->check_condition = o->auto_prec && f->prec == OIALR_PREC_F32;
+        c->check_condition = o->auto_prec && f->prec == OIALR_PREC_F32 && !ana_engine_gram(e);
+        int64_t ill0 = ana_engine_gram_ill(e);
         rc = ana_engine_layer_more(e, &f->st, L->rows, L->cols, L->nsnap, L->steps, o->lag, o->beta, follow_read,
                                    follow_emit, c);
+        f->gesdd += ana_engine_gram_ill(e) - ill0;
         if (rc != ANA_RESTART) return rc;
         oialr_log(OIALR_LOG_DEBUG, "%s: condition number above %.3g: float64", L->name, ANA_F32_MAX_COND);
         f->prec = OIALR_PREC_F64; /* the engine starts the layer again from snapshot 0 */
@@ -752,6 +759,7 @@ int oialr_cmd_analyze(int argc, char **argv) {
     oialr_set_threads(o.blas_threads);
     if ((rc = ana_engine_new(&e, o.threads, o.prec))) goto fail;
     ana_engine_set_angles(e, !o.no_angles);
+    ana_engine_set_gram(e, o.auto_prec); /* default precision: float64 by the Gram path (docs/metrics.md) */
     if ((rc = ana_results_open(&res, &o, info->created))) goto fail;
     ana_engine_set_lag_steps(e, o.lag_steps);
     if (o.follow) { /* the outputs are checked; now follow the file, then check the lag on the finished file */
@@ -768,12 +776,13 @@ int oialr_cmd_analyze(int argc, char **argv) {
             oialr_traj_layer Lc = *L;
             Lc.nsnap = f->count; /* < L->nsnap only after Ctrl-C */
             if ((rc = ana_results_layer_begin(res, L->name, L->kind, L->rows, L->cols, Lc.nsnap))) goto fail;
-            ana_results_layer_prec(res, f->prec);
+            ana_results_layer_prec(res, ana_engine_gram(e) ? OIALR_PREC_F64 : f->prec);
             for (int64_t j = 0; j < f->count; j++)
                 if ((rc = ana_results_row(res, j, &f->rows[j], f->rows[j].valid ? f->sigma + (size_t)j * (size_t)f->n : NULL,
                                           f->n)))
                     goto fail;
             summarise(&o, &Lc, f->rows, f->prec, &ls[nl]);
+            ls[nl].gesdd = f->gesdd;
             nl++;
             if ((rc = keep_series(&Lc, f->rows, &ls[nl - 1]))) goto fail;
             if ((rc = ana_results_layer_end(res, f->rows, Lc.nsnap, ls[nl - 1].stable_step))) goto fail;
@@ -782,10 +791,11 @@ int oialr_cmd_analyze(int argc, char **argv) {
         run_ctx c = {.o = &o, .t = t, .layer = i, .L = L, .rows = rows, .res = res, .layer_no = nl, .nlayers = nsel};
         if ((rc = ana_results_layer_begin(res, L->name, L->kind, L->rows, L->cols, L->nsnap))) goto fail;
         int prec = o.prec;
+        int64_t ill0 = ana_engine_gram_ill(e);
         for (;;) {
             if ((rc = ana_engine_set_prec(e, prec))) goto fail;
-            ana_results_layer_prec(res, prec);
-            c.check_condition = o.auto_prec && prec == OIALR_PREC_F32;
+            ana_results_layer_prec(res, ana_engine_gram(e) ? OIALR_PREC_F64 : prec);
+            c.check_condition = o.auto_prec && prec == OIALR_PREC_F32 && !ana_engine_gram(e);
             rc = L->nsnap > 0 ? ana_engine_layer(e, L->rows, L->cols, L->nsnap, L->steps, o.lag, o.beta, read_cb,
                                                  emit_cb, &c)
                               : OIALR_OK;
@@ -801,6 +811,7 @@ int oialr_cmd_analyze(int argc, char **argv) {
             goto fail;
         }
         summarise(&o, L, rows, prec, &ls[nl]);
+        ls[nl].gesdd = ana_engine_gram_ill(e) - ill0;
         nl++;
         if ((rc = keep_series(L, rows, &ls[nl - 1]))) goto fail;
         if ((rc = ana_results_layer_end(res, rows, L->nsnap, ls[nl - 1].stable_step))) goto fail;

@@ -90,6 +90,12 @@ int ana_engine_prec(const ana_engine *e);
 void ana_engine_set_lag_steps(ana_engine *e, int64_t lag_steps);
 /* Principal angles on (default) or off. */
 void ana_engine_set_angles(ana_engine *e, int on);
+/* The Gram path of lib/metrics (metrics/internal.h, docs/metrics.md
+ * "Precision") on or off (default off: gesdd in the working precision). */
+void ana_engine_set_gram(ana_engine *e, int on);
+int ana_engine_gram(const ana_engine *e);
+/* Snapshots the Gram path handed on to float64 gesdd (ill-conditioned), so far. */
+int64_t ana_engine_gram_ill(const ana_engine *e);
 /* Analyse one layer of nsnap snapshots with the given steps. */
 int ana_engine_layer(ana_engine *e, int64_t rows, int64_t cols, int64_t nsnap, const int64_t *steps, int lag,
                      double beta, ana_read_fn read, ana_emit_fn emit, void *user);

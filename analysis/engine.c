@@ -14,6 +14,7 @@
  * pair of this batch needs, so the ring is never read after being reused.
  */
 #include "analyze.h"
+#include "metrics/internal.h"
 
 #include <limits.h>
 #include <math.h>
@@ -40,6 +41,8 @@ struct ana_engine {
     pthread_barrier_t start, mid, done;
     int quit;
     int no_angles;
+    int gram;             /* workspaces on the Gram path */
+    int64_t gram_ill;     /* of workspaces freed by set_prec */
     /* the current layer */
     int64_t rows, cols, nsnap, j0, nbatch;
     const int64_t *steps;
@@ -248,14 +251,34 @@ void ana_engine_free(ana_engine *e) {
 
 void ana_engine_set_angles(ana_engine *e, int on) { e->no_angles = !on; }
 
+void ana_engine_set_gram(ana_engine *e, int on) {
+    e->gram = on != 0;
+    for (int i = 0; i < e->threads; i++) svd_ws_set_gram(e->th[i].ws, e->gram);
+}
+
+int ana_engine_gram(const ana_engine *e) { return e->gram; }
+
+int64_t ana_engine_gram_ill(const ana_engine *e) {
+    int64_t total = e->gram_ill, g, ill;
+    for (int i = 0; i < e->threads; i++) {
+        svd_ws_gram_counts(e->th[i].ws, &g, &ill);
+        total += ill;
+    }
+    return total;
+}
+
 int ana_engine_set_prec(ana_engine *e, int prec) {
     if (prec == e->prec) return OIALR_OK;
     free_ring(e); /* factors of the other precision */
     for (int i = 0; i < e->threads; i++) {
+        int64_t g, ill;
+        svd_ws_gram_counts(e->th[i].ws, &g, &ill);
+        e->gram_ill += ill;
         oialr_svd_ws_free(e->th[i].ws);
         e->th[i].ws = NULL;
         int rc = oialr_svd_ws_new(&e->th[i].ws, prec);
         if (rc) return rc;
+        svd_ws_set_gram(e->th[i].ws, e->gram);
     }
     e->prec = prec;
     return OIALR_OK;

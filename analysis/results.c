@@ -165,7 +165,8 @@ int ana_results_open(ana_results **out, const ana_opts *o, const char *source_cr
             (rc = attr_f64(r->file, "beta", o->beta)) ||
             (rc = attr_f64(r->file, "tau", o->tau)) ||
             (rc = attr_str(r->file, "precision",
-                           o->auto_prec ? "auto: float32, float64 for a layer whose condition number exceeds 8.4e3"
+                           o->auto_prec ? "auto: float64 from the eigen-decomposition of the Gram matrix, float64 gesdd for a snapshot "
+                                         "whose condition number exceeds 1e5; factors kept in float32"
                            : o->prec == OIALR_PREC_F64 ? "float64" : "float32")) ||
             (rc = attr_str(r->file, "layers_glob", o->layers ? o->layers : "*")) ||
             (rc = attr_str(r->file, "orientation",

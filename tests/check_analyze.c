@@ -1322,6 +1322,105 @@ START_TEST(test_outputs_success_no_temporaries) {
 }
 END_TEST
 
+/* The default precision (the Gram path, float64 gesdd for an
+ * ill-conditioned snapshot) against --double (float64 gesdd everywhere,
+ * the reference): every metric of every snapshot, on a well-conditioned
+ * layer, one at κ ≈ 3e4 (Gram, float32 gesdd would be off) and one at
+ * κ = 1e7 that the Gram path hands to gesdd. S and the spectrum within the
+ * float64 tolerance (1e-5); the angles, computed from the factors kept in
+ * float32, within the float32 one (1e-3). */
+START_TEST(test_default_matches_double) {
+    static const struct { const char *name; int rows, cols; double kappa; } L[] = {
+        {"well", 48, 30, 20}, {"mid", 36, 36, 3e4}, {"ill", 24, 40, 1e7}};
+    const int T = 5;
+    oialr_traj *t;
+    oialr_traj_options opt;
+    oialr_traj_options_default(&opt);
+    opt.force = 1;
+    ck_assert_int_eq(oialr_traj_create(&t, traj, &opt), OIALR_OK);
+    int idx[3];
+    for (int l = 0; l < 3; l++)
+        ck_assert_int_eq(oialr_traj_declare_layer(t, L[l].name, L[l].rows, L[l].cols, "dense", 0, NULL, &idx[l]), OIALR_OK);
+    double *u = malloc(sizeof(double) * 48 * 48), *v = malloc(sizeof(double) * 48 * 48), *sg = malloc(sizeof(double) * 48);
+    double *wd = malloc(sizeof(double) * 48 * 48);
+    float *w = malloc(sizeof(float) * 48 * 48);
+    for (int j = 0; j < T; j++)
+        for (int l = 0; l < 3; l++) {
+            int m = L[l].rows >= L[l].cols ? L[l].rows : L[l].cols, n = L[l].rows + L[l].cols - m;
+            tu_orthonormal(u, m, n, 40 + l);
+            tu_orthonormal(v, n, n, 50 + l);
+            for (int i = 0; i < n; i++) sg[i] = pow(L[l].kappa, -(double)i / (n - 1));
+            for (int p = 0; p < 3; p++) tu_rotate_cols(u, m, p, n - 1 - p, 0.03 * j * (p + 1));
+            tu_rotate_cols(v, n, 0, n / 2, 0.01 * j);
+            tu_compose(wd, L[l].rows, L[l].cols, u, sg, v);
+            tu_to_float(w, wd, (size_t)m * n);
+            ck_assert_int_eq(oialr_traj_append(t, idx[l], 10 * j, w, 0), OIALR_OK);
+        }
+    ck_assert_int_eq(oialr_traj_close(t), OIALR_OK);
+    free(u); free(v); free(sg); free(wd); free(w);
+    char ref[320];
+    snprintf(ref, sizeof ref, "%s/ref.h5", dir);
+    ck_assert_int_eq(run(5, traj, "-o", out, "--beta", "0.3", "-q"), 0);
+    ck_assert_int_eq(run(6, traj, "-o", ref, "--beta", "0.3", "--double", "-q"), 0);
+    hid_t fa = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT), fr = H5Fopen(ref, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(fa >= 0 && fr >= 0);
+    static const char *rel[] = {"sigma1", "sigma_min", "frobenius", "stable_rank", "effective_rank", "condition"};
+    static const char *ang[] = {"grassmann_left", "grassmann_right", "max_angle_left", "max_angle_right"};
+    static const char *ints[] = {"rank", "cutoff_rank", "angles_k"};
+    for (int l = 0; l < 3; l++) {
+        char path[128];
+        double a[5 * 48], r[5 * 48];
+        int64_t ia[5], ir[5];
+        int n = L[l].rows < L[l].cols ? L[l].rows : L[l].cols;
+        snprintf(path, sizeof path, "/layers/%s/stability", L[l].name);
+        read_vec(fa, path, H5T_NATIVE_DOUBLE, a);
+        read_vec(fr, path, H5T_NATIVE_DOUBLE, r);
+        for (int j = 1; j < T; j++)
+            ck_assert_msg(fabs(a[j] - r[j]) <= 1e-5, "%s snap %d: S %.10f, --double %.10f", L[l].name, j, a[j], r[j]);
+        snprintf(path, sizeof path, "/layers/%s/sigma", L[l].name);
+        read_vec(fa, path, H5T_NATIVE_DOUBLE, a);
+        read_vec(fr, path, H5T_NATIVE_DOUBLE, r);
+        for (int i = 0; i < T * n; i++)
+            ck_assert_msg(fabs(a[i] - r[i]) <= 1e-5 * r[i], "%s σ[%d] %.12g, --double %.12g", L[l].name, i, a[i], r[i]);
+        for (size_t k = 0; k < sizeof rel / sizeof *rel; k++) {
+            snprintf(path, sizeof path, "/layers/%s/%s", L[l].name, rel[k]);
+            read_vec(fa, path, H5T_NATIVE_DOUBLE, a);
+            read_vec(fr, path, H5T_NATIVE_DOUBLE, r);
+            for (int j = 0; j < T; j++)
+                ck_assert_msg(fabs(a[j] - r[j]) <= 1e-5 * fabs(r[j]), "%s %s[%d] %.12g, --double %.12g", L[l].name, rel[k],
+                              j, a[j], r[j]);
+        }
+        for (size_t k = 0; k < sizeof ang / sizeof *ang; k++) {
+            snprintf(path, sizeof path, "/layers/%s/%s", L[l].name, ang[k]);
+            read_vec(fa, path, H5T_NATIVE_DOUBLE, a);
+            read_vec(fr, path, H5T_NATIVE_DOUBLE, r);
+            for (int j = 1; j < T; j++)
+                ck_assert_msg(fabs(a[j] - r[j]) <= 1e-3, "%s %s[%d] %.10g, --double %.10g", L[l].name, ang[k], j, a[j], r[j]);
+        }
+        for (size_t k = 0; k < sizeof ints / sizeof *ints; k++) {
+            snprintf(path, sizeof path, "/layers/%s/%s", L[l].name, ints[k]);
+            read_vec(fa, path, H5T_NATIVE_INT64, ia);
+            read_vec(fr, path, H5T_NATIVE_INT64, ir);
+            for (int j = 0; j < T; j++)
+                ck_assert_msg(ia[j] == ir[j], "%s %s[%d] %lld, --double %lld", L[l].name, ints[k], j, (long long)ia[j],
+                              (long long)ir[j]);
+        }
+        /* the layer's precision: float64 arithmetic on both */
+        char prec[16] = "";
+        snprintf(path, sizeof path, "/layers/%s", L[l].name);
+        hid_t at = H5Aopen_by_name(fa, path, "precision", H5P_DEFAULT, H5P_DEFAULT);
+        hid_t ty = H5Aget_type(at);
+        ck_assert(H5Tget_size(ty) <= sizeof prec);
+        ck_assert(H5Aread(at, ty, prec) >= 0);
+        H5Tclose(ty);
+        H5Aclose(at);
+        ck_assert_str_eq(prec, "float64");
+    }
+    H5Fclose(fa);
+    H5Fclose(fr);
+}
+END_TEST
+
 static Suite *analyze_suite(void) {
     Suite *s = suite_create("analyze");
     TCase *core = tcase_create("Core");
@@ -1330,6 +1429,7 @@ static Suite *analyze_suite(void) {
     tcase_add_test(core, test_lag_and_glob);
     tcase_add_test(core, test_replay_delay);
     tcase_add_test(core, test_ill_conditioned_auto_double);
+    tcase_add_test(core, test_default_matches_double);
     tcase_add_test(core, test_live_file);
     tcase_add_test(core, test_python_writer);
     tcase_add_test(core, test_events_csv_and_switch_marks);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics/internal.h"
 #include "oialr/metrics.h"
 #include "util_linalg.h"
 
@@ -32,6 +33,10 @@ static const shape_case CASES[] = {
     {60, 20, OIALR_PREC_F32}, {20, 60, OIALR_PREC_F32}, {24, 24, OIALR_PREC_F32},
 };
 #define NCASES ((int)(sizeof CASES / sizeof CASES[0]))
+
+/* 1: the tests run on the Gram path (svd_ws_set_gram; the "Gram" case
+ * reruns the known-answer tests with it, set per test by its fixture) */
+static int use_gram;
 
 static double tol_of(int prec) { return prec == OIALR_PREC_F64 ? 1e-5 : 1e-3; }
 
@@ -56,6 +61,7 @@ static void prob_init(prob *p, const shape_case *c, uint64_t seed) {
     tu_orthonormal(p->v, p->n, p->n, seed + 1000);
     for (int i = 0; i < p->n; i++) p->s[i] = 3.0 * pow(0.85, i); /* distinct, well conditioned */
     ck_assert_int_eq(oialr_svd_ws_new(&p->ws, p->prec), OIALR_OK);
+    svd_ws_set_gram(p->ws, use_gram);
 }
 
 static void prob_free(prob *p) {
@@ -559,6 +565,174 @@ START_TEST(test_bad_arguments) {
 }
 END_TEST
 
+/* --------------------------------------------------------------------------- */
+/* Gram: the Gram path (svd_ws_set_gram) against float64 gesdd, the reference */
+
+static void gram_on(void) { use_gram = 1; }
+static void gram_off(void) { use_gram = 0; }
+
+/* Factor of w (rows×cols float32) on the Gram path or by float64 gesdd. */
+static oialr_factor *factor_by(const float *w, int rows, int cols, int prec, int gram, int64_t *ill) {
+    oialr_svd_ws *ws;
+    oialr_factor *f;
+    ck_assert_int_eq(oialr_svd_ws_new(&ws, gram ? prec : OIALR_PREC_F64), OIALR_OK);
+    svd_ws_set_gram(ws, gram);
+    ck_assert_int_eq(oialr_factor_new(&f, rows, cols, gram ? prec : OIALR_PREC_F64), OIALR_OK);
+    int rc = oialr_factor_compute(f, ws, w);
+    ck_assert_msg(rc == OIALR_OK, "compute: %s", oialr_errmsg());
+    int64_t g, i;
+    svd_ws_gram_counts(ws, &g, &i);
+    ck_assert_int_eq(g + i, gram ? 1 : 0);
+    if (ill) *ill = i;
+    oialr_svd_ws_free(ws);
+    return f;
+}
+
+/* Every metric of a pair of snapshots, fast path against the reference:
+ * S, σ (relative to σ₁ and, for σₙ, to itself), the rank, and the left
+ * and right principal angles (top k). */
+static void gram_compare(int rows, int cols, double kappa, uint64_t seed, int expect_ill) {
+    int m = rows >= cols ? rows : cols, n = rows >= cols ? cols : rows, k = n >= 3 ? n / 3 : 1;
+    double *u = malloc(sizeof(double) * m * n), *v = malloc(sizeof(double) * n * n), *s = malloc(sizeof(double) * n);
+    double *w = malloc(sizeof(double) * m * n);
+    float *wa = malloc(sizeof(float) * m * n), *wb = malloc(sizeof(float) * m * n);
+    tu_orthonormal(u, m, n, seed);
+    tu_orthonormal(v, n, n, seed + 1);
+    for (int i = 0; i < n; i++) s[i] = n > 1 ? pow(kappa, -(double)i / (n - 1)) : 1.0; /* σ₁/σₙ = kappa */
+    tu_compose(w, rows, cols, u, s, v);
+    tu_to_float(wa, w, (size_t)m * n);
+    for (int j = 0; j < k && n > 1; j++) {
+        tu_rotate_cols(u, m, j, n - 1 - j, 0.01 * (j + 1));
+        tu_rotate_cols(v, n, j, k + j, 0.002);
+    }
+    tu_compose(w, rows, cols, u, s, v);
+    tu_to_float(wb, w, (size_t)m * n);
+    for (int prec = OIALR_PREC_F32; prec <= OIALR_PREC_F64; prec++) {
+        int64_t ill_a, ill_b;
+        oialr_factor *fa = factor_by(wa, rows, cols, prec, 1, &ill_a), *fb = factor_by(wb, rows, cols, prec, 1, &ill_b);
+        oialr_factor *ra = factor_by(wa, rows, cols, prec, 0, NULL), *rb = factor_by(wb, rows, cols, prec, 0, NULL);
+        ck_assert_int_eq(ill_a, expect_ill);
+        ck_assert_int_eq(ill_b, expect_ill);
+        double sf = stab(fa, fb), sr = stab(ra, rb);
+        ck_assert_msg(fabs(sf - sr) <= 1e-5, "%dx%d κ %g prec %d: S %.12f, gesdd %.12f", rows, cols, kappa, prec, sf, sr);
+        ck_assert_msg(fabs(stab(fa, fa) - 1.0) <= 1e-5, "S(W, W) = %.12f", stab(fa, fa));
+        const double *gs = oialr_factor_sigma(fb), *rs = oialr_factor_sigma(rb);
+        for (int i = 0; i < n; i++)
+            ck_assert_msg(fabs(gs[i] - rs[i]) <= 1e-5 * rs[0], "σ_%d %.12g, gesdd %.12g", i, gs[i], rs[i]);
+        ck_assert_msg(fabs(gs[n - 1] - rs[n - 1]) <= 1e-5 * rs[n - 1], "σ_n %.12g, gesdd %.12g", gs[n - 1], rs[n - 1]);
+        ck_assert_int_eq(oialr_factor_rank(fb), oialr_factor_rank(rb));
+        /* angles: the float64 paths agree to 1e-5 relative; a float32
+         * factor (Q, Vᵀ rounded) to the float32 tolerance */
+        oialr_svd_ws *wsf, *wsr;
+        ck_assert_int_eq(oialr_svd_ws_new(&wsf, prec), OIALR_OK);
+        ck_assert_int_eq(oialr_svd_ws_new(&wsr, OIALR_PREC_F64), OIALR_OK);
+        double *tf = malloc(sizeof(double) * n), *tr = malloc(sizeof(double) * n);
+        for (int side = 0; side < 2; side++) {
+            int64_t kf, kr;
+            ck_assert_int_eq(oialr_principal_angles(wsf, fa, fb, side, k, tf, &kf), OIALR_OK);
+            ck_assert_int_eq(oialr_principal_angles(wsr, ra, rb, side, k, tr, &kr), OIALR_OK);
+            ck_assert_int_eq(kf, kr);
+            double gf = oialr_grassmann(tf, kf), gr = oialr_grassmann(tr, kr);
+            double tol = prec == OIALR_PREC_F64 ? 1e-5 * gr + 1e-12 : 1e-3; /* + 1e-12: a zero angle */
+            ck_assert_msg(fabs(gf - gr) <= tol, "side %d: Grassmann %.12g, gesdd %.12g", side, gf, gr);
+            ck_assert_msg(fabs(tf[kf - 1] - tr[kr - 1]) <= (prec == OIALR_PREC_F64 ? 1e-5 * tr[kr - 1] + 1e-12 : 1e-3),
+                          "side %d: largest angle %.12g, gesdd %.12g", side, tf[kf - 1], tr[kr - 1]);
+        }
+        free(tf); free(tr);
+        oialr_svd_ws_free(wsf); oialr_svd_ws_free(wsr);
+        oialr_factor_free(fa); oialr_factor_free(fb); oialr_factor_free(ra); oialr_factor_free(rb);
+    }
+    free(u); free(v); free(s); free(w); free(wa); free(wb);
+}
+
+/* Well and badly conditioned, below the Gram path's limit (1e5): no gesdd. */
+START_TEST(test_gram_vs_gesdd) {
+    static const struct { int rows, cols; double kappa; } C[] = {
+        {120, 80, 10}, {80, 120, 3e3}, {96, 96, 3e4}, {200, 64, 9e4}, {64, 1, 1}, {1, 40, 1}};
+    gram_compare(C[_i].rows, C[_i].cols, C[_i].kappa, 500 + _i, 0);
+}
+END_TEST
+
+/* Above it the Gram path hands the matrix to float64 gesdd (and a
+ * float32 factor gets gesdd's float64 answer rounded). */
+START_TEST(test_gram_ill_conditioned) {
+    static const struct { int rows, cols; double kappa; } C[] = {{96, 96, 1e7}, {120, 60, 3e5}, {50, 100, 1e12}};
+    gram_compare(C[_i].rows, C[_i].cols, C[_i].kappa, 600 + _i, 1);
+}
+END_TEST
+
+/* The ill-conditioned route forced on a well-conditioned matrix gives the
+ * Gram path's answers; gesdd's own fallback (gesvd) still works below it. */
+START_TEST(test_gram_forced_routes) {
+    prob p;
+    prob_init(&p, &CASES[_i], 700 + _i);
+    oialr_factor *a = factor_of(&p, p.u, p.s, p.v);
+    svd_ws_force_ill(p.ws, 1);
+    oialr_svd_ws_force_fallback(p.ws, 1);
+    oialr_factor *b = factor_of(&p, p.u, p.s, p.v);
+    int64_t g, ill;
+    svd_ws_gram_counts(p.ws, &g, &ill);
+    ck_assert_int_eq(g, 1);
+    ck_assert_int_eq(ill, 1);
+    ck_assert_int_eq(oialr_svd_ws_fallbacks(p.ws), 1); /* gesdd "failed": gesvd */
+    ck_assert_double_eq_tol(stab(a, b), 1.0, 1e-5);
+    ck_assert_double_le(tu_maxdiff(oialr_factor_sigma(a), oialr_factor_sigma(b), (size_t)p.n), 1e-5 * p.s[0]);
+    double *qa = malloc(sizeof(double) * p.m * p.n), *qb = malloc(sizeof(double) * p.m * p.n);
+    ck_assert_int_eq(oialr_factor_polar(a, qa), OIALR_OK);
+    ck_assert_int_eq(oialr_factor_polar(b, qb), OIALR_OK);
+    ck_assert_double_le(tu_maxdiff(qa, qb, (size_t)p.m * p.n), p.prec == OIALR_PREC_F64 ? 1e-10 : 1e-6);
+    free(qa); free(qb);
+    oialr_factor_free(a); oialr_factor_free(b);
+    prob_free(&p);
+}
+END_TEST
+
+/* A float32 factor on the Gram path is float64-accurate: S of a rotation
+ * known exactly, at κ = 3e4 where float32 gesdd is off by ~1e-3. */
+START_TEST(test_gram_f32_accuracy) {
+    shape_case c = {90, 60, OIALR_PREC_F32};
+    prob p;
+    prob_init(&p, &c, 800);
+    svd_ws_set_gram(p.ws, 1);
+    for (int i = 0; i < p.n; i++) p.s[i] = pow(3e4, -(double)i / (p.n - 1));
+    oialr_factor *a = factor_of(&p, p.u, p.s, p.v);
+    double *ub = dup(p.u, (size_t)p.m * p.n);
+    for (int j = 0; j < 3; j++) tu_rotate_cols(ub, p.m, p.n - 1 - 2 * j, p.n - 2 - 2 * j, 0.05);
+    oialr_factor *b = factor_of(&p, ub, p.s, p.v);
+    double expect = 1.0 - (6.0 / p.n) * (1.0 - cos(0.05));
+    /* the float32 storage of W moves its small singular vectors by ~eps32 κ */
+    ck_assert_msg(fabs(stab(a, b) - expect) <= 1e-4, "S %.10f expected %.10f", stab(a, b), expect);
+    free(ub);
+    oialr_factor_free(a); oialr_factor_free(b);
+    prob_free(&p);
+}
+END_TEST
+
+/* The analyzer reads a snapshot straight into the factor's own buffer
+ * (oialr_factor_input_buffer): the Gram path, which reads W by blocks and
+ * writes Q over it (wide) or works from a copy (tall), gives the same
+ * factor as from a separate input. */
+START_TEST(test_gram_input_buffer) {
+    prob p;
+    prob_init(&p, &CASES[_i], 900 + _i);
+    svd_ws_set_gram(p.ws, 1);
+    oialr_factor *a = factor_of(&p, p.u, p.s, p.v), *b;
+    ck_assert_int_eq(oialr_factor_new(&b, p.rows, p.cols, p.prec), OIALR_OK);
+    float *in = oialr_factor_input_buffer(b);
+    memcpy(in, p.wf, sizeof(float) * p.m * p.n); /* factor_of left W's float copy in p.wf */
+    if (p.prec == OIALR_PREC_F32) ck_assert_int_eq(oialr_factor_compute(b, p.ws, in), OIALR_OK);
+    else ck_assert_int_eq(oialr_factor_compute_f64(b, p.ws, p.w), OIALR_OK);
+    double *qa = malloc(sizeof(double) * p.m * p.n), *qb = malloc(sizeof(double) * p.m * p.n);
+    ck_assert_int_eq(oialr_factor_polar(a, qa), OIALR_OK);
+    ck_assert_int_eq(oialr_factor_polar(b, qb), OIALR_OK);
+    ck_assert_double_le(tu_maxdiff(qa, qb, (size_t)p.m * p.n), p.prec == OIALR_PREC_F64 ? 1e-12 : 1e-6);
+    ck_assert_double_le(tu_maxdiff(oialr_factor_sigma(a), oialr_factor_sigma(b), (size_t)p.n), 1e-12);
+    free(qa); free(qb);
+    oialr_factor_free(a); oialr_factor_free(b);
+    prob_free(&p);
+}
+END_TEST
+
 static Suite *metrics_suite(void) {
     Suite *s = suite_create("metrics");
     TCase *core = tcase_create("Core");
@@ -580,6 +754,28 @@ static Suite *metrics_suite(void) {
     tcase_add_test(lim, test_vectors);
     tcase_add_test(lim, test_bad_arguments);
     suite_add_tcase(s, lim);
+    /* the Core and Limits known answers again on the Gram path, and the
+     * fast path against float64 gesdd */
+    TCase *gram = tcase_create("Gram");
+    tcase_add_checked_fixture(gram, gram_on, gram_off);
+    tcase_add_loop_test(gram, test_self_stability, 0, NCASES);
+    tcase_add_loop_test(gram, test_rotation_known_angle, 0, NCASES);
+    tcase_add_loop_test(gram, test_prescribed_spectrum, 0, NCASES);
+    tcase_add_loop_test(gram, test_repeated_singular_values, 0, NCASES);
+    tcase_add_loop_test(gram, test_sign_flips, 0, NCASES);
+    tcase_add_loop_test(gram, test_principal_angles_known, 0, NCASES);
+    tcase_add_loop_test(gram, test_nan_inf_rejected, 0, NCASES);
+    tcase_add_loop_test(gram, test_zero_matrix, 0, NCASES);
+    /* float64 cases only: a rank-5 matrix rounded to float32 has full rank
+     * in float64 arithmetic, which the Gram path uses (its rank is float64
+     * gesdd's: test_gram_ill_conditioned) */
+    tcase_add_loop_test(gram, test_rank_deficient, 0, 3);
+    tcase_add_loop_test(gram, test_gram_vs_gesdd, 0, 6);
+    tcase_add_loop_test(gram, test_gram_ill_conditioned, 0, 3);
+    tcase_add_loop_test(gram, test_gram_forced_routes, 0, NCASES);
+    tcase_add_test(gram, test_gram_f32_accuracy);
+    tcase_add_loop_test(gram, test_gram_input_buffer, 0, NCASES);
+    suite_add_tcase(s, gram);
     return s;
 }
 

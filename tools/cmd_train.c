@@ -157,12 +157,14 @@ static int writable_dir_of(const char *path) {
 }
 
 /* The per-layer table at the end of an OIALR run. */
-static void print_lowrank(const oialr_hook *h, const oialr_params *p) {
+static void print_lowrank(const oialr_hook *h, const oialr_params *p, double train_seconds) {
     size_t full = 0;
     for (int i = 0; i < p->count; i++)
         if (p->info[i].trainable) full += p->info[i].capacity;
-    fprintf(stderr, "oialr: %-22s %11s %12s %9s %10s %10s  (%.1fs in checks and switches)\n", "layer", "switch step",
-            "stability", "rank", "trainable", "stored", oialr_lowrank_seconds(h));
+    double hs = oialr_lowrank_seconds(h);
+    fprintf(stderr, "oialr: %-22s %11s %12s %9s %10s %10s  (%.1fs in checks and switches) %.1f%% of the run\n",
+            "layer", "switch step", "stability", "rank", "trainable", "stored", hs,
+            train_seconds > 0 ? 100.0 * hs / train_seconds : 0.0);
     for (int i = 0; i < oialr_lowrank_nlayers(h); i++) {
         const oialr_lowrank_layer *l = oialr_lowrank_layer_at(h, i);
         double mn = (double)l->rows * (double)l->cols, r = l->rank;
@@ -689,7 +691,7 @@ static int train_main(train_args *A, int argc, char **argv) {
         printf("final: epochs %d  steps %lld  val_acc %.4f  test_acc %.4f  loss %.4f  %.1fs\n", m->epoch + 1,
                (long long)m->step, (double)m->val_acc, (double)m->test_acc, (double)m->loss, m->seconds);
     }
-    if (lowrank && !quiet) print_lowrank(&lr_hook, trainer.params);
+    if (lowrank && !quiet) print_lowrank(&lr_hook, trainer.params, trainer.metrics.seconds);
     if (dist) {
         if (!quiet) cli_mpi_report(&trainer);
         /* test mode: each process's final parameters, to compare bytes */

@@ -7,8 +7,8 @@
  * `every` steps (step_end) it
  *   1. rotates and truncates each layer already low-rank (lr_rotate);
  *   2. factors each full-rank eligible layer with lib/metrics (the code
- *      `oialr analyze` uses) and takes its stability against the factor of
- *      `lag` steps before;
+ *      and the Gram path `oialr analyze` uses by default) and takes its
+ *      stability against the factor of `lag` steps before;
  *   3. asks the policy, and switches the layers it names (lr_switch).
  * Each switch, rotation and truncation goes to the recorder as an event.
  */
@@ -369,7 +369,13 @@ static void measure_task(void *ctx, int t, int nt) {
     for (int e = 0, k = 0; e < c->nelig && !rc; e++) {
         if (c->done[e] || k++ % nt != t) continue;
         int per = c->nlag + 1;
-        if (!c->ws[t] && (rc = oialr_svd_ws_new(&c->ws[t], OIALR_PREC_F32))) break;
+        if (!c->ws[t]) {
+            if ((rc = oialr_svd_ws_new(&c->ws[t], OIALR_PREC_F32))) break;
+            /* float64-accurate at about float32 gesdd's cost, as the
+             * analyzer's default (docs/metrics.md "Precision"); the factors
+             * stay float32, so the checkpoint's layout does not change */
+            svd_ws_set_gram(c->ws[t], 1);
+        }
         oialr_factor *cur = c->ring[e * per + c->filled[e] % per];
         rc = oialr_factor_compute(cur, c->ws[t], j->p->data + j->p->info[c->param[c->el[e]]].offset);
         if (!rc && c->filled[e] >= c->nlag) {

@@ -18,4 +18,16 @@ void factor_state_save(const oialr_factor *f, unsigned char *buf);
 /* Back from factor_state_save of a factor of the same shape and precision. */
 void factor_state_load(oialr_factor *f, const unsigned char *buf);
 
+/* The Gram path (svd.c, docs/metrics.md "Precision"): factors computed from
+ * the eigen-decomposition of the float64 Gram matrix WᵀW, float64 gesdd for a
+ * matrix whose condition number exceeds 1e5; the factors keep the
+ * workspace's precision (a float32 factor holds Q and Vᵀ rounded from
+ * float64, σ in float64). Off by default (plain gesdd). */
+void svd_ws_set_gram(oialr_svd_ws *ws, int on);
+int svd_ws_gram(const oialr_svd_ws *ws);
+/* Factors made by the Gram path, and those sent on to gesdd. */
+void svd_ws_gram_counts(const oialr_svd_ws *ws, int64_t *gram, int64_t *ill);
+/* Testing: every matrix takes the ill-conditioned route. */
+void svd_ws_force_ill(oialr_svd_ws *ws, int force);
+
 #endif

@@ -6,6 +6,13 @@
  * orientation; every internal matrix is column-major with leading dimension
  * equal to its row count (A[i + j*m]). "elem" is float or double according
  * to the precision of the workspace/factor.
+ *
+ * Two ways to a factor: LAPACK gesdd in the factor's precision (the
+ * reference), or, with svd_ws_set_gram (the analyzer's default and the
+ * OIALR checks), the eigen-decomposition of the float64 Gram matrix
+ * G = WᵀW = V Σ² Vᵀ and Q = W V Σ⁻¹ Vᵀ, which is about as fast as float32
+ * gesdd and float64-accurate while κ = σ₁/σₙ <= GRAM_MAX_COND; a matrix
+ * above that goes to float64 gesdd (docs/metrics.md, "Precision").
  */
 #include "metrics/internal.h"
 
@@ -13,6 +20,7 @@
 #include <lapacke.h>
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* --------------------------------------------------------------------------- */
@@ -27,10 +35,28 @@ struct oialr_svd_ws {
                                 * the principal angles (>= n² + 16n elements) */
     lapack_int *iwork; size_t iwork_n;
     int64_t last_m, last_n;  /* shape the work size was queried for */
+    int last_gram;           /* ... and the path */
     size_t last_lwork;
     int64_t fallbacks;
     int force_fallback;      /* testing: behave as if gesdd had failed */
+    /* the Gram path (svd_ws_set_gram) */
+    int gram;
+    double *g;    size_t g_n;   /* n×n: G, then H⁻¹ = V Σ⁻¹ Vᵀ */
+    double *z;    size_t z_n;   /* n×n: eigenvectors of G (ascending); before
+                                 * and after them, blocks of rows of W in
+                                 * double and of Q (2 × gram_b × n) */
+    int gram_b;                 /* rows per block (<= GRAM_B) */
+    double *ev;   size_t ev_n;  /* n eigenvalues, then dsyevr's work (ework_n) */
+    lapack_int *eiw; size_t eiw_n; /* dsyevr: 2n isuppz, then its iwork (eiwork_n) */
+    size_t ework_n, eiwork_n;
+    int64_t gram_done, gram_ill; /* factors by the Gram path; sent to gesdd */
+    int force_ill;           /* testing: treat every matrix as ill-conditioned */
+    oialr_svd_ws *ws64;      /* float64 gesdd for an ill-conditioned float32 factor */
+    oialr_factor *f64;       /* its factor (the last shape) */
 };
+
+/* Rows of W per block when W is converted to double on the fly. */
+#define GRAM_B 128
 
 struct oialr_factor {
     int prec;
@@ -73,13 +99,32 @@ void oialr_svd_ws_free(oialr_svd_ws *ws) {
     if (!ws) return;
     free(ws->a); free(ws->u); free(ws->s);
     free(ws->work); free(ws->iwork);
+    free(ws->g); free(ws->z); free(ws->ev); free(ws->eiw);
+    oialr_svd_ws_free(ws->ws64);
+    oialr_factor_free(ws->f64);
     free(ws);
 }
 
 size_t oialr_svd_ws_bytes(const oialr_svd_ws *ws) {
     if (!ws) return 0;
-    return (ws->a_n + ws->u_n + ws->s_n + ws->work_n) * ws->esz +
-           ws->iwork_n * sizeof(lapack_int) + sizeof *ws;
+    return (ws->a_n + ws->u_n + ws->s_n + ws->work_n) * ws->esz + ws->iwork_n * sizeof(lapack_int) + sizeof *ws +
+           (ws->g_n + ws->z_n + ws->ev_n) * sizeof(double) + ws->eiw_n * sizeof(lapack_int) +
+           oialr_svd_ws_bytes(ws->ws64) + oialr_factor_bytes(ws->f64);
+}
+
+void svd_ws_set_gram(oialr_svd_ws *ws, int on) {
+    if (ws) ws->gram = on != 0;
+}
+
+int svd_ws_gram(const oialr_svd_ws *ws) { return ws && ws->gram; }
+
+void svd_ws_gram_counts(const oialr_svd_ws *ws, int64_t *gram, int64_t *ill) {
+    *gram = ws ? ws->gram_done : 0;
+    *ill = ws ? ws->gram_ill : 0;
+}
+
+void svd_ws_force_ill(oialr_svd_ws *ws, int force) {
+    if (ws) ws->force_ill = force != 0;
 }
 
 int64_t oialr_svd_ws_fallbacks(const oialr_svd_ws *ws) { return ws ? ws->fallbacks : 0; }
@@ -89,30 +134,35 @@ void oialr_svd_ws_force_fallback(oialr_svd_ws *ws, int force) {
 }
 
 /* Optimal LAPACK work size (elements) for gesdd('S'), gesvd('S','S') on m×n
- * and gesdd('N') on m×k for any k <= n. */
-static int query_lwork(int prec, int64_t m, int64_t n, size_t *lwork) {
+ * (unless values_only: the Gram path of a float32 factor needs no vectors
+ * from gesdd) and gesdd('N') on m×k for any k <= n. */
+static int query_lwork(int prec, int64_t m, int64_t n, int values_only, size_t *lwork) {
     lapack_int M = (lapack_int)m, N = (lapack_int)n, info;
     lapack_int iw[1];
     double best = 0;
     if (prec == OIALR_PREC_F64) {
         double w = 0, d = 0;
-        info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'S', M, N, &d, M, &d, &d, M, &d, N, &w, -1, iw);
-        OIALR_ASSERT(info == 0);
-        best = fmax(best, w);
-        info = LAPACKE_dgesvd_work(LAPACK_COL_MAJOR, 'S', 'S', M, N, &d, M, &d, &d, M, &d, N, &w, -1);
-        OIALR_ASSERT(info == 0);
-        best = fmax(best, w);
+        if (!values_only) {
+            info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'S', M, N, &d, M, &d, &d, M, &d, N, &w, -1, iw);
+            OIALR_ASSERT(info == 0);
+            best = fmax(best, w);
+            info = LAPACKE_dgesvd_work(LAPACK_COL_MAJOR, 'S', 'S', M, N, &d, M, &d, &d, M, &d, N, &w, -1);
+            OIALR_ASSERT(info == 0);
+            best = fmax(best, w);
+        }
         info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'N', M, N, &d, M, &d, &d, 1, &d, 1, &w, -1, iw);
         OIALR_ASSERT(info == 0);
         best = fmax(best, w);
     } else {
         float w = 0, d = 0;
-        info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'S', M, N, &d, M, &d, &d, M, &d, N, &w, -1, iw);
-        OIALR_ASSERT(info == 0);
-        best = fmax(best, w);
-        info = LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, 'S', 'S', M, N, &d, M, &d, &d, M, &d, N, &w, -1);
-        OIALR_ASSERT(info == 0);
-        best = fmax(best, w);
+        if (!values_only) {
+            info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'S', M, N, &d, M, &d, &d, M, &d, N, &w, -1, iw);
+            OIALR_ASSERT(info == 0);
+            best = fmax(best, w);
+            info = LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, 'S', 'S', M, N, &d, M, &d, &d, M, &d, N, &w, -1);
+            OIALR_ASSERT(info == 0);
+            best = fmax(best, w);
+        }
         info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'N', M, N, &d, M, &d, &d, 1, &d, 1, &w, -1, iw);
         OIALR_ASSERT(info == 0);
         best = fmax(best, w);
@@ -125,20 +175,43 @@ static int query_lwork(int prec, int64_t m, int64_t n, size_t *lwork) {
 
 /* Size for the tall shape m×n. */
 static int ws_reserve_tall(oialr_svd_ws *ws, int64_t m, int64_t n) {
-    if (m == ws->last_m && n == ws->last_n) return OIALR_OK;
+    if (m == ws->last_m && n == ws->last_n && ws->gram == ws->last_gram) return OIALR_OK;
     if ((int64_t)(lapack_int)m != m || (int64_t)(lapack_int)n != n)
         return oialr_seterr(OIALR_ERR_OVERFLOW, "matrix %lldx%lld too large for LAPACK ints", (long long)m, (long long)n);
     size_t mn, nn, lwork;
     int rc;
     if ((rc = oialr_mul_size((size_t)m, (size_t)n, &mn)) || (rc = oialr_mul_size((size_t)n, (size_t)n, &nn)))
         return oialr_seterr(rc, "matrix %lldx%lld: size overflow", (long long)m, (long long)n);
-    if ((rc = query_lwork(ws->prec, m, n, &lwork))) return rc;
+    int values_only = ws->gram && ws->prec == OIALR_PREC_F32;
+    if ((rc = query_lwork(ws->prec, m, n, values_only, &lwork))) return rc;
     if (lwork < nn + 16 * (size_t)n + 64) lwork = nn + 16 * (size_t)n + 64; /* angles: see oialr_principal_angles */
     if ((rc = grow(&ws->a, &ws->a_n, mn, ws->esz)) || (rc = grow(&ws->u, &ws->u_n, mn, ws->esz)) ||
         (rc = grow(&ws->s, &ws->s_n, (size_t)n, ws->esz)) ||
         (rc = grow(&ws->work, &ws->work_n, lwork, ws->esz)) ||
         (rc = grow((void **)&ws->iwork, &ws->iwork_n, 8 * (size_t)n, sizeof(lapack_int))))
         return rc;
+    if (ws->gram) {
+        /* dsyevr's optimal work (blocked tridiagonalisation), at least 26n / 10n */
+        double wq = 0, d = 0;
+        lapack_int iq = 0, nf = 0, isz[2];
+        lapack_int info = LAPACKE_dsyevr_work(LAPACK_COL_MAJOR, 'V', 'A', 'L', (lapack_int)n, &d, (lapack_int)n, 0.0,
+                                              0.0, 0, 0, 0.0, &nf, &d, &d, (lapack_int)n, isz, &wq, -1, &iq, -1);
+        OIALR_ASSERT(info == 0);
+        ws->ework_n = (size_t)wq > 26 * (size_t)n ? (size_t)wq : 26 * (size_t)n;
+        ws->eiwork_n = (size_t)iq > 10 * (size_t)n ? (size_t)iq : 10 * (size_t)n;
+        /* the row blocks share Z's room, which holds two blocks of
+         * GRAM_B rows for n >= 2 GRAM_B and is made that big below it
+         * (narrow blocks make many tiny BLAS calls) */
+        size_t b = (size_t)m < GRAM_B ? (size_t)m : GRAM_B;
+        ws->gram_b = (int)b;
+        size_t zn = nn > 2 * b * (size_t)n ? nn : 2 * b * (size_t)n;
+        if ((rc = grow((void **)&ws->g, &ws->g_n, nn, sizeof(double))) ||
+            (rc = grow((void **)&ws->z, &ws->z_n, zn, sizeof(double))) ||
+            (rc = grow((void **)&ws->ev, &ws->ev_n, (size_t)n + ws->ework_n, sizeof(double))) ||
+            (rc = grow((void **)&ws->eiw, &ws->eiw_n, 2 * (size_t)n + ws->eiwork_n, sizeof(lapack_int))))
+            return rc;
+    }
+    ws->last_gram = ws->gram;
     ws->last_m = m;
     ws->last_n = n;
     ws->last_lwork = ws->work_n;
@@ -259,6 +332,18 @@ static int64_t copy_input(const oialr_factor *f, oialr_svd_ws *ws, const void *w
     return src_f64 ? copy_fd(ws->a, w, f->rows, f->cols) : copy_ff(ws->a, w, f->rows, f->cols);
 }
 
+/* The number of NaN/Inf among n floats or doubles (branch-free first pass,
+ * as in COPY_TALL). */
+static int64_t count_nonfinite(const void *w, size_t n, int f64) {
+    double acc = 0;
+    if (f64) for (size_t i = 0; i < n; i++) { double x = ((const double *)w)[i]; acc += x - x; }
+    else for (size_t i = 0; i < n; i++) { float x = ((const float *)w)[i]; acc += (double)(x - x); }
+    if (acc == 0) return 0;
+    int64_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += !isfinite(f64 ? ((const double *)w)[i] : (double)((const float *)w)[i]);
+    return bad;
+}
+
 /* gesdd('S') of ws->a into ws->s, ws->u, f->vt; on non-convergence recopy
  * the input and use gesvd. */
 static int factor_svd(oialr_factor *f, oialr_svd_ws *ws, const void *w, int src_f64) {
@@ -285,6 +370,131 @@ static int factor_svd(oialr_factor *f, oialr_svd_ws *ws, const void *w, int src_
     return OIALR_OK;
 }
 
+static int factor_compute(oialr_factor *f, oialr_svd_ws *ws, const void *w, int src_f64);
+
+// ----------------------------------------------------------------------------
+// the Gram path: G = WᵀW in float64, G = Z diag(λ) Zᵀ (dsyevr, λ ascending),
+// σ_i = sqrt(λ_{n-1-i}), V = Z reversed, Q = W H⁻¹ with H⁻¹ = V Σ⁻¹ Vᵀ =
+// T Tᵀ, T = Z diag(λ^(-1/4)). Its errors grow like eps64 κ² (σₙ relative:
+// ≈ 0.1 eps64 κ², measured; docs/metrics.md), so a matrix with κ above
+// GRAM_MAX_COND (or λₙ <= 0: rank-deficient or zero) goes to gesdd.
+
+#define GRAM_MAX_COND 1e5
+
+/* Where the Gram path reads W (m×n tall) from: the column-major copy in
+ * ws->a, or the caller's stored matrix itself (row-major rows×cols, which
+ * is W column-major when rows < cols), float or double. */
+typedef struct {
+    const void *p;
+    int f64;         /* elements are double */
+    int rowmajor;    /* W[i, j] = p[i*ld + j], else p[i + j*ld] */
+    int64_t ld;
+} wsrc;
+
+/* Rows i0..i0+b of W into the b×n double block dst (ld b). */
+static void rows_to_double(const wsrc *w, int64_t n, int64_t i0, int64_t b, double *dst) {
+    if (w->rowmajor) {
+        for (int64_t i = 0; i < b; i++)
+            for (int64_t j = 0; j < n; j++) {
+                size_t at = (size_t)((i0 + i) * w->ld + j);
+                dst[i + j * b] = w->f64 ? ((const double *)w->p)[at] : (double)((const float *)w->p)[at];
+            }
+        return;
+    }
+    for (int64_t j = 0; j < n; j++) {
+        size_t at = (size_t)(i0 + j * w->ld);
+        if (w->f64) for (int64_t i = 0; i < b; i++) dst[i + j * b] = ((const double *)w->p)[at + i];
+        else for (int64_t i = 0; i < b; i++) dst[i + j * b] = (double)((const float *)w->p)[at + i];
+    }
+}
+
+/* The factor of W by the Gram path: W is ws->a for a float64 factor, and
+ * *src (by blocks of rows) for a float32 one. Returns 1 (and leaves f->q
+ * untouched: it may hold the input) when W is too ill-conditioned for it or
+ * dsyevr failed, 0 when f holds the factor. Q is written by blocks of rows
+ * after every row of W was read for G, and each block of W is read again
+ * just before its block of Q is written over the same rows, so src may be
+ * f->q itself when both are column-major m×n. */
+static int gram_factor(oialr_factor *f, oialr_svd_ws *ws, const wsrc *src) {
+    int m = (int)f->m, n = (int)f->n;
+    double *g = ws->g, *z = ws->z, *ev = ws->ev;
+    if (f->prec == OIALR_PREC_F64) {
+        cblas_dsyrk(CblasColMajor, CblasLower, CblasTrans, n, m, 1.0, ws->a, m, 0.0, g, n);
+    } else {
+        int B = ws->gram_b;
+        for (int i0 = 0; i0 < m; i0 += B) { /* blocks in Z's room, before Z */
+            int b = m - i0 < B ? m - i0 : B;
+            rows_to_double(src, n, i0, b, z);
+            cblas_dsyrk(CblasColMajor, CblasLower, CblasTrans, n, b, 1.0, z, b, i0 ? 1.0 : 0.0, g, n);
+        }
+    }
+    lapack_int found = 0;
+    lapack_int info = LAPACKE_dsyevr_work(LAPACK_COL_MAJOR, 'V', 'A', 'L', n, g, n, 0.0, 0.0, 0, 0, 0.0, &found, ev, z, n,
+                                          ws->eiw, ws->ev + n, (lapack_int)ws->ework_n,
+                                          ws->eiw + 2 * (size_t)n, (lapack_int)ws->eiwork_n);
+    OIALR_ASSERT(info >= 0);
+    if (info > 0 || found != n) return 1;
+    double lmax = ev[n - 1], lmin = ev[0];
+    if (ws->force_ill || !(lmin > 0) || !(lmax <= GRAM_MAX_COND * GRAM_MAX_COND * lmin)) return 1;
+    /* σ descending, Vᵀ (row i = column n-1-i of Z) */
+    for (int i = 0; i < n; i++) f->sigma[i] = sqrt(ev[n - 1 - i]);
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < n; i++) {
+            double x = z[j + (size_t)(n - 1 - i) * n];
+            if (f->prec == OIALR_PREC_F64) ((double *)f->vt)[i + (size_t)j * n] = x;
+            else ((float *)f->vt)[i + (size_t)j * n] = (float)x;
+        }
+    /* H⁻¹ = T Tᵀ into g (both triangles, for dgemm) */
+    for (int j = 0; j < n; j++) {
+        double c = 1.0 / sqrt(sqrt(ev[j]));
+        for (int i = 0; i < n; i++) z[i + (size_t)j * n] *= c;
+    }
+    cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, n, n, 1.0, z, n, 0.0, g, n);
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < j; i++) g[i + (size_t)j * n] = g[j + (size_t)i * n];
+    /* Q = W H⁻¹: directly in float64, by blocks of rows for float32 */
+    if (f->prec == OIALR_PREC_F64) {
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, m, n, n, 1.0, ws->a, m, g, n, 0.0, f->q, m);
+    } else {
+        int B = ws->gram_b;
+        double *in = z, *out = z + (size_t)B * n; /* Z (T) is not needed any more */
+        for (int i0 = 0; i0 < m; i0 += B) {
+            int b = m - i0 < B ? m - i0 : B;
+            rows_to_double(src, n, i0, b, in);
+            cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, b, n, n, 1.0, in, b, g, n, 0.0, out, b);
+            float *q = (float *)f->q + i0;
+            for (int j = 0; j < n; j++)
+                for (int i = 0; i < b; i++) q[i + (size_t)j * m] = (float)out[i + (size_t)j * b];
+        }
+    }
+    f->rank = n; /* κ <= GRAM_MAX_COND: every σ is above m eps64 σ₁ */
+    return 0;
+}
+
+/* An ill-conditioned float32 factor on the Gram path: float64 gesdd in a
+ * float64 factor of the same shape, rounded into f. */
+static int gram_ill_f32(oialr_factor *f, oialr_svd_ws *ws, const void *w, int src_f64) {
+    int rc;
+    if (!ws->ws64 && (rc = oialr_svd_ws_new(&ws->ws64, OIALR_PREC_F64))) return rc;
+    ws->ws64->force_fallback = ws->force_fallback;
+    if (ws->f64 && (ws->f64->rows != f->rows || ws->f64->cols != f->cols)) {
+        oialr_factor_free(ws->f64);
+        ws->f64 = NULL;
+    }
+    if (!ws->f64 && (rc = oialr_factor_new(&ws->f64, f->rows, f->cols, OIALR_PREC_F64))) return rc;
+    int64_t fb = ws->ws64->fallbacks;
+    rc = factor_compute(ws->f64, ws->ws64, w, src_f64);
+    ws->fallbacks += ws->ws64->fallbacks - fb;
+    if (rc) return rc;
+    size_t mn = (size_t)(f->m * f->n), nn = (size_t)(f->n * f->n);
+    for (size_t i = 0; i < mn; i++) ((float *)f->q)[i] = (float)((const double *)ws->f64->q)[i];
+    for (size_t i = 0; i < nn; i++) ((float *)f->vt)[i] = (float)((const double *)ws->f64->vt)[i];
+    memcpy(f->sigma, ws->f64->sigma, (size_t)f->n * sizeof(double));
+    f->rank = ws->f64->rank;
+    f->valid = 1;
+    return OIALR_OK;
+}
+
 static int factor_compute(oialr_factor *f, oialr_svd_ws *ws, const void *w, int src_f64) {
     if (!f || !ws || !w) return oialr_seterr(OIALR_ERR_ARG, "oialr_factor_compute: NULL argument");
     if (ws->prec != f->prec)
@@ -292,10 +502,28 @@ static int factor_compute(oialr_factor *f, oialr_svd_ws *ws, const void *w, int 
     f->valid = 0;
     int rc = ws_reserve_tall(ws, f->m, f->n);
     if (rc) return rc;
-    int64_t bad = copy_input(f, ws, w, src_f64);
+    /* The Gram path of a float32 factor reads the input where it is, unless
+     * it is the factor's own buffer in another layout (stored rows >= cols):
+     * the blocks of Q written there would overwrite rows still to be read. */
+    size_t total = (size_t)(f->rows * f->cols), esz_in = src_f64 ? sizeof(double) : sizeof(float);
+    uintptr_t w0 = (uintptr_t)w, w1 = w0 + total * esz_in, q0 = (uintptr_t)f->q, q1 = q0 + total * f->esz;
+    int direct = ws->gram && f->prec == OIALR_PREC_F32 && (f->transposed || w1 <= q0 || q1 <= w0);
+    int64_t bad = direct ? count_nonfinite(w, total, src_f64) : copy_input(f, ws, w, src_f64);
     if (bad)
         return oialr_seterr(OIALR_ERR_NUMERIC, "%lld non-finite value(s) (NaN/Inf) in %lldx%lld matrix", (long long)bad,
                             (long long)f->rows, (long long)f->cols);
+    if (ws->gram) {
+        wsrc src = {ws->a, f->prec == OIALR_PREC_F64, 0, f->m};
+        if (direct) src = (wsrc){w, src_f64, !f->transposed, f->transposed ? f->m : f->cols};
+        if (gram_factor(f, ws, &src) == 0) {
+            ws->gram_done++;
+            f->valid = 1;
+            return OIALR_OK;
+        }
+        ws->gram_ill++;
+        if (f->prec == OIALR_PREC_F32) return gram_ill_f32(f, ws, w, src_f64);
+        copy_input(f, ws, w, src_f64); /* the float64 factor's copy: dsyevr did not touch it, but be plain */
+    }
     if ((rc = factor_svd(f, ws, w, src_f64))) return rc;
 
     int64_t n = f->n, m = f->m, r = 0;

@@ -9,10 +9,19 @@
  *       ("largest": fc1 only, for the memory check);
  *   bench_analyze lapack TRAJ [THREADS]
  *       the raw LAPACK time: sgesdd('S') of every snapshot of every layer with
- *       one OpenBLAS thread, nothing else, summed ("lapack_seconds", the
- *       issue's bound is this divided by the cores), and the wall time of the
+ *       one OpenBLAS thread, nothing else, summed ("lapack_seconds", issue
+ *       5's bound is this divided by the cores), and the wall time of the
  *       same SVDs on THREADS (2) pthreads ("lapack_parallel_seconds": what
- *       the machine delivers in parallel);
+ *       the machine delivers in parallel), and the values-only sgesdd('N')
+ *       of every snapshot, 1 thread, summed ("lapack_values_seconds": the
+ *       bound of issue 16 is this divided by the cores);
+ *   bench_analyze paths [REPS]
+ *       the factorisation paths side by side on the real layer shapes (the
+ *       MLP's, the default CNN's and ViT's largest): float32 and float64
+ *       gesdd, the Gram path with a float32 and a float64 factor, and the
+ *       values-only gesdd('N') in both precisions; thread CPU time per
+ *       factor, median of REPS (9): CPU time, not wall time, so that other
+ *       load on the machine does not enter;
  *   bench_analyze analyze TRAJ [oialr analyze options...]
  *       run oialr_cmd_analyze in-process and print "seconds=... peak_rss_kib=...
  *       svd_bytes=...".
@@ -26,7 +35,10 @@
 #include <sys/resource.h>
 
 #include "analyze.h"
+#include "metrics/internal.h"
 #include "oialr/trajectory.h"
+
+#include <time.h>
 
 static int make(const char *path, int nsnap, int nlayers) {
     static const struct { const char *name; int rows, cols; } L[] = {{"fc1", 512, 784}, {"fc2", 512, 512}, {"fc3", 10, 512}};
@@ -96,7 +108,7 @@ static int lapack(const char *path, int threads) {
     oialr_traj *t;
     int rc = oialr_traj_open(&t, path, OIALR_TRAJ_READ);
     if (rc) return rc;
-    double total = 0, wall = 0;
+    double total = 0, wall = 0, values = 0;
     for (int l = 0; l < oialr_traj_nlayers(t); l++) {
         const oialr_traj_layer *L = oialr_traj_layer_at(t, l);
         size_t mn = (size_t)L->rows * L->cols;
@@ -106,6 +118,20 @@ static int lapack(const char *path, int threads) {
             if ((rc = oialr_traj_read(t, l, j, all + (size_t)j * mn, mn))) return rc;
         svd_job one = {all, (int)L->rows, (int)L->cols, (int)L->nsnap, 0, 1, 0, 0};
         svd_run(&one);
+        /* values only: sgesdd('N'), the issue's bound */
+        {
+            int m = L->rows >= L->cols ? (int)L->rows : (int)L->cols, n = (int)(L->rows + L->cols) - m;
+            float *w = malloc(mn * sizeof(float)), *s = malloc((size_t)n * sizeof(float)), d = 0;
+            if (!w || !s) return OIALR_ERR_NOMEM;
+            for (int64_t j = 0; j < L->nsnap; j++) {
+                memcpy(w, all + (size_t)j * mn, mn * sizeof(float));
+                double t0 = oialr_now();
+                if (LAPACKE_sgesdd(LAPACK_COL_MAJOR, 'N', (int)L->cols, (int)L->rows, w, (int)L->cols, s, &d, 1, &d, 1))
+                    one.rc = 1;
+                values += oialr_now() - t0;
+            }
+            free(w); free(s);
+        }
         svd_job jobs[16];
         pthread_t tid[16];
         double t0 = oialr_now();
@@ -123,13 +149,112 @@ static int lapack(const char *path, int threads) {
         total += one.secs;
         wall += w;
     }
-    printf("lapack_seconds=%.4f lapack_parallel_seconds=%.4f threads=%d\n", total, wall, threads);
+    printf("lapack_seconds=%.4f lapack_parallel_seconds=%.4f threads=%d lapack_values_seconds=%.4f\n", total, wall,
+           threads, values);
     return oialr_traj_close(t);
 }
 
+
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median thread CPU seconds of one factor by path `p` (0 gesdd f32, 1 gesdd
+ * f64, 2 Gram f32, 3 Gram f64, 4 sgesdd('N'), 5 dgesdd('N')). */
+static double time_path(int p, const float *w, int rows, int cols, int reps) {
+    int m = rows >= cols ? rows : cols, n = rows >= cols ? cols : rows;
+    double t[64];
+    if (reps > 64) reps = 64;
+    if (p >= 4) {
+        size_t mn = (size_t)m * n;
+        void *a = malloc(mn * 8), *s = malloc((size_t)n * 8);
+        for (int r = 0; r < reps; r++) {
+            if (p == 4) memcpy(a, w, mn * 4);
+            else for (size_t i = 0; i < mn; i++) ((double *)a)[i] = w[i];
+            double t0 = cpu_now(), d = 0;
+            float f = 0;
+            if (p == 4) LAPACKE_sgesdd(LAPACK_COL_MAJOR, 'N', cols, rows, a, cols, s, &f, 1, &f, 1);
+            else LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'N', cols, rows, a, cols, s, &d, 1, &d, 1);
+            t[r] = cpu_now() - t0;
+        }
+        free(a); free(s);
+    } else {
+        int prec = p == 1 || p == 3 ? OIALR_PREC_F64 : OIALR_PREC_F32;
+        oialr_svd_ws *ws;
+        oialr_factor *f;
+        if (oialr_svd_ws_new(&ws, prec) || oialr_factor_new(&f, rows, cols, prec)) return NAN;
+        svd_ws_set_gram(ws, p >= 2);
+        oialr_factor_compute(f, ws, w); /* sizes the workspace */
+        for (int r = 0; r < reps; r++) {
+            double t0 = cpu_now();
+            int rc = oialr_factor_compute(f, ws, w);
+            t[r] = rc ? NAN : cpu_now() - t0;
+        }
+        int64_t g, ill;
+        svd_ws_gram_counts(ws, &g, &ill);
+        if (ill) printf("(%dx%d: %lld of the Gram factors went to gesdd)\n", rows, cols, (long long)ill);
+        oialr_factor_free(f);
+        oialr_svd_ws_free(ws);
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_dbl);
+    return t[reps / 2];
+}
+
+static int paths(int reps) {
+    static const struct { const char *what; int rows, cols; } S[] = {
+        {"MLP fc1", 512, 784}, {"MLP fc2", 512, 512}, {"MLP fc3", 10, 512},
+        {"CNN s2.b0.2.conv", 64, 576}, {"CNN s2.b0.1.conv", 64, 288}, {"CNN s1.b0.2.conv", 32, 288},
+        {"ViT mlp.fc1", 128, 64}, {"ViT attn.q", 64, 64}};
+    oialr_set_threads(1);
+    oialr_rng r;
+    oialr_rng_seed(&r, 7, 1);
+    printf("| layer | shape | κ | gesdd f32 | gesdd f64 | Gram, f32 factor | Gram, f64 factor | sgesdd N | dgesdd N | Gram f32 / gesdd f32 |\n");
+    printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t i = 0; i < sizeof S / sizeof *S; i++) {
+        size_t mn = (size_t)S[i].rows * S[i].cols;
+        float *w = malloc(mn * sizeof *w);
+        if (!w) return OIALR_ERR_NOMEM;
+        float sc = 1.0f / sqrtf((float)S[i].cols);
+        for (size_t j = 0; j < mn; j++) w[j] = sc * oialr_rng_normal(&r);
+        double kappa = NAN;
+        {
+            oialr_svd_ws *ws;
+            oialr_factor *f;
+            if (!oialr_svd_ws_new(&ws, OIALR_PREC_F64) && !oialr_factor_new(&f, S[i].rows, S[i].cols, OIALR_PREC_F64)) {
+                if (!oialr_factor_compute(f, ws, w)) {
+                    const double *sg = oialr_factor_sigma(f);
+                    int64_t n = oialr_factor_n(f);
+                    kappa = sg[0] / sg[n - 1];
+                }
+                oialr_factor_free(f);
+                oialr_svd_ws_free(ws);
+            }
+        }
+        double t[6];
+        for (int p = 0; p < 6; p++) t[p] = 1e3 * time_path(p, w, S[i].rows, S[i].cols, reps);
+        printf("| %s | %dx%d | %.3g | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.2f |\n", S[i].what, S[i].rows, S[i].cols,
+               kappa, t[0], t[1], t[2], t[3], t[4], t[5], t[2] / t[0]);
+        free(w);
+    }
+    printf("(milliseconds of thread CPU time per factor, median of %d; 1 OpenBLAS thread)\n", reps);
+    return OIALR_OK;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "paths")) {
+        int rc = paths(argc > 2 ? atoi(argv[2]) : 9);
+        return rc ? 1 : 0;
+    }
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_analyze make TRAJ [SNAPSHOTS [largest]] | lapack TRAJ [THREADS] | analyze TRAJ [options]\n");
+        fprintf(stderr, "usage: bench_analyze make TRAJ [SNAPSHOTS [largest]] | lapack TRAJ [THREADS] | paths [REPS] | "
+                        "analyze TRAJ [options]\n");
         return 2;
     }
     int rc;
