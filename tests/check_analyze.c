@@ -130,6 +130,25 @@ static int64_t read_attr_i64(hid_t f, const char *obj, const char *name) {
 /* --------------------------------------------------------------------------- */
 /* Core */
 
+/* a string attribute of the results file, variable- or fixed-length */
+static void read_str_attr(hid_t f, const char *obj, const char *name, char *buf, size_t size) {
+    hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(a >= 0);
+    hid_t ty = H5Aget_type(a);
+    buf[0] = 0;
+    if (H5Tis_variable_str(ty) > 0) {
+        char *v = NULL;
+        ck_assert(H5Aread(a, ty, &v) >= 0);
+        snprintf(buf, size, "%s", v ? v : "");
+        H5free_memory(v);
+    } else {
+        ck_assert(H5Tget_size(ty) < size);
+        memset(buf, 0, size);
+        ck_assert(H5Aread(a, ty, buf) >= 0);
+    }
+    H5Tclose(ty), H5Aclose(a);
+}
+
 START_TEST(test_known_stability_and_replay) {
     write_traj(traj, NSNAP, 0);
     int threads = _i + 1; /* 1 and 2 threads must agree */
@@ -859,19 +878,8 @@ START_TEST(test_follow_restart_and_lag_steps) {
     ck_assert_int_eq(ra[2], 0);  /* step 14: the latest at <= 4 is step 0 */
     ck_assert_int_eq(ra[5], 28); /* steps 0 7 14 21 28 55 62 69: at 55, the latest at <= 45 is 28 */
     ck_assert_int_eq(ra[7], 55); /* at 69, <= 59: 55 */
-    char prec[16] = "";
-    hid_t a = H5Aopen_by_name(fa, "/layers/ill", "precision", H5P_DEFAULT, H5P_DEFAULT);
-    hid_t ty = H5Aget_type(a);
-    if (H5Tis_variable_str(ty) > 0) { /* variable-length or fixed-length: either reads here */
-        char *v = NULL;
-        ck_assert(H5Aread(a, ty, &v) >= 0);
-        snprintf(prec, sizeof prec, "%s", v ? v : "");
-        H5free_memory(v);
-    } else {
-        ck_assert(H5Tget_size(ty) <= sizeof prec);
-        ck_assert(H5Aread(a, ty, prec) >= 0);
-    }
-    H5Tclose(ty), H5Aclose(a);
+    char prec[16];
+    read_str_attr(fa, "/layers/ill", "precision", prec, sizeof prec);
     ck_assert_str_eq(prec, "float64");
     H5Fclose(fa), H5Fclose(fb);
 }
@@ -1406,14 +1414,9 @@ START_TEST(test_default_matches_double) {
                               (long long)ir[j]);
         }
         /* the layer's precision: float64 arithmetic on both */
-        char prec[16] = "";
+        char prec[16];
         snprintf(path, sizeof path, "/layers/%s", L[l].name);
-        hid_t at = H5Aopen_by_name(fa, path, "precision", H5P_DEFAULT, H5P_DEFAULT);
-        hid_t ty = H5Aget_type(at);
-        ck_assert(H5Tget_size(ty) <= sizeof prec);
-        ck_assert(H5Aread(at, ty, prec) >= 0);
-        H5Tclose(ty);
-        H5Aclose(at);
+        read_str_attr(fa, path, "precision", prec, sizeof prec);
         ck_assert_str_eq(prec, "float64");
     }
     H5Fclose(fa);
