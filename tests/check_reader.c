@@ -58,7 +58,7 @@ static void write_traj(const char *path, const char *columns, const int64_t *lst
     double row[16];
     for (int s = 0; s < NSNAP; s++) {
         for (int i = 0; i < 15; i++) w[i] = (float)(s * 100 + i);
-        int64_t ls = lsteps ? lsteps[s] : 10 * s, ms = msteps ? msteps[s] : 10 * s;
+        int64_t ls = 10 * s, ms = msteps ? msteps[s] : 10 * s;
         OK(oialr_traj_append(t, a, ls, w, 0));
         OK(oialr_traj_append(t, b, ls, w, 0));
         for (int i = 0; i < ncol; i++) row[i] = s + 0.01 * i;
@@ -72,6 +72,16 @@ static void write_traj(const char *path, const char *columns, const int64_t *lst
     OK(oialr_traj_ckpt_put_i64(t, "step", 30));
     OK(oialr_traj_ckpt_commit(t));
     OK(oialr_traj_close(t));
+    /* steps the writer refuses (oialr_traj_append checks the rule): written
+     * over fc1's, as another writer could */
+    if (lsteps) {
+        hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+        ck_assert_int_ge(f, 0);
+        hid_t d = H5Dopen2(f, "/layers/fc1.weight/step", H5P_DEFAULT);
+        ck_assert_int_ge(d, 0);
+        ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, lsteps), 0);
+        H5Dclose(d), H5Fclose(f);
+    }
 }
 
 static void setup(void) {

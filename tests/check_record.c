@@ -1487,6 +1487,37 @@ START_TEST(test_log_from_threads) {
 }
 END_TEST
 
+/* A layer's steps strictly increase, as the reader requires: the writer
+ * refuses a duplicate, a decreasing or a negative step before writing, and
+ * the file reads back with the snapshots taken before. */
+START_TEST(test_steps_must_increase) {
+    char p[512];
+    path_of(p, sizeof p, "steps.h5");
+    int a, b;
+    oialr_traj *t = new_traj(p, &a, &b);
+    float w[15] = {1, 2, 3};
+    OK(oialr_traj_append(t, a, 0, w, 0));
+    OK(oialr_traj_append(t, a, 10, w, 0));
+    ck_assert_int_eq(oialr_traj_append(t, a, 10, w, 0), OIALR_ERR_ARG);
+    assert_msg(p, "strictly increase");
+    ck_assert_int_eq(oialr_traj_append(t, a, 5, w, 0), OIALR_ERR_ARG);
+    assert_msg(p, "strictly increase");
+    ck_assert_int_eq(oialr_traj_append(t, b, -1, w, 0), OIALR_ERR_ARG);
+    assert_msg(p, "negative");
+    OK(oialr_traj_append(t, b, 10, w, 0)); /* another layer has its own steps */
+    OK(oialr_traj_append(t, a, 20, w, 0));
+    OK(oialr_traj_close(t));
+    OK(oialr_traj_open(&t, p, OIALR_TRAJ_READ));
+    const oialr_traj_layer *L = oialr_traj_layer_at(t, a);
+    ck_assert_int_eq(L->nsnap, 3);
+    ck_assert_int_eq(L->steps[0], 0);
+    ck_assert_int_eq(L->steps[1], 10);
+    ck_assert_int_eq(L->steps[2], 20);
+    ck_assert_int_eq(oialr_traj_layer_at(t, b)->nsnap, 1);
+    OK(oialr_traj_close(t));
+}
+END_TEST
+
 START_TEST(test_misuse) {
     char p[512];
     path_of(p, sizeof p, "x.h5");
@@ -1651,6 +1682,7 @@ static Suite *record_suite(void) {
     tcase_add_test(lim, test_nan_recorded_as_is);
     tcase_add_test(lim, test_hook_counts_nonfinite);
     tcase_add_test(lim, test_misuse);
+    tcase_add_test(lim, test_steps_must_increase);
     tcase_add_test(lim, test_log_from_threads);
     tcase_add_test(lim, test_disk_full);
     tcase_add_test(lim, test_hook_write_error);

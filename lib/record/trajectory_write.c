@@ -507,6 +507,21 @@ static int check_factored(const oialr_traj *t, const tlayer *l, int kind, int32_
     return OIALR_OK;
 }
 
+/* OIALR_OK if a snapshot of layer l may be taken at `step`: steps are >= 0
+ * and strictly increase per layer, as the reader requires (a file the writer
+ * let through would be refused when read back). */
+static int check_step(const oialr_traj *t, const tlayer *l, int64_t step) {
+    int64_t n = l->pub.nsnap;
+    if (step < 0)
+        return oialr_seterr(OIALR_ERR_ARG, "%s: layer %s: step %lld is negative", t->path, l->pub.name,
+                            (long long)step);
+    if (n > 0 && step <= l->steps[n - 1])
+        return oialr_seterr(OIALR_ERR_ARG,
+                            "%s: layer %s: step %lld after step %lld; a layer's steps must strictly increase",
+                            t->path, l->pub.name, (long long)step, (long long)l->steps[n - 1]);
+    return OIALR_OK;
+}
+
 /* One layer's snapshot: its data (weight, or factors), then basis, rank,
  * step, each flushed when flush is set (a reader of a live file then never
  * sees a step whose data is missing). */
@@ -515,7 +530,8 @@ static int append_layer(oialr_traj *t, int layer, int64_t step, const traj_snap 
         return oialr_seterr(OIALR_ERR_NOTFOUND, "%s: no layer with index %d", t->path, layer);
     tlayer *l = &t->layers[layer];
     int64_t n = l->pub.nsnap;
-    int rc = OIALR_OK;
+    int rc = check_step(t, l, step);
+    if (rc) return rc;
     int32_t rank = s->rank, basis = -1;
     if (s->kind != TRAJ_SNAP_FULL) {
         if ((rc = check_factored(t, l, s->kind, rank))) return rc;
@@ -594,6 +610,8 @@ int oialr_traj_append_factors(oialr_traj *t, int layer, int64_t step, int32_t ra
 int traj_append_snapshot(oialr_traj *t, int64_t step, int n, const traj_snap *s) {
     OIALR_ASSERT(t && s);
     int rc = traj_need_record(t, "cannot append");
+    /* every layer's step first: a snapshot is written whole or not at all */
+    for (int i = 0; i < n && i < t->nlayers && !rc; i++) rc = check_step(t, &t->layers[i], step);
     for (int i = 0; i < n && !rc; i++) rc = append_layer(t, i, step, &s[i], 0);
     if (rc) return rc;
     h5u_quiet q = h5u_quiet_begin();
