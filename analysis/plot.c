@@ -577,7 +577,7 @@ int plot_run_gnuplot(const plot_job *j, const ana_outputs *outs, const plot_fig 
     if (fig->uses_events && j->events_out >= 0)
         snprintf(vars + n, sizeof vars - (size_t)n, "; events='%s'", base_name(ana_outputs_tmp(outs, j->events_out)));
     replace_all(dir, sizeof dir, j->out_dir, "'", "'\\''"); /* inside '...' for sh */
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot -e \"%s\" '%s' 2>&1", dir, vars, script);
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot -e \"%s\" '%s' </dev/null 2>&1", dir, vars, script);
     FILE *p = popen(cmd, "r");
     if (!p) return oialr_seterr(OIALR_ERR_IO, "cannot run gnuplot: %s", strerror(errno));
     char buf[1024], last[1024] = "";

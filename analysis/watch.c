@@ -456,7 +456,7 @@ static int write_script(watch *w, int cols, int rows, double maxstep, int64_t nl
 static int run_gnuplot(watch *w, char *err, size_t errn) {
     char cmd[1024];
     err[0] = '\0';
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot frame.gp 2>gp.err", w->dir);
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot frame.gp </dev/null 2>gp.err", w->dir);
     FILE *p = popen(cmd, "r");
     if (!p) return oialr_seterr(OIALR_ERR_IO, "cannot run gnuplot: %s", strerror(errno));
     size_t n = 0;

@@ -165,9 +165,17 @@ static int close_enough(double a, double b) {
 }
 
 /* ------------------------------------------------------------------------- */
-/* fixtures: two runs, trained and analysed once per test case */
+/* fixtures: two runs, trained and analysed once for both test cases (an
+ * unchecked fixture runs in the runner's process: the directory is kept
+ * from Core to Limits and removed when the program exits) */
+
+static void remove_runs(void);
+static pid_t runs_owner; /* Check's forked tests exit too: only the runner removes */
 
 static void make_runs(void) {
+    if (dir[0]) return;
+    runs_owner = getpid();
+    atexit(remove_runs);
     snprintf(dir, sizeof dir, "/tmp/oialr-check-report-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
     const char *common = "--dataset synthetic --model mlp:128,64 --epochs 3 --batch 64 --val 500 --threads 1 "
@@ -179,6 +187,7 @@ static void make_runs(void) {
 }
 
 static void remove_runs(void) {
+    if (getpid() != runs_owner) return;
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
@@ -725,7 +734,7 @@ END_TEST
 static Suite *report_suite(void) {
     Suite *s = suite_create("report");
     TCase *core = tcase_create("Core");
-    tcase_add_unchecked_fixture(core, make_runs, remove_runs);
+    tcase_add_unchecked_fixture(core, make_runs, NULL);
     tcase_add_test(core, test_figures_and_their_data);
     tcase_add_test(core, test_svg_and_chosen_layers);
     tcase_add_test(core, test_training_custom_metrics);
@@ -737,7 +746,7 @@ static Suite *report_suite(void) {
     tcase_set_timeout(core, 300);
     suite_add_tcase(s, core);
     TCase *lim = tcase_create("Limits");
-    tcase_add_unchecked_fixture(lim, make_runs, remove_runs);
+    tcase_add_unchecked_fixture(lim, make_runs, NULL);
     tcase_add_test(lim, test_missing_layer);
     tcase_add_test(lim, test_empty_trajectory);
     tcase_add_test(lim, test_no_gnuplot);
