@@ -17,14 +17,15 @@
 #      (and, for scale, 2 x 1 with OMPI_MCA_mpi_yield_when_idle=1)
 # samples/s: the trainer's own count of the epoch's training loop (global
 # samples over wall time; evaluation not included), from the epoch line.
-# Environment: OIALR_BENCH_REPS (3), OIALR_BENCH_MPI_STEPS (200),
+# Environment: OIALR_BENCH_REPS (3), OIALR_BENCH_MPI_STEPS (430: the whole
+# epoch; at 200 the start-up share of the shorter runs weighed on the ratio),
 # OIALR_BENCH_MPI_BYTES_STEPS (430), OIALR_BENCH_MPI_DELAY (100),
 # OIALR_BENCH_MPI_EVERY (50). mpirun runs with --allow-run-as-root.
 # Output: one markdown table (lines starting with "|"), then the details.
 set -u
 BUILD=${1:-${OIALR_BENCH_BUILD:-build}}
 REPS=${OIALR_BENCH_REPS:-3}
-STEPS=${OIALR_BENCH_MPI_STEPS:-200}
+STEPS=${OIALR_BENCH_MPI_STEPS:-430}
 BSTEPS=${OIALR_BENCH_MPI_BYTES_STEPS:-430}
 DELAY=${OIALR_BENCH_MPI_DELAY:-100}
 EVERY=${OIALR_BENCH_MPI_EVERY:-50}
