@@ -612,6 +612,15 @@ static int follow_emit(void *user, int64_t snap, const ana_row *row, const doubl
     return OIALR_OK;
 }
 
+/* The plain run and --follow factor a layer the same way: whether a
+ * float32 factor's condition number is watched (to redo the layer in
+ * float64), and the precision the results file names for the layer (the
+ * Gram path works in float64). */
+static int watch_condition(const ana_opts *o, const ana_engine *e, int prec) {
+    return o->auto_prec && prec == OIALR_PREC_F32 && !ana_engine_gram(e);
+}
+static int layer_prec(const ana_engine *e, int prec) { return ana_engine_gram(e) ? OIALR_PREC_F64 : prec; }
+
 /* The snapshots of one layer appended since the last look. */
 static int follow_layer_more(follow_ctx *c, ana_engine *e) {
     const ana_opts *o = c->o;
@@ -620,7 +629,7 @@ static int follow_layer_more(follow_ctx *c, ana_engine *e) {
     for (;;) {
         int rc = ana_engine_set_prec(e, f->prec);
         if (rc) return rc;
-        c->check_condition = o->auto_prec && f->prec == OIALR_PREC_F32 && !ana_engine_gram(e);
+        c->check_condition = watch_condition(o, e, f->prec);
         int64_t ill0 = ana_engine_gram_ill(e);
         rc = ana_engine_layer_more(e, &f->st, L->rows, L->cols, L->nsnap, L->steps, o->lag, o->beta, follow_read,
                                    follow_emit, c);
@@ -776,7 +785,7 @@ int oialr_cmd_analyze(int argc, char **argv) {
             oialr_traj_layer Lc = *L;
             Lc.nsnap = f->count; /* < L->nsnap only after Ctrl-C */
             if ((rc = ana_results_layer_begin(res, L->name, L->kind, L->rows, L->cols, Lc.nsnap))) goto fail;
-            ana_results_layer_prec(res, ana_engine_gram(e) ? OIALR_PREC_F64 : f->prec);
+            ana_results_layer_prec(res, layer_prec(e, f->prec));
             for (int64_t j = 0; j < f->count; j++)
                 if ((rc = ana_results_row(res, j, &f->rows[j], f->rows[j].valid ? f->sigma + (size_t)j * (size_t)f->n : NULL,
                                           f->n)))
@@ -794,8 +803,8 @@ int oialr_cmd_analyze(int argc, char **argv) {
         int64_t ill0 = ana_engine_gram_ill(e);
         for (;;) {
             if ((rc = ana_engine_set_prec(e, prec))) goto fail;
-            ana_results_layer_prec(res, ana_engine_gram(e) ? OIALR_PREC_F64 : prec);
-            c.check_condition = o.auto_prec && prec == OIALR_PREC_F32 && !ana_engine_gram(e);
+            ana_results_layer_prec(res, layer_prec(e, prec));
+            c.check_condition = watch_condition(&o, e, prec);
             rc = L->nsnap > 0 ? ana_engine_layer(e, L->rows, L->cols, L->nsnap, L->steps, o.lag, o.beta, read_cb,
                                                  emit_cb, &c)
                               : OIALR_OK;
