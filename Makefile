@@ -119,8 +119,9 @@ TSAN_BUILD ?= $(BUILD)-tsan
 TSAN_TESTS ?= check_record check_oialr check_analyze
 # dependencies of the tests, not of the demo, each used in the plain pass
 # only: tests/check_python runs tests/python/test_oialr.py with Debian's
-# python3 and CPU torch; tests/check_report opens a report in headless Chromium
-CHECK_DEPS := python3-torch chromium
+# python3, CPU torch and pandas (the README's example calls dataframe());
+# tests/check_report opens a report in headless Chromium
+CHECK_DEPS := python3-torch python3-pandas chromium
 SUB := --no-print-directory
 check: deps
 	$(Q)OIALR_DEPS_EXTRA="$${OIALR_DEPS_EXTRA:-} $(CHECK_DEPS)" sh tools/deps.sh

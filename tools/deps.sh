@@ -4,8 +4,8 @@
 # Quiet and quick when everything is there. Used by `make demo|check|bench`.
 #   OIALR_DEPS_EXTRA="python3-torch"  adds packages (make bench does this;
 #   make valgrind adds valgrind; make check and check-plain add
-#   python3-torch (tests/check_python) and chromium (tests/check_report);
-#   python3-pandas is optional)
+#   python3-torch and python3-pandas (tests/check_python) and chromium
+#   (tests/check_report); for users pandas is optional: dataframe() only)
 set -u
 PYTHON=${PYTHON:-/usr/bin/python3}
 missing=""

@@ -402,15 +402,21 @@ def results_reader():
     assert lay["sigma"].shape == (6, 6) and lay["step"].tolist() == list(range(6))
     assert res.layer_attrs["conv1.weight"]["kind"] == "conv2d" and res.attrs["lag"] == 2  # lag=2 steps
     assert res.mean_stability["step"].tolist() == list(range(2, 6))  # S needs the snapshot 2 back
+    # without pandas (hidden from import, whether it is installed or not),
+    # dataframe() names the package; make check installs it for the rest
+    saved = sys.modules.get("pandas")
+    sys.modules["pandas"] = None
     try:
-        import pandas  # noqa: F401
-    except ImportError:
-        try:
-            res.dataframe()
-            raise AssertionError("dataframe() without pandas")
-        except ImportError as e:
-            assert "python3-pandas" in str(e)
-        return "pandas not installed: dataframe() says so"
+        res.dataframe()
+        raise AssertionError("dataframe() without pandas")
+    except ImportError as e:
+        assert "python3-pandas" in str(e), e
+    finally:
+        if saved is None:
+            del sys.modules["pandas"]
+        else:
+            sys.modules["pandas"] = saved
+    import pandas
     df = res.dataframe()
     assert len(df) == 12 and set(df["layer"]) == {"conv1.weight", "fc1.weight"}
     assert np.allclose(df[df.layer == "fc1.weight"]["stability"].to_numpy(), res["fc1.weight"]["stability"],
