@@ -111,7 +111,10 @@ static void check_full_run(int st, const char *file, const char *why) {
         for (int64_t s = 0; s < L->nsnap; s++) {
             ck_assert_int_eq(L->steps[s], s);
             OK(oialr_traj_read(t, l, s, w, n));
-            for (size_t k = 0; k < n; k++) ck_assert(isfinite(w[k]));
+            size_t bad = n;
+            for (size_t k = 0; k < n && bad == n; k++)
+                if (!isfinite(w[k])) bad = k;
+            ck_assert_msg(bad == n, "snapshot %lld: element %zu not finite", (long long)s, bad);
         }
         free(w);
         if (L->nsnap > most) most = L->nsnap;

@@ -194,14 +194,22 @@ START_TEST(elementwise_threads) {
     a[n - 1] = NAN;
     for (int nt = 1; nt <= 3; nt++) {
         openblas_set_num_threads(nt);
+        /* one assertion per array (a passing ck_assert writes to Check's pipe) */
+        size_t bad = n;
         relu_forward(y, a, n);
-        for (size_t i = 0; i + 1 < n; i++) ck_assert_float_eq(y[i], a[i] < 0 ? 0.0f : a[i]);
+        for (size_t i = 0; i + 1 < n && bad == n; i++)
+            if (y[i] != (a[i] < 0 ? 0.0f : a[i])) bad = i;
+        ck_assert_msg(bad == n, "relu_forward, %d threads: element %zu", nt, bad);
         ck_assert(isnan(y[n - 1]));
         for (size_t i = 0; i < n; i++) d[i] = 1.0f;
         relu_backward(d, b, a, n);
-        for (size_t i = 0; i < n; i++) ck_assert_float_eq(d[i], 1.0f + (a[i] > 0 ? b[i] : 0.0f));
+        for (size_t i = 0; i < n && bad == n; i++)
+            if (d[i] != 1.0f + (a[i] > 0 ? b[i] : 0.0f)) bad = i;
+        ck_assert_msg(bad == n, "relu_backward, %d threads: element %zu", nt, bad);
         add_forward(y, a, b, n);
-        for (size_t i = 0; i + 1 < n; i++) ck_assert_float_eq(y[i], a[i] + b[i]);
+        for (size_t i = 0; i + 1 < n && bad == n; i++)
+            if (y[i] != a[i] + b[i]) bad = i;
+        ck_assert_msg(bad == n, "add_forward, %d threads: element %zu", nt, bad);
     }
     openblas_set_num_threads(saved);
     free(a); free(b); free(y); free(d);

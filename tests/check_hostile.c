@@ -497,7 +497,10 @@ static void run_cifar(const hcase *c) {
     int rc = oialr_cifar10_load(&ds, paths, np);
     if (rc == OIALR_OK) {
         ck_assert_msg(ds.n > 0 && ds.x && ds.y, "case %d: loaded an empty data set", cur);
-        for (int64_t i = 0; i < ds.n; i++) ck_assert_int_lt(ds.y[i], 10);
+        int64_t bad = -1;
+        for (int64_t i = 0; i < ds.n && bad < 0; i++)
+            if (ds.y[i] >= 10) bad = i;
+        ck_assert_msg(bad < 0, "case %d: label %lld out of range", cur, (long long)bad);
         oialr_dataset_free(&ds);
     } else {
         ck_assert_ptr_null(ds.x);

@@ -63,6 +63,10 @@ static const conv_case conv_cases[] = {
     {1, 5, 8, 8, 16, 3, 3, 2, 1, 0},   /* stride 2, even sizes */
     {2, 4, 7, 6, 16, 1, 1, 2, 0, 1},   /* 1x1 stride 2 (the shortcut): im2col + sgemm, by measurement */
     {1, 3, 5, 5, 32, 1, 1, 1, 0, 0},   /* 1x1 stride 1 */
+    /* the direct weight gradient groups G samples side by side (G = 7 here,
+     * 8 at stride 2): a full group, then a partial one */
+    {20, 3, 9, 9, 8, 3, 3, 1, 1, 1},   /* two groups a thread, OC not a multiple of 3 */
+    {20, 2, 17, 17, 5, 3, 3, 2, 1, 0}, /* the same at stride 2 (phases) */
 };
 #define NCONV ((int)(sizeof conv_cases / sizeof conv_cases[0]))
 
@@ -532,15 +536,20 @@ START_TEST(test_act_set)
         for (size_t i = 0; i < n; i++) d1[i] = NAN, d2[i] = 0.0f;
         relu_backward_set(d1, g, x, n);
         relu_backward(d2, g, x, n);
-        for (size_t i = 0; i < n; i++) ck_assert_float_eq(d1[i], d2[i]);
+        /* one assertion per array (a passing ck_assert writes to Check's pipe) */
+        size_t bad = n;
+        for (size_t i = 0; i < n && bad == n; i++)
+            if (d1[i] != d2[i]) bad = i;
+        ck_assert_msg(bad == n, "relu_backward_set, n %zu: element %zu", n, bad);
         for (size_t i = 0; i < n; i++) d1[i] = NAN, d2[i] = 1.0f;
         add_backward(d1, d2, g, n, 1, 0);
-        for (size_t i = 0; i < n; i++) {
-            ck_assert_float_eq(d1[i], g[i]);
-            ck_assert_float_eq(d2[i], 1.0f + g[i]);
-        }
+        for (size_t i = 0; i < n && bad == n; i++)
+            if (d1[i] != g[i] || d2[i] != 1.0f + g[i]) bad = i;
+        ck_assert_msg(bad == n, "add_backward set/add, n %zu: element %zu", n, bad);
         add_backward(NULL, d2, g, n, 0, 1);
-        for (size_t i = 0; i < n; i++) ck_assert_float_eq(d2[i], g[i]);
+        for (size_t i = 0; i < n && bad == n; i++)
+            if (d2[i] != g[i]) bad = i;
+        ck_assert_msg(bad == n, "add_backward set, n %zu: element %zu", n, bad);
         free(x), free(g), free(d1), free(d2);
     }
 }

@@ -1126,7 +1126,10 @@ START_TEST(test_hook_sigkill) {
         for (int64_t s = 0; s < L->nsnap; s++) {
             ck_assert_int_eq(L->steps[s], s);
             OK(oialr_traj_read(t, l, s, r, info->size));
-            for (size_t k = 0; k < info->size; k++) ck_assert(isfinite(r[k]));
+            size_t bad = info->size;
+            for (size_t k = 0; k < info->size && bad == info->size; k++)
+                if (!isfinite(r[k])) bad = k;
+            ck_assert_msg(bad == info->size, "snapshot %lld: element %zu not finite", (long long)s, bad);
         }
         OK(oialr_traj_read(t, l, 0, r, info->size));
         ck_assert(memcmp(r, g.tr.params->data + info->offset, info->size * sizeof *r) == 0);
