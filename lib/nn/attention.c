@@ -26,6 +26,7 @@
 
 #include "base/hot.h"
 #include "nn/par.h"
+#include "nn/vec16.h"
 
 size_t attention_scratch_size(int B, int T, int NH, int HS)
 {
@@ -62,18 +63,6 @@ static void softmax_rows(float *a, int T)
 
 #define ATT_TP 32     /* score rows padded to 32 */
 #define ATT_MAXHS 64
-
-typedef float v16 __attribute__((vector_size(64)));
-/* an unaligned view of 16 floats, allowed to alias them */
-typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
-#define ld16(p) (*(const v16u *)(p))
-#define st16(p, v) (*(v16u *)(p) = (v))
-static inline float hsum16(const v16 *v)
-{
-    float s = 0.0f;
-    for (int l = 0; l < 16; l++) s += (*v)[l];
-    return s;
-}
 
 static int use_fused(int T, int HS)
 {

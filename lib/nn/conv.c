@@ -10,6 +10,7 @@
 
 #include "base/hot.h"
 #include "nn/par.h"
+#include "nn/vec16.h"
 #include "oialr/base.h"
 
 /* Aim for col + tmp of about 256 Ki floats (1 MiB) per thread: the im2col
@@ -57,10 +58,6 @@ int conv2d_chunk(const conv2d_dims *d, int B)
 // so it is used there too (C a multiple of 16); the weight gradient, and the
 // input gradient of the others, stay im2col + sgemm.
 
-typedef float v16 __attribute__((vector_size(64)));
-typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
-#define ld16(p) (*(const v16u *)(p))
-#define st16(p, v) (*(v16u *)(p) = (v))
 
 static int direct_shape(const conv2d_dims *d)
 {
@@ -77,15 +74,37 @@ static int direct_dinp(const conv2d_dims *d)
 {
     return d->KH == 3 && d->KW == 3 && d->pad == 1 && d->stride == 1 && d->C % 16 == 0;
 }
+/* the weight gradient (dw_direct below): 3x3 pad-1 convs of up to 16 input
+ * channels. Measured in bench_kernels (2026-12-02, 2 alternating runs, whole
+ * layer vs im2col + sgemm): stem 1->16 34-36% vs 24-26% of sgemm, 16->16
+ * 70-72% vs 65-67%, 16->32 s2 47-48% vs 48-50%; with 32 and 64 input
+ * channels sgemm was as fast or faster (32->64 s2: 39-48% vs 68%), so those
+ * keep it. */
+static int direct_dw(const conv2d_dims *d)
+{
+    return d->KH == 3 && d->KW == 3 && d->pad == 1 && (d->stride == 1 || d->stride == 2) && d->C <= 16;
+}
 
 /* Where the kernel reads: H x W planes (zero padded by pad, split into S*S
- * phases of Hq x Wq, each lq floats), nq outputs per plane (OH rows of Wq,
- * a multiple of 16), tap t at off[t] from the channel's first phase. */
+ * phases of Hq x Wq, each lq floats, ps apart), nq outputs per plane (OH rows
+ * of Wq, a multiple of 16), tap t at off[t] from the channel's first phase.
+ * One sample has ps = lq; the weight gradient lays G samples side by side in
+ * each phase (ps = G*lq, sample j at j*lq: dir_group). */
 typedef struct dir_geom {
     int H, W, pad, S, K, OH, OW, Hq, Wq, ntap;
-    size_t nq, lq, lc; /* lc: floats per channel (S*S phases) */
+    size_t nq, lq, ps, lc; /* lc: floats per channel (S*S phases) */
     size_t off[9];
 } dir_geom;
+
+static void dir_offsets(dir_geom *g)
+{
+    const int K = g->K, S = g->S;
+    g->lc = (size_t)S * S * g->ps;
+    for (int kh = 0; kh < K; kh++)
+        for (int kw = 0; kw < K; kw++)
+            g->off[kh * K + kw] =
+                (size_t)((kh % S) * S + kw % S) * g->ps + (size_t)(kh / S) * g->Wq + (size_t)(kw / S);
+}
 
 static dir_geom dir_make(int H, int W, int K, int S, int pad, int OH, int OW)
 {
@@ -97,10 +116,14 @@ static dir_geom dir_make(int H, int W, int K, int S, int pad, int OH, int OW)
     size_t lq = g.nq + maxoff + 1;
     if (lq < (size_t)g.Hq * g.Wq) lq = (size_t)g.Hq * g.Wq;
     g.lq = (lq + 15) & ~(size_t)15;
-    g.lc = (size_t)S * S * g.lq;
-    for (int kh = 0; kh < K; kh++)
-        for (int kw = 0; kw < K; kw++)
-            g.off[kh * K + kw] = (size_t)((kh % S) * S + kw % S) * g.lq + (size_t)(kh / S) * g.Wq + (size_t)(kw / S);
+    g.ps = g.lq;
+    dir_offsets(&g);
+    return g;
+}
+static dir_geom dir_group(dir_geom g, int G)
+{
+    g.ps = (size_t)G * g.lq;
+    dir_offsets(&g);
     return g;
 }
 static dir_geom dir_fwd_geom(const conv2d_dims *d)
@@ -110,13 +133,29 @@ static dir_geom dir_fwd_geom(const conv2d_dims *d)
 /* the input gradient of a same 3x3 conv: a same 3x3 conv over dout */
 static dir_geom dir_dinp_geom(const conv2d_dims *d) { return dir_make(d->OH, d->OW, 3, 1, 1, d->H, d->W); }
 
-/* per thread: the channels' buffers + 16 output planes */
-static size_t direct_floats(const conv2d_dims *d)
+/* samples side by side for the weight gradient: a group of >= DW_GROUP_Q
+ * outputs (at most B) */
+#define DW_GROUP_Q 768
+static int dw_group_size(const conv2d_dims *d, int B)
+{
+    const dir_geom g = dir_fwd_geom(d);
+    int G = (int)((DW_GROUP_Q + g.nq - 1) / g.nq);
+    return G < B ? G : B;
+}
+
+/* per thread: the channels' buffers + 16 output planes (forward, input
+ * gradient), or a group's inputs and output gradients (weight gradient) */
+static size_t direct_floats(const conv2d_dims *d, int B)
 {
     size_t n = 0;
+    if (direct_dw(d)) {
+        const dir_geom g = dir_group(dir_fwd_geom(d), dw_group_size(d, B));
+        n = (size_t)d->C * g.lc + (size_t)d->OC * g.ps;
+    }
     if (direct_fwd(d)) {
         dir_geom g = dir_fwd_geom(d);
-        n = (size_t)d->C * g.lc + 16 * g.nq;
+        size_t m = (size_t)d->C * g.lc + 16 * g.nq;
+        if (m > n) n = m;
     }
     if (direct_dinp(d)) {
         dir_geom g = dir_dinp_geom(d);
@@ -128,7 +167,9 @@ static size_t direct_floats(const conv2d_dims *d)
 
 const char *conv2d_kernel_name(const conv2d_dims *d, int B)
 {
-    if (direct_fwd(d) && direct_dinp(d)) return "direct (fwd, dinp) + im2col/sgemm (dw)";
+    if (direct_fwd(d) && direct_dinp(d) && direct_dw(d)) return "direct (fwd, dinp, dw)";
+    if (direct_fwd(d) && direct_dw(d)) return "direct (fwd, dw) + im2col/sgemm (dinp)";
+    if (direct_dw(d)) return "direct (dw) + im2col/sgemm (fwd, dinp)";
     if (direct_fwd(d)) return "direct (fwd) + im2col/sgemm (bwd)";
     return conv2d_chunk(d, B) == 1 ? "im2col + sgemm, 1 sample a chunk" : "im2col + sgemm, several samples a chunk";
 }
@@ -170,13 +211,13 @@ static void pad_planes(float *restrict buf, const float *restrict src, int n, co
         for (int h = 0; h < H; h++) {
             const float *row = src + ((size_t)c * H + h) * W;
             const int ph = h + p;
-            float *dst = buf + (size_t)c * g->lc + (size_t)(ph % S) * S * g->lq + (size_t)(ph / S) * Wq;
+            float *dst = buf + (size_t)c * g->lc + (size_t)(ph % S) * S * g->ps + (size_t)(ph / S) * Wq;
             if (S == 1) {
                 memcpy(dst + p, row, sizeof(float) * (size_t)W);
             } else {
                 for (int w = 0; w < W; w++) {
                     const int pw = w + p;
-                    dst[(size_t)(pw % 2) * g->lq + (size_t)(pw / 2)] = row[w];
+                    dst[(size_t)(pw % 2) * g->ps + (size_t)(pw / 2)] = row[w];
                 }
             }
         }
@@ -201,6 +242,80 @@ static void pack_dinp(float *restrict wq, const float *restrict w, const conv2d_
             for (int t = 0; t < 9; t++)
                 for (int i = 0; i < 16; i++)
                     wq[(((size_t)cb * OC + oc) * 9 + t) * 16 + i] = w[((size_t)oc * C + cb * 16 + i) * 9 + (8 - t)];
+}
+
+// ---------------------------------------------------------------------------
+// The weight gradient of the 3x3 pad-1 convs (stride 1 or 2, any C, OC):
+// dw[oc][c][t] = sum over samples and q of gq[oc][q] * x[c][q + off[t]], x
+// the forward's phase layout with G samples side by side in each phase
+// (dir_group), gq the output gradient in the same Wq-wide rows, zero past OW
+// (so the dropped columns add nothing). NO <= 3 output channels x 9 taps
+// accumulate in 9*NO vectors over 16 consecutive q: NO + 9 loads for 9*NO
+// multiply-adds, then one horizontal sum each per channel and group; G makes
+// a group >= DW_GROUP_Q outputs long so those sums stay a small share.
+
+static inline __attribute__((always_inline)) void dw_tile(float *restrict dw, const float *restrict gq,
+                                                          const float *restrict x, size_t gs, int NO,
+                                                          const dir_geom *g, int n, size_t dws)
+{
+    v16 acc[3][9];
+#pragma GCC unroll 3
+    for (int o = 0; o < NO; o++)
+#pragma GCC unroll 9
+        for (int t = 0; t < 9; t++) acc[o][t] = (v16){0};
+    size_t off[9];
+    for (int t = 0; t < 9; t++) off[t] = g->off[t];
+    for (int j = 0; j < n; j++)
+        for (size_t q = (size_t)j * g->lq, qe = q + g->nq; q < qe; q += 16) {
+            v16 gv[3];
+#pragma GCC unroll 3
+            for (int o = 0; o < NO; o++) gv[o] = ld16(gq + (size_t)o * gs + q);
+#pragma GCC unroll 9
+            for (int t = 0; t < 9; t++) {
+                const v16 xv = ld16(x + q + off[t]);
+#pragma GCC unroll 3
+                for (int o = 0; o < NO; o++) acc[o][t] += gv[o] * xv;
+            }
+        }
+    for (int o = 0; o < NO; o++)
+        for (int t = 0; t < 9; t++) dw[(size_t)o * dws + t] += hsum16(&acc[o][t]);
+}
+
+/* dw[OC][C][9] += the gradient of n samples laid out in xb (C channels of
+ * g->lc) and gb (OC planes gs = G*lq apart) */
+OIALR_HOT static void dw_direct(float *restrict dw, const float *restrict xb, const float *restrict gb,
+                                const conv2d_dims *d, const dir_geom *g, int n)
+{
+    const int C = d->C, OC = d->OC;
+    const size_t gs = g->ps, dws = (size_t)C * 9;
+    for (int o0 = 0; o0 < OC; o0 += 3) {
+        const int no = OC - o0 < 3 ? OC - o0 : 3;
+        for (int c = 0; c < C; c++) {
+            float *dd = dw + (size_t)o0 * dws + (size_t)c * 9;
+            const float *gg = gb + (size_t)o0 * gs, *xx = xb + (size_t)c * g->lc;
+            if (no == 3) dw_tile(dd, gg, xx, gs, 3, g, n, dws);
+            else if (no == 2) dw_tile(dd, gg, xx, gs, 2, g, n, dws);
+            else dw_tile(dd, gg, xx, gs, 1, g, n, dws);
+        }
+    }
+}
+
+/* samples [s0, s0 + n) of inp and dout into the group layout: xb by
+ * pad_planes, gb[oc][j*lq + h*Wq + x] = dout[s0+j][oc][h][x] (the rest of
+ * both stays the zeros the caller wrote once) */
+static void dw_gather(float *restrict xb, float *restrict gb, const float *inp, const float *dout,
+                      const conv2d_dims *d, const dir_geom *g, int s0, int n)
+{
+    const size_t inS = (size_t)d->C * d->H * d->W, P = (size_t)d->OH * d->OW;
+    for (int j = 0; j < n; j++) {
+        pad_planes(xb + (size_t)j * g->lq, inp + (size_t)(s0 + j) * inS, d->C, g);
+        for (int oc = 0; oc < d->OC; oc++) {
+            const float *src = dout + ((size_t)(s0 + j) * d->OC + oc) * P;
+            float *dst = gb + (size_t)oc * g->ps + (size_t)j * g->lq;
+            for (int h = 0; h < d->OH; h++)
+                memcpy(dst + (size_t)h * g->Wq, src + (size_t)h * d->OW, sizeof(float) * (size_t)d->OW);
+        }
+    }
 }
 
 double conv2d_flops(const conv2d_dims *d, int B)
@@ -389,9 +504,9 @@ static size_t gemm_floats(const conv2d_dims *d, int nb)
     size_t K = (size_t)d->C * d->KH * d->KW, P = (size_t)d->OH * d->OW;
     return (K + (size_t)d->OC) * (size_t)nb * P + (size_t)d->OC * K + (size_t)d->OC;
 }
-static size_t thread_floats(const conv2d_dims *d, int nb)
+static size_t thread_floats(const conv2d_dims *d, int B)
 {
-    size_t n = gemm_floats(d, nb) + direct_floats(d);
+    size_t n = gemm_floats(d, conv2d_chunk(d, B)) + direct_floats(d, B);
     return (n + 15) & ~(size_t)15; /* 64-byte slices: no false sharing */
 }
 static size_t packed_floats(const conv2d_dims *d)
@@ -401,7 +516,7 @@ static size_t packed_floats(const conv2d_dims *d)
 
 size_t conv2d_scratch_size(const conv2d_dims *d, int B)
 {
-    return (size_t)NN_MAX_THREADS * thread_floats(d, conv2d_chunk(d, B)) + packed_floats(d);
+    return (size_t)NN_MAX_THREADS * thread_floats(d, B) + packed_floats(d);
 }
 
 typedef struct conv_job {
@@ -451,7 +566,7 @@ static void forward_share(void *ctx, int t, int nt)
     const int OC = d->OC, nbmax = conv2d_chunk(d, j->B);
     const int K = d->C * d->KH * d->KW;
     const size_t P = (size_t)d->OH * d->OW, inS = (size_t)d->C * d->H * d->W, outS = (size_t)OC * P;
-    float *col = j->scratch + (size_t)t * thread_floats(d, nbmax), *tmp = col + (size_t)K * nbmax * P;
+    float *col = j->scratch + (size_t)t * thread_floats(d, j->B), *tmp = col + (size_t)K * nbmax * P;
     int lo, hi;
     nn_share(j->B, t, nt, &lo, &hi);
     if (j->wp) {
@@ -488,13 +603,13 @@ static void forward_share(void *ctx, int t, int nt)
 static int conv_threads(const conv2d_dims *d, int B)
 {
     int nt = nn_threads(), nc = (B + conv2d_chunk(d, B) - 1) / conv2d_chunk(d, B);
-    if (direct_fwd(d)) nc = B; /* the direct kernel goes sample by sample */
+    if (direct_fwd(d) || direct_dw(d)) nc = B; /* the direct kernels go sample by sample */
     return nt < nc ? nt : nc;
 }
 
 static float *packed_area(float *scratch, const conv2d_dims *d, int B)
 {
-    return scratch + (size_t)NN_MAX_THREADS * thread_floats(d, conv2d_chunk(d, B));
+    return scratch + (size_t)NN_MAX_THREADS * thread_floats(d, B);
 }
 
 void conv2d_forward(float *out, const float *inp, const float *w, const float *b, float *scratch,
@@ -516,7 +631,7 @@ static void backward_share(void *ctx, int t, int nt)
     const int OC = d->OC, nbmax = conv2d_chunk(d, j->B);
     const int K = d->C * d->KH * d->KW;
     const size_t P = (size_t)d->OH * d->OW, inS = (size_t)d->C * d->H * d->W, outS = (size_t)OC * P;
-    float *col = j->scratch + (size_t)t * thread_floats(d, nbmax), *tmp = col + (size_t)K * nbmax * P;
+    float *col = j->scratch + (size_t)t * thread_floats(d, j->B), *tmp = col + (size_t)K * nbmax * P;
     /* thread 0 accumulates into dw, db; the others into their own, summed after */
     float *dw = j->dw, *db = j->db;
     if (t > 0) {
@@ -527,27 +642,41 @@ static void backward_share(void *ctx, int t, int nt)
     }
     int lo, hi;
     nn_share(j->B, t, nt, &lo, &hi);
+    const int ddw = dw && direct_dw(d);
+    if (ddw) { /* the weight gradient, group by group (dw_direct) */
+        const int G = dw_group_size(d, j->B);
+        const dir_geom g = dir_group(dir_fwd_geom(d), G);
+        float *xb = col + gemm_floats(d, nbmax), *gb = xb + (size_t)d->C * g.lc;
+        memset(xb, 0, sizeof(float) * ((size_t)d->C * g.lc + (size_t)OC * g.ps));
+        for (int s0 = lo; s0 < hi; s0 += G) {
+            const int n = hi - s0 < G ? hi - s0 : G;
+            dw_gather(xb, gb, j->inp, j->dout, d, &g, s0, n);
+            dw_direct(dw, xb, gb, d, &g, n);
+        }
+    }
+    if (db)
+        for (int s = lo; s < hi; s++)
+            for (int oc = 0; oc < OC; oc++) {
+                const float *gg = j->dout + (size_t)s * outS + (size_t)oc * P;
+                float acc = 0.0f;
+                for (size_t p = 0; p < P; p++) acc += gg[p];
+                db[oc] += acc;
+            }
+    if (!(dw && !ddw) && !j->dinp) return;
     for (int s0 = lo; s0 < hi; s0 += nbmax) {
         int nb = hi - s0 < nbmax ? hi - s0 : nbmax;
         const size_t ld = (size_t)nb * P;
-        /* dout[s0+s][oc][p] -> tmp[oc][s*P+p] (in place when nb == 1); db on the way */
+        /* dout[s0+s][oc][p] -> tmp[oc][s*P+p] for the GEMMs (in place when nb == 1) */
         const float *g0 = j->dout + (size_t)s0 * outS;
         const float *gm = g0;
-        if (nb > 1) {
+        if (nb > 1 && ((dw && !ddw) || !j->wp)) {
             for (int s = 0; s < nb; s++)
                 for (int oc = 0; oc < OC; oc++)
                     memcpy(tmp + (size_t)oc * ld + (size_t)s * P, g0 + (size_t)s * outS + (size_t)oc * P,
                            sizeof(float) * P);
             gm = tmp;
         }
-        if (db)
-            for (int oc = 0; oc < OC; oc++) {
-                const float *gg = gm + (size_t)oc * ld;
-                float acc = 0.0f;
-                for (size_t p = 0; p < ld; p++) acc += gg[p];
-                db[oc] += acc;
-            }
-        if (dw) { /* a frozen weight (dw NULL) needs neither the product nor the im2col */
+        if (dw && !ddw) { /* a frozen weight (dw NULL) needs neither the product nor the im2col */
             im2col(col, j->inp + (size_t)s0 * inS, d, nb);
             /* dw[OC,K] += g[OC,ld] @ col[K,ld]^T */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, (int)ld, 1.0f, gm, (int)ld, col, (int)ld,
@@ -579,7 +708,7 @@ void conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const
     const int nbmax = conv2d_chunk(d, B);
     const size_t K = (size_t)d->C * d->KH * d->KW, P = (size_t)d->OH * d->OW, OC = (size_t)d->OC;
     for (int t = 1; t < nt; t++) {
-        const float *pw = scratch + (size_t)t * thread_floats(d, nbmax) + (K + OC) * (size_t)nbmax * P;
+        const float *pw = scratch + (size_t)t * thread_floats(d, B) + (K + OC) * (size_t)nbmax * P;
         if (dw)
             for (size_t i = 0; i < OC * K; i++) dw[i] += pw[i];
         if (db)
