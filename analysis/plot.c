@@ -36,7 +36,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -568,7 +570,7 @@ static void replace_all(char *dst, size_t n, const char *src, const char *from, 
 int plot_run_gnuplot(const plot_job *j, const ana_outputs *outs, const plot_fig *fig) {
     if (plot_interrupted()) return oialr_seterr(OIALR_ERR_IO, "interrupted by signal %d", plot_interrupted());
     const char *script = base_name(ana_outputs_tmp(outs, fig->gp));
-    char vars[2048], dir[8192], cmd[16384];
+    char vars[2048];
     int n = snprintf(vars, sizeof vars, "out='%s'", base_name(ana_outputs_tmp(outs, fig->img)));
     for (int d = 0; d < PLOT_FIG_DATA; d++)
         if (fig->data[d] >= 0 && ana_outputs_tmp(outs, fig->data[d]))
@@ -576,18 +578,64 @@ int plot_run_gnuplot(const plot_job *j, const ana_outputs *outs, const plot_fig 
                           base_name(ana_outputs_tmp(outs, fig->data[d])));
     if (fig->uses_events && j->events_out >= 0)
         snprintf(vars + n, sizeof vars - (size_t)n, "; events='%s'", base_name(ana_outputs_tmp(outs, j->events_out)));
-    replace_all(dir, sizeof dir, j->out_dir, "'", "'\\''"); /* inside '...' for sh */
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot -e \"%s\" '%s' </dev/null 2>&1", dir, vars, script);
-    FILE *p = popen(cmd, "r");
-    if (!p) return oialr_seterr(OIALR_ERR_IO, "cannot run gnuplot: %s", strerror(errno));
-    char buf[1024], last[1024] = "";
-    while (fgets(buf, sizeof buf, p)) {
-        size_t l = strcspn(buf, "\r\n");
-        buf[l] = '\0';
-        /* gnuplot's error comes last; its warnings are not errors */
-        if (l && strspn(buf, " ^") != l && !strstr(buf, "warning:")) snprintf(last, sizeof last, "%s", buf);
+    /* gnuplot runs in its own process group, reading nothing, its stdout and
+     * stderr into a pipe: a Ctrl-C reaches this command only, which kills
+     * gnuplot (its drawing goes to a temporary file that is removed). A
+     * gnuplot that got SIGINT itself could hang in its handler (futex wait,
+     * seen under load), and this command hung with it. */
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return oialr_seterr(OIALR_ERR_IO, "cannot run gnuplot: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]), close(fds[1]);
+        return oialr_seterr(OIALR_ERR_IO, "cannot run gnuplot: %s", strerror(errno));
     }
-    int st = pclose(p);
+    if (pid == 0) {
+        setpgid(0, 0);
+        int nul = open("/dev/null", O_RDONLY);
+        if (nul < 0 || dup2(nul, 0) < 0 || dup2(fds[1], 1) < 0 || dup2(fds[1], 2) < 0 || chdir(j->out_dir) != 0)
+            _exit(126);
+        execlp("gnuplot", "gnuplot", "-e", vars, script, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char buf[1024], last[1024] = "", chunk[512];
+    size_t bl = 0;
+    int killed = 0;
+    for (;;) {
+        if (plot_interrupted() && !killed) {
+            kill(pid, SIGKILL);
+            killed = 1;
+        }
+        struct pollfd pf = {fds[0], POLLIN, 0};
+        int r = poll(&pf, 1, 100);
+        if (r < 0 && errno == EINTR) continue;
+        if (r == 0) continue;
+        ssize_t got = r < 0 ? -1 : read(fds[0], chunk, sizeof chunk);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
+        for (ssize_t k = 0; k < got; k++) {
+            if (chunk[k] != '\n' && chunk[k] != '\r') {
+                if (bl + 1 < sizeof buf) buf[bl++] = chunk[k];
+                continue;
+            }
+            buf[bl] = '\0';
+            /* gnuplot's error comes last; its warnings are not errors */
+            if (bl && strspn(buf, " ^") != bl && !strstr(buf, "warning:")) snprintf(last, sizeof last, "%s", buf);
+            bl = 0;
+        }
+    }
+    close(fds[0]);
+    if (bl) {
+        buf[bl] = '\0';
+        if (strspn(buf, " ^") != bl && !strstr(buf, "warning:")) snprintf(last, sizeof last, "%s", buf);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) {
+            st = -1;
+            break;
+        }
     if (plot_interrupted()) return oialr_seterr(OIALR_ERR_IO, "interrupted by signal %d", plot_interrupted());
     if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 127)
