@@ -495,12 +495,15 @@ int traj_open_mode(oialr_traj **out, const char *path, int mode, int swmr) {
         t->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
         if (t->file < 0) {
             h5u_stack s = h5u_stack_get();
-            if (s.truncated) {
-                rc = oialr_seterr(OIALR_ERR_TRUNCATED, "%s: truncated file (%s)", path, s.last);
-                goto done;
-            }
+            /* the writer first: a live writer's file may end short of the
+             * space HDF5 reserved in it for a moment ("truncated file"),
+             * and a second writer was then told the file was damaged */
             if (t->info.writer_alive) {
                 rc = oialr_seterr(OIALR_ERR_LOCKED, "%s: a writer process is recording this trajectory", path);
+                goto done;
+            }
+            if (s.truncated) {
+                rc = oialr_seterr(OIALR_ERR_TRUNCATED, "%s: truncated file (%s)", path, s.last);
                 goto done;
             }
             if (mode != OIALR_TRAJ_RECOVER || !(s.openwrite || s.locked)) {
