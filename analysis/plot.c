@@ -567,6 +567,12 @@ static void replace_all(char *dst, size_t n, const char *src, const char *from, 
  * drawing into the figure's temporary file and reading its data from their
  * temporary files. The temporary names are generated ones: letters,
  * digits and dots, safe inside the quotes below. */
+/* gnuplot's error comes last; its warnings (and the " ^" marker lines) are
+ * not errors: keep line (len l) as the last message unless it is one */
+static void gnuplot_line(char *last, size_t n, const char *line, size_t l) {
+    if (l && strspn(line, " ^") != l && !strstr(line, "warning:")) snprintf(last, n, "%s", line);
+}
+
 int plot_run_gnuplot(const plot_job *j, const ana_outputs *outs, const plot_fig *fig) {
     if (plot_interrupted()) return oialr_seterr(OIALR_ERR_IO, "interrupted by signal %d", plot_interrupted());
     const char *script = base_name(ana_outputs_tmp(outs, fig->gp));
@@ -620,16 +626,13 @@ int plot_run_gnuplot(const plot_job *j, const ana_outputs *outs, const plot_fig 
                 continue;
             }
             buf[bl] = '\0';
-            /* gnuplot's error comes last; its warnings are not errors */
-            if (bl && strspn(buf, " ^") != bl && !strstr(buf, "warning:")) snprintf(last, sizeof last, "%s", buf);
+            gnuplot_line(last, sizeof last, buf, bl);
             bl = 0;
         }
     }
     close(fds[0]);
-    if (bl) {
-        buf[bl] = '\0';
-        if (strspn(buf, " ^") != bl && !strstr(buf, "warning:")) snprintf(last, sizeof last, "%s", buf);
-    }
+    buf[bl] = '\0'; /* a last line without a newline */
+    gnuplot_line(last, sizeof last, buf, bl);
     int st;
     while (waitpid(pid, &st, 0) < 0)
         if (errno != EINTR) {

@@ -12,8 +12,8 @@
 build=$1; shift
 export OIALR_BUILD="$build"
 jobs=${OIALR_TEST_JOBS:-$(nproc 2>/dev/null || echo 1)}
-[ "$jobs" -gt 4 ] && jobs=4
 [ "$jobs" -ge 1 ] 2>/dev/null || jobs=1
+[ "$jobs" -gt 4 ] && jobs=4
 out=$(mktemp -d "${TMPDIR:-/tmp}/oialr-run.XXXXXX") || exit 1
 trap 'rm -rf "$out"' EXIT
 trap 'exit 130' INT

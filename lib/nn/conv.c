@@ -55,9 +55,9 @@ int conv2d_chunk(const conv2d_dims *d, int B)
 // is written and nothing is packed per call but the weights (into [block of
 // 16 outputs][input channel][tap][16]). The input gradient of a stride-1 3x3
 // conv is the same kernel over dout with the weights flipped and transposed,
-// so it is used there too (C a multiple of 16); the weight gradient, and the
-// input gradient of the others, stay im2col + sgemm.
-
+// so it is used there too (C a multiple of 16); the weight gradient has its
+// own direct kernel for few input channels (dw_direct, below); the rest stay
+// im2col + sgemm.
 
 static int direct_shape(const conv2d_dims *d)
 {
@@ -245,7 +245,8 @@ static void pack_dinp(float *restrict wq, const float *restrict w, const conv2d_
 }
 
 // ---------------------------------------------------------------------------
-// The weight gradient of the 3x3 pad-1 convs (stride 1 or 2, any C, OC):
+// The weight gradient of the 3x3 pad-1 convs (stride 1 or 2, any C and OC;
+// used for C <= 16, direct_dw):
 // dw[oc][c][t] = sum over samples and q of gq[oc][q] * x[c][q + off[t]], x
 // the forward's phase layout with G samples side by side in each phase
 // (dir_group), gq the output gradient in the same Wq-wide rows, zero past OW
@@ -642,7 +643,7 @@ static void backward_share(void *ctx, int t, int nt)
     }
     int lo, hi;
     nn_share(j->B, t, nt, &lo, &hi);
-    const int ddw = dw && direct_dw(d);
+    const int ddw = dw && direct_dw(d), gemm_dw = dw && !ddw;
     if (ddw) { /* the weight gradient, group by group (dw_direct) */
         const int G = dw_group_size(d, j->B);
         const dir_geom g = dir_group(dir_fwd_geom(d), G);
@@ -662,21 +663,21 @@ static void backward_share(void *ctx, int t, int nt)
                 for (size_t p = 0; p < P; p++) acc += gg[p];
                 db[oc] += acc;
             }
-    if (!(dw && !ddw) && !j->dinp) return;
+    if (!gemm_dw && !j->dinp) return;
     for (int s0 = lo; s0 < hi; s0 += nbmax) {
         int nb = hi - s0 < nbmax ? hi - s0 : nbmax;
         const size_t ld = (size_t)nb * P;
         /* dout[s0+s][oc][p] -> tmp[oc][s*P+p] for the GEMMs (in place when nb == 1) */
         const float *g0 = j->dout + (size_t)s0 * outS;
         const float *gm = g0;
-        if (nb > 1 && ((dw && !ddw) || !j->wp)) {
+        if (nb > 1 && (gemm_dw || !j->wp)) {
             for (int s = 0; s < nb; s++)
                 for (int oc = 0; oc < OC; oc++)
                     memcpy(tmp + (size_t)oc * ld + (size_t)s * P, g0 + (size_t)s * outS + (size_t)oc * P,
                            sizeof(float) * P);
             gm = tmp;
         }
-        if (dw && !ddw) { /* a frozen weight (dw NULL) needs neither the product nor the im2col */
+        if (gemm_dw) { /* a frozen weight (dw NULL) needs neither the product nor the im2col */
             im2col(col, j->inp + (size_t)s0 * inS, d, nb);
             /* dw[OC,K] += g[OC,ld] @ col[K,ld]^T */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, (int)ld, 1.0f, gm, (int)ld, col, (int)ld,
