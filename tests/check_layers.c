@@ -20,6 +20,7 @@
 #include "model/graph.h"
 #include "nn/nn.h"
 #include "nn/conv.h"
+#include "nn/vec16.h"
 #include "nn/embed.h"
 #include "nn/norm.h"
 #include "nn/par.h"
@@ -145,15 +146,29 @@ static void conv_gradcheck(const conv_case *t)
     free(k.x), free(k.w), free(k.b), free(k.y), free(k.dx), free(k.dw), free(k.db), free(k.scratch);
 }
 
+/* Every conv and attention case runs twice (_i = 2 * case + kernels): with
+ * the v16 kernels off (the BLAS paths) and forced on, whatever this CPU would
+ * choose (nn_vec16_fast), so both paths are tested on every machine. */
+static const conv_case *conv_case_kernels(int i)
+{
+    nn_vec16_force(i % 2);
+    const conv_case *t = &conv_cases[i / 2];
+    const conv2d_dims d = conv2d_make(t->C, t->H, t->W, t->OC, t->KH, t->KW, t->stride, t->pad);
+    if (i % 2 == 0)
+        ck_assert_msg(strstr(conv2d_kernel_name(&d, t->B), "direct") == NULL, "v16 off: %s",
+                      conv2d_kernel_name(&d, t->B));
+    return t;
+}
+
 START_TEST(test_conv_fast_vs_naive)
 {
-    conv_compare(&conv_cases[_i], 1);
+    conv_compare(conv_case_kernels(_i), 1);
 }
 END_TEST
 
 START_TEST(test_conv_gradcheck)
 {
-    conv_gradcheck(&conv_cases[_i]);
+    conv_gradcheck(conv_case_kernels(_i));
 }
 END_TEST
 
@@ -195,7 +210,7 @@ static void conv_null_dw(const conv_case *t)
 
 START_TEST(test_conv_null_dw)
 {
-    conv_null_dw(&conv_cases[_i]);
+    conv_null_dw(conv_case_kernels(_i));
 }
 END_TEST
 
@@ -731,11 +746,13 @@ static void att_bwd(void *c, const float *dy)
 
 START_TEST(test_attention)
 {
-    const att_case *t = &att_cases[_i];
+    const att_case *t = &att_cases[_i / 2];
+    nn_vec16_force(_i % 2); /* the fused kernel off, then forced on (see conv_case_kernels) */
+    if (_i % 2 == 0) ck_assert_str_eq(attention_kernel_name(t->T, t->HS), "sgemm per head");
     const int C = t->NH * t->HS;
     const size_t n = (size_t)t->B * t->T * C, na = (size_t)t->B * t->NH * t->T * t->T;
     tu_rng r;
-    tu_rng_seed(&r, 17 + (uint64_t)_i);
+    tu_rng_seed(&r, 17 + (uint64_t)(_i / 2));
     att_ctx a = {*t, tu_alloc(n), tu_alloc(n), tu_alloc(n), tu_alloc(n), tu_alloc(na), tu_alloc(n), tu_alloc(n),
                  tu_alloc(n), tu_alloc(attention_scratch_size(t->B, t->T, t->NH, t->HS))};
     float *y2 = tu_alloc(n), *att2 = tu_alloc(na), *dy = tu_alloc(n);
@@ -1044,9 +1061,9 @@ static Suite *layers_suite(void)
     Suite *s = suite_create("layers");
     TCase *core = tcase_create("Core");
     tcase_set_timeout(core, 60);
-    tcase_add_loop_test(core, test_conv_fast_vs_naive, 0, NCONV);
-    tcase_add_loop_test(core, test_conv_gradcheck, 0, NCONV);
-    tcase_add_loop_test(core, test_conv_null_dw, 0, NCONV);
+    tcase_add_loop_test(core, test_conv_fast_vs_naive, 0, 2 * NCONV);
+    tcase_add_loop_test(core, test_conv_gradcheck, 0, 2 * NCONV);
+    tcase_add_loop_test(core, test_conv_null_dw, 0, 2 * NCONV);
     tcase_add_test(core, test_conv_chunks);
     tcase_add_loop_test(core, test_conv_threads, 0, (int)(sizeof thread_cases / sizeof thread_cases[0]));
     tcase_add_loop_test(core, test_pool, 0, NPOOL);
@@ -1059,7 +1076,7 @@ static Suite *layers_suite(void)
     tcase_add_test(core, test_batchnorm_offset);
     tcase_add_loop_test(core, test_layernorm, 0, 3);
     tcase_add_test(core, test_layernorm_threads);
-    tcase_add_loop_test(core, test_attention, 0, NATT);
+    tcase_add_loop_test(core, test_attention, 0, 2 * NATT);
     tcase_add_test(core, test_attention_by_hand);
     tcase_add_test(core, test_attention_threads);
     tcase_add_loop_test(core, test_patch_embed, 0, 4);

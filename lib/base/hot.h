@@ -17,6 +17,7 @@
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__gnu_linux__) && \
     !defined(OIALR_NO_CLONES)
 #define OIALR_HOT __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#define OIALR_HOT_CLONES 1
 #else
 #define OIALR_HOT
 #endif

@@ -66,11 +66,11 @@ static int direct_shape(const conv2d_dims *d)
 }
 /* measured (bench_kernels): 1x1 stride 2 is slower direct (3/4 of the phase
  * planes are copied for nothing), so the shortcuts stay on the GEMM */
-static int direct_fwd(const conv2d_dims *d)
+static int fwd_shape(const conv2d_dims *d)
 {
     return direct_shape(d) && d->OC % 16 == 0 && !(d->KH == 1 && d->stride == 2);
 }
-static int direct_dinp(const conv2d_dims *d)
+static int dinp_shape(const conv2d_dims *d)
 {
     return d->KH == 3 && d->KW == 3 && d->pad == 1 && d->stride == 1 && d->C % 16 == 0;
 }
@@ -80,10 +80,17 @@ static int direct_dinp(const conv2d_dims *d)
  * 70-72% vs 65-67%, 16->32 s2 47-48% vs 48-50%; with 32 and 64 input
  * channels sgemm was as fast or faster (32->64 s2: 39-48% vs 68%), so those
  * keep it. */
-static int direct_dw(const conv2d_dims *d)
+static int dw_shape(const conv2d_dims *d)
 {
     return d->KH == 3 && d->KW == 3 && d->pad == 1 && (d->stride == 1 || d->stride == 2) && d->C <= 16;
 }
+/* The kernels are used where v16 pays (nn_vec16_fast: AVX-512). Measured on
+ * an AVX2 EPYC (bench_kernels, 2026-12-02), GCC's split 16-float code ran
+ * the direct 16->16 conv at 18% of sgemm against the im2col path's
+ * (docs/bench.md). The scratch is sized for the shape either way. */
+static int direct_fwd(const conv2d_dims *d) { return fwd_shape(d) && nn_vec16_fast(); }
+static int direct_dinp(const conv2d_dims *d) { return dinp_shape(d) && nn_vec16_fast(); }
+static int direct_dw(const conv2d_dims *d) { return dw_shape(d) && nn_vec16_fast(); }
 
 /* Where the kernel reads: H x W planes (zero padded by pad, split into S*S
  * phases of Hq x Wq, each lq floats, ps apart), nq outputs per plane (OH rows
@@ -148,16 +155,16 @@ static int dw_group_size(const conv2d_dims *d, int B)
 static size_t direct_floats(const conv2d_dims *d, int B)
 {
     size_t n = 0;
-    if (direct_dw(d)) {
+    if (dw_shape(d)) {
         const dir_geom g = dir_group(dir_fwd_geom(d), dw_group_size(d, B));
         n = (size_t)d->C * g.lc + (size_t)d->OC * g.ps;
     }
-    if (direct_fwd(d)) {
+    if (fwd_shape(d)) {
         dir_geom g = dir_fwd_geom(d);
         size_t m = (size_t)d->C * g.lc + 16 * g.nq;
         if (m > n) n = m;
     }
-    if (direct_dinp(d)) {
+    if (dinp_shape(d)) {
         dir_geom g = dir_dinp_geom(d);
         size_t m = (size_t)d->OC * g.lc + 16 * g.nq;
         if (m > n) n = m;
@@ -512,7 +519,7 @@ static size_t thread_floats(const conv2d_dims *d, int B)
 }
 static size_t packed_floats(const conv2d_dims *d)
 {
-    return direct_fwd(d) || direct_dinp(d) ? (size_t)d->OC * d->C * d->KH * d->KW : 0;
+    return fwd_shape(d) || dinp_shape(d) ? (size_t)d->OC * d->C * d->KH * d->KW : 0;
 }
 
 size_t conv2d_scratch_size(const conv2d_dims *d, int B)

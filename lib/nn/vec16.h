@@ -20,4 +20,12 @@ static inline float hsum16(const v16 *v)
     return s;
 }
 
+/* 1 if the kernels written with v16 pay on this CPU (AVX-512 and its clone;
+ * nn/vec16.c says why and how it was measured), or as forced; the callers
+ * take their BLAS paths otherwise */
+int nn_vec16_fast(void);
+/* tests: force the answer (0 or 1), or back to the CPU's (-1); not
+ * thread-safe, call it between kernels */
+void nn_vec16_force(int fast);
+
 #endif /* OIALR_NN_VEC16_H */
