@@ -22,7 +22,7 @@ OBJCOPY ?= objcopy
 DEPS_PKGS := openblas lapacke hdf5 zlib
 STD   := -std=c11 -D_GNU_SOURCE
 WARN  := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wformat=2
-OPT   := -O2 -g -fno-math-errno -fvect-cost-model=cheap
+OPT   := -O2 -g -fno-math-errno -fno-trapping-math -fvect-cost-model=cheap
 ifeq ($(DEBUG),1)
 OPT   := -O0 -g
 endif
@@ -181,7 +181,18 @@ _results: all
 	$(Q)sh tools/results.sh $(BUILD)
 
 # --- compile ----------------------------------------------------------------
-$(BUILD)/%.o: %.c
+# Objects depend on the flags too: a changed OPT, SANITIZER or CFLAGS
+# rewrites this stamp, and everything is compiled again (a new optimization
+# flag in this Makefile otherwise reached no object that was already built).
+FLAGS_STAMP := $(BUILD)/.flags
+FLAGS_TEXT   = $(CC) $(STD) $(WARN) $(OPT) $(SAN_FLAGS) $(CFLAGS)
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(FLAGS_TEXT)' | cmp -s - $@ || echo '$(FLAGS_TEXT)' > $@
+FORCE:
+.PHONY: FORCE
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(FINAL_CFLAGS) -c $< -o $@
