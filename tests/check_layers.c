@@ -146,16 +146,16 @@ static void conv_gradcheck(const conv_case *t)
     free(k.x), free(k.w), free(k.b), free(k.y), free(k.dx), free(k.dw), free(k.db), free(k.scratch);
 }
 
-/* Every conv and attention case runs twice (_i = 2 * case + kernels): with
- * the v16 kernels off (the BLAS paths) and forced on, whatever this CPU would
- * choose (nn_vec16_fast), so both paths are tested on every machine. */
+/* Every conv case runs twice (_i = 2 * case + kernels): with the hand-written
+ * kernels off (the BLAS paths) and the 16-float ones forced on, whatever this
+ * CPU would choose (nn_simd), so both paths are tested on every machine. */
 static const conv_case *conv_case_kernels(int i)
 {
-    nn_vec16_force(i % 2);
+    nn_simd_force(i % 2 ? NN_SIMD_V16 : NN_SIMD_BLAS);
     const conv_case *t = &conv_cases[i / 2];
     const conv2d_dims d = conv2d_make(t->C, t->H, t->W, t->OC, t->KH, t->KW, t->stride, t->pad);
     if (i % 2 == 0)
-        ck_assert_msg(strstr(conv2d_kernel_name(&d, t->B), "direct") == NULL, "v16 off: %s",
+        ck_assert_msg(strstr(conv2d_kernel_name(&d, t->B), "direct") == NULL, "kernels off: %s",
                       conv2d_kernel_name(&d, t->B));
     return t;
 }
@@ -746,13 +746,19 @@ static void att_bwd(void *c, const float *dy)
 
 START_TEST(test_attention)
 {
-    const att_case *t = &att_cases[_i / 2];
-    nn_vec16_force(_i % 2); /* the fused kernel off, then forced on (see conv_case_kernels) */
-    if (_i % 2 == 0) ck_assert_str_eq(attention_kernel_name(t->T, t->HS), "sgemm per head");
+    /* each case three times: the sgemm kernel, the fused one of 8 floats
+     * (on an AVX2 CPU; else the sgemm one again), of 16 floats */
+    const att_case *t = &att_cases[_i / 3];
+    const int level = nn_simd_force(_i % 3), fused = t->T <= 32 && t->HS % 16 == 0;
+    const char *name = attention_kernel_name(t->T, t->HS);
+    if (level == NN_SIMD_BLAS || !fused)
+        ck_assert_str_eq(name, "sgemm per head");
+    else
+        ck_assert_str_eq(name, level == NN_SIMD_V8 ? "fused per head (8-float)" : "fused per head (16-float)");
     const int C = t->NH * t->HS;
     const size_t n = (size_t)t->B * t->T * C, na = (size_t)t->B * t->NH * t->T * t->T;
     tu_rng r;
-    tu_rng_seed(&r, 17 + (uint64_t)(_i / 2));
+    tu_rng_seed(&r, 17 + (uint64_t)(_i / 3));
     att_ctx a = {*t, tu_alloc(n), tu_alloc(n), tu_alloc(n), tu_alloc(n), tu_alloc(na), tu_alloc(n), tu_alloc(n),
                  tu_alloc(n), tu_alloc(attention_scratch_size(t->B, t->T, t->NH, t->HS))};
     float *y2 = tu_alloc(n), *att2 = tu_alloc(na), *dy = tu_alloc(n);
@@ -1076,7 +1082,7 @@ static Suite *layers_suite(void)
     tcase_add_test(core, test_batchnorm_offset);
     tcase_add_loop_test(core, test_layernorm, 0, 3);
     tcase_add_test(core, test_layernorm_threads);
-    tcase_add_loop_test(core, test_attention, 0, 2 * NATT);
+    tcase_add_loop_test(core, test_attention, 0, 3 * NATT);
     tcase_add_test(core, test_attention_by_hand);
     tcase_add_test(core, test_attention_threads);
     tcase_add_loop_test(core, test_patch_embed, 0, 4);

@@ -64,16 +64,17 @@ static void softmax_rows(float *a, int T)
 #define ATT_TP 32     /* score rows padded to 32 */
 #define ATT_MAXHS 64
 
-/* where v16 pays (nn_vec16_fast: AVX-512); on AVX2 GCC's split 16-float
- * code ran this kernel at 2% of sgemm against 28% for sgemm per head */
+/* with a kernel of the CPU's width (nn_simd): on AVX2 GCC's split 16-float
+ * code ran at 2% of sgemm, against 6-11% for sgemm per head */
 static int use_fused(int T, int HS)
 {
-    return T <= ATT_TP && HS % 16 == 0 && HS <= ATT_MAXHS && nn_vec16_fast();
+    return T <= ATT_TP && HS % 16 == 0 && HS <= ATT_MAXHS && nn_simd() != NN_SIMD_BLAS;
 }
 
 const char *attention_kernel_name(int T, int HS)
 {
-    return use_fused(T, HS) ? "fused per head" : "sgemm per head";
+    if (!use_fused(T, HS)) return "sgemm per head";
+    return nn_simd() == NN_SIMD_V8 ? "fused per head (8-float)" : "fused per head (16-float)";
 }
 
 /* exp(x) for x <= 0 (a softmax row minus its max): 2^n * p(r), x = n ln2 + r,
@@ -114,88 +115,48 @@ static inline void pack_t(float *restrict kt, const float *restrict k, int T, in
     }
 }
 
-/* One head: q, k, v, o rows of HS floats C apart; a [T, T]. */
-OIALR_HOT static void head_forward(float *restrict o, float *restrict a, const float *restrict q,
-                                   const float *restrict k, const float *restrict v, int T, int HS, int C,
-                                   float scale)
-{
-    float kt[ATT_MAXHS * ATT_TP], r[ATT_TP];
-    pack_t(kt, k, T, HS, C);
-    for (int i = 0; i < T; i++) {
-        const float *qi = q + (size_t)i * C;
-        v16 s0 = {0}, s1 = {0};
-        for (int e = 0; e < HS; e++) {
-            const float qe = qi[e] * scale;
-            s0 += qe * ld16(kt + e * ATT_TP);
-            s1 += qe * ld16(kt + e * ATT_TP + 16);
-        }
-        st16(r, s0);
-        st16(r + 16, s1);
-        float m = r[0];
-        for (int j = 1; j < T; j++) m = r[j] > m ? r[j] : m;
-        for (int j = 0; j < ATT_TP; j++) r[j] = j < T ? exp_neg(r[j] - m) : 0.0f;
-        const v16 rs = ld16(r) + ld16(r + 16);
-        const float inv = 1.0f / hsum16(&rs);
-        st16(r, ld16(r) * inv);
-        st16(r + 16, ld16(r + 16) * inv);
-        memcpy(a + (size_t)i * T, r, sizeof(float) * (size_t)T);
-        for (int e0 = 0; e0 < HS; e0 += 16) {
-            v16 acc = {0};
-            for (int j = 0; j < T; j++) acc += r[j] * ld16(v + (size_t)j * C + e0);
-            st16(o + (size_t)i * C + e0, acc);
-        }
-    }
-}
+/* the head kernels (nn/attention_head.h): 16-float vectors for AVX-512 (in
+ * the OIALR_HOT clones), 8-float ones for AVX2 */
+#define HEAD_VEC v16
+#define HEAD_VECU v16u
+#define HEAD_VW 16
+#define HEAD_ATTR OIALR_HOT
+#define HEAD_NAME(x) x##_v16
+#include "nn/attention_head.h"
 
-OIALR_HOT static void head_backward(float *restrict dq, float *restrict dk, float *restrict dv,
-                                    const float *restrict g, const float *restrict q, const float *restrict k,
-                                    const float *restrict v, const float *restrict a, int T, int HS, int C,
-                                    float scale)
+#if defined(OIALR_HOT_CLONES)
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
+#define HEAD_VEC v8
+#define HEAD_VECU v8u
+#define HEAD_VW 8
+#define HEAD_ATTR __attribute__((target("arch=x86-64-v3")))
+#define HEAD_NAME(x) x##_v8
+#include "nn/attention_head.h"
+#endif
+
+/* the fused kernel of nn_simd's width (use_fused says it is one) */
+static void head_forward(float *o, float *a, const float *q, const float *k, const float *v, int T, int HS, int C,
+                         float scale)
 {
-    float vt[ATT_MAXHS * ATT_TP], dkl[ATT_TP * ATT_MAXHS], dvl[ATT_TP * ATT_MAXHS], p[ATT_TP], ds[ATT_TP];
-    const int n = T * HS;
-    for (int x = 0; x < n; x++) dkl[x] = 0.0f, dvl[x] = 0.0f;
-    if (dq || dk) pack_t(vt, v, T, HS, C);
-    for (int i = 0; i < T; i++) {
-        const float *ai = a + (size_t)i * T, *gi = g + (size_t)i * C, *qi = q + (size_t)i * C;
-        memcpy(p, ai, sizeof(float) * (size_t)T);
-        memset(p + T, 0, sizeof(float) * (size_t)(ATT_TP - T));
-        if (dv)
-            for (int j = 0; j < T; j++)
-                for (int e0 = 0; e0 < HS; e0 += 16) {
-                    float *d = dvl + j * HS + e0;
-                    st16(d, ld16(d) + p[j] * ld16(gi + e0));
-                }
-        if (!dq && !dk) continue;
-        v16 d0 = {0}, d1 = {0}; /* dP_i = g_i vᵀ */
-        for (int e = 0; e < HS; e++) {
-            const float ge = gi[e];
-            d0 += ge * ld16(vt + e * ATT_TP);
-            d1 += ge * ld16(vt + e * ATT_TP + 16);
-        }
-        const v16 p0 = ld16(p), p1 = ld16(p + 16);
-        const v16 pd = p0 * d0 + p1 * d1;
-        const float dot = hsum16(&pd);
-        st16(ds, p0 * (d0 - dot) * scale);
-        st16(ds + 16, p1 * (d1 - dot) * scale);
-        if (dq)
-            for (int e0 = 0; e0 < HS; e0 += 16) {
-                v16 acc = ld16(dq + (size_t)i * C + e0);
-                for (int j = 0; j < T; j++) acc += ds[j] * ld16(k + (size_t)j * C + e0);
-                st16(dq + (size_t)i * C + e0, acc);
-            }
-        if (dk)
-            for (int j = 0; j < T; j++)
-                for (int e0 = 0; e0 < HS; e0 += 16) {
-                    float *d = dkl + j * HS + e0;
-                    st16(d, ld16(d) + ds[j] * ld16(qi + e0));
-                }
+#if defined(OIALR_HOT_CLONES)
+    if (nn_simd() == NN_SIMD_V8) {
+        head_forward_v8(o, a, q, k, v, T, HS, C, scale);
+        return;
     }
-    for (int j = 0; j < T; j++)
-        for (int e0 = 0; e0 < HS; e0 += 16) {
-            if (dk) st16(dk + (size_t)j * C + e0, ld16(dk + (size_t)j * C + e0) + ld16(dkl + j * HS + e0));
-            if (dv) st16(dv + (size_t)j * C + e0, ld16(dv + (size_t)j * C + e0) + ld16(dvl + j * HS + e0));
-        }
+#endif
+    head_forward_v16(o, a, q, k, v, T, HS, C, scale);
+}
+static void head_backward(float *dq, float *dk, float *dv, const float *g, const float *q, const float *k,
+                          const float *v, const float *a, int T, int HS, int C, float scale)
+{
+#if defined(OIALR_HOT_CLONES)
+    if (nn_simd() == NN_SIMD_V8) {
+        head_backward_v8(dq, dk, dv, g, q, k, v, a, T, HS, C, scale);
+        return;
+    }
+#endif
+    head_backward_v16(dq, dk, dv, g, q, k, v, a, T, HS, C, scale);
 }
 
 // ---------------------------------------------------------------------------

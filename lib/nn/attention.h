@@ -34,7 +34,7 @@ void attention_backward_naive(float *dq, float *dk, float *dv, const float *dout
                               const float *k, const float *v, const float *att, int B, int T, int NH, int HS);
 
 /* The kernel attention_forward/backward use for heads of T x HS (a static
- * string, for benchmarks): "fused per head" or "sgemm per head". */
+ * string, for benchmarks): "fused per head (16-float)", "fused per head (8-float)" or "sgemm per head". */
 const char *attention_kernel_name(int T, int HS);
 
 /* FLOPs of one forward: 4*B*NH*T*T*HS (two T x T x HS products). */

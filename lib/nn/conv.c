@@ -84,13 +84,13 @@ static int dw_shape(const conv2d_dims *d)
 {
     return d->KH == 3 && d->KW == 3 && d->pad == 1 && (d->stride == 1 || d->stride == 2) && d->C <= 16;
 }
-/* The kernels are used where v16 pays (nn_vec16_fast: AVX-512). Measured on
+/* The kernels are used where v16 pays (nn_simd: AVX-512). Measured on
  * an AVX2 EPYC (bench_kernels, 2026-12-02), GCC's split 16-float code ran
  * the direct 16->16 conv at 18% of sgemm against the im2col path's
  * (docs/bench.md). The scratch is sized for the shape either way. */
-static int direct_fwd(const conv2d_dims *d) { return fwd_shape(d) && nn_vec16_fast(); }
-static int direct_dinp(const conv2d_dims *d) { return dinp_shape(d) && nn_vec16_fast(); }
-static int direct_dw(const conv2d_dims *d) { return dw_shape(d) && nn_vec16_fast(); }
+static int direct_fwd(const conv2d_dims *d) { return fwd_shape(d) && (nn_simd() == NN_SIMD_V16); }
+static int direct_dinp(const conv2d_dims *d) { return dinp_shape(d) && (nn_simd() == NN_SIMD_V16); }
+static int direct_dw(const conv2d_dims *d) { return dw_shape(d) && (nn_simd() == NN_SIMD_V16); }
 
 /* Where the kernel reads: H x W planes (zero padded by pad, split into S*S
  * phases of Hq x Wq, each lq floats, ps apart), nq outputs per plane (OH rows

@@ -1,19 +1,23 @@
 /*
- * nn/vec16.c — whether the 16-float kernels pay on this CPU (nn/vec16.h).
+ * nn/vec16.c — which hand-written kernels pay on this CPU (nn_simd,
+ * nn/vec16.h).
  *
  * The direct conv kernels and the fused attention keep up to 32 accumulators
  * of 16 floats in registers: one zmm each with AVX-512 (the x86-64-v4 clone
  * of OIALR_HOT). On an AVX2-only CPU GCC splits every 16-float value into two
  * ymm of only 16 registers, spills most of them and stores results a float
  * at a time: measured on an AVX2 EPYC (Zen 2), 2026-12-02, the direct 16->16
- * conv ran at 18% of sgemm and the fused attention at 2%, against 60-70% and
- * 28% for the im2col + sgemm and sgemm-per-head paths (docs/bench.md). So
- * the kernels are used where the CPU has AVX-512 and the build has its clone,
- * and the BLAS paths elsewhere.
+ * conv ran at 11% of sgemm and the fused attention at 2%, against 45-57% and
+ * 6-11% for the im2col + sgemm and sgemm-per-head paths (docs/bench.md). So
+ * the 16-float kernels are used where the CPU has AVX-512 and the build has
+ * its clone (NN_SIMD_V16); on AVX2 (NN_SIMD_V8) the attention has an 8-float
+ * build of its fused kernel and the convs take their BLAS paths.
  *
- * OIALR_KERNELS=direct|blas in the environment overrides the choice (read
- * once), for A/B measurements on one build; tests choose per case with
- * nn_vec16_force.
+ * OIALR_KERNELS=blas|avx2|avx512 in the environment overrides the choice
+ * (read once), for A/B measurements on one build; avx2 needs an AVX2 CPU
+ * (the 8-float kernels are built for it alone), the 16-float kernels run
+ * anywhere (slowly without AVX-512). Tests choose per case with
+ * nn_simd_force.
  */
 #include "nn/vec16.h"
 
@@ -23,36 +27,46 @@
 
 #include "base/hot.h"
 
-static int forced = -1; /* nn_vec16_force: -1 none, else the answer */
-static int chosen;
+static int forced = -1; /* nn_simd_force: -1 none, else the level */
+static int chosen, cpu;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static int cpu_has_v4(void)
+static int cpu_level(void)
 {
 #if defined(OIALR_HOT_CLONES)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("x86-64-v4") ? 1 : 0;
-#else
-    return 0;
+    if (__builtin_cpu_supports("x86-64-v4")) return NN_SIMD_V16;
+    if (__builtin_cpu_supports("x86-64-v3")) return NN_SIMD_V8;
 #endif
+    return NN_SIMD_BLAS;
 }
+
+/* the 8-float kernels only where the CPU runs them */
+static int cap(int level) { return level == NN_SIMD_V8 && cpu < NN_SIMD_V8 ? NN_SIMD_BLAS : level; }
 
 static void choose(void)
 {
+    cpu = cpu_level();
     const char *e = getenv("OIALR_KERNELS");
-    if (e && strcmp(e, "direct") == 0)
-        chosen = 1;
-    else if (e && strcmp(e, "blas") == 0)
-        chosen = 0;
+    if (e && strcmp(e, "blas") == 0)
+        chosen = NN_SIMD_BLAS;
+    else if (e && strcmp(e, "avx2") == 0)
+        chosen = cap(NN_SIMD_V8);
+    else if (e && strcmp(e, "avx512") == 0)
+        chosen = NN_SIMD_V16;
     else
-        chosen = cpu_has_v4();
+        chosen = cpu;
 }
 
-int nn_vec16_fast(void)
+int nn_simd(void)
 {
-    if (forced >= 0) return forced;
     pthread_once(&once, choose);
-    return chosen;
+    return forced >= 0 ? forced : chosen;
 }
 
-void nn_vec16_force(int fast) { forced = fast < 0 ? -1 : fast != 0; }
+int nn_simd_force(int level)
+{
+    pthread_once(&once, choose);
+    forced = level < 0 ? -1 : cap(level);
+    return nn_simd();
+}

@@ -20,12 +20,15 @@ static inline float hsum16(const v16 *v)
     return s;
 }
 
-/* 1 if the kernels written with v16 pay on this CPU (AVX-512 and its clone;
- * nn/vec16.c says why and how it was measured), or as forced; the callers
- * take their BLAS paths otherwise */
-int nn_vec16_fast(void);
-/* tests: force the answer (0 or 1), or back to the CPU's (-1); not
- * thread-safe, call it between kernels */
-void nn_vec16_force(int fast);
+/* Which hand-written kernels to use (nn/vec16.c says why and how it was
+ * measured): the 16-float ones (AVX-512 and its clone), the 8-float builds
+ * (AVX2), or none (the BLAS paths); as the CPU has it, OIALR_KERNELS says,
+ * or as forced. */
+enum { NN_SIMD_BLAS = 0, NN_SIMD_V8 = 1, NN_SIMD_V16 = 2 };
+int nn_simd(void);
+/* tests: force a level (NN_SIMD_V8 only on an AVX2 CPU, else BLAS), or back
+ * to the CPU's (-1); returns the level now in force. Not thread-safe: call
+ * it between kernels. */
+int nn_simd_force(int level);
 
 #endif /* OIALR_NN_VEC16_H */
