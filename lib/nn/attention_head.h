@@ -20,6 +20,22 @@ static inline float HEAD_NAME(hsum)(HEAD_VEC v)
     return s;
 }
 
+/* *acc += sum over j < T of w[j] * x[j*C .. j*C + HEAD_VW), the even and odd
+ * j in two chains of adds (one chain was bound by the add latency); inlined
+ * into each build (no vector passes by value) */
+static inline __attribute__((always_inline)) void HEAD_NAME(row_axpy)(float *restrict acc, const float *restrict w,
+                                                                      const float *restrict x, int T, int C)
+{
+    HEAD_VEC a = HLD(acc), a2 = {0};
+    int j = 0;
+    for (; j + 1 < T; j += 2) {
+        a += w[j] * HLD(x + (size_t)j * C);
+        a2 += w[j + 1] * HLD(x + (size_t)(j + 1) * C);
+    }
+    if (j < T) a += w[j] * HLD(x + (size_t)j * C);
+    HST(acc, a + a2);
+}
+
 /* One head: q, k, v, o rows of HS floats C apart; a [T, T]. */
 HEAD_ATTR static void HEAD_NAME(head_forward)(float *restrict o, float *restrict a, const float *restrict q,
                                               const float *restrict k, const float *restrict v, int T, int HS,
@@ -29,16 +45,19 @@ HEAD_ATTR static void HEAD_NAME(head_forward)(float *restrict o, float *restrict
     pack_t(kt, k, T, HS, C);
     for (int i = 0; i < T; i++) {
         const float *qi = q + (size_t)i * C;
-        HEAD_VEC s[HEAD_NV];
+        HEAD_VEC s[HEAD_NV], s2[HEAD_NV]; /* even and odd e: two chains of adds */
 #pragma GCC unroll 4
-        for (int n = 0; n < HEAD_NV; n++) s[n] = (HEAD_VEC){0};
-        for (int e = 0; e < HS; e++) {
-            const float qe = qi[e] * scale;
+        for (int n = 0; n < HEAD_NV; n++) s[n] = (HEAD_VEC){0}, s2[n] = (HEAD_VEC){0};
+        for (int e = 0; e < HS; e += 2) { /* HS is a multiple of 16 */
+            const float qe = qi[e] * scale, qf = qi[e + 1] * scale;
 #pragma GCC unroll 4
-            for (int n = 0; n < HEAD_NV; n++) s[n] += qe * HLD(kt + e * ATT_TP + n * HEAD_VW);
+            for (int n = 0; n < HEAD_NV; n++) {
+                s[n] += qe * HLD(kt + e * ATT_TP + n * HEAD_VW);
+                s2[n] += qf * HLD(kt + (e + 1) * ATT_TP + n * HEAD_VW);
+            }
         }
 #pragma GCC unroll 4
-        for (int n = 0; n < HEAD_NV; n++) HST(r + n * HEAD_VW, s[n]);
+        for (int n = 0; n < HEAD_NV; n++) HST(r + n * HEAD_VW, s[n] + s2[n]);
         float m = r[0];
         for (int j = 1; j < T; j++) m = r[j] > m ? r[j] : m;
         for (int j = 0; j < ATT_TP; j++) r[j] = j < T ? exp_neg(r[j] - m) : 0.0f;
@@ -50,9 +69,9 @@ HEAD_ATTR static void HEAD_NAME(head_forward)(float *restrict o, float *restrict
         for (int n = 0; n < HEAD_NV; n++) HST(r + n * HEAD_VW, HLD(r + n * HEAD_VW) * inv);
         memcpy(a + (size_t)i * T, r, sizeof(float) * (size_t)T);
         for (int e0 = 0; e0 < HS; e0 += HEAD_VW) {
-            HEAD_VEC acc = {0};
-            for (int j = 0; j < T; j++) acc += r[j] * HLD(v + (size_t)j * C + e0);
-            HST(o + (size_t)i * C + e0, acc);
+            float *oi = o + (size_t)i * C + e0;
+            HST(oi, (HEAD_VEC){0});
+            HEAD_NAME(row_axpy)(oi, r, v + e0, T, C);
         }
     }
 }
@@ -80,11 +99,19 @@ HEAD_ATTR static void HEAD_NAME(head_backward)(float *restrict dq, float *restri
         HEAD_VEC dp[HEAD_NV]; /* dP_i = g_i vᵀ */
 #pragma GCC unroll 4
         for (int b = 0; b < HEAD_NV; b++) dp[b] = (HEAD_VEC){0};
-        for (int e = 0; e < HS; e++) {
-            const float ge = gi[e];
+        HEAD_VEC dp2[HEAD_NV];
 #pragma GCC unroll 4
-            for (int b = 0; b < HEAD_NV; b++) dp[b] += ge * HLD(vt + e * ATT_TP + b * HEAD_VW);
+        for (int b = 0; b < HEAD_NV; b++) dp2[b] = (HEAD_VEC){0};
+        for (int e = 0; e < HS; e += 2) {
+            const float ge = gi[e], gf = gi[e + 1];
+#pragma GCC unroll 4
+            for (int b = 0; b < HEAD_NV; b++) {
+                dp[b] += ge * HLD(vt + e * ATT_TP + b * HEAD_VW);
+                dp2[b] += gf * HLD(vt + (e + 1) * ATT_TP + b * HEAD_VW);
+            }
         }
+#pragma GCC unroll 4
+        for (int b = 0; b < HEAD_NV; b++) dp[b] += dp2[b];
         HEAD_VEC pd = HLD(p) * dp[0];
 #pragma GCC unroll 4
         for (int b = 1; b < HEAD_NV; b++) pd += HLD(p + b * HEAD_VW) * dp[b];
@@ -92,11 +119,7 @@ HEAD_ATTR static void HEAD_NAME(head_backward)(float *restrict dq, float *restri
 #pragma GCC unroll 4
         for (int b = 0; b < HEAD_NV; b++) HST(ds + b * HEAD_VW, HLD(p + b * HEAD_VW) * (dp[b] - dot) * scale);
         if (dq)
-            for (int e0 = 0; e0 < HS; e0 += HEAD_VW) {
-                HEAD_VEC acc = HLD(dq + (size_t)i * C + e0);
-                for (int j = 0; j < T; j++) acc += ds[j] * HLD(k + (size_t)j * C + e0);
-                HST(dq + (size_t)i * C + e0, acc);
-            }
+            for (int e0 = 0; e0 < HS; e0 += HEAD_VW) HEAD_NAME(row_axpy)(dq + (size_t)i * C + e0, ds, k + e0, T, C);
         if (dk)
             for (int j = 0; j < T; j++)
                 for (int e0 = 0; e0 < HS; e0 += HEAD_VW) {
