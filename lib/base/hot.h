@@ -10,6 +10,10 @@
  * .resolver global with default visibility, ignoring -fvisibility=hidden and
  * visibility attributes, so liboialr.so would export them
  * (tests/check_symbols.sh fails on that).
+ *
+ * OIALR_HOT_CLONES is defined where the clones are made: code that picks a
+ * kernel by CPU level itself (nn_simd, nn/vec16.h) may use
+ * __builtin_cpu_supports and target("arch=x86-64-v3") functions there.
  */
 #ifndef OIALR_HOT_H
 #define OIALR_HOT_H
