@@ -133,6 +133,16 @@ static int is_png(const char *name) {
     return n == 8 && memcmp(m, "\x89PNG\r\n\x1a\n", 8) == 0 && size > 5000;
 }
 
+/* --val 0: no validation set; the epoch line says "val -", not "val nan%" */
+START_TEST(train_no_validation) {
+    int rc = run("train --dataset synthetic --model mlp:8 --epochs 1 --batch 64 --val 0 --threads 1");
+    ck_assert_msg(rc == 0, "train failed:\n%s", out);
+    ck_assert_msg(strstr(out, "  val -  test ") && !strstr(out, "val nan"), "%s", out);
+    rc = run("train --dataset synthetic --model mlp:8 --epochs 1 --batch 64 --val 100 --threads 1");
+    ck_assert_msg(rc == 0 && strstr(out, "%  val ") && !strstr(out, "val -"), "%s", out);
+}
+END_TEST
+
 START_TEST(train_record_analyze_plot) {
     int rc = run("train --dataset synthetic --model mlp:32 --epochs 2 --batch 64 --val 500 --threads 1 "
                  "--record run.h5 --every 20");
@@ -318,6 +328,7 @@ static Suite *cli_suite(void) {
     TCase *core = tcase_create("Core");
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_test(core, help_everywhere);
+    tcase_add_test(core, train_no_validation);
     tcase_add_test(core, train_record_analyze_plot);
     tcase_add_test(core, cifar10_end_to_end);
     tcase_add_test(core, oialr_run);

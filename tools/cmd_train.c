@@ -132,9 +132,11 @@ static int ui_epoch_end(oialr_trainer *t, void *user) {
         if (ui->prog.tty) fprintf(stderr, "\r\033[K");
         char share[32] = "";
         if (ui->lowrank) snprintf(share, sizeof share, "  trainable %.1f%%", 100.0 * m->trainable_fraction);
-        fprintf(stderr, "epoch %d/%d  loss %.4f  train %.2f%%  val %.2f%%  test %.2f%%%s  %.0f samples/s  %.1fs\n",
-                m->epoch + 1, t->cfg.epochs, (double)m->loss, 100.0 * m->train_acc, 100.0 * m->val_acc,
-                100.0 * m->test_acc, share, m->samples_per_s, m->seconds);
+        char val[32] = "-"; /* --val 0: no validation set (val_acc NaN) */
+        if (m->val_acc == m->val_acc) snprintf(val, sizeof val, "%.2f%%", 100.0 * m->val_acc);
+        fprintf(stderr, "epoch %d/%d  loss %.4f  train %.2f%%  val %s  test %.2f%%%s  %.0f samples/s  %.1fs\n",
+                m->epoch + 1, t->cfg.epochs, (double)m->loss, 100.0 * m->train_acc, val, 100.0 * m->test_acc, share,
+                m->samples_per_s, m->seconds);
     }
     return 0;
 }
