@@ -146,17 +146,22 @@ static void conv_gradcheck(const conv_case *t)
     free(k.x), free(k.w), free(k.b), free(k.y), free(k.dx), free(k.dw), free(k.db), free(k.scratch);
 }
 
-/* Every conv case runs twice (_i = 2 * case + kernels): with the hand-written
- * kernels off (the BLAS paths) and the 16-float ones forced on, whatever this
- * CPU would choose (nn_simd), so both paths are tested on every machine. */
+/* Every conv case runs three times (_i = 3 * case + level): with the
+ * hand-written kernels off (the BLAS paths), the 8-float ones (on an AVX2 CPU;
+ * else BLAS again) and the 16-float ones forced on, whatever this CPU would
+ * choose (nn_simd), so every path is tested on every machine. */
 static const conv_case *conv_case_kernels(int i)
 {
-    nn_simd_force(i % 2 ? NN_SIMD_V16 : NN_SIMD_BLAS);
-    const conv_case *t = &conv_cases[i / 2];
+    const int level = nn_simd_force(i % 3);
+    const conv_case *t = &conv_cases[i / 3];
     const conv2d_dims d = conv2d_make(t->C, t->H, t->W, t->OC, t->KH, t->KW, t->stride, t->pad);
-    if (i % 2 == 0)
-        ck_assert_msg(strstr(conv2d_kernel_name(&d, t->B), "direct") == NULL, "kernels off: %s",
-                      conv2d_kernel_name(&d, t->B));
+    const char *name = conv2d_kernel_name(&d, t->B);
+    const int dinp = t->KH == 3 && t->KW == 3 && t->pad == 1 && t->stride == 1 && t->C % 16 == 0;
+    if (level == NN_SIMD_BLAS)
+        ck_assert_msg(strstr(name, "direct") == NULL, "kernels off: %s", name);
+    if (level == NN_SIMD_V8)
+        ck_assert_msg(strcmp(name, "direct (dinp) + im2col/sgemm (fwd, dw)") == 0 || (!dinp && !strstr(name, "direct")),
+                      "8-float: %s", name);
     return t;
 }
 
@@ -1067,9 +1072,9 @@ static Suite *layers_suite(void)
     Suite *s = suite_create("layers");
     TCase *core = tcase_create("Core");
     tcase_set_timeout(core, 60);
-    tcase_add_loop_test(core, test_conv_fast_vs_naive, 0, 2 * NCONV);
-    tcase_add_loop_test(core, test_conv_gradcheck, 0, 2 * NCONV);
-    tcase_add_loop_test(core, test_conv_null_dw, 0, 2 * NCONV);
+    tcase_add_loop_test(core, test_conv_fast_vs_naive, 0, 3 * NCONV);
+    tcase_add_loop_test(core, test_conv_gradcheck, 0, 3 * NCONV);
+    tcase_add_loop_test(core, test_conv_null_dw, 0, 3 * NCONV);
     tcase_add_test(core, test_conv_chunks);
     tcase_add_loop_test(core, test_conv_threads, 0, (int)(sizeof thread_cases / sizeof thread_cases[0]));
     tcase_add_loop_test(core, test_pool, 0, NPOOL);

@@ -84,12 +84,15 @@ static int dw_shape(const conv2d_dims *d)
 {
     return d->KH == 3 && d->KW == 3 && d->pad == 1 && (d->stride == 1 || d->stride == 2) && d->C <= 16;
 }
-/* The kernels are used where v16 pays (nn_simd: AVX-512). Measured on
- * an AVX2 EPYC (bench_kernels, 2026-12-02), GCC's split 16-float code ran
- * the direct 16->16 conv at 18% of sgemm against the im2col path's
- * (docs/bench.md). The scratch is sized for the shape either way. */
+/* The 16-float kernels are used where they pay (nn_simd: AVX-512). On an
+ * AVX2 EPYC (bench_kernels, 2026-12-02) GCC's split 16-float code ran the
+ * direct 16->16 conv at 11% of sgemm against 45-57% for im2col + sgemm; the
+ * 8-float build (direct_block8) is used there for the input gradient
+ * (16->16 48-52% -> 60-62%, 32->32 65-66% -> 70%, 64->64 74-75% -> 80-82%
+ * for the whole layer) and not for the forward (level, docs/bench.md). The
+ * scratch is sized for the shape either way. */
 static int direct_fwd(const conv2d_dims *d) { return fwd_shape(d) && (nn_simd() == NN_SIMD_V16); }
-static int direct_dinp(const conv2d_dims *d) { return dinp_shape(d) && (nn_simd() == NN_SIMD_V16); }
+static int direct_dinp(const conv2d_dims *d) { return dinp_shape(d) && (nn_simd() != NN_SIMD_BLAS); }
 static int direct_dw(const conv2d_dims *d) { return dw_shape(d) && (nn_simd() == NN_SIMD_V16); }
 
 /* Where the kernel reads: H x W planes (zero padded by pad, split into S*S
@@ -174,10 +177,18 @@ static size_t direct_floats(const conv2d_dims *d, int B)
 
 const char *conv2d_kernel_name(const conv2d_dims *d, int B)
 {
-    if (direct_fwd(d) && direct_dinp(d) && direct_dw(d)) return "direct (fwd, dinp, dw)";
-    if (direct_fwd(d) && direct_dw(d)) return "direct (fwd, dw) + im2col/sgemm (dinp)";
-    if (direct_dw(d)) return "direct (dw) + im2col/sgemm (fwd, dinp)";
-    if (direct_fwd(d)) return "direct (fwd) + im2col/sgemm (bwd)";
+    static const char *const names[8] = {
+        NULL,
+        "direct (fwd) + im2col/sgemm (dinp, dw)",
+        "direct (dinp) + im2col/sgemm (fwd, dw)",
+        "direct (fwd, dinp) + im2col/sgemm (dw)",
+        "direct (dw) + im2col/sgemm (fwd, dinp)",
+        "direct (fwd, dw) + im2col/sgemm (dinp)",
+        "direct (dinp, dw) + im2col/sgemm (fwd)",
+        "direct (fwd, dinp, dw)",
+    };
+    const int k = direct_fwd(d) | direct_dinp(d) << 1 | direct_dw(d) << 2;
+    if (k) return names[k];
     return conv2d_chunk(d, B) == 1 ? "im2col + sgemm, 1 sample a chunk" : "im2col + sgemm, several samples a chunk";
 }
 
@@ -207,6 +218,60 @@ OIALR_HOT static void direct_block(float *restrict obuf, const float *restrict i
         for (int o = 0; o < 16; o++) st16(obuf + (size_t)o * nq + q, acc[o]);
     }
 }
+
+#if defined(OIALR_HOT_CLONES)
+/* The same product for AVX2 (16 ymm registers of 8 floats; nn_simd() ==
+ * NN_SIMD_V8): 16 outputs x 16 channels would need 32 of them, so each 16
+ * outputs are done as channel groups of 6, 6 and 4 x 2 vectors (12
+ * accumulators; per tap 2 loads of x and NO broadcasts). Used for the input
+ * gradient only (direct_dinp): there it beat im2col + sgemm + col2im, as a
+ * forward it did not (docs/layers.md). */
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
+
+__attribute__((target("arch=x86-64-v3"), always_inline)) static inline void
+block8_group(float *restrict obuf, const float *restrict in, const float *restrict wp, int cin, const size_t *off,
+             int nt, size_t lc, size_t nq, size_t q, int o0, const int NO)
+{
+    v8 a0[6], a1[6];
+#pragma GCC unroll 6
+    for (int o = 0; o < NO; o++) a0[o] = (v8){0}, a1[o] = (v8){0};
+    for (int c = 0; c < cin; c++) {
+        const float *x = in + (size_t)c * lc + q;
+        const float *wc = wp + (size_t)c * nt * 16 + o0;
+#pragma GCC unroll 9
+        for (int t = 0; t < nt; t++) {
+            const v8 x0 = *(const v8u *)(x + off[t]), x1 = *(const v8u *)(x + off[t] + 8);
+            const float *wt = wc + t * 16;
+#pragma GCC unroll 6
+            for (int o = 0; o < NO; o++) {
+                a0[o] += wt[o] * x0;
+                a1[o] += wt[o] * x1;
+            }
+        }
+    }
+#pragma GCC unroll 6
+    for (int o = 0; o < NO; o++) {
+        *(v8u *)(obuf + (size_t)(o0 + o) * nq + q) = a0[o];
+        *(v8u *)(obuf + (size_t)(o0 + o) * nq + q + 8) = a1[o];
+    }
+}
+
+__attribute__((target("arch=x86-64-v3"))) static void direct_block8(float *restrict obuf, const float *restrict in,
+                                                                    const float *restrict wp, int cin,
+                                                                    const dir_geom *g)
+{
+    const int nt = g->ntap;
+    const size_t nq = g->nq, lc = g->lc;
+    size_t off[9];
+    for (int t = 0; t < nt; t++) off[t] = g->off[t];
+    for (size_t q = 0; q < nq; q += 16) {
+        block8_group(obuf, in, wp, cin, off, nt, lc, nq, q, 0, 6);
+        block8_group(obuf, in, wp, cin, off, nt, lc, nq, q, 6, 6);
+        block8_group(obuf, in, wp, cin, off, nt, lc, nq, q, 12, 4);
+    }
+}
+#endif
 
 /* planes [n][H][W] -> the buffers' interiors (the borders are zeroed by the
  * caller once per call): row ih + pad of the padded plane is row (ih+pad)/S
@@ -549,7 +614,13 @@ static void direct_run(float *dst, const float *src, const float *wp, const floa
     for (int s = lo; s < hi; s++) {
         pad_planes(buf, src + (size_t)s * inS, cin, g);
         for (int ob = 0; ob < cout / 16; ob++) {
-            direct_block(obuf, buf, wp + (size_t)ob * cin * nt * 16, cin, g);
+            const float *wb = wp + (size_t)ob * cin * nt * 16;
+#if defined(OIALR_HOT_CLONES)
+            if (nn_simd() == NN_SIMD_V8) {
+                direct_block8(obuf, buf, wb, cin, g);
+            } else
+#endif
+                direct_block(obuf, buf, wb, cin, g);
             for (int o = 0; o < 16; o++) {
                 float *y = dst + ((size_t)s * cout + ob * 16 + o) * P;
                 const float *r = obuf + (size_t)o * nq;
