@@ -133,11 +133,18 @@ static int is_png(const char *name) {
     return n == 8 && memcmp(m, "\x89PNG\r\n\x1a\n", 8) == 0 && size > 5000;
 }
 
-/* --val 0: no validation set; the epoch line says "val -", not "val nan%" */
+/* --val 0: no validation set; the epoch line says "val -", not "val nan%";
+ * and the "kernels:" line names the kernels picked */
 START_TEST(train_no_validation) {
     int rc = run("train --dataset synthetic --model mlp:8 --epochs 1 --batch 64 --val 0 --threads 1");
     ck_assert_msg(rc == 0, "train failed:\n%s", out);
     ck_assert_msg(strstr(out, "  val -  test ") && !strstr(out, "val nan"), "%s", out);
+    /* and it says which kernels it picked; OIALR_KERNELS chooses them */
+    ck_assert_msg(strstr(out, "\nkernels: avx512: ") || strstr(out, "\nkernels: avx2: ") ||
+                      strstr(out, "\nkernels: blas: "),
+                  "%s", out);
+    rc = run_under("OIALR_KERNELS=blas", "train --dataset synthetic --model mlp:8 --epochs 1 --val 0 --threads 1");
+    ck_assert_msg(rc == 0 && strstr(out, "\nkernels: blas: convs im2col + sgemm"), "%s", out);
     rc = run("train --dataset synthetic --model mlp:8 --epochs 1 --batch 64 --val 100 --threads 1");
     ck_assert_msg(rc == 0 && strstr(out, "%  val ") && !strstr(out, "val -"), "%s", out);
 }

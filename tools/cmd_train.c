@@ -543,6 +543,7 @@ static int train_main(train_args *A, int argc, char **argv) {
     }
     if (!quiet) {
         fprintf(stderr, "model: %s\n", oialr_model_spec(model));
+        fprintf(stderr, "kernels: %s\n", oialr_kernels_name());
         oialr_model_describe(model, stderr);
     }
 

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "base/hot.h"
+#include "oialr/model.h"
 
 static int forced = -1; /* nn_simd_force: -1 none, else the level */
 static int chosen, cpu;
@@ -69,4 +70,15 @@ int nn_simd_force(int level)
     pthread_once(&once, choose);
     forced = level < 0 ? -1 : cap(level);
     return nn_simd();
+}
+
+const char *oialr_kernels_name(void)
+{
+    switch (nn_simd()) {
+    case NN_SIMD_V16: return "avx512: direct 3x3 convs, fused attention (16-float vectors)";
+    case NN_SIMD_V8:
+        return "avx2: direct input gradient of stride-1 3x3 convs, fused attention (8-float vectors); "
+               "other convs im2col + sgemm";
+    default: return "blas: convs im2col + sgemm, attention sgemm per head";
+    }
 }

@@ -37,6 +37,10 @@ OIALR_API const char *oialr_model_spec(const oialr_model *m);
 OIALR_API void oialr_model_describe(const oialr_model *m, FILE *f);
 /* Floating-point operations of a forward pass for one sample. */
 OIALR_API double oialr_model_flops(const oialr_model *m);
+/* Which layer kernels this CPU runs, one line: "avx512: ...", "avx2: ..." or
+ * "blas: ..." (chosen at load time by the CPU's vector level, or by
+ * OIALR_KERNELS=blas|avx2|avx512; docs/layers.md). */
+OIALR_API const char *oialr_kernels_name(void);
 
 /* Forward pass on x [B, c*h*w]; if y != NULL compute the mean loss and the
  * number of correct predictions. train=1 uses dropout / batch statistics. */
