@@ -145,6 +145,10 @@ START_TEST(train_no_validation) {
                   "%s", out);
     rc = run_under("OIALR_KERNELS=blas", "train --dataset synthetic --model mlp:8 --epochs 1 --val 0 --threads 1");
     ck_assert_msg(rc == 0 && strstr(out, "\nkernels: blas: convs im2col + sgemm"), "%s", out);
+    rc = run_under("OIALR_KERNELS=avx-512", "train --dataset synthetic --model mlp:8 --epochs 1 --threads 1");
+    ck_assert_msg(rc == 2 && strstr(out, "OIALR_KERNELS=avx-512: expected blas, avx2 or avx512") &&
+                      !strstr(out, "data:"),
+                  "%s", out);
     rc = run("train --dataset synthetic --model mlp:8 --epochs 1 --batch 64 --val 100 --threads 1");
     ck_assert_msg(rc == 0 && strstr(out, "%  val ") && !strstr(out, "val -"), "%s", out);
 }

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -91,6 +92,9 @@ static void train_usage(FILE *f) {
             "                        the end only); under mpirun, --threads defaults\n"
             "                        to a machine's cores shared by its processes\n"
             "  -h, --help            this help\n"
+            "\n"
+            "environment: OIALR_KERNELS=blas|avx2|avx512 overrides the layer kernels\n"
+            "chosen for this CPU (the 'kernels:' line names them; docs/layers.md)\n"
             "\n"
             "exit status: 0 done, 1 failure, 2 usage error, 3 training diverged (NaN/Inf),\n"
             "130 stopped by a signal (the run checkpoints: continue it with --resume)\n",
@@ -454,6 +458,11 @@ static int train_main(train_args *A, int argc, char **argv) {
     }
     if (sched == OIALR_SCHED_STEP && step_size == 0) {
         fprintf(stderr, "oialr train: --sched step needs --step-size N\n");
+        return 2;
+    }
+    const char *kern = getenv("OIALR_KERNELS"); /* the library ignores other values; a typo should not */
+    if (kern && *kern && strcmp(kern, "blas") && strcmp(kern, "avx2") && strcmp(kern, "avx512")) {
+        fprintf(stderr, "oialr train: OIALR_KERNELS=%s: expected blas, avx2 or avx512\n", kern);
         return 2;
     }
     if (!lowrank && (lo_every || lo_min || lo.keep_first || !lo.keep_last)) {
