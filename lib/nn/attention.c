@@ -125,8 +125,6 @@ static inline void pack_t(float *restrict kt, const float *restrict k, int T, in
 #include "nn/attention_head.h"
 
 #if defined(OIALR_HOT_CLONES)
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
 #define HEAD_VEC v8
 #define HEAD_VECU v8u
 #define HEAD_VW 8

@@ -226,8 +226,6 @@ OIALR_HOT static void direct_block(float *restrict obuf, const float *restrict i
  * accumulators; per tap 2 loads of x and NO broadcasts). Used for the input
  * gradient only (direct_dinp): there it beat im2col + sgemm + col2im, as a
  * forward it did not (docs/layers.md). */
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
 
 __attribute__((target("arch=x86-64-v3"), always_inline)) static inline void
 block8_group(float *restrict obuf, const float *restrict in, const float *restrict wp, int cin, const size_t *off,

@@ -1,5 +1,5 @@
 /*
- * nn/vec16.h — 16 floats as one value, for the hand-written kernels
+ * nn/vec16.h — 16 (and 8) floats as one value, for the hand-written kernels
  * (nn/conv.c, nn/attention.c). GCC's vector extension: one zmm register
  * with AVX-512 (the x86-64-v4 clone of OIALR_HOT, base/hot.h), two ymm with
  * AVX2, portable C elsewhere.
@@ -12,6 +12,9 @@ typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
 #define ld16(p) (*(const v16u *)(p))
 #define st16(p, v) (*(v16u *)(p) = (v))
+/* 8 floats (one ymm), for the AVX2 builds of the kernels (nn_simd) */
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
 
 static inline float hsum16(const v16 *v)
 {
