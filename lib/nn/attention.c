@@ -133,26 +133,31 @@ static inline void pack_t(float *restrict kt, const float *restrict k, int T, in
 #include "nn/attention_head.h"
 #endif
 
-/* the fused kernel of nn_simd's width (use_fused says it is one) */
-static void head_forward(float *o, float *a, const float *q, const float *k, const float *v, int T, int HS, int C,
-                         float scale)
+/* the fused kernel of 8 floats (use8: nn_simd() is NN_SIMD_V8, asked once per
+ * range by the caller) or 16 */
+static void head_forward(int use8, float *o, float *a, const float *q, const float *k, const float *v, int T, int HS,
+                         int C, float scale)
 {
 #if defined(OIALR_HOT_CLONES)
-    if (nn_simd() == NN_SIMD_V8) {
+    if (use8) {
         head_forward_v8(o, a, q, k, v, T, HS, C, scale);
         return;
     }
+#else
+    (void)use8;
 #endif
     head_forward_v16(o, a, q, k, v, T, HS, C, scale);
 }
-static void head_backward(float *dq, float *dk, float *dv, const float *g, const float *q, const float *k,
+static void head_backward(int use8, float *dq, float *dk, float *dv, const float *g, const float *q, const float *k,
                           const float *v, const float *a, int T, int HS, int C, float scale)
 {
 #if defined(OIALR_HOT_CLONES)
-    if (nn_simd() == NN_SIMD_V8) {
+    if (use8) {
         head_backward_v8(dq, dk, dv, g, q, k, v, a, T, HS, C, scale);
         return;
     }
+#else
+    (void)use8;
 #endif
     head_backward_v16(dq, dk, dv, g, q, k, v, a, T, HS, C, scale);
 }
@@ -182,13 +187,13 @@ static void forward_range(const att_job *j, int b0, int b1)
 {
     const int T = j->T, NH = j->NH, HS = j->HS, C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
-    const int fused = use_fused(T, HS);
+    const int fused = use_fused(T, HS), use8 = fused && nn_simd() == NN_SIMD_V8;
     for (int b = b0; b < b1; b++)
         for (int h = 0; h < NH; h++) {
             const size_t off = (size_t)b * T * C + (size_t)h * HS;
             float *a = j->att + ((size_t)b * NH + h) * T * T;
             if (fused) {
-                head_forward(j->out + off, a, j->q + off, j->k + off, j->v + off, T, HS, C, scale);
+                head_forward(use8, j->out + off, a, j->q + off, j->k + off, j->v + off, T, HS, C, scale);
                 continue;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, scale, j->q + off, C, j->k + off, C,
@@ -218,13 +223,13 @@ static void backward_range(const att_job *j, int b0, int b1)
 {
     const int T = j->T, NH = j->NH, HS = j->HS, C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
-    const int fused = use_fused(T, HS);
+    const int fused = use_fused(T, HS), use8 = fused && nn_simd() == NN_SIMD_V8;
     for (int b = b0; b < b1; b++)
         for (int h = 0; h < NH; h++) {
             const size_t off = (size_t)b * T * C + (size_t)h * HS;
             const float *a = j->catt + ((size_t)b * NH + h) * T * T;
             if (fused) {
-                head_backward(j->dq ? j->dq + off : NULL, j->dk ? j->dk + off : NULL, j->dv ? j->dv + off : NULL,
+                head_backward(use8, j->dq ? j->dq + off : NULL, j->dk ? j->dk + off : NULL, j->dv ? j->dv + off : NULL,
                               j->dout + off, j->q + off, j->k + off, j->v + off, a, T, HS, C, scale);
                 continue;
             }

@@ -608,13 +608,16 @@ static void direct_run(float *dst, const float *src, const float *wp, const floa
     const int OH = g->OH, OW = g->OW, Wq = g->Wq, nt = g->ntap;
     const size_t nq = g->nq, inS = (size_t)cin * g->H * g->W, P = (size_t)OH * OW;
     float *obuf = buf + (size_t)cin * g->lc;
+#if defined(OIALR_HOT_CLONES)
+    const int use8 = nn_simd() == NN_SIMD_V8; /* the AVX2 build (input gradient only: direct_dinp) */
+#endif
     memset(buf, 0, sizeof(float) * (size_t)cin * g->lc);
     for (int s = lo; s < hi; s++) {
         pad_planes(buf, src + (size_t)s * inS, cin, g);
         for (int ob = 0; ob < cout / 16; ob++) {
             const float *wb = wp + (size_t)ob * cin * nt * 16;
 #if defined(OIALR_HOT_CLONES)
-            if (nn_simd() == NN_SIMD_V8) {
+            if (use8) {
                 direct_block8(obuf, buf, wb, cin, g);
             } else
 #endif
