@@ -460,9 +460,8 @@ static int train_main(train_args *A, int argc, char **argv) {
         fprintf(stderr, "oialr train: --sched step needs --step-size N\n");
         return 2;
     }
-    const char *kern = getenv("OIALR_KERNELS"); /* the library ignores other values; a typo should not */
-    if (kern && *kern && strcmp(kern, "blas") && strcmp(kern, "avx2") && strcmp(kern, "avx512")) {
-        fprintf(stderr, "oialr train: OIALR_KERNELS=%s: expected blas, avx2 or avx512\n", kern);
+    if (oialr_kernels_env_check()) { /* the library ignores other values; a typo should not */
+        fprintf(stderr, "oialr train: %s\n", oialr_errmsg());
         return 2;
     }
     if (!lowrank && (lo_every || lo_min || lo.keep_first || !lo.keep_last)) {

@@ -10,8 +10,9 @@
  * conv ran at 11% of sgemm and the fused attention at 2%, against 45-57% and
  * 6-11% for the im2col + sgemm and sgemm-per-head paths (docs/bench.md). So
  * the 16-float kernels are used where the CPU has AVX-512 and the build has
- * its clone (NN_SIMD_V16); on AVX2 (NN_SIMD_V8) the attention has an 8-float
- * build of its fused kernel and the convs take their BLAS paths.
+ * its clone (NN_SIMD_V16); on AVX2 (NN_SIMD_V8) the attention and the input
+ * gradient of the stride-1 3x3 convs have 8-float builds, the rest of the
+ * convs take their BLAS paths.
  *
  * OIALR_KERNELS=blas|avx2|avx512 in the environment overrides the choice
  * (read once), for A/B measurements on one build; avx2 needs an AVX2 CPU
@@ -26,6 +27,7 @@
 #include <string.h>
 
 #include "base/hot.h"
+#include "oialr/base.h"
 #include "oialr/model.h"
 
 static int forced = -1; /* nn_simd_force: -1 none, else the level */
@@ -45,18 +47,31 @@ static int cpu_level(void)
 /* the 8-float kernels only where the CPU runs them */
 static int cap(int level) { return level == NN_SIMD_V8 && cpu < NN_SIMD_V8 ? NN_SIMD_BLAS : level; }
 
+/* the values of OIALR_KERNELS, by level */
+static const char *const env_names[] = {"blas", "avx2", "avx512"};
+
+/* OIALR_KERNELS's level, or -1 (unset or empty), or -2 (another value) */
+static int env_level(void)
+{
+    const char *e = getenv("OIALR_KERNELS");
+    if (!e || !*e) return -1;
+    for (int l = 0; l < (int)(sizeof env_names / sizeof env_names[0]); l++)
+        if (strcmp(e, env_names[l]) == 0) return l;
+    return -2;
+}
+
 static void choose(void)
 {
     cpu = cpu_level();
-    const char *e = getenv("OIALR_KERNELS");
-    if (e && strcmp(e, "blas") == 0)
-        chosen = NN_SIMD_BLAS;
-    else if (e && strcmp(e, "avx2") == 0)
-        chosen = cap(NN_SIMD_V8);
-    else if (e && strcmp(e, "avx512") == 0)
-        chosen = NN_SIMD_V16;
-    else
-        chosen = cpu;
+    const int l = env_level();
+    chosen = l >= 0 ? cap(l) : cpu;
+}
+
+int oialr_kernels_env_check(void)
+{
+    if (env_level() != -2) return OIALR_OK;
+    return oialr_seterr(OIALR_ERR_ARG, "OIALR_KERNELS=%s: expected %s, %s or %s", getenv("OIALR_KERNELS"),
+                        env_names[0], env_names[1], env_names[2]);
 }
 
 int nn_simd(void)

@@ -41,6 +41,10 @@ OIALR_API double oialr_model_flops(const oialr_model *m);
  * "blas: ..." (chosen at load time by the CPU's vector level, or by
  * OIALR_KERNELS=blas|avx2|avx512; docs/layers.md). */
 OIALR_API const char *oialr_kernels_name(void);
+/* OIALR_ERR_ARG (with oialr_errmsg) if OIALR_KERNELS holds another value
+ * than those; the library itself then takes the CPU's choice. OIALR_OK
+ * otherwise (also when unset). */
+OIALR_API int oialr_kernels_env_check(void);
 
 /* Forward pass on x [B, c*h*w]; if y != NULL compute the mean loss and the
  * number of correct predictions. train=1 uses dropout / batch statistics. */
