@@ -593,6 +593,7 @@ static int train_synthetic(const char *spec, int threads, int opt, float lr, int
     cfg.batch = 32;
     oialr_optim_defaults(&cfg.optim, opt);
     cfg.optim.lr = lr;
+    cfg.schedule.kind = OIALR_SCHED_COSINE; /* the end point is the settled model, not a step mid-oscillation */
     oialr_trainer t;
     ck_assert_int_eq(oialr_trainer_init(&t, &cfg, m, &tr, &va, NULL), OIALR_OK);
     int rc = oialr_train_run(&t);
