@@ -62,6 +62,9 @@ static const conv_case conv_cases[] = {
     {1, 32, 2, 2, 16, 3, 3, 1, 1, 0},  /* 2x2 planes: every tap half outside */
     {2, 3, 7, 9, 16, 3, 3, 2, 1, 1},   /* stride 2 (phases), odd sizes */
     {1, 5, 8, 8, 16, 3, 3, 2, 1, 0},   /* stride 2, even sizes */
+    {2, 16, 7, 9, 16, 3, 3, 2, 1, 1},  /* stride-2 dinp by phases, odd sizes */
+    {1, 32, 8, 6, 32, 3, 3, 2, 1, 0},  /* the same, even sizes, two channel blocks */
+    {1, 16, 1, 3, 16, 3, 3, 2, 1, 1},  /* one input row: the odd-row phases are empty */
     {2, 4, 7, 6, 16, 1, 1, 2, 0, 1},   /* 1x1 stride 2 (the shortcut): im2col + sgemm, by measurement */
     {1, 3, 5, 5, 32, 1, 1, 1, 0, 0},   /* 1x1 stride 1 */
     /* the direct weight gradient groups G samples side by side (G = 7 here,

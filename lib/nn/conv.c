@@ -55,7 +55,9 @@ int conv2d_chunk(const conv2d_dims *d, int B)
 // is written and nothing is packed per call but the weights (into [block of
 // 16 outputs][input channel][tap][16]). The input gradient of a stride-1 3x3
 // conv is the same kernel over dout with the weights flipped and transposed,
-// so it is used there too (C a multiple of 16); the weight gradient has its
+// so it is used there too (C a multiple of 16), and that of a stride-2 3x3
+// conv is four such small convs, one per phase of the input (dinp2_taps),
+// written to every other pixel; the weight gradient has its
 // own direct kernel for few input channels (dw_direct, below); the rest stay
 // im2col + sgemm.
 
@@ -72,7 +74,7 @@ static int fwd_shape(const conv2d_dims *d)
 }
 static int dinp_shape(const conv2d_dims *d)
 {
-    return d->KH == 3 && d->KW == 3 && d->pad == 1 && d->stride == 1 && d->C % 16 == 0;
+    return d->KH == 3 && d->KW == 3 && d->pad == 1 && (d->stride == 1 || d->stride == 2) && d->C % 16 == 0;
 }
 /* the weight gradient (dw_direct below): 3x3 pad-1 convs of up to 16 input
  * channels. Measured in bench_kernels (2026-12-02, 2 alternating runs, whole
@@ -92,7 +94,16 @@ static int dw_shape(const conv2d_dims *d)
  * for the whole layer) and not for the forward (level, docs/bench.md). The
  * scratch is sized for the shape either way. */
 static int direct_fwd(const conv2d_dims *d) { return fwd_shape(d) && (nn_simd() == NN_SIMD_V16); }
-static int direct_dinp(const conv2d_dims *d) { return dinp_shape(d) && (nn_simd() != NN_SIMD_BLAS); }
+/* The stride-2 input gradient by phases, measured (bench_kernels, 2026-12-03,
+ * Xeon with AVX-512, 3 alternating runs against im2col + sgemm + col2im):
+ * 16->32 27, 25, 24% vs 20, 23, 23% of sgemm with 16 floats, level with 8;
+ * 32->64 slower with both (32, 34, 30% vs 36, 35, 34%; 8 floats 30-36% vs
+ * 38-45%). So it runs for C = 16 on AVX-512 only. */
+static int direct_dinp(const conv2d_dims *d)
+{
+    if (d->stride == 2) return dinp_shape(d) && d->C <= 16 && nn_simd() == NN_SIMD_V16;
+    return dinp_shape(d) && (nn_simd() != NN_SIMD_BLAS);
+}
 static int direct_dw(const conv2d_dims *d) { return dw_shape(d) && (nn_simd() == NN_SIMD_V16); }
 
 /* Where the kernel reads: H x W planes (zero padded by pad, split into S*S
@@ -104,6 +115,9 @@ typedef struct dir_geom {
     int H, W, pad, S, K, OH, OW, Hq, Wq, ntap;
     size_t nq, lq, ps, lc; /* lc: floats per channel (S*S phases) */
     size_t off[9];
+    /* where output (h, x) < (OH, OW) lands in a YH x YW plane: row h*ys + y0,
+     * column x*ys + x0 (1, 0, 0 but for the stride-2 input gradient's phases) */
+    int ys, y0, x0, YH, YW;
 } dir_geom;
 
 static void dir_offsets(dir_geom *g)
@@ -118,7 +132,8 @@ static void dir_offsets(dir_geom *g)
 
 static dir_geom dir_make(int H, int W, int K, int S, int pad, int OH, int OW)
 {
-    dir_geom g = {.H = H, .W = W, .pad = pad, .S = S, .K = K, .OH = OH, .OW = OW, .ntap = K * K};
+    dir_geom g = {.H = H, .W = W, .pad = pad, .S = S, .K = K, .OH = OH, .OW = OW, .ntap = K * K,
+                  .ys = 1, .YH = OH, .YW = OW};
     g.Hq = (H + 2 * pad + S - 1) / S;
     g.Wq = (W + 2 * pad + S - 1) / S;
     g.nq = ((size_t)OH * g.Wq + 15) & ~(size_t)15;
@@ -140,8 +155,54 @@ static dir_geom dir_fwd_geom(const conv2d_dims *d)
 {
     return dir_make(d->H, d->W, d->KH, d->stride, d->pad, d->OH, d->OW);
 }
-/* the input gradient of a same 3x3 conv: a same 3x3 conv over dout */
-static dir_geom dir_dinp_geom(const conv2d_dims *d) { return dir_make(d->OH, d->OW, 3, 1, 1, d->H, d->W); }
+/* The input gradient of a 3x3 pad-1 stride-2 conv, split by the parity
+ * (ph, pw) of the input pixel (2a + ph, 2b + pw): it reads dout at rows
+ * a + dh, dh = (ph + 1 - kh)/2 for the taps kh of parity 1 - ph (kh = 1 for
+ * ph = 0; kh = 0, 2 for ph = 1), and the same for the columns. Each phase is a
+ * small conv over dout (1, 2, 2 and 4 taps: the 9 of the kernel once), read
+ * from one buffer with a zero row and column past its end. The taps of phase
+ * p, kernel index k[t] and offset dh*Wq + dw, in the order pack_dinp2 packs. */
+static int dinp2_taps(int p, int Wq, int k[4], size_t off[4])
+{
+    const int ph = p >> 1, pw = p & 1;
+    int n = 0;
+    for (int kh = 0; kh < 3; kh++)
+        for (int kw = 0; kw < 3; kw++)
+            if ((kh + ph) % 2 == 1 && (kw + pw) % 2 == 1) {
+                k[n] = kh * 3 + kw;
+                off[n] = (size_t)((ph + 1 - kh) / 2) * (size_t)Wq + (size_t)((pw + 1 - kw) / 2);
+                n++;
+            }
+    return n;
+}
+
+/* The geometries of the input gradient over dout: one same 3x3 conv
+ * (stride 1), or the 4 phases of dinp2_taps (stride 2), sharing one buffer
+ * layout (H, W, lc) and each with its own taps, nq and output mapping.
+ * Returns their number. */
+static int dir_dinp_geoms(const conv2d_dims *d, dir_geom g[4])
+{
+    if (d->stride == 1) {
+        g[0] = dir_make(d->OH, d->OW, 3, 1, 1, d->H, d->W);
+        return 1;
+    }
+    dir_geom b = {.H = d->OH, .W = d->OW, .pad = 0, .S = 1, .K = 3, .Hq = d->OH + 1, .Wq = d->OW + 1,
+                  .ys = 2, .YH = d->H, .YW = d->W};
+    size_t lq = (size_t)b.Hq * b.Wq;
+    for (int p = 0; p < 4; p++) {
+        g[p] = b;
+        g[p].y0 = p >> 1, g[p].x0 = p & 1;
+        g[p].OH = (d->H - g[p].y0 + 1) / 2, g[p].OW = (d->W - g[p].x0 + 1) / 2;
+        g[p].nq = ((size_t)g[p].OH * b.Wq + 15) & ~(size_t)15;
+        int k[4];
+        g[p].ntap = dinp2_taps(p, b.Wq, k, g[p].off);
+        const size_t need = g[p].nq + (size_t)b.Wq + 2;
+        if (need > lq) lq = need;
+    }
+    lq = (lq + 15) & ~(size_t)15;
+    for (int p = 0; p < 4; p++) g[p].lq = g[p].ps = g[p].lc = lq;
+    return 4;
+}
 
 /* samples side by side for the weight gradient: a group of >= DW_GROUP_Q
  * outputs (at most B) */
@@ -168,9 +229,12 @@ static size_t direct_floats(const conv2d_dims *d, int B)
         if (m > n) n = m;
     }
     if (dinp_shape(d)) {
-        dir_geom g = dir_dinp_geom(d);
-        size_t m = (size_t)d->OC * g.lc + 16 * g.nq;
-        if (m > n) n = m;
+        dir_geom g[4];
+        const int ng = dir_dinp_geoms(d, g);
+        for (int p = 0; p < ng; p++) {
+            size_t m = (size_t)d->OC * g[p].lc + 16 * g[p].nq;
+            if (m > n) n = m;
+        }
     }
     return n;
 }
@@ -303,15 +367,26 @@ static void pack_fwd(float *restrict wp, const float *restrict w, const conv2d_d
                 for (int o = 0; o < 16; o++)
                     wp[(((size_t)ob * C + c) * nt + t) * 16 + o] = w[((size_t)(ob * 16 + o) * C + c) * nt + t];
 }
-/* input-gradient weights: flipped and transposed, wq[cb][oc][t][i] = w[oc][cb*16+i][8-t] */
+/* input-gradient weights: flipped and transposed, wq[cb][oc][t][i] = w[oc][cb*16+i][8-t];
+ * at stride 2 by phase, wq[cb][p][oc][t][i] = w[oc][cb*16+i][k_p[t]] (dinp2_taps) */
 static void pack_dinp(float *restrict wq, const float *restrict w, const conv2d_dims *d)
 {
     const int C = d->C, OC = d->OC;
-    for (int cb = 0; cb < C / 16; cb++)
-        for (int oc = 0; oc < OC; oc++)
-            for (int t = 0; t < 9; t++)
-                for (int i = 0; i < 16; i++)
-                    wq[(((size_t)cb * OC + oc) * 9 + t) * 16 + i] = w[((size_t)oc * C + cb * 16 + i) * 9 + (8 - t)];
+    for (int cb = 0; cb < C / 16; cb++) {
+        float *q = wq + (size_t)cb * OC * 9 * 16;
+        for (int p = 0; p < (d->stride == 1 ? 1 : 4); p++) {
+            int k[9];
+            size_t off[4];
+            int nt = 9;
+            if (d->stride == 1)
+                for (int t = 0; t < 9; t++) k[t] = 8 - t;
+            else
+                nt = dinp2_taps(p, 1, k, off);
+            for (int oc = 0; oc < OC; oc++)
+                for (int t = 0; t < nt; t++)
+                    for (int i = 0; i < 16; i++) *q++ = w[((size_t)oc * C + cb * 16 + i) * 9 + k[t]];
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -600,13 +675,17 @@ typedef struct conv_job {
 } conv_job;
 
 /* The direct kernel over samples [lo, hi): dst[s] (=, or += with add) of
- * cout = 16*nblk planes of OH x OW, from src[s] (cin planes of H x W), with
- * weights packed per block of 16 outputs; bias (or NULL) for the forward. */
+ * cout = 16*nblk planes of YH x YW, from src[s] (cin planes of H x W), with
+ * weights packed per block of 16 outputs; bias (or NULL) for the forward.
+ * g[0..ng) are the geometries that together make the output (one, or the
+ * phases of the stride-2 input gradient); they share the buffer layout, and
+ * each one's weights follow the previous one's within a block. */
 static void direct_run(float *dst, const float *src, const float *wp, const float *bias, int cin, int cout, int add,
-                       float *buf, const dir_geom *g, int lo, int hi)
+                       float *buf, const dir_geom *g, int ng, int lo, int hi)
 {
-    const int OH = g->OH, OW = g->OW, Wq = g->Wq, nt = g->ntap;
-    const size_t nq = g->nq, inS = (size_t)cin * g->H * g->W, P = (size_t)OH * OW;
+    const size_t inS = (size_t)cin * g->H * g->W, YP = (size_t)g->YH * g->YW;
+    int ntot = 0;
+    for (int p = 0; p < ng; p++) ntot += g[p].ntap;
     float *obuf = buf + (size_t)cin * g->lc;
 #if defined(OIALR_HOT_CLONES)
     const int use8 = nn_simd() == NN_SIMD_V8; /* the AVX2 build (input gradient only: direct_dinp) */
@@ -615,24 +694,31 @@ static void direct_run(float *dst, const float *src, const float *wp, const floa
     for (int s = lo; s < hi; s++) {
         pad_planes(buf, src + (size_t)s * inS, cin, g);
         for (int ob = 0; ob < cout / 16; ob++) {
-            const float *wb = wp + (size_t)ob * cin * nt * 16;
+            const float *wb = wp + (size_t)ob * cin * ntot * 16;
+            for (int p = 0; p < ng; wb += (size_t)cin * g[p].ntap * 16, p++) {
+                const dir_geom *gp = g + p;
+                const int OH = gp->OH, OW = gp->OW, Wq = gp->Wq, ys = gp->ys, YW = gp->YW;
+                if (OH == 0 || OW == 0) continue;
 #if defined(OIALR_HOT_CLONES)
-            if (use8) {
-                direct_block8(obuf, buf, wb, cin, g);
-            } else
+                if (use8) {
+                    direct_block8(obuf, buf, wb, cin, gp);
+                } else
 #endif
-                direct_block(obuf, buf, wb, cin, g);
-            for (int o = 0; o < 16; o++) {
-                float *y = dst + ((size_t)s * cout + ob * 16 + o) * P;
-                const float *r = obuf + (size_t)o * nq;
-                const float bb = bias ? bias[ob * 16 + o] : 0.0f;
-                for (int h = 0; h < OH; h++) {
-                    const float *rr = r + (size_t)h * Wq;
-                    float *yy = y + (size_t)h * OW;
-                    if (add)
-                        for (int x = 0; x < OW; x++) yy[x] += rr[x];
-                    else
-                        for (int x = 0; x < OW; x++) yy[x] = rr[x] + bb;
+                    direct_block(obuf, buf, wb, cin, gp);
+                for (int o = 0; o < 16; o++) {
+                    float *y = dst + ((size_t)s * cout + ob * 16 + o) * YP + (size_t)gp->y0 * YW + gp->x0;
+                    const float *r = obuf + (size_t)o * gp->nq;
+                    const float bb = bias ? bias[ob * 16 + o] : 0.0f;
+                    for (int h = 0; h < OH; h++) {
+                        const float *rr = r + (size_t)h * Wq;
+                        float *yy = y + (size_t)h * ys * YW;
+                        if (ys != 1)
+                            for (int x = 0; x < OW; x++) yy[(size_t)x * ys] += rr[x]; /* the input gradient */
+                        else if (add)
+                            for (int x = 0; x < OW; x++) yy[x] += rr[x];
+                        else
+                            for (int x = 0; x < OW; x++) yy[x] = rr[x] + bb;
+                    }
                 }
             }
         }
@@ -651,7 +737,7 @@ static void forward_share(void *ctx, int t, int nt)
     nn_share(j->B, t, nt, &lo, &hi);
     if (j->wp) {
         const dir_geom g = dir_fwd_geom(d);
-        direct_run(j->out, j->inp, j->wp, j->b, d->C, OC, 0, col + gemm_floats(d, nbmax), &g, lo, hi);
+        direct_run(j->out, j->inp, j->wp, j->b, d->C, OC, 0, col + gemm_floats(d, nbmax), &g, 1, lo, hi);
         return;
     }
     for (int s0 = lo; s0 < hi; s0 += nbmax) {
@@ -763,8 +849,9 @@ static void backward_share(void *ctx, int t, int nt)
                         1.0f, dw, K);
         }
         if (j->dinp && j->wp) {
-            const dir_geom g = dir_dinp_geom(d);
-            direct_run(j->dinp, j->dout, j->wp, NULL, OC, d->C, 1, col + gemm_floats(d, nbmax), &g, s0, s0 + nb);
+            dir_geom g[4];
+            const int ng = dir_dinp_geoms(d, g);
+            direct_run(j->dinp, j->dout, j->wp, NULL, OC, d->C, 1, col + gemm_floats(d, nbmax), g, ng, s0, s0 + nb);
         } else if (j->dinp) {
             /* dcol[K,ld] = w[OC,K]^T @ g[OC,ld], written over col */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, OC, 1.0f, j->w, K, gm, (int)ld, 0.0f,
