@@ -29,6 +29,15 @@ endif
 ifeq ($(WERROR),1)
 WARN  += -Werror
 endif
+# The conv kernels only: multiply-adds fused into FMA instructions. Their 16
+# accumulators are independent, so the FMA's latency is hidden and the
+# vector ports do half the work: on an AVX-512 Xeon (2026-12-03, docs/bench.md)
+# the direct 3x3 convs went from 40-47% to 47-60% of sgemm and CNN training
+# 1.27x faster (median of 6 alternating pairs). Not for the whole library:
+# the fused attention's dot-product chains got slower with FMA (AVX2 EPYC,
+# 2026-12-02) and the MLP path is OpenBLAS anyway.
+CONTRACT := -ffp-contract=fast
+CONTRACT_OBJS = $(BUILD)/lib/nn/conv.o
 
 # Sanitizers (docs/sanitizers.md): every report is fatal, at build time
 # (no recovery) and at run time (SAN_ENV, set for every test run).
@@ -185,7 +194,7 @@ _results: all
 # rewrites this stamp, and everything is compiled again (a new optimization
 # flag in this Makefile otherwise reached no object that was already built).
 FLAGS_STAMP := $(BUILD)/.flags
-FLAGS_TEXT   = $(CC) $(STD) $(WARN) $(OPT) $(SAN_FLAGS) $(CFLAGS)
+FLAGS_TEXT   = $(CC) $(STD) $(WARN) $(OPT) $(SAN_FLAGS) $(CFLAGS) $(CONTRACT)
 $(FLAGS_STAMP): FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(FLAGS_TEXT)' | cmp -s - $@ || echo '$(FLAGS_TEXT)' > $@
@@ -196,6 +205,7 @@ $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(FINAL_CFLAGS) -c $< -o $@
+$(CONTRACT_OBJS): OPT += $(CONTRACT)
 
 # The installed archive is one relocatable object whose hidden symbols are
 # made local, so that only the OIALR_API names can clash with a user's
