@@ -205,7 +205,9 @@ $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(FINAL_CFLAGS) -c $< -o $@
-$(CONTRACT_OBJS): OPT += $(CONTRACT)
+# private: not inherited by the prerequisites, whose flags stamp must read the same
+# whichever object asks for it first
+$(CONTRACT_OBJS): private OPT += $(CONTRACT)
 
 # The installed archive is one relocatable object whose hidden symbols are
 # made local, so that only the OIALR_API names can clash with a user's

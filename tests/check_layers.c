@@ -63,7 +63,8 @@ static const conv_case conv_cases[] = {
     {2, 3, 7, 9, 16, 3, 3, 2, 1, 1},   /* stride 2 (phases), odd sizes */
     {1, 5, 8, 8, 16, 3, 3, 2, 1, 0},   /* stride 2, even sizes */
     {2, 16, 7, 9, 16, 3, 3, 2, 1, 1},  /* stride-2 dinp by phases, odd sizes */
-    {1, 32, 8, 6, 32, 3, 3, 2, 1, 0},  /* the same, even sizes, two channel blocks */
+    {1, 16, 8, 6, 32, 3, 3, 2, 1, 0},  /* the same, even sizes, two output blocks */
+    {1, 32, 8, 6, 32, 3, 3, 2, 1, 0},  /* C = 32: im2col + sgemm for dinp, by measurement */
     {1, 16, 1, 3, 16, 3, 3, 2, 1, 1},  /* one input row: the odd-row phases are empty */
     {2, 4, 7, 6, 16, 1, 1, 2, 0, 1},   /* 1x1 stride 2 (the shortcut): im2col + sgemm, by measurement */
     {1, 3, 5, 5, 32, 1, 1, 1, 0, 0},   /* 1x1 stride 1 */

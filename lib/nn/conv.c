@@ -72,9 +72,14 @@ static int fwd_shape(const conv2d_dims *d)
 {
     return direct_shape(d) && d->OC % 16 == 0 && !(d->KH == 1 && d->stride == 2);
 }
+/* The stride-2 input gradient by phases, measured (bench_kernels, 2026-12-03,
+ * Xeon with AVX-512, 3 alternating runs against im2col + sgemm + col2im):
+ * 16->32 27, 25, 24% vs 20, 23, 23% of sgemm with 16 floats, level with 8;
+ * 32->64 slower with both (32, 34, 30% vs 36, 35, 34%; 8 floats 30-36% vs
+ * 38-45%). So at stride 2 it is for C = 16, on AVX-512 only (direct_dinp). */
 static int dinp_shape(const conv2d_dims *d)
 {
-    return d->KH == 3 && d->KW == 3 && d->pad == 1 && (d->stride == 1 || d->stride == 2) && d->C % 16 == 0;
+    return d->KH == 3 && d->KW == 3 && d->pad == 1 && d->C % 16 == 0 && (d->stride == 1 || (d->stride == 2 && d->C == 16));
 }
 /* the weight gradient (dw_direct below): 3x3 pad-1 convs of up to 16 input
  * channels. Measured in bench_kernels (2026-12-02, 2 alternating runs, whole
@@ -94,15 +99,9 @@ static int dw_shape(const conv2d_dims *d)
  * for the whole layer) and not for the forward (level, docs/bench.md). The
  * scratch is sized for the shape either way. */
 static int direct_fwd(const conv2d_dims *d) { return fwd_shape(d) && (nn_simd() == NN_SIMD_V16); }
-/* The stride-2 input gradient by phases, measured (bench_kernels, 2026-12-03,
- * Xeon with AVX-512, 3 alternating runs against im2col + sgemm + col2im):
- * 16->32 27, 25, 24% vs 20, 23, 23% of sgemm with 16 floats, level with 8;
- * 32->64 slower with both (32, 34, 30% vs 36, 35, 34%; 8 floats 30-36% vs
- * 38-45%). So it runs for C = 16 on AVX-512 only. */
 static int direct_dinp(const conv2d_dims *d)
 {
-    if (d->stride == 2) return dinp_shape(d) && d->C <= 16 && nn_simd() == NN_SIMD_V16;
-    return dinp_shape(d) && (nn_simd() != NN_SIMD_BLAS);
+    return dinp_shape(d) && (d->stride == 1 ? nn_simd() != NN_SIMD_BLAS : nn_simd() == NN_SIMD_V16);
 }
 static int direct_dw(const conv2d_dims *d) { return dw_shape(d) && (nn_simd() == NN_SIMD_V16); }
 
@@ -684,6 +683,7 @@ static void direct_run(float *dst, const float *src, const float *wp, const floa
                        float *buf, const dir_geom *g, int ng, int lo, int hi)
 {
     const size_t inS = (size_t)cin * g->H * g->W, YP = (size_t)g->YH * g->YW;
+    OIALR_ASSERT(add || ng == 1); /* the phases add into every other pixel */
     int ntot = 0;
     for (int p = 0; p < ng; p++) ntot += g[p].ntap;
     float *obuf = buf + (size_t)cin * g->lc;
@@ -712,12 +712,12 @@ static void direct_run(float *dst, const float *src, const float *wp, const floa
                     for (int h = 0; h < OH; h++) {
                         const float *rr = r + (size_t)h * Wq;
                         float *yy = y + (size_t)h * ys * YW;
-                        if (ys != 1)
-                            for (int x = 0; x < OW; x++) yy[(size_t)x * ys] += rr[x]; /* the input gradient */
-                        else if (add)
+                        if (!add)
+                            for (int x = 0; x < OW; x++) yy[x] = rr[x] + bb;
+                        else if (ys == 1)
                             for (int x = 0; x < OW; x++) yy[x] += rr[x];
                         else
-                            for (int x = 0; x < OW; x++) yy[x] = rr[x] + bb;
+                            for (int x = 0; x < OW; x++) yy[(size_t)x * ys] += rr[x];
                     }
                 }
             }
