@@ -29,15 +29,18 @@ endif
 ifeq ($(WERROR),1)
 WARN  += -Werror
 endif
-# The conv kernels only: multiply-adds fused into FMA instructions. Their 16
-# accumulators are independent, so the FMA's latency is hidden and the
-# vector ports do half the work: on an AVX-512 Xeon (2026-12-03, docs/bench.md)
-# the direct 3x3 convs went from 40-47% to 47-60% of sgemm and CNN training
-# 1.27x faster (median of 6 alternating pairs). Not for the whole library:
-# the fused attention's dot-product chains got slower with FMA (AVX2 EPYC,
-# 2026-12-02) and the MLP path is OpenBLAS anyway.
+# The conv and attention kernels only: multiply-adds fused into FMA
+# instructions. Their accumulators are independent, so the FMA's latency is
+# hidden and the vector ports do half the work: on an AVX-512 Xeon
+# (2026-12-03, docs/bench.md) the direct 3x3 convs went from 40-47% to 47-60%
+# of sgemm and CNN training 1.27x faster (median of 6 alternating pairs); the
+# lane attention kernel had every multiply-add as vmulps + vaddps without it.
+# Not for the whole library: the per-head attention's dot-product chains got
+# slower with FMA (AVX2 EPYC, 2026-12-02; it now serves HS = 48 and 64 only)
+# and the MLP path is OpenBLAS anyway. The list is in the flags stamp, so a
+# change to it rebuilds.
 CONTRACT := -ffp-contract=fast
-CONTRACT_OBJS = $(BUILD)/lib/nn/conv.o
+CONTRACT_OBJS = $(BUILD)/lib/nn/conv.o $(BUILD)/lib/nn/attention.o
 
 # Sanitizers (docs/sanitizers.md): every report is fatal, at build time
 # (no recovery) and at run time (SAN_ENV, set for every test run).
@@ -194,7 +197,7 @@ _results: all
 # rewrites this stamp, and everything is compiled again (a new optimization
 # flag in this Makefile otherwise reached no object that was already built).
 FLAGS_STAMP := $(BUILD)/.flags
-FLAGS_TEXT   = $(CC) $(STD) $(WARN) $(OPT) $(SAN_FLAGS) $(CFLAGS) $(CONTRACT)
+FLAGS_TEXT   = $(CC) $(STD) $(WARN) $(OPT) $(SAN_FLAGS) $(CFLAGS) $(CONTRACT) $(CONTRACT_OBJS)
 $(FLAGS_STAMP): FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(FLAGS_TEXT)' | cmp -s - $@ || echo '$(FLAGS_TEXT)' > $@

@@ -731,10 +731,12 @@ END_TEST
 typedef struct att_case {
     int B, T, NH, HS;
 } att_case;
-/* HS a multiple of 16 and T <= 32: the fused kernel (attention_kernel_name);
- * the others, and T = 33, the sgemm kernel */
-static const att_case att_cases[] = {{2, 5, 2, 4},  {1, 17, 4, 8}, {3, 3, 1, 6},  {2, 8, 3, 5},
-                                     {2, 17, 2, 16}, {1, 32, 1, 32}, {1, 3, 2, 64}, {1, 33, 1, 16}};
+/* T <= 32 and HS = 16 or 32: the lane kernel (attention_kernel_name; 4
+ * problems in one group, 18 in a full one and a partial one); HS = 64 and
+ * T <= 32: the fused kernel; the others, and T = 33, the sgemm kernel */
+static const att_case att_cases[] = {{2, 5, 2, 4},   {1, 17, 4, 8}, {3, 3, 1, 6},  {2, 8, 3, 5},
+                                     {2, 17, 2, 16}, {1, 32, 1, 32}, {3, 17, 6, 16}, {1, 3, 2, 64},
+                                     {1, 33, 1, 16}};
 #define NATT ((int)(sizeof att_cases / sizeof att_cases[0]))
 
 typedef struct att_ctx {
@@ -759,9 +761,12 @@ START_TEST(test_attention)
      * (on an AVX2 CPU; else the sgemm one again), of 16 floats */
     const att_case *t = &att_cases[_i / 3];
     const int level = nn_simd_force(_i % 3), fused = t->T <= 32 && t->HS % 16 == 0;
+    const int lanes = t->T <= 32 && (t->HS == 16 || t->HS == 32);
     const char *name = attention_kernel_name(t->T, t->HS);
     if (level == NN_SIMD_BLAS || !fused)
         ck_assert_str_eq(name, "sgemm per head");
+    else if (lanes)
+        ck_assert_str_eq(name, level == NN_SIMD_V8 ? "lanes across heads (8-float)" : "lanes across heads (16-float)");
     else
         ck_assert_str_eq(name, level == NN_SIMD_V8 ? "fused per head (8-float)" : "fused per head (16-float)");
     const int C = t->NH * t->HS;

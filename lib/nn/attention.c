@@ -2,9 +2,12 @@
  * nn/attention.c — softmax(q kᵀ/sqrt(HS)) v per head, forward and backward
  * (see nn/attention.h).
  *
- * Two kernels, chosen by the head's size (attention_kernel_name):
- *   - fused (T <= 32 tokens, HS a multiple of 16 up to 64: the ViT's 17 x 16
- *     heads): one pass per (batch, head) over 16-float vectors. kᵀ (and vᵀ
+ * Three kernels, chosen by the head's size (attention_kernel_name):
+ *   - lanes (T <= 32 tokens, HS = 16 or 32: the ViT's 17 x 16 heads): 16 (or
+ *     8) (batch, head) problems at once, one per lane of every vector
+ *     (nn/attention_lanes.h says how and why); groups split across threads.
+ *   - fused (T <= 32, HS = 48 or 64): one pass per (batch, head) over
+ *     16-float vectors. kᵀ (and vᵀ
  *     in the backward) is packed on the stack so that a row of scores is an
  *     axpy along contiguous rows, the exponentials are a polynomial that
  *     vectorizes (exp_neg below), and dk, dv collect in a local T x HS block
@@ -71,8 +74,19 @@ static int use_fused(int T, int HS)
     return T <= ATT_TP && HS % 16 == 0 && HS <= ATT_MAXHS && nn_simd() != NN_SIMD_BLAS;
 }
 
+/* the lane kernel: heads of up to 32 tokens and HS = 16 or 32 (its arrays,
+ * T x HS vectors, live on the stack), with a kernel of the CPU's width */
+static int use_lanes(int T, int HS)
+{
+    return T <= 32 && (HS == 16 || HS == 32) && nn_simd() != NN_SIMD_BLAS;
+}
+#define LANES 16 /* the most lanes of a group */
+static int lane_width(void) { return nn_simd() == NN_SIMD_V8 ? 8 : 16; }
+
 const char *attention_kernel_name(int T, int HS)
 {
+    if (use_lanes(T, HS))
+        return nn_simd() == NN_SIMD_V8 ? "lanes across heads (8-float)" : "lanes across heads (16-float)";
     if (!use_fused(T, HS)) return "sgemm per head";
     return nn_simd() == NN_SIMD_V8 ? "fused per head (8-float)" : "fused per head (16-float)";
 }
@@ -131,6 +145,27 @@ static inline void pack_t(float *restrict kt, const float *restrict k, int T, in
 #define HEAD_ATTR __attribute__((target("arch=x86-64-v3")))
 #define HEAD_NAME(x) x##_v8
 #include "nn/attention_head.h"
+#endif
+
+/* the lane kernels (nn/attention_lanes.h), widths as above */
+typedef int v16i __attribute__((vector_size(64)));
+typedef int v8i __attribute__((vector_size(32)));
+#define HEAD_VEC v16
+#define HEAD_VECU v16u
+#define HEAD_VI v16i
+#define HEAD_VW 16
+#define HEAD_ATTR OIALR_HOT
+#define HEAD_NAME(x) x##_v16
+#include "nn/attention_lanes.h"
+
+#if defined(OIALR_HOT_CLONES)
+#define HEAD_VEC v8
+#define HEAD_VECU v8u
+#define HEAD_VI v8i
+#define HEAD_VW 8
+#define HEAD_ATTR __attribute__((target("arch=x86-64-v3")))
+#define HEAD_NAME(x) x##_v8
+#include "nn/attention_lanes.h"
 #endif
 
 /* the fused kernel of 8 floats (use8: nn_simd() is NN_SIMD_V8, asked once per
@@ -212,11 +247,79 @@ static void forward_share(void *ctx, int t, int nt)
     forward_range(j, b0, b1);
 }
 
+/* group g of the lane kernel: problems p0 = g*LANES .. (b*NH + h), nl of
+ * them; the lanes past nl repeat the last, for reads only */
+static int lane_group(const att_job *j, int W, int g, size_t *off, size_t *aoff)
+{
+    const int P = j->B * j->NH, p0 = g * W, nl = P - p0 < W ? P - p0 : W;
+    const int C = j->NH * j->HS;
+    for (int l = 0; l < W; l++) {
+        const int p = p0 + (l < nl ? l : nl - 1), b = p / j->NH, h = p % j->NH;
+        off[l] = (size_t)b * j->T * C + (size_t)h * j->HS;
+        aoff[l] = (size_t)p * j->T * j->T;
+    }
+    return nl;
+}
+
+static int lane_groups(int B, int NH) { return (B * NH + lane_width() - 1) / lane_width(); }
+
+static void lanes_forward_share(void *ctx, int t, int nt)
+{
+    const att_job *j = ctx;
+    const float scale = 1.0f / sqrtf((float)j->HS);
+    const int W = lane_width();
+    int g0, g1;
+    nn_share(lane_groups(j->B, j->NH), t, nt, &g0, &g1);
+    for (int g = g0; g < g1; g++) {
+        size_t off[LANES], aoff[LANES];
+        const int nl = lane_group(j, W, g, off, aoff);
+#if defined(OIALR_HOT_CLONES)
+        if (W == 8) {
+            lanes_forward_v8(j->out, j->att, j->q, j->k, j->v, off, aoff, nl, j->T, j->HS, j->NH * j->HS, scale);
+            continue;
+        }
+#endif
+        lanes_forward_v16(j->out, j->att, j->q, j->k, j->v, off, aoff, nl, j->T, j->HS, j->NH * j->HS, scale);
+    }
+}
+
+static void lanes_backward_share(void *ctx, int t, int nt)
+{
+    const att_job *j = ctx;
+    const float scale = 1.0f / sqrtf((float)j->HS);
+    const int W = lane_width();
+    int g0, g1;
+    nn_share(lane_groups(j->B, j->NH), t, nt, &g0, &g1);
+    for (int g = g0; g < g1; g++) {
+        size_t off[LANES], aoff[LANES];
+        const int nl = lane_group(j, W, g, off, aoff);
+#if defined(OIALR_HOT_CLONES)
+        if (W == 8) {
+            lanes_backward_v8(j->dq, j->dk, j->dv, j->dout, j->q, j->k, j->v, j->catt, off, aoff, nl, j->T, j->HS,
+                           j->NH * j->HS, scale);
+            continue;
+        }
+#endif
+        lanes_backward_v16(j->dq, j->dk, j->dv, j->dout, j->q, j->k, j->v, j->catt, off, aoff, nl, j->T, j->HS,
+                           j->NH * j->HS, scale);
+    }
+}
+
+/* threads for the lane kernel: as att_threads, over groups */
+static int lane_threads(int B, int T, int NH, int HS)
+{
+    const int nt = att_threads(B, T, NH, HS), ng = lane_groups(B, NH);
+    return nt < ng ? nt : ng;
+}
+
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int T,
                        int NH, int HS)
 {
     att_job j = {.out = out, .att = att, .q = q, .k = k, .v = v, .B = B, .T = T, .NH = NH, .HS = HS};
-    nn_parallel(forward_share, &j, att_threads(B, T, NH, HS));
+    if (use_lanes(T, HS))
+        nn_parallel(lanes_forward_share, &j, lane_threads(B, T, NH, HS));
+    else
+        nn_parallel(forward_share, &j, att_threads(B, T, NH, HS));
 }
 
 static void backward_range(const att_job *j, int b0, int b1)
@@ -270,7 +373,10 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
 {
     att_job j = {.dq = dq, .dk = dk, .dv = dv, .scratch = scratch, .dout = dout, .q = q, .k = k, .v = v,
                  .catt = att, .B = B, .T = T, .NH = NH, .HS = HS};
-    nn_parallel(backward_share, &j, att_threads(B, T, NH, HS));
+    if (use_lanes(T, HS))
+        nn_parallel(lanes_backward_share, &j, lane_threads(B, T, NH, HS));
+    else
+        nn_parallel(backward_share, &j, att_threads(B, T, NH, HS));
 }
 
 // ---------------------------------------------------------------------------
