@@ -75,10 +75,18 @@ static int use_fused(int T, int HS)
 }
 
 /* the lane kernel: heads of up to 32 tokens and HS = 16 or 32 (its arrays,
- * T x HS vectors, live on the stack), with a kernel of the CPU's width */
+ * T x HS vectors, live on the stack), at the level in force if the CPU has
+ * it (a forced 16-float level on an AVX2 CPU takes the fused kernel's
+ * portable clone) */
 static int use_lanes(int T, int HS)
 {
-    return T <= 32 && (HS == 16 || HS == 32) && nn_simd() != NN_SIMD_BLAS;
+#if defined(OIALR_HOT_CLONES)
+    const int l = nn_simd();
+    return T <= 32 && (HS == 16 || HS == 32) && l != NN_SIMD_BLAS && l <= nn_simd_cpu();
+#else
+    (void)T, (void)HS;
+    return 0;
+#endif
 }
 #define LANES 16 /* the most lanes of a group */
 static int lane_width(void) { return nn_simd() == NN_SIMD_V8 ? 8 : 16; }
@@ -147,18 +155,21 @@ static inline void pack_t(float *restrict kt, const float *restrict k, int T, in
 #include "nn/attention_head.h"
 #endif
 
-/* the lane kernels (nn/attention_lanes.h), widths as above */
+/* the lane kernels (nn/attention_lanes.h): each built for its own CPU only,
+ * not as the portable clones of OIALR_HOT (the 16-float kernel emulated on
+ * SSE2 and AVX2 took minutes to compile under the sanitizers), so the lanes
+ * run where nn_simd_cpu() has the width (use_lanes) */
+#if defined(OIALR_HOT_CLONES)
 typedef int v16i __attribute__((vector_size(64)));
 typedef int v8i __attribute__((vector_size(32)));
 #define HEAD_VEC v16
 #define HEAD_VECU v16u
 #define HEAD_VI v16i
 #define HEAD_VW 16
-#define HEAD_ATTR OIALR_HOT
+#define HEAD_ATTR __attribute__((target("arch=x86-64-v4")))
 #define HEAD_NAME(x) x##_v16
 #include "nn/attention_lanes.h"
 
-#if defined(OIALR_HOT_CLONES)
 #define HEAD_VEC v8
 #define HEAD_VECU v8u
 #define HEAD_VI v8i
@@ -209,6 +220,7 @@ typedef struct att_job {
     float *out, *att, *dq, *dk, *dv, *scratch;
     const float *q, *k, *v, *dout, *catt;
     int B, T, NH, HS;
+    int bwd; /* the lane kernel: backward */
 } att_job;
 
 static int att_threads(int B, int T, int NH, int HS)
@@ -263,45 +275,31 @@ static int lane_group(const att_job *j, int W, int g, size_t *off, size_t *aoff)
 
 static int lane_groups(int B, int NH) { return (B * NH + lane_width() - 1) / lane_width(); }
 
-static void lanes_forward_share(void *ctx, int t, int nt)
+/* the groups of share t, forward or backward (j->bwd) */
+static void lanes_share(void *ctx, int t, int nt)
 {
     const att_job *j = ctx;
     const float scale = 1.0f / sqrtf((float)j->HS);
-    const int W = lane_width();
+    const int W = lane_width(), T = j->T, HS = j->HS, C = j->NH * j->HS;
     int g0, g1;
     nn_share(lane_groups(j->B, j->NH), t, nt, &g0, &g1);
     for (int g = g0; g < g1; g++) {
         size_t off[LANES], aoff[LANES];
         const int nl = lane_group(j, W, g, off, aoff);
 #if defined(OIALR_HOT_CLONES)
-        if (W == 8) {
-            lanes_forward_v8(j->out, j->att, j->q, j->k, j->v, off, aoff, nl, j->T, j->HS, j->NH * j->HS, scale);
-            continue;
-        }
+        if (W == 8 && j->bwd)
+            lanes_backward_v8(j->dq, j->dk, j->dv, j->dout, j->q, j->k, j->v, j->catt, off, aoff, nl, T, HS, C,
+                              scale);
+        else if (W == 8)
+            lanes_forward_v8(j->out, j->att, j->q, j->k, j->v, off, aoff, nl, T, HS, C, scale);
+        else if (j->bwd)
+            lanes_backward_v16(j->dq, j->dk, j->dv, j->dout, j->q, j->k, j->v, j->catt, off, aoff, nl, T, HS, C,
+                               scale);
+        else
+            lanes_forward_v16(j->out, j->att, j->q, j->k, j->v, off, aoff, nl, T, HS, C, scale);
+#else
+        (void)nl, (void)scale, (void)T, (void)HS, (void)C;
 #endif
-        lanes_forward_v16(j->out, j->att, j->q, j->k, j->v, off, aoff, nl, j->T, j->HS, j->NH * j->HS, scale);
-    }
-}
-
-static void lanes_backward_share(void *ctx, int t, int nt)
-{
-    const att_job *j = ctx;
-    const float scale = 1.0f / sqrtf((float)j->HS);
-    const int W = lane_width();
-    int g0, g1;
-    nn_share(lane_groups(j->B, j->NH), t, nt, &g0, &g1);
-    for (int g = g0; g < g1; g++) {
-        size_t off[LANES], aoff[LANES];
-        const int nl = lane_group(j, W, g, off, aoff);
-#if defined(OIALR_HOT_CLONES)
-        if (W == 8) {
-            lanes_backward_v8(j->dq, j->dk, j->dv, j->dout, j->q, j->k, j->v, j->catt, off, aoff, nl, j->T, j->HS,
-                           j->NH * j->HS, scale);
-            continue;
-        }
-#endif
-        lanes_backward_v16(j->dq, j->dk, j->dv, j->dout, j->q, j->k, j->v, j->catt, off, aoff, nl, j->T, j->HS,
-                           j->NH * j->HS, scale);
     }
 }
 
@@ -317,7 +315,7 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
 {
     att_job j = {.out = out, .att = att, .q = q, .k = k, .v = v, .B = B, .T = T, .NH = NH, .HS = HS};
     if (use_lanes(T, HS))
-        nn_parallel(lanes_forward_share, &j, lane_threads(B, T, NH, HS));
+        nn_parallel(lanes_share, &j, lane_threads(B, T, NH, HS));
     else
         nn_parallel(forward_share, &j, att_threads(B, T, NH, HS));
 }
@@ -373,8 +371,9 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
 {
     att_job j = {.dq = dq, .dk = dk, .dv = dv, .scratch = scratch, .dout = dout, .q = q, .k = k, .v = v,
                  .catt = att, .B = B, .T = T, .NH = NH, .HS = HS};
+    j.bwd = 1;
     if (use_lanes(T, HS))
-        nn_parallel(lanes_backward_share, &j, lane_threads(B, T, NH, HS));
+        nn_parallel(lanes_share, &j, lane_threads(B, T, NH, HS));
     else
         nn_parallel(backward_share, &j, att_threads(B, T, NH, HS));
 }

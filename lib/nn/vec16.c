@@ -80,6 +80,12 @@ int nn_simd(void)
     return forced >= 0 ? forced : chosen;
 }
 
+int nn_simd_cpu(void)
+{
+    pthread_once(&once, choose);
+    return cpu;
+}
+
 int nn_simd_force(int level)
 {
     pthread_once(&once, choose);

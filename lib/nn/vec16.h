@@ -29,6 +29,9 @@ static inline float hsum16(const v16 *v)
  * or as forced. */
 enum { NN_SIMD_BLAS = 0, NN_SIMD_V8 = 1, NN_SIMD_V16 = 2 };
 int nn_simd(void);
+/* the CPU's own level, whatever OIALR_KERNELS or nn_simd_force say (kernels
+ * built for AVX-512 alone, without a portable clone, ask it) */
+int nn_simd_cpu(void);
 /* tests: force a level (NN_SIMD_V8 only on an AVX2 CPU, else BLAS), or back
  * to the CPU's (-1); returns the level now in force. Not thread-safe: call
  * it between kernels. */
