@@ -259,8 +259,8 @@ static void forward_share(void *ctx, int t, int nt)
     forward_range(j, b0, b1);
 }
 
-/* group g of the lane kernel: problems p0 = g*LANES .. (b*NH + h), nl of
- * them; the lanes past nl repeat the last, for reads only */
+/* group g of the lane kernel, W lanes: problems p = b*NH + h from p0 = g*W,
+ * nl of them; the lanes past nl repeat the last, for reads only */
 static int lane_group(const att_job *j, int W, int g, size_t *off, size_t *aoff)
 {
     const int P = j->B * j->NH, p0 = g * W, nl = P - p0 < W ? P - p0 : W;

@@ -63,20 +63,43 @@ static inline __attribute__((always_inline)) void HEAD_NAME(transpose)(HEAD_VEC 
     HEAD_NAME(tr_stage)(r, 1, &(HEAD_VI)TRMASK(1));
 }
 
+/* X[c] (a vector over the lanes) = base[off[l] + c] for c < HEAD_VW: one
+ * block of HEAD_VW floats from each lane, transposed */
+static inline __attribute__((always_inline)) void HEAD_NAME(block_in)(HEAD_VEC *restrict X, const float *base,
+                                                                      const size_t *off)
+{
+    HEAD_VEC r[HEAD_VW];
+#pragma GCC unroll 16
+    for (int l = 0; l < HEAD_VW; l++) r[l] = HLD(base + off[l]);
+    HEAD_NAME(transpose)(r);
+#pragma GCC unroll 16
+    for (int c = 0; c < HEAD_VW; c++) X[c] = r[c];
+}
+
+/* base[off[l] + c] (+)= X[c][l] for c < HEAD_VW and the lanes l < nl */
+static inline __attribute__((always_inline)) void HEAD_NAME(block_out)(float *base, const size_t *off, int nl,
+                                                                       const HEAD_VEC *restrict X, int add)
+{
+    HEAD_VEC r[HEAD_VW];
+#pragma GCC unroll 16
+    for (int c = 0; c < HEAD_VW; c++) r[c] = X[c];
+    HEAD_NAME(transpose)(r);
+    for (int l = 0; l < nl; l++) {
+        float *d = base + off[l];
+        HEAD_VEC x = r[l];
+        if (add) x += HLD(d);
+        HST(d, x);
+    }
+}
+
 /* X[t*HS + e] (vectors over the lanes) = base[off[l] + (t0 + t)*C + e] for
  * t < nt, e < HS (a multiple of HEAD_VW) */
 static inline __attribute__((always_inline)) void HEAD_NAME(gather)(HEAD_VEC *restrict X, const float *base,
                                                                     const size_t *off, int t0, int nt, int HS, int C)
 {
     for (int t = 0; t < nt; t++)
-        for (int e0 = 0; e0 < HS; e0 += HEAD_VW) {
-            HEAD_VEC r[HEAD_VW];
-#pragma GCC unroll 16
-            for (int l = 0; l < HEAD_VW; l++) r[l] = HLD(base + off[l] + (size_t)(t0 + t) * C + e0);
-            HEAD_NAME(transpose)(r);
-#pragma GCC unroll 16
-            for (int e = 0; e < HEAD_VW; e++) X[t * HS + e0 + e] = r[e];
-        }
+        for (int e0 = 0; e0 < HS; e0 += HEAD_VW)
+            HEAD_NAME(block_in)(X + t * HS + e0, base + (size_t)(t0 + t) * C + e0, off);
 }
 
 /* base[off[l] + (t0 + t)*C + e] (+)= X[t*HS + e] for the lanes l < nl */
@@ -85,33 +108,17 @@ static inline __attribute__((always_inline)) void HEAD_NAME(scatter)(float *base
                                                                      int HS, int C, int add)
 {
     for (int t = 0; t < nt; t++)
-        for (int e0 = 0; e0 < HS; e0 += HEAD_VW) {
-            HEAD_VEC r[HEAD_VW];
-#pragma GCC unroll 16
-            for (int e = 0; e < HEAD_VW; e++) r[e] = X[t * HS + e0 + e];
-            HEAD_NAME(transpose)(r);
-            for (int l = 0; l < nl; l++) {
-                float *d = base + off[l] + (size_t)(t0 + t) * C + e0;
-                HEAD_VEC x = r[l];
-                if (add) x += HLD(d);
-                HST(d, x);
-            }
-        }
+        for (int e0 = 0; e0 < HS; e0 += HEAD_VW)
+            HEAD_NAME(block_out)(base + (size_t)(t0 + t) * C + e0, off, nl, X + t * HS + e0, add);
 }
 
-/* P[j] = att[aoff[l] + i*T + j], j < T: row i of each lane's attention */
+/* P[j] = att[aoff[l] + i*T + j], j < T: row i of each lane's attention (T
+ * need not be a multiple of HEAD_VW: the rest one float at a time) */
 static inline __attribute__((always_inline)) void HEAD_NAME(att_row_in)(HEAD_VEC *restrict P, const float *att,
                                                                         const size_t *aoff, int i, int T)
 {
     int j0 = 0;
-    for (; j0 + HEAD_VW <= T; j0 += HEAD_VW) {
-        HEAD_VEC r[HEAD_VW];
-#pragma GCC unroll 16
-        for (int l = 0; l < HEAD_VW; l++) r[l] = HLD(att + aoff[l] + (size_t)i * T + j0);
-        HEAD_NAME(transpose)(r);
-#pragma GCC unroll 16
-        for (int j = 0; j < HEAD_VW; j++) P[j0 + j] = r[j];
-    }
+    for (; j0 + HEAD_VW <= T; j0 += HEAD_VW) HEAD_NAME(block_in)(P + j0, att + (size_t)i * T + j0, aoff);
     for (int j = j0; j < T; j++)
 #pragma GCC unroll 16
         for (int l = 0; l < HEAD_VW; l++) P[j][l] = att[aoff[l] + (size_t)i * T + j];
@@ -121,13 +128,7 @@ static inline __attribute__((always_inline)) void HEAD_NAME(att_row_out)(float *
                                                                          const HEAD_VEC *restrict P, int i, int T)
 {
     int j0 = 0;
-    for (; j0 + HEAD_VW <= T; j0 += HEAD_VW) {
-        HEAD_VEC r[HEAD_VW];
-#pragma GCC unroll 16
-        for (int j = 0; j < HEAD_VW; j++) r[j] = P[j0 + j];
-        HEAD_NAME(transpose)(r);
-        for (int l = 0; l < nl; l++) HST(att + aoff[l] + (size_t)i * T + j0, r[l]);
-    }
+    for (; j0 + HEAD_VW <= T; j0 += HEAD_VW) HEAD_NAME(block_out)(att + (size_t)i * T + j0, aoff, nl, P + j0, 0);
     for (int j = j0; j < T; j++)
         for (int l = 0; l < nl; l++) att[aoff[l] + (size_t)i * T + j] = P[j][l];
 }
@@ -207,8 +208,9 @@ HEAD_ATTR static void HEAD_NAME(lanes_forward)(float *o, float *att, const float
                                                const size_t *off, const size_t *aoff, int nl, int T, int HS, int C,
                                                float scale)
 {
-    /* K, V (T x HS each) next to each other: arrays of the most a head can
-     * need, 64 KB apart, sat on the same cache sets */
+    /* K, V (T x HS each) packed one after the other, so that only what this
+     * head needs is touched (arrays sized for the largest head lie 64 KB
+     * apart) */
     HEAD_VEC buf[2 * LANE_MAXT * LANE_MAXHS], Q[LANE_MAXHS], O[LANE_MAXHS], P[LANE_MAXT];
     HEAD_VEC *K = buf, *V = buf + T * HS;
     HEAD_NAME(gather)(K, k, off, 0, T, HS, C);
