@@ -72,6 +72,8 @@ static const conv_case conv_cases[] = {
      * 8 at stride 2): a full group, then a partial one */
     {20, 3, 9, 9, 8, 3, 3, 1, 1, 1},   /* two groups a thread, OC not a multiple of 3 */
     {20, 2, 17, 17, 5, 3, 3, 2, 1, 0}, /* the same at stride 2 (phases) */
+    {3, 2, 6, 6, 1, 3, 3, 1, 1, 1},    /* one output channel: the weight gradient's 1-channel tile */
+    {2, 32, 6, 5, 16, 3, 3, 1, 1, 1},  /* C = 32 at stride 1: the direct weight gradient, by measurement */
 };
 #define NCONV ((int)(sizeof conv_cases / sizeof conv_cases[0]))
 

@@ -82,14 +82,17 @@ static int dinp_shape(const conv2d_dims *d)
     return d->KH == 3 && d->KW == 3 && d->pad == 1 && d->C % 16 == 0 && (d->stride == 1 || (d->stride == 2 && d->C == 16));
 }
 /* the weight gradient (dw_direct below): 3x3 pad-1 convs of up to 16 input
- * channels. Measured in bench_kernels (2026-12-02, 2 alternating runs, whole
- * layer vs im2col + sgemm): stem 1->16 34-36% vs 24-26% of sgemm, 16->16
- * 70-72% vs 65-67%, 16->32 s2 47-48% vs 48-50%; with 32 and 64 input
- * channels sgemm was as fast or faster (32->64 s2: 39-48% vs 68%), so those
- * keep it. */
+ * channels, or 32 at stride 1. Measured in bench_kernels (2026-12-02, 2
+ * alternating runs, whole layer vs im2col + sgemm): stem 1->16 34-36% vs
+ * 24-26% of sgemm, 16->16 70-72% vs 65-67%, 16->32 s2 47-48% vs 48-50%.
+ * After its loads were kept in registers (DW_IN_REG, 2026-12-03; the weight
+ * gradient alone, 2 threads, 3 alternating runs): 32->32 14x14 89-91 GFLOP/s
+ * vs 54-68 with sgemm; 32->64 s2 50-55 vs 52-60 and 64->64 7x7 (1 thread)
+ * 39 vs 38-43, so those keep sgemm. */
 static int dw_shape(const conv2d_dims *d)
 {
-    return d->KH == 3 && d->KW == 3 && d->pad == 1 && (d->stride == 1 || d->stride == 2) && d->C <= 16;
+    return d->KH == 3 && d->KW == 3 && d->pad == 1 && (d->stride == 1 || d->stride == 2) &&
+           (d->C <= 16 || (d->C <= 32 && d->stride == 1));
 }
 /* The 16-float kernels are used where they pay (nn_simd: AVX-512). On an
  * AVX2 EPYC (bench_kernels, 2026-12-02) GCC's split 16-float code ran the
@@ -103,7 +106,10 @@ static int direct_dinp(const conv2d_dims *d)
 {
     return dinp_shape(d) && (d->stride == 1 ? nn_simd() != NN_SIMD_BLAS : nn_simd() == NN_SIMD_V16);
 }
-static int direct_dw(const conv2d_dims *d) { return dw_shape(d) && (nn_simd() == NN_SIMD_V16); }
+static int direct_dw(const conv2d_dims *d)
+{
+    return dw_shape(d) && nn_simd() == NN_SIMD_V16 && nn_simd_cpu() == NN_SIMD_V16;
+}
 
 /* Where the kernel reads: H x W planes (zero padded by pad, split into S*S
  * phases of Hq x Wq, each lq floats, ps apart), nq outputs per plane (OH rows
@@ -347,10 +353,10 @@ static void pad_planes(float *restrict buf, const float *restrict src, int n, co
             float *dst = buf + (size_t)c * g->lc + (size_t)(ph % S) * S * g->ps + (size_t)(ph / S) * Wq;
             if (S == 1) {
                 memcpy(dst + p, row, sizeof(float) * (size_t)W);
-            } else {
-                for (int w = 0; w < W; w++) {
-                    const int pw = w + p;
-                    dst[(size_t)(pw % 2) * g->ps + (size_t)(pw / 2)] = row[w];
+            } else { /* the even and the odd columns, each into its phase */
+                for (int w0 = 0; w0 < 2; w0++) {
+                    float *d = dst + (size_t)((w0 + p) % 2) * g->ps + (size_t)((w0 + p) / 2);
+                    for (int w = w0, i = 0; w < W; w += 2, i++) d[i] = row[w];
                 }
             }
         }
@@ -399,7 +405,20 @@ static void pack_dinp(float *restrict wq, const float *restrict w, const conv2d_
 // multiply-adds, then one horizontal sum each per channel and group; G makes
 // a group >= DW_GROUP_Q outputs long so those sums stay a small share.
 
-static inline __attribute__((always_inline)) void dw_tile(float *restrict dw, const float *restrict gq,
+/* Built for AVX-512 alone (direct_dw asks nn_simd_cpu), not as OIALR_HOT's
+ * clones: its x loads are kept in a register (DW_IN_REG), which needs a zmm.
+ * GCC otherwise folds each load into the NO multiply-adds that use it, and
+ * these loads are unaligned, so most split a cache line: 27 such loads per
+ * 27 multiply-adds made the load ports the limit. */
+#if defined(OIALR_HOT_CLONES)
+#define DW_ATTR __attribute__((target("arch=x86-64-v4")))
+#define DW_IN_REG(v) __asm__("" : "+v"(v))
+#else
+#define DW_ATTR
+#define DW_IN_REG(v) ((void)0)
+#endif
+
+DW_ATTR static inline __attribute__((always_inline)) void dw_tile(float *restrict dw, const float *restrict gq,
                                                           const float *restrict x, size_t gs, int NO,
                                                           const dir_geom *g, int n, size_t dws)
 {
@@ -417,24 +436,27 @@ static inline __attribute__((always_inline)) void dw_tile(float *restrict dw, co
             for (int o = 0; o < NO; o++) gv[o] = ld16(gq + (size_t)o * gs + q);
 #pragma GCC unroll 9
             for (int t = 0; t < 9; t++) {
-                const v16 xv = ld16(x + q + off[t]);
+                v16 xv = ld16(x + q + off[t]);
+                DW_IN_REG(xv);
 #pragma GCC unroll 3
                 for (int o = 0; o < NO; o++) acc[o][t] += gv[o] * xv;
             }
         }
     for (int o = 0; o < NO; o++)
-        for (int t = 0; t < 9; t++) dw[(size_t)o * dws + t] += hsum16(&acc[o][t]);
+        for (int t = 0; t < 9; t++) dw[(size_t)o * dws + t] += hsum16(acc[o][t]);
 }
 
 /* dw[OC][C][9] += the gradient of n samples laid out in xb (C channels of
  * g->lc) and gb (OC planes gs = G*lq apart) */
-OIALR_HOT static void dw_direct(float *restrict dw, const float *restrict xb, const float *restrict gb,
+DW_ATTR static void dw_direct(float *restrict dw, const float *restrict xb, const float *restrict gb,
                                 const conv2d_dims *d, const dir_geom *g, int n)
 {
     const int C = d->C, OC = d->OC;
     const size_t gs = g->ps, dws = (size_t)C * 9;
-    for (int o0 = 0; o0 < OC; o0 += 3) {
-        const int no = OC - o0 < 3 ? OC - o0 : 3;
+    for (int o0 = 0, no; o0 < OC; o0 += no) {
+        /* tiles of 3 channels, the last 4 as 2 + 2 (a tile of 1 makes 10
+         * loads for 9 multiply-adds) */
+        no = OC - o0 == 4 ? 2 : OC - o0 < 3 ? OC - o0 : 3;
         for (int c = 0; c < C; c++) {
             float *dd = dw + (size_t)o0 * dws + (size_t)c * 9;
             const float *gg = gb + (size_t)o0 * gs, *xx = xb + (size_t)c * g->lc;
