@@ -530,15 +530,21 @@ START_TEST(test_batchnorm_relu)
     for (int set = 0; set <= 1; set++) {
         for (size_t i = 0; i < n; i++) dx1[i] = set ? NAN : 0.5f, dx2[i] = set ? 0.0f : 0.5f;
         for (int c = 0; c < C; c++) dw1[c] = dw2[c] = db1[c] = db2[c] = 0.25f;
-        batchnorm2d_backward_act(dx1, dw1, db1, dy, y1, x, m1, r1, w, B, C, HW, set);
+        batchnorm2d_backward_act(dx1, dw1, db1, dy, x, m1, r1, w, b, B, C, HW, 1, set);
         batchnorm2d_backward_naive(dx2, dw2, db2, g, x, m2, r2, w, B, C, HW);
         ck_assert_msg(tu_close_ratio(dx1, dx2, n, ATOL, RTOL) <= 1, "dx, set %d", set);
         ck_assert(tu_close_ratio(dw1, dw2, C, ATOL, RTOL) <= 1);
         ck_assert(tu_close_ratio(db1, db2, C, ATOL, RTOL) <= 1);
     }
+    /* the mask the backward recomputes from x is the forward's own, bit for
+     * bit: the same as the plain backward of dy masked by y1 > 0 */
+    for (size_t i = 0; i < n; i++) g[i] = y1[i] > 0 ? dy[i] : 0.0f;
+    batchnorm2d_backward_act(dx1, dw1, db1, dy, x, m1, r1, w, b, B, C, HW, 1, 1);
+    batchnorm2d_backward_act(dx2, dw2, db2, g, x, m1, r1, w, NULL, B, C, HW, 0, 1);
+    ck_assert(tu_max_abs_diff(dx1, dx2, n) == 0);
     /* set without the ReLU: the plain backward into zeros */
     for (size_t i = 0; i < n; i++) dx1[i] = NAN, dx2[i] = 0.0f;
-    batchnorm2d_backward_act(dx1, NULL, NULL, dy, NULL, x, m1, r1, w, B, C, HW, 1);
+    batchnorm2d_backward_act(dx1, NULL, NULL, dy, x, m1, r1, w, NULL, B, C, HW, 0, 1);
     batchnorm2d_backward_naive(dx2, NULL, NULL, dy, x, m2, r2, w, B, C, HW);
     ck_assert(tu_close_ratio(dx1, dx2, n, ATOL, RTOL) <= 1);
     free(x), free(w), free(b), free(y1), free(y2), free(m1), free(r1), free(m2), free(r2), free(rm), free(rv);
@@ -581,6 +587,59 @@ START_TEST(test_act_set)
 }
 END_TEST
 
+/* The fused add + ReLU equals add_forward then relu_forward (NaN and the
+ * zeros included), and its backward equals relu_backward then add_backward,
+ * for every set/accumulate pair, one gradient NULL, and both the same array.
+ * Sizes across the threading threshold. */
+START_TEST(test_add_relu)
+{
+    static const size_t sizes[] = {37, (size_t)1 << 19};
+    for (int k = 0; k < 2; k++) {
+        const size_t n = sizes[k];
+        tu_rng r;
+        tu_rng_seed(&r, 8);
+        float *a = tu_alloc(n), *b = tu_alloc(n), *y = tu_alloc(n), *s = tu_alloc(n), *y2 = tu_alloc(n);
+        float *g = tu_alloc(n), *da = tu_alloc(n), *db = tu_alloc(n), *ra = tu_alloc(n), *rb = tu_alloc(n);
+        float *rg = tu_alloc(n);
+        tu_fill_uniform(a, n, &r, -1, 1);
+        tu_fill_uniform(b, n, &r, -1, 1);
+        tu_fill_uniform(g, n, &r, -1, 1);
+        a[0] = NAN, a[1] = 0.5f, b[1] = -0.5f; /* NaN propagates; a sum of exactly 0 */
+        add_relu_forward(y, a, b, n);
+        add_forward(s, a, b, n);
+        relu_forward(y2, s, n);
+        ck_assert(isnan(y[0]) && y[1] == 0.0f);
+        size_t bad = n;
+        for (size_t i = 1; i < n && bad == n; i++)
+            if (y[i] != y2[i]) bad = i;
+        ck_assert_msg(bad == n, "add_relu_forward, n %zu: element %zu", n, bad);
+        for (int set = 0; set < 4; set++) {
+            const int sa = set & 1, sb = set >> 1;
+            tu_fill_uniform(da, n, &r, -1, 1);
+            tu_fill_uniform(db, n, &r, -1, 1);
+            copy(ra, da, n), copy(rb, db, n);
+            for (size_t i = 0; i < n; i++) rg[i] = 0.0f;
+            relu_backward(rg, g, y, n);
+            add_backward(ra, rb, rg, n, sa, sb);
+            if (sa) da[3] = NAN; /* a written gradient does not read what was there */
+            if (sb) db[3] = NAN;
+            add_relu_backward(da, db, g, y, n, sa, sb);
+            ck_assert_msg(tu_max_abs_diff(da, ra, n) == 0 && tu_max_abs_diff(db, rb, n) == 0,
+                          "add_relu_backward n %zu set %d/%d", n, sa, sb);
+        }
+        /* one gradient only, and both into one array (x + x) */
+        copy(ra, da, n);
+        add_relu_backward(NULL, da, g, y, n, 0, 0);
+        add_backward(NULL, ra, rg, n, 0, 0);
+        ck_assert(tu_max_abs_diff(da, ra, n) == 0);
+        add_relu_backward(da, da, g, y, n, 1, 0);
+        for (size_t i = 0; i < n; i++) ra[i] = 2.0f * rg[i];
+        ck_assert(tu_max_abs_diff(da, ra, n) == 0);
+        free(a), free(b), free(y), free(s), free(y2), free(g), free(da), free(db), free(ra), free(rb), free(rg);
+    }
+}
+END_TEST
+
 /* The graph's fusions (a batch norm writing the ReLU it feeds alone; input
  * gradients written by their only consumer without a zeroing pass) give the
  * plain graph's loss and gradients: the same model with the fusions undone
@@ -592,8 +651,8 @@ START_TEST(test_graph_fusion)
     oialr_model *m[2];
     for (int k = 0; k < 2; k++) ck_assert_int_eq(oialr_model_create(&m[k], "cnn:16,32,blocks=1", C, H, W, 4, B, 3), 0);
     int fused = 0, set = 0;
-    for (int i = 0; i < m[0]->nnodes; i++) fused += bn_feeds_relu(m[0], &m[0]->nodes[i]), set += m[0]->nodes[i].grad_set;
-    ck_assert(fused >= 3 && set >= 6); /* stem, s1 and s2 first norms; norms, ReLUs, adds */
+    for (int i = 0; i < m[0]->nnodes; i++) fused += writes_relu(m[0], &m[0]->nodes[i]), set += m[0]->nodes[i].grad_set;
+    ck_assert(fused >= 5 && set >= 6); /* stem, s1 and s2 first norms and the adds; norms, ReLUs, adds */
     for (int i = 0; i < m[1]->nnodes; i++) {
         m[1]->nodes[i].consumers = 2;
         m[1]->nodes[i].grad_set = 0;
@@ -1093,6 +1152,7 @@ static Suite *layers_suite(void)
     tcase_add_loop_test(core, test_batchnorm, 0, NBN);
     tcase_add_loop_test(core, test_batchnorm_relu, 0, NBN);
     tcase_add_test(core, test_act_set);
+    tcase_add_test(core, test_add_relu);
     tcase_add_test(core, test_graph_fusion);
     tcase_add_test(core, test_batchnorm_running);
     tcase_add_test(core, test_batchnorm_threads);

@@ -192,11 +192,13 @@ static inline float *node_save(oialr_model *m, const node *n) { return m->save +
  * `which` when told to (node.grad_set of that input, which graph_finalize
  * sets when n is the input's only consumer). */
 int op_sets_input_grad(const node *n, int which);
-/* A batch norm whose only consumer is a ReLU writes the ReLU's output itself
- * (max(0, bn(x))) and takes the ReLU's gradient in its backward; the ReLU
- * node then does nothing. */
-static inline int bn_feeds_relu(const oialr_model *m, const node *bn) {
-    return bn->op == OP_BATCHNORM && bn->consumers == 1 && m->nodes[bn->last_consumer].op == OP_RELU;
+/* A batch norm or a residual add whose only consumer is a ReLU writes the
+ * ReLU's output itself (max(0, bn(x)), max(0, a + b)) and takes the ReLU's
+ * gradient in its backward; the ReLU node then does nothing. One pass over
+ * the activation less each way: these tensors stream from memory. */
+static inline int writes_relu(const oialr_model *m, const node *n) {
+    return (n->op == OP_BATCHNORM || n->op == OP_ADD) && n->consumers == 1 &&
+           m->nodes[n->last_consumer].op == OP_RELU;
 }
 
 /* lowrank.c */

@@ -23,16 +23,16 @@ static void dense_bwd(oialr_model *m, node *n, int B) {
                    param_data(m, w), B * a->rows, a->c, a->oc);
 }
 
-/* after a batch norm that feeds it alone, the norm does the ReLU's work
- * (bn_feeds_relu, ops_conv.c) */
+/* after a batch norm or an add that feeds it alone, that node does the
+ * ReLU's work (writes_relu, graph.h) */
 static void relu_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    if (bn_feeds_relu(m, &m->nodes[n->in0])) return;
+    if (writes_relu(m, &m->nodes[n->in0])) return;
     relu_forward(node_out(m, n), in_out(m, n, 0), (size_t)B * n->size);
 }
 static void relu_bwd(oialr_model *m, node *n, int B) {
     float *d = in_dout(m, n, 0);
-    if (!d || bn_feeds_relu(m, &m->nodes[n->in0])) return;
+    if (!d || writes_relu(m, &m->nodes[n->in0])) return;
     if (m->nodes[n->in0].grad_set) relu_backward_set(d, node_dout(m, n), in_out(m, n, 0), (size_t)B * n->size);
     else relu_backward(d, node_dout(m, n), in_out(m, n, 0), (size_t)B * n->size);
 }
@@ -72,12 +72,21 @@ static void dropout_bwd(oialr_model *m, node *n, int B) {
 
 static void add_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
-    add_forward(node_out(m, n), in_out(m, n, 0), in_out(m, n, 1),
-                (size_t)B * n->size);
+    if (writes_relu(m, n))
+        add_relu_forward(node_out(m, &m->nodes[n->last_consumer]), in_out(m, n, 0), in_out(m, n, 1),
+                         (size_t)B * n->size);
+    else
+        add_forward(node_out(m, n), in_out(m, n, 0), in_out(m, n, 1), (size_t)B * n->size);
 }
 static void add_bwd(oialr_model *m, node *n, int B) {
-    add_backward(in_dout(m, n, 0), in_dout(m, n, 1), node_dout(m, n), (size_t)B * n->size, m->nodes[n->in0].grad_set,
-                 m->nodes[n->in1].grad_set);
+    const int set0 = m->nodes[n->in0].grad_set, set1 = m->nodes[n->in1].grad_set;
+    if (writes_relu(m, n)) {
+        const node *relu = &m->nodes[n->last_consumer];
+        add_relu_backward(in_dout(m, n, 0), in_dout(m, n, 1), node_dout(m, relu), node_out(m, relu),
+                          (size_t)B * n->size, set0, set1);
+    } else {
+        add_backward(in_dout(m, n, 0), in_dout(m, n, 1), node_dout(m, n), (size_t)B * n->size, set0, set1);
+    }
 }
 
 int op_sets_input_grad(const node *n, int which) {

@@ -68,8 +68,8 @@ static void bn_fwd(oialr_model *m, node *n, int B, int train) {
     int C = n->arg.bn.c, HW = n->arg.bn.hw;
     float *weight = param_data(m, n->param.bn.weight), *bias = param_data(m, n->param.bn.bias);
     float *rmean = param_data(m, n->param.bn.running_mean), *rvar = param_data(m, n->param.bn.running_var);
-    /* feeding a ReLU alone: write the ReLU's output (graph.h, bn_feeds_relu) */
-    const int relu = bn_feeds_relu(m, n);
+    /* feeding a ReLU alone: write the ReLU's output (graph.h, writes_relu) */
+    const int relu = writes_relu(m, n);
     float *out = relu ? node_out(m, &m->nodes[n->last_consumer]) : node_out(m, n);
     if (train)
         batchnorm2d_forward_train_act(out, save, save + C, rmean, rvar, in_out(m, n, 0), weight, bias, B, C, HW, BN_EPS,
@@ -81,10 +81,11 @@ static void bn_bwd(oialr_model *m, node *n, int B) {
     float *save = node_save(m, n);
     int C = n->arg.bn.c, HW = n->arg.bn.hw;
     int w = n->param.bn.weight;
-    const node *relu = bn_feeds_relu(m, n) ? &m->nodes[n->last_consumer] : NULL;
+    const node *relu = writes_relu(m, n) ? &m->nodes[n->last_consumer] : NULL;
     batchnorm2d_backward_act(in_dout(m, n, 0), param_grad(m, w), param_grad(m, n->param.bn.bias),
-                             relu ? node_dout(m, relu) : node_dout(m, n), relu ? node_out(m, relu) : NULL,
-                             in_out(m, n, 0), save, save + C, param_data(m, w), B, C, HW, m->nodes[n->in0].grad_set);
+                             relu ? node_dout(m, relu) : node_dout(m, n), in_out(m, n, 0), save, save + C,
+                             param_data(m, w), param_data(m, n->param.bn.bias), B, C, HW, relu != NULL,
+                             m->nodes[n->in0].grad_set);
 }
 const op_def op_batchnorm = {"batchnorm", bn_fwd, bn_bwd, NULL};
 

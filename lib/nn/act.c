@@ -157,15 +157,43 @@ OIALR_HOT static void acc_range(float *restrict out, const float *restrict a, si
     for (size_t i = 0; i < n; i++) out[i] += a[i];
 }
 
+OIALR_HOT static void add_relu_forward_range(float *restrict out, const float *restrict a, const float *restrict b,
+                                             size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const float v = a[i] + b[i];
+        out[i] = v < 0.0f ? 0.0f : v;
+    }
+}
+
+/* da, db (+)= (y > 0) * dout, each written (set) or accumulated */
+static inline __attribute__((always_inline)) void relu_bwd2(float *restrict da, float *restrict db,
+                                                            const float *restrict dout, const float *restrict y,
+                                                            size_t n, const int set_a, const int set_b) {
+    for (size_t i = 0; i < n; i++) {
+        const float v = y[i] > 0.0f ? dout[i] : 0.0f;
+        da[i] = set_a ? v : da[i] + v;
+        db[i] = set_b ? v : db[i] + v;
+    }
+}
+OIALR_HOT static void add_relu_backward_range(float *restrict da, float *restrict db, const float *restrict dout,
+                                              const float *restrict y, size_t n, int set_a, int set_b) {
+    if (set_a && set_b) relu_bwd2(da, db, dout, y, n, 1, 1);
+    else if (set_a) relu_bwd2(da, db, dout, y, n, 1, 0);
+    else if (set_b) relu_bwd2(da, db, dout, y, n, 0, 1);
+    else relu_bwd2(da, db, dout, y, n, 0, 0);
+}
+
 /* ReLU and the residual add of a CNN stage run over 1.6 M values per batch:
  * from ELT_PAR_MIN values on they are split like GELU. */
-enum { ELT_RELU_FWD, ELT_RELU_BWD, ELT_RELU_BWD_SET, ELT_ADD, ELT_ACC, ELT_COPY };
+enum { ELT_RELU_FWD, ELT_RELU_BWD, ELT_RELU_BWD_SET, ELT_ADD, ELT_ACC, ELT_COPY, ELT_ADD_RELU, ELT_ADD_RELU_BWD };
 
 typedef struct elt_job {
     int op;
     float *out;
     const float *a, *b;
     size_t n;
+    float *out2; /* ELT_ADD_RELU_BWD: the second gradient, and whether each is set */
+    int set, set2;
 } elt_job;
 
 static void elt_share(void *ctx, int t, int nt) {
@@ -180,6 +208,10 @@ static void elt_share(void *ctx, int t, int nt) {
     case ELT_RELU_BWD_SET: relu_backward_set_range(j->out + lo, j->a + lo, j->b + lo, hi - lo); break;
     case ELT_ACC: acc_range(j->out + lo, j->a + lo, hi - lo); break;
     case ELT_COPY: memcpy(j->out + lo, j->a + lo, sizeof(float) * (hi - lo)); break;
+    case ELT_ADD_RELU: add_relu_forward_range(j->out + lo, j->a + lo, j->b + lo, hi - lo); break;
+    case ELT_ADD_RELU_BWD:
+        add_relu_backward_range(j->out + lo, j->out2 + lo, j->a + lo, j->b + lo, hi - lo, j->set, j->set2);
+        break;
     default: add_forward_range(j->out + lo, j->a + lo, j->b + lo, hi - lo); break;
     }
 }
@@ -187,7 +219,7 @@ static void elt_share(void *ctx, int t, int nt) {
 #define ELT_PAR_MIN ((size_t)1 << 18)
 
 static void elt_run(int op, float *out, const float *a, const float *b, size_t n) {
-    elt_job j = {op, out, a, b, n};
+    elt_job j = {op, out, a, b, n, NULL, 0, 0};
     nn_parallel(elt_share, &j, n >= ELT_PAR_MIN ? nn_threads() : 1);
 }
 
@@ -202,4 +234,16 @@ void relu_backward_set(float *dinp, const float *dout, const float *inp, size_t 
 void add_backward(float *da, float *db, const float *dout, size_t n, int set_a, int set_b) {
     if (da) elt_run(set_a ? ELT_COPY : ELT_ACC, da, dout, NULL, n);
     if (db) elt_run(set_b ? ELT_COPY : ELT_ACC, db, dout, NULL, n);
+}
+void add_relu_forward(float *out, const float *a, const float *b, size_t n) {
+    elt_run(ELT_ADD_RELU, out, a, b, n);
+}
+void add_relu_backward(float *da, float *db, const float *dout, const float *y, size_t n, int set_a, int set_b) {
+    if (!da || !db || da == db) { /* one gradient, or the same twice: pass by pass */
+        if (da) elt_run(set_a ? ELT_RELU_BWD_SET : ELT_RELU_BWD, da, dout, y, n);
+        if (db) elt_run(set_b && db != da ? ELT_RELU_BWD_SET : ELT_RELU_BWD, db, dout, y, n);
+        return;
+    }
+    elt_job j = {ELT_ADD_RELU_BWD, da, dout, y, n, db, set_a, set_b};
+    nn_parallel(elt_share, &j, n >= ELT_PAR_MIN ? nn_threads() : 1);
 }

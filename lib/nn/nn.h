@@ -48,6 +48,11 @@ void dropout_backward(float *dinp, const float *dout, const float *mask, size_t 
 void add_forward(float *out, const float *a, const float *b, size_t n);
 /* da += dout, db += dout (either may be NULL); set_a / set_b: = instead of += */
 void add_backward(float *da, float *db, const float *dout, size_t n, int set_a, int set_b);
+/* the add followed by a ReLU: out = max(0, a + b) (NaN propagates, as
+ * relu_forward); backward with the ReLU's output y as mask, da, db (+)=
+ * (y > 0) * dout in one pass (da == db allowed) */
+void add_relu_forward(float *out, const float *a, const float *b, size_t n);
+void add_relu_backward(float *da, float *db, const float *dout, const float *y, size_t n, int set_a, int set_b);
 
 /* --- softmax cross-entropy over logits[N,NC] with integer targets.
  * Returns the mean loss; writes probs[N,NC]; counts correct argmax into

@@ -24,9 +24,8 @@
 typedef struct bn_job {
     float *out, *mean, *rstd, *running_mean, *running_var, *dinp, *dweight, *dbias;
     const float *inp, *weight, *bias, *dout, *cmean, *crstd, *rmean, *rvar;
-    const float *relu_out; /* backward of BN + ReLU: the ReLU's output (its mask) */
     int B, C, HW;
-    int relu, set;         /* forward: ReLU fused; backward: dinp = instead of += */
+    int relu, set; /* the ReLU fused (its mask recomputed in the backward); backward: dinp = instead of += */
     float eps, momentum;
 } bn_job;
 
@@ -83,21 +82,33 @@ static inline void plane_dot(const float *restrict g, const float *restrict x, i
     *sx = tx;
 }
 
-/* the same with g masked where y <= 0 (the ReLU after the norm) */
-static inline void plane_dot_mask(const float *restrict g, const float *restrict y, const float *restrict x, int n,
-                                  float m, float *s, float *sx)
+/* The norm's affine map x * sc + sh, as the forward computes it: the
+ * backward of BN + ReLU recomputes the ReLU's mask from x with these, bit for
+ * bit (norm.c is built without FMA contraction), so it need not read the
+ * ReLU's output: one stream less in both of its passes. */
+static inline void bn_affine(const float *weight, const float *bias, int c, float mean, float rstd, float *sc,
+                             float *sh)
+{
+    *sc = weight ? weight[c] * rstd : rstd;
+    *sh = (bias ? bias[c] : 0.0f) - mean * *sc;
+}
+static inline int relu_on(float x, float sc, float sh) { return x * sc + sh > 0.0f; }
+
+/* the same with g masked where the ReLU after the norm gave 0 */
+static inline void plane_dot_mask(const float *restrict g, const float *restrict x, int n, float m, float sc,
+                                  float sh, float *s, float *sx)
 {
     float a[NN_LANES] = {0}, ax[NN_LANES] = {0};
     int i = 0;
     for (; i + NN_LANES <= n; i += NN_LANES)
         for (int l = 0; l < NN_LANES; l++) {
-            const float gg = y[i + l] > 0.0f ? g[i + l] : 0.0f;
+            const float gg = relu_on(x[i + l], sc, sh) ? g[i + l] : 0.0f;
             a[l] += gg;
             ax[l] += gg * (x[i + l] - m);
         }
     float t = 0.0f, tx = 0.0f;
     for (; i < n; i++) {
-        const float gg = y[i] > 0.0f ? g[i] : 0.0f;
+        const float gg = relu_on(x[i], sc, sh) ? g[i] : 0.0f;
         t += gg;
         tx += gg * (x[i] - m);
     }
@@ -146,8 +157,8 @@ OIALR_HOT static void bn_train_range(float *restrict out, float *mean, float *rs
         const float r = (float)(1.0 / sqrt(v + eps));
         mean[c] = (float)m;
         rstd[c] = r;
-        const float g = weight ? weight[c] * r : r, be = bias ? bias[c] : 0.0f;
-        const float sh = be - (float)m * g;
+        float g, sh;
+        bn_affine(weight, bias, c, mean[c], r, &g, &sh);
         for (int b = 0; b < B; b++)
             affine_plane(out + ((size_t)b * C + c) * HW, inp + ((size_t)b * C + c) * HW, HW, g, sh, relu);
         if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)m;
@@ -164,28 +175,30 @@ OIALR_HOT static void bn_eval_range(float *restrict out, const float *restrict i
 {
     for (int c = c0; c < c1; c++) {
         const float r = (float)(1.0 / sqrt((double)running_var[c] + eps));
-        const float g = weight ? weight[c] * r : r, be = bias ? bias[c] : 0.0f;
-        const float sh = be - running_mean[c] * g;
+        float g, sh;
+        bn_affine(weight, bias, c, running_mean[c], r, &g, &sh);
         for (int b = 0; b < B; b++)
             affine_plane(out + ((size_t)b * C + c) * HW, inp + ((size_t)b * C + c) * HW, HW, g, sh, relu);
     }
 }
 
 OIALR_HOT static void bn_backward_range(float *restrict dinp, float *dweight, float *dbias,
-                                        const float *restrict dout, const float *restrict yrelu,
-                                        const float *restrict inp, const float *mean, const float *rstd,
-                                        const float *weight, int B, int C, int HW, int set, int c0, int c1)
+                                        const float *restrict dout, const float *restrict inp, const float *mean,
+                                        const float *rstd, const float *weight, const float *bias, int B, int C,
+                                        int HW, int relu, int set, int c0, int c1)
 {
     const double n = (double)B * HW;
     for (int c = c0; c < c1; c++) {
         const float m = mean[c], r = rstd[c];
+        float sc, sh; /* the ReLU's mask (relu_on) */
+        bn_affine(weight, bias, c, m, r, &sc, &sh);
         /* sg = sum(dout), sgx = sum(dout * xhat) */
         double sg = 0.0, sgx = 0.0;
         for (int b = 0; b < B; b++) {
             const float *x = inp + ((size_t)b * C + c) * HW;
             const float *g = dout + ((size_t)b * C + c) * HW;
             float a, ax;
-            if (yrelu) plane_dot_mask(g, yrelu + ((size_t)b * C + c) * HW, x, HW, m, &a, &ax);
+            if (relu) plane_dot_mask(g, x, HW, m, sc, sh, &a, &ax);
             else plane_dot(g, x, HW, m, &a, &ax);
             sg += a;
             sgx += (double)ax * r;
@@ -200,12 +213,13 @@ OIALR_HOT static void bn_backward_range(float *restrict dinp, float *dweight, fl
             const float *x = inp + ((size_t)b * C + c) * HW;
             const float *g = dout + ((size_t)b * C + c) * HW;
             float *dx = dinp + ((size_t)b * C + c) * HW;
-            if (yrelu) {
-                const float *y = yrelu + ((size_t)b * C + c) * HW;
+            if (relu) {
                 if (set)
-                    for (int i = 0; i < HW; i++) dx[i] = wr * ((y[i] > 0.0f ? g[i] : 0.0f) - k0 - (x[i] - m) * r * k1);
+                    for (int i = 0; i < HW; i++)
+                        dx[i] = wr * ((relu_on(x[i], sc, sh) ? g[i] : 0.0f) - k0 - (x[i] - m) * r * k1);
                 else
-                    for (int i = 0; i < HW; i++) dx[i] += wr * ((y[i] > 0.0f ? g[i] : 0.0f) - k0 - (x[i] - m) * r * k1);
+                    for (int i = 0; i < HW; i++)
+                        dx[i] += wr * ((relu_on(x[i], sc, sh) ? g[i] : 0.0f) - k0 - (x[i] - m) * r * k1);
             } else if (set) {
                 for (int i = 0; i < HW; i++) dx[i] = wr * (g[i] - k0 - (x[i] - m) * r * k1);
             } else {
@@ -271,23 +285,23 @@ static void bn_backward_share(void *ctx, int t, int nt)
     const bn_job *j = ctx;
     int c0, c1;
     nn_share(j->C, t, nt, &c0, &c1);
-    bn_backward_range(j->dinp, j->dweight, j->dbias, j->dout, j->relu_out, j->inp, j->cmean, j->crstd, j->weight,
-                      j->B, j->C, j->HW, j->set, c0, c1);
+    bn_backward_range(j->dinp, j->dweight, j->dbias, j->dout, j->inp, j->cmean, j->crstd, j->weight, j->bias, j->B,
+                      j->C, j->HW, j->relu, j->set, c0, c1);
 }
 
-void batchnorm2d_backward_act(float *dinp, float *dweight, float *dbias, const float *dout, const float *relu_out,
-                              const float *inp, const float *mean, const float *rstd, const float *weight, int B,
-                              int C, int HW, int set)
+void batchnorm2d_backward_act(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                              const float *mean, const float *rstd, const float *weight, const float *bias, int B,
+                              int C, int HW, int relu, int set)
 {
-    bn_job j = {.dinp = dinp, .dweight = dweight, .dbias = dbias, .dout = dout, .relu_out = relu_out, .inp = inp,
-                .cmean = mean, .crstd = rstd, .weight = weight, .B = B, .C = C, .HW = HW, .set = set};
+    bn_job j = {.dinp = dinp, .dweight = dweight, .dbias = dbias, .dout = dout, .inp = inp, .cmean = mean,
+                .crstd = rstd, .weight = weight, .bias = bias, .B = B, .C = C, .HW = HW, .relu = relu, .set = set};
     nn_parallel(bn_backward_share, &j, bn_threads(B, C, HW));
 }
 
 void batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *mean, const float *rstd, const float *weight, int B, int C, int HW)
 {
-    batchnorm2d_backward_act(dinp, dweight, dbias, dout, NULL, inp, mean, rstd, weight, B, C, HW, 0);
+    batchnorm2d_backward_act(dinp, dweight, dbias, dout, inp, mean, rstd, weight, NULL, B, C, HW, 0, 0);
 }
 
 void batchnorm2d_forward_train_naive(float *out, float *mean, float *rstd, float *running_mean,

@@ -40,13 +40,14 @@ void batchnorm2d_forward_train_act(float *out, float *mean, float *rstd, float *
 void batchnorm2d_forward_eval_act(float *out, const float *inp, const float *weight, const float *bias,
                                   const float *running_mean, const float *running_var, int B, int C, int HW,
                                   float eps, int relu);
-/* The backward of either: with relu_out (the fused ReLU's output) dout is
- * the ReLU's gradient, masked where relu_out <= 0; relu_out NULL: the plain
- * norm. set: dinp = ... instead of += (an input gradient nobody else writes,
- * not zeroed). */
-void batchnorm2d_backward_act(float *dinp, float *dweight, float *dbias, const float *dout, const float *relu_out,
-                              const float *inp, const float *mean, const float *rstd, const float *weight, int B,
-                              int C, int HW, int set);
+/* The backward of either: with relu = 1 dout is the fused ReLU's gradient,
+ * masked where the ReLU gave 0 (recomputed from inp, mean, rstd, weight and
+ * bias exactly as the forward computed it); relu = 0: the plain norm (bias
+ * unused, may be NULL). set: dinp = ... instead of += (an input gradient
+ * nobody else writes, not zeroed). */
+void batchnorm2d_backward_act(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                              const float *mean, const float *rstd, const float *weight, const float *bias, int B,
+                              int C, int HW, int relu, int set);
 /* References in double precision, same signatures. */
 void batchnorm2d_forward_train_naive(float *out, float *mean, float *rstd, float *running_mean,
                                      float *running_var, const float *inp, const float *weight, const float *bias,
