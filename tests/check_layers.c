@@ -18,6 +18,7 @@
 
 #include "nn/attention.h"
 #include "model/graph.h"
+#include "oialr/lowrank.h"
 #include "nn/nn.h"
 #include "nn/conv.h"
 #include "nn/vec16.h"
@@ -91,7 +92,7 @@ static void conv_fwd(void *c)
 static void conv_bwd(void *c, const float *dy)
 {
     conv_ctx *k = c;
-    conv2d_backward(k->dx, k->dw, k->b ? k->db : NULL, dy, k->x, k->w, k->scratch, &k->d, k->B);
+    conv2d_backward(k->dx, k->dw, k->b ? k->db : NULL, dy, k->x, k->w, k->scratch, &k->d, k->B, 0);
 }
 
 /* fast forward/backward == naive, with random pre-filled grads (accumulation) */
@@ -120,11 +121,17 @@ static void conv_compare(const conv_case *t, int with_dinp)
     conv2d_forward_naive(y2, x, w, bb, &d, t->B);
     ck_assert_msg(tu_close_ratio(y1, y2, ny, ATOL, RTOL) <= 1, "conv fwd B%d C%d %dx%d OC%d k%dx%d s%d p%d", t->B,
                   t->C, t->H, t->W, t->OC, t->KH, t->KW, t->stride, t->pad);
-    conv2d_backward(with_dinp ? dx1 : NULL, dw1, db1, dy, x, w, s, &d, t->B);
+    conv2d_backward(with_dinp ? dx1 : NULL, dw1, db1, dy, x, w, s, &d, t->B, 0);
     conv2d_backward_naive(with_dinp ? dx2 : NULL, dw2, db2, dy, x, w, &d, t->B);
     ck_assert_msg(tu_close_ratio(dx1, dx2, nx, ATOL, RTOL) <= 1, "conv dinp");
     ck_assert_msg(tu_close_ratio(dw1, dw2, nw, ATOL, RTOL) <= 1, "conv dw");
     ck_assert_msg(tu_close_ratio(db1, db2, t->OC, ATOL, RTOL) <= 1, "conv db");
+    if (with_dinp) { /* set: the input gradient written over NaN == the naive one into zeros */
+        for (size_t i = 0; i < nx; i++) dx1[i] = NAN, dx2[i] = 0.0f;
+        conv2d_backward(dx1, NULL, NULL, dy, x, w, s, &d, t->B, 1);
+        conv2d_backward_naive(dx2, NULL, NULL, dy, x, w, &d, t->B);
+        ck_assert_msg(tu_close_ratio(dx1, dx2, nx, ATOL, RTOL) <= 1, "conv dinp set (%s)", conv2d_kernel_name(&d, t->B));
+    }
     free(x), free(w), free(b), free(y1), free(y2), free(dy), free(dx1), free(dx2), free(dw1), free(dw2);
     free(db1), free(db2), free(s);
 }
@@ -205,9 +212,9 @@ static void conv_null_dw(const conv_case *t)
     copy(dx2, dx1, nx), copy(dx3, dx1, nx), copy(dx4, dx1, nx);
     tu_fill_uniform(db1, OC, &r, -1, 1);
     copy(db2, db1, OC), copy(db4, db1, OC);
-    conv2d_backward(dx1, dw, db1, dy, x, w, s, &d, t->B);
-    conv2d_backward(dx2, NULL, db2, dy, x, w, s, &d, t->B);
-    conv2d_backward(dx3, NULL, NULL, dy, x, w, s, &d, t->B);
+    conv2d_backward(dx1, dw, db1, dy, x, w, s, &d, t->B, 0);
+    conv2d_backward(dx2, NULL, db2, dy, x, w, s, &d, t->B, 0);
+    conv2d_backward(dx3, NULL, NULL, dy, x, w, s, &d, t->B, 0);
     conv2d_backward_naive(dx4, NULL, db4, dy, x, w, &d, t->B);
     ck_assert_msg(tu_max_abs_diff(dx2, dx1, nx) == 0, "dw NULL: dinp differs (C%d %dx%d OC%d k%d s%d p%d)", t->C,
                   t->H, t->W, t->OC, t->KH, t->stride, t->pad);
@@ -640,19 +647,37 @@ START_TEST(test_add_relu)
 }
 END_TEST
 
-/* The graph's fusions (a batch norm writing the ReLU it feeds alone; input
- * gradients written by their only consumer without a zeroing pass) give the
- * plain graph's loss and gradients: the same model with the fusions undone
- * by hand (every node counted as read twice, no gradient "set") as the
- * reference. A ReLU CNN with residual blocks and a shortcut conv. */
+/* The graph's fusions (a batch norm or an add writing the ReLU it feeds
+ * alone; input gradients written by their last consumer, the first to run
+ * backward, without a zeroing pass) give the plain graph's loss and
+ * gradients: the same model with the fusions undone by hand (every node
+ * counted as read twice, no gradient "set") as the reference. A ReLU CNN
+ * with residual blocks and a shortcut conv, the same with its second conv
+ * low-rank (OP_CONV_LR adds: it zeroes a gradient it was to write), two
+ * blocks a stage, and a ViT (its residual adds write the stream's gradient). */
+static const char *const fusion_specs[] = {"cnn:16,32,blocks=1", "cnn:16,32,blocks=1", "cnn:16,16,blocks=2",
+                                           "vit:patch=4,dim=16,depth=2,heads=2,mlp=32"};
 START_TEST(test_graph_fusion)
 {
     const int B = 6, C = 1, H = 8, W = 8;
     oialr_model *m[2];
-    for (int k = 0; k < 2; k++) ck_assert_int_eq(oialr_model_create(&m[k], "cnn:16,32,blocks=1", C, H, W, 4, B, 3), 0);
+    for (int k = 0; k < 2; k++) ck_assert_int_eq(oialr_model_create(&m[k], fusion_specs[_i], C, H, W, 4, B, 3), 0);
     int fused = 0, set = 0;
     for (int i = 0; i < m[0]->nnodes; i++) fused += writes_relu(m[0], &m[0]->nodes[i]), set += m[0]->nodes[i].grad_set;
-    ck_assert(fused >= 5 && set >= 6); /* stem, s1 and s2 first norms and the adds; norms, ReLUs, adds */
+    if (_i == 0) ck_assert(fused >= 5 && set >= 6); /* stem, s1 and s2 first norms and the adds; norms, ReLUs, adds */
+    if (_i == 1) { /* s1.b0.2.conv low-rank (rank 3) in both, the same factors */
+        const int p = oialr_params_find(oialr_model_params(m[0]), "s1.b0.2.conv.weight");
+        ck_assert_int_ge(p, 0);
+        const int R = 3, rows = 16, cols = 16 * 9;
+        float *u = tu_alloc((size_t)rows * R), *s = tu_alloc((size_t)R * R), *v = tu_alloc((size_t)cols * R);
+        tu_rng q;
+        tu_rng_seed(&q, 4);
+        tu_fill_uniform(u, (size_t)rows * R, &q, -0.3f, 0.3f);
+        tu_fill_uniform(s, (size_t)R * R, &q, -1, 1);
+        tu_fill_uniform(v, (size_t)cols * R, &q, -0.3f, 0.3f);
+        for (int k = 0; k < 2; k++) ck_assert_int_eq(oialr_model_lowrank_set(m[k], p, u, s, v, R), 0);
+        free(u), free(s), free(v);
+    }
     for (int i = 0; i < m[1]->nnodes; i++) {
         m[1]->nodes[i].consumers = 2;
         m[1]->nodes[i].grad_set = 0;
@@ -1153,7 +1178,7 @@ static Suite *layers_suite(void)
     tcase_add_loop_test(core, test_batchnorm_relu, 0, NBN);
     tcase_add_test(core, test_act_set);
     tcase_add_test(core, test_add_relu);
-    tcase_add_test(core, test_graph_fusion);
+    tcase_add_loop_test(core, test_graph_fusion, 0, (int)(sizeof fusion_specs / sizeof fusion_specs[0]));
     tcase_add_test(core, test_batchnorm_running);
     tcase_add_test(core, test_batchnorm_threads);
     tcase_add_test(core, test_batchnorm_offset);

@@ -169,13 +169,18 @@ int graph_finalize(oialr_model *m, uint64_t seed) {
             if (ins[k] >= 0) m->nodes[ins[k]].consumers++;
         }
     }
-    /* a gradient written (=) by its only consumer needs no zeroing pass */
+    /* a gradient written (=) by its last consumer needs no zeroing pass: the
+     * backward walks the nodes in reverse, so that one runs first and the
+     * others add (not when the consumer reads the input in two slots, x + x) */
     for (int i = 1; i < m->nnodes; i++) {
         const node *n = &m->nodes[i];
         int ins[3] = {n->in0, n->in1, n->in2};
-        for (int k = 0; k < 3; k++)
-            if (ins[k] > 0 && m->nodes[ins[k]].consumers == 1 && op_sets_input_grad(n, k))
+        for (int k = 0; k < 3; k++) {
+            int twice = 0;
+            for (int j = 0; j < 3; j++) twice |= j != k && ins[j] == ins[k];
+            if (ins[k] > 0 && m->nodes[ins[k]].last_consumer == i && !twice && op_sets_input_grad(n, k))
                 m->nodes[ins[k]].grad_set = 1;
+        }
     }
     for (int i = 1; i < m->nnodes; i++) {
         const op_def *od = oialr_ops[m->nodes[i].op];

@@ -130,7 +130,7 @@ typedef struct node {
     int tokens;          /* output is T tokens of width D: shape (T, D, 1) */
     int last_consumer;   /* highest node index reading this one (its gradient is zeroed just before) */
     int consumers;       /* how many input slots of later nodes read this one */
-    int grad_set;        /* its only consumer's backward writes (=) its gradient: never zeroed */
+    int grad_set;        /* its last consumer's backward, the first to run, writes (=) its gradient: never zeroed */
     node_lowrank *lr;    /* OP_DENSE_LR: the frozen factors (NULL otherwise) */
 } node;
 
@@ -190,8 +190,15 @@ static inline float *node_save(oialr_model *m, const node *n) { return m->save +
 
 /* ops.c: whether n's backward writes (=) the whole gradient of its input
  * `which` when told to (node.grad_set of that input, which graph_finalize
- * sets when n is the input's only consumer). */
+ * sets when n is the input's last consumer, whose backward runs first, and
+ * reads it in that one slot only). */
 int op_sets_input_grad(const node *n, int which);
+/* whether n's backward is to write (=) the gradient of its input `which`
+ * rather than add to it; the other consumers of that input add */
+static inline int grad_set_by(const oialr_model *m, const node *n, int which) {
+    const node *src = &m->nodes[which == 0 ? n->in0 : which == 1 ? n->in1 : n->in2];
+    return src->grad_set && &m->nodes[src->last_consumer] == n;
+}
 /* A batch norm or a residual add whose only consumer is a ReLU writes the
  * ReLU's output itself (max(0, bn(x)), max(0, a + b)) and takes the ReLU's
  * gradient in its backward; the ReLU node then does nothing. One pass over

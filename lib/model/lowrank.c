@@ -57,7 +57,11 @@ static void conv_lr_bwd(oialr_model *m, node *n, int B) {
     conv2d_dims d = conv_dims(n);
     const node_lowrank *lr = n->lr;
     int w = n->param.affine.weight;
-    lowrank_conv_backward(in_dout(m, n, 0), param_grad(m, w), param_grad(m, n->param.affine.bias), lr->scratch,
+    float *dinp = in_dout(m, n, 0);
+    /* the input gradient was not zeroed if this node (OP_CONV when the graph
+     * was built) writes it; the low-rank backward adds */
+    if (dinp && grad_set_by(m, n, 0)) memset(dinp, 0, sizeof(float) * (size_t)B * d.C * d.H * d.W);
+    lowrank_conv_backward(dinp, param_grad(m, w), param_grad(m, n->param.affine.bias), lr->scratch,
                           node_dout(m, n), lr->mid, in_out(m, n, 0), lr->u, param_data(m, w), lr->vt, &d, B,
                           lr->rank);
 }

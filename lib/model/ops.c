@@ -33,7 +33,7 @@ static void relu_fwd(oialr_model *m, node *n, int B, int train) {
 static void relu_bwd(oialr_model *m, node *n, int B) {
     float *d = in_dout(m, n, 0);
     if (!d || writes_relu(m, &m->nodes[n->in0])) return;
-    if (m->nodes[n->in0].grad_set) relu_backward_set(d, node_dout(m, n), in_out(m, n, 0), (size_t)B * n->size);
+    if (grad_set_by(m, n, 0)) relu_backward_set(d, node_dout(m, n), in_out(m, n, 0), (size_t)B * n->size);
     else relu_backward(d, node_dout(m, n), in_out(m, n, 0), (size_t)B * n->size);
 }
 static void gelu_fwd(oialr_model *m, node *n, int B, int train) {
@@ -79,7 +79,7 @@ static void add_fwd(oialr_model *m, node *n, int B, int train) {
         add_forward(node_out(m, n), in_out(m, n, 0), in_out(m, n, 1), (size_t)B * n->size);
 }
 static void add_bwd(oialr_model *m, node *n, int B) {
-    const int set0 = m->nodes[n->in0].grad_set, set1 = m->nodes[n->in1].grad_set;
+    const int set0 = grad_set_by(m, n, 0), set1 = grad_set_by(m, n, 1);
     if (writes_relu(m, n)) {
         const node *relu = &m->nodes[n->last_consumer];
         add_relu_backward(in_dout(m, n, 0), in_dout(m, n, 1), node_dout(m, relu), node_out(m, relu),
@@ -91,7 +91,8 @@ static void add_bwd(oialr_model *m, node *n, int B) {
 
 int op_sets_input_grad(const node *n, int which) {
     (void)which;
-    return n->op == OP_RELU || n->op == OP_BATCHNORM || n->op == OP_ADD;
+    /* OP_CONV: also once it is OP_CONV_LR (conv_lr_bwd zeroes first) */
+    return n->op == OP_RELU || n->op == OP_BATCHNORM || n->op == OP_ADD || n->op == OP_CONV;
 }
 
 static const op_def op_input = {"input", input_fwd, input_bwd, NULL};

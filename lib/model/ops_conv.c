@@ -25,7 +25,7 @@ static void conv_bwd(oialr_model *m, node *n, int B) {
     conv2d_dims d = conv_dims(n);
     int w = n->param.affine.weight, b = n->param.affine.bias;
     conv2d_backward(in_dout(m, n, 0), param_grad(m, w), param_grad(m, b), node_dout(m, n), in_out(m, n, 0),
-                    param_data(m, w), m->scratch, &d, B);
+                    param_data(m, w), m->scratch, &d, B, grad_set_by(m, n, 0));
 }
 static size_t conv_scratch(const oialr_model *m, const node *n, int B) {
     (void)m;
@@ -85,7 +85,7 @@ static void bn_bwd(oialr_model *m, node *n, int B) {
     batchnorm2d_backward_act(in_dout(m, n, 0), param_grad(m, w), param_grad(m, n->param.bn.bias),
                              relu ? node_dout(m, relu) : node_dout(m, n), in_out(m, n, 0), save, save + C,
                              param_data(m, w), param_data(m, n->param.bn.bias), B, C, HW, relu != NULL,
-                             m->nodes[n->in0].grad_set);
+                             grad_set_by(m, n, 0));
 }
 const op_def op_batchnorm = {"batchnorm", bn_fwd, bn_bwd, NULL};
 

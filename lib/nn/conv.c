@@ -693,6 +693,7 @@ typedef struct conv_job {
     const float *wp; /* packed weights of the direct kernel (NULL: not used) */
     const conv2d_dims *d;
     int B;
+    int set; /* dinp = instead of += */
 } conv_job;
 
 /* The direct kernel over samples [lo, hi): dst[s] (=, or += with add) of
@@ -705,7 +706,8 @@ static void direct_run(float *dst, const float *src, const float *wp, const floa
                        float *buf, const dir_geom *g, int ng, int lo, int hi)
 {
     const size_t inS = (size_t)cin * g->H * g->W, YP = (size_t)g->YH * g->YW;
-    OIALR_ASSERT(add || ng == 1); /* the phases add into every other pixel */
+    /* (the phases of the stride-2 input gradient write every other pixel
+     * each, together every pixel once: so = works for them too) */
     int ntot = 0;
     for (int p = 0; p < ng; p++) ntot += g[p].ntap;
     float *obuf = buf + (size_t)cin * g->lc;
@@ -734,8 +736,10 @@ static void direct_run(float *dst, const float *src, const float *wp, const floa
                     for (int h = 0; h < OH; h++) {
                         const float *rr = r + (size_t)h * Wq;
                         float *yy = y + (size_t)h * ys * YW;
-                        if (!add)
+                        if (!add && ys == 1)
                             for (int x = 0; x < OW; x++) yy[x] = rr[x] + bb;
+                        else if (!add)
+                            for (int x = 0; x < OW; x++) yy[(size_t)x * ys] = rr[x] + bb;
                         else if (ys == 1)
                             for (int x = 0; x < OW; x++) yy[x] += rr[x];
                         else
@@ -803,7 +807,7 @@ static float *packed_area(float *scratch, const conv2d_dims *d, int B)
 void conv2d_forward(float *out, const float *inp, const float *w, const float *b, float *scratch,
                     const conv2d_dims *d, int B)
 {
-    conv_job j = {out, NULL, NULL, NULL, inp, w, b, NULL, scratch, NULL, d, B};
+    conv_job j = {out, NULL, NULL, NULL, inp, w, b, NULL, scratch, NULL, d, B, 0};
     if (direct_fwd(d)) {
         float *wp = packed_area(scratch, d, B);
         pack_fwd(wp, w, d);
@@ -873,20 +877,24 @@ static void backward_share(void *ctx, int t, int nt)
         if (j->dinp && j->wp) {
             dir_geom g[4];
             const int ng = dir_dinp_geoms(d, g);
-            direct_run(j->dinp, j->dout, j->wp, NULL, OC, d->C, 1, col + gemm_floats(d, nbmax), g, ng, s0, s0 + nb);
+            direct_run(j->dinp, j->dout, j->wp, NULL, OC, d->C, !j->set, col + gemm_floats(d, nbmax), g, ng, s0,
+                       s0 + nb);
         } else if (j->dinp) {
             /* dcol[K,ld] = w[OC,K]^T @ g[OC,ld], written over col */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, OC, 1.0f, j->w, K, gm, (int)ld, 0.0f,
                         col, (int)ld);
+            /* taps overlap: col2im adds, into zeros with set (the chunk's
+             * slice, about to be hot, not a pass over the whole gradient) */
+            if (j->set) memset(j->dinp + (size_t)s0 * inS, 0, sizeof(float) * (size_t)nb * inS);
             col2im_add(j->dinp + (size_t)s0 * inS, col, d, nb);
         }
     }
 }
 
 void conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
-                     float *scratch, const conv2d_dims *d, int B)
+                     float *scratch, const conv2d_dims *d, int B, int set)
 {
-    conv_job j = {NULL, dinp, dw, db, inp, w, NULL, dout, scratch, NULL, d, B};
+    conv_job j = {NULL, dinp, dw, db, inp, w, NULL, dout, scratch, NULL, d, B, set};
     if (dinp && direct_dinp(d)) {
         float *wq = packed_area(scratch, d, B);
         pack_dinp(wq, w, d);

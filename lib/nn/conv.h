@@ -47,11 +47,13 @@ size_t conv2d_scratch_size(const conv2d_dims *d, int B);
 void conv2d_forward(float *out, const float *inp, const float *w, const float *b, float *scratch,
                     const conv2d_dims *d, int B);
 /* dinp[B,C,H,W] += ..., dw[OC,C,KH,KW] += ..., db[OC] += ... (dinp, dw, db
- * may be NULL: skipped). Recomputes im2col from inp instead of keeping it;
- * with dw NULL (a frozen weight, as the V of nn/lowrank.h) neither the
- * weight-gradient product nor the im2col is done. */
+ * may be NULL: skipped); set: dinp = ... instead of += (an input gradient
+ * nobody else writes first: the graph then skips its zeroing pass).
+ * Recomputes im2col from inp instead of keeping it; with dw NULL (a frozen
+ * weight, as the V of nn/lowrank.h) neither the weight-gradient product nor
+ * the im2col is done. */
 void conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
-                     float *scratch, const conv2d_dims *d, int B);
+                     float *scratch, const conv2d_dims *d, int B, int set);
 
 /* References: the textbook six-deep loops, no scratch; the same NULLs. */
 void conv2d_forward_naive(float *out, const float *inp, const float *w, const float *b, const conv2d_dims *d,

@@ -181,7 +181,7 @@ void lowrank_conv_backward(float *dinp, float *ds, float *db, float *scratch, co
             for (int oc = 0; oc < d->OC; oc++) db[oc] += pdb[oc];
     }
     /* dinp += the Vᵀ conv's input gradient; vt is frozen (dw NULL) */
-    if (dinp) conv2d_backward(dinp, NULL, NULL, j.dt1, inp, vt, scratch, &dv, B);
+    if (dinp) conv2d_backward(dinp, NULL, NULL, j.dt1, inp, vt, scratch, &dv, B, 0);
 }
 
 // ---------------------------------------------------------------------------

@@ -170,7 +170,7 @@ static void run_conv(void *p)
 {
     conv_ctx *c = p;
     conv2d_forward(c->y, c->x, c->w, c->b, c->s, &c->d, c->B);
-    conv2d_backward(c->need_dinp ? c->dx : NULL, c->dw, c->db, c->y, c->x, c->w, c->s, &c->d, c->B);
+    conv2d_backward(c->need_dinp ? c->dx : NULL, c->dw, c->db, c->y, c->x, c->w, c->s, &c->d, c->B, 0);
 }
 static void bench_conv(const char *name, int B, int C, int H, int OC, int K, int S, int pad, int need_dinp)
 {
