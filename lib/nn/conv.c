@@ -443,7 +443,7 @@ DW_ATTR static inline __attribute__((always_inline)) void dw_tile(float *restric
             }
         }
     for (int o = 0; o < NO; o++)
-        for (int t = 0; t < 9; t++) dw[(size_t)o * dws + t] += hsum16(acc[o][t]);
+        for (int t = 0; t < 9; t++) dw[(size_t)o * dws + t] += hsum16(&acc[o][t]);
 }
 
 /* dw[OC][C][9] += the gradient of n samples laid out in xb (C channels of

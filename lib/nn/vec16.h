@@ -19,9 +19,10 @@ typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
 /* the sum of a vector's 16 lanes as a tree (halves, quarters, ...): 4
  * dependent adds, where the lane-by-lane sum was 16 (dw_tile reduces 27 of
  * these per tile and group; the chain was a sixth of its time in perf) */
-static inline float hsum16(v16 v)
+static inline float hsum16(const v16 *p)
 {
     typedef int v16i __attribute__((vector_size(64)));
+    v16 v = *p;
     v += __builtin_shuffle(v, (v16i){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
     v += __builtin_shuffle(v, (v16i){4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3});
     v += __builtin_shuffle(v, (v16i){2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1});
