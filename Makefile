@@ -34,13 +34,14 @@ endif
 # hidden and the vector ports do half the work: on an AVX-512 Xeon
 # (2026-12-03, docs/bench.md) the direct 3x3 convs went from 40-47% to 47-60%
 # of sgemm and CNN training 1.27x faster (median of 6 alternating pairs); the
-# lane attention kernel had every multiply-add as vmulps + vaddps without it.
+# lane attention kernel had every multiply-add as vmulps + vaddps without it,
+# and so would dense.c's small-width kernel (its sgemm calls are OpenBLAS's).
 # Not for the whole library: the per-head attention's dot-product chains got
 # slower with FMA (AVX2 EPYC, 2026-12-02; it now serves HS = 48 and 64 only)
 # and the MLP path is OpenBLAS anyway. The list is in the flags stamp, so a
 # change to it rebuilds.
 CONTRACT := -ffp-contract=fast
-CONTRACT_OBJS = $(BUILD)/lib/nn/conv.o $(BUILD)/lib/nn/attention.o
+CONTRACT_OBJS = $(BUILD)/lib/nn/conv.o $(BUILD)/lib/nn/attention.o $(BUILD)/lib/nn/dense.o
 
 # Sanitizers (docs/sanitizers.md): every report is fatal, at build time
 # (no recovery) and at run time (SAN_ENV, set for every test run).

@@ -12,6 +12,7 @@
 
 #include "model/graph.h"
 #include "nn/nn.h"
+#include "nn/vec16.h"
 #include "oialr.h"
 #include "util_grad.h"
 
@@ -86,6 +87,44 @@ START_TEST(dense_threads) {
         free(dw1); free(dw2); free(db1); free(db2);
     }
     openblas_set_num_threads(saved);
+}
+END_TEST
+
+/* The token-layer shapes (>= 512 rows, widths multiples of 16) take the
+ * small-width kernel of nn/dense.c at the 16-float level on an AVX-512 CPU:
+ * against naive with the hand-written kernels off and on (_i = 2 * shape +
+ * level), rows not a multiple of its 6-row tiles, 1..4 vectors of 16 and
+ * widths past 64 (two column blocks), the input gradient accumulating. */
+static const int DENSE_SMALL[][3] = {{517, 64, 64}, {600, 32, 48}, {1030, 128, 80}, {513, 16, 128}};
+START_TEST(dense_small_width) {
+    const int level = nn_simd_force(_i % 2 ? NN_SIMD_V16 : NN_SIMD_BLAS);
+    const int N = DENSE_SMALL[_i / 2][0], C = DENSE_SMALL[_i / 2][1], OC = DENSE_SMALL[_i / 2][2];
+    tu_rng r;
+    tu_rng_seed(&r, 11 + (uint64_t)_i);
+    float *x = tu_alloc((size_t)N * C), *w = tu_alloc((size_t)OC * C), *b = tu_alloc(OC);
+    float *y1 = tu_alloc((size_t)N * OC), *y2 = tu_alloc((size_t)N * OC), *dy = tu_alloc((size_t)N * OC);
+    float *dx1 = tu_alloc((size_t)N * C), *dx2 = tu_alloc((size_t)N * C);
+    float *dw1 = tu_alloc((size_t)OC * C), *dw2 = tu_alloc((size_t)OC * C), *db1 = tu_alloc(OC), *db2 = tu_alloc(OC);
+    tu_fill_uniform(x, (size_t)N * C, &r, -1, 1);
+    tu_fill_uniform(w, (size_t)OC * C, &r, -1, 1);
+    tu_fill_uniform(b, OC, &r, -1, 1);
+    tu_fill_uniform(dy, (size_t)N * OC, &r, -1, 1);
+    tu_fill_uniform(dx1, (size_t)N * C, &r, -1, 1);
+    memcpy(dx2, dx1, (size_t)N * C * sizeof *dx1);
+    dense_forward(y1, x, w, b, N, C, OC);
+    dense_forward_naive(y2, x, w, b, N, C, OC);
+    ck_assert_msg(tu_close_ratio(y1, y2, (size_t)N * OC, 1e-4, 1e-4) <= 1.0, "forward, level %d", level);
+    dense_forward(y1, x, w, NULL, N, C, OC);
+    dense_forward_naive(y2, x, w, NULL, N, C, OC);
+    ck_assert_msg(tu_close_ratio(y1, y2, (size_t)N * OC, 1e-4, 1e-4) <= 1.0, "forward no bias, level %d", level);
+    dense_backward(dx1, dw1, db1, dy, x, w, N, C, OC);
+    dense_backward_naive(dx2, dw2, db2, dy, x, w, N, C, OC);
+    ck_assert_msg(tu_close_ratio(dx1, dx2, (size_t)N * C, 1e-4, 1e-4) <= 1.0, "dinp, level %d", level);
+    ck_assert_msg(tu_close_ratio(dw1, dw2, (size_t)OC * C, 1e-4, 1e-4) <= 1.0, "dw, level %d", level);
+    ck_assert_msg(tu_close_ratio(db1, db2, OC, 1e-4, 1e-4) <= 1.0, "db, level %d", level);
+    nn_simd_force(-1);
+    free(x); free(w); free(b); free(y1); free(y2); free(dy); free(dx1); free(dx2);
+    free(dw1); free(dw2); free(db1); free(db2);
 }
 END_TEST
 
@@ -692,6 +731,7 @@ static Suite *engine_suite(void) {
     tcase_add_loop_test(core, dense_fast_vs_naive, 0, NDENSE);
     tcase_add_loop_test(core, dense_gradcheck, 0, NDENSE);
     tcase_add_loop_test(core, dense_threads, 0, 2);
+    tcase_add_loop_test(core, dense_small_width, 0, 2 * (int)(sizeof DENSE_SMALL / sizeof DENSE_SMALL[0]));
     tcase_add_loop_test(core, act_gradcheck, 0, A_COUNT);
     tcase_add_test(core, gelu_known_values);
     tcase_add_test(core, gelu_vs_libm);

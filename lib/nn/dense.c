@@ -1,11 +1,15 @@
 /*
  * dense.c — fully connected layer, out[N,OC] = inp[N,C] @ w[OC,C]^T + b.
- * Fast path: three cblas_sgemm calls; naive reference loops below.
+ * Fast path: three cblas_sgemm calls, or for the token layers of a ViT the
+ * small-width kernel below; naive reference loops at the end.
  */
 #include "nn/nn.h"
 #include "nn/par.h"
+#include "nn/vec16.h"
 
 #include <cblas.h>
+
+#include "base/hot.h"
 
 /* Token layers (a ViT's N = B*T = 2176 rows of width 64..128) are many rows
  * of a small product, where OpenBLAS's own threads mostly spin; from
@@ -14,13 +18,115 @@
  * (nn/par.h). Smaller N (an MLP's batch of 128) keeps OpenBLAS threading. */
 #define DENSE_PAR_ROWS 512
 
+// ---------------------------------------------------------------------------
+// The small-width kernel: many rows (2176 tokens) of a product whose other
+// sides are 64..128 wide. OpenBLAS packs both operands for every call, and
+// at K = 64 its packing took 40% of a ViT step's sgemm time in perf. Here
+// the narrow operand B (W transposed, W, or the layer input for dw) is read
+// in place, row k of it as up to 4 vectors, and SG_R rows of the output
+// accumulate in SG_R x 4 registers from broadcast elements of A. Built for
+// AVX-512 only (nn_simd_cpu), used at the 16-float level.
+
+#if defined(OIALR_HOT_CLONES)
+#define SG_ATTR __attribute__((target("arch=x86-64-v4")))
+#define SG_R 6         /* rows of a tile: 6 x 4 accumulators + 4 of B */
+#define SG_PACK 16384  /* floats of W transposed on a thread's stack (64 KB) */
+
+/* c[i*ldc + m] (+ bias[m]) (+)= sum over k < K of A(i, k) * b[k*ldb + m],
+ * A(i, k) = a[i*sa + k*sk], for i < nr (NR: SG_R or 1) and m < 16*NV */
+static inline __attribute__((always_inline)) void sg_tile(float *restrict c, size_t ldc, const float *restrict a,
+                                                          size_t sa, size_t sk, const float *restrict b, size_t ldb,
+                                                          int K, const float *bias, int add, const int NV,
+                                                          const int NR)
+{
+    v16 acc[SG_R][4];
+#pragma GCC unroll 6
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) acc[i][v] = (v16){0};
+    for (int k = 0; k < K; k++) {
+        v16 bv[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) bv[v] = ld16(b + (size_t)k * ldb + 16 * v);
+#pragma GCC unroll 6
+        for (int i = 0; i < NR; i++) {
+            const float x = a[i * sa + k * sk];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[i][v] += x * bv[v];
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            float *d = c + i * ldc + 16 * v;
+            v16 y = acc[i][v];
+            if (bias) y += ld16(bias + 16 * v);
+            if (add) y += ld16(d);
+            st16(d, y);
+        }
+}
+
+#define SG_TILE(NV, NR) sg_tile(cc, ldc, aa, sa, sk, bb, ldb, K, bias ? bias + m0 : NULL, add, NV, NR)
+/* the same over n rows and M columns (a multiple of 16) */
+SG_ATTR static void small_gemm(float *c, size_t ldc, const float *a, size_t sa, size_t sk, const float *b,
+                               size_t ldb, int n, int K, int M, const float *bias, int add)
+{
+    for (int r = 0; r < n; r += SG_R) {
+        const int nr = n - r < SG_R ? n - r : SG_R;
+        for (int m0 = 0; m0 < M; m0 += 64) {
+            const int nv = M - m0 >= 64 ? 4 : (M - m0) / 16;
+            for (int i = 0; i < nr; i += nr == SG_R ? SG_R : 1) {
+                float *cc = c + (size_t)(r + i) * ldc + m0;
+                const float *aa = a + (size_t)(r + i) * sa, *bb = b + m0;
+                if (nr == SG_R) {
+                    if (nv == 4) SG_TILE(4, SG_R);
+                    else if (nv == 3) SG_TILE(3, SG_R);
+                    else if (nv == 2) SG_TILE(2, SG_R);
+                    else SG_TILE(1, SG_R);
+                } else {
+                    if (nv == 4) SG_TILE(4, 1);
+                    else if (nv == 3) SG_TILE(3, 1);
+                    else if (nv == 2) SG_TILE(2, 1);
+                    else SG_TILE(1, 1);
+                }
+            }
+        }
+    }
+}
+#undef SG_TILE
+#endif
+
 typedef struct dense_job {
     float *out, *dinp, *dw, *db;
     const float *inp, *w, *b, *dout;
     int N, C, OC;
 } dense_job;
 
-static void forward_rows(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC) {
+/* the small-width kernel for N rows of C -> OC (see above) */
+static int use_small(int N, int C, int OC) {
+#if defined(OIALR_HOT_CLONES)
+    return N >= DENSE_PAR_ROWS && C % 16 == 0 && OC % 16 == 0 && (size_t)C * OC <= SG_PACK &&
+           nn_simd() == NN_SIMD_V16 && nn_simd_cpu() == NN_SIMD_V16;
+#else
+    (void)N, (void)C, (void)OC;
+    return 0;
+#endif
+}
+
+static void forward_rows(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC,
+                         int small) {
+#if defined(OIALR_HOT_CLONES)
+    if (small) {
+        float wt[SG_PACK]; /* wt[c][o] = w[o][c] */
+        for (int o = 0; o < OC; o++)
+            for (int c = 0; c < C; c++) wt[(size_t)c * OC + o] = w[(size_t)o * C + c];
+        small_gemm(out, (size_t)OC, inp, (size_t)C, 1, wt, (size_t)OC, N, C, OC, b, 0);
+        return;
+    }
+#else
+    (void)small;
+#endif
     if (b) {
         for (int n = 0; n < N; n++)
             for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = b[o];
@@ -34,7 +140,8 @@ static void forward_share(void *ctx, int t, int nt) {
     int lo, hi;
     nn_share(j->N, t, nt, &lo, &hi);
     if (hi > lo)
-        forward_rows(j->out + (size_t)lo * j->OC, j->inp + (size_t)lo * j->C, j->w, j->b, hi - lo, j->C, j->OC);
+        forward_rows(j->out + (size_t)lo * j->OC, j->inp + (size_t)lo * j->C, j->w, j->b, hi - lo, j->C, j->OC,
+                     use_small(j->N, j->C, j->OC));
 }
 
 static int dense_threads(int N) {
@@ -44,7 +151,7 @@ static int dense_threads(int N) {
 void dense_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC) {
     int nt = dense_threads(N);
     if (nt <= 1) {
-        forward_rows(out, inp, w, b, N, C, OC);
+        forward_rows(out, inp, w, b, N, C, OC, use_small(N, C, OC));
         return;
     }
     dense_job j = {out, NULL, NULL, NULL, inp, w, b, NULL, N, C, OC};
@@ -53,13 +160,20 @@ void dense_forward(float *out, const float *inp, const float *w, const float *b,
 
 /* dinp rows [n0, n1) and dw, db rows [o0, o1) */
 static void backward_part(const dense_job *j, int n0, int n1, int o0, int o1) {
-    const int N = j->N, C = j->C, OC = j->OC;
+    const int N = j->N, C = j->C, OC = j->OC, small = use_small(N, C, OC);
     /* dinp[N,C] += dout[N,OC] @ w[OC,C] */
+#if defined(OIALR_HOT_CLONES)
+    if (small && j->dinp && n1 > n0)
+        small_gemm(j->dinp + (size_t)n0 * C, (size_t)C, j->dout + (size_t)n0 * OC, (size_t)OC, 1, j->w, (size_t)C,
+                   n1 - n0, OC, C, NULL, 1);
+    else
+#endif
     if (j->dinp && n1 > n0)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n1 - n0, C, OC, 1.0f, j->dout + (size_t)n0 * OC, OC,
                     j->w, C, 1.0f, j->dinp + (size_t)n0 * C, C);
     if (o1 <= o0) return;
-    /* dw[OC,C] += dout^T @ inp */
+    /* dw[OC,C] += dout^T @ inp (sgemm: K = N is long, and small_gemm with
+     * A = dout transposed was no faster in a ViT step) */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, C, N, 1.0f, j->dout + o0, OC, j->inp, C, 1.0f,
                 j->dw + (size_t)o0 * C, C);
     if (j->db) {

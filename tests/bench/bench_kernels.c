@@ -215,6 +215,29 @@ static void bench_att(const char *name, int B, int T, int NH, int HS)
     free(a.q), free(a.k), free(a.v), free(a.y), free(a.att), free(a.dq), free(a.dk), free(a.dv), free(a.s);
 }
 
+// --- dense token layers (the ViT's projections and MLP) -----------------------
+typedef struct dense_ctx {
+    int N, C, OC;
+    float *x, *w, *b, *y, *dx, *dw, *db;
+} dense_ctx;
+static void run_dense(void *p)
+{
+    dense_ctx *d = p;
+    dense_forward(d->y, d->x, d->w, d->b, d->N, d->C, d->OC);
+    dense_backward(d->dx, d->dw, d->db, d->y, d->x, d->w, d->N, d->C, d->OC);
+}
+static void bench_dense(const char *name, int N, int C, int OC)
+{
+    if (!selected(name)) return;
+    dense_ctx d = {N, C, OC, alloc_rand((size_t)N * C), alloc_rand((size_t)OC * C), alloc_rand(OC),
+                   alloc_rand((size_t)N * OC), alloc_rand((size_t)N * C), alloc_rand((size_t)OC * C), alloc_rand(OC)};
+    double f = 3 * 2.0 * N * C * OC;
+    double sec, frac[MAX_ROUNDS], ceil = rounds(run_dense, &d, f, &sec, frac);
+    report(name, sec, f, frac, ceil);
+    putchar('\n');
+    free(d.x), free(d.w), free(d.b), free(d.y), free(d.dx), free(d.dw), free(d.db);
+}
+
 // --- patch embedding, norms (memory-bound: report ms) -------------------------
 typedef struct pe_ctx {
     int B, C, H, P, D;
@@ -443,6 +466,10 @@ int main(int argc, char **argv)
     printf("-- attention core, ViT patch 7 dim 64 heads 4 tokens 17 --\n");
     bench_att("attention B128 T17 NH4 HS16", 128, 17, 4, 16);
     bench_att("attention B128 T65 NH4 HS16", 128, 65, 4, 16);
+    printf("-- dense token layers, fwd + bwd (3F), ViT rows B*T = 2176 --\n");
+    bench_dense("dense 2176 rows 64->64", 2176, 64, 64);
+    bench_dense("dense 2176 rows 64->128", 2176, 64, 128);
+    bench_dense("dense 2176 rows 128->64", 2176, 128, 64);
     printf("-- memory-bound kernels --\n");
     bench_memory_bound();
     if (models) {
