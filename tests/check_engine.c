@@ -37,7 +37,7 @@ START_TEST(dense_fast_vs_naive) {
     dense_forward(y1, x, w, b, N, C, OC);
     dense_forward_naive(y2, x, w, b, N, C, OC);
     ck_assert_msg(tu_close_ratio(y1, y2, (size_t)N * OC, 1e-4, 1e-4) <= 1.0, "forward differs");
-    dense_backward(dx1, dw1, db1, dy, x, w, N, C, OC);
+    dense_backward(dx1, dw1, db1, dy, x, w, N, C, OC, 0);
     dense_backward_naive(dx2, dw2, db2, dy, x, w, N, C, OC);
     ck_assert_msg(tu_close_ratio(dx1, dx2, (size_t)N * C, 1e-4, 1e-4) <= 1.0, "dinp differs");
     ck_assert_msg(tu_close_ratio(dw1, dw2, (size_t)OC * C, 1e-4, 1e-4) <= 1.0, "dw differs");
@@ -75,12 +75,12 @@ START_TEST(dense_threads) {
         dense_forward(y1, x, w, b, N, C, OC);
         dense_forward_naive(y2, x, w, b, N, C, OC);
         ck_assert_msg(tu_close_ratio(y1, y2, (size_t)N * OC, 1e-4, 1e-4) <= 1.0, "forward differs, %d threads", nt);
-        dense_backward(dx1, dw1, db1, dy, x, w, N, C, OC);
+        dense_backward(dx1, dw1, db1, dy, x, w, N, C, OC, 0);
         dense_backward_naive(dx2, dw2, db2, dy, x, w, N, C, OC);
         ck_assert_msg(tu_close_ratio(dx1, dx2, (size_t)N * C, 1e-4, 1e-4) <= 1.0, "dinp differs, %d threads", nt);
         ck_assert_msg(tu_close_ratio(dw1, dw2, (size_t)OC * C, 1e-4, 1e-4) <= 1.0, "dw differs, %d threads", nt);
         ck_assert_msg(tu_close_ratio(db1, db2, OC, 1e-4, 1e-4) <= 1.0, "db differs, %d threads", nt);
-        dense_backward(NULL, dw1, NULL, dy, x, w, N, C, OC); /* no dinp, no bias */
+        dense_backward(NULL, dw1, NULL, dy, x, w, N, C, OC, 0); /* no dinp, no bias */
         dense_backward_naive(NULL, dw2, NULL, dy, x, w, N, C, OC);
         ck_assert_msg(tu_close_ratio(dw1, dw2, (size_t)OC * C, 1e-4, 1e-4) <= 1.0, "dw (no dinp) differs");
         free(x); free(w); free(b); free(y1); free(y2); free(dy); free(dx1); free(dx2);
@@ -117,11 +117,16 @@ START_TEST(dense_small_width) {
     dense_forward(y1, x, w, NULL, N, C, OC);
     dense_forward_naive(y2, x, w, NULL, N, C, OC);
     ck_assert_msg(tu_close_ratio(y1, y2, (size_t)N * OC, 1e-4, 1e-4) <= 1.0, "forward no bias, level %d", level);
-    dense_backward(dx1, dw1, db1, dy, x, w, N, C, OC);
+    dense_backward(dx1, dw1, db1, dy, x, w, N, C, OC, 0);
     dense_backward_naive(dx2, dw2, db2, dy, x, w, N, C, OC);
     ck_assert_msg(tu_close_ratio(dx1, dx2, (size_t)N * C, 1e-4, 1e-4) <= 1.0, "dinp, level %d", level);
     ck_assert_msg(tu_close_ratio(dw1, dw2, (size_t)OC * C, 1e-4, 1e-4) <= 1.0, "dw, level %d", level);
     ck_assert_msg(tu_close_ratio(db1, db2, OC, 1e-4, 1e-4) <= 1.0, "db, level %d", level);
+    /* set: the input gradient written over NaN == naive into zeros */
+    for (size_t i = 0; i < (size_t)N * C; i++) dx1[i] = NAN, dx2[i] = 0.0f;
+    dense_backward(dx1, dw1, NULL, dy, x, w, N, C, OC, 1);
+    dense_backward_naive(dx2, dw2, NULL, dy, x, w, N, C, OC);
+    ck_assert_msg(tu_close_ratio(dx1, dx2, (size_t)N * C, 1e-4, 1e-4) <= 1.0, "dinp set, level %d", level);
     nn_simd_force(-1);
     free(x); free(w); free(b); free(y1); free(y2); free(dy); free(dx1); free(dx2);
     free(dw1); free(dw2); free(db1); free(db2);
@@ -138,7 +143,7 @@ static void dense_f(void *c) {
 }
 static void dense_b(void *c, const float *dy) {
     dense_ctx *k = c;
-    dense_backward(k->dx, k->dw, k->db, dy, k->x, k->w, k->N, k->C, k->OC);
+    dense_backward(k->dx, k->dw, k->db, dy, k->x, k->w, k->N, k->C, k->OC, 0);
 }
 
 START_TEST(dense_gradcheck) {
@@ -285,6 +290,16 @@ START_TEST(gelu_vs_libm) {
             /* in the tails 1 - th*th in float is off by ~1e-7 times |x du| ~ 100, as with tanhf */
             ck_assert_msg(fabs(dx[i] - dr) <= 2e-5 + 2e-6 * fabs(dr), "gelu'(%g) = %g, want %g", xv, dx[i], dr);
         }
+        /* the writing variant: the same values over NaN, bit for bit */
+        float *dx2 = malloc(n * sizeof *dx2);
+        ck_assert_ptr_nonnull(dx2);
+        for (size_t i = 0; i < n; i++) dx2[i] = NAN;
+        gelu_backward_set(dx2, g, x, n);
+        size_t bad = n;
+        for (size_t i = 0; i < n && bad == n; i++)
+            if (i != n / 3 && dx2[i] != dx[i]) bad = i;
+        ck_assert_msg(bad == n && isnan(dx2[n / 3]), "gelu_backward_set, %d threads: element %zu", nt, bad);
+        free(dx2);
     }
     openblas_set_num_threads(saved);
     free(x); free(y); free(g); free(dx);

@@ -654,8 +654,11 @@ END_TEST
  * counted as read twice, no gradient "set") as the reference. A ReLU CNN
  * with residual blocks and a shortcut conv, the same with its second conv
  * low-rank (OP_CONV_LR adds: it zeroes a gradient it was to write), two
- * blocks a stage, and a ViT (its residual adds write the stream's gradient). */
+ * blocks a stage, and a ViT (its residual adds, denses, GELUs and attention
+ * write their inputs' gradients), the same with its first MLP layer
+ * low-rank (OP_DENSE_LR zeroes first). */
 static const char *const fusion_specs[] = {"cnn:16,32,blocks=1", "cnn:16,32,blocks=1", "cnn:16,16,blocks=2",
+                                           "vit:patch=4,dim=16,depth=2,heads=2,mlp=32",
                                            "vit:patch=4,dim=16,depth=2,heads=2,mlp=32"};
 START_TEST(test_graph_fusion)
 {
@@ -672,6 +675,19 @@ START_TEST(test_graph_fusion)
         float *u = tu_alloc((size_t)rows * R), *s = tu_alloc((size_t)R * R), *v = tu_alloc((size_t)cols * R);
         tu_rng q;
         tu_rng_seed(&q, 4);
+        tu_fill_uniform(u, (size_t)rows * R, &q, -0.3f, 0.3f);
+        tu_fill_uniform(s, (size_t)R * R, &q, -1, 1);
+        tu_fill_uniform(v, (size_t)cols * R, &q, -0.3f, 0.3f);
+        for (int k = 0; k < 2; k++) ck_assert_int_eq(oialr_model_lowrank_set(m[k], p, u, s, v, R), 0);
+        free(u), free(s), free(v);
+    }
+    if (_i == 4) { /* blocks.0.mlp.fc2 (16 x 32, fed by the GELU) low-rank, rank 3 */
+        const int p = oialr_params_find(oialr_model_params(m[0]), "blocks.0.mlp.fc2.weight");
+        ck_assert_int_ge(p, 0);
+        const int R = 3, rows = 16, cols = 32;
+        float *u = tu_alloc((size_t)rows * R), *s = tu_alloc((size_t)R * R), *v = tu_alloc((size_t)cols * R);
+        tu_rng q;
+        tu_rng_seed(&q, 6);
         tu_fill_uniform(u, (size_t)rows * R, &q, -0.3f, 0.3f);
         tu_fill_uniform(s, (size_t)R * R, &q, -1, 1);
         tu_fill_uniform(v, (size_t)cols * R, &q, -0.3f, 0.3f);
@@ -838,7 +854,7 @@ static void att_bwd(void *c, const float *dy)
 {
     att_ctx *a = c;
     attention_backward(a->dq, a->dk, a->dv, a->s, dy, a->q, a->k, a->v, a->att, a->t.B, a->t.T, a->t.NH,
-                       a->t.HS);
+                       a->t.HS, 0);
 }
 
 START_TEST(test_attention)
@@ -877,11 +893,26 @@ START_TEST(test_attention)
         for (int j = 0; j < t->T; j++) s += a.att[i + j];
         ck_assert_double_eq_tol(s, 1.0, 1e-5);
     }
-    attention_backward(a.dq, a.dk, a.dv, a.s, dy, a.q, a.k, a.v, a.att, t->B, t->T, t->NH, t->HS);
+    attention_backward(a.dq, a.dk, a.dv, a.s, dy, a.q, a.k, a.v, a.att, t->B, t->T, t->NH, t->HS, 0);
     attention_backward_naive(dq2, dk2, dv2, dy, a.q, a.k, a.v, att2, t->B, t->T, t->NH, t->HS);
     ck_assert(tu_close_ratio(a.dq, dq2, n, ATOL, RTOL) <= 1);
     ck_assert(tu_close_ratio(a.dk, dk2, n, ATOL, RTOL) <= 1);
     ck_assert(tu_close_ratio(a.dv, dv2, n, ATOL, RTOL) <= 1);
+    /* set: the written gradients over NaN == the naive ones; with only dk
+     * written, dq and dv add onto what they held (one backward's worth: 2x) */
+    for (size_t i = 0; i < n; i++) a.dq[i] = a.dk[i] = a.dv[i] = NAN;
+    attention_backward(a.dq, a.dk, a.dv, a.s, dy, a.q, a.k, a.v, a.att, t->B, t->T, t->NH, t->HS,
+                       ATT_SET_Q | ATT_SET_K | ATT_SET_V);
+    ck_assert_msg(tu_close_ratio(a.dq, dq2, n, ATOL, RTOL) <= 1, "dq set (%s)", attention_kernel_name(t->T, t->HS));
+    ck_assert(tu_close_ratio(a.dk, dk2, n, ATOL, RTOL) <= 1);
+    ck_assert(tu_close_ratio(a.dv, dv2, n, ATOL, RTOL) <= 1);
+    for (size_t i = 0; i < n; i++) a.dk[i] = NAN;
+    attention_backward(a.dq, a.dk, a.dv, a.s, dy, a.q, a.k, a.v, a.att, t->B, t->T, t->NH, t->HS, ATT_SET_K);
+    ck_assert(tu_close_ratio(a.dk, dk2, n, ATOL, RTOL) <= 1);
+    for (size_t i = 0; i < n; i++) dq2[i] *= 2.0f, dv2[i] *= 2.0f;
+    ck_assert(tu_close_ratio(a.dq, dq2, n, ATOL, RTOL) <= 1);
+    ck_assert(tu_close_ratio(a.dv, dv2, n, ATOL, RTOL) <= 1);
+    for (size_t i = 0; i < n; i++) a.dq[i] = a.dk[i] = a.dv[i] = 0.0f;
     tu_param ps[3] = {{"q", a.q, a.dq, n}, {"k", a.k, a.dk, n}, {"v", a.v, a.dv, n}};
     tu_grad_problem p = {&a, att_fwd, att_bwd, a.y, n, ps, 3};
     tu_grad_result res = tu_grad_check(&p, NULL);
@@ -916,12 +947,12 @@ START_TEST(test_attention_threads)
         attention_forward(y1, a1, q, k, v, B, T, NH, HS);
         ck_assert_msg(tu_close_ratio(y1, y2, n, ATOL, RTOL) <= 1, "attention fwd, %d threads", nt);
         ck_assert_msg(tu_close_ratio(a1, a2, na, 1e-6, 1e-4) <= 1, "attention att, %d threads", nt);
-        attention_backward(dq1, dk1, dv1, s, dy, q, k, v, a1, B, T, NH, HS);
+        attention_backward(dq1, dk1, dv1, s, dy, q, k, v, a1, B, T, NH, HS, 0);
         ck_assert_msg(tu_close_ratio(dq1, dq2, n, ATOL, RTOL) <= 1, "attention dq, %d threads", nt);
         ck_assert_msg(tu_close_ratio(dk1, dk2, n, ATOL, RTOL) <= 1, "attention dk, %d threads", nt);
         ck_assert_msg(tu_close_ratio(dv1, dv2, n, ATOL, RTOL) <= 1, "attention dv, %d threads", nt);
         memset(dk1, 0, n * sizeof *dk1);
-        attention_backward(NULL, dk1, NULL, s, dy, q, k, v, a1, B, T, NH, HS);
+        attention_backward(NULL, dk1, NULL, s, dy, q, k, v, a1, B, T, NH, HS, 0);
         ck_assert_msg(tu_close_ratio(dk1, dk2, n, ATOL, RTOL) <= 1, "attention dk alone, %d threads", nt);
     }
     openblas_set_num_threads(saved);
@@ -1109,7 +1140,7 @@ START_TEST(test_attention_limits)
     float dq[4] = {0}, dk[4] = {0}, dv[4] = {0}, dy[4] = {1, 1, 1, 1}, s[2];
     attention_forward(y, att, q, k, v, 1, 1, 2, 2);
     for (int i = 0; i < 4; i++) ck_assert_float_eq_tol(y[i], v[i], 1e-6);
-    attention_backward(dq, dk, dv, s, dy, q, k, v, att, 1, 1, 2, 2);
+    attention_backward(dq, dk, dv, s, dy, q, k, v, att, 1, 1, 2, 2, 0);
     for (int i = 0; i < 4; i++) {
         ck_assert_float_eq_tol(dq[i], 0, 1e-6);
         ck_assert_float_eq_tol(dk[i], 0, 1e-6);
@@ -1122,7 +1153,7 @@ START_TEST(test_attention_limits)
     ck_assert_float_eq_tol(yb[0], 1, 1e-6);
     /* NULL dq, dk: only dv */
     float dv2[4] = {0};
-    attention_backward(NULL, NULL, dv2, s, dy, q, k, v, att, 1, 1, 2, 2);
+    attention_backward(NULL, NULL, dv2, s, dy, q, k, v, att, 1, 1, 2, 2, 0);
     ck_assert_float_eq_tol(dv2[3], 1, 1e-6);
 }
 END_TEST

@@ -17,7 +17,7 @@
  * Example (dense layer y = x Wᵀ):
  *     static void fwd(void *c) { struct ctx *k = c; dense_forward(k->y, k->x, k->w, NULL, N, C, OC); }
  *     static void bwd(void *c, const float *dy) { struct ctx *k = c;
- *         dense_backward(k->dx, k->dw, NULL, dy, k->x, k->w, N, C, OC); }
+ *         dense_backward(k->dx, k->dw, NULL, dy, k->x, k->w, N, C, OC, 0); }
  *     tu_param ps[] = {{"x", k.x, k.dx, N*C}, {"w", k.w, k.dw, OC*C}};
  *     tu_grad_problem p = {&k, fwd, bwd, k.y, N*OC, ps, 2};
  *     tu_grad_result r = tu_grad_check(&p, NULL);   // default options

@@ -33,7 +33,10 @@ static void dense_lr_bwd(oialr_model *m, node *n, int B) {
     const struct dense_args *a = &n->arg.dense;
     const node_lowrank *lr = n->lr;
     int w = n->param.affine.weight;
-    lowrank_backward(in_dout(m, n, 0), param_grad(m, w), param_grad(m, n->param.affine.bias), lr->scratch,
+    float *dinp = in_dout(m, n, 0);
+    /* not zeroed if this node (OP_DENSE when the graph was built) writes it; the low-rank backward adds */
+    if (dinp && grad_set_by(m, n, 0)) memset(dinp, 0, sizeof(float) * (size_t)B * a->rows * a->c);
+    lowrank_backward(dinp, param_grad(m, w), param_grad(m, n->param.affine.bias), lr->scratch,
                      node_dout(m, n), lr->mid, lr->u, param_data(m, w), lr->v, B * a->rows, a->c, a->oc, lr->rank);
 }
 

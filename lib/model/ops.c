@@ -20,7 +20,7 @@ static void dense_bwd(oialr_model *m, node *n, int B) {
     const struct dense_args *a = &n->arg.dense;
     int w = n->param.affine.weight, b = n->param.affine.bias;
     dense_backward(in_dout(m, n, 0), param_grad(m, w), param_grad(m, b), node_dout(m, n), in_out(m, n, 0),
-                   param_data(m, w), B * a->rows, a->c, a->oc);
+                   param_data(m, w), B * a->rows, a->c, a->oc, grad_set_by(m, n, 0));
 }
 
 /* after a batch norm or an add that feeds it alone, that node does the
@@ -42,7 +42,8 @@ static void gelu_fwd(oialr_model *m, node *n, int B, int train) {
 }
 static void gelu_bwd(oialr_model *m, node *n, int B) {
     float *d = in_dout(m, n, 0);
-    if (d) gelu_backward(d, node_dout(m, n), in_out(m, n, 0), (size_t)B * n->size);
+    if (d && grad_set_by(m, n, 0)) gelu_backward_set(d, node_dout(m, n), in_out(m, n, 0), (size_t)B * n->size);
+    else if (d) gelu_backward(d, node_dout(m, n), in_out(m, n, 0), (size_t)B * n->size);
 }
 static void tanh_fwd(oialr_model *m, node *n, int B, int train) {
     (void)train;
@@ -91,8 +92,10 @@ static void add_bwd(oialr_model *m, node *n, int B) {
 
 int op_sets_input_grad(const node *n, int which) {
     (void)which;
-    /* OP_CONV: also once it is OP_CONV_LR (conv_lr_bwd zeroes first) */
-    return n->op == OP_RELU || n->op == OP_BATCHNORM || n->op == OP_ADD || n->op == OP_CONV;
+    /* OP_CONV, OP_DENSE: also once they are low-rank (OP_CONV_LR, OP_DENSE_LR
+     * zero first, lowrank.c) */
+    return n->op == OP_RELU || n->op == OP_BATCHNORM || n->op == OP_ADD || n->op == OP_CONV || n->op == OP_DENSE ||
+           n->op == OP_GELU || n->op == OP_ATTN;
 }
 
 static const op_def op_input = {"input", input_fwd, input_bwd, NULL};

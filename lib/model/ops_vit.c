@@ -174,8 +174,11 @@ static void attn_fwd(oialr_model *m, node *n, int B, int train) {
 }
 static void attn_bwd(oialr_model *m, node *n, int B) {
     const struct attn_args *a = &n->arg.attn;
+    const int set = (grad_set_by(m, n, 0) ? ATT_SET_Q : 0) | (grad_set_by(m, n, 1) ? ATT_SET_K : 0) |
+                    (grad_set_by(m, n, 2) ? ATT_SET_V : 0);
     attention_backward(in_dout(m, n, 0), in_dout(m, n, 1), in_dout(m, n, 2), m->scratch, node_dout(m, n),
-                       in_out(m, n, 0), in_out(m, n, 1), in_out(m, n, 2), node_save(m, n), B, a->t, a->nh, a->hs);
+                       in_out(m, n, 0), in_out(m, n, 1), in_out(m, n, 2), node_save(m, n), B, a->t, a->nh, a->hs,
+                       set);
 }
 static size_t attn_scratch(const oialr_model *m, const node *n, int B) {
     (void)m;

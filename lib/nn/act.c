@@ -61,16 +61,22 @@ OIALR_HOT static void gelu_forward_range(float *restrict out, const float *restr
     }
 }
 
+/* d GELU(x) / dx */
+static inline float gelu_grad(float x) {
+    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+    float th = tanh_rational(u);
+    float sech2 = 1.0f - th * th;
+    float du = GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+    return 0.5f * (1.0f + th) + 0.5f * x * sech2 * du;
+}
+
+/* dinp (+)= dout * gelu'(inp): set writes */
 OIALR_HOT static void gelu_backward_range(float *restrict dinp, const float *restrict dout,
-                                          const float *restrict inp, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        float th = tanh_rational(u);
-        float sech2 = 1.0f - th * th;
-        float du = GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
-        dinp[i] += dout[i] * (0.5f * (1.0f + th) + 0.5f * x * sech2 * du);
-    }
+                                          const float *restrict inp, size_t n, int set) {
+    if (set)
+        for (size_t i = 0; i < n; i++) dinp[i] = dout[i] * gelu_grad(inp[i]);
+    else
+        for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * gelu_grad(inp[i]);
 }
 
 /* From GELU_PAR_MIN values on (a ViT MLP: 128 x 17 x 128) the range is split
@@ -81,6 +87,7 @@ typedef struct gelu_job {
     float *out;
     const float *inp, *dout;
     size_t n;
+    int set; /* backward: = instead of += */
 } gelu_job;
 
 static void gelu_share_range(const gelu_job *j, int t, int nt, size_t *lo, size_t *hi) {
@@ -102,16 +109,21 @@ static void gelu_bwd_share(void *ctx, int t, int nt) {
     const gelu_job *j = ctx;
     size_t lo, hi;
     gelu_share_range(j, t, nt, &lo, &hi);
-    gelu_backward_range(j->out + lo, j->dout + lo, j->inp + lo, hi - lo);
+    gelu_backward_range(j->out + lo, j->dout + lo, j->inp + lo, hi - lo, j->set);
 }
 
 void gelu_forward(float *out, const float *inp, size_t n) {
-    gelu_job j = {out, inp, NULL, n};
+    gelu_job j = {out, inp, NULL, n, 0};
     nn_parallel(gelu_fwd_share, &j, n >= GELU_PAR_MIN ? nn_threads() : 1);
 }
 
 void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
-    gelu_job j = {dinp, inp, dout, n};
+    gelu_job j = {dinp, inp, dout, n, 0};
+    nn_parallel(gelu_bwd_share, &j, n >= GELU_PAR_MIN ? nn_threads() : 1);
+}
+
+void gelu_backward_set(float *dinp, const float *dout, const float *inp, size_t n) {
+    gelu_job j = {dinp, inp, dout, n, 1};
     nn_parallel(gelu_bwd_share, &j, n >= GELU_PAR_MIN ? nn_threads() : 1);
 }
 

@@ -221,6 +221,7 @@ typedef struct att_job {
     const float *q, *k, *v, *dout, *catt;
     int B, T, NH, HS;
     int bwd; /* the lane kernel: backward */
+    int set; /* ATT_SET_*: those gradients = instead of += */
 } att_job;
 
 static int att_threads(int B, int T, int NH, int HS)
@@ -289,12 +290,12 @@ static void lanes_share(void *ctx, int t, int nt)
 #if defined(OIALR_HOT_CLONES)
         if (W == 8 && j->bwd)
             lanes_backward_v8(j->dq, j->dk, j->dv, j->dout, j->q, j->k, j->v, j->catt, off, aoff, nl, T, HS, C,
-                              scale);
+                              scale, j->set);
         else if (W == 8)
             lanes_forward_v8(j->out, j->att, j->q, j->k, j->v, off, aoff, nl, T, HS, C, scale);
         else if (j->bwd)
             lanes_backward_v16(j->dq, j->dk, j->dv, j->dout, j->q, j->k, j->v, j->catt, off, aoff, nl, T, HS, C,
-                               scale);
+                               scale, j->set);
         else
             lanes_forward_v16(j->out, j->att, j->q, j->k, j->v, off, aoff, nl, T, HS, C, scale);
 #else
@@ -320,23 +321,35 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
         nn_parallel(forward_share, &j, att_threads(B, T, NH, HS));
 }
 
+/* rows t < T of HS floats, C apart: a head's slice of a [T,C] gradient */
+static void zero_head(float *d, int T, int HS, int C)
+{
+    for (int t = 0; t < T; t++) memset(d + (size_t)t * C, 0, sizeof(float) * (size_t)HS);
+}
+
 static void backward_range(const att_job *j, int b0, int b1)
 {
     const int T = j->T, NH = j->NH, HS = j->HS, C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
     const int fused = use_fused(T, HS), use8 = fused && nn_simd() == NN_SIMD_V8;
+    /* sgemm: beta 0 writes; the fused kernel adds, into its head's rows zeroed just before */
+    const float bq = j->set & ATT_SET_Q ? 0.0f : 1.0f, bk = j->set & ATT_SET_K ? 0.0f : 1.0f,
+                bv = j->set & ATT_SET_V ? 0.0f : 1.0f;
     for (int b = b0; b < b1; b++)
         for (int h = 0; h < NH; h++) {
             const size_t off = (size_t)b * T * C + (size_t)h * HS;
             const float *a = j->catt + ((size_t)b * NH + h) * T * T;
             if (fused) {
+                if (j->dq && (j->set & ATT_SET_Q)) zero_head(j->dq + off, T, HS, C);
+                if (j->dk && (j->set & ATT_SET_K)) zero_head(j->dk + off, T, HS, C);
+                if (j->dv && (j->set & ATT_SET_V)) zero_head(j->dv + off, T, HS, C);
                 head_backward(use8, j->dq ? j->dq + off : NULL, j->dk ? j->dk + off : NULL, j->dv ? j->dv + off : NULL,
                               j->dout + off, j->q + off, j->k + off, j->v + off, a, T, HS, C, scale);
                 continue;
             }
             float *ds = j->scratch + ((size_t)b * NH + h) * T * T;
             if (j->dv)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, a, T, j->dout + off, C, 1.0f,
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, a, T, j->dout + off, C, bv,
                             j->dv + off, C);
             if (!j->dq && !j->dk) continue;
             /* dP = G vᵀ */
@@ -350,10 +363,10 @@ static void backward_range(const att_job *j, int b0, int b1)
                 for (int jj = 0; jj < T; jj++) r[jj] = p[jj] * (r[jj] - dot) * scale;
             }
             if (j->dq)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, 1.0f, ds, T, j->k + off, C, 1.0f,
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, 1.0f, ds, T, j->k + off, C, bq,
                             j->dq + off, C);
             if (j->dk)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, ds, T, j->q + off, C, 1.0f,
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, ds, T, j->q + off, C, bk,
                             j->dk + off, C);
         }
 }
@@ -367,10 +380,10 @@ static void backward_share(void *ctx, int t, int nt)
 }
 
 void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *q,
-                        const float *k, const float *v, const float *att, int B, int T, int NH, int HS)
+                        const float *k, const float *v, const float *att, int B, int T, int NH, int HS, int set)
 {
     att_job j = {.dq = dq, .dk = dk, .dv = dv, .scratch = scratch, .dout = dout, .q = q, .k = k, .v = v,
-                 .catt = att, .B = B, .T = T, .NH = NH, .HS = HS};
+                 .catt = att, .B = B, .T = T, .NH = NH, .HS = HS, .set = set};
     j.bwd = 1;
     if (use_lanes(T, HS))
         nn_parallel(lanes_share, &j, lane_threads(B, T, NH, HS));

@@ -23,9 +23,12 @@ size_t attention_scratch_size(int B, int T, int NH, int HS);
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int T,
                        int NH, int HS);
 /* dq, dk, dv [B,T,C] += ... (any may be NULL), from dout [B,T,C] and the
- * saved att. scratch: attention_scratch_size(...) floats. */
+ * saved att; set (bits ATT_SET_Q, _K, _V): that gradient = ... instead of
+ * += (one nobody else writes first: the graph skips its zeroing pass).
+ * scratch: attention_scratch_size(...) floats. */
+enum { ATT_SET_Q = 1, ATT_SET_K = 2, ATT_SET_V = 4 };
 void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *q,
-                        const float *k, const float *v, const float *att, int B, int T, int NH, int HS);
+                        const float *k, const float *v, const float *att, int B, int T, int NH, int HS, int set);
 
 /* References: direct loops in double, no scratch. */
 void attention_forward_naive(float *out, float *att, const float *q, const float *k, const float *v, int B,

@@ -240,8 +240,11 @@ HEAD_ATTR static void HEAD_NAME(lanes_forward)(float *o, float *att, const float
  * dk_j = sum_i dS[i][j] q_i, each a sum held in registers. */
 HEAD_ATTR static void HEAD_NAME(lanes_backward)(float *dq, float *dk, float *dv, const float *g, const float *q,
                                                 const float *k, const float *v, const float *att, const size_t *off,
-                                                const size_t *aoff, int nl, int T, int HS, int C, float scale)
+                                                const size_t *aoff, int nl, int T, int HS, int C, float scale,
+                                                int set)
 {
+    /* each lane's rows of dq, dk, dv are its own: stored, or added (set: ATT_SET_*) */
+    const int addq = !(set & ATT_SET_Q), addk = !(set & ATT_SET_K), addv = !(set & ATT_SET_V);
     HEAD_VEC buf[4 * LANE_MAXT * LANE_MAXHS + 2 * LANE_MAXT * LANE_MAXT], D[LANE_MAXHS];
     const int n = T * HS;
     /* packed (as in the forward): K, V, G, Q [T][HS], P, dS [T][T] */
@@ -263,17 +266,17 @@ HEAD_ATTR static void HEAD_NAME(lanes_backward)(float *dq, float *dk, float *dv,
         for (j = 0; j < T; j++) dSi[j] = Pi[j] * (dSi[j] - dot) * scale;
         if (dq) {
             HEAD_NAME(combine)(D, dSi, 1, K, T, HS); /* dq_i = dS_i k */
-            HEAD_NAME(scatter)(dq, off, nl, D, i, 1, HS, C, 1);
+            HEAD_NAME(scatter)(dq, off, nl, D, i, 1, HS, C, addq);
         }
     }
     for (int j = 0; j < T; j++) {
         if (dv) {
             HEAD_NAME(combine)(D, P + j, T, G, T, HS); /* dv_j = sum_i P[i][j] g_i */
-            HEAD_NAME(scatter)(dv, off, nl, D, j, 1, HS, C, 1);
+            HEAD_NAME(scatter)(dv, off, nl, D, j, 1, HS, C, addv);
         }
         if (dk) {
             HEAD_NAME(combine)(D, dS + j, T, Q, T, HS); /* dk_j = sum_i dS[i][j] q_i */
-            HEAD_NAME(scatter)(dk, off, nl, D, j, 1, HS, C, 1);
+            HEAD_NAME(scatter)(dk, off, nl, D, j, 1, HS, C, addk);
         }
     }
 }

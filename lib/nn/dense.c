@@ -101,6 +101,7 @@ typedef struct dense_job {
     float *out, *dinp, *dw, *db;
     const float *inp, *w, *b, *dout;
     int N, C, OC;
+    int set; /* dinp = instead of += */
 } dense_job;
 
 /* the small-width kernel for N rows of C -> OC (see above) */
@@ -154,7 +155,7 @@ void dense_forward(float *out, const float *inp, const float *w, const float *b,
         forward_rows(out, inp, w, b, N, C, OC, use_small(N, C, OC));
         return;
     }
-    dense_job j = {out, NULL, NULL, NULL, inp, w, b, NULL, N, C, OC};
+    dense_job j = {out, NULL, NULL, NULL, inp, w, b, NULL, N, C, OC, 0};
     nn_parallel(forward_share, &j, nt);
 }
 
@@ -165,12 +166,12 @@ static void backward_part(const dense_job *j, int n0, int n1, int o0, int o1) {
 #if defined(OIALR_HOT_CLONES)
     if (small && j->dinp && n1 > n0)
         small_gemm(j->dinp + (size_t)n0 * C, (size_t)C, j->dout + (size_t)n0 * OC, (size_t)OC, 1, j->w, (size_t)C,
-                   n1 - n0, OC, C, NULL, 1);
+                   n1 - n0, OC, C, NULL, !j->set);
     else
 #endif
     if (j->dinp && n1 > n0)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n1 - n0, C, OC, 1.0f, j->dout + (size_t)n0 * OC, OC,
-                    j->w, C, 1.0f, j->dinp + (size_t)n0 * C, C);
+                    j->w, C, j->set ? 0.0f : 1.0f, j->dinp + (size_t)n0 * C, C);
     if (o1 <= o0) return;
     /* dw[OC,C] += dout^T @ inp (sgemm: K = N is long, and small_gemm with
      * A = dout transposed was no faster in a ViT step) */
@@ -193,8 +194,8 @@ static void backward_share(void *ctx, int t, int nt) {
 }
 
 void dense_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                    const float *w, int N, int C, int OC) {
-    dense_job j = {NULL, dinp, dw, db, inp, w, NULL, dout, N, C, OC};
+                    const float *w, int N, int C, int OC, int set) {
+    dense_job j = {NULL, dinp, dw, db, inp, w, NULL, dout, N, C, OC, set};
     int nt = dense_threads(N);
     if (nt <= 1)
         backward_part(&j, 0, N, 0, OC);

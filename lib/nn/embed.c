@@ -69,7 +69,7 @@ void patch_embed_backward(float *dinp, float *dw, float *db, const float *dout, 
     patchify(X, inp, B, C, H, W, P);
     if (dX) memset(dX, 0, sizeof(float) * (size_t)N * K);
     /* dw[D,K] += doutᵀ[D,N] @ X[N,K]; dX[N,K] = dout[N,D] @ w[D,K]; db */
-    dense_backward(dX, dw, db, dout, X, w, N, K, D);
+    dense_backward(dX, dw, db, dout, X, w, N, K, D, 0);
     if (dX) unpatchify_add(dinp, dX, B, C, H, W, P);
 }
 

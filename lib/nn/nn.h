@@ -25,8 +25,10 @@
 
 /* --- dense: out[N,OC] = inp[N,C] @ w[OC,C]^T + b[OC] (b may be NULL) ------ */
 void dense_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC);
+/* dinp += dout @ w (set: =, an input gradient nobody else writes first),
+ * dw += doutᵀ @ inp, db += column sums (dinp, db may be NULL) */
 void dense_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                    const float *w, int N, int C, int OC);
+                    const float *w, int N, int C, int OC, int set);
 void dense_forward_naive(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC);
 void dense_backward_naive(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                           const float *w, int N, int C, int OC);
@@ -38,6 +40,7 @@ void relu_backward(float *dinp, const float *dout, const float *inp, size_t n);
 void relu_backward_set(float *dinp, const float *dout, const float *inp, size_t n);
 void gelu_forward(float *out, const float *inp, size_t n);   /* tanh approximation */
 void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+void gelu_backward_set(float *dinp, const float *dout, const float *inp, size_t n); /* = instead of += */
 void tanh_forward(float *out, const float *inp, size_t n);
 void tanh_backward(float *dinp, const float *dout, const float *out, size_t n);
 /* dropout: mask[n] holds 0 or 1/(1-p), drawn by the caller's RNG */

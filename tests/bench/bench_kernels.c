@@ -199,7 +199,7 @@ static void run_att(void *p)
 {
     att_ctx *a = p;
     attention_forward(a->y, a->att, a->q, a->k, a->v, a->B, a->T, a->NH, a->HS);
-    attention_backward(a->dq, a->dk, a->dv, a->s, a->y, a->q, a->k, a->v, a->att, a->B, a->T, a->NH, a->HS);
+    attention_backward(a->dq, a->dk, a->dv, a->s, a->y, a->q, a->k, a->v, a->att, a->B, a->T, a->NH, a->HS, 0);
 }
 static void bench_att(const char *name, int B, int T, int NH, int HS)
 {
@@ -224,7 +224,7 @@ static void run_dense(void *p)
 {
     dense_ctx *d = p;
     dense_forward(d->y, d->x, d->w, d->b, d->N, d->C, d->OC);
-    dense_backward(d->dx, d->dw, d->db, d->y, d->x, d->w, d->N, d->C, d->OC);
+    dense_backward(d->dx, d->dw, d->db, d->y, d->x, d->w, d->N, d->C, d->OC, 0);
 }
 static void bench_dense(const char *name, int N, int C, int OC)
 {

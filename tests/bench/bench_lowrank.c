@@ -336,7 +336,7 @@ static void layer_run(layer *l) {
         lowrank_backward(dx, l->ds, l->db, l->scratch, l->dout, l->mid, l->u, l->s, l->v, BATCH, l->C, l->OC, l->R);
     } else {
         dense_forward(l->out, l->inp, l->w, l->b, BATCH, l->C, l->OC);
-        dense_backward(dx, l->dw, l->db, l->dout, l->inp, l->w, BATCH, l->C, l->OC);
+        dense_backward(dx, l->dw, l->db, l->dout, l->inp, l->w, BATCH, l->C, l->OC, 0);
     }
 }
 
