@@ -161,10 +161,10 @@ void dense_forward(float *out, const float *inp, const float *w, const float *b,
 
 /* dinp rows [n0, n1) and dw, db rows [o0, o1) */
 static void backward_part(const dense_job *j, int n0, int n1, int o0, int o1) {
-    const int N = j->N, C = j->C, OC = j->OC, small = use_small(N, C, OC);
+    const int N = j->N, C = j->C, OC = j->OC;
     /* dinp[N,C] += dout[N,OC] @ w[OC,C] */
 #if defined(OIALR_HOT_CLONES)
-    if (small && j->dinp && n1 > n0)
+    if (use_small(N, C, OC) && j->dinp && n1 > n0)
         small_gemm(j->dinp + (size_t)n0 * C, (size_t)C, j->dout + (size_t)n0 * OC, (size_t)OC, 1, j->w, (size_t)C,
                    n1 - n0, OC, C, NULL, !j->set);
     else
