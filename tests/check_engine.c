@@ -22,85 +22,11 @@
 static const int DENSE_SHAPES[][3] = {{1, 1, 1}, {4, 7, 5}, {17, 33, 9}, {64, 128, 96}};
 #define NDENSE ((int)(sizeof DENSE_SHAPES / sizeof DENSE_SHAPES[0]))
 
-START_TEST(dense_fast_vs_naive) {
-    int N = DENSE_SHAPES[_i][0], C = DENSE_SHAPES[_i][1], OC = DENSE_SHAPES[_i][2];
+/* fast == naive: forward with and without bias, the backward accumulating
+ * into pre-filled gradients, and writing (set) the input gradient over NaN */
+static void dense_compare(int N, int C, int OC, uint64_t seed, const char *what) {
     tu_rng r;
-    tu_rng_seed(&r, 42 + (uint64_t)_i);
-    float *x = tu_alloc((size_t)N * C), *w = tu_alloc((size_t)OC * C), *b = tu_alloc(OC);
-    float *y1 = tu_alloc((size_t)N * OC), *y2 = tu_alloc((size_t)N * OC), *dy = tu_alloc((size_t)N * OC);
-    float *dx1 = tu_alloc((size_t)N * C), *dx2 = tu_alloc((size_t)N * C);
-    float *dw1 = tu_alloc((size_t)OC * C), *dw2 = tu_alloc((size_t)OC * C), *db1 = tu_alloc(OC), *db2 = tu_alloc(OC);
-    tu_fill_uniform(x, (size_t)N * C, &r, -1, 1);
-    tu_fill_uniform(w, (size_t)OC * C, &r, -1, 1);
-    tu_fill_uniform(b, OC, &r, -1, 1);
-    tu_fill_uniform(dy, (size_t)N * OC, &r, -1, 1);
-    dense_forward(y1, x, w, b, N, C, OC);
-    dense_forward_naive(y2, x, w, b, N, C, OC);
-    ck_assert_msg(tu_close_ratio(y1, y2, (size_t)N * OC, 1e-4, 1e-4) <= 1.0, "forward differs");
-    dense_backward(dx1, dw1, db1, dy, x, w, N, C, OC, 0);
-    dense_backward_naive(dx2, dw2, db2, dy, x, w, N, C, OC);
-    ck_assert_msg(tu_close_ratio(dx1, dx2, (size_t)N * C, 1e-4, 1e-4) <= 1.0, "dinp differs");
-    ck_assert_msg(tu_close_ratio(dw1, dw2, (size_t)OC * C, 1e-4, 1e-4) <= 1.0, "dw differs");
-    ck_assert_msg(tu_close_ratio(db1, db2, OC, 1e-4, 1e-4) <= 1.0, "db differs");
-    /* no bias: output is exactly x W^T */
-    dense_forward(y1, x, w, NULL, N, C, OC);
-    dense_forward_naive(y2, x, w, NULL, N, C, OC);
-    ck_assert_msg(tu_close_ratio(y1, y2, (size_t)N * OC, 1e-4, 1e-4) <= 1.0, "forward without bias differs");
-    free(x); free(w); free(b); free(y1); free(y2); free(dy); free(dx1); free(dx2);
-    free(dw1); free(dw2); free(db1); free(db2);
-}
-END_TEST
-
-/* Many rows (>= 512): rows and output features split across 1, 2 and 3
- * threads (nn/par.h), also with fewer output features than threads. */
-START_TEST(dense_threads) {
-    static const int shapes[][3] = {{600, 20, 7}, {1030, 64, 2}};
-    const int saved = openblas_get_num_threads();
-    for (int nt = 1; nt <= 3; nt++) {
-        openblas_set_num_threads(nt);
-        int N = shapes[_i][0], C = shapes[_i][1], OC = shapes[_i][2];
-        tu_rng r;
-        tu_rng_seed(&r, 5 + (uint64_t)nt);
-        float *x = tu_alloc((size_t)N * C), *w = tu_alloc((size_t)OC * C), *b = tu_alloc(OC);
-        float *y1 = tu_alloc((size_t)N * OC), *y2 = tu_alloc((size_t)N * OC), *dy = tu_alloc((size_t)N * OC);
-        float *dx1 = tu_alloc((size_t)N * C), *dx2 = tu_alloc((size_t)N * C);
-        float *dw1 = tu_alloc((size_t)OC * C), *dw2 = tu_alloc((size_t)OC * C), *db1 = tu_alloc(OC),
-              *db2 = tu_alloc(OC);
-        tu_fill_uniform(x, (size_t)N * C, &r, -1, 1);
-        tu_fill_uniform(w, (size_t)OC * C, &r, -1, 1);
-        tu_fill_uniform(b, OC, &r, -1, 1);
-        tu_fill_uniform(dy, (size_t)N * OC, &r, -1, 1);
-        tu_fill_uniform(dx1, (size_t)N * C, &r, -1, 1); /* backward accumulates */
-        memcpy(dx2, dx1, (size_t)N * C * sizeof *dx1);
-        dense_forward(y1, x, w, b, N, C, OC);
-        dense_forward_naive(y2, x, w, b, N, C, OC);
-        ck_assert_msg(tu_close_ratio(y1, y2, (size_t)N * OC, 1e-4, 1e-4) <= 1.0, "forward differs, %d threads", nt);
-        dense_backward(dx1, dw1, db1, dy, x, w, N, C, OC, 0);
-        dense_backward_naive(dx2, dw2, db2, dy, x, w, N, C, OC);
-        ck_assert_msg(tu_close_ratio(dx1, dx2, (size_t)N * C, 1e-4, 1e-4) <= 1.0, "dinp differs, %d threads", nt);
-        ck_assert_msg(tu_close_ratio(dw1, dw2, (size_t)OC * C, 1e-4, 1e-4) <= 1.0, "dw differs, %d threads", nt);
-        ck_assert_msg(tu_close_ratio(db1, db2, OC, 1e-4, 1e-4) <= 1.0, "db differs, %d threads", nt);
-        dense_backward(NULL, dw1, NULL, dy, x, w, N, C, OC, 0); /* no dinp, no bias */
-        dense_backward_naive(NULL, dw2, NULL, dy, x, w, N, C, OC);
-        ck_assert_msg(tu_close_ratio(dw1, dw2, (size_t)OC * C, 1e-4, 1e-4) <= 1.0, "dw (no dinp) differs");
-        free(x); free(w); free(b); free(y1); free(y2); free(dy); free(dx1); free(dx2);
-        free(dw1); free(dw2); free(db1); free(db2);
-    }
-    openblas_set_num_threads(saved);
-}
-END_TEST
-
-/* The token-layer shapes (>= 512 rows, widths multiples of 16) take the
- * small-width kernel of nn/dense.c at the 16-float level on an AVX-512 CPU:
- * against naive with the hand-written kernels off and on (_i = 2 * shape +
- * level), rows not a multiple of its 6-row tiles, 1..4 vectors of 16 and
- * widths past 64 (two column blocks), the input gradient accumulating. */
-static const int DENSE_SMALL[][3] = {{517, 64, 64}, {600, 32, 48}, {1030, 128, 80}, {513, 16, 128}};
-START_TEST(dense_small_width) {
-    const int level = nn_simd_force(_i % 2 ? NN_SIMD_V16 : NN_SIMD_BLAS);
-    const int N = DENSE_SMALL[_i / 2][0], C = DENSE_SMALL[_i / 2][1], OC = DENSE_SMALL[_i / 2][2];
-    tu_rng r;
-    tu_rng_seed(&r, 11 + (uint64_t)_i);
+    tu_rng_seed(&r, seed);
     float *x = tu_alloc((size_t)N * C), *w = tu_alloc((size_t)OC * C), *b = tu_alloc(OC);
     float *y1 = tu_alloc((size_t)N * OC), *y2 = tu_alloc((size_t)N * OC), *dy = tu_alloc((size_t)N * OC);
     float *dx1 = tu_alloc((size_t)N * C), *dx2 = tu_alloc((size_t)N * C);
@@ -113,23 +39,57 @@ START_TEST(dense_small_width) {
     memcpy(dx2, dx1, (size_t)N * C * sizeof *dx1);
     dense_forward(y1, x, w, b, N, C, OC);
     dense_forward_naive(y2, x, w, b, N, C, OC);
-    ck_assert_msg(tu_close_ratio(y1, y2, (size_t)N * OC, 1e-4, 1e-4) <= 1.0, "forward, level %d", level);
-    dense_forward(y1, x, w, NULL, N, C, OC);
+    ck_assert_msg(tu_close_ratio(y1, y2, (size_t)N * OC, 1e-4, 1e-4) <= 1.0, "forward differs (%s)", what);
+    dense_forward(y1, x, w, NULL, N, C, OC); /* no bias: exactly x W^T */
     dense_forward_naive(y2, x, w, NULL, N, C, OC);
-    ck_assert_msg(tu_close_ratio(y1, y2, (size_t)N * OC, 1e-4, 1e-4) <= 1.0, "forward no bias, level %d", level);
+    ck_assert_msg(tu_close_ratio(y1, y2, (size_t)N * OC, 1e-4, 1e-4) <= 1.0, "forward without bias (%s)", what);
     dense_backward(dx1, dw1, db1, dy, x, w, N, C, OC, 0);
     dense_backward_naive(dx2, dw2, db2, dy, x, w, N, C, OC);
-    ck_assert_msg(tu_close_ratio(dx1, dx2, (size_t)N * C, 1e-4, 1e-4) <= 1.0, "dinp, level %d", level);
-    ck_assert_msg(tu_close_ratio(dw1, dw2, (size_t)OC * C, 1e-4, 1e-4) <= 1.0, "dw, level %d", level);
-    ck_assert_msg(tu_close_ratio(db1, db2, OC, 1e-4, 1e-4) <= 1.0, "db, level %d", level);
-    /* set: the input gradient written over NaN == naive into zeros */
+    ck_assert_msg(tu_close_ratio(dx1, dx2, (size_t)N * C, 1e-4, 1e-4) <= 1.0, "dinp differs (%s)", what);
+    ck_assert_msg(tu_close_ratio(dw1, dw2, (size_t)OC * C, 1e-4, 1e-4) <= 1.0, "dw differs (%s)", what);
+    ck_assert_msg(tu_close_ratio(db1, db2, OC, 1e-4, 1e-4) <= 1.0, "db differs (%s)", what);
     for (size_t i = 0; i < (size_t)N * C; i++) dx1[i] = NAN, dx2[i] = 0.0f;
     dense_backward(dx1, dw1, NULL, dy, x, w, N, C, OC, 1);
     dense_backward_naive(dx2, dw2, NULL, dy, x, w, N, C, OC);
-    ck_assert_msg(tu_close_ratio(dx1, dx2, (size_t)N * C, 1e-4, 1e-4) <= 1.0, "dinp set, level %d", level);
-    nn_simd_force(-1);
+    ck_assert_msg(tu_close_ratio(dx1, dx2, (size_t)N * C, 1e-4, 1e-4) <= 1.0, "dinp set (%s)", what);
+    dense_backward(NULL, dw1, NULL, dy, x, w, N, C, OC, 0); /* no dinp, no bias */
+    dense_backward_naive(NULL, dw2, NULL, dy, x, w, N, C, OC);
+    ck_assert_msg(tu_close_ratio(dw1, dw2, (size_t)OC * C, 1e-4, 1e-4) <= 1.0, "dw without dinp (%s)", what);
     free(x); free(w); free(b); free(y1); free(y2); free(dy); free(dx1); free(dx2);
     free(dw1); free(dw2); free(db1); free(db2);
+}
+
+START_TEST(dense_fast_vs_naive) {
+    dense_compare(DENSE_SHAPES[_i][0], DENSE_SHAPES[_i][1], DENSE_SHAPES[_i][2], 42 + (uint64_t)_i, "BLAS path");
+}
+END_TEST
+
+/* Many rows (>= 512): rows and output features split across 1, 2 and 3
+ * threads (nn/par.h), also with fewer output features than threads. */
+START_TEST(dense_threads) {
+    static const int shapes[][3] = {{600, 20, 7}, {1030, 64, 2}};
+    const int saved = openblas_get_num_threads();
+    for (int nt = 1; nt <= 3; nt++) {
+        openblas_set_num_threads(nt);
+        char what[32];
+        snprintf(what, sizeof what, "%d threads", nt);
+        dense_compare(shapes[_i][0], shapes[_i][1], shapes[_i][2], 5 + (uint64_t)nt, what);
+    }
+    openblas_set_num_threads(saved);
+}
+END_TEST
+
+/* The token-layer shapes (>= 512 rows, widths multiples of 16) take the
+ * small-width kernel of nn/dense.c at the 16-float level on an AVX-512 CPU:
+ * dense_compare with the hand-written kernels off and on (_i = 2 * shape +
+ * level), rows not a multiple of its 6-row tiles, 1..4 vectors of 16 and
+ * widths past 64 (two column blocks). */
+static const int DENSE_SMALL[][3] = {{517, 64, 64}, {600, 32, 48}, {1030, 128, 80}, {513, 16, 128}};
+START_TEST(dense_small_width) {
+    const int level = nn_simd_force(_i % 2 ? NN_SIMD_V16 : NN_SIMD_BLAS);
+    dense_compare(DENSE_SMALL[_i / 2][0], DENSE_SMALL[_i / 2][1], DENSE_SMALL[_i / 2][2], 11 + (uint64_t)_i,
+                  level == NN_SIMD_V16 ? "16-float level" : "kernels off");
+    nn_simd_force(-1);
 }
 END_TEST
 

@@ -660,6 +660,21 @@ END_TEST
 static const char *const fusion_specs[] = {"cnn:16,32,blocks=1", "cnn:16,32,blocks=1", "cnn:16,16,blocks=2",
                                            "vit:patch=4,dim=16,depth=2,heads=2,mlp=32",
                                            "vit:patch=4,dim=16,depth=2,heads=2,mlp=32"};
+/* weight `name` (rows x cols) low-rank, rank 3, the same factors in both models */
+static void fusion_lowrank(oialr_model *m[2], const char *name, int rows, int cols)
+{
+    const int p = oialr_params_find(oialr_model_params(m[0]), name), R = 3;
+    ck_assert_int_ge(p, 0);
+    float *u = tu_alloc((size_t)rows * R), *s = tu_alloc((size_t)R * R), *v = tu_alloc((size_t)cols * R);
+    tu_rng q;
+    tu_rng_seed(&q, 4);
+    tu_fill_uniform(u, (size_t)rows * R, &q, -0.3f, 0.3f);
+    tu_fill_uniform(s, (size_t)R * R, &q, -1, 1);
+    tu_fill_uniform(v, (size_t)cols * R, &q, -0.3f, 0.3f);
+    for (int k = 0; k < 2; k++) ck_assert_int_eq(oialr_model_lowrank_set(m[k], p, u, s, v, R), 0);
+    free(u), free(s), free(v);
+}
+
 START_TEST(test_graph_fusion)
 {
     const int B = 6, C = 1, H = 8, W = 8;
@@ -668,32 +683,8 @@ START_TEST(test_graph_fusion)
     int fused = 0, set = 0;
     for (int i = 0; i < m[0]->nnodes; i++) fused += writes_relu(m[0], &m[0]->nodes[i]), set += m[0]->nodes[i].grad_set;
     if (_i == 0) ck_assert(fused >= 5 && set >= 6); /* stem, s1 and s2 first norms and the adds; norms, ReLUs, adds */
-    if (_i == 1) { /* s1.b0.2.conv low-rank (rank 3) in both, the same factors */
-        const int p = oialr_params_find(oialr_model_params(m[0]), "s1.b0.2.conv.weight");
-        ck_assert_int_ge(p, 0);
-        const int R = 3, rows = 16, cols = 16 * 9;
-        float *u = tu_alloc((size_t)rows * R), *s = tu_alloc((size_t)R * R), *v = tu_alloc((size_t)cols * R);
-        tu_rng q;
-        tu_rng_seed(&q, 4);
-        tu_fill_uniform(u, (size_t)rows * R, &q, -0.3f, 0.3f);
-        tu_fill_uniform(s, (size_t)R * R, &q, -1, 1);
-        tu_fill_uniform(v, (size_t)cols * R, &q, -0.3f, 0.3f);
-        for (int k = 0; k < 2; k++) ck_assert_int_eq(oialr_model_lowrank_set(m[k], p, u, s, v, R), 0);
-        free(u), free(s), free(v);
-    }
-    if (_i == 4) { /* blocks.0.mlp.fc2 (16 x 32, fed by the GELU) low-rank, rank 3 */
-        const int p = oialr_params_find(oialr_model_params(m[0]), "blocks.0.mlp.fc2.weight");
-        ck_assert_int_ge(p, 0);
-        const int R = 3, rows = 16, cols = 32;
-        float *u = tu_alloc((size_t)rows * R), *s = tu_alloc((size_t)R * R), *v = tu_alloc((size_t)cols * R);
-        tu_rng q;
-        tu_rng_seed(&q, 6);
-        tu_fill_uniform(u, (size_t)rows * R, &q, -0.3f, 0.3f);
-        tu_fill_uniform(s, (size_t)R * R, &q, -1, 1);
-        tu_fill_uniform(v, (size_t)cols * R, &q, -0.3f, 0.3f);
-        for (int k = 0; k < 2; k++) ck_assert_int_eq(oialr_model_lowrank_set(m[k], p, u, s, v, R), 0);
-        free(u), free(s), free(v);
-    }
+    if (_i == 1) fusion_lowrank(m, "s1.b0.2.conv.weight", 16, 16 * 9); /* fed by a BN+ReLU */
+    if (_i == 4) fusion_lowrank(m, "blocks.0.mlp.fc2.weight", 16, 32);  /* fed by the GELU */
     for (int i = 0; i < m[1]->nnodes; i++) {
         m[1]->nodes[i].consumers = 2;
         m[1]->nodes[i].grad_set = 0;
