@@ -13,7 +13,8 @@
  *
  * OIALR_HOT_CLONES is defined where the clones are made: code that picks a
  * kernel by CPU level itself (nn_simd, nn/vec16.h) may use
- * __builtin_cpu_supports and target("arch=x86-64-v3") functions there.
+ * __builtin_cpu_supports and target("arch=x86-64-v3") functions there, and
+ * OIALR_AVX512 for a kernel that only pays, or only builds, with AVX-512.
  */
 #ifndef OIALR_HOT_H
 #define OIALR_HOT_H
@@ -22,8 +23,12 @@
     !defined(OIALR_NO_CLONES)
 #define OIALR_HOT __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #define OIALR_HOT_CLONES 1
+/* a kernel built for AVX-512 alone, no portable clone: called only where
+ * nn_simd_avx512() (nn/vec16.h) says so */
+#define OIALR_AVX512 __attribute__((target("arch=x86-64-v4")))
 #else
 #define OIALR_HOT
+#define OIALR_AVX512
 #endif
 
 #endif

@@ -166,7 +166,7 @@ typedef int v8i __attribute__((vector_size(32)));
 #define HEAD_VECU v16u
 #define HEAD_VI v16i
 #define HEAD_VW 16
-#define HEAD_ATTR __attribute__((target("arch=x86-64-v4")))
+#define HEAD_ATTR OIALR_AVX512
 #define HEAD_NAME(x) x##_v16
 #include "nn/attention_lanes.h"
 

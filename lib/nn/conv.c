@@ -108,7 +108,7 @@ static int direct_dinp(const conv2d_dims *d)
 }
 static int direct_dw(const conv2d_dims *d)
 {
-    return dw_shape(d) && nn_simd() == NN_SIMD_V16 && nn_simd_cpu() == NN_SIMD_V16;
+    return dw_shape(d) && nn_simd_avx512();
 }
 
 /* Where the kernel reads: H x W planes (zero padded by pad, split into S*S
@@ -405,22 +405,21 @@ static void pack_dinp(float *restrict wq, const float *restrict w, const conv2d_
 // multiply-adds, then one horizontal sum each per channel and group; G makes
 // a group >= DW_GROUP_Q outputs long so those sums stay a small share.
 
-/* Built for AVX-512 alone (direct_dw asks nn_simd_cpu), not as OIALR_HOT's
- * clones: its x loads are kept in a register (DW_IN_REG), which needs a zmm.
- * GCC otherwise folds each load into the NO multiply-adds that use it, and
- * these loads are unaligned, so most split a cache line: 27 such loads per
- * 27 multiply-adds made the load ports the limit. */
+/* Built for AVX-512 alone (OIALR_AVX512; direct_dw asks nn_simd_avx512),
+ * not as OIALR_HOT's clones: its x loads are kept in a register
+ * (DW_IN_REG), which needs a zmm. GCC otherwise folds each load into the NO
+ * multiply-adds that use it, and these loads are unaligned, so most split a
+ * cache line: 27 such loads per 27 multiply-adds made the load ports the
+ * limit. */
 #if defined(OIALR_HOT_CLONES)
-#define DW_ATTR __attribute__((target("arch=x86-64-v4")))
 #define DW_IN_REG(v) __asm__("" : "+v"(v))
 #else
-#define DW_ATTR
 #define DW_IN_REG(v) ((void)0)
 #endif
 
-DW_ATTR static inline __attribute__((always_inline)) void dw_tile(float *restrict dw, const float *restrict gq,
-                                                          const float *restrict x, size_t gs, int NO,
-                                                          const dir_geom *g, int n, size_t dws)
+OIALR_AVX512 static inline __attribute__((always_inline)) void dw_tile(float *restrict dw, const float *restrict gq,
+                                                                       const float *restrict x, size_t gs, int NO,
+                                                                       const dir_geom *g, int n, size_t dws)
 {
     v16 acc[3][9];
 #pragma GCC unroll 3
@@ -448,8 +447,8 @@ DW_ATTR static inline __attribute__((always_inline)) void dw_tile(float *restric
 
 /* dw[OC][C][9] += the gradient of n samples laid out in xb (C channels of
  * g->lc) and gb (OC planes gs = G*lq apart) */
-DW_ATTR static void dw_direct(float *restrict dw, const float *restrict xb, const float *restrict gb,
-                                const conv2d_dims *d, const dir_geom *g, int n)
+OIALR_AVX512 static void dw_direct(float *restrict dw, const float *restrict xb, const float *restrict gb,
+                                   const conv2d_dims *d, const dir_geom *g, int n)
 {
     const int C = d->C, OC = d->OC;
     const size_t gs = g->ps, dws = (size_t)C * 9;

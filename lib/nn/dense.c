@@ -22,22 +22,21 @@
 // The small-width kernel: many rows (2176 tokens) of a product whose other
 // sides are 64..128 wide. OpenBLAS packs both operands for every call, and
 // at K = 64 its packing took 40% of a ViT step's sgemm time in perf. Here
-// the narrow operand B (W transposed, W, or the layer input for dw) is read
-// in place, row k of it as up to 4 vectors, and SG_R rows of the output
-// accumulate in SG_R x 4 registers from broadcast elements of A. Built for
-// AVX-512 only (nn_simd_cpu), used at the 16-float level.
+// the narrow operand B (W transposed for the forward, packed once per call;
+// W itself for the input gradient) is read in place, row k of it as up to 4
+// vectors, and SG_R rows of the output accumulate in SG_R x 4 registers
+// from broadcast elements of A. Built for AVX-512 only (OIALR_AVX512), used
+// where nn_simd_avx512() says so.
 
 #if defined(OIALR_HOT_CLONES)
-#define SG_ATTR __attribute__((target("arch=x86-64-v4")))
 #define SG_R 6         /* rows of a tile: 6 x 4 accumulators + 4 of B */
-#define SG_PACK 16384  /* floats of W transposed on a thread's stack (64 KB) */
+#define SG_PACK 16384  /* floats of W transposed on the caller's stack (64 KB) */
 
-/* c[i*ldc + m] (+ bias[m]) (+)= sum over k < K of A(i, k) * b[k*ldb + m],
- * A(i, k) = a[i*sa + k*sk], for i < nr (NR: SG_R or 1) and m < 16*NV */
+/* c[i*ldc + m] (+ bias[m]) (+)= sum over k < K of a[i*lda + k] * b[k*ldb + m],
+ * for i < NR (SG_R or 1) and m < 16*NV */
 static inline __attribute__((always_inline)) void sg_tile(float *restrict c, size_t ldc, const float *restrict a,
-                                                          size_t sa, size_t sk, const float *restrict b, size_t ldb,
-                                                          int K, const float *bias, int add, const int NV,
-                                                          const int NR)
+                                                          size_t lda, const float *restrict b, size_t ldb, int K,
+                                                          const float *bias, int add, const int NV, const int NR)
 {
     v16 acc[SG_R][4];
 #pragma GCC unroll 6
@@ -50,7 +49,7 @@ static inline __attribute__((always_inline)) void sg_tile(float *restrict c, siz
         for (int v = 0; v < NV; v++) bv[v] = ld16(b + (size_t)k * ldb + 16 * v);
 #pragma GCC unroll 6
         for (int i = 0; i < NR; i++) {
-            const float x = a[i * sa + k * sk];
+            const float x = a[i * lda + k];
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++) acc[i][v] += x * bv[v];
         }
@@ -67,10 +66,10 @@ static inline __attribute__((always_inline)) void sg_tile(float *restrict c, siz
         }
 }
 
-#define SG_TILE(NV, NR) sg_tile(cc, ldc, aa, sa, sk, bb, ldb, K, bias ? bias + m0 : NULL, add, NV, NR)
+#define SG_TILE(NV, NR) sg_tile(cc, ldc, aa, lda, bb, ldb, K, bias ? bias + m0 : NULL, add, NV, NR)
 /* the same over n rows and M columns (a multiple of 16) */
-SG_ATTR static void small_gemm(float *c, size_t ldc, const float *a, size_t sa, size_t sk, const float *b,
-                               size_t ldb, int n, int K, int M, const float *bias, int add)
+OIALR_AVX512 static void small_gemm(float *c, size_t ldc, const float *a, size_t lda, const float *b, size_t ldb,
+                                    int n, int K, int M, const float *bias, int add)
 {
     for (int r = 0; r < n; r += SG_R) {
         const int nr = n - r < SG_R ? n - r : SG_R;
@@ -78,7 +77,7 @@ SG_ATTR static void small_gemm(float *c, size_t ldc, const float *a, size_t sa, 
             const int nv = M - m0 >= 64 ? 4 : (M - m0) / 16;
             for (int i = 0; i < nr; i += nr == SG_R ? SG_R : 1) {
                 float *cc = c + (size_t)(r + i) * ldc + m0;
-                const float *aa = a + (size_t)(r + i) * sa, *bb = b + m0;
+                const float *aa = a + (size_t)(r + i) * lda, *bb = b + m0;
                 if (nr == SG_R) {
                     if (nv == 4) SG_TILE(4, SG_R);
                     else if (nv == 3) SG_TILE(3, SG_R);
@@ -100,6 +99,7 @@ SG_ATTR static void small_gemm(float *c, size_t ldc, const float *a, size_t sa, 
 typedef struct dense_job {
     float *out, *dinp, *dw, *db;
     const float *inp, *w, *b, *dout;
+    const float *wt; /* forward: W transposed for small_gemm, or NULL (sgemm) */
     int N, C, OC;
     int set; /* dinp = instead of += */
 } dense_job;
@@ -107,26 +107,23 @@ typedef struct dense_job {
 /* the small-width kernel for N rows of C -> OC (see above) */
 static int use_small(int N, int C, int OC) {
 #if defined(OIALR_HOT_CLONES)
-    return N >= DENSE_PAR_ROWS && C % 16 == 0 && OC % 16 == 0 && (size_t)C * OC <= SG_PACK &&
-           nn_simd() == NN_SIMD_V16 && nn_simd_cpu() == NN_SIMD_V16;
+    return N >= DENSE_PAR_ROWS && C % 16 == 0 && OC % 16 == 0 && (size_t)C * OC <= SG_PACK && nn_simd_avx512();
 #else
     (void)N, (void)C, (void)OC;
     return 0;
 #endif
 }
 
-static void forward_rows(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC,
-                         int small) {
+/* rows of the forward; wt: W transposed (small_gemm), or NULL (sgemm) */
+static void forward_rows(float *out, const float *inp, const float *w, const float *wt, const float *b, int N,
+                         int C, int OC) {
 #if defined(OIALR_HOT_CLONES)
-    if (small) {
-        float wt[SG_PACK]; /* wt[c][o] = w[o][c] */
-        for (int o = 0; o < OC; o++)
-            for (int c = 0; c < C; c++) wt[(size_t)c * OC + o] = w[(size_t)o * C + c];
-        small_gemm(out, (size_t)OC, inp, (size_t)C, 1, wt, (size_t)OC, N, C, OC, b, 0);
+    if (wt) {
+        small_gemm(out, (size_t)OC, inp, (size_t)C, wt, (size_t)OC, N, C, OC, b, 0);
         return;
     }
 #else
-    (void)small;
+    (void)wt;
 #endif
     if (b) {
         for (int n = 0; n < N; n++)
@@ -141,8 +138,8 @@ static void forward_share(void *ctx, int t, int nt) {
     int lo, hi;
     nn_share(j->N, t, nt, &lo, &hi);
     if (hi > lo)
-        forward_rows(j->out + (size_t)lo * j->OC, j->inp + (size_t)lo * j->C, j->w, j->b, hi - lo, j->C, j->OC,
-                     use_small(j->N, j->C, j->OC));
+        forward_rows(j->out + (size_t)lo * j->OC, j->inp + (size_t)lo * j->C, j->w, j->wt, j->b, hi - lo, j->C,
+                     j->OC);
 }
 
 static int dense_threads(int N) {
@@ -150,12 +147,21 @@ static int dense_threads(int N) {
 }
 
 void dense_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC) {
+    const float *wtp = NULL;
+#if defined(OIALR_HOT_CLONES)
+    float wt[SG_PACK]; /* wt[c][o] = w[o][c], once for all threads' rows */
+    if (use_small(N, C, OC)) {
+        for (int o = 0; o < OC; o++)
+            for (int c = 0; c < C; c++) wt[(size_t)c * OC + o] = w[(size_t)o * C + c];
+        wtp = wt;
+    }
+#endif
     int nt = dense_threads(N);
     if (nt <= 1) {
-        forward_rows(out, inp, w, b, N, C, OC, use_small(N, C, OC));
+        forward_rows(out, inp, w, wtp, b, N, C, OC);
         return;
     }
-    dense_job j = {out, NULL, NULL, NULL, inp, w, b, NULL, N, C, OC, 0};
+    dense_job j = {out, NULL, NULL, NULL, inp, w, b, NULL, wtp, N, C, OC, 0};
     nn_parallel(forward_share, &j, nt);
 }
 
@@ -165,7 +171,7 @@ static void backward_part(const dense_job *j, int n0, int n1, int o0, int o1) {
     /* dinp[N,C] += dout[N,OC] @ w[OC,C] */
 #if defined(OIALR_HOT_CLONES)
     if (use_small(N, C, OC) && j->dinp && n1 > n0)
-        small_gemm(j->dinp + (size_t)n0 * C, (size_t)C, j->dout + (size_t)n0 * OC, (size_t)OC, 1, j->w, (size_t)C,
+        small_gemm(j->dinp + (size_t)n0 * C, (size_t)C, j->dout + (size_t)n0 * OC, (size_t)OC, j->w, (size_t)C,
                    n1 - n0, OC, C, NULL, !j->set);
     else
 #endif
@@ -195,7 +201,7 @@ static void backward_share(void *ctx, int t, int nt) {
 
 void dense_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                     const float *w, int N, int C, int OC, int set) {
-    dense_job j = {NULL, dinp, dw, db, inp, w, NULL, dout, N, C, OC, set};
+    dense_job j = {NULL, dinp, dw, db, inp, w, NULL, dout, NULL, N, C, OC, set};
     int nt = dense_threads(N);
     if (nt <= 1)
         backward_part(&j, 0, N, 0, OC);

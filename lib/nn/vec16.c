@@ -86,6 +86,8 @@ int nn_simd_cpu(void)
     return cpu;
 }
 
+int nn_simd_avx512(void) { return nn_simd() == NN_SIMD_V16 && nn_simd_cpu() == NN_SIMD_V16; }
+
 int nn_simd_force(int level)
 {
     pthread_once(&once, choose);

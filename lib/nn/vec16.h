@@ -38,6 +38,9 @@ int nn_simd(void);
 /* the CPU's own level, whatever OIALR_KERNELS or nn_simd_force say (kernels
  * built for AVX-512 alone, without a portable clone, ask it) */
 int nn_simd_cpu(void);
+/* the 16-float level in force and a CPU that runs it natively: where the
+ * kernels built for AVX-512 alone (OIALR_AVX512, base/hot.h) may run */
+int nn_simd_avx512(void);
 /* tests: force a level (NN_SIMD_V8 only on an AVX2 CPU, else BLAS), or back
  * to the CPU's (-1); returns the level now in force. Not thread-safe: call
  * it between kernels. */
