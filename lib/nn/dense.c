@@ -104,15 +104,12 @@ typedef struct dense_job {
     int set; /* dinp = instead of += */
 } dense_job;
 
+#if defined(OIALR_HOT_CLONES)
 /* the small-width kernel for N rows of C -> OC (see above) */
 static int use_small(int N, int C, int OC) {
-#if defined(OIALR_HOT_CLONES)
     return N >= DENSE_PAR_ROWS && C % 16 == 0 && OC % 16 == 0 && (size_t)C * OC <= SG_PACK && nn_simd_avx512();
-#else
-    (void)N, (void)C, (void)OC;
-    return 0;
-#endif
 }
+#endif
 
 /* rows of the forward; wt: W transposed (small_gemm), or NULL (sgemm) */
 static void forward_rows(float *out, const float *inp, const float *w, const float *wt, const float *b, int N,
