@@ -354,7 +354,9 @@ END_TEST
 typedef struct bn_case {
     int B, C, HW;
 } bn_case;
-static const bn_case bn_cases[] = {{4, 3, 5}, {2, 5, 9}, {8, 2, 1}, {3, 4, 16}};
+/* the last three: channel groups of 64 + 6 (HW 1), lanes flushed to double
+ * twice per channel (80 planes of 7 vectors), groups of 16 + 4 with a tail */
+static const bn_case bn_cases[] = {{4, 3, 5}, {2, 5, 9}, {8, 2, 1}, {3, 4, 16}, {3, 70, 1}, {80, 3, 100}, {12, 20, 49}};
 #define NBN ((int)(sizeof bn_cases / sizeof bn_cases[0]))
 
 typedef struct bn_ctx {
@@ -442,10 +444,13 @@ END_TEST
 /* Eval mode converges to the population statistics: many train steps on
  * batches from one distribution, then eval normalises a fresh batch. */
 /* Channels split across 1, 2 and 3 threads (a tensor big enough for the
- * parallel path, C not a multiple of the thread count): fast == naive. */
+ * parallel path, C not a multiple of the thread count): fast == naive; the
+ * second shape's ranges of 13 and 12 channels are one partial group each. */
+static const bn_case bn_thread_cases[] = {{6, 5, 1500}, {20, 37, 49}};
 START_TEST(test_batchnorm_threads)
 {
-    const int B = 6, C = 5, HW = 1500, saved = nn_threads();
+    const int B = bn_thread_cases[_i].B, C = bn_thread_cases[_i].C, HW = bn_thread_cases[_i].HW;
+    const int saved = nn_threads();
     const size_t n = (size_t)B * C * HW;
     tu_rng r;
     tu_rng_seed(&r, 13);
@@ -1202,7 +1207,7 @@ static Suite *layers_suite(void)
     tcase_add_test(core, test_add_relu);
     tcase_add_loop_test(core, test_graph_fusion, 0, (int)(sizeof fusion_specs / sizeof fusion_specs[0]));
     tcase_add_test(core, test_batchnorm_running);
-    tcase_add_test(core, test_batchnorm_threads);
+    tcase_add_loop_test(core, test_batchnorm_threads, 0, (int)(sizeof bn_thread_cases / sizeof bn_thread_cases[0]));
     tcase_add_test(core, test_batchnorm_offset);
     tcase_add_loop_test(core, test_layernorm, 0, 3);
     tcase_add_test(core, test_layernorm_threads);

@@ -12,6 +12,7 @@
 
 #include "base/hot.h"
 #include "nn/par.h"
+#include "nn/vec16.h"
 
 // ---------------------------------------------------------------------------
 // batch norm 2d
@@ -36,50 +37,68 @@ static int bn_threads(int B, int C, int HW)
     return nt < C ? nt : C;
 }
 
-/* Reductions over one plane in NN_LANES independent float accumulators, so
- * the loop vectorizes (a single accumulator is a chain of dependent adds). */
-#define NN_LANES 16
+/* The sums over a channel's B planes (B*HW values) in 16 float lanes and
+ * one float for the planes' tails, moved into double every BN_FLUSH values a
+ * lane: a float accumulator of 100k values (a channel of a 128 x 28 x 28
+ * batch) would lose ~3 digits, one of 256 about 2e-5 at worst. One
+ * horizontal sum per flush, not per plane: at 7 x 7 (49 values: 3 vectors
+ * and a tail) the per-plane sums were most of the norm's time, 1.9 ms a
+ * layer of 128 x 64 x 7 x 7 against 2.3 ms for 16 x 28 x 28, 4 times the
+ * data (bench_kernels, 2026-12-03). */
+#define BN_FLUSH 256
+typedef struct bn_acc {
+    v16 a, b;    /* lanes */
+    float ta, tb; /* the tails */
+    int n;        /* values a lane since the last flush */
+    double sa, sb;
+} bn_acc;
 
-/* *s = sum(x - k), *s2 = sum((x - k)^2) */
-static inline void plane_sums(const float *restrict x, int n, float k, float *s, float *s2)
+static inline void acc_flush(bn_acc *q)
 {
-    float a[NN_LANES] = {0}, a2[NN_LANES] = {0};
-    int i = 0;
-    for (; i + NN_LANES <= n; i += NN_LANES)
-        for (int l = 0; l < NN_LANES; l++) {
-            float d = x[i + l] - k;
-            a[l] += d;
-            a2[l] += d * d;
-        }
-    float t = 0.0f, t2 = 0.0f;
-    for (; i < n; i++) {
-        float d = x[i] - k;
-        t += d;
-        t2 += d * d;
-    }
-    for (int l = 0; l < NN_LANES; l++) t += a[l], t2 += a2[l];
-    *s = t;
-    *s2 = t2;
+    q->sa += (double)hsum16(&q->a) + q->ta;
+    q->sb += (double)hsum16(&q->b) + q->tb;
+    q->a = q->b = (v16){0};
+    q->ta = q->tb = 0.0f;
+    q->n = 0;
+}
+/* after a plane of HW values */
+static inline void acc_plane(bn_acc *q, int HW)
+{
+    q->n += (HW + 15) / 16;
+    if (q->n >= BN_FLUSH) acc_flush(q);
 }
 
-/* *s = sum(g), *sx = sum(g * (x - m)) */
-static inline void plane_dot(const float *restrict g, const float *restrict x, int n, float m, float *s, float *sx)
+/* a += x - k, b += (x - k)^2 over one plane */
+static inline void plane_sums(bn_acc *q, const float *restrict x, int n, float k)
 {
-    float a[NN_LANES] = {0}, ax[NN_LANES] = {0};
     int i = 0;
-    for (; i + NN_LANES <= n; i += NN_LANES)
-        for (int l = 0; l < NN_LANES; l++) {
-            a[l] += g[i + l];
-            ax[l] += g[i + l] * (x[i + l] - m);
-        }
-    float t = 0.0f, tx = 0.0f;
-    for (; i < n; i++) {
-        t += g[i];
-        tx += g[i] * (x[i] - m);
+    for (; i + 16 <= n; i += 16) {
+        const v16 d = ld16(x + i) - k;
+        q->a += d;
+        q->b += d * d;
     }
-    for (int l = 0; l < NN_LANES; l++) t += a[l], tx += ax[l];
-    *s = t;
-    *sx = tx;
+    for (; i < n; i++) {
+        const float d = x[i] - k;
+        q->ta += d;
+        q->tb += d * d;
+    }
+    acc_plane(q, n);
+}
+
+/* a += g, b += g * (x - m) */
+static inline void plane_dot(bn_acc *q, const float *restrict g, const float *restrict x, int n, float m)
+{
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const v16 gg = ld16(g + i);
+        q->a += gg;
+        q->b += gg * (ld16(x + i) - m);
+    }
+    for (; i < n; i++) {
+        q->ta += g[i];
+        q->tb += g[i] * (x[i] - m);
+    }
+    acc_plane(q, n);
 }
 
 /* The norm's affine map x * sc + sh, as the forward computes it: the
@@ -95,26 +114,23 @@ static inline void bn_affine(const float *weight, const float *bias, int c, floa
 static inline int relu_on(float x, float sc, float sh) { return x * sc + sh > 0.0f; }
 
 /* the same with g masked where the ReLU after the norm gave 0 */
-static inline void plane_dot_mask(const float *restrict g, const float *restrict x, int n, float m, float sc,
-                                  float sh, float *s, float *sx)
+static inline void plane_dot_mask(bn_acc *q, const float *restrict g, const float *restrict x, int n, float m,
+                                  float sc, float sh)
 {
-    float a[NN_LANES] = {0}, ax[NN_LANES] = {0};
+    typedef int v16i __attribute__((vector_size(64)));
     int i = 0;
-    for (; i + NN_LANES <= n; i += NN_LANES)
-        for (int l = 0; l < NN_LANES; l++) {
-            const float gg = relu_on(x[i + l], sc, sh) ? g[i + l] : 0.0f;
-            a[l] += gg;
-            ax[l] += gg * (x[i + l] - m);
-        }
-    float t = 0.0f, tx = 0.0f;
+    for (; i + 16 <= n; i += 16) {
+        const v16 xv = ld16(x + i);
+        const v16 gg = (v16)((v16i)ld16(g + i) & (v16i)(xv * sc + sh > 0.0f)); /* relu_on */
+        q->a += gg;
+        q->b += gg * (xv - m);
+    }
     for (; i < n; i++) {
         const float gg = relu_on(x[i], sc, sh) ? g[i] : 0.0f;
-        t += gg;
-        tx += gg * (x[i] - m);
+        q->ta += gg;
+        q->tb += gg * (x[i] - m);
     }
-    for (int l = 0; l < NN_LANES; l++) t += a[l], tx += ax[l];
-    *s = t;
-    *sx = tx;
+    acc_plane(q, n);
 }
 
 /* out = x * g + sh, or max(0, that) with relu (NaN propagates) */
@@ -129,42 +145,66 @@ static inline void affine_plane(float *restrict o, const float *restrict x, int 
         for (int i = 0; i < n; i++) o[i] = x[i] * g + sh;
 }
 
+/* Channels go in groups of adjacent ones, so that each sample's planes of
+ * a group are one contiguous run of about BN_RUN floats: a 7 x 7 channel
+ * alone is 128 runs of 49 floats 12 KB apart (its 64 channels apart), which
+ * the prefetchers do not follow. Each channel still sums its planes in
+ * sample order, so the results do not depend on the grouping. */
+#define BN_RUN 768
+#define BN_GMAX 64
+static int bn_group(int HW, int n)
+{
+    int g = (BN_RUN + HW - 1) / HW;
+    if (g > BN_GMAX) g = BN_GMAX;
+    return g < n ? g : n;
+}
+
 OIALR_HOT static void bn_train_range(float *restrict out, float *mean, float *rstd, float *running_mean,
                                      float *running_var, const float *restrict inp, const float *weight,
                                      const float *bias, int B, int C, int HW, float eps, float momentum, int relu,
                                      int c0, int c1)
 {
     const double n = (double)B * HW;
-    for (int c = c0; c < c1; c++) {
+    bn_acc q[BN_GMAX];
+    float k[BN_GMAX], sc[BN_GMAX], sh[BN_GMAX];
+    for (int cg = c0, G; cg < c1; cg += G) {
+        G = bn_group(HW, c1 - cg);
         /* one pass of shifted sums: with k near the mean, E[(x-k)^2] -
          * E[x-k]^2 has no cancellation to speak of (relative error ~ eps *
          * (1 + (mean-k)^2/var)); k = the mean of the first plane, 1/B of
          * the data read once more */
-        float k, k2;
-        plane_sums(inp + (size_t)c * HW, HW, 0.0f, &k, &k2);
-        k /= (float)HW;
-        double s = 0.0, ss = 0.0;
-        for (int b = 0; b < B; b++) {
-            float a, a2; /* one plane in float lanes, the sum of planes in double */
-            plane_sums(inp + ((size_t)b * C + c) * HW, HW, k, &a, &a2);
-            s += a;
-            ss += a2;
+        for (int j = 0; j < G; j++) {
+            bn_acc q0 = {0};
+            plane_sums(&q0, inp + (size_t)(cg + j) * HW, HW, 0.0f);
+            acc_flush(&q0);
+            k[j] = (float)(q0.sa / HW);
+            q[j] = (bn_acc){0};
         }
-        const double ms = s / n; /* mean of x - k */
-        const double m = k + ms;
-        double v = ss / n - ms * ms;
-        if (v < 0.0) v = 0.0;
-        const float r = (float)(1.0 / sqrt(v + eps));
-        mean[c] = (float)m;
-        rstd[c] = r;
-        float g, sh;
-        bn_affine(weight, bias, c, mean[c], r, &g, &sh);
-        for (int b = 0; b < B; b++)
-            affine_plane(out + ((size_t)b * C + c) * HW, inp + ((size_t)b * C + c) * HW, HW, g, sh, relu);
-        if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)m;
-        if (running_var) {
-            double vu = n > 1.0 ? v * n / (n - 1.0) : v;
-            running_var[c] = (1.0f - momentum) * running_var[c] + momentum * (float)vu;
+        for (int b = 0; b < B; b++) {
+            const float *x = inp + ((size_t)b * C + cg) * HW;
+            for (int j = 0; j < G; j++) plane_sums(&q[j], x + (size_t)j * HW, HW, k[j]);
+        }
+        for (int j = 0; j < G; j++) {
+            const int c = cg + j;
+            acc_flush(&q[j]);
+            const double ms = q[j].sa / n; /* mean of x - k */
+            const double m = k[j] + ms;
+            double v = q[j].sb / n - ms * ms;
+            if (v < 0.0) v = 0.0;
+            const float r = (float)(1.0 / sqrt(v + eps));
+            mean[c] = (float)m;
+            rstd[c] = r;
+            bn_affine(weight, bias, c, mean[c], r, &sc[j], &sh[j]);
+            if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)m;
+            if (running_var) {
+                double vu = n > 1.0 ? v * n / (n - 1.0) : v;
+                running_var[c] = (1.0f - momentum) * running_var[c] + momentum * (float)vu;
+            }
+        }
+        for (int b = 0; b < B; b++) {
+            const size_t o = ((size_t)b * C + cg) * HW;
+            for (int j = 0; j < G; j++)
+                affine_plane(out + o + (size_t)j * HW, inp + o + (size_t)j * HW, HW, sc[j], sh[j], relu);
         }
     }
 }
@@ -182,48 +222,65 @@ OIALR_HOT static void bn_eval_range(float *restrict out, const float *restrict i
     }
 }
 
+/* dx (=, or += without set) = wr * (g' - k0 - (x - m) * r * k1), g' = g
+ * masked by the ReLU (relu_on) with relu */
+static inline void dx_plane(float *restrict dx, const float *restrict g, const float *restrict x, int n, float wr,
+                            float k0, float k1, float m, float r, float sc, float sh, int relu, int set)
+{
+    if (relu) {
+        if (set)
+            for (int i = 0; i < n; i++)
+                dx[i] = wr * ((relu_on(x[i], sc, sh) ? g[i] : 0.0f) - k0 - (x[i] - m) * r * k1);
+        else
+            for (int i = 0; i < n; i++)
+                dx[i] += wr * ((relu_on(x[i], sc, sh) ? g[i] : 0.0f) - k0 - (x[i] - m) * r * k1);
+    } else if (set) {
+        for (int i = 0; i < n; i++) dx[i] = wr * (g[i] - k0 - (x[i] - m) * r * k1);
+    } else {
+        for (int i = 0; i < n; i++) dx[i] += wr * (g[i] - k0 - (x[i] - m) * r * k1);
+    }
+}
+
 OIALR_HOT static void bn_backward_range(float *restrict dinp, float *dweight, float *dbias,
                                         const float *restrict dout, const float *restrict inp, const float *mean,
                                         const float *rstd, const float *weight, const float *bias, int B, int C,
                                         int HW, int relu, int set, int c0, int c1)
 {
     const double n = (double)B * HW;
-    for (int c = c0; c < c1; c++) {
-        const float m = mean[c], r = rstd[c];
-        float sc, sh; /* the ReLU's mask (relu_on) */
-        bn_affine(weight, bias, c, m, r, &sc, &sh);
-        /* sg = sum(dout), sgx = sum(dout * xhat) */
-        double sg = 0.0, sgx = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *x = inp + ((size_t)b * C + c) * HW;
-            const float *g = dout + ((size_t)b * C + c) * HW;
-            float a, ax;
-            if (relu) plane_dot_mask(g, x, HW, m, sc, sh, &a, &ax);
-            else plane_dot(g, x, HW, m, &a, &ax);
-            sg += a;
-            sgx += (double)ax * r;
+    bn_acc q[BN_GMAX];
+    float sc[BN_GMAX], sh[BN_GMAX], wr[BN_GMAX], k0[BN_GMAX], k1[BN_GMAX];
+    for (int cg = c0, G; cg < c1; cg += G) {
+        G = bn_group(HW, c1 - cg);
+        for (int j = 0; j < G; j++) {
+            bn_affine(weight, bias, cg + j, mean[cg + j], rstd[cg + j], &sc[j], &sh[j]); /* the ReLU's mask */
+            q[j] = (bn_acc){0};
         }
-        if (dbias) dbias[c] += (float)sg;
-        if (dweight) dweight[c] += (float)sgx;
-        if (!dinp) continue;
-        /* dx = w*r * (g - sg/n - xhat * sgx/n) */
-        const float wr = (weight ? weight[c] : 1.0f) * r;
-        const float k0 = (float)(sg / n), k1 = (float)(sgx / n);
+        /* sum(dout), sum(dout * (x - m)) */
         for (int b = 0; b < B; b++) {
-            const float *x = inp + ((size_t)b * C + c) * HW;
-            const float *g = dout + ((size_t)b * C + c) * HW;
-            float *dx = dinp + ((size_t)b * C + c) * HW;
-            if (relu) {
-                if (set)
-                    for (int i = 0; i < HW; i++)
-                        dx[i] = wr * ((relu_on(x[i], sc, sh) ? g[i] : 0.0f) - k0 - (x[i] - m) * r * k1);
-                else
-                    for (int i = 0; i < HW; i++)
-                        dx[i] += wr * ((relu_on(x[i], sc, sh) ? g[i] : 0.0f) - k0 - (x[i] - m) * r * k1);
-            } else if (set) {
-                for (int i = 0; i < HW; i++) dx[i] = wr * (g[i] - k0 - (x[i] - m) * r * k1);
-            } else {
-                for (int i = 0; i < HW; i++) dx[i] += wr * (g[i] - k0 - (x[i] - m) * r * k1);
+            const size_t o = ((size_t)b * C + cg) * HW;
+            for (int j = 0; j < G; j++) {
+                const float *x = inp + o + (size_t)j * HW, *g = dout + o + (size_t)j * HW;
+                if (relu) plane_dot_mask(&q[j], g, x, HW, mean[cg + j], sc[j], sh[j]);
+                else plane_dot(&q[j], g, x, HW, mean[cg + j]);
+            }
+        }
+        for (int j = 0; j < G; j++) {
+            const int c = cg + j;
+            acc_flush(&q[j]);
+            const double sg = q[j].sa, sgx = q[j].sb * rstd[c]; /* sum(dout * xhat) */
+            if (dbias) dbias[c] += (float)sg;
+            if (dweight) dweight[c] += (float)sgx;
+            /* dx = w*r * (g - sg/n - xhat * sgx/n) */
+            wr[j] = (weight ? weight[c] : 1.0f) * rstd[c];
+            k0[j] = (float)(sg / n), k1[j] = (float)(sgx / n);
+        }
+        if (!dinp) continue;
+        for (int b = 0; b < B; b++) {
+            const size_t o = ((size_t)b * C + cg) * HW;
+            for (int j = 0; j < G; j++) {
+                const size_t p = o + (size_t)j * HW;
+                dx_plane(dinp + p, dout + p, inp + p, HW, wr[j], k0[j], k1[j], mean[cg + j], rstd[cg + j], sc[j],
+                         sh[j], relu, set);
             }
         }
     }
@@ -361,6 +418,20 @@ void batchnorm2d_backward_naive(float *dinp, float *dweight, float *dbias, const
 // ---------------------------------------------------------------------------
 // layer norm
 
+/* sum(x - k) and *s2 = sum((x - k)^2) (s2 may be NULL) over one row, in
+ * lanes summed as a tree */
+static inline float row_sum(const float *restrict x, int n, float k, float *s2)
+{
+    bn_acc q = {0};
+    plane_sums(&q, x, n, k);
+    if (s2) *s2 = (float)(q.sb + hsum16(&q.b) + q.tb);
+    return (float)(q.sa + hsum16(&q.a) + q.ta);
+}
+
+/* row reductions in NN_LANES independent float accumulators, so the loop
+ * vectorizes (a single accumulator is a chain of dependent adds) */
+#define NN_LANES 16
+
 /* Rows are independent in the forward and for dinp; dweight and dbias sum
  * over rows, so the backward gives each thread a block of rows (dinp) and a
  * block of columns (dweight, dbias) instead: no reduction, and every column
@@ -385,10 +456,10 @@ OIALR_HOT static void ln_forward_rows(float *restrict out, float *mean, float *r
     for (int r = r0; r < r1; r++) {
         const float *x = inp + (size_t)r * D;
         float *o = out + (size_t)r * D;
-        float s, s2, t, v;
-        plane_sums(x, D, 0.0f, &s, &s2); /* two passes (mean, then deviations), in lanes */
-        const float m = s / (float)D;
-        plane_sums(x, D, m, &t, &v);
+        /* two passes (mean, then deviations), in lanes */
+        const float m = row_sum(x, D, 0.0f, NULL) / (float)D;
+        float v;
+        row_sum(x, D, m, &v);
         v /= (float)D;
         const float rs = 1.0f / sqrtf(v + eps);
         for (int i = 0; i < D; i++) {

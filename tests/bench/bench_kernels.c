@@ -404,7 +404,13 @@ static void bench_model(const char *spec)
     printf(" (loss+zeroing of grads %.1f%%)\n", 100 * acc[0] / total);
     for (int i = 1; i < m->nnodes; i++) {
         const node *n = &m->nodes[i];
-        if (n->op != OP_CONV && n->op != OP_ATTN) continue;
+        const double s = acc[i] / nsteps;
+        if (n->op != OP_CONV && n->op != OP_ATTN) { /* the memory-bound nodes of 1% or more, no rate */
+            if (acc[i] >= 0.01 * total)
+                printf("  %-20s %-9s %8.3f ms %5.1f%% of the step\n", n->name, oialr_ops[n->op]->name, s * 1e3,
+                       100 * acc[i] / total);
+            continue;
+        }
         double f = 0.0;
         if (n->op == OP_CONV) {
             const struct conv_args *a = &n->arg.conv;
@@ -413,8 +419,7 @@ static void bench_model(const char *spec)
         } else {
             f = 3 * attention_flops(B, n->arg.attn.t, n->arg.attn.nh, n->arg.attn.hs);
         }
-        const double s = acc[i] / nsteps;
-        printf("  %-20s %-8s %8.3f ms %5.1f%% of the step %7.1f GFLOP/s\n", n->name, oialr_ops[n->op]->name,
+        printf("  %-20s %-9s %8.3f ms %5.1f%% of the step %7.1f GFLOP/s\n", n->name, oialr_ops[n->op]->name,
                s * 1e3, 100 * acc[i] / total, f / s * 1e-9);
     }
     free(acc);
