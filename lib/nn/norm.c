@@ -428,9 +428,6 @@ static inline float row_sum(const float *restrict x, int n, float k, float *s2)
     return (float)(q.sa + hsum16(&q.a) + q.ta);
 }
 
-/* row reductions in NN_LANES independent float accumulators, so the loop
- * vectorizes (a single accumulator is a chain of dependent adds) */
-#define NN_LANES 16
 
 /* Rows are independent in the forward and for dinp; dweight and dbias sum
  * over rows, so the backward gives each thread a block of rows (dinp) and a
@@ -495,22 +492,21 @@ OIALR_HOT static void ln_backward_rows(float *restrict dinp, const float *restri
     for (int r = r0; r < r1; r++) {
         const float *x = inp + (size_t)r * D, *g = dout + (size_t)r * D;
         const float m = mean[r], rs = rstd[r];
-        float a = 0.0f, ax = 0.0f, la[NN_LANES] = {0}, lax[NN_LANES] = {0};
+        bn_acc q = {0}; /* (no flush: a row is summed in float, as before) */
         int i0 = 0;
         if (weight)
-            for (; i0 + NN_LANES <= D; i0 += NN_LANES)
-                for (int l = 0; l < NN_LANES; l++) {
-                    float dxh = g[i0 + l] * weight[i0 + l];
-                    la[l] += dxh;
-                    lax[l] += dxh * ((x[i0 + l] - m) * rs);
-                }
+            for (; i0 + 16 <= D; i0 += 16) {
+                const v16 dxh = ld16(g + i0) * ld16(weight + i0);
+                q.a += dxh;
+                q.b += dxh * ((ld16(x + i0) - m) * rs);
+            }
         for (int i = i0; i < D; i++) {
             float xh = (x[i] - m) * rs;
             float dxh = weight ? g[i] * weight[i] : g[i];
-            a += dxh;
-            ax += dxh * xh;
+            q.ta += dxh;
+            q.tb += dxh * xh;
         }
-        for (int l = 0; l < NN_LANES; l++) a += la[l], ax += lax[l];
+        float a = hsum16(&q.a) + q.ta, ax = hsum16(&q.b) + q.tb;
         a /= (float)D;
         ax /= (float)D;
         float *dx = dinp + (size_t)r * D;
@@ -522,17 +518,36 @@ OIALR_HOT static void ln_backward_rows(float *restrict dinp, const float *restri
     }
 }
 
+/* dweight[c], dbias[c] += over the rows, 16 columns at a time in registers
+ * (adding into memory row by row made each row wait on the previous row's
+ * store: the largest part of the layer norm in perf); the same sums in the
+ * same order as before */
 OIALR_HOT static void ln_backward_cols(float *restrict dweight, float *restrict dbias, const float *restrict dout,
                                        const float *restrict inp, const float *mean, const float *rstd, int N, int D,
                                        int c0, int c1)
 {
-    for (int r = 0; r < N; r++) {
-        const float *x = inp + (size_t)r * D, *g = dout + (size_t)r * D;
-        const float m = mean[r], rs = rstd[r];
-        if (dbias)
-            for (int i = c0; i < c1; i++) dbias[i] += g[i];
-        if (dweight)
-            for (int i = c0; i < c1; i++) dweight[i] += g[i] * ((x[i] - m) * rs);
+    int i = c0;
+    for (; i + 16 <= c1; i += 16) {
+        v16 ab = {0}, aw = {0};
+        if (dbias) ab = ld16(dbias + i);
+        if (dweight) aw = ld16(dweight + i);
+        for (int r = 0; r < N; r++) {
+            const v16 g = ld16(dout + (size_t)r * D + i);
+            ab += g;
+            aw += g * ((ld16(inp + (size_t)r * D + i) - mean[r]) * rstd[r]);
+        }
+        if (dbias) st16(dbias + i, ab);
+        if (dweight) st16(dweight + i, aw);
+    }
+    for (; i < c1; i++) {
+        float ab = dbias ? dbias[i] : 0.0f, aw = dweight ? dweight[i] : 0.0f;
+        for (int r = 0; r < N; r++) {
+            const float g = dout[(size_t)r * D + i];
+            ab += g;
+            aw += g * ((inp[(size_t)r * D + i] - mean[r]) * rstd[r]);
+        }
+        if (dbias) dbias[i] = ab;
+        if (dweight) dweight[i] = aw;
     }
 }
 
