@@ -195,8 +195,11 @@ OIALR_HOT static void add_relu_backward_range(float *restrict da, float *restric
     else relu_bwd2(da, db, dout, y, n, 0, 0);
 }
 
-/* ReLU and the residual add of a CNN stage run over 1.6 M values per batch:
- * from ELT_PAR_MIN values on they are split like GELU. */
+/* ReLU and the residual add of a CNN stage run over 1.6 M values per batch,
+ * a ViT's residual adds over 128 x 17 x 64 = 139 Ki: from ELT_PAR_MIN values
+ * on they are split like GELU (the MLP's 128 x 512 stay on one thread). At
+ * 256 Ki the ViT's adds ran on one thread: 6.6-7.2% of its step, 5.2-5.7%
+ * split (bench_kernels 'model vit', 3 alternating runs, 2026-12-03). */
 enum { ELT_RELU_FWD, ELT_RELU_BWD, ELT_RELU_BWD_SET, ELT_ADD, ELT_ACC, ELT_COPY, ELT_ADD_RELU, ELT_ADD_RELU_BWD };
 
 typedef struct elt_job {
@@ -228,7 +231,7 @@ static void elt_share(void *ctx, int t, int nt) {
     }
 }
 
-#define ELT_PAR_MIN ((size_t)1 << 18)
+#define ELT_PAR_MIN ((size_t)1 << 17)
 
 static void elt_run(int op, float *out, const float *a, const float *b, size_t n) {
     elt_job j = {op, out, a, b, n, NULL, 0, 0};
