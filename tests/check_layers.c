@@ -590,6 +590,10 @@ START_TEST(test_act_set)
         for (size_t i = 0; i < n && bad == n; i++)
             if (d1[i] != g[i] || d2[i] != 1.0f + g[i]) bad = i;
         ck_assert_msg(bad == n, "add_backward set/add, n %zu: element %zu", n, bad);
+        add_backward(d1, d2, g, n, 0, 1); /* now d1 = 2g, d2 = g */
+        for (size_t i = 0; i < n && bad == n; i++)
+            if (d1[i] != g[i] + g[i] || d2[i] != g[i]) bad = i;
+        ck_assert_msg(bad == n, "add_backward add/set, n %zu: element %zu", n, bad);
         add_backward(NULL, d2, g, n, 0, 1);
         for (size_t i = 0; i < n && bad == n; i++)
             if (d2[i] != g[i]) bad = i;

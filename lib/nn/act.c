@@ -177,22 +177,31 @@ OIALR_HOT static void add_relu_forward_range(float *restrict out, const float *r
     }
 }
 
-/* da, db (+)= (y > 0) * dout, each written (set) or accumulated */
-static inline __attribute__((always_inline)) void relu_bwd2(float *restrict da, float *restrict db,
-                                                            const float *restrict dout, const float *restrict y,
-                                                            size_t n, const int set_a, const int set_b) {
+/* da, db (+)= (y > 0) * dout, or dout without the ReLU (y NULL): the
+ * residual add's backward, one pass for both, each written (set) or
+ * accumulated */
+static inline __attribute__((always_inline)) void add_bwd2(float *restrict da, float *restrict db,
+                                                           const float *restrict dout, const float *restrict y,
+                                                           size_t n, const int relu, const int set_a,
+                                                           const int set_b) {
     for (size_t i = 0; i < n; i++) {
-        const float v = y[i] > 0.0f ? dout[i] : 0.0f;
+        const float v = !relu || y[i] > 0.0f ? dout[i] : 0.0f;
         da[i] = set_a ? v : da[i] + v;
         db[i] = set_b ? v : db[i] + v;
     }
 }
-OIALR_HOT static void add_relu_backward_range(float *restrict da, float *restrict db, const float *restrict dout,
-                                              const float *restrict y, size_t n, int set_a, int set_b) {
-    if (set_a && set_b) relu_bwd2(da, db, dout, y, n, 1, 1);
-    else if (set_a) relu_bwd2(da, db, dout, y, n, 1, 0);
-    else if (set_b) relu_bwd2(da, db, dout, y, n, 0, 1);
-    else relu_bwd2(da, db, dout, y, n, 0, 0);
+static inline __attribute__((always_inline)) void add_bwd2_sets(float *restrict da, float *restrict db,
+                                                                const float *restrict dout, const float *restrict y,
+                                                                size_t n, const int relu, int set_a, int set_b) {
+    if (set_a && set_b) add_bwd2(da, db, dout, y, n, relu, 1, 1);
+    else if (set_a) add_bwd2(da, db, dout, y, n, relu, 1, 0);
+    else if (set_b) add_bwd2(da, db, dout, y, n, relu, 0, 1);
+    else add_bwd2(da, db, dout, y, n, relu, 0, 0);
+}
+OIALR_HOT static void add_backward_range(float *restrict da, float *restrict db, const float *restrict dout,
+                                         const float *restrict y, size_t n, int set_a, int set_b) {
+    if (y) add_bwd2_sets(da, db, dout, y, n, 1, set_a, set_b);
+    else add_bwd2_sets(da, db, dout, NULL, n, 0, set_a, set_b);
 }
 
 /* ReLU and the residual add of a CNN stage run over 1.6 M values per batch,
@@ -200,14 +209,14 @@ OIALR_HOT static void add_relu_backward_range(float *restrict da, float *restric
  * on they are split like GELU (the MLP's 128 x 512 stay on one thread). At
  * 256 Ki the ViT's adds ran on one thread: 6.6-7.2% of its step, 5.2-5.7%
  * split (bench_kernels 'model vit', 3 alternating runs, 2026-12-03). */
-enum { ELT_RELU_FWD, ELT_RELU_BWD, ELT_RELU_BWD_SET, ELT_ADD, ELT_ACC, ELT_COPY, ELT_ADD_RELU, ELT_ADD_RELU_BWD };
+enum { ELT_RELU_FWD, ELT_RELU_BWD, ELT_RELU_BWD_SET, ELT_ADD, ELT_ACC, ELT_COPY, ELT_ADD_RELU, ELT_ADD_BWD };
 
 typedef struct elt_job {
     int op;
     float *out;
     const float *a, *b;
     size_t n;
-    float *out2; /* ELT_ADD_RELU_BWD: the second gradient, and whether each is set */
+    float *out2; /* ELT_ADD_BWD: the second gradient, and whether each is set */
     int set, set2;
 } elt_job;
 
@@ -224,8 +233,8 @@ static void elt_share(void *ctx, int t, int nt) {
     case ELT_ACC: acc_range(j->out + lo, j->a + lo, hi - lo); break;
     case ELT_COPY: memcpy(j->out + lo, j->a + lo, sizeof(float) * (hi - lo)); break;
     case ELT_ADD_RELU: add_relu_forward_range(j->out + lo, j->a + lo, j->b + lo, hi - lo); break;
-    case ELT_ADD_RELU_BWD:
-        add_relu_backward_range(j->out + lo, j->out2 + lo, j->a + lo, j->b + lo, hi - lo, j->set, j->set2);
+    case ELT_ADD_BWD: /* b: the ReLU's output, or NULL */
+        add_backward_range(j->out + lo, j->out2 + lo, j->a + lo, j->b ? j->b + lo : NULL, hi - lo, j->set, j->set2);
         break;
     default: add_forward_range(j->out + lo, j->a + lo, j->b + lo, hi - lo); break;
     }
@@ -247,6 +256,11 @@ void relu_backward_set(float *dinp, const float *dout, const float *inp, size_t 
     elt_run(ELT_RELU_BWD_SET, dinp, dout, inp, n);
 }
 void add_backward(float *da, float *db, const float *dout, size_t n, int set_a, int set_b) {
+    if (da && db && da != db) {
+        elt_job j = {ELT_ADD_BWD, da, dout, NULL, n, db, set_a, set_b};
+        nn_parallel(elt_share, &j, n >= ELT_PAR_MIN ? nn_threads() : 1);
+        return;
+    }
     if (da) elt_run(set_a ? ELT_COPY : ELT_ACC, da, dout, NULL, n);
     if (db) elt_run(set_b ? ELT_COPY : ELT_ACC, db, dout, NULL, n);
 }
@@ -259,6 +273,6 @@ void add_relu_backward(float *da, float *db, const float *dout, const float *y, 
         if (db) elt_run(set_b && db != da ? ELT_RELU_BWD_SET : ELT_RELU_BWD, db, dout, y, n);
         return;
     }
-    elt_job j = {ELT_ADD_RELU_BWD, da, dout, y, n, db, set_a, set_b};
+    elt_job j = {ELT_ADD_BWD, da, dout, y, n, db, set_a, set_b};
     nn_parallel(elt_share, &j, n >= ELT_PAR_MIN ? nn_threads() : 1);
 }
