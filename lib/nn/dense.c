@@ -23,19 +23,20 @@
 // sides are 64..128 wide. OpenBLAS packs both operands for every call, and
 // at K = 64 its packing took 40% of a ViT step's sgemm time in perf. Here
 // the narrow operand B (W transposed for the forward, packed once per call;
-// W itself for the input gradient) is read in place, row k of it as up to 4
-// vectors, and SG_R rows of the output accumulate in SG_R x 4 registers
-// from broadcast elements of A. Built for AVX-512 only (OIALR_AVX512), used
+// W itself for the input gradient; the layer's input for the weight
+// gradient, whose A = dout transposed is read with a k-stride) is read in
+// place, row k of it as up to 4 vectors, and SG_R rows of the output
+// accumulate in SG_R x 4 registers from broadcast elements of A. Built for AVX-512 only (OIALR_AVX512), used
 // where nn_simd_avx512() says so.
 
 #if defined(OIALR_HOT_CLONES)
 #define SG_R 6         /* rows of a tile: 6 x 4 accumulators + 4 of B */
 #define SG_PACK 16384  /* floats of W transposed on the caller's stack (64 KB) */
 
-/* c[i*ldc + m] (+ bias[m]) (+)= sum over k < K of a[i*lda + k] * b[k*ldb + m],
+/* c[i*ldc + m] (+ bias[m]) (+)= sum over k < K of a[i*lda + k*ka] * b[k*ldb + m],
  * for i < NR (SG_R or 1) and m < 16*NV */
 static inline __attribute__((always_inline)) void sg_tile(float *restrict c, size_t ldc, const float *restrict a,
-                                                          size_t lda, const float *restrict b, size_t ldb, int K,
+                                                          size_t lda, size_t ka, const float *restrict b, size_t ldb, int K,
                                                           const float *bias, int add, const int NV, const int NR)
 {
     v16 acc[SG_R][4];
@@ -49,7 +50,7 @@ static inline __attribute__((always_inline)) void sg_tile(float *restrict c, siz
         for (int v = 0; v < NV; v++) bv[v] = ld16(b + (size_t)k * ldb + 16 * v);
 #pragma GCC unroll 6
         for (int i = 0; i < NR; i++) {
-            const float x = a[i * lda + k];
+            const float x = a[i * lda + (size_t)k * ka];
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++) acc[i][v] += x * bv[v];
         }
@@ -66,33 +67,38 @@ static inline __attribute__((always_inline)) void sg_tile(float *restrict c, siz
         }
 }
 
-#define SG_TILE(NV, NR) sg_tile(cc, ldc, aa, lda, bb, ldb, K, bias ? bias + m0 : NULL, add, NV, NR)
+#define SG_TILE(NV, NR) sg_tile(cc, ldc, aa, lda, ka, bb, ldb, K, bias ? bias + m0 : NULL, add, NV, NR)
+#define SG_NV(NR)                                                                                                 \
+    do {                                                                                                           \
+        if (nv == 4) SG_TILE(4, NR);                                                                               \
+        else if (nv == 3) SG_TILE(3, NR);                                                                          \
+        else if (nv == 2) SG_TILE(2, NR);                                                                          \
+        else SG_TILE(1, NR);                                                                                       \
+    } while (0)
 /* the same over n rows and M columns (a multiple of 16) */
-OIALR_AVX512 static void small_gemm(float *c, size_t ldc, const float *a, size_t lda, const float *b, size_t ldb,
-                                    int n, int K, int M, const float *bias, int add)
+OIALR_AVX512 static void small_gemm(float *c, size_t ldc, const float *a, size_t lda, size_t ka, const float *b,
+                                    size_t ldb, int n, int K, int M, const float *bias, int add)
 {
     for (int r = 0; r < n; r += SG_R) {
         const int nr = n - r < SG_R ? n - r : SG_R;
         for (int m0 = 0; m0 < M; m0 += 64) {
             const int nv = M - m0 >= 64 ? 4 : (M - m0) / 16;
-            for (int i = 0; i < nr; i += nr == SG_R ? SG_R : 1) {
+            /* a full tile, or the rest as tiles of 4, 2 and 1 rows (single
+             * rows alone made the weight gradient's last rows 4 times
+             * slower per element) */
+            for (int i = 0, ni; i < nr; i += ni) {
+                ni = nr - i >= SG_R ? SG_R : nr - i >= 4 ? 4 : nr - i >= 2 ? 2 : 1;
                 float *cc = c + (size_t)(r + i) * ldc + m0;
                 const float *aa = a + (size_t)(r + i) * lda, *bb = b + m0;
-                if (nr == SG_R) {
-                    if (nv == 4) SG_TILE(4, SG_R);
-                    else if (nv == 3) SG_TILE(3, SG_R);
-                    else if (nv == 2) SG_TILE(2, SG_R);
-                    else SG_TILE(1, SG_R);
-                } else {
-                    if (nv == 4) SG_TILE(4, 1);
-                    else if (nv == 3) SG_TILE(3, 1);
-                    else if (nv == 2) SG_TILE(2, 1);
-                    else SG_TILE(1, 1);
-                }
+                if (ni == SG_R) SG_NV(SG_R);
+                else if (ni == 4) SG_NV(4);
+                else if (ni == 2) SG_NV(2);
+                else SG_NV(1);
             }
         }
     }
 }
+#undef SG_NV
 #undef SG_TILE
 #endif
 
@@ -116,7 +122,7 @@ static void forward_rows(float *out, const float *inp, const float *w, const flo
                          int C, int OC) {
 #if defined(OIALR_HOT_CLONES)
     if (wt) {
-        small_gemm(out, (size_t)OC, inp, (size_t)C, wt, (size_t)OC, N, C, OC, b, 0);
+        small_gemm(out, (size_t)OC, inp, (size_t)C, 1, wt, (size_t)OC, N, C, OC, b, 0);
         return;
     }
 #else
@@ -168,7 +174,7 @@ static void backward_part(const dense_job *j, int n0, int n1, int o0, int o1) {
     /* dinp[N,C] += dout[N,OC] @ w[OC,C] */
 #if defined(OIALR_HOT_CLONES)
     if (use_small(N, C, OC) && j->dinp && n1 > n0)
-        small_gemm(j->dinp + (size_t)n0 * C, (size_t)C, j->dout + (size_t)n0 * OC, (size_t)OC, j->w, (size_t)C,
+        small_gemm(j->dinp + (size_t)n0 * C, (size_t)C, j->dout + (size_t)n0 * OC, (size_t)OC, 1, j->w, (size_t)C,
                    n1 - n0, OC, C, NULL, !j->set);
     else
 #endif
@@ -176,8 +182,13 @@ static void backward_part(const dense_job *j, int n0, int n1, int o0, int o1) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n1 - n0, C, OC, 1.0f, j->dout + (size_t)n0 * OC, OC,
                     j->w, C, j->set ? 0.0f : 1.0f, j->dinp + (size_t)n0 * C, C);
     if (o1 <= o0) return;
-    /* dw[OC,C] += dout^T @ inp (sgemm: K = N is long, and small_gemm with
-     * A = dout transposed was no faster in a ViT step) */
+    /* dw[OC,C] += dout^T @ inp */
+#if defined(OIALR_HOT_CLONES)
+    if (use_small(N, C, OC))
+        small_gemm(j->dw + (size_t)o0 * C, (size_t)C, j->dout + o0, 1, (size_t)OC, j->inp, (size_t)C, o1 - o0, N, C,
+                   NULL, 1);
+    else
+#endif
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, C, N, 1.0f, j->dout + o0, OC, j->inp, C, 1.0f,
                 j->dw + (size_t)o0 * C, C);
     if (j->db) {
