@@ -246,6 +246,11 @@ static void elt_run(int op, float *out, const float *a, const float *b, size_t n
     elt_job j = {op, out, a, b, n, NULL, 0, 0};
     nn_parallel(elt_share, &j, n >= ELT_PAR_MIN ? nn_threads() : 1);
 }
+/* both gradients of a residual add in one pass, y the ReLU's output or NULL */
+static void add_bwd_run(float *da, float *db, const float *dout, const float *y, size_t n, int set_a, int set_b) {
+    elt_job j = {ELT_ADD_BWD, da, dout, y, n, db, set_a, set_b};
+    nn_parallel(elt_share, &j, n >= ELT_PAR_MIN ? nn_threads() : 1);
+}
 
 void relu_forward(float *out, const float *inp, size_t n) { elt_run(ELT_RELU_FWD, out, inp, NULL, n); }
 void relu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
@@ -257,8 +262,7 @@ void relu_backward_set(float *dinp, const float *dout, const float *inp, size_t 
 }
 void add_backward(float *da, float *db, const float *dout, size_t n, int set_a, int set_b) {
     if (da && db && da != db) {
-        elt_job j = {ELT_ADD_BWD, da, dout, NULL, n, db, set_a, set_b};
-        nn_parallel(elt_share, &j, n >= ELT_PAR_MIN ? nn_threads() : 1);
+        add_bwd_run(da, db, dout, NULL, n, set_a, set_b);
         return;
     }
     if (da) elt_run(set_a ? ELT_COPY : ELT_ACC, da, dout, NULL, n);
@@ -273,6 +277,5 @@ void add_relu_backward(float *da, float *db, const float *dout, const float *y, 
         if (db) elt_run(set_b && db != da ? ELT_RELU_BWD_SET : ELT_RELU_BWD, db, dout, y, n);
         return;
     }
-    elt_job j = {ELT_ADD_BWD, da, dout, y, n, db, set_a, set_b};
-    nn_parallel(elt_share, &j, n >= ELT_PAR_MIN ? nn_threads() : 1);
+    add_bwd_run(da, db, dout, y, n, set_a, set_b);
 }

@@ -26,18 +26,19 @@
 // W itself for the input gradient; the layer's input for the weight
 // gradient, whose A = dout transposed is read with a k-stride) is read in
 // place, row k of it as up to 4 vectors, and SG_R rows of the output
-// accumulate in SG_R x 4 registers from broadcast elements of A. Built for AVX-512 only (OIALR_AVX512), used
-// where nn_simd_avx512() says so.
+// accumulate in SG_R x 4 registers from broadcast elements of A. Built for
+// AVX-512 only (OIALR_AVX512), used where nn_simd_avx512() says so.
 
 #if defined(OIALR_HOT_CLONES)
 #define SG_R 6         /* rows of a tile: 6 x 4 accumulators + 4 of B */
 #define SG_PACK 16384  /* floats of W transposed on the caller's stack (64 KB) */
 
 /* c[i*ldc + m] (+ bias[m]) (+)= sum over k < K of a[i*lda + k*ka] * b[k*ldb + m],
- * for i < NR (SG_R or 1) and m < 16*NV */
+ * for i < NR (SG_R, 4, 2 or 1) and m < 16*NV */
 static inline __attribute__((always_inline)) void sg_tile(float *restrict c, size_t ldc, const float *restrict a,
-                                                          size_t lda, size_t ka, const float *restrict b, size_t ldb, int K,
-                                                          const float *bias, int add, const int NV, const int NR)
+                                                          size_t lda, size_t ka, const float *restrict b,
+                                                          size_t ldb, int K, const float *bias, int add,
+                                                          const int NV, const int NR)
 {
     v16 acc[SG_R][4];
 #pragma GCC unroll 6

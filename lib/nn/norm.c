@@ -1,10 +1,12 @@
 /*
  * nn/norm.c — batch norm 2d (train / eval) and layer norm (see nn/norm.h).
  *
- * Statistics are accumulated in double: a channel of a 128 x 28 x 28 batch
- * sums 100k floats, where a float accumulator would lose ~3 digits. The fast
- * kernels walk every (b, c) plane contiguously; the naive references index
- * element by element and do all arithmetic in double.
+ * Batch-norm statistics end in double: a channel of a 128 x 28 x 28 batch
+ * sums 100k floats, where a float accumulator would lose ~3 digits (bn_acc:
+ * float lanes flushed to double). The fast kernels walk groups of adjacent
+ * channels, each sample's planes of a group contiguously (bn_group); the
+ * naive references index element by element and do all arithmetic in
+ * double.
  */
 #include "nn/norm.h"
 
@@ -427,7 +429,6 @@ static inline float row_sum(const float *restrict x, int n, float k, float *s2)
     if (s2) *s2 = (float)(q.sb + hsum16(&q.b) + q.tb);
     return (float)(q.sa + hsum16(&q.a) + q.ta);
 }
-
 
 /* Rows are independent in the forward and for dinp; dweight and dbias sum
  * over rows, so the backward gives each thread a block of rows (dinp) and a
