@@ -67,6 +67,7 @@ static const conv_case conv_cases[] = {
     {1, 16, 8, 6, 32, 3, 3, 2, 1, 0},  /* the same, even sizes, two output blocks */
     {1, 32, 8, 6, 32, 3, 3, 2, 1, 0},  /* C = 32: im2col + sgemm for dinp, by measurement */
     {1, 16, 1, 3, 16, 3, 3, 2, 1, 1},  /* one input row: the odd-row phases are empty */
+    {1, 16, 5, 37, 16, 3, 3, 2, 1, 0}, /* stride 2, rows of 37: two 32-float column splits, phase rows past 16 */
     {2, 4, 7, 6, 16, 1, 1, 2, 0, 1},   /* 1x1 stride 2 (the shortcut): im2col + sgemm, by measurement */
     {1, 3, 5, 5, 32, 1, 1, 1, 0, 0},   /* 1x1 stride 1 */
     /* the direct weight gradient groups G samples side by side (G = 7 here,

@@ -340,12 +340,83 @@ __attribute__((target("arch=x86-64-v3"))) static void direct_block8(float *restr
 }
 #endif
 
+#if defined(OIALR_HOT_CLONES)
+/* Row copies of the direct kernels on AVX-512 (direct_rows_v16): rows of 7,
+ * 14 or 28 floats, and at stride 2 every other one, are short and odd for
+ * 16-float vectors. Built for the baseline, the copies below were scalar (the
+ * column split of a stride-2 input, the input gradient's every other pixel)
+ * or 4 floats wide, and together took as long as the 16->32 stride-2 conv's
+ * arithmetic (perf of bench_kernels, 2026-12-03): here a row is one or two
+ * masked loads, a permute, a masked store. */
+#include <immintrin.h>
+
+/* the first n lanes (none for n <= 0) */
+OIALR_AVX512 static inline __mmask16 lanes16(int n)
+{
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* ev[i] = row[2i], od[i] = row[2i + 1] for the W floats of a row */
+OIALR_AVX512 static void split_cols_v16(float *ev, float *od, const float *row, int W)
+{
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
+    for (int w = 0; w < W; w += 32) {
+        const int n = W - w;
+        const __m512 a = _mm512_maskz_loadu_ps(lanes16(n), row + w);
+        const __m512 b = _mm512_maskz_loadu_ps(lanes16(n - 16), row + w + 16);
+        _mm512_mask_storeu_ps(ev + w / 2, lanes16((n + 1) / 2), _mm512_permutex2var_ps(a, ie, b));
+        _mm512_mask_storeu_ps(od + w / 2, lanes16(n / 2), _mm512_permutex2var_ps(a, io, b));
+    }
+}
+
+/* y[x*ys] = r[x] + bb, or += r[x] (add), for x < n; ys 1 or 2 */
+OIALR_AVX512 static inline __attribute__((always_inline)) void row_out_v16(float *y, const float *r, int n, int ys,
+                                                                          float bb, int add)
+{
+    const __m512 vb = _mm512_set1_ps(bb);
+    if (ys == 1) {
+        for (int x = 0; x < n; x += 16) {
+            const __mmask16 m = lanes16(n - x);
+            const __m512 v = _mm512_maskz_loadu_ps(m, r + x);
+            _mm512_mask_storeu_ps(y + x, m, _mm512_add_ps(v, add ? _mm512_maskz_loadu_ps(m, y + x) : vb));
+        }
+        return;
+    }
+    /* 8 values to the even lanes of 16 */
+    const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    for (int x = 0; x < n; x += 8) {
+        const int k = n - x < 8 ? n - x : 8;
+        const __mmask16 m = (__mmask16)(0x5555 & lanes16(2 * k - 1));
+        const __m512 v = _mm512_permutexvar_ps(dup, _mm512_maskz_loadu_ps(lanes16(k), r + x));
+        float *yy = y + 2 * (size_t)x;
+        _mm512_mask_storeu_ps(yy, m, _mm512_add_ps(v, add ? _mm512_maskz_loadu_ps(m, yy) : vb));
+    }
+}
+
+/* direct_run's copy-out of a block of 16 planes (see there), AVX-512 */
+OIALR_AVX512 static void block_out_v16(float *dst, const float *obuf, const float *bias, const dir_geom *gp,
+                                       size_t ps, int add)
+{
+    for (int o = 0; o < 16; o++) {
+        float *y = dst + (size_t)o * ps + (size_t)gp->y0 * gp->YW + gp->x0;
+        const float *r = obuf + (size_t)o * gp->nq;
+        const float bb = bias ? bias[o] : 0.0f;
+        for (int h = 0; h < gp->OH; h++)
+            row_out_v16(y + (size_t)h * gp->ys * gp->YW, r + (size_t)h * gp->Wq, gp->OW, gp->ys, bb, add);
+    }
+}
+#endif
+
 /* planes [n][H][W] -> the buffers' interiors (the borders are zeroed by the
  * caller once per call): row ih + pad of the padded plane is row (ih+pad)/S
  * of phase row (ih+pad)%S */
 static void pad_planes(float *restrict buf, const float *restrict src, int n, const dir_geom *g)
 {
     const int H = g->H, W = g->W, S = g->S, p = g->pad, Wq = g->Wq;
+#if defined(OIALR_HOT_CLONES)
+    const int avx512 = S == 2 && nn_simd_avx512();
+#endif
     for (int c = 0; c < n; c++)
         for (int h = 0; h < H; h++) {
             const float *row = src + ((size_t)c * H + h) * W;
@@ -353,12 +424,19 @@ static void pad_planes(float *restrict buf, const float *restrict src, int n, co
             float *dst = buf + (size_t)c * g->lc + (size_t)(ph % S) * S * g->ps + (size_t)(ph / S) * Wq;
             if (S == 1) {
                 memcpy(dst + p, row, sizeof(float) * (size_t)W);
-            } else { /* the even and the odd columns, each into its phase */
-                for (int w0 = 0; w0 < 2; w0++) {
-                    float *d = dst + (size_t)((w0 + p) % 2) * g->ps + (size_t)((w0 + p) / 2);
-                    for (int w = w0, i = 0; w < W; w += 2, i++) d[i] = row[w];
-                }
+                continue;
             }
+            /* the even and the odd columns, each into its phase */
+            float *d[2];
+            for (int w0 = 0; w0 < 2; w0++) d[w0] = dst + (size_t)((w0 + p) % 2) * g->ps + (size_t)((w0 + p) / 2);
+#if defined(OIALR_HOT_CLONES)
+            if (avx512) {
+                split_cols_v16(d[0], d[1], row, W);
+                continue;
+            }
+#endif
+            for (int w0 = 0; w0 < 2; w0++)
+                for (int w = w0, i = 0; w < W; w += 2, i++) d[w0][i] = row[w];
         }
 }
 
@@ -712,6 +790,7 @@ static void direct_run(float *dst, const float *src, const float *wp, const floa
     float *obuf = buf + (size_t)cin * g->lc;
 #if defined(OIALR_HOT_CLONES)
     const int use8 = nn_simd() == NN_SIMD_V8; /* the AVX2 build (input gradient only: direct_dinp) */
+    const int avx512 = nn_simd_avx512();
 #endif
     memset(buf, 0, sizeof(float) * (size_t)cin * g->lc);
     for (int s = lo; s < hi; s++) {
@@ -728,10 +807,18 @@ static void direct_run(float *dst, const float *src, const float *wp, const floa
                 } else
 #endif
                     direct_block(obuf, buf, wb, cin, gp);
+                float *yb = dst + ((size_t)s * cout + ob * 16) * YP;
+                const float *bb16 = bias ? bias + ob * 16 : NULL;
+#if defined(OIALR_HOT_CLONES)
+                if (avx512) {
+                    block_out_v16(yb, obuf, bb16, gp, YP, add);
+                    continue;
+                }
+#endif
                 for (int o = 0; o < 16; o++) {
-                    float *y = dst + ((size_t)s * cout + ob * 16 + o) * YP + (size_t)gp->y0 * YW + gp->x0;
+                    float *y = yb + (size_t)o * YP + (size_t)gp->y0 * YW + gp->x0;
                     const float *r = obuf + (size_t)o * gp->nq;
-                    const float bb = bias ? bias[ob * 16 + o] : 0.0f;
+                    const float bb = bb16 ? bb16[o] : 0.0f;
                     for (int h = 0; h < OH; h++) {
                         const float *rr = r + (size_t)h * Wq;
                         float *yy = y + (size_t)h * ys * YW;
