@@ -35,6 +35,7 @@
 #include "nn/embed.h"
 #include "nn/nn.h"
 #include "nn/norm.h"
+#include "nn/par.h"
 #include "nn/pool.h"
 #include "nn/vec16.h"
 
@@ -288,8 +289,42 @@ static void run_pool(void *p)
     maxpool2d_backward(n->dx, n->y, (int32_t *)n->m, n->B * n->C, 28, 28, 2, 2, 0);
 }
 
+/* nn_parallel's own cost: 2 shares of next to nothing, back to back, and
+ * each after a 128^3 sgemm (OpenBLAS's threads run in between, as between
+ * the layers of a step) */
+typedef struct par_ctx {
+    volatile int hits[NN_MAX_THREADS];
+    gemm_ctx g;
+} par_ctx;
+static void par_nop(void *ctx, int t, int nt)
+{
+    (void)nt;
+    ((par_ctx *)ctx)->hits[t]++;
+}
+static void run_par(void *p) { nn_parallel(par_nop, p, 2); }
+static void run_par_gemm(void *p)
+{
+    run_gemm(&((par_ctx *)p)->g);
+    nn_parallel(par_nop, p, 2);
+}
+
 static void bench_memory_bound(void)
 {
+    if (selected("nn_parallel")) {
+        par_ctx *c = calloc(1, sizeof *c);
+        c->g = gemm_make(128, 128, 128);
+        double best = 1e9, gap = 1e9;
+        for (int r = 0; r < g_rounds; r++) {
+            const double a = timeit_for(run_par, c, g_secs), b = timeit_for(run_par_gemm, c, g_secs),
+                         g = timeit_for(run_gemm, &c->g, g_secs);
+            best = a < best ? a : best;
+            gap = b - g < gap ? b - g : gap;
+        }
+        printf("nn_parallel, 2 shares of nothing         %7.2f us a call; after a 128^3 sgemm %+.2f us (best of %d)\n",
+               best * 1e6, gap * 1e6, g_rounds);
+        gemm_free(&c->g);
+        free(c);
+    }
     if (selected("patch embed 1x28x28 P7 D64")) {
         pe_ctx e = {128, 1, 28, 7, 64, 0, 0, 0, 0, 0, 0, 0};
         size_t nx = (size_t)128 * 28 * 28, nw = (size_t)64 * 49, ny = (size_t)128 * 16 * 64;
