@@ -169,6 +169,28 @@ void dense_forward(float *out, const float *inp, const float *w, const float *b,
     nn_parallel(forward_share, &j, nt);
 }
 
+/* db[o] += sum over n < N of d[n*ld + o] for o < M: 16 columns at a time
+ * summed in registers, 4 rows apart (added into db row by row, each row's
+ * store waited on the previous one: 2.7% of a ViT training run in perf;
+ * one register chain: 1.0%) */
+OIALR_HOT static void col_sums_add(float *restrict db, const float *restrict d, int N, size_t ld, int M) {
+    int o = 0;
+    for (; o + 16 <= M; o += 16) {
+        v16 a[4] = {{0}, {0}, {0}, {0}};
+        int n = 0;
+        for (; n + 4 <= N; n += 4)
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) a[u] += ld16(d + (size_t)(n + u) * ld + o);
+        for (; n < N; n++) a[0] += ld16(d + (size_t)n * ld + o);
+        st16(db + o, ld16(db + o) + ((a[0] + a[1]) + (a[2] + a[3])));
+    }
+    for (; o < M; o++) {
+        float a = db[o];
+        for (int n = 0; n < N; n++) a += d[(size_t)n * ld + o];
+        db[o] = a;
+    }
+}
+
 /* dinp rows [n0, n1) and dw, db rows [o0, o1) */
 static void backward_part(const dense_job *j, int n0, int n1, int o0, int o1) {
     const int N = j->N, C = j->C, OC = j->OC;
@@ -192,12 +214,7 @@ static void backward_part(const dense_job *j, int n0, int n1, int o0, int o1) {
 #endif
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, C, N, 1.0f, j->dout + o0, OC, j->inp, C, 1.0f,
                 j->dw + (size_t)o0 * C, C);
-    if (j->db) {
-        for (int n = 0; n < N; n++) {
-            const float *d = j->dout + (size_t)n * OC;
-            for (int o = o0; o < o1; o++) j->db[o] += d[o];
-        }
-    }
+    if (j->db) col_sums_add(j->db + o0, j->dout + o0, N, (size_t)OC, o1 - o0);
 }
 
 static void backward_share(void *ctx, int t, int nt) {
