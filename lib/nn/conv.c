@@ -341,9 +341,9 @@ __attribute__((target("arch=x86-64-v3"))) static void direct_block8(float *restr
 #endif
 
 #if defined(OIALR_HOT_CLONES)
-/* Row copies of the direct kernels on AVX-512 (direct_rows_v16): rows of 7,
- * 14 or 28 floats, and at stride 2 every other one, are short and odd for
- * 16-float vectors. Built for the baseline, the copies below were scalar (the
+/* Row copies of the direct kernels on AVX-512 (split_cols_v16, row_out_v16):
+ * rows of 7, 14 or 28 floats, and at stride 2 every other one, are short and
+ * odd for 16-float vectors. Built for the baseline, these copies were scalar (the
  * column split of a stride-2 input, the input gradient's every other pixel)
  * or 4 floats wide, and together took as long as the 16->32 stride-2 conv's
  * arithmetic (perf of bench_kernels, 2026-12-03): here a row is one or two
