@@ -9,9 +9,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "model/graph.h"
 #include "nn/nn.h"
+#include "nn/par.h"
 #include "nn/vec16.h"
 #include "oialr.h"
 #include "util_grad.h"
@@ -182,6 +184,51 @@ START_TEST(gelu_known_values) {
     ck_assert_float_eq_tol(y[0], 0.0f, 1e-7f);
     ck_assert_float_eq_tol(y[1], 0.841192f, 1e-5f);
     ck_assert_float_eq_tol(y[2], -0.158808f, 1e-5f);
+}
+END_TEST
+
+/* nn_parallel (nn/par.c): every share of a call runs once, with its own
+ * t and the call's nt, however the pool's workers wait between calls: back
+ * to back (they are still polling), after a pause longer than their polling
+ * (asleep on the condition variable), from inside a share (fresh threads),
+ * and after nn_pool_shutdown (new workers). */
+typedef struct par_count {
+    int hits[NN_MAX_THREADS], bad, nested;
+} par_count;
+static void par_hit(void *ctx, int t, int nt) {
+    par_count *c = ctx;
+    if (t < 0 || t >= nt || nt > NN_MAX_THREADS) __atomic_fetch_add(&c->bad, 1, __ATOMIC_RELAXED);
+    else __atomic_fetch_add(&c->hits[t], 1, __ATOMIC_RELAXED);
+}
+static void par_nested(void *ctx, int t, int nt) {
+    par_count *c = ctx;
+    par_hit(ctx, t, nt);
+    if (t == 0) { /* the pool is busy with this call: fresh threads */
+        par_count inner = {{0}, 0, 0};
+        nn_parallel(par_hit, &inner, 3);
+        c->nested = inner.hits[0] == 1 && inner.hits[1] == 1 && inner.hits[2] == 1 && inner.bad == 0;
+    }
+}
+static int par_calls(nn_task fn, par_count *c, int nt, int calls, long pause_ns) {
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < calls; i++) {
+        nn_parallel(fn, c, nt);
+        if (pause_ns > 0) nanosleep(&(struct timespec){0, pause_ns}, NULL);
+    }
+    int ok = c->bad == 0;
+    for (int t = 0; t < NN_MAX_THREADS; t++) ok = ok && c->hits[t] == (t < nt ? calls : 0);
+    return ok;
+}
+START_TEST(parallel_pool) {
+    par_count c;
+    for (int nt = 1; nt <= NN_MAX_THREADS; nt++)
+        ck_assert_msg(par_calls(par_hit, &c, nt, 500, 0), "back to back, %d shares", nt);
+    ck_assert_msg(par_calls(par_hit, &c, 2, 20, 3000000), "3 ms apart (workers asleep)");
+    ck_assert_msg(par_calls(par_hit, &c, 3, 20, 200000), "0.2 ms apart");
+    ck_assert_msg(par_calls(par_nested, &c, 2, 10, 0) && c.nested, "a call from inside a share");
+    nn_pool_shutdown();
+    ck_assert_msg(par_calls(par_hit, &c, 4, 50, 0), "after nn_pool_shutdown");
+    nn_pool_shutdown();
 }
 END_TEST
 
@@ -711,6 +758,7 @@ static Suite *engine_suite(void) {
     tcase_add_test(core, gelu_known_values);
     tcase_add_test(core, gelu_vs_libm);
     tcase_add_test(core, elementwise_threads);
+    tcase_add_test(core, parallel_pool);
     tcase_add_loop_test(core, xent_gradcheck, 0, 2);
     tcase_add_test(core, xent_known_values);
     tcase_add_loop_test(core, model_gradcheck, 0, (int)(sizeof MODEL_SPECS / sizeof MODEL_SPECS[0]));
